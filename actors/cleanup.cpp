@@ -1,0 +1,118 @@
+#include "actors/cleanup.hpp"
+
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/stats.hpp"
+
+namespace vb {
+
+namespace {
+
+/// Sweeps wait at most this long for the registry before giving up; the next
+/// sweep tries again.
+constexpr auto sweep_timeout = std::chrono::seconds(60);
+
+} // namespace
+
+sweep_decision cleanup_state::decide(const stale_report& report,
+                                     caf::actor_clock::time_point now) {
+  sweep_decision result;
+  // Forget providers that were seen again since the guard held them.
+  std::unordered_set<std::string> stale_ids;
+  for (auto& e : report.entries)
+    stale_ids.insert(e.provider_id);
+  for (auto i = held_since.begin(); i != held_since.end();)
+    i = stale_ids.count(i->first) == 0 ? held_since.erase(i) : std::next(i);
+  auto n = report.entries.size();
+  auto mass = n > 1
+              && static_cast<double>(n)
+                   > config.max_evict_fraction
+                       * static_cast<double>(report.total);
+  if (!mass) {
+    for (auto& e : report.entries) {
+      result.evict.push_back(e.provider_id);
+      held_since.erase(e.provider_id);
+    }
+    return result;
+  }
+  // The guard holds: evict only those held for a further stale_after.
+  for (auto& e : report.entries) {
+    auto [i, added] = held_since.emplace(e.provider_id, now);
+    if (!added && now - i->second >= config.stale_after) {
+      result.evict.push_back(e.provider_id);
+      held_since.erase(i);
+    } else {
+      ++result.held_count;
+    }
+  }
+  result.held = result.held_count > 0;
+  return result;
+}
+
+cleanup_actor::behavior_type
+cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
+        registry_actor registry, cleanup_config config,
+        std::shared_ptr<server_stats> stats) {
+  self->state.registry = std::move(registry);
+  self->state.config = config;
+  self->state.stats = std::move(stats);
+  self->delayed_send(self, config.interval, atom::sweep_v);
+  return {
+    [=](atom::sweep) {
+      auto& st = self->state;
+      // Re-arm first, so a slow or failed sweep never stops the timer.
+      self->delayed_send(self, st.config.interval, atom::sweep_v);
+      if (st.sweeping)
+        return;
+      st.sweeping = true;
+      self
+        ->request(st.registry, sweep_timeout, atom::stale_v,
+                  st.config.stale_after)
+        .then(
+          [=](const stale_report& report) {
+            auto& st = self->state;
+            auto d = st.decide(report, self->clock().now());
+            if (d.held) {
+              spdlog::warn("cleanup: {} of {} providers are stale, more than "
+                           "{:.0f}%; holding back {} (a network blip is not a "
+                           "dead fleet)",
+                           report.entries.size(), report.total,
+                           st.config.max_evict_fraction * 100, d.held_count);
+              if (st.stats)
+                ++st.stats->held_sweeps;
+            }
+            if (d.evict.empty()) {
+              st.sweeping = false;
+              return;
+            }
+            self
+              ->request(st.registry, sweep_timeout, atom::evict_v,
+                        std::move(d.evict), st.config.stale_after)
+              .then(
+                [=](const std::vector<std::string>& evicted) {
+                  auto& st = self->state;
+                  st.sweeping = false;
+                  if (st.stats)
+                    st.stats->evictions += evicted.size();
+                  if (!evicted.empty())
+                    spdlog::info("cleanup: evicted {} stale providers",
+                                 evicted.size());
+                },
+                [=](caf::error& err) {
+                  self->state.sweeping = false;
+                  spdlog::error("cleanup: eviction failed: {}",
+                                to_string(err));
+                });
+          },
+          [=](caf::error& err) {
+            self->state.sweeping = false;
+            spdlog::error("cleanup: sweep failed: {}", to_string(err));
+          });
+    },
+  };
+}
+
+} // namespace vb

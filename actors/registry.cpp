@@ -1,0 +1,404 @@
+#include "actors/registry.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/stats.hpp"
+#include "model/snapshot_codec.hpp"
+#include "storage/snapshot_file.hpp"
+
+namespace vb {
+
+namespace {
+
+double unix_now() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+/// How long a write may take before its acknowledgements fail.
+constexpr auto write_timeout = std::chrono::seconds(60);
+
+} // namespace
+
+std::vector<provider> load_providers(const std::string& dir) {
+  storage::snapshot_file file{dir, providers_file_name};
+  std::vector<provider> result;
+  auto loaded = file.load([&](const std::string& text, std::string& why) {
+    result.clear();
+    return decode_providers(text, result, why);
+  });
+  if (loaded.source == storage::load_source::none)
+    result.clear();
+  spdlog::info("loaded {} providers from {}{}", result.size(), file.path(),
+               loaded.source == storage::load_source::previous
+                 ? " (previous generation)"
+                 : "");
+  return result;
+}
+
+// -- state methods ------------------------------------------------------------
+
+void registry_state::init(std::vector<provider> initial) {
+  auto now = self->clock().now();
+  for (auto& p : initial) {
+    if (p.provider_id.empty() || providers.count(p.provider_id) != 0)
+      continue;
+    index(p);
+    auto ptr = std::make_shared<const provider>(std::move(p));
+    providers.emplace(ptr->provider_id, entry{ptr, now, next_order++});
+  }
+  publish_count();
+}
+
+caf::error registry_state::check_key(const std::string& key) const {
+  if (config.provider_keys.empty())
+    return {};
+  if (key.empty())
+    return make_error(ec::key_missing);
+  for (auto& k : config.provider_keys)
+    if (k == key)
+      return {};
+  return make_error(ec::key_invalid);
+}
+
+std::string registry_state::upsert(const provider_registration& reg) {
+  // A known id wins; then the same endpoint; then the id the provider
+  // remembers (it was evicted or this server lost it); then a new one.
+  std::string id;
+  if (!reg.provider_id.empty() && providers.count(reg.provider_id) != 0) {
+    id = reg.provider_id;
+  } else if (auto i = by_endpoint.find({reg.name, reg.base_url});
+             i != by_endpoint.end()) {
+    id = i->second;
+  } else if (!reg.provider_id.empty()) {
+    id = reg.provider_id;
+  } else {
+    id = new_id();
+  }
+  auto now = unix_now();
+  provider next;
+  next.provider_id = id;
+  next.name = reg.name;
+  next.base_url = reg.base_url;
+  next.description = reg.description;
+  next.via = reg.via;
+  next.bots = reg.bots;
+  next.registered_at = now;
+  next.last_seen = now;
+  next.status = provider_status::online;
+  auto order = next_order;
+  if (auto i = providers.find(id); i != providers.end()) {
+    next.registered_at = i->second.value->registered_at;
+    order = i->second.order;
+    unindex(*i->second.value);
+    providers.erase(i);
+  } else {
+    ++next_order;
+  }
+  // Another entry with this endpoint is the same provider under an old id.
+  if (auto i = by_endpoint.find({reg.name, reg.base_url});
+      i != by_endpoint.end() && i->second != id)
+    erase(i->second);
+  index(next);
+  auto ptr = std::make_shared<const provider>(std::move(next));
+  providers.emplace(id, entry{ptr, self->clock().now(), order});
+  publish_count();
+  spdlog::info("provider registered: {} ({}) id={} bots={}", reg.name,
+               reg.base_url.empty() ? to_string(reg.via) : reg.base_url, id,
+               reg.bots.size());
+  return id;
+}
+
+caf::expected<double> registry_state::touch(const std::string& id,
+                                            const heartbeat& hb) {
+  auto i = providers.find(id);
+  if (i == providers.end())
+    return make_error(ec::not_found);
+  auto next = *i->second.value;
+  next.last_seen = unix_now();
+  if (hb.has_bots) {
+    unindex(next);
+    next.bots = hb.bots;
+    index(next);
+  }
+  i->second.value = std::make_shared<const provider>(std::move(next));
+  i->second.seen = self->clock().now();
+  dirty = true;
+  return i->second.value->last_seen;
+}
+
+bool registry_state::erase(const std::string& id) {
+  auto i = providers.find(id);
+  if (i == providers.end())
+    return false;
+  unindex(*i->second.value);
+  providers.erase(i);
+  publish_count();
+  return true;
+}
+
+std::vector<provider> registry_state::list() const {
+  std::vector<const entry*> sorted;
+  sorted.reserve(providers.size());
+  for (auto& kvp : providers)
+    sorted.push_back(&kvp.second);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto x, auto y) { return x->order < y->order; });
+  std::vector<provider> result;
+  result.reserve(sorted.size());
+  for (auto e : sorted)
+    result.push_back(*e->value);
+  return result;
+}
+
+std::vector<provider> registry_state::resolve(const std::string& bot) const {
+  std::vector<const entry*> found;
+  if (auto i = by_bot.find(bot); i != by_bot.end())
+    for (auto& id : i->second)
+      found.push_back(&providers.at(id));
+  std::sort(found.begin(), found.end(),
+            [](auto x, auto y) { return x->seen > y->seen; });
+  std::vector<provider> result;
+  for (auto e : found)
+    result.push_back(*e->value);
+  return result;
+}
+
+stale_report registry_state::stale(caf::timespan stale_after) const {
+  stale_report result;
+  result.total = providers.size();
+  auto now = self->clock().now();
+  for (auto& [id, e] : providers) {
+    auto unseen = now - e.seen;
+    if (unseen >= stale_after)
+      result.entries.push_back(
+        stale_entry{id, std::chrono::duration_cast<caf::timespan>(unseen)});
+  }
+  return result;
+}
+
+std::vector<std::string>
+registry_state::evict(const std::vector<std::string>& ids,
+                      caf::timespan stale_after) {
+  std::vector<std::string> evicted;
+  auto now = self->clock().now();
+  for (auto& id : ids) {
+    auto i = providers.find(id);
+    // A provider seen since the sweep asked is kept.
+    if (i == providers.end() || now - i->second.seen < stale_after)
+      continue;
+    auto unseen = std::chrono::duration<double>(now - i->second.seen).count();
+    spdlog::info("provider evicted: {} id={} unseen for {:.0f} s",
+                 i->second.value->name, id, unseen);
+    erase(id);
+    evicted.push_back(id);
+  }
+  return evicted;
+}
+
+void registry_state::commit(ack done) {
+  dirty = true;
+  if (done)
+    waiting.push_back(std::move(done));
+  start_write();
+}
+
+void registry_state::start_write() {
+  if (writing || !dirty)
+    return;
+  writing = true;
+  dirty = false;
+  std::vector<std::shared_ptr<const provider>> snapshot;
+  snapshot.reserve(providers.size());
+  std::vector<const entry*> sorted;
+  sorted.reserve(providers.size());
+  for (auto& kvp : providers)
+    sorted.push_back(&kvp.second);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto x, auto y) { return x->order < y->order; });
+  for (auto e : sorted)
+    snapshot.push_back(e->value);
+  // Rendering happens on the writer's thread.
+  snapshot_job job{[snapshot = std::move(snapshot)] {
+    std::vector<provider> values;
+    values.reserve(snapshot.size());
+    for (auto& p : snapshot)
+      values.push_back(*p);
+    return encode_providers(values);
+  }};
+  auto batch = std::make_shared<std::vector<ack>>(std::move(waiting));
+  waiting.clear();
+  auto finish = [this, batch](const caf::error& err) {
+    for (auto& f : *batch)
+      f(err);
+    write_finished(err);
+  };
+  self->request(writer, write_timeout, atom::write_v, std::move(job))
+    .then([=](uint64_t generation) {
+            durable_generation = generation;
+            finish(caf::error{});
+          },
+          [=](caf::error& err) {
+            // Not on disk: the state must be written again.
+            dirty = true;
+            finish(err);
+          });
+}
+
+void registry_state::write_finished(const caf::error&) {
+  writing = false;
+  if (!waiting.empty())
+    start_write();
+}
+
+void registry_state::index(const provider& p) {
+  by_endpoint[{p.name, p.base_url}] = p.provider_id;
+  for (auto& b : p.bots)
+    by_bot[b.name].insert(p.provider_id);
+}
+
+void registry_state::unindex(const provider& p) {
+  if (auto i = by_endpoint.find({p.name, p.base_url});
+      i != by_endpoint.end() && i->second == p.provider_id)
+    by_endpoint.erase(i);
+  for (auto& b : p.bots) {
+    auto i = by_bot.find(b.name);
+    if (i == by_bot.end())
+      continue;
+    i->second.erase(p.provider_id);
+    if (i->second.empty())
+      by_bot.erase(i);
+  }
+}
+
+void registry_state::publish_count() {
+  if (stats)
+    stats->providers = providers.size();
+}
+
+std::string registry_state::new_id() {
+  // A random (version 4) UUID, like the original server's uuid.uuid4().
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+// -- factory ------------------------------------------------------------------
+
+registry_actor::behavior_type
+registry(registry_actor::stateful_pointer<registry_state> self,
+         snapshot_writer_actor writer, std::vector<provider> initial,
+         registry_config config, std::shared_ptr<server_stats> stats) {
+  auto& st = self->state;
+  st.self = self;
+  st.writer = std::move(writer);
+  st.config = std::move(config);
+  st.stats = std::move(stats);
+  st.init(std::move(initial));
+  self->delayed_send(self, st.config.flush_interval, atom::flush_v,
+                     atom::sweep_v);
+  return {
+    [=](atom::registration,
+        const provider_registration& reg) -> caf::result<std::string> {
+      auto& st = self->state;
+      if (auto err = st.check_key(reg.provider_key))
+        return err;
+      auto id = st.upsert(reg);
+      auto rp = self->make_response_promise<std::string>();
+      st.commit([rp, id](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(id);
+      });
+      return rp;
+    },
+    [=](atom::heartbeat, const std::string& id,
+        const heartbeat& hb) -> caf::result<double> {
+      auto res = self->state.touch(id, hb);
+      if (!res)
+        return std::move(res.error());
+      return *res;
+    },
+    [=](atom::deregister, const std::string& id,
+        const std::string& key) -> caf::result<bool> {
+      auto& st = self->state;
+      if (auto err = st.check_key(key))
+        return err;
+      if (!st.erase(id))
+        return make_error(ec::not_found);
+      spdlog::info("provider deregistered: id={}", id);
+      auto rp = self->make_response_promise<bool>();
+      st.commit([rp](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(true);
+      });
+      return rp;
+    },
+    [=](atom::get, const std::string& id) -> caf::result<provider> {
+      auto& ps = self->state.providers;
+      auto i = ps.find(id);
+      if (i == ps.end())
+        return make_error(ec::not_found);
+      return *i->second.value;
+    },
+    [=](atom::list) { return self->state.list(); },
+    [=](atom::resolve, const std::string& bot) {
+      return self->state.resolve(bot);
+    },
+    [=](atom::stale, caf::timespan stale_after) {
+      return self->state.stale(stale_after);
+    },
+    [=](atom::evict, const std::vector<std::string>& ids,
+        caf::timespan stale_after) -> caf::result<std::vector<std::string>> {
+      auto& st = self->state;
+      auto evicted = st.evict(ids, stale_after);
+      if (evicted.empty())
+        return evicted;
+      auto rp = self->make_response_promise<std::vector<std::string>>();
+      st.commit([rp, evicted](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(evicted);
+      });
+      return rp;
+    },
+    [=](atom::flush) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      auto rp = self->make_response_promise<uint64_t>();
+      st.dirty = true; // write even when nothing changed: a durable barrier
+      st.commit([rp, self](const caf::error& err) mutable {
+        if (err)
+          rp.deliver(err);
+        else
+          rp.deliver(self->state.durable_generation);
+      });
+      return rp;
+    },
+    [=](atom::flush, atom::sweep) {
+      auto& st = self->state;
+      self->delayed_send(self, st.config.flush_interval, atom::flush_v,
+                         atom::sweep_v);
+      st.start_write();
+    },
+  };
+}
+
+} // namespace vb

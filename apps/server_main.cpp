@@ -1,0 +1,112 @@
+// voicebot-server: wiring only. Options → snapshots loaded → actors → HTTP
+// listener → wait for SIGTERM/SIGINT → final snapshot → exit 0.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/cleanup.hpp"
+#include "actors/registry.hpp"
+#include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "apps/server_options.hpp"
+#include "http/server.hpp"
+
+namespace {
+
+caf::timespan seconds(double s) {
+  return std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>(s));
+}
+
+struct caf_config : caf::actor_system_config {
+  caf_config() {
+    vb::add_message_types(*this);
+  }
+};
+
+bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost"
+         || host.rfind("127.", 0) == 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto parsed = vb::parse_server_options(argc, argv, exit_code);
+  if (!parsed)
+    return exit_code;
+  auto opts = *parsed;
+  spdlog::set_level(spdlog::level::from_str(opts.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Every thread started from here on inherits the blocked signals; main
+  // waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  if (opts.provider_keys.empty() && !is_loopback(opts.host))
+    spdlog::warn("no provider keys configured while listening on {}: anyone "
+                 "who reaches this address can register providers",
+                 opts.host);
+
+  // Snapshots load before anything serves.
+  auto providers = vb::load_providers(opts.data_dir);
+
+  caf_config cfg;
+  caf::actor_system sys{cfg};
+  auto stats = std::make_shared<vb::server_stats>();
+  auto writer = sys.spawn<caf::detached>(vb::snapshot_writer, opts.data_dir,
+                                         vb::providers_file_name, stats);
+  vb::registry_config rcfg;
+  rcfg.provider_keys = opts.provider_keys;
+  auto registry = sys.spawn(vb::registry, writer, std::move(providers), rcfg,
+                            stats);
+  vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
+                          seconds(opts.stale_after), opts.max_evict_fraction};
+  auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats);
+
+  auto http = std::make_unique<vb::http_server>(
+    opts, vb::backend{&sys, registry, stats});
+  uint16_t port = 0;
+  try {
+    port = http->start();
+  } catch (const std::exception& e) {
+    spdlog::error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
+    anon_send_exit(cleanup, caf::exit_reason::user_shutdown);
+    anon_send_exit(registry, caf::exit_reason::user_shutdown);
+    anon_send_exit(writer, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
+               opts.host, port, opts.base_path);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: shutting down", sig == SIGTERM ? "SIGTERM"
+                                                             : "SIGINT");
+  http->stop();
+  int rc = 0;
+  {
+    caf::scoped_actor self{sys};
+    self->request(registry, std::chrono::seconds(4), vb::atom::flush_v)
+      .receive(
+        [&](uint64_t) { spdlog::info("final snapshot written"); },
+        [&](caf::error& err) {
+          spdlog::error("final snapshot failed: {}", sys.render(err));
+          rc = 1;
+        });
+  }
+  anon_send_exit(cleanup, caf::exit_reason::user_shutdown);
+  anon_send_exit(registry, caf::exit_reason::user_shutdown);
+  anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  sys.await_all_actors_done();
+  http.reset();
+  return rc;
+}

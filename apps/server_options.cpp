@@ -1,0 +1,107 @@
+#include "apps/server_options.hpp"
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+namespace vb {
+
+namespace {
+
+/// The value of --config in argv, if any (read before the other flags, so
+/// that flags win over the file).
+std::optional<std::string> config_path(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc)
+      return std::string{argv[i + 1]};
+    if (arg.rfind("--config=", 0) == 0)
+      return arg.substr(9);
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<server_options> parse_server_options(int argc, char** argv,
+                                                   int& exit_code) {
+  server_options o;
+  if (auto path = config_path(argc, argv)) {
+    std::ifstream in{*path};
+    if (!in) {
+      std::cerr << "voicebot-server: cannot read config file " << *path << "\n";
+      exit_code = 2;
+      return std::nullopt;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    if (auto err = apply_config_json(text.str(), o); !err.empty()) {
+      std::cerr << "voicebot-server: " << *path << ": " << err << "\n";
+      exit_code = 2;
+      return std::nullopt;
+    }
+  }
+  CLI::App app{"voicebot-server: coordinates AI voice bots, their providers "
+               "and lobbies"};
+  app.option_defaults()->always_capture_default();
+  std::string config_file;
+  app.add_option("--config", config_file,
+                 "JSON config file; flags win over it");
+  app.add_option("--host", o.host, "HTTP listener address");
+  app.add_option("--port", o.port, "HTTP port; 0 picks a free one and logs it");
+  app.add_option("--base-path", o.base_path,
+                 "prefix for every route, e.g. /ai-voicebot");
+  app.add_option("--data-dir", o.data_dir,
+                 "where the snapshots live (created if missing)");
+  app.add_option("--caf-host", o.caf_host,
+                 "address of the provider gateway for CAF providers");
+  app.add_option("--caf-port", o.caf_port,
+                 "port of the provider gateway; 0 picks a free one");
+  app.add_option("--cleanup-interval", o.cleanup_interval,
+                 "seconds between cleanup sweeps (fractions allowed)");
+  app.add_option("--stale-after", o.stale_after,
+                 "seconds unseen before a provider is evicted");
+  app.add_option("--max-evict-fraction", o.max_evict_fraction,
+                 "a sweep that would evict more than this share evicts none");
+  app.add_option("--provider-key", o.provider_keys,
+                 "accepted provider key; repeatable")
+    ->take_all();
+  app.add_option("--log-level", o.log_level,
+                 "trace, debug, info, warn or error");
+  app.add_option("--max-body-bytes", o.max_body_bytes,
+                 "request body limit (413 past it)");
+  app.add_option("--max-header-bytes", o.max_header_bytes,
+                 "request header block limit (431 past it)");
+  app.add_option("--read-timeout", o.read_timeout,
+                 "seconds to receive a whole request before the connection "
+                 "is closed");
+  app.add_option("--max-connections", o.max_connections,
+                 "open connections accepted at once");
+  app.add_option("--http-threads", o.http_threads,
+                 "HTTP I/O threads; 0: one per core");
+  app.add_option("--cors-origin", o.cors_origins,
+                 "an origin allowed by CORS; repeatable")
+    ->take_all();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    exit_code = app.exit(e);
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "voicebot-server: " << e.what() << "\n"
+              << "Run with --help for the options.\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  if (auto err = validate(o); !err.empty()) {
+    std::cerr << "voicebot-server: " << err << "\n";
+    exit_code = 2;
+    return std::nullopt;
+  }
+  exit_code = 0;
+  return o;
+}
+
+} // namespace vb

@@ -1,0 +1,108 @@
+#include "http/routes.hpp"
+
+namespace vb {
+
+namespace {
+
+/// Splits "/a/b/c" into {"a","b","c"}; an empty path gives {}.
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> result;
+  size_t pos = 0;
+  if (!path.empty() && path.front() == '/')
+    pos = 1;
+  while (pos <= path.size()) {
+    auto next = path.find('/', pos);
+    if (next == std::string_view::npos)
+      next = path.size();
+    result.push_back(path.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return result;
+}
+
+bool is_param(std::string_view seg) {
+  return seg.size() >= 2 && seg.front() == '{' && seg.back() == '}';
+}
+
+/// Matches path segments against a pattern; fills params on success.
+bool match_pattern(const std::vector<std::string_view>& path,
+                   std::string_view pattern, std::vector<std::string>& params) {
+  auto pat = segments(pattern);
+  if (pat.size() != path.size())
+    return false;
+  params.clear();
+  for (size_t i = 0; i < pat.size(); ++i) {
+    if (is_param(pat[i])) {
+      std::string decoded;
+      if (path[i].empty() || !percent_decode(path[i], decoded))
+        return false;
+      params.push_back(std::move(decoded));
+    } else if (pat[i] != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+const std::vector<route_entry>& route_table() {
+  static const std::vector<route_entry> table{
+    {"GET", "/api/health", route_id::health},
+  };
+  return table;
+}
+
+route_match match_route(std::string_view method, std::string_view path) {
+  route_match result;
+  auto segs = segments(path);
+  std::vector<std::string> params;
+  for (auto& r : route_table()) {
+    if (!match_pattern(segs, r.pattern, params))
+      continue;
+    if (method == r.method) {
+      result.id = r.id;
+      result.params = std::move(params);
+      result.allow.clear();
+      return result;
+    }
+    // A literal route wins over a parameter route of another method only
+    // when nothing matches the method; remember the methods for 405.
+    if (!result.allow.empty())
+      result.allow += ", ";
+    result.allow += r.method;
+    result.id = route_id::method_not_allowed;
+  }
+  return result;
+}
+
+bool percent_decode(std::string_view in, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size())
+      return false;
+    auto hi = hex(in[i + 1]);
+    auto lo = hex(in[i + 2]);
+    if (hi < 0 || lo < 0)
+      return false;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return true;
+}
+
+} // namespace vb

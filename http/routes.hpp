@@ -1,0 +1,41 @@
+// The router: from method and path to a route and its path parameters.
+// Pure: no I/O, no actors; the session turns a match into a command.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vb {
+
+enum class route_id {
+  health,
+  not_found,          // no route has this path
+  method_not_allowed, // a route has this path, with other methods
+};
+
+struct route_match {
+  route_id id = route_id::not_found;
+  /// Path parameters in the order of the pattern's `{...}` segments,
+  /// percent-decoded.
+  std::vector<std::string> params;
+  /// For 405: the methods the path accepts, comma-separated.
+  std::string allow;
+};
+
+struct route_entry {
+  const char* method;
+  const char* pattern; // e.g. "/api/bots/{bot_name}/join"
+  route_id id;
+};
+
+/// Every route of the API.
+const std::vector<route_entry>& route_table();
+
+/// Matches a request path (base path already removed, no query string).
+route_match match_route(std::string_view method, std::string_view path);
+
+/// Percent-decodes a path segment; false on a malformed escape.
+bool percent_decode(std::string_view in, std::string& out);
+
+} // namespace vb

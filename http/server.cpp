@@ -1,0 +1,289 @@
+#include "http/server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/stats.hpp"
+#include "http/routes.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+using json = nlohmann::json;
+
+using request_t = bhttp::request<bhttp::string_body>;
+using response_t = bhttp::response<bhttp::string_body>;
+
+namespace {
+
+constexpr const char* server_name = "voicebot-server";
+
+} // namespace
+
+// -- shared state of the front end ----------------------------------------------
+
+struct http_server::impl {
+  server_options opts;
+  backend be;
+  // Declared before the io_context: sessions still queued in it when it is
+  // destroyed decrement these.
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration read_timeout;
+
+  impl(server_options o, backend b) : opts(std::move(o)), be(std::move(b)) {
+    read_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(opts.read_timeout));
+  }
+
+  void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+};
+
+// -- one connection -------------------------------------------------------------
+
+namespace {
+
+class connection : public std::enable_shared_from_this<connection> {
+public:
+  connection(tcp::socket&& socket, http_server::impl& srv)
+    : stream_(std::move(socket)), srv_(srv) {
+    ++srv_.connections;
+  }
+
+  ~connection() {
+    --srv_.connections;
+  }
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&connection::do_read,
+                                            shared_from_this()));
+  }
+
+private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(srv_.opts.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
+    // One deadline for the whole request: a slow sender is cut off too.
+    stream_.expires_after(srv_.read_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&connection::on_read,
+                                                shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
+        || ec == net::error::connection_reset || ec == net::error::eof)
+      return do_close();
+    if (ec == bhttp::error::body_limit)
+      return fail(413, "Request body too large", "body_too_large");
+    if (ec == bhttp::error::header_limit)
+      return fail(431, "Request header fields too large", "headers_too_large");
+    if (ec)
+      return fail(400, "Malformed HTTP request", "bad_request");
+    auto& req = parser_->get();
+    if (req.version() < 11 && parser_->chunked())
+      return fail(400, "Chunked transfer encoding needs HTTP/1.1",
+                  "bad_request");
+    keep_alive_ = req.keep_alive();
+    started_ = std::chrono::steady_clock::now();
+    ++srv_.in_flight;
+    handle(req);
+  }
+
+  /// Answers an unreadable request and closes the connection.
+  void fail(unsigned status, std::string_view detail, std::string_view code) {
+    keep_alive_ = false;
+    ++srv_.in_flight;
+    started_ = std::chrono::steady_clock::now();
+    method_ = "-";
+    target_ = "-";
+    write(make(status, error_body(detail, code)));
+  }
+
+  response_t make(unsigned status, std::string body) {
+    response_t res{static_cast<bhttp::status>(status), 11};
+    res.set(bhttp::field::server, server_name);
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = std::move(body);
+    return res;
+  }
+
+  void handle(request_t& req) {
+    method_ = std::string{req.method_string()};
+    auto target = std::string_view{req.target().data(), req.target().size()};
+    target_ = std::string{target};
+    auto path = target.substr(0, target.find('?'));
+    auto& base = srv_.opts.base_path;
+    if (!base.empty()) {
+      if (path.substr(0, base.size()) != base
+          || (path.size() > base.size() && path[base.size()] != '/'))
+        return write(make(404, error_body("Not Found", "not_found")));
+      path.remove_prefix(base.size());
+    }
+    auto m = match_route(method_, path);
+    switch (m.id) {
+      case route_id::health:
+        return write(make(200, health()));
+      case route_id::method_not_allowed: {
+        auto res = make(405, error_body("Method Not Allowed", "method_not_allowed"));
+        res.set(bhttp::field::allow, m.allow);
+        return write(std::move(res));
+      }
+      case route_id::not_found:
+        break;
+    }
+    write(make(404, error_body("Not Found", "not_found")));
+  }
+
+  std::string health() {
+    auto& st = *srv_.be.stats;
+    auto up = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                            - srv_.started)
+                .count();
+    json j{{"status", "ok"},
+           {"version", VB_VERSION},
+           {"uptime_s", std::floor(up * 1000) / 1000},
+           {"providers", st.providers.load(std::memory_order_relaxed)},
+           {"lobbies", st.lobbies.load(std::memory_order_relaxed)}};
+    return j.dump();
+  }
+
+  /// Writes a response on the strand; the next request is read only after
+  /// it is written, so pipelined requests are answered in order.
+  void write(response_t res) {
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    res_.emplace(std::move(res));
+    bhttp::async_write(stream_, *res_,
+                       beast::bind_front_handler(&connection::on_write,
+                                                 shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    auto took = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - started_)
+                  .count();
+    spdlog::debug("{} {} {} {:.3f} ms", method_, target_, res_->result_int(),
+                  took);
+    --srv_.in_flight;
+    auto close = ec || !keep_alive_;
+    res_.reset();
+    if (close)
+      return do_close();
+    do_read();
+  }
+
+  void do_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  http_server::impl& srv_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<response_t> res_;
+  bool keep_alive_ = true;
+  std::chrono::steady_clock::time_point started_;
+  std::string method_;
+  std::string target_;
+};
+
+} // namespace
+
+void http_server::impl::do_accept() {
+  acceptor->async_accept(net::make_strand(ioc),
+                         beast::bind_front_handler(&impl::on_accept, this));
+}
+
+void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor->is_open())
+    return;
+  if (!ec) {
+    if (connections.load() >= opts.max_connections) {
+      spdlog::warn("connection refused: {} connections open (the cap)",
+                   connections.load());
+      beast::error_code ignored;
+      socket.close(ignored);
+    } else {
+      socket.set_option(tcp::no_delay{true}, ec);
+      std::make_shared<connection>(std::move(socket), *this)->run();
+    }
+  }
+  do_accept();
+}
+
+// -- http_server ----------------------------------------------------------------
+
+http_server::http_server(server_options opts, backend be)
+  : impl_(std::make_unique<impl>(std::move(opts), std::move(be))) {
+}
+
+http_server::~http_server() {
+  stop(0);
+}
+
+uint16_t http_server::start() {
+  auto& s = *impl_;
+  auto addr = net::ip::make_address(s.opts.host);
+  tcp::endpoint ep{addr, s.opts.port};
+  s.acceptor.emplace(s.ioc);
+  s.acceptor->open(ep.protocol());
+  s.acceptor->set_option(net::socket_base::reuse_address(true));
+  s.acceptor->bind(ep);
+  s.acceptor->listen(net::socket_base::max_listen_connections);
+  auto port = s.acceptor->local_endpoint().port();
+  s.do_accept();
+  auto n = s.opts.http_threads;
+  if (n == 0)
+    n = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i)
+    s.threads.emplace_back([&s] { s.ioc.run(); });
+  return port;
+}
+
+void http_server::stop(int grace_ms) {
+  auto& s = *impl_;
+  if (s.threads.empty())
+    return;
+  net::post(s.ioc, [&s] {
+    beast::error_code ec;
+    if (s.acceptor)
+      s.acceptor->close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds(grace_ms);
+  while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s.ioc.stop();
+  for (auto& t : s.threads)
+    t.join();
+  s.threads.clear();
+}
+
+} // namespace vb

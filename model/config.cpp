@@ -1,0 +1,150 @@
+#include "model/config.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+namespace vb {
+
+namespace {
+
+using json = nlohmann::json;
+
+json to_json(const server_options& o) {
+  return json{
+    {"host", o.host},
+    {"port", o.port},
+    {"base_path", o.base_path},
+    {"data_dir", o.data_dir},
+    {"caf_host", o.caf_host},
+    {"caf_port", o.caf_port},
+    {"cleanup_interval", o.cleanup_interval},
+    {"stale_after", o.stale_after},
+    {"max_evict_fraction", o.max_evict_fraction},
+    {"provider_keys", o.provider_keys},
+    {"log_level", o.log_level},
+    {"max_body_bytes", o.max_body_bytes},
+    {"max_header_bytes", o.max_header_bytes},
+    {"read_timeout", o.read_timeout},
+    {"max_connections", o.max_connections},
+    {"http_threads", o.http_threads},
+    {"cors_origins", o.cors_origins},
+  };
+}
+
+template <class T>
+std::string read_field(const json& j, const char* key, T& out) {
+  try {
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (!j.is_string())
+        return std::string{key} + ": expected a string";
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      if (!j.is_array())
+        return std::string{key} + ": expected a list of strings";
+      for (auto& x : j)
+        if (!x.is_string())
+          return std::string{key} + ": expected a list of strings";
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!j.is_number())
+        return std::string{key} + ": expected a number";
+    } else {
+      if (!j.is_number_integer() || j.get<long long>() < 0)
+        return std::string{key} + ": expected a non-negative integer";
+      if (j.get<unsigned long long>()
+          > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
+        return std::string{key} + ": out of range";
+    }
+    out = j.get<T>();
+    return {};
+  } catch (const std::exception& e) {
+    return std::string{key} + ": " + e.what();
+  }
+}
+
+} // namespace
+
+std::string apply_config_json(const std::string& text, server_options& o) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded())
+    return "the config file is not valid JSON";
+  if (!j.is_object())
+    return "the config file must hold a JSON object";
+  for (auto& [key, value] : j.items()) {
+    std::string err;
+    if (key == "host") err = read_field(value, "host", o.host);
+    else if (key == "port") err = read_field(value, "port", o.port);
+    else if (key == "base_path") err = read_field(value, "base_path", o.base_path);
+    else if (key == "data_dir") err = read_field(value, "data_dir", o.data_dir);
+    else if (key == "caf_host") err = read_field(value, "caf_host", o.caf_host);
+    else if (key == "caf_port") err = read_field(value, "caf_port", o.caf_port);
+    else if (key == "cleanup_interval")
+      err = read_field(value, "cleanup_interval", o.cleanup_interval);
+    else if (key == "stale_after")
+      err = read_field(value, "stale_after", o.stale_after);
+    else if (key == "max_evict_fraction")
+      err = read_field(value, "max_evict_fraction", o.max_evict_fraction);
+    else if (key == "provider_keys")
+      err = read_field(value, "provider_keys", o.provider_keys);
+    else if (key == "log_level") err = read_field(value, "log_level", o.log_level);
+    else if (key == "max_body_bytes")
+      err = read_field(value, "max_body_bytes", o.max_body_bytes);
+    else if (key == "max_header_bytes")
+      err = read_field(value, "max_header_bytes", o.max_header_bytes);
+    else if (key == "read_timeout")
+      err = read_field(value, "read_timeout", o.read_timeout);
+    else if (key == "max_connections")
+      err = read_field(value, "max_connections", o.max_connections);
+    else if (key == "http_threads")
+      err = read_field(value, "http_threads", o.http_threads);
+    else if (key == "cors_origins")
+      err = read_field(value, "cors_origins", o.cors_origins);
+    else if (key.rfind("_", 0) == 0) // "_comment" and the like
+      continue;
+    else
+      err = "unknown option '" + key + "'";
+    if (!err.empty())
+      return err;
+  }
+  return {};
+}
+
+std::string validate(const server_options& o) {
+  auto positive = [](double x) { return std::isfinite(x) && x > 0; };
+  if (o.host.empty())
+    return "host must not be empty";
+  if (o.caf_host.empty())
+    return "caf_host must not be empty";
+  if (o.data_dir.empty())
+    return "data_dir must not be empty";
+  if (!o.base_path.empty()
+      && (o.base_path.front() != '/' || o.base_path.back() == '/'))
+    return "base_path must start with '/' and not end with '/' (e.g. "
+           "/ai-voicebot), or be empty";
+  if (!positive(o.cleanup_interval))
+    return "cleanup_interval must be a positive number of seconds";
+  if (!positive(o.stale_after))
+    return "stale_after must be a positive number of seconds";
+  if (!std::isfinite(o.max_evict_fraction) || o.max_evict_fraction < 0
+      || o.max_evict_fraction > 1)
+    return "max_evict_fraction must be between 0 and 1";
+  if (o.log_level != "trace" && o.log_level != "debug" && o.log_level != "info"
+      && o.log_level != "warn" && o.log_level != "error")
+    return "log_level must be one of trace, debug, info, warn, error";
+  for (auto& k : o.provider_keys)
+    if (k.empty())
+      return "provider keys must not be empty";
+  if (o.max_body_bytes == 0 || o.max_header_bytes == 0)
+    return "max_body_bytes and max_header_bytes must be positive";
+  if (!positive(o.read_timeout))
+    return "read_timeout must be a positive number of seconds";
+  if (o.max_connections == 0)
+    return "max_connections must be positive";
+  return {};
+}
+
+std::string default_config_json() {
+  return to_json(server_options{}).dump(2);
+}
+
+} // namespace vb

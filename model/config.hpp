@@ -1,0 +1,42 @@
+// The server's options (SPEC §6): embedded defaults, the JSON config file,
+// and their validation. The command line (apps/) overrides the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vb {
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;
+  std::string base_path;
+  std::string data_dir = "./data";
+  std::string caf_host = "127.0.0.1";
+  uint16_t caf_port = 8001;
+  double cleanup_interval = 300; // seconds
+  double stale_after = 900;      // seconds
+  double max_evict_fraction = 0.5;
+  std::vector<std::string> provider_keys;
+  std::string log_level = "info";
+  // Limits of the HTTP front end.
+  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_header_bytes = 8 * 1024;
+  double read_timeout = 30; // seconds for a whole request
+  std::size_t max_connections = 10000;
+  unsigned http_threads = 0; // 0: one per core
+  std::vector<std::string> cors_origins;
+};
+
+/// Applies the JSON config file text to `opts`. Unknown keys and wrong types
+/// are errors. Returns an empty string on success, else what is wrong.
+std::string apply_config_json(const std::string& text, server_options& opts);
+
+/// Checks every option; returns an empty string when all are valid.
+std::string validate(const server_options& opts);
+
+/// The embedded defaults as the JSON config file would hold them.
+std::string default_config_json();
+
+} // namespace vb

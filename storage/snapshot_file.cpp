@@ -1,0 +1,450 @@
+// The durable snapshot file protocol: see snapshot_file.hpp.
+//
+// Plain POSIX calls. One snapshot_file object is used by one thread at a
+// time (the snapshot writer's detached thread, or start-up before it runs);
+// two processes or objects must not write the same snapshot concurrently.
+#include "storage/snapshot_file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <utility>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+namespace vb::storage {
+
+namespace {
+
+// "what path: strerror(err)".
+std::string sys_error(const char* what, const std::string& path, int err) {
+  std::string msg = what;
+  msg += ' ';
+  msg += path;
+  msg += ": ";
+  msg += std::strerror(err);
+  return msg;
+}
+
+std::string sys_error(const char* what, const std::string& from,
+                      const std::string& to, int err) {
+  std::string msg = what;
+  msg += ' ';
+  msg += from;
+  msg += " -> ";
+  msg += to;
+  msg += ": ";
+  msg += std::strerror(err);
+  return msg;
+}
+
+int close_fd(int fd) {
+  // Linux releases the descriptor even when close() fails with EINTR: never
+  // retry, report the error once.
+  return ::close(fd);
+}
+
+// mkdir -p: creates `dir` and its missing parents (mode 0755).
+bool ensure_dir(const std::string& dir, std::string& error) {
+  if (dir.empty()) {
+    error = "empty data directory path";
+    return false;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      return true;
+    error = sys_error("data directory", dir, ENOTDIR);
+    return false;
+  }
+  // Create each prefix ending before a '/', then the whole path.
+  std::string::size_type pos = 0;
+  for (;;) {
+    pos = dir.find('/', pos + 1);
+    auto prefix = dir.substr(0, pos);
+    if (!prefix.empty() && prefix.back() != '/') {
+      if (::mkdir(prefix.c_str(), 0755) != 0) {
+        int err = errno;
+        if (err != EEXIST) {
+          error = sys_error("mkdir", prefix, err);
+          return false;
+        }
+        if (::stat(prefix.c_str(), &st) != 0) {
+          error = sys_error("stat", prefix, errno);
+          return false;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+          error = sys_error("mkdir", prefix, ENOTDIR);
+          return false;
+        }
+      }
+    }
+    if (pos == std::string::npos)
+      return true;
+  }
+}
+
+// Writes all of [data, data + size), looping over partial writes and EINTR.
+bool write_all(int fd, const char* data, size_t size, int& err) {
+  while (size > 0) {
+    auto n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      err = errno;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool fsync_dir(const std::string& dir, std::string& error) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    error = sys_error("open directory", dir, errno);
+    return false;
+  }
+  bool ok = true;
+  if (::fsync(fd) != 0) {
+    error = sys_error("fsync directory", dir, errno);
+    ok = false;
+  }
+  close_fd(fd);
+  return ok;
+}
+
+// Removes `path`; true if it existed and was removed. ENOENT is no error.
+bool remove_if_exists(const std::string& path, std::string& error) {
+  if (::unlink(path.c_str()) == 0)
+    return true;
+  if (errno != ENOENT)
+    error = sys_error("unlink", path, errno);
+  return false;
+}
+
+enum class read_outcome { ok, missing, failed };
+
+read_outcome read_whole_file(const std::string& path, std::string& out,
+                             std::string& why) {
+  out.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return read_outcome::missing;
+    why = "unreadable: " + sys_error("open", path, errno);
+    return read_outcome::failed;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0)
+    out.reserve(static_cast<size_t>(st.st_size));
+  char buf[64 * 1024];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      why = "unreadable: " + sys_error("read", path, errno);
+      close_fd(fd);
+      out.clear();
+      return read_outcome::failed;
+    }
+    if (n == 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close_fd(fd);
+  return read_outcome::ok;
+}
+
+// "YYYYMMDDTHHMMSSZ" for now, in UTC.
+std::string utc_stamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm {};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return std::string(buf, n);
+}
+
+// Moves `path` to `base`.corrupt-<UTC>[-N] without ever replacing an
+// existing file: link() fails with EEXIST instead of overwriting. Returns the
+// new path, or an empty string (with `error`) when the file stays in place.
+std::string move_aside(const std::string& path, const std::string& base,
+                       std::string& error) {
+  const std::string stem = base + ".corrupt-" + utc_stamp();
+  constexpr int max_attempts = 10000;
+  for (int n = 0; n < max_attempts; ++n) {
+    auto target = n == 0 ? stem : stem + '-' + std::to_string(n);
+    if (::link(path.c_str(), target.c_str()) == 0) {
+      if (::unlink(path.c_str()) != 0) {
+        int err = errno;
+        // Both names hold the file; drop the new one so that nothing claims
+        // a move that did not happen.
+        ::unlink(target.c_str());
+        error = sys_error("unlink", path, err);
+        return {};
+      }
+      return target;
+    }
+    int err = errno;
+    if (err == EEXIST)
+      continue;
+#ifdef RENAME_NOREPLACE
+    // No hard links here (a directory, or a file system without them):
+    // an atomic rename that refuses to replace an existing name.
+    if (err == EPERM || err == EOPNOTSUPP || err == EMLINK) {
+      if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, target.c_str(),
+                      RENAME_NOREPLACE)
+          == 0)
+        return target;
+      int err2 = errno;
+      if (err2 == EEXIST)
+        continue;
+      error = sys_error("link", path, target, err) + "; "
+              + sys_error("rename", path, target, err2);
+      return {};
+    }
+#endif
+    error = sys_error("link", path, target, err);
+    return {};
+  }
+  error = "no free name after " + std::to_string(max_attempts) + " tries for "
+          + stem;
+  return {};
+}
+
+enum class try_outcome { valid, missing, invalid };
+
+// Reads `path`; a file that is empty, unreadable or fails `check` is moved
+// aside and recorded in `result.quarantined`.
+try_outcome try_generation(const std::string& path, const std::string& base,
+                           const char* label, const snapshot_check& check,
+                           load_result& result, bool& dir_changed) {
+  std::string contents;
+  std::string why;
+  switch (read_whole_file(path, contents, why)) {
+    case read_outcome::missing:
+      return try_outcome::missing;
+    case read_outcome::failed:
+      break;
+    case read_outcome::ok:
+      if (contents.empty()) {
+        why = "empty file";
+        break;
+      }
+      if (!check) {
+        result.contents = std::move(contents);
+        return try_outcome::valid;
+      }
+      {
+        std::string check_why;
+        bool ok = false;
+        try {
+          ok = check(contents, check_why);
+        } catch (const std::exception& e) {
+          check_why = std::string("exception: ") + e.what();
+        } catch (...) {
+          check_why = "unknown exception";
+        }
+        if (ok) {
+          result.contents = std::move(contents);
+          return try_outcome::valid;
+        }
+        why = "invalid contents: "
+              + (check_why.empty() ? std::string("check failed") : check_why);
+      }
+      break;
+  }
+  std::string error;
+  auto target = move_aside(path, base, error);
+  if (target.empty()) {
+    spdlog::error("snapshot: corrupt {} generation {} ({}) could not be moved "
+                  "aside: {}; it is left in place and not loaded",
+                  label, path, why, error);
+    return try_outcome::invalid;
+  }
+  dir_changed = true;
+  spdlog::warn("snapshot: corrupt {} generation {} ({}); moved aside to {}",
+               label, path, why, target);
+  result.quarantined.push_back(std::move(target));
+  return try_outcome::invalid;
+}
+
+} // namespace
+
+const char* to_string(write_step x) {
+  switch (x) {
+    case write_step::tmp_opened:
+      return "tmp_opened";
+    case write_step::tmp_partly_written:
+      return "tmp_partly_written";
+    case write_step::tmp_written:
+      return "tmp_written";
+    case write_step::tmp_synced:
+      return "tmp_synced";
+    case write_step::prev_linked:
+      return "prev_linked";
+    case write_step::prev_renamed:
+      return "prev_renamed";
+    case write_step::renamed:
+      return "renamed";
+    case write_step::dir_synced:
+      return "dir_synced";
+  }
+  return "?";
+}
+
+snapshot_file::snapshot_file(std::string dir, std::string file_name)
+  : dir_(std::move(dir)) {
+  path_ = dir_;
+  if (!path_.empty() && path_.back() != '/')
+    path_ += '/';
+  path_ += file_name;
+}
+
+void snapshot_file::on_step(std::function<void(write_step)> hook) {
+  hook_ = std::move(hook);
+}
+
+bool snapshot_file::write(std::string_view contents, std::string& error) {
+  auto step = [this](write_step x) {
+    if (hook_)
+      hook_(x);
+  };
+  if (!ensure_dir(dir_, error))
+    return false;
+  const std::string tmp = path_ + ".tmp";
+  const std::string prev = path_ + ".prev";
+  const std::string prev_tmp = path_ + ".prev.tmp";
+
+  // 1. The new contents in F.tmp, fsynced.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = sys_error("open", tmp, errno);
+    return false;
+  }
+  auto fail_tmp = [&](std::string msg) {
+    if (fd >= 0)
+      close_fd(fd);
+    ::unlink(tmp.c_str());
+    error = std::move(msg);
+    return false;
+  };
+  step(write_step::tmp_opened);
+  const auto half = contents.size() / 2;
+  int err = 0;
+  if (!write_all(fd, contents.data(), half, err))
+    return fail_tmp(sys_error("write", tmp, err));
+  step(write_step::tmp_partly_written);
+  if (!write_all(fd, contents.data() + half, contents.size() - half, err))
+    return fail_tmp(sys_error("write", tmp, err));
+  step(write_step::tmp_written);
+  if (::fsync(fd) != 0)
+    return fail_tmp(sys_error("fsync", tmp, errno));
+  int closing = fd;
+  fd = -1;
+  if (close_fd(closing) != 0)
+    return fail_tmp(sys_error("close", tmp, errno));
+  step(write_step::tmp_synced);
+
+  // 2. The current newest generation becomes F.prev, atomically: F.prev
+  // always holds a complete generation (or is missing before the second
+  // write).
+  struct stat st {};
+  if (::lstat(path_.c_str(), &st) == 0) {
+    std::string unlink_error;
+    remove_if_exists(prev_tmp, unlink_error);
+    if (!unlink_error.empty())
+      return fail_tmp(unlink_error);
+    if (::link(path_.c_str(), prev_tmp.c_str()) != 0)
+      return fail_tmp(sys_error("link", path_, prev_tmp, errno));
+    step(write_step::prev_linked);
+    if (::rename(prev_tmp.c_str(), prev.c_str()) != 0) {
+      err = errno;
+      ::unlink(prev_tmp.c_str());
+      return fail_tmp(sys_error("rename", prev_tmp, prev, err));
+    }
+    // When F.prev already was a link to F (a crash after prev_renamed),
+    // rename() did nothing and F.prev.tmp is still there.
+    ::unlink(prev_tmp.c_str());
+    step(write_step::prev_renamed);
+  } else if (errno != ENOENT) {
+    return fail_tmp(sys_error("stat", path_, errno));
+  }
+
+  // 3. The new generation replaces F, atomically.
+  if (::rename(tmp.c_str(), path_.c_str()) != 0)
+    return fail_tmp(sys_error("rename", tmp, path_, errno));
+  step(write_step::renamed);
+
+  // 4. Make the renames durable.
+  if (!fsync_dir(dir_, error)) {
+    error = "snapshot " + path_ + " replaced but not durable: " + error;
+    return false;
+  }
+  step(write_step::dir_synced);
+  return true;
+}
+
+load_result snapshot_file::load(const snapshot_check& check) {
+  load_result result;
+  std::string error;
+  if (!ensure_dir(dir_, error)) {
+    spdlog::error("snapshot: cannot use data directory for {}: {}", path_,
+                  error);
+    return result;
+  }
+  bool dir_changed = false;
+
+  // Leftovers of a write that crashed.
+  for (const auto& leftover : {path_ + ".tmp", path_ + ".prev.tmp"}) {
+    error.clear();
+    if (remove_if_exists(leftover, error)) {
+      dir_changed = true;
+      spdlog::info("snapshot: removed leftover temporary file {}", leftover);
+      result.removed.push_back(leftover);
+    } else if (!error.empty()) {
+      spdlog::warn("snapshot: cannot remove leftover temporary file {}: {}",
+                   leftover, error);
+    }
+  }
+
+  const std::string prev = path_ + ".prev";
+  auto newest = try_generation(path_, path_, "newest", check, result,
+                               dir_changed);
+  if (newest == try_outcome::valid) {
+    result.source = load_source::newest;
+  } else {
+    auto previous = try_generation(prev, path_, "previous", check, result,
+                                   dir_changed);
+    if (previous == try_outcome::valid) {
+      result.source = load_source::previous;
+      spdlog::warn("snapshot: {} {}; loaded the previous generation {}",
+                   path_,
+                   newest == try_outcome::missing ? "is missing"
+                                                  : "is not usable",
+                   prev);
+    } else if (newest == try_outcome::invalid
+               || previous == try_outcome::invalid) {
+      spdlog::warn("snapshot: no valid generation of {}; starting without it",
+                   path_);
+    }
+  }
+
+  if (dir_changed) {
+    error.clear();
+    if (!fsync_dir(dir_, error))
+      spdlog::warn("snapshot: {}", error);
+  }
+  return result;
+}
+
+} // namespace vb::storage

@@ -1,0 +1,194 @@
+#include <catch2/catch.hpp>
+
+#include "actors/cleanup.hpp"
+#include "actors/registry.hpp"
+#include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "fixture.hpp"
+
+using namespace vb;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Cleanup every 60 s, stale after 300 s, guard at 50%.
+struct cleanup_fixture : test::fixture {
+  test::temp_dir dir;
+  std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
+  snapshot_writer_actor writer;
+  registry_actor registry_handle;
+  cleanup_actor aut;
+  cleanup_config config{60s, 300s, 0.5};
+
+  void start(std::vector<provider> initial = {}) {
+    writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
+    registry_config rc;
+    rc.flush_interval = 3600s; // keep the flush timer out of the way
+    registry_handle = sys.spawn(registry, writer, std::move(initial), rc,
+                                stats);
+    aut = sys.spawn(cleanup, registry_handle, config, stats);
+    run();
+  }
+
+  std::string add(const std::string& name) {
+    provider_registration r;
+    r.name = name;
+    r.base_url = "http://127.0.0.1:9000/" + name;
+    r.bots = {bot_info{"echo", ""}};
+    return ask<std::string>(registry_handle, atom::registration_v, r);
+  }
+
+  void beat(const std::string& id) {
+    ask<double>(registry_handle, atom::heartbeat_v, id, heartbeat{});
+  }
+
+  /// One cleanup period: the sweep fires and runs to completion.
+  void period() {
+    advance(config.interval);
+  }
+
+  std::vector<std::string> ids() {
+    std::vector<std::string> result;
+    for (auto& p : ask<std::vector<provider>>(registry_handle, atom::list_v))
+      result.push_back(p.provider_id);
+    return result;
+  }
+
+  ~cleanup_fixture() {
+    self->send_exit(aut, caf::exit_reason::user_shutdown);
+    self->send_exit(registry_handle, caf::exit_reason::user_shutdown);
+    self->send_exit(writer, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
+provider loaded(std::string id) {
+  provider p;
+  p.provider_id = std::move(id);
+  p.name = "loaded-" + p.provider_id;
+  p.base_url = "http://127.0.0.1:9100/" + p.provider_id;
+  p.bots = {bot_info{"echo", ""}};
+  p.last_seen = 1; // a day, a year, long ago
+  return p;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: stale providers are evicted, live "
+                 "ones kept", "[cleanup]") {
+  start();
+  auto live1 = add("live1");
+  auto live2 = add("live2");
+  auto dead = add("dead");
+  // Four periods (240 s): nobody is stale yet.
+  for (int i = 0; i < 4; ++i) {
+    period();
+    beat(live1);
+    beat(live2);
+  }
+  CHECK(ids().size() == 3);
+  CHECK(stats->evictions == 0);
+  // The fifth sweep (300 s) finds `dead` unseen for 300 s: 1 of 3 is not a
+  // mass eviction.
+  period();
+  CHECK(ids() == std::vector<std::string>{live1, live2});
+  CHECK(stats->evictions == 1);
+  CHECK(stats->held_sweeps == 0);
+  // The eviction is durable.
+  CHECK(load_providers(dir.path).size() == 2);
+}
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: server downtime does not count",
+                 "[cleanup]") {
+  // Two providers loaded from disk, last seen long before the start.
+  start({loaded("a"), loaded("b"), loaded("c"), loaded("d")});
+  for (int i = 0; i < 4; ++i)
+    period();
+  CHECK(ids().size() == 4);
+  CHECK(stats->evictions == 0);
+}
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: the guard holds a mass eviction, "
+                 "then lifts it after a further stale_after", "[cleanup]") {
+  start();
+  auto a = add("a");
+  auto b = add("b");
+  auto c = add("c");
+  auto d = add("d");
+  // Three of four go silent at once (75% > 50%): a blip, held back.
+  for (int i = 0; i < 5; ++i) {
+    period();
+    beat(a);
+  }
+  CHECK(ids().size() == 4);
+  CHECK(stats->held_sweeps == 1);
+  CHECK(stats->evictions == 0);
+  // Still held for the next four periods (until 300 s after the first hold).
+  for (int i = 0; i < 4; ++i) {
+    period();
+    beat(a);
+  }
+  CHECK(ids().size() == 4);
+  CHECK(stats->held_sweeps == 5);
+  // A further stale_after later they are evicted all the same.
+  period();
+  CHECK(ids() == std::vector<std::string>{a});
+  CHECK(stats->evictions == 3);
+  (void) b, (void) c, (void) d;
+}
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: a held provider that comes back "
+                 "is kept", "[cleanup]") {
+  start();
+  auto a = add("a");
+  auto b = add("b");
+  auto c = add("c");
+  for (int i = 0; i < 5; ++i)
+    period();
+  // All three stale: held.
+  CHECK(stats->held_sweeps == 1);
+  beat(b);
+  beat(c);
+  for (int i = 0; i < 5; ++i) {
+    period();
+    beat(b);
+    beat(c);
+  }
+  // `a` alone is stale now (1 of 3): evicted without the guard, the others
+  // came back and stay.
+  CHECK(ids() == std::vector<std::string>{b, c});
+}
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: a single stale provider is evicted "
+                 "even when it is the whole fleet", "[cleanup]") {
+  start();
+  add("only");
+  for (int i = 0; i < 5; ++i)
+    period();
+  CHECK(ids().empty());
+  CHECK(stats->held_sweeps == 0);
+  CHECK(stats->evictions == 1);
+}
+
+TEST_CASE("cleanup: decide() applies the fraction rule", "[cleanup]") {
+  cleanup_state st;
+  st.config = cleanup_config{60s, 300s, 0.5};
+  caf::actor_clock::time_point t0{};
+  stale_report r;
+  r.total = 4;
+  r.entries = {{"a", 300s}, {"b", 300s}};
+  // 2 of 4 is not more than half: evicted.
+  auto d = st.decide(r, t0);
+  CHECK(d.evict.size() == 2);
+  CHECK_FALSE(d.held);
+  r.entries.push_back({"c", 300s});
+  d = st.decide(r, t0);
+  CHECK(d.evict.empty());
+  CHECK(d.held);
+  CHECK(d.held_count == 3);
+  d = st.decide(r, t0 + 299s);
+  CHECK(d.evict.empty());
+  d = st.decide(r, t0 + 300s);
+  CHECK(d.evict.size() == 3);
+  CHECK(st.held_since.empty());
+}

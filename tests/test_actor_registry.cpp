@@ -1,0 +1,248 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "actors/registry.hpp"
+#include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "fixture.hpp"
+
+using namespace vb;
+using namespace std::chrono_literals;
+
+namespace {
+
+provider_registration reg(std::string name, std::string url,
+                          std::vector<std::string> bots) {
+  provider_registration r;
+  r.name = std::move(name);
+  r.base_url = std::move(url);
+  for (auto& b : bots)
+    r.bots.push_back(bot_info{b, "a bot"});
+  return r;
+}
+
+std::vector<std::string> names(const std::vector<provider>& ps) {
+  std::vector<std::string> result;
+  for (auto& p : ps)
+    result.push_back(p.name);
+  return result;
+}
+
+struct registry_fixture : test::fixture {
+  test::temp_dir dir;
+  std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
+  snapshot_writer_actor writer;
+  registry_actor aut;
+
+  void start(std::vector<provider> initial = {}, registry_config cfg = {},
+             std::string data_dir = {}) {
+    if (data_dir.empty())
+      data_dir = dir.path;
+    writer = sys.spawn(snapshot_writer, data_dir, providers_file_name, stats);
+    aut = sys.spawn(registry, writer, std::move(initial), std::move(cfg),
+                    stats);
+    run();
+  }
+
+  std::string add(const provider_registration& r) {
+    return ask<std::string>(aut, atom::registration_v, r);
+  }
+
+  std::vector<provider> on_disk() {
+    return load_providers(dir.path);
+  }
+
+  ~registry_fixture() {
+    self->send_exit(aut, caf::exit_reason::user_shutdown);
+    self->send_exit(writer, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(registry_fixture, "registry: a registration is durable when "
+                                   "acknowledged", "[registry]") {
+  start();
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
+  CHECK(id.size() == 36);
+  CHECK(id[14] == '4');
+  auto disk = on_disk();
+  REQUIRE(disk.size() == 1);
+  CHECK(disk[0].provider_id == id);
+  CHECK(disk[0].base_url == "http://127.0.0.1:9001");
+  CHECK(stats->providers == 1);
+  auto got = ask<provider>(aut, atom::get_v, id);
+  CHECK(got.name == "alpha");
+  CHECK(got.status == provider_status::online);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
+                                   "gets the same id back, bots replaced",
+                 "[registry]") {
+  start();
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "greeter"}));
+  auto again = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "poet"}));
+  CHECK(again == id);
+  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "greeter").empty());
+  CHECK(names(ask<std::vector<provider>>(aut, atom::resolve_v, "poet"))
+        == std::vector<std::string>{"alpha"});
+  // A known id keeps its id even when the endpoint moved.
+  auto moved = reg("alpha", "http://127.0.0.1:9002", {"echo"});
+  moved.provider_id = id;
+  CHECK(add(moved) == id);
+  auto all = ask<std::vector<provider>>(aut, atom::list_v);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0].base_url == "http://127.0.0.1:9002");
+  // A different endpoint without an id is another provider.
+  auto other = add(reg("beta", "http://127.0.0.1:9003", {"echo"}));
+  CHECK(other != id);
+  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "echo").size() == 2);
+  CHECK(on_disk().size() == 2);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: a provider that remembers its id "
+                                   "gets it back after this server lost it",
+                 "[registry]") {
+  start();
+  auto r = reg("alpha", "http://127.0.0.1:9001", {"echo"});
+  r.provider_id = "b3c1a4f2-0000-4000-8000-000000000001";
+  CHECK(add(r) == r.provider_id);
+  CHECK(on_disk().at(0).provider_id == r.provider_id);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: heartbeats move last_seen and "
+                                   "may replace the catalog", "[registry]") {
+  start();
+  auto err = ask_error<double>(aut, atom::heartbeat_v, std::string{"nope"},
+                               heartbeat{});
+  CHECK(code_of(err) == ec::not_found);
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
+  auto before = ask<provider>(aut, atom::get_v, id).last_seen;
+  auto seen = ask<double>(aut, atom::heartbeat_v, id, heartbeat{});
+  CHECK(seen >= before);
+  heartbeat hb;
+  hb.has_bots = true;
+  hb.bots = {bot_info{"poet", ""}};
+  ask<double>(aut, atom::heartbeat_v, id, hb);
+  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "echo").empty());
+  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "poet").size() == 1);
+  // Heartbeats are not written one by one, but the flush loop writes them.
+  CHECK(on_disk().at(0).bots.at(0).name == "echo");
+  advance(5s);
+  CHECK(on_disk().at(0).bots.at(0).name == "poet");
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: deregister removes durably",
+                 "[registry]") {
+  start();
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
+  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{}));
+  CHECK(on_disk().empty());
+  CHECK(stats->providers == 0);
+  CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id, std::string{}))
+        == ec::not_found);
+  CHECK(code_of(ask_error<provider>(aut, atom::get_v, id)) == ec::not_found);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: with keys configured, a missing "
+                                   "or wrong key changes nothing",
+                 "[registry]") {
+  registry_config cfg;
+  cfg.provider_keys = {"k1", "k2"};
+  start({}, cfg);
+  auto r = reg("alpha", "http://127.0.0.1:9001", {"echo"});
+  CHECK(code_of(ask_error<std::string>(aut, atom::registration_v, r))
+        == ec::key_missing);
+  r.provider_key = "wrong";
+  CHECK(code_of(ask_error<std::string>(aut, atom::registration_v, r))
+        == ec::key_invalid);
+  CHECK(ask<std::vector<provider>>(aut, atom::list_v).empty());
+  CHECK(on_disk().empty());
+  r.provider_key = "k2";
+  auto id = add(r);
+  CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id,
+                                std::string{"wrong"}))
+        == ec::key_invalid);
+  CHECK(ask<std::vector<provider>>(aut, atom::list_v).size() == 1);
+  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{"k1"}));
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: concurrent changes share writes "
+                                   "(group commit)", "[registry]") {
+  start();
+  constexpr int n = 50;
+  std::vector<decltype(self->request(aut, caf::infinite, atom::registration_v,
+                                     provider_registration{}))>
+    pending;
+  for (int i = 0; i < n; ++i)
+    pending.push_back(self->request(
+      aut, caf::infinite, atom::registration_v,
+      reg("p" + std::to_string(i), "http://127.0.0.1:" + std::to_string(9000 + i),
+          {"echo"})));
+  run();
+  int acked = 0;
+  for (auto& h : pending)
+    h.receive([&](std::string&) { ++acked; }, [](caf::error&) {});
+  CHECK(acked == n);
+  CHECK(stats->snapshot_writes < 10);
+  CHECK(stats->snapshot_writes >= 1);
+  CHECK(on_disk().size() == n);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: a change that cannot be written "
+                 "is not acknowledged", "[registry]") {
+  // The data dir is a regular file: every write fails.
+  auto blocked = dir.path + "/not-a-dir";
+  std::ofstream{blocked} << "x";
+  start({}, {}, blocked);
+  auto err = ask_error<std::string>(aut, atom::registration_v,
+                                    reg("alpha", "http://127.0.0.1:9001",
+                                        {"echo"}));
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(stats->snapshot_failures >= 1);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: flush is a durable barrier",
+                 "[registry]") {
+  start();
+  auto gen = ask<uint64_t>(aut, atom::flush_v);
+  CHECK(gen >= 1);
+  CHECK(ask<uint64_t>(aut, atom::flush_v) == gen + 1);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: providers loaded from disk are "
+                 "judged from the server's start", "[registry]") {
+  provider old;
+  old.provider_id = "11111111-1111-4111-8111-111111111111";
+  old.name = "old";
+  old.base_url = "http://127.0.0.1:9001";
+  old.bots = {bot_info{"echo", ""}};
+  old.last_seen = 1000; // long before this server started
+  start({old});
+  CHECK(ask<stale_report>(aut, atom::stale_v, caf::timespan{900s})
+          .entries.empty());
+  advance(899s);
+  CHECK(ask<stale_report>(aut, atom::stale_v, caf::timespan{900s})
+          .entries.empty());
+  advance(1s);
+  auto report = ask<stale_report>(aut, atom::stale_v, caf::timespan{900s});
+  CHECK(report.total == 1);
+  REQUIRE(report.entries.size() == 1);
+  CHECK(report.entries[0].provider_id == old.provider_id);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: evict spares providers seen "
+                 "since the sweep asked", "[registry]") {
+  start();
+  auto a = add(reg("a", "http://127.0.0.1:9001", {"echo"}));
+  auto b = add(reg("b", "http://127.0.0.1:9002", {"echo"}));
+  advance(100s);
+  ask<double>(aut, atom::heartbeat_v, b, heartbeat{});
+  auto evicted = ask<std::vector<std::string>>(
+    aut, atom::evict_v, std::vector<std::string>{a, b}, caf::timespan{60s});
+  CHECK(evicted == std::vector<std::string>{a});
+  CHECK(names(on_disk()) == std::vector<std::string>{"b"});
+}
