@@ -1,0 +1,86 @@
+// Times one durable snapshot write of N providers (default 10,000, two bots
+// each): render to JSON (on the writer's thread in the server) and write
+// through the snapshot file protocol (temp file, fsync, link, rename, fsync
+// dir). Prints the median, min and max of several runs.
+//
+//   build/vb_bench_snapshot [providers=10000] [runs=15] [dir=./bench-data]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "model/snapshot_codec.hpp"
+#include "storage/snapshot_file.hpp"
+
+using namespace vb;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double ms(clock_type::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+struct summary {
+  double median, min, max;
+};
+
+summary summarize(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  auto n = xs.size();
+  auto median = n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+  return {median, xs.front(), xs.back()};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int n = argc > 1 ? std::atoi(argv[1]) : 10000;
+  int runs = argc > 2 ? std::atoi(argv[2]) : 15;
+  std::string dir = argc > 3 ? argv[3] : "./bench-data";
+  std::vector<provider> ps(n);
+  for (int i = 0; i < n; ++i) {
+    auto& p = ps[i];
+    char id[40];
+    std::snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
+    p.provider_id = id;
+    p.name = "provider-" + std::to_string(i);
+    p.base_url = "http://127.0.0.1:" + std::to_string(10000 + i % 50000);
+    p.description = "benchmark provider";
+    p.bots = {bot_info{"echo", "repeats lobby chat"},
+              bot_info{"greeter-" + std::to_string(i), "says hello"}};
+    p.registered_at = 1764300000.0 + i;
+    p.last_seen = 1764300000.0 + i;
+  }
+  storage::snapshot_file file{dir, "bot_providers.json"};
+  std::vector<double> render_ms, write_ms, total_ms;
+  std::size_t bytes = 0;
+  for (int r = 0; r < runs; ++r) {
+    auto t0 = clock_type::now();
+    auto text = encode_providers(ps);
+    auto t1 = clock_type::now();
+    std::string err;
+    if (!file.write(text, err)) {
+      std::fprintf(stderr, "write failed: %s\n", err.c_str());
+      return 1;
+    }
+    auto t2 = clock_type::now();
+    bytes = text.size();
+    render_ms.push_back(ms(t1 - t0));
+    write_ms.push_back(ms(t2 - t1));
+    total_ms.push_back(ms(t2 - t0));
+  }
+  std::printf("durable snapshot of %d providers (%.1f MiB), %d runs, dir %s\n",
+              n, bytes / 1048576.0, runs, dir.c_str());
+  std::printf("%-28s %10s %10s %10s\n", "step", "median ms", "min ms", "max ms");
+  auto row = [](const char* name, const std::vector<double>& xs) {
+    auto s = summarize(xs);
+    std::printf("%-28s %10.2f %10.2f %10.2f\n", name, s.median, s.min, s.max);
+  };
+  row("render JSON", render_ms);
+  row("write+fsync+rename+fsync", write_ms);
+  row("total", total_ms);
+  return 0;
+}

@@ -1,0 +1,188 @@
+#include "model/json.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace vb {
+
+using nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(const char* key, const char* expected,
+                       const json& value) {
+  throw json::type_error::create(302,
+                                 std::string{"field '"} + key + "' must be "
+                                   + expected + ", not "
+                                   + value.type_name(),
+                                 nullptr);
+}
+
+/// The member `key` of `j`, or nullptr when it is missing or null.
+const json* present(const json& j, const char* key) {
+  auto i = j.find(key);
+  if (i == j.end() || i->is_null())
+    return nullptr;
+  return &*i;
+}
+
+void require_object(const json& j, const char* what) {
+  if (!j.is_object())
+    throw json::type_error::create(302,
+                                   std::string{what} + " must be an object, not "
+                                     + j.type_name(),
+                                   nullptr);
+}
+
+void read(const json& j, const char* key, std::string& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_string())
+      fail(key, "a string", *v);
+    out = v->get_ref<const std::string&>();
+  }
+}
+
+void read(const json& j, const char* key, double& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_number())
+      fail(key, "a number", *v);
+    out = v->get<double>();
+  }
+}
+
+void read(const json& j, const char* key, bool& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_boolean())
+      fail(key, "a boolean", *v);
+    out = v->get<bool>();
+  }
+}
+
+template <class Enum>
+void read_enum(const json& j, const char* key, Enum& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_string())
+      fail(key, "a string", *v);
+    if (!from_string(v->get_ref<const std::string&>(), out))
+      throw json::type_error::create(302,
+                                     std::string{"field '"} + key
+                                       + "' has an unknown value \""
+                                       + v->get_ref<const std::string&>()
+                                       + "\"",
+                                     nullptr);
+  }
+}
+
+template <class T>
+void read_list(const json& j, const char* key, std::vector<T>& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_array())
+      fail(key, "an array", *v);
+    out.clear();
+    out.reserve(v->size());
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      try {
+        out.push_back((*v)[i].template get<T>());
+      } catch (const json::type_error& e) {
+        throw json::type_error::create(302,
+                                       std::string{key} + "["
+                                         + std::to_string(i)
+                                         + "]: " + error_message(e),
+                                       nullptr);
+      }
+    }
+  }
+}
+
+} // namespace
+
+std::string error_message(const std::exception& e) {
+  std::string_view what = e.what();
+  if (what.rfind("[json.exception.", 0) == 0) {
+    auto end = what.find("] ");
+    if (end != std::string_view::npos)
+      what.remove_prefix(end + 2);
+  }
+  return std::string{what};
+}
+
+void to_json(json& j, const bot_info& x) {
+  j = json{{"name", x.name}, {"description", x.description}};
+}
+
+void from_json(const json& j, bot_info& x) {
+  require_object(j, "a bot");
+  x = bot_info{};
+  read(j, "name", x.name);
+  read(j, "description", x.description);
+}
+
+void to_json(json& j, const provider& x) {
+  j = json{{"provider_id", x.provider_id},
+           {"name", x.name},
+           {"base_url", x.base_url},
+           {"description", x.description},
+           {"transport", to_string(x.via)},
+           {"bots", x.bots},
+           {"registered_at", x.registered_at},
+           {"last_seen", x.last_seen},
+           {"status", to_string(x.status)}};
+}
+
+void from_json(const json& j, provider& x) {
+  require_object(j, "a provider");
+  x = provider{};
+  read(j, "provider_id", x.provider_id);
+  read(j, "name", x.name);
+  read(j, "base_url", x.base_url);
+  read(j, "description", x.description);
+  read_enum(j, "transport", x.via);
+  read_list(j, "bots", x.bots);
+  read(j, "registered_at", x.registered_at);
+  read(j, "last_seen", x.last_seen);
+  read_enum(j, "status", x.status);
+}
+
+void to_json(json& j, const session& x) {
+  j = json{{"session_id", x.session_id}, {"nick", x.nick},
+           {"is_bot", x.is_bot},         {"bot_name", x.bot_name},
+           {"provider_id", x.provider_id}, {"run_id", x.run_id},
+           {"joined_at", x.joined_at}};
+}
+
+void from_json(const json& j, session& x) {
+  require_object(j, "a session");
+  x = session{};
+  read(j, "session_id", x.session_id);
+  read(j, "nick", x.nick);
+  read(j, "is_bot", x.is_bot);
+  read(j, "bot_name", x.bot_name);
+  read(j, "provider_id", x.provider_id);
+  read(j, "run_id", x.run_id);
+  read(j, "joined_at", x.joined_at);
+}
+
+json lobby_summary(const lobby& x) {
+  return json{{"id", x.id},
+              {"name", x.name},
+              {"private", x.is_private},
+              {"created_at", x.created_at},
+              {"members", x.sessions.size()}};
+}
+
+void to_json(json& j, const lobby& x) {
+  j = lobby_summary(x);
+  j["sessions"] = x.sessions;
+}
+
+void from_json(const json& j, lobby& x) {
+  require_object(j, "a lobby");
+  x = lobby{};
+  read(j, "id", x.id);
+  read(j, "name", x.name);
+  read(j, "private", x.is_private);
+  read(j, "created_at", x.created_at);
+  read_list(j, "sessions", x.sessions);
+}
+
+} // namespace vb

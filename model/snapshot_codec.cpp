@@ -1,0 +1,281 @@
+#include "model/snapshot_codec.hpp"
+
+#include <exception>
+#include <string_view>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "model/json.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+using nlohmann::json;
+
+namespace {
+
+/// Compact dump that never throws (invalid UTF-8 becomes U+FFFD).
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// -- parsing -------------------------------------------------------------------
+
+/// A SAX handler that builds nothing and keeps the first parse error.
+struct parse_error_sax : nlohmann::json_sax<json> {
+  std::string message;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return true; }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return true; }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& e) override {
+    message = error_message(e);
+    return false;
+  }
+};
+
+/// nlohmann's description of why `text` does not parse (line, column, what).
+std::string parse_error_message(const std::string& text) {
+  parse_error_sax sax;
+  json::sax_parse(text, &sax, json::input_format_t::json, true);
+  return sax.message.empty() ? "not JSON" : sax.message;
+}
+
+/// Parses a snapshot into a JSON object, the depth checked first.
+bool parse_snapshot(const std::string& text, json& j, std::string& why) {
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+    why = "empty file";
+    return false;
+  }
+  if (json_depth(text) > max_json_depth) {
+    why = "JSON nested deeper than " + std::to_string(max_json_depth)
+          + " levels";
+    return false;
+  }
+  j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) {
+    why = "malformed JSON (" + parse_error_message(text) + ")";
+    return false;
+  }
+  if (!j.is_object()) {
+    why = std::string{"top level is "} + j.type_name() + ", not an object";
+    return false;
+  }
+  return true;
+}
+
+/// True when `j` declares a format of ours ("format" is a string); a legacy
+/// Python file has only objects as values.
+bool has_format(const json& j) {
+  auto f = j.find("format");
+  return f != j.end() && f->is_string();
+}
+
+/// Checks {"format": expected, "version": 1}.
+bool check_header(const json& j, const char* expected, std::string& why) {
+  if (!has_format(j)) {
+    why = std::string{"no \"format\" field (expected \""} + expected + "\")";
+    return false;
+  }
+  const auto& format = j["format"].get_ref<const std::string&>();
+  if (format != expected) {
+    why = "format is \"" + format + "\", expected \"" + expected + "\"";
+    return false;
+  }
+  auto v = j.find("version");
+  if (v == j.end() || !v->is_number_integer()) {
+    why = "no integer \"version\" field";
+    return false;
+  }
+  if (*v != snapshot_version) {
+    why = "unsupported version " + v->dump() + " (this server reads version "
+          + std::to_string(snapshot_version) + ")";
+    return false;
+  }
+  return true;
+}
+
+/// The array `key` of a snapshot object.
+const json* list_field(const json& j, const char* key, std::string& why) {
+  auto i = j.find(key);
+  if (i == j.end() || !i->is_array()) {
+    why = std::string{"no \""} + key + "\" array";
+    return nullptr;
+  }
+  return &*i;
+}
+
+/// Converts one entry, turning a type error into a reason naming `where`.
+template <class T>
+bool convert(const json& j, const std::string& where, T& out,
+             std::string& why) {
+  try {
+    out = j.get<T>();
+    return true;
+  } catch (const json::exception& e) {
+    why = where + ": " + error_message(e);
+    return false;
+  }
+}
+
+// -- providers -----------------------------------------------------------------
+
+bool check_provider(const provider& p, const std::string& where,
+                    std::unordered_set<std::string>& ids, std::string& why) {
+  if (p.provider_id.empty()) {
+    why = where + ": no provider_id";
+    return false;
+  }
+  if (p.name.empty()) {
+    why = where + ": no name";
+    return false;
+  }
+  for (std::size_t i = 0; i < p.bots.size(); ++i) {
+    if (p.bots[i].name.empty()) {
+      why = where + ": bots[" + std::to_string(i) + "] has no name";
+      return false;
+    }
+  }
+  if (!ids.insert(p.provider_id).second) {
+    why = where + ": duplicate provider_id \"" + p.provider_id + "\"";
+    return false;
+  }
+  return true;
+}
+
+bool decode_our_providers(const json& j, std::vector<provider>& out,
+                          std::string& why) {
+  if (!check_header(j, providers_format, why))
+    return false;
+  auto list = list_field(j, "providers", why);
+  if (list == nullptr)
+    return false;
+  std::unordered_set<std::string> ids;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    auto where = "providers[" + std::to_string(i) + "]";
+    provider p;
+    if (!convert((*list)[i], where, p, why)
+        || !check_provider(p, where, ids, why))
+      return false;
+    out.push_back(std::move(p));
+  }
+  return true;
+}
+
+/// The Python server's file: {provider_id: {provider_id, base_url, ...}}.
+bool decode_legacy_providers(const json& j, std::vector<provider>& out,
+                             std::string& why) {
+  std::unordered_set<std::string> ids;
+  for (const auto& [key, value] : j.items()) {
+    auto where = "provider \"" + key + "\"";
+    provider p;
+    if (!convert(value, where, p, why))
+      return false;
+    p.provider_id = key;
+    p.via = transport::http;
+    if (!check_provider(p, where, ids, why))
+      return false;
+    out.push_back(std::move(p));
+  }
+  return true;
+}
+
+// -- lobbies ---------------------------------------------------------------------
+
+bool check_lobby(const lobby& l, const std::string& where,
+                 std::unordered_set<std::string>& ids, std::string& why) {
+  if (l.id.empty()) {
+    why = where + ": no id";
+    return false;
+  }
+  if (l.name.empty()) {
+    why = where + ": no name";
+    return false;
+  }
+  for (std::size_t i = 0; i < l.sessions.size(); ++i) {
+    if (l.sessions[i].session_id.empty()) {
+      why = where + ": sessions[" + std::to_string(i) + "] has no session_id";
+      return false;
+    }
+  }
+  if (!ids.insert(l.id).second) {
+    why = where + ": duplicate id \"" + l.id + "\"";
+    return false;
+  }
+  return true;
+}
+
+/// Runs a decoder without letting anything escape; `out` changes only on
+/// success.
+template <class T, class Decode>
+bool guarded(const std::string& text, std::vector<T>& out, std::string& why,
+             Decode decode) {
+  try {
+    json j;
+    if (!parse_snapshot(text, j, why))
+      return false;
+    std::vector<T> result;
+    if (!decode(j, result))
+      return false;
+    out = std::move(result);
+    return true;
+  } catch (const std::exception& e) {
+    why = "cannot decode: " + error_message(e);
+    return false;
+  }
+}
+
+} // namespace
+
+std::string encode_providers(const std::vector<provider>& ps) {
+  return dump(json{{"format", providers_format},
+                   {"version", snapshot_version},
+                   {"providers", ps}});
+}
+
+bool decode_providers(const std::string& text, std::vector<provider>& out,
+                      std::string& why) {
+  return guarded(text, out, why, [&](const json& j, std::vector<provider>& r) {
+    return has_format(j) ? decode_our_providers(j, r, why)
+                         : decode_legacy_providers(j, r, why);
+  });
+}
+
+std::string encode_lobbies(const std::vector<lobby>& ls) {
+  return dump(json{{"format", lobbies_format},
+                   {"version", snapshot_version},
+                   {"lobbies", ls}});
+}
+
+bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
+                    std::string& why) {
+  return guarded(text, out, why, [&](const json& j, std::vector<lobby>& r) {
+    if (!check_header(j, lobbies_format, why))
+      return false;
+    auto list = list_field(j, "lobbies", why);
+    if (list == nullptr)
+      return false;
+    std::unordered_set<std::string> ids;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      auto where = "lobbies[" + std::to_string(i) + "]";
+      lobby l;
+      if (!convert((*list)[i], where, l, why) || !check_lobby(l, where, ids, why))
+        return false;
+      r.push_back(std::move(l));
+    }
+    return true;
+  });
+}
+
+} // namespace vb

@@ -1,0 +1,50 @@
+// The contents of the snapshot files (SPEC §3): what storage::snapshot_file
+// writes and loads, as text.
+//
+//   bot_providers.json  {"format":"voicebot-server/bot_providers","version":1,
+//                        "providers":[provider, ...]}
+//   lobbies.json        {"format":"voicebot-server/lobbies","version":1,
+//                        "lobbies":[lobby with sessions, ...]}
+//
+// decode_providers also reads the original Python server's file: an object
+// keyed by provider_id, each value a pydantic dump {provider_id, base_url,
+// name, description, registered_at, last_seen, bots?}; the key wins when the
+// value's provider_id is missing or different, and the transport is http.
+//
+// The decoders never throw and check the nesting depth before parsing; on
+// false, `why` says what is wrong (for the log line) and `out` is unchanged.
+// Either the whole file loads or none of it does: one bad entry rejects the
+// file, so that the snapshot file falls back to the previous generation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/types.hpp"
+
+namespace vb {
+
+constexpr const char* providers_format = "voicebot-server/bot_providers";
+constexpr const char* lobbies_format = "voicebot-server/lobbies";
+constexpr int snapshot_version = 1;
+
+/// Compact JSON of all providers.
+std::string encode_providers(const std::vector<provider>& ps);
+
+/// Reads our format or the Python server's; `{}` is a legacy file with no
+/// providers. Rejects: empty text, malformed or truncated JSON, too deep,
+/// another format or a newer version, a provider without a provider_id or
+/// name, a bot without a name, duplicate provider_ids, fields of the wrong
+/// type.
+bool decode_providers(const std::string& text, std::vector<provider>& out,
+                      std::string& why);
+
+/// Compact JSON of all lobbies, with their sessions.
+std::string encode_lobbies(const std::vector<lobby>& ls);
+
+/// Reads our format. Rejects as decode_providers does, plus a lobby without
+/// an id or name, a session without a session_id, duplicate lobby ids.
+bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
+                    std::string& why);
+
+} // namespace vb

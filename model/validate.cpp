@@ -1,0 +1,735 @@
+#include "model/validate.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <unordered_map>
+#include <utility>
+
+namespace vb {
+
+using nlohmann::json;
+
+// -- rendering -----------------------------------------------------------------
+
+namespace {
+
+/// Compact dump that never throws: invalid UTF-8 becomes U+FFFD. Keys keep
+/// FastAPI's order (detail before code; loc, msg, type, ctx) for readers.
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+} // namespace
+
+std::string render(const request_error& e) {
+  if (e.status != 422)
+    return error_body(e.detail, e.code);
+  auto detail = nlohmann::ordered_json::array();
+  for (const auto& f : e.errors) {
+    nlohmann::ordered_json item{{"loc", f.loc}, {"msg", f.msg}, {"type", f.type}};
+    if (!f.ctx.is_null())
+      item["ctx"] = f.ctx;
+    detail.push_back(std::move(item));
+  }
+  return dump({{"detail", std::move(detail)},
+               {"code", e.code.empty() ? "validation_error" : e.code}});
+}
+
+std::string error_body(std::string_view detail, std::string_view code) {
+  return dump({{"detail", std::string{detail}}, {"code", std::string{code}}});
+}
+
+// -- text ------------------------------------------------------------------------
+
+std::size_t json_depth(std::string_view text) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        if (++depth > deepest)
+          deepest = depth;
+        break;
+      case ']':
+      case '}':
+        if (depth > 0)
+          --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return deepest;
+}
+
+namespace {
+
+/// Decodes the code point at s[i] of a valid UTF-8 string and advances i.
+char32_t next_code_point(std::string_view s, std::size_t& i) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  auto lead = byte(i);
+  if (lead < 0x80) {
+    ++i;
+    return lead;
+  }
+  std::size_t extra = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : 1;
+  char32_t cp = lead & (0x3F >> extra);
+  for (std::size_t k = 1; k <= extra; ++k)
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  i += extra + 1;
+  return cp;
+}
+
+bool is_control(char32_t cp) {
+  return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
+}
+
+} // namespace
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t extra;
+    unsigned char low = 0x80; // bounds of the second byte
+    unsigned char high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      extra = 1;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      extra = 2;
+      if (lead == 0xE0)
+        low = 0xA0; // overlong
+      else if (lead == 0xED)
+        high = 0x9F; // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      extra = 3;
+      if (lead == 0xF0)
+        low = 0x90; // overlong
+      else if (lead == 0xF4)
+        high = 0x8F; // past U+10FFFF
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra)
+      return false; // truncated sequence
+    for (std::size_t k = 1; k <= extra; ++k) {
+      auto b = static_cast<unsigned char>(s[i + k]);
+      auto lo = k == 1 ? low : static_cast<unsigned char>(0x80);
+      auto hi = k == 1 ? high : static_cast<unsigned char>(0xBF);
+      if (b < lo || b > hi)
+        return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80)
+      ++n;
+  return n;
+}
+
+bool printable(std::string_view s, bool allow_newline_tab) {
+  if (!valid_utf8(s))
+    return false;
+  for (std::size_t i = 0; i < s.size();) {
+    auto cp = next_code_point(s, i);
+    if (allow_newline_tab && (cp == '\n' || cp == '\t'))
+      continue;
+    if (is_control(cp))
+      return false;
+  }
+  return true;
+}
+
+bool valid_bot_name(std::string_view s) {
+  if (s.empty() || s.size() > max_name_length)
+    return false;
+  for (unsigned char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+// -- field errors (pydantic 1.10 messages) ---------------------------------------
+
+namespace {
+
+json at(json loc, json key) {
+  loc.push_back(std::move(key));
+  return loc;
+}
+
+field_error missing(const json& loc) {
+  return {loc, "field required", "value_error.missing", nullptr};
+}
+
+field_error none_not_allowed(const json& loc) {
+  return {loc, "none is not an allowed value", "type_error.none.not_allowed",
+          nullptr};
+}
+
+field_error not_a_string(const json& loc) {
+  return {loc, "str type expected", "type_error.str", nullptr};
+}
+
+field_error not_a_bool(const json& loc) {
+  return {loc, "value could not be parsed to a boolean", "type_error.bool",
+          nullptr};
+}
+
+field_error not_a_list(const json& loc) {
+  return {loc, "value is not a valid list", "type_error.list", nullptr};
+}
+
+field_error not_a_dict(const json& loc) {
+  return {loc, "value is not a valid dict", "type_error.dict", nullptr};
+}
+
+field_error too_short(const json& loc, std::size_t limit) {
+  return {loc,
+          "ensure this value has at least " + std::to_string(limit)
+            + " characters",
+          "value_error.any_str.min_length",
+          json{{"limit_value", limit}}};
+}
+
+field_error too_long(const json& loc, std::size_t limit) {
+  return {loc,
+          "ensure this value has at most " + std::to_string(limit)
+            + " characters",
+          "value_error.any_str.max_length",
+          json{{"limit_value", limit}}};
+}
+
+field_error too_many_items(const json& loc, std::size_t limit) {
+  return {loc, "ensure this value has at most " + std::to_string(limit) + " items",
+          "value_error.list.max_items", json{{"limit_value", limit}}};
+}
+
+field_error not_utf8(const json& loc) {
+  return {loc, "string is not valid UTF-8", "value_error.str.utf8", nullptr};
+}
+
+field_error not_printable(const json& loc) {
+  return {loc, "string contains control characters", "value_error.str.printable",
+          nullptr};
+}
+
+field_error no_pattern_match(const json& loc) {
+  auto pattern = std::string{bot_name_pattern};
+  return {loc, "string does not match regex \"" + pattern + "\"",
+          "value_error.str.regex", json{{"pattern", pattern}}};
+}
+
+field_error duplicate_bot(const json& loc, const std::string& name) {
+  return {loc, "duplicate bot name \"" + name + "\"", "value_error.duplicate",
+          nullptr};
+}
+
+// -- URLs --------------------------------------------------------------------------
+
+field_error bad_url_format(const json& loc) {
+  return {loc, "invalid URL format", "value_error.url", nullptr};
+}
+
+field_error bad_url_scheme(const json& loc) {
+  return {loc, "invalid or missing URL scheme", "value_error.url.scheme",
+          nullptr};
+}
+
+field_error url_scheme_not_permitted(const json& loc) {
+  return {loc, "URL scheme not permitted", "value_error.url.scheme",
+          json{{"allowed_schemes", json::array({"http", "https"})}}};
+}
+
+field_error bad_url_host(const json& loc) {
+  return {loc, "URL host invalid", "value_error.url.host", nullptr};
+}
+
+field_error bad_url_port(const json& loc) {
+  return {loc, "URL port invalid, port cannot exceed 65535",
+          "value_error.url.port", nullptr};
+}
+
+bool is_alpha(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool valid_scheme(std::string_view s) {
+  if (s.size() < 2 || !is_alpha(s[0]))
+    return false;
+  for (char c : s)
+    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.')
+      return false;
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out{s};
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+/// A registered name (letters, digits, '-', '.', '_', '~', '%', or any
+/// non-ASCII byte of an internationalised name) or a bracketed IPv6 literal.
+bool valid_host(std::string_view host) {
+  if (host.empty())
+    return false;
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']')
+      return false;
+    for (char c : host.substr(1, host.size() - 2))
+      if (!is_hex(c) && c != ':' && c != '.')
+        return false;
+    return true;
+  }
+  for (char c : host) {
+    bool ok = is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_'
+              || c == '~' || c == '%' || static_cast<unsigned char>(c) >= 0x80;
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/// Length of the host at the start of an authority without user info: up to
+/// the closing bracket of an IPv6 literal, else up to the port's colon.
+std::size_t host_length(std::string_view authority) {
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    return close == std::string_view::npos ? authority.size() : close + 1;
+  }
+  return std::min(authority.find(':'), authority.size());
+}
+
+bool valid_port(std::string_view port) {
+  if (port.empty() || port.size() > 5)
+    return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (!is_digit(c))
+      return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
+/// An http:// or https:// URL with a non-empty host and no whitespace or
+/// control characters (the string is valid UTF-8 and not too long).
+std::optional<field_error> check_url(std::string_view s, const json& loc) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto cp = next_code_point(s, i);
+    if (is_control(cp) || cp == ' ' || cp == 0xA0 || cp == 0x2028
+        || cp == 0x2029 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200A))
+      return bad_url_format(loc);
+  }
+  auto sep = s.find("://");
+  if (sep == std::string_view::npos || !valid_scheme(s.substr(0, sep)))
+    return bad_url_scheme(loc);
+  auto scheme = lower(s.substr(0, sep));
+  if (scheme != "http" && scheme != "https")
+    return url_scheme_not_permitted(loc);
+  auto authority = s.substr(sep + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (auto user = authority.rfind('@'); user != std::string_view::npos)
+    authority.remove_prefix(user + 1);
+  auto host = authority.substr(0, host_length(authority));
+  if (!valid_host(host))
+    return bad_url_host(loc);
+  auto rest = authority.substr(host.size());
+  if (rest.empty())
+    return std::nullopt;
+  if (rest.front() != ':')
+    return bad_url_host(loc);
+  if (!valid_port(rest.substr(1)))
+    return bad_url_port(loc);
+  return std::nullopt;
+}
+
+// -- string rules ------------------------------------------------------------------
+
+enum class charset {
+  printable, // no control characters
+  text,      // printable plus \n and \t
+  bot_name,  // bot_name_pattern
+  url,       // check_url
+};
+
+struct string_rule {
+  bool required;           // missing → "field required"
+  bool empty_means_absent; // "" is "not given" (optional ids, base_url)
+  std::size_t min_length;  // code points
+  std::size_t max_length;  // code points
+  charset chars;
+};
+
+//                                   required, "" absent, min, max, chars
+constexpr string_rule name_rule{true, false, 1, max_name_length,
+                                charset::printable};
+constexpr string_rule bot_name_rule{true, false, 1, max_name_length,
+                                    charset::bot_name};
+constexpr string_rule optional_nick_rule{false, false, 0, max_name_length,
+                                         charset::printable};
+constexpr string_rule description_rule{false, false, 0, max_description_length,
+                                       charset::text};
+constexpr string_rule url_rule{false, true, 0, max_url_length, charset::url};
+constexpr string_rule required_id_rule{true, false, 1, max_id_length,
+                                       charset::printable};
+constexpr string_rule optional_id_rule{false, true, 0, max_id_length,
+                                       charset::printable};
+
+/// Checks the contents of a string against its rule, in pydantic's order:
+/// encoding, length, then characters or pattern.
+std::optional<field_error> check_text(std::string_view s, const json& loc,
+                                      const string_rule& rule) {
+  if (rule.empty_means_absent && s.empty())
+    return std::nullopt;
+  if (!valid_utf8(s))
+    return not_utf8(loc);
+  auto n = utf8_length(s);
+  if (n < rule.min_length)
+    return too_short(loc, rule.min_length);
+  if (n > rule.max_length)
+    return too_long(loc, rule.max_length);
+  switch (rule.chars) {
+    case charset::printable:
+    case charset::text:
+      if (!printable(s, rule.chars == charset::text))
+        return not_printable(loc);
+      break;
+    case charset::bot_name:
+      if (!valid_bot_name(s))
+        return no_pattern_match(loc);
+      break;
+    case charset::url:
+      return check_url(s, loc);
+  }
+  return std::nullopt;
+}
+
+/// Records the error, if any; true when there was none.
+bool record(std::optional<field_error> e, std::vector<field_error>& errors) {
+  if (!e)
+    return true;
+  errors.push_back(std::move(*e));
+  return false;
+}
+
+// -- JSON objects --------------------------------------------------------------------
+
+/// The fields of one JSON object at `loc`, read into a value with their rules;
+/// errors go to a shared list so that all of them are reported.
+class object_fields {
+public:
+  object_fields(const json& obj, json loc, std::vector<field_error>& errors)
+    : obj_(obj), loc_(std::move(loc)), errors_(errors) {
+  }
+
+  /// Reads a string field; false when it has an error.
+  bool string(const char* key, const string_rule& rule, std::string& out) {
+    auto loc = at(loc_, key);
+    auto v = find(key);
+    if (v == nullptr || v->is_null()) {
+      if (!rule.required)
+        return true;
+      errors_.push_back(v == nullptr ? missing(loc) : none_not_allowed(loc));
+      return false;
+    }
+    if (!v->is_string())
+      return record(not_a_string(loc), errors_);
+    const auto& s = v->get_ref<const std::string&>();
+    if (!record(check_text(s, loc, rule), errors_))
+      return false;
+    out = s;
+    return true;
+  }
+
+  /// Reads an optional boolean field (missing or null: `out` unchanged).
+  void boolean(const char* key, bool& out) {
+    auto v = find(key);
+    if (v == nullptr || v->is_null())
+      return;
+    if (!v->is_boolean())
+      errors_.push_back(not_a_bool(at(loc_, key)));
+    else
+      out = v->get<bool>();
+  }
+
+  /// Reads an optional list of bots; false when missing or null.
+  bool bots(const char* key, std::vector<bot_info>& out);
+
+private:
+  const json* find(const char* key) const {
+    auto i = obj_.find(key);
+    return i == obj_.end() ? nullptr : &*i;
+  }
+
+  const json& obj_;
+  json loc_;
+  std::vector<field_error>& errors_;
+};
+
+/// Reports each bot whose name repeats an earlier one (names with their own
+/// error are skipped: `name_ok` is false for them).
+void check_duplicate_bots(const std::vector<bot_info>& bots,
+                          const std::vector<bool>& name_ok, const json& loc,
+                          std::vector<field_error>& errors) {
+  std::unordered_map<std::string_view, std::size_t> first;
+  for (std::size_t i = 0; i < bots.size(); ++i) {
+    if (!name_ok[i])
+      continue;
+    if (!first.emplace(bots[i].name, i).second)
+      errors.push_back(duplicate_bot(at(at(loc, i), "name"), bots[i].name));
+  }
+}
+
+bool object_fields::bots(const char* key, std::vector<bot_info>& out) {
+  auto v = find(key);
+  if (v == nullptr || v->is_null())
+    return false;
+  auto loc = at(loc_, key);
+  if (!v->is_array()) {
+    errors_.push_back(not_a_list(loc));
+    return true;
+  }
+  if (v->size() > max_bots) { // no item is looked at: bounded work
+    errors_.push_back(too_many_items(loc, max_bots));
+    return true;
+  }
+  std::vector<bool> name_ok(v->size(), false);
+  out.assign(v->size(), bot_info{});
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const auto& item = (*v)[i];
+    if (!item.is_object()) {
+      errors_.push_back(not_a_dict(at(loc, i)));
+      continue;
+    }
+    object_fields bot{item, at(loc, i), errors_};
+    name_ok[i] = bot.string("name", bot_name_rule, out[i].name);
+    bot.string("description", description_rule, out[i].description);
+  }
+  check_duplicate_bots(out, name_ok, loc, errors_);
+  return true;
+}
+
+// -- bodies --------------------------------------------------------------------------
+
+request_error validation_error(std::vector<field_error> errors,
+                               std::string code = "validation_error") {
+  request_error e;
+  e.status = 422;
+  e.code = std::move(code);
+  e.errors = std::move(errors);
+  return e;
+}
+
+request_error malformed_json() {
+  request_error e;
+  e.status = 400;
+  e.code = "malformed_json";
+  e.detail = "Malformed JSON body";
+  return e;
+}
+
+bool is_blank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+enum class empty_body { missing, empty_object };
+
+/// Parses a request body into a JSON object, or says why it cannot. The
+/// depth is checked before nlohmann sees the text.
+std::optional<request_error> parse_object(std::string_view body,
+                                          empty_body if_empty, json& out) {
+  if (json_depth(body) > max_json_depth)
+    return validation_error({{json::array({"body"}),
+                              "JSON nested deeper than 64 levels",
+                              "value_error.json_too_deep", nullptr}},
+                            "json_too_deep");
+  if (!is_blank(body))
+    out = json::parse(body.data(), body.data() + body.size(), nullptr, false);
+  else
+    out = nullptr;
+  if (out.is_discarded())
+    return malformed_json();
+  if (out.is_null()) {
+    if (if_empty == empty_body::empty_object) {
+      out = json::object();
+      return std::nullopt;
+    }
+    return validation_error({missing(json::array({"body"}))});
+  }
+  if (!out.is_object())
+    return validation_error({not_a_dict(json::array({"body"}))});
+  return std::nullopt;
+}
+
+template <class T>
+parse_result<T> failure(request_error e) {
+  parse_result<T> r;
+  r.error = std::move(e);
+  return r;
+}
+
+template <class T>
+parse_result<T> finish(T value, std::vector<field_error> errors) {
+  if (!errors.empty())
+    return failure<T>(validation_error(std::move(errors)));
+  parse_result<T> r;
+  r.value = std::move(value);
+  return r;
+}
+
+/// Parses `body` as an object and reads it with `read(fields, value)`.
+template <class T, class Read>
+parse_result<T> parse_body(std::string_view body, empty_body if_empty,
+                           Read read) {
+  try {
+    json j;
+    if (auto e = parse_object(body, if_empty, j))
+      return failure<T>(std::move(*e));
+    std::vector<field_error> errors;
+    object_fields fields{j, json::array({"body"}), errors};
+    T value;
+    read(fields, value);
+    return finish(std::move(value), std::move(errors));
+  } catch (const std::exception&) {
+    // Nothing above throws on any input; only allocation can fail here.
+    return failure<T>(malformed_json());
+  }
+}
+
+} // namespace
+
+parse_result<provider_registration>
+parse_provider_registration(std::string_view body) {
+  return parse_body<provider_registration>(
+    body, empty_body::missing, [](object_fields& f, provider_registration& x) {
+      x.via = transport::http;
+      f.string("name", name_rule, x.name);
+      f.string("base_url", url_rule, x.base_url);
+      f.string("description", description_rule, x.description);
+      f.string("provider_key", optional_id_rule, x.provider_key);
+      f.string("provider_id", optional_id_rule, x.provider_id);
+      f.bots("bots", x.bots);
+    });
+}
+
+parse_result<heartbeat> parse_heartbeat(std::string_view body) {
+  return parse_body<heartbeat>(body, empty_body::empty_object,
+                               [](object_fields& f, heartbeat& x) {
+                                 x.has_bots = f.bots("bots", x.bots);
+                               });
+}
+
+parse_result<lobby_create> parse_lobby_create(std::string_view body) {
+  return parse_body<lobby_create>(body, empty_body::missing,
+                                  [](object_fields& f, lobby_create& x) {
+                                    f.string("name", name_rule, x.name);
+                                    f.boolean("private", x.is_private);
+                                  });
+}
+
+parse_result<session_create> parse_session_create(std::string_view body) {
+  return parse_body<session_create>(body, empty_body::missing,
+                                    [](object_fields& f, session_create& x) {
+                                      f.string("nick", name_rule, x.nick);
+                                    });
+}
+
+parse_result<join_request> parse_join_request(std::string_view body) {
+  return parse_body<join_request>(
+    body, empty_body::missing, [](object_fields& f, join_request& x) {
+      f.string("lobby_id", required_id_rule, x.lobby_id);
+      f.string("nick", optional_nick_rule, x.nick);
+      f.string("provider_id", optional_id_rule, x.provider_id);
+    });
+}
+
+parse_result<leave_request> parse_leave_request(std::string_view body) {
+  return parse_body<leave_request>(
+    body, empty_body::missing, [](object_fields& f, leave_request& x) {
+      f.string("session_id", required_id_rule, x.session_id);
+      f.string("lobby_id", optional_id_rule, x.lobby_id);
+    });
+}
+
+std::vector<field_error>
+check_provider_registration(const provider_registration& x) {
+  std::vector<field_error> errors;
+  auto body = json::array({"body"});
+  auto check = [&](const char* key, const std::string& value,
+                   const string_rule& rule) {
+    return record(check_text(value, at(body, key), rule), errors);
+  };
+  check("name", x.name, name_rule);
+  check("base_url", x.base_url, url_rule);
+  check("description", x.description, description_rule);
+  check("provider_key", x.provider_key, optional_id_rule);
+  check("provider_id", x.provider_id, optional_id_rule);
+  auto bots = at(body, "bots");
+  if (x.bots.size() > max_bots) {
+    errors.push_back(too_many_items(bots, max_bots));
+    return errors;
+  }
+  std::vector<bool> name_ok(x.bots.size(), false);
+  for (std::size_t i = 0; i < x.bots.size(); ++i) {
+    auto loc = at(bots, i);
+    name_ok[i] = record(check_text(x.bots[i].name, at(loc, "name"),
+                                   bot_name_rule),
+                        errors);
+    record(check_text(x.bots[i].description, at(loc, "description"),
+                      description_rule),
+           errors);
+  }
+  check_duplicate_bots(x.bots, name_ok, bots, errors);
+  return errors;
+}
+
+std::optional<field_error> check_bot_name_path(std::string_view s) {
+  return check_text(s, json::array({"path", "bot_name"}), bot_name_rule);
+}
+
+std::optional<field_error> check_id_path(std::string_view s,
+                                         std::string_view name) {
+  return check_text(s, json::array({"path", std::string{name}}),
+                    required_id_rule);
+}
+
+} // namespace vb

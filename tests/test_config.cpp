@@ -1,0 +1,88 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.hpp"
+
+using namespace vb;
+
+#ifndef VB_SOURCE_DIR
+#  error "VB_SOURCE_DIR must be defined by the build"
+#endif
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+} // namespace
+
+TEST_CASE("config: conf/voicebot-server.json holds every option with its "
+          "embedded default", "[config]") {
+  auto text = read_file(VB_SOURCE_DIR "/conf/voicebot-server.json");
+  REQUIRE_FALSE(text.empty());
+  server_options o;
+  o.port = 1; // changed, so the file must set it back
+  o.log_level = "error";
+  CHECK(apply_config_json(text, o).empty());
+  CHECK(validate(o).empty());
+  // Same values as the embedded defaults, and no option missing.
+  auto file = nlohmann::json::parse(text);
+  auto defaults = nlohmann::json::parse(default_config_json());
+  for (auto& [key, value] : defaults.items()) {
+    INFO(key);
+    REQUIRE(file.contains(key));
+    CHECK(file[key] == value);
+    CHECK(file.contains("_" + key)); // documented
+  }
+  CHECK(o.port == 8000);
+  CHECK(o.log_level == "info");
+}
+
+TEST_CASE("config: bad files and values are refused with a clear message",
+          "[config]") {
+  server_options o;
+  CHECK(apply_config_json("{", o) == "the config file is not valid JSON");
+  CHECK(apply_config_json("[]", o) == "the config file must hold a JSON object");
+  CHECK(apply_config_json(R"({"prot": 1})", o) == "unknown option 'prot'");
+  CHECK(apply_config_json(R"({"port": "x"})", o)
+        == "port: expected a non-negative integer");
+  CHECK(apply_config_json(R"({"port": 70000})", o) == "port: out of range");
+  CHECK(apply_config_json(R"({"stale_after": "1"})", o)
+        == "stale_after: expected a number");
+  CHECK(apply_config_json(R"({"provider_keys": [1]})", o)
+        == "provider_keys: expected a list of strings");
+  server_options v;
+  v.stale_after = 0;
+  CHECK_FALSE(validate(v).empty());
+  v = {};
+  v.max_evict_fraction = 1.5;
+  CHECK_FALSE(validate(v).empty());
+  v = {};
+  v.log_level = "loud";
+  CHECK_FALSE(validate(v).empty());
+  v = {};
+  v.base_path = "ai-voicebot";
+  CHECK_FALSE(validate(v).empty());
+  v.base_path = "/ai-voicebot";
+  CHECK(validate(v).empty());
+}
+
+TEST_CASE("config: values from a file apply", "[config]") {
+  server_options o;
+  CHECK(apply_config_json(R"({"port": 0, "stale_after": 1.5,
+    "provider_keys": ["a", "b"], "base_path": "/x", "_note": "ignored"})",
+                          o)
+          .empty());
+  CHECK(o.port == 0);
+  CHECK(o.stale_after == 1.5);
+  CHECK(o.provider_keys == std::vector<std::string>{"a", "b"});
+  CHECK(o.base_path == "/x");
+}

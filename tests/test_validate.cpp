@@ -1,0 +1,765 @@
+// model/validate: request bodies, their FastAPI/pydantic-1.10 error shapes,
+// the depth check, UTF-8 and the single-value checks.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/validate.hpp"
+
+using nlohmann::json;
+using namespace vb;
+
+namespace {
+
+/// Checks one field error against what pydantic 1.10 reports.
+void check_error(const field_error& e, const json& loc, const std::string& msg,
+                 const std::string& type, const json& ctx = nullptr) {
+  CHECK(e.loc == loc);
+  CHECK(e.msg == msg);
+  CHECK(e.type == type);
+  CHECK(e.ctx == ctx);
+}
+
+/// The only error of a failed 422 parse.
+template <class T>
+field_error only_error(const parse_result<T>& r) {
+  REQUIRE_FALSE(r);
+  CHECK(r.error.status == 422);
+  CHECK(r.error.code == "validation_error");
+  REQUIRE(r.error.errors.size() == 1);
+  return r.error.errors[0];
+}
+
+/// A registration body with one field replaced (or added).
+std::string registration_with(const std::string& key, const json& value) {
+  json j{{"name", "voicebot"},
+         {"base_url", "http://voicebot:8788"},
+         {"bots", json::array({json{{"name", "echo"}, {"description", "x"}}})}};
+  j[key] = value;
+  return j.dump();
+}
+
+std::string repeat(const std::string& s, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i)
+    out += s;
+  return out;
+}
+
+json bots_of(std::size_t n) {
+  auto bots = json::array();
+  for (std::size_t i = 0; i < n; ++i)
+    bots.push_back(json{{"name", "bot" + std::to_string(i)}});
+  return bots;
+}
+
+const json min_1{{"limit_value", 1}};
+const json max_64{{"limit_value", 64}};
+
+} // namespace
+
+// -- json_depth --------------------------------------------------------------------
+
+TEST_CASE("validate: json_depth counts nesting, ignoring strings",
+          "[validate][depth]") {
+  CHECK(json_depth("") == 0);
+  CHECK(json_depth("42") == 0);
+  CHECK(json_depth("\"[[[{{{\"") == 0);
+  CHECK(json_depth("{}") == 1);
+  CHECK(json_depth("[1,2,3]") == 1);
+  CHECK(json_depth("[[]]") == 2);
+  CHECK(json_depth(R"({"a":[{"b":1}],"c":{}})") == 3);
+  CHECK(json_depth(R"([[1],[2],[3]])") == 2); // siblings do not add up
+  CHECK(json_depth(R"({"a":"]]]{{{[[["})") == 1);
+  CHECK(json_depth(R"({"a":"\"[[[", "b":[]})") == 2);   // escaped quote
+  CHECK(json_depth(R"(["\\", [[1]]])") == 3);           // escaped backslash
+  CHECK(json_depth(R"(["\\\"[[", 1])") == 1);           // \\ then \"
+  CHECK(json_depth(R"({"k\"}":{"x":"}"}})") == 2);
+  CHECK(json_depth("]]]][") == 1); // unbalanced closers do not go negative
+  CHECK(json_depth(std::string(1000, '[')) == 1000);
+  CHECK(json_depth(std::string(64, '[') + std::string(64, ']')) == 64);
+}
+
+TEST_CASE("validate: bodies nested deeper than 64 are refused before parsing",
+          "[validate][depth]") {
+  // Depth 64 passes the check (the field is then of the wrong type).
+  auto at_limit = "{\"name\":" + std::string(63, '[') + std::string(63, ']') + "}";
+  REQUIRE(json_depth(at_limit) == 64);
+  auto r = parse_lobby_create(at_limit);
+  check_error(only_error(r), json{"body", "name"}, "str type expected",
+              "type_error.str");
+
+  auto past_limit = "{\"name\":" + std::string(64, '[') + std::string(64, ']') + "}";
+  auto deep = parse_lobby_create(past_limit);
+  REQUIRE_FALSE(deep);
+  CHECK(deep.error.status == 422);
+  CHECK(deep.error.code == "json_too_deep");
+  REQUIRE(deep.error.errors.size() == 1);
+  check_error(deep.error.errors[0], json{"body"},
+              "JSON nested deeper than 64 levels", "value_error.json_too_deep");
+  CHECK(json::parse(render(deep.error)) == json::parse(R"({"detail":[{"loc":["body"],
+    "msg":"JSON nested deeper than 64 levels","type":"value_error.json_too_deep"}],
+    "code":"json_too_deep"})"));
+}
+
+TEST_CASE("validate: a 100,000-deep body is refused quickly",
+          "[validate][depth]") {
+  const std::string open(100000, '[');
+  const std::string balanced = open + std::string(100000, ']');
+  auto start = std::chrono::steady_clock::now();
+  for (const auto* body : {&open, &balanced}) {
+    CHECK(parse_join_request(*body).error.code == "json_too_deep");
+    CHECK(parse_provider_registration(*body).error.code == "json_too_deep");
+    CHECK(parse_heartbeat(*body).error.code == "json_too_deep");
+  }
+  auto objects = repeat("{\"a\":", 100000);
+  CHECK(parse_lobby_create(objects).error.code == "json_too_deep");
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::seconds(1)); // a linear scan: ~1 ms
+}
+
+// -- malformed bodies --------------------------------------------------------------
+
+TEST_CASE("validate: malformed JSON is 400", "[validate][malformed]") {
+  for (std::string body :
+       {"{", "{\"name\": }", "nope", "{} x", "{'name': 'single'}",
+        "{\"name\":\"unterminated}", "[1,]", "{\"a\":1,}", "NaN",
+        "{\"a\":1e99999}"}) {
+    INFO(body);
+    auto r = parse_lobby_create(body);
+    REQUIRE_FALSE(r);
+    CHECK(r.error.status == 400);
+    CHECK(r.error.code == "malformed_json");
+    CHECK(r.error.detail == "Malformed JSON body");
+    CHECK(r.error.errors.empty());
+    CHECK(json::parse(render(r.error))
+          == json{{"detail", "Malformed JSON body"}, {"code", "malformed_json"}});
+  }
+}
+
+TEST_CASE("validate: invalid UTF-8 in a body is malformed JSON",
+          "[validate][malformed][utf8]") {
+  const std::vector<std::string> bodies{
+    "{\"name\":\"\xff\"}",                 // not UTF-8 at all
+    "{\"name\":\"\xc0\xaf\"}",             // overlong '/'
+    "{\"name\":\"\xed\xa0\x80\"}",         // encoded surrogate
+    "{\"name\":\"caf\xc3\"}",              // truncated sequence
+    "\xef\xbb\xbf\xff{}",                  // garbage outside strings
+    "{\"name\":\"\\ud800\"}",              // lone surrogate escape
+    "{\"name\":\"\\udc00\\ud800\"}",       // reversed pair
+    std::string("{\"name\":\"a\0b\"}", 14) // raw NUL
+  };
+  for (const auto& body : bodies) {
+    INFO(body);
+    parse_result<lobby_create> r;
+    CHECK_NOTHROW(r = parse_lobby_create(body));
+    REQUIRE_FALSE(r);
+    CHECK(r.error.status == 400);
+    CHECK(r.error.code == "malformed_json");
+    CHECK_NOTHROW(render(r.error));
+  }
+  // Escapes of real characters are fine, surrogate pairs included.
+  auto ok = parse_lobby_create(R"({"name":"caf\u00e9 \ud83d\ude00"})");
+  REQUIRE(ok);
+  CHECK(ok.value->name == "caf\xc3\xa9 \xf0\x9f\x98\x80");
+}
+
+TEST_CASE("validate: a body that is not an object", "[validate][body]") {
+  for (std::string body : {"[]", "[{\"name\":\"x\"}]", "42", "\"name\"", "true"}) {
+    INFO(body);
+    check_error(only_error(parse_lobby_create(body)), json{"body"},
+                "value is not a valid dict", "type_error.dict");
+    check_error(only_error(parse_heartbeat(body)), json{"body"},
+                "value is not a valid dict", "type_error.dict");
+  }
+  // No body, or null, is a missing body (FastAPI's answer)...
+  for (std::string body : {"", "  \r\n", "null", " null "}) {
+    INFO(body);
+    check_error(only_error(parse_join_request(body)), json{"body"},
+                "field required", "value_error.missing");
+  }
+  // ...except for a heartbeat, where it means {}.
+  for (std::string body : {"", "\n", "null", "{}"}) {
+    auto hb = parse_heartbeat(body);
+    REQUIRE(hb);
+    CHECK_FALSE(hb.value->has_bots);
+  }
+}
+
+// -- rendering -----------------------------------------------------------------------
+
+TEST_CASE("validate: rendered errors parse back to FastAPI's shape",
+          "[validate][render]") {
+  auto r = parse_provider_registration(R"({"bots":[{"name":""}]})");
+  REQUIRE_FALSE(r);
+  auto body = json::parse(render(r.error));
+  CHECK(body["code"] == "validation_error");
+  REQUIRE(body["detail"].is_array());
+  REQUIRE(body["detail"].size() == 2);
+  CHECK(body["detail"][0]
+        == json::parse(R"({"loc":["body","name"],"msg":"field required",
+                           "type":"value_error.missing"})"));
+  CHECK(body["detail"][1]
+        == json::parse(R"({"loc":["body","bots",0,"name"],
+          "msg":"ensure this value has at least 1 characters",
+          "type":"value_error.any_str.min_length","ctx":{"limit_value":1}})"));
+  CHECK(body.size() == 2);
+
+  CHECK(json::parse(error_body("Bot not found", "bot_not_found"))
+        == json{{"detail", "Bot not found"}, {"code", "bot_not_found"}});
+  request_error not_found;
+  not_found.status = 404;
+  not_found.code = "lobby_not_found";
+  not_found.detail = "Lobby not found";
+  CHECK(render(not_found) == error_body("Lobby not found", "lobby_not_found"));
+  // Invalid UTF-8 from a path never makes rendering throw.
+  std::string text;
+  CHECK_NOTHROW(text = error_body("Bot '\xff' not found", "bot_not_found"));
+  CHECK(json::parse(text)["detail"] == "Bot '\xef\xbf\xbd' not found");
+}
+
+// -- provider registration -------------------------------------------------------------
+
+TEST_CASE("validate: a valid registration gives its values",
+          "[validate][register]") {
+  auto r = parse_provider_registration(R"({
+    "name": "voicebot", "base_url": "https://bots.example.com:8443/vb",
+    "description": "line one\n\tline two", "provider_key": "k-123",
+    "provider_id": "p-1", "unknown": {"ignored": true},
+    "bots": [{"name": "ai_chatbot", "description": "Chats"}, {"name": "echo.v2-x_y"}]})");
+  REQUIRE(r);
+  const auto& x = *r.value;
+  CHECK(x.name == "voicebot");
+  CHECK(x.base_url == "https://bots.example.com:8443/vb");
+  CHECK(x.description == "line one\n\tline two");
+  CHECK(x.provider_key == "k-123");
+  CHECK(x.provider_id == "p-1");
+  CHECK(x.via == transport::http);
+  REQUIRE(x.bots.size() == 2);
+  CHECK(x.bots[0].name == "ai_chatbot");
+  CHECK(x.bots[0].description == "Chats");
+  CHECK(x.bots[1].name == "echo.v2-x_y");
+  CHECK(x.bots[1].description.empty());
+
+  // Only a name is needed; "" and null in optional fields mean "not given".
+  auto minimal = parse_provider_registration(R"({"name":"n","base_url":"",
+    "provider_id":"","provider_key":null,"description":null,"bots":null})");
+  REQUIRE(minimal);
+  CHECK(minimal.value->base_url.empty());
+  CHECK(minimal.value->provider_id.empty());
+  CHECK(minimal.value->provider_key.empty());
+  CHECK(minimal.value->description.empty());
+  CHECK(minimal.value->bots.empty());
+}
+
+TEST_CASE("validate: registration collects every error in field order",
+          "[validate][register]") {
+  auto r = parse_provider_registration(R"({"name": 5, "base_url": "ftp://x",
+    "description": 7, "provider_key": [], "provider_id": false,
+    "bots": [{"name": "bad name"}, 3, {"description": "no name"}, {"name": "ok", "description": 1}]})");
+  REQUIRE_FALSE(r);
+  CHECK(r.error.status == 422);
+  const auto& e = r.error.errors;
+  REQUIRE(e.size() == 9);
+  check_error(e[0], json{"body", "name"}, "str type expected", "type_error.str");
+  check_error(e[1], json{"body", "base_url"}, "URL scheme not permitted",
+              "value_error.url.scheme",
+              json{{"allowed_schemes", json::array({"http", "https"})}});
+  check_error(e[2], json{"body", "description"}, "str type expected",
+              "type_error.str");
+  check_error(e[3], json{"body", "provider_key"}, "str type expected",
+              "type_error.str");
+  check_error(e[4], json{"body", "provider_id"}, "str type expected",
+              "type_error.str");
+  check_error(e[5], json{"body", "bots", 0, "name"},
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex",
+              json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(e[6], json{"body", "bots", 1}, "value is not a valid dict",
+              "type_error.dict");
+  check_error(e[7], json{"body", "bots", 2, "name"}, "field required",
+              "value_error.missing");
+  check_error(e[8], json{"body", "bots", 3, "description"}, "str type expected",
+              "type_error.str");
+}
+
+TEST_CASE("validate: registration name rules", "[validate][register][strings]") {
+  auto name_error = [](const json& value) {
+    return only_error(parse_provider_registration(registration_with("name", value)));
+  };
+  check_error(only_error(parse_provider_registration(R"({"bots":[]})")),
+              json{"body", "name"}, "field required", "value_error.missing");
+  check_error(name_error(nullptr), json{"body", "name"},
+              "none is not an allowed value", "type_error.none.not_allowed");
+  check_error(name_error(""), json{"body", "name"},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(name_error(std::string(65, 'a')), json{"body", "name"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(name_error(true), json{"body", "name"}, "str type expected",
+              "type_error.str");
+  check_error(name_error(json::object()), json{"body", "name"},
+              "str type expected", "type_error.str");
+  for (const auto& bad : std::vector<std::string>{
+         "a\nb", "tab\there", std::string("nul\0", 4), "del\x7f", "c1\xc2\x85",
+         "esc\x1b[31m"}) {
+    INFO(bad);
+    check_error(name_error(bad), json{"body", "name"},
+                "string contains control characters", "value_error.str.printable");
+  }
+  // Lengths count code points, not bytes.
+  auto e_acute = std::string("\xc3\xa9");
+  CHECK(parse_provider_registration(registration_with("name", repeat(e_acute, 64))));
+  check_error(name_error(repeat(e_acute, 65)), json{"body", "name"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  CHECK(parse_provider_registration(
+    registration_with("name", repeat("\xf0\x9f\x98\x80", 64)))); // 256 bytes
+  CHECK(parse_provider_registration(registration_with("name", std::string(64, 'a'))));
+  CHECK(parse_provider_registration(registration_with("name", "a b, c! \xe2\x82\xac")));
+}
+
+TEST_CASE("validate: description rules", "[validate][register][strings]") {
+  auto with = [](const json& value) {
+    return parse_provider_registration(registration_with("description", value));
+  };
+  CHECK(with(std::string(1024, 'd')));
+  CHECK(with(repeat("\xe2\x82\xac", 1024))); // 1024 code points, 3072 bytes
+  CHECK(with("multi\nline\twith tabs"));
+  check_error(only_error(with(std::string(1025, 'd'))), json{"body", "description"},
+              "ensure this value has at most 1024 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 1024}});
+  check_error(only_error(with("carriage\rreturn")), json{"body", "description"},
+              "string contains control characters", "value_error.str.printable");
+  check_error(only_error(with(42)), json{"body", "description"},
+              "str type expected", "type_error.str");
+}
+
+TEST_CASE("validate: base_url rules", "[validate][register][url]") {
+  auto url_error = [](const json& value) {
+    return only_error(parse_provider_registration(registration_with("base_url", value)));
+  };
+  const json loc{"body", "base_url"};
+  for (std::string good :
+       {"http://voicebot:8788", "https://bots.example.com/path?q=1#frag",
+        "HTTPS://Example.COM", "http://10.0.0.7", "http://[::1]:8080/",
+        "http://user:secret@host:1/x", "http://b\xc3\xbc" "cher.example/",
+        "http://localhost:65535"}) {
+    INFO(good);
+    auto r = parse_provider_registration(registration_with("base_url", good));
+    REQUIRE(r);
+    CHECK(r.value->base_url == good);
+  }
+  for (std::string bad : {"example.com", "//example.com", "://x", "h://x",
+                          "1http://x", "http:/x"}) {
+    INFO(bad);
+    check_error(url_error(bad), loc, "invalid or missing URL scheme",
+                "value_error.url.scheme");
+  }
+  for (std::string bad : {"ftp://example.com", "file:///etc/passwd",
+                          "javascript://x", "ws://host"}) {
+    INFO(bad);
+    check_error(url_error(bad), loc, "URL scheme not permitted",
+                "value_error.url.scheme",
+                json{{"allowed_schemes", json::array({"http", "https"})}});
+  }
+  for (std::string bad : {"http://", "https:///path", "http://:8080",
+                          "http://user@", "http://ho!st", "http://[::1",
+                          "http://[zz]"}) {
+    INFO(bad);
+    check_error(url_error(bad), loc, "URL host invalid", "value_error.url.host");
+  }
+  for (std::string bad : {"http://host:99999", "http://host:", "http://host:8o"}) {
+    INFO(bad);
+    check_error(url_error(bad), loc, "URL port invalid, port cannot exceed 65535",
+                "value_error.url.port");
+  }
+  for (std::string bad : {"http://exa mple.com", " http://x", "http://x\t",
+                          "http://x/\n", "http://x/\xc2\xa0"}) {
+    INFO(bad);
+    check_error(url_error(bad), loc, "invalid URL format", "value_error.url");
+  }
+  check_error(url_error("http://x/" + std::string(2040, 'p')), loc,
+              "ensure this value has at most 2048 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 2048}});
+  CHECK(parse_provider_registration(
+    registration_with("base_url", "http://x/" + std::string(2039, 'p'))));
+  check_error(url_error(8788), loc, "str type expected", "type_error.str");
+}
+
+TEST_CASE("validate: id and key fields are at most 128 characters",
+          "[validate][register][strings]") {
+  for (const char* key : {"provider_id", "provider_key"}) {
+    INFO(key);
+    CHECK(parse_provider_registration(registration_with(key, std::string(128, 'k'))));
+    check_error(only_error(parse_provider_registration(
+                  registration_with(key, std::string(129, 'k')))),
+                json{"body", key}, "ensure this value has at most 128 characters",
+                "value_error.any_str.max_length", json{{"limit_value", 128}});
+    check_error(only_error(parse_provider_registration(registration_with(key, "a\nb"))),
+                json{"body", key}, "string contains control characters",
+                "value_error.str.printable");
+  }
+}
+
+TEST_CASE("validate: bots list rules", "[validate][register][bots]") {
+  auto bots_error = [](const json& value) {
+    return only_error(parse_provider_registration(registration_with("bots", value)));
+  };
+  check_error(bots_error("echo"), json{"body", "bots"}, "value is not a valid list",
+              "type_error.list");
+  check_error(bots_error(json::object()), json{"body", "bots"},
+              "value is not a valid list", "type_error.list");
+  CHECK(parse_provider_registration(registration_with("bots", bots_of(256))));
+  CHECK(parse_provider_registration(registration_with("bots", json::array())));
+  check_error(bots_error(bots_of(257)), json{"body", "bots"},
+              "ensure this value has at most 256 items", "value_error.list.max_items",
+              json{{"limit_value", 256}});
+  check_error(bots_error(json::array({"echo"})), json{"body", "bots", 0},
+              "value is not a valid dict", "type_error.dict");
+  check_error(bots_error(json::array({json{{"name", ""}}})),
+              json{"body", "bots", 0, "name"},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(bots_error(json::array({json{{"name", std::string(65, 'b')}}})),
+              json{"body", "bots", 0, "name"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  for (std::string bad : {"a b", "caf\xc3\xa9", "slash/bot", "x:y", "bot\n"}) {
+    INFO(bad);
+    check_error(bots_error(json::array({json{{"name", bad}}})),
+                json{"body", "bots", 0, "name"},
+                "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+                "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  }
+  check_error(bots_error(json::array({json{{"name", "a"}, {"description", std::string(1025, 'd')}}})),
+              json{"body", "bots", 0, "description"},
+              "ensure this value has at most 1024 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 1024}});
+}
+
+TEST_CASE("validate: duplicate bot names are refused", "[validate][register][bots]") {
+  auto r = parse_provider_registration(registration_with(
+    "bots", json::parse(R"([{"name":"echo"},{"name":"greeter"},{"name":"echo"},
+                            {"name":"bad name"},{"name":"echo"}])")));
+  REQUIRE_FALSE(r);
+  const auto& e = r.error.errors;
+  REQUIRE(e.size() == 3);
+  check_error(e[0], json{"body", "bots", 3, "name"},
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(e[1], json{"body", "bots", 2, "name"}, "duplicate bot name \"echo\"",
+              "value_error.duplicate");
+  check_error(e[2], json{"body", "bots", 4, "name"}, "duplicate bot name \"echo\"",
+              "value_error.duplicate");
+  // Names are case-sensitive, like the pattern.
+  CHECK(parse_provider_registration(registration_with(
+    "bots", json::parse(R"([{"name":"Echo"},{"name":"echo"}])"))));
+}
+
+TEST_CASE("validate: the CAF registration struct follows the same rules",
+          "[validate][register][caf]") {
+  provider_registration x;
+  x.name = "local";
+  x.via = transport::caf;
+  x.bots = {{"echo", "Repeats"}, {"greeter", ""}};
+  CHECK(check_provider_registration(x).empty());
+
+  x.name = "bad\xff";
+  x.base_url = "gopher://x";
+  x.provider_key = std::string(129, 'k');
+  x.bots = {{"echo", ""}, {"no way", ""}, {"echo", "\x01"}};
+  auto e = check_provider_registration(x);
+  REQUIRE(e.size() == 6);
+  check_error(e[0], json{"body", "name"}, "string is not valid UTF-8",
+              "value_error.str.utf8");
+  check_error(e[1], json{"body", "base_url"}, "URL scheme not permitted",
+              "value_error.url.scheme",
+              json{{"allowed_schemes", json::array({"http", "https"})}});
+  check_error(e[2], json{"body", "provider_key"},
+              "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  check_error(e[3], json{"body", "bots", 1, "name"},
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(e[4], json{"body", "bots", 2, "description"},
+              "string contains control characters", "value_error.str.printable");
+  check_error(e[5], json{"body", "bots", 2, "name"}, "duplicate bot name \"echo\"",
+              "value_error.duplicate");
+
+  x = provider_registration{};
+  check_error(check_provider_registration(x).at(0), json{"body", "name"},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  x.name = "n";
+  x.bots.assign(257, bot_info{"b", ""});
+  e = check_provider_registration(x);
+  REQUIRE(e.size() == 1);
+  check_error(e[0], json{"body", "bots"}, "ensure this value has at most 256 items",
+              "value_error.list.max_items", json{{"limit_value", 256}});
+}
+
+// -- heartbeat -------------------------------------------------------------------------
+
+TEST_CASE("validate: heartbeat bodies", "[validate][heartbeat]") {
+  auto hb = parse_heartbeat(R"({"bots":[{"name":"echo","description":"d"}],"load":0.5})");
+  REQUIRE(hb);
+  CHECK(hb.value->has_bots);
+  REQUIRE(hb.value->bots.size() == 1);
+  CHECK(hb.value->bots[0].name == "echo");
+
+  auto empty_list = parse_heartbeat(R"({"bots":[]})");
+  REQUIRE(empty_list);
+  CHECK(empty_list.value->has_bots); // an empty catalog is still a catalog
+  CHECK(empty_list.value->bots.empty());
+
+  auto no_bots = parse_heartbeat(R"({"bots":null,"capacity":4})");
+  REQUIRE(no_bots);
+  CHECK_FALSE(no_bots.value->has_bots);
+
+  check_error(only_error(parse_heartbeat(R"({"bots":"echo"})")), json{"body", "bots"},
+              "value is not a valid list", "type_error.list");
+  check_error(only_error(parse_heartbeat(R"({"bots":[{"name":"x y"}]})")),
+              json{"body", "bots", 0, "name"},
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(only_error(parse_heartbeat(R"({"bots":[{"name":"a"},{"name":"a"}]})")),
+              json{"body", "bots", 1, "name"}, "duplicate bot name \"a\"",
+              "value_error.duplicate");
+  check_error(only_error(parse_heartbeat(json{{"bots", bots_of(257)}}.dump())),
+              json{"body", "bots"}, "ensure this value has at most 256 items",
+              "value_error.list.max_items", json{{"limit_value", 256}});
+}
+
+// -- lobbies and sessions --------------------------------------------------------------
+
+TEST_CASE("validate: lobby_create", "[validate][lobby]") {
+  auto r = parse_lobby_create(R"({"name":"Kitchen","private":true})");
+  REQUIRE(r);
+  CHECK(r.value->name == "Kitchen");
+  CHECK(r.value->is_private);
+  auto p = parse_lobby_create(R"({"name":"Hall","private":null})");
+  REQUIRE(p);
+  CHECK_FALSE(p.value->is_private);
+  CHECK_FALSE(parse_lobby_create(R"({"name":"Hall"})").value->is_private);
+
+  for (std::string bad : {"\"yes\"", "1", "0", "\"true\"", "[]"}) {
+    INFO(bad);
+    check_error(only_error(parse_lobby_create("{\"name\":\"x\",\"private\":" + bad + "}")),
+                json{"body", "private"}, "value could not be parsed to a boolean",
+                "type_error.bool");
+  }
+  auto both = parse_lobby_create(R"({"private":"no"})");
+  REQUIRE_FALSE(both);
+  REQUIRE(both.error.errors.size() == 2);
+  check_error(both.error.errors[0], json{"body", "name"}, "field required",
+              "value_error.missing");
+  check_error(both.error.errors[1], json{"body", "private"},
+              "value could not be parsed to a boolean", "type_error.bool");
+  check_error(only_error(parse_lobby_create(R"({"name":""})")), json{"body", "name"},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(only_error(parse_lobby_create(json{{"name", std::string(65, 'l')}}.dump())),
+              json{"body", "name"}, "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(only_error(parse_lobby_create(R"({"name":"a\u0007b"})")),
+              json{"body", "name"}, "string contains control characters",
+              "value_error.str.printable");
+}
+
+TEST_CASE("validate: session_create", "[validate][lobby]") {
+  auto r = parse_session_create(R"({"nick":"alice","extra":1})");
+  REQUIRE(r);
+  CHECK(r.value->nick == "alice");
+  check_error(only_error(parse_session_create("{}")), json{"body", "nick"},
+              "field required", "value_error.missing");
+  check_error(only_error(parse_session_create(R"({"nick":""})")), json{"body", "nick"},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(only_error(parse_session_create(R"({"nick":12})")), json{"body", "nick"},
+              "str type expected", "type_error.str");
+  check_error(only_error(parse_session_create(R"({"nick":"a\u0085"})")),
+              json{"body", "nick"}, "string contains control characters",
+              "value_error.str.printable");
+}
+
+// -- joins and leaves --------------------------------------------------------------------
+
+TEST_CASE("validate: join_request", "[validate][join]") {
+  auto r = parse_join_request(R"({"lobby_id":"l-1","nick":"bot","provider_id":"p-1"})");
+  REQUIRE(r);
+  CHECK(r.value->lobby_id == "l-1");
+  CHECK(r.value->nick == "bot");
+  CHECK(r.value->provider_id == "p-1");
+
+  // The seed's own example: an empty provider_id means "not given".
+  auto seed = parse_join_request(R"({"lobby_id":"l","nick":"test-bot","provider_id":""})");
+  REQUIRE(seed);
+  CHECK(seed.value->provider_id.empty());
+  auto defaults = parse_join_request(R"({"lobby_id":"l","nick":null,"provider_id":null})");
+  REQUIRE(defaults);
+  CHECK(defaults.value->nick.empty());
+  CHECK(defaults.value->provider_id.empty());
+  CHECK(parse_join_request(R"({"lobby_id":"l","nick":""})"));
+
+  check_error(only_error(parse_join_request(R"({"nick":"x"})")), json{"body", "lobby_id"},
+              "field required", "value_error.missing");
+  check_error(only_error(parse_join_request(R"({"lobby_id":""})")),
+              json{"body", "lobby_id"}, "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(only_error(parse_join_request(R"({"lobby_id":null})")),
+              json{"body", "lobby_id"}, "none is not an allowed value",
+              "type_error.none.not_allowed");
+  check_error(only_error(parse_join_request(json{{"lobby_id", std::string(129, 'l')}}.dump())),
+              json{"body", "lobby_id"}, "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  check_error(only_error(parse_join_request(
+                json{{"lobby_id", "l"}, {"nick", std::string(65, 'n')}}.dump())),
+              json{"body", "nick"}, "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+
+  auto all = parse_join_request(R"({"lobby_id":5,"nick":"a\nb","provider_id":[]})");
+  REQUIRE_FALSE(all);
+  REQUIRE(all.error.errors.size() == 3);
+  check_error(all.error.errors[0], json{"body", "lobby_id"}, "str type expected",
+              "type_error.str");
+  check_error(all.error.errors[1], json{"body", "nick"},
+              "string contains control characters", "value_error.str.printable");
+  check_error(all.error.errors[2], json{"body", "provider_id"}, "str type expected",
+              "type_error.str");
+}
+
+TEST_CASE("validate: leave_request", "[validate][join]") {
+  auto r = parse_leave_request(R"({"session_id":"s-1","lobby_id":"l-1"})");
+  REQUIRE(r);
+  CHECK(r.value->session_id == "s-1");
+  CHECK(r.value->lobby_id == "l-1");
+  auto no_lobby = parse_leave_request(R"({"session_id":"s-1","lobby_id":""})");
+  REQUIRE(no_lobby);
+  CHECK(no_lobby.value->lobby_id.empty());
+  check_error(only_error(parse_leave_request(R"({"lobby_id":"l"})")),
+              json{"body", "session_id"}, "field required", "value_error.missing");
+  check_error(only_error(parse_leave_request(R"({"session_id":""})")),
+              json{"body", "session_id"}, "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(only_error(parse_leave_request(R"({"session_id":"s","lobby_id":1})")),
+              json{"body", "lobby_id"}, "str type expected", "type_error.str");
+}
+
+// -- single values -------------------------------------------------------------------------
+
+TEST_CASE("validate: bot names and the bot_name path parameter",
+          "[validate][path]") {
+  for (const auto& good :
+       std::vector<std::string>{"echo", "ai_chatbot", "A.b-C_9", std::string(64, 'x')})
+    CHECK(valid_bot_name(good));
+  for (const auto& bad : std::vector<std::string>{
+         "", "a b", std::string(65, 'x'), "caf\xc3\xa9", "a/b",
+         std::string("a\0b", 3), "../etc"})
+    CHECK_FALSE(valid_bot_name(bad));
+  CHECK(valid_bot_name("..")); // the pattern allows dots; routes match by name
+
+  CHECK_FALSE(check_bot_name_path("ai_chatbot"));
+  const json loc{"path", "bot_name"};
+  check_error(*check_bot_name_path("a b"), loc,
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(*check_bot_name_path(""), loc,
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(*check_bot_name_path(std::string(65, 'b')), loc,
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(*check_bot_name_path("bad\xff"), loc, "string is not valid UTF-8",
+              "value_error.str.utf8");
+
+  CHECK_FALSE(check_id_path("9f1c2d3e-aaaa", "lobby_id"));
+  check_error(*check_id_path(std::string(129, 'i'), "provider_id"),
+              json{"path", "provider_id"},
+              "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  check_error(*check_id_path("a\r\nb", "session_id"), json{"path", "session_id"},
+              "string contains control characters", "value_error.str.printable");
+}
+
+TEST_CASE("validate: UTF-8 helpers", "[validate][utf8]") {
+  CHECK(valid_utf8(""));
+  CHECK(valid_utf8("plain"));
+  CHECK(valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf"));
+  for (std::string bad : {"\xff", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf",
+                          "\xed\xa0\x80", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80",
+                          "\xf5\x80\x80\x80", "\xe2\x82", "a\xc3", "\x80",
+                          "\xc3\x28"}) {
+    INFO(bad);
+    CHECK_FALSE(valid_utf8(bad));
+    CHECK_FALSE(printable(bad));
+  }
+  CHECK(utf8_length("") == 0);
+  CHECK(utf8_length("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80x") == 4);
+
+  CHECK(printable("Hello, w\xc3\xb6rld \xf0\x9f\x98\x80"));
+  CHECK(printable("\xc2\xa0\xc2\xa1")); // U+00A0, U+00A1: past the C1 block
+  CHECK_FALSE(printable("\xc2\x9f"));   // U+009F
+  CHECK_FALSE(printable("\x7f"));
+  CHECK_FALSE(printable("a\nb"));
+  CHECK(printable("a\nb\tc", true));
+  CHECK_FALSE(printable("a\rb", true));
+}
+
+TEST_CASE("validate: mutated bodies never make a parser throw", "[validate][fuzz]") {
+  const std::vector<std::string> seeds{
+    R"({"name":"voicebot","base_url":"http://h:1/","description":"d\n","bots":[{"name":"echo","description":"e"}]})",
+    R"({"lobby_id":"l-1","nick":"n","provider_id":"p"})",
+    R"({"name":"Kitchen","private":false})",
+    R"({"bots":[{"name":"a"},{"name":"b"}]})"};
+  std::mt19937 rng{20240611};
+  const char raw_alphabet[] = "{}[]\",:\\ \x00\xff\xc3\x80nu0e-.tf\n\x7f";
+  const std::string alphabet(raw_alphabet, sizeof raw_alphabet - 1);
+  std::size_t ok = 0;
+  std::vector<std::string> wrong; // bodies with a bad status or body
+  for (int round = 0; round < 1000; ++round) {
+    auto body = seeds[round % seeds.size()];
+    auto edits = 1 + rng() % 4;
+    for (unsigned k = 0; k < edits && !body.empty(); ++k) {
+      auto pos = rng() % body.size();
+      switch (rng() % 3) {
+        case 0:
+          body[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          body.erase(pos, 1);
+          break;
+        default:
+          body.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+      }
+    }
+    auto check = [&](const auto& r) {
+      if (r) {
+        ++ok;
+        return;
+      }
+      bool status_ok = r.error.status == 400 || r.error.status == 422;
+      if (!status_ok || !json::accept(render(r.error)))
+        wrong.push_back(body);
+    };
+    try {
+      check(parse_provider_registration(body));
+      check(parse_heartbeat(body));
+      check(parse_lobby_create(body));
+      check(parse_session_create(body));
+      check(parse_join_request(body));
+      check(parse_leave_request(body));
+    } catch (...) {
+      wrong.push_back("threw: " + body);
+    }
+  }
+  INFO((wrong.empty() ? std::string{} : wrong.front()));
+  CHECK(wrong.empty());
+  CHECK(ok > 0); // some mutations stay valid
+}
