@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/stats.hpp"
+#include "model/ids.hpp"
 #include "model/snapshot_codec.hpp"
 #include "storage/snapshot_file.hpp"
 
@@ -19,9 +19,6 @@ double unix_now() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
 }
-
-/// How long a write may take before its acknowledgements fail.
-constexpr auto write_timeout = std::chrono::seconds(60);
 
 } // namespace
 
@@ -78,7 +75,7 @@ std::string registry_state::upsert(const provider_registration& reg) {
   } else if (!reg.provider_id.empty()) {
     id = reg.provider_id;
   } else {
-    id = new_id();
+    id = new_uuid(rng);
   }
   auto now = unix_now();
   provider next;
@@ -128,7 +125,7 @@ caf::expected<double> registry_state::touch(const std::string& id,
   }
   i->second.value = std::make_shared<const provider>(std::move(next));
   i->second.seen = self->clock().now();
-  dirty = true;
+  snapshots.touch();
   return i->second.value->last_seen;
 }
 
@@ -201,59 +198,24 @@ registry_state::evict(const std::vector<std::string>& ids,
   return evicted;
 }
 
-void registry_state::commit(ack done) {
-  dirty = true;
-  if (done)
-    waiting.push_back(std::move(done));
-  start_write();
-}
-
-void registry_state::start_write() {
-  if (writing || !dirty)
-    return;
-  writing = true;
-  dirty = false;
-  std::vector<std::shared_ptr<const provider>> snapshot;
-  snapshot.reserve(providers.size());
+snapshot_job registry_state::snapshot() const {
   std::vector<const entry*> sorted;
   sorted.reserve(providers.size());
   for (auto& kvp : providers)
     sorted.push_back(&kvp.second);
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
+  std::vector<std::shared_ptr<const provider>> values;
+  values.reserve(sorted.size());
   for (auto e : sorted)
-    snapshot.push_back(e->value);
-  // Rendering happens on the writer's thread.
-  snapshot_job job{[snapshot = std::move(snapshot)] {
-    std::vector<provider> values;
-    values.reserve(snapshot.size());
-    for (auto& p : snapshot)
-      values.push_back(*p);
-    return encode_providers(values);
+    values.push_back(e->value);
+  return snapshot_job{[values = std::move(values)] {
+    std::vector<provider> copy;
+    copy.reserve(values.size());
+    for (auto& p : values)
+      copy.push_back(*p);
+    return encode_providers(copy);
   }};
-  auto batch = std::make_shared<std::vector<ack>>(std::move(waiting));
-  waiting.clear();
-  auto finish = [this, batch](const caf::error& err) {
-    for (auto& f : *batch)
-      f(err);
-    write_finished(err);
-  };
-  self->request(writer, write_timeout, atom::write_v, std::move(job))
-    .then([=](uint64_t generation) {
-            durable_generation = generation;
-            finish(caf::error{});
-          },
-          [=](caf::error& err) {
-            // Not on disk: the state must be written again.
-            dirty = true;
-            finish(err);
-          });
-}
-
-void registry_state::write_finished(const caf::error&) {
-  writing = false;
-  if (!waiting.empty())
-    start_write();
 }
 
 void registry_state::index(const provider& p) {
@@ -281,22 +243,6 @@ void registry_state::publish_count() {
     stats->providers = providers.size();
 }
 
-std::string registry_state::new_id() {
-  // A random (version 4) UUID, like the original server's uuid.uuid4().
-  uint64_t hi = rng();
-  uint64_t lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff),
-                static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
-}
-
 // -- factory ------------------------------------------------------------------
 
 registry_actor::behavior_type
@@ -305,7 +251,7 @@ registry(registry_actor::stateful_pointer<registry_state> self,
          registry_config config, std::shared_ptr<server_stats> stats) {
   auto& st = self->state;
   st.self = self;
-  st.writer = std::move(writer);
+  st.snapshots.init(std::move(writer), [self] { return self->state.snapshot(); });
   st.config = std::move(config);
   st.stats = std::move(stats);
   st.init(std::move(initial));
@@ -319,12 +265,7 @@ registry(registry_actor::stateful_pointer<registry_state> self,
         return err;
       auto id = st.upsert(reg);
       auto rp = self->make_response_promise<std::string>();
-      st.commit([rp, id](const caf::error& err) mutable {
-        if (err)
-          rp.deliver(err);
-        else
-          rp.deliver(id);
-      });
+      st.snapshots.commit(self, deliver_when_durable(rp, id));
       return rp;
     },
     [=](atom::heartbeat, const std::string& id,
@@ -343,12 +284,7 @@ registry(registry_actor::stateful_pointer<registry_state> self,
         return make_error(ec::not_found);
       spdlog::info("provider deregistered: id={}", id);
       auto rp = self->make_response_promise<bool>();
-      st.commit([rp](const caf::error& err) mutable {
-        if (err)
-          rp.deliver(err);
-        else
-          rp.deliver(true);
-      });
+      st.snapshots.commit(self, deliver_when_durable(rp, true));
       return rp;
     },
     [=](atom::get, const std::string& id) -> caf::result<provider> {
@@ -372,23 +308,18 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       if (evicted.empty())
         return evicted;
       auto rp = self->make_response_promise<std::vector<std::string>>();
-      st.commit([rp, evicted](const caf::error& err) mutable {
-        if (err)
-          rp.deliver(err);
-        else
-          rp.deliver(evicted);
-      });
+      st.snapshots.commit(self, deliver_when_durable(rp, evicted));
       return rp;
     },
     [=](atom::flush) -> caf::result<uint64_t> {
       auto& st = self->state;
       auto rp = self->make_response_promise<uint64_t>();
-      st.dirty = true; // write even when nothing changed: a durable barrier
-      st.commit([rp, self](const caf::error& err) mutable {
+      // Written even when nothing changed: a durable barrier.
+      st.snapshots.commit(self, [rp, self](const caf::error& err) mutable {
         if (err)
           rp.deliver(err);
         else
-          rp.deliver(self->state.durable_generation);
+          rp.deliver(self->state.snapshots.generation());
       });
       return rp;
     },
@@ -396,7 +327,7 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       auto& st = self->state;
       self->delayed_send(self, st.config.flush_interval, atom::flush_v,
                          atom::sweep_v);
-      st.start_write();
+      st.snapshots.flush(self);
     },
   };
 }

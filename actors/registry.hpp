@@ -12,6 +12,7 @@
 #include <caf/actor_clock.hpp>
 #include <caf/response_promise.hpp>
 
+#include "actors/group_commit.hpp"
 #include "actors/interfaces.hpp"
 
 namespace vb {
@@ -50,7 +51,6 @@ struct registry_state {
   registry_actor::pointer self = nullptr;
   registry_config config;
   std::shared_ptr<server_stats> stats;
-  snapshot_writer_actor writer;
 
   std::unordered_map<std::string, entry> providers;
   /// (name, base_url) -> provider_id.
@@ -60,17 +60,8 @@ struct registry_state {
   uint64_t next_order = 0;
   std::mt19937_64 rng{std::random_device{}()};
 
-  // -- group commit ----------------------------------------------------------
-
-  /// Acknowledgements waiting for the next write; called with the write's
-  /// error (empty on success).
-  using ack = std::function<void(const caf::error&)>;
-  std::vector<ack> waiting;
-  /// True while a write is in flight.
-  bool writing = false;
-  /// True when the state has changes not yet handed to the writer.
-  bool dirty = false;
-  uint64_t durable_generation = 0;
+  /// Writes bot_providers.json: changes are acknowledged once durable.
+  group_commit snapshots;
 
   // -- state methods ---------------------------------------------------------
 
@@ -85,18 +76,13 @@ struct registry_state {
   stale_report stale(caf::timespan stale_after) const;
   std::vector<std::string> evict(const std::vector<std::string>& ids,
                                  caf::timespan stale_after);
-
-  /// Marks the state changed and queues `done` for the next durable write.
-  void commit(ack done);
-  /// Hands the current state to the writer unless a write is in flight.
-  void start_write();
-  void write_finished(const caf::error& err);
+  /// The current state as a snapshot job (rendered on the writer's thread).
+  snapshot_job snapshot() const;
 
 private:
   void index(const provider& p);
   void unindex(const provider& p);
   void publish_count();
-  std::string new_id();
 };
 
 registry_actor::behavior_type
