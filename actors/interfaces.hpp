@@ -25,8 +25,8 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
   // One provider by id.
   caf::replies_to<atom::get, std::string>::with<provider>,
-  // Every provider, ordered by registration.
-  caf::replies_to<atom::list>::with<std::vector<provider>>,
+  // Every provider, ordered by registration, at the current version.
+  caf::replies_to<atom::list>::with<provider_catalog_ptr>,
   // The providers offering a bot, most recently seen first.
   caf::replies_to<atom::resolve, std::string>::with<std::vector<provider>>,
   // The providers unseen for at least the given time (for the cleanup actor).
@@ -38,7 +38,57 @@ using registry_actor = caf::typed_actor<
   // Write the current state now; answered once durable.
   caf::replies_to<atom::flush>::with<uint64_t>,
   // Periodic flush of changes that need no acknowledgement (heartbeats).
-  caf::reacts_to<atom::flush, atom::sweep>>;
+  caf::reacts_to<atom::flush, atom::sweep>,
+  // A dispatch to the provider succeeded: it is alive.
+  caf::reacts_to<atom::seen, std::string>,
+  // A dispatch to the provider failed, or its link dropped.
+  caf::reacts_to<atom::status, std::string, provider_status>>;
+
+/// Calls bot providers on behalf of lobbies: the HTTP protocol of the
+/// original voicebot, with timeouts; never blocks.
+using dispatcher_actor = caf::typed_actor<
+  // Ask the provider to run a bot in a lobby; answers the provider's run_id.
+  caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
+  // Tell the provider to stop a run.
+  caf::replies_to<atom::stop, provider, std::string>::with<bool>,
+  // Is the provider answering at all (GET {base_url}/bots)?
+  caf::replies_to<atom::probe, provider>::with<bool>,
+  // An outbound call finished (sent by the HTTP client's thread).
+  caf::reacts_to<atom::done, uint64_t, http_reply>>;
+
+/// One lobby: owns its members and handles joins.
+using lobby_actor = caf::typed_actor<
+  // The lobby with its members.
+  caf::replies_to<atom::get>::with<lobby>,
+  // A bot joins: answered once the provider accepted and the member is
+  // durable; the same bot and nick again returns the existing session.
+  caf::replies_to<atom::join, bot_join>::with<session>,
+  // A person joins.
+  caf::replies_to<atom::add, std::string>::with<session>,
+  // A member leaves; a bot's provider is told to stop its run.
+  caf::replies_to<atom::remove, std::string>::with<bool>>;
+
+/// The directory of lobbies: creates them, lists them, routes to them, and
+/// owns lobbies.json.
+using lobby_directory_actor = caf::typed_actor<
+  // Create a lobby, or return the existing one of that name.
+  caf::replies_to<atom::create, lobby_create>::with<lobby_created>,
+  // The public lobbies (without their sessions).
+  caf::replies_to<atom::list>::with<std::vector<lobby>>,
+  // One lobby with its members.
+  caf::replies_to<atom::get, std::string>::with<lobby>,
+  // A bot joins a lobby (delegated to the lobby).
+  caf::replies_to<atom::join, std::string, bot_join>::with<session>,
+  // A person joins a lobby (delegated to the lobby).
+  caf::replies_to<atom::add, std::string, std::string>::with<session>,
+  // A member leaves a lobby (delegated to the lobby).
+  caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
+  // A member leaves; the lobby is found by session when not given.
+  caf::replies_to<atom::leave, leave_request>::with<std::string>,
+  // A lobby's new value; answered once durable when asked to be.
+  caf::replies_to<atom::persist, lobby_update>::with<bool>,
+  // Write the current state now; answered once durable.
+  caf::replies_to<atom::flush>::with<uint64_t>>;
 
 /// Wakes every cleanup interval and asks the registry to evict stale
 /// providers, with the mass-eviction guard of SPEC §3.
@@ -52,6 +102,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::snapshot_writer_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::registry_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::cleanup_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::dispatcher_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
 CAF_END_TYPE_ID_BLOCK(vb_actors)
 
 namespace vb {

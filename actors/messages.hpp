@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,17 @@ VB_ADD_ATOM(flush, "flush")
 VB_ADD_ATOM(write, "write")
 VB_ADD_ATOM(sweep, "sweep")
 VB_ADD_ATOM(count, "count")
+VB_ADD_ATOM(join, "join")
+VB_ADD_ATOM(stop, "stop")
+VB_ADD_ATOM(probe, "probe")
+VB_ADD_ATOM(done, "done")
+VB_ADD_ATOM(create, "create")
+VB_ADD_ATOM(add, "add")
+VB_ADD_ATOM(remove, "remove")
+VB_ADD_ATOM(leave, "leave")
+VB_ADD_ATOM(persist, "persist")
+VB_ADD_ATOM(status, "status")
+VB_ADD_ATOM(seen, "seen")
 
 namespace vb {
 
@@ -87,6 +99,50 @@ struct stale_report {
   std::vector<stale_entry> entries; // those unseen for at least stale_after
 };
 
+/// A bot to bring into a lobby (POST /api/bots/{bot_name}/join).
+struct bot_join {
+  std::string bot_name;
+  std::string nick;
+  std::string provider_id; // empty: any provider of the bot
+};
+
+/// What the server tells a provider when a bot joins a lobby.
+struct dispatch_request {
+  std::string bot_name;
+  std::string lobby_id;
+  std::string session_id;
+  std::string nick;
+};
+
+/// The answer of an outbound HTTP call (local only: from the client's
+/// thread to the dispatcher).
+struct http_reply {
+  int status = 0;
+  std::string body;
+  std::string error; // non-empty: no response
+  bool timed_out = false;
+};
+
+/// A lobby's new value, for its directory's listing and snapshot.
+struct lobby_update {
+  lobby value;
+  bool durable = false; // true: answered once the snapshot holds it
+};
+
+/// The answer to a lobby creation: the lobby and whether it is new.
+struct lobby_created {
+  lobby value;
+  bool created = false;
+};
+
+/// All providers at one version of the registry, shared without copying;
+/// the front end caches what it renders from it by version. Local only.
+struct provider_catalog {
+  uint64_t version = 0;
+  std::vector<provider> providers; // by registration order
+};
+using provider_catalog_ptr = std::shared_ptr<const provider_catalog>;
+
 /// A snapshot to write: rendered on the writer's thread, so the owner of
 /// the state never spends time serializing. Local only.
 struct snapshot_job {
@@ -133,6 +189,17 @@ typename Inspector::result_type inspect(Inspector& f, lobby& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lobby_create& x) {
+  return f(caf::meta::type_name("vb::lobby_create"), x.name, x.is_private);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, leave_request& x) {
+  return f(caf::meta::type_name("vb::leave_request"), x.session_id,
+           x.lobby_id);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stale_entry& x) {
   return f(caf::meta::type_name("vb::stale_entry"), x.provider_id, x.unseen);
 }
@@ -142,9 +209,38 @@ typename Inspector::result_type inspect(Inspector& f, stale_report& x) {
   return f(caf::meta::type_name("vb::stale_report"), x.total, x.entries);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bot_join& x) {
+  return f(caf::meta::type_name("vb::bot_join"), x.bot_name, x.nick,
+           x.provider_id);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dispatch_request& x) {
+  return f(caf::meta::type_name("vb::dispatch_request"), x.bot_name,
+           x.lobby_id, x.session_id, x.nick);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_reply& x) {
+  return f(caf::meta::type_name("vb::http_reply"), x.status, x.body, x.error,
+           x.timed_out);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lobby_update& x) {
+  return f(caf::meta::type_name("vb::lobby_update"), x.value, x.durable);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
+  return f(caf::meta::type_name("vb::lobby_created"), x.value, x.created);
+}
+
 } // namespace vb
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
 
 // -- type ids -----------------------------------------------------------------
 
@@ -163,4 +259,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_model, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(vb_model, (vb::stale_entry))
   CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::stale_entry>))
   CAF_ADD_TYPE_ID(vb_model, (vb::stale_report))
+  CAF_ADD_TYPE_ID(vb_model, (vb::provider_status))
+  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_create))
+  CAF_ADD_TYPE_ID(vb_model, (vb::leave_request))
+  CAF_ADD_TYPE_ID(vb_model, (vb::bot_join))
+  CAF_ADD_TYPE_ID(vb_model, (vb::dispatch_request))
+  CAF_ADD_TYPE_ID(vb_model, (vb::http_reply))
+  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_update))
+  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_created))
 CAF_END_TYPE_ID_BLOCK(vb_model)

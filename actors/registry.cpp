@@ -9,7 +9,7 @@
 #include "actors/stats.hpp"
 #include "model/ids.hpp"
 #include "model/snapshot_codec.hpp"
-#include "storage/snapshot_file.hpp"
+#include "actors/snapshot_writer.hpp"
 
 namespace vb {
 
@@ -23,18 +23,15 @@ double unix_now() {
 } // namespace
 
 std::vector<provider> load_providers(const std::string& dir) {
-  storage::snapshot_file file{dir, providers_file_name};
   std::vector<provider> result;
-  auto loaded = file.load([&](const std::string& text, std::string& why) {
+  if (!load_snapshot(dir, providers_file_name,
+                     [&](const std::string& text, std::string& why) {
+                       result.clear();
+                       return decode_providers(text, result, why);
+                     }))
     result.clear();
-    return decode_providers(text, result, why);
-  });
-  if (loaded.source == storage::load_source::none)
-    result.clear();
-  spdlog::info("loaded {} providers from {}{}", result.size(), file.path(),
-               loaded.source == storage::load_source::previous
-                 ? " (previous generation)"
-                 : "");
+  spdlog::info("loaded {} providers from {}/{}", result.size(), dir,
+               providers_file_name);
   return result;
 }
 
@@ -115,9 +112,11 @@ caf::expected<double> registry_state::touch(const std::string& id,
                                             const heartbeat& hb) {
   auto i = providers.find(id);
   if (i == providers.end())
-    return make_error(ec::not_found);
+    return make_error(ec::not_found, "Provider not found");
   auto next = *i->second.value;
   next.last_seen = unix_now();
+  next.status = provider_status::online;
+  ++version;
   if (hb.has_bots) {
     unindex(next);
     next.bots = hb.bots;
@@ -139,18 +138,48 @@ bool registry_state::erase(const std::string& id) {
   return true;
 }
 
-std::vector<provider> registry_state::list() const {
+provider_catalog_ptr registry_state::catalog() const {
+  if (catalog_cache && catalog_cache->version == version)
+    return catalog_cache;
   std::vector<const entry*> sorted;
   sorted.reserve(providers.size());
   for (auto& kvp : providers)
     sorted.push_back(&kvp.second);
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
-  std::vector<provider> result;
-  result.reserve(sorted.size());
+  auto result = std::make_shared<provider_catalog>();
+  result->version = version;
+  result->providers.reserve(sorted.size());
   for (auto e : sorted)
-    result.push_back(*e->value);
-  return result;
+    result->providers.push_back(*e->value);
+  catalog_cache = std::move(result);
+  return catalog_cache;
+}
+
+void registry_state::set_status(const std::string& id,
+                                provider_status status) {
+  auto i = providers.find(id);
+  if (i == providers.end() || i->second.value->status == status)
+    return;
+  auto next = *i->second.value;
+  spdlog::info("provider {} id={}: {} -> {}", next.name, id,
+               to_string(next.status), to_string(status));
+  next.status = status;
+  i->second.value = std::make_shared<const provider>(std::move(next));
+  ++version;
+}
+
+void registry_state::mark_seen(const std::string& id) {
+  auto i = providers.find(id);
+  if (i == providers.end())
+    return;
+  auto next = *i->second.value;
+  next.last_seen = unix_now();
+  next.status = provider_status::online;
+  i->second.value = std::make_shared<const provider>(std::move(next));
+  i->second.seen = self->clock().now();
+  ++version;
+  snapshots.touch();
 }
 
 std::vector<provider> registry_state::resolve(const std::string& bot) const {
@@ -158,8 +187,14 @@ std::vector<provider> registry_state::resolve(const std::string& bot) const {
   if (auto i = by_bot.find(bot); i != by_bot.end())
     for (auto& id : i->second)
       found.push_back(&providers.at(id));
-  std::sort(found.begin(), found.end(),
-            [](auto x, auto y) { return x->seen > y->seen; });
+  // Online providers first, then the most recently seen.
+  std::sort(found.begin(), found.end(), [](auto x, auto y) {
+    auto xo = x->value->status == provider_status::online;
+    auto yo = y->value->status == provider_status::online;
+    if (xo != yo)
+      return xo;
+    return x->seen > y->seen;
+  });
   std::vector<provider> result;
   for (auto e : found)
     result.push_back(*e->value);
@@ -239,6 +274,7 @@ void registry_state::unindex(const provider& p) {
 }
 
 void registry_state::publish_count() {
+  ++version;
   if (stats)
     stats->providers = providers.size();
 }
@@ -281,7 +317,7 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       if (auto err = st.check_key(key))
         return err;
       if (!st.erase(id))
-        return make_error(ec::not_found);
+        return make_error(ec::not_found, "Provider not found");
       spdlog::info("provider deregistered: id={}", id);
       auto rp = self->make_response_promise<bool>();
       st.snapshots.commit(self, deliver_when_durable(rp, true));
@@ -291,10 +327,10 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       auto& ps = self->state.providers;
       auto i = ps.find(id);
       if (i == ps.end())
-        return make_error(ec::not_found);
+        return make_error(ec::not_found, "Provider not found");
       return *i->second.value;
     },
-    [=](atom::list) { return self->state.list(); },
+    [=](atom::list) { return self->state.catalog(); },
     [=](atom::resolve, const std::string& bot) {
       return self->state.resolve(bot);
     },
@@ -322,6 +358,10 @@ registry(registry_actor::stateful_pointer<registry_state> self,
           rp.deliver(self->state.snapshots.generation());
       });
       return rp;
+    },
+    [=](atom::seen, const std::string& id) { self->state.mark_seen(id); },
+    [=](atom::status, const std::string& id, provider_status status) {
+      self->state.set_status(id, status);
     },
     [=](atom::flush, atom::sweep) {
       auto& st = self->state;

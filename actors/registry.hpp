@@ -58,6 +58,10 @@ struct registry_state {
   /// bot name -> ids of the providers offering it.
   std::unordered_map<std::string, std::set<std::string>> by_bot;
   uint64_t next_order = 0;
+  /// Moves on every change a listing would show.
+  uint64_t version = 1;
+  /// The listing at `version`, built on demand and shared until it changes.
+  mutable provider_catalog_ptr catalog_cache;
   std::mt19937_64 rng{std::random_device{}()};
 
   /// Writes bot_providers.json: changes are acknowledged once durable.
@@ -71,7 +75,9 @@ struct registry_state {
   std::string upsert(const provider_registration& reg);
   caf::expected<double> touch(const std::string& id, const heartbeat& hb);
   bool erase(const std::string& id);
-  std::vector<provider> list() const;
+  provider_catalog_ptr catalog() const;
+  void set_status(const std::string& id, provider_status status);
+  void mark_seen(const std::string& id);
   std::vector<provider> resolve(const std::string& bot) const;
   stale_report stale(caf::timespan stale_after) const;
   std::vector<std::string> evict(const std::vector<std::string>& ids,

@@ -8,10 +8,13 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/cleanup.hpp"
+#include "actors/dispatcher.hpp"
+#include "actors/lobby.hpp"
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
 #include "apps/server_options.hpp"
+#include "http/client.hpp"
 #include "http/server.hpp"
 
 namespace {
@@ -58,34 +61,42 @@ int main(int argc, char** argv) {
 
   // Snapshots load before anything serves.
   auto providers = vb::load_providers(opts.data_dir);
+  auto lobbies = vb::load_lobbies(opts.data_dir);
+
+  auto http = std::make_unique<vb::http_server>(opts);
+  uint16_t port = 0;
+  try {
+    port = http->bind();
+  } catch (const std::exception& e) {
+    spdlog::error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
+    return 1;
+  }
+  auto server_url = "http://" + opts.host + ":" + std::to_string(port)
+                    + opts.base_path;
 
   caf_config cfg;
   caf::actor_system sys{cfg};
   auto stats = std::make_shared<vb::server_stats>();
-  auto writer = sys.spawn<caf::detached>(vb::snapshot_writer, opts.data_dir,
-                                         vb::providers_file_name, stats);
+  auto client = std::make_shared<vb::http_client>(1);
+  auto provider_writer = sys.spawn<caf::detached>(
+    vb::snapshot_writer, opts.data_dir, vb::providers_file_name, stats);
+  auto lobby_writer = sys.spawn<caf::detached>(
+    vb::snapshot_writer, opts.data_dir, vb::lobbies_file_name, stats);
   vb::registry_config rcfg;
   rcfg.provider_keys = opts.provider_keys;
-  auto registry = sys.spawn(vb::registry, writer, std::move(providers), rcfg,
-                            stats);
+  auto registry = sys.spawn(vb::registry, provider_writer, std::move(providers),
+                            rcfg, stats);
   vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
                           seconds(opts.stale_after), opts.max_evict_fraction};
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats);
+  auto dispatcher = sys.spawn(vb::dispatcher, client,
+                              vb::dispatcher_config{server_url});
+  vb::lobby_peers peers{registry, dispatcher};
+  auto directory = sys.spawn(vb::lobby_directory, lobby_writer,
+                             std::move(lobbies), peers, stats);
 
-  auto http = std::make_unique<vb::http_server>(
-    opts, vb::backend{&sys, registry, stats});
-  uint16_t port = 0;
-  try {
-    port = http->start();
-  } catch (const std::exception& e) {
-    spdlog::error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
-    anon_send_exit(cleanup, caf::exit_reason::user_shutdown);
-    anon_send_exit(registry, caf::exit_reason::user_shutdown);
-    anon_send_exit(writer, caf::exit_reason::user_shutdown);
-    return 1;
-  }
-  spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
-               opts.host, port, opts.base_path);
+  http->start(vb::backend{&sys, registry, directory, stats});
+  spdlog::info("voicebot-server {} listening on {}", VB_VERSION, server_url);
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -94,19 +105,30 @@ int main(int argc, char** argv) {
   http->stop();
   int rc = 0;
   {
+    // The final snapshots: a durable barrier on each owner.
     caf::scoped_actor self{sys};
-    self->request(registry, std::chrono::seconds(4), vb::atom::flush_v)
-      .receive(
-        [&](uint64_t) { spdlog::info("final snapshot written"); },
-        [&](caf::error& err) {
-          spdlog::error("final snapshot failed: {}", sys.render(err));
-          rc = 1;
-        });
+    auto flush = [&](auto& owner, const char* what) {
+      self->request(owner, std::chrono::seconds(4), vb::atom::flush_v)
+        .receive(
+          [&](uint64_t) { spdlog::info("final {} snapshot written", what); },
+          [&](caf::error& err) {
+            spdlog::error("final {} snapshot failed: {}", what,
+                          sys.render(err));
+            rc = 1;
+          });
+    };
+    flush(registry, "provider");
+    flush(directory, "lobby");
   }
-  anon_send_exit(cleanup, caf::exit_reason::user_shutdown);
-  anon_send_exit(registry, caf::exit_reason::user_shutdown);
-  anon_send_exit(writer, caf::exit_reason::user_shutdown);
+  for (auto& a : {caf::actor_cast<caf::actor>(cleanup),
+                  caf::actor_cast<caf::actor>(directory),
+                  caf::actor_cast<caf::actor>(dispatcher),
+                  caf::actor_cast<caf::actor>(registry),
+                  caf::actor_cast<caf::actor>(provider_writer),
+                  caf::actor_cast<caf::actor>(lobby_writer)})
+    anon_send_exit(a, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
   http.reset();
+  client.reset();
   return rc;
 }

@@ -49,6 +49,21 @@ bool match_pattern(const std::vector<std::string_view>& path,
 const std::vector<route_entry>& route_table() {
   static const std::vector<route_entry> table{
     {"GET", "/api/health", route_id::health},
+    {"GET", "/api/lobby", route_id::lobby_list},
+    {"POST", "/api/lobby", route_id::lobby_create},
+    {"GET", "/api/lobby/{lobby_id}", route_id::lobby_get},
+    {"POST", "/api/lobby/{lobby_id}/sessions", route_id::session_create},
+    {"DELETE", "/api/lobby/{lobby_id}/sessions/{session_id}",
+     route_id::session_delete},
+    {"POST", "/api/bots/providers/register", route_id::provider_register},
+    {"GET", "/api/bots/providers", route_id::provider_list},
+    {"GET", "/api/bots/providers/{provider_id}", route_id::provider_get},
+    {"POST", "/api/bots/providers/{provider_id}/heartbeat",
+     route_id::provider_heartbeat},
+    {"DELETE", "/api/bots/providers/{provider_id}", route_id::provider_delete},
+    {"GET", "/api/bots", route_id::bot_list},
+    {"POST", "/api/bots/{bot_name}/join", route_id::bot_join},
+    {"POST", "/api/bots/leave", route_id::bot_leave},
   };
   return table;
 }

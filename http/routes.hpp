@@ -10,6 +10,19 @@ namespace vb {
 
 enum class route_id {
   health,
+  lobby_list,
+  lobby_create,
+  lobby_get,
+  session_create,
+  session_delete,
+  provider_register,
+  provider_list,
+  provider_get,
+  provider_heartbeat,
+  provider_delete,
+  bot_list,
+  bot_join,
+  bot_leave,
   not_found,          // no route has this path
   method_not_allowed, // a route has this path, with other methods
 };

@@ -13,12 +13,9 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/stats.hpp"
-#include "http/routes.hpp"
+#include "http/api.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -27,7 +24,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
-using json = nlohmann::json;
 
 using request_t = bhttp::request<bhttp::string_body>;
 using response_t = bhttp::response<bhttp::string_body>;
@@ -42,7 +38,7 @@ constexpr const char* server_name = "voicebot-server";
 
 struct http_server::impl {
   server_options opts;
-  backend be;
+  std::optional<vb::api> api;
   // Declared before the io_context: sessions still queued in it when it is
   // destroyed decrement these.
   std::atomic<std::size_t> connections{0};
@@ -53,7 +49,7 @@ struct http_server::impl {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration read_timeout;
 
-  impl(server_options o, backend b) : opts(std::move(o)), be(std::move(b)) {
+  explicit impl(server_options o) : opts(std::move(o)) {
     read_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opts.read_timeout));
   }
@@ -122,60 +118,85 @@ private:
     started_ = std::chrono::steady_clock::now();
     method_ = "-";
     target_ = "-";
-    write(make(status, error_body(detail, code)));
-  }
-
-  response_t make(unsigned status, std::string body) {
-    response_t res{static_cast<bhttp::status>(status), 11};
-    res.set(bhttp::field::server, server_name);
-    res.set(bhttp::field::content_type, "application/json");
-    res.body() = std::move(body);
-    return res;
+    write(api::error(status, detail, code));
   }
 
   void handle(request_t& req) {
     method_ = std::string{req.method_string()};
     auto target = std::string_view{req.target().data(), req.target().size()};
     target_ = std::string{target};
-    auto path = target.substr(0, target.find('?'));
+    origin_ = std::string{req[bhttp::field::origin]};
+    auto q = target.find('?');
+    auto path = target.substr(0, q);
+    auto query = q == std::string_view::npos ? std::string_view{}
+                                             : target.substr(q + 1);
     auto& base = srv_.opts.base_path;
     if (!base.empty()) {
       if (path.substr(0, base.size()) != base
           || (path.size() > base.size() && path[base.size()] != '/'))
-        return write(make(404, error_body("Not Found", "not_found")));
+        return write(api::error(404, "Not Found", "not_found"));
       path.remove_prefix(base.size());
     }
-    auto m = match_route(method_, path);
-    switch (m.id) {
-      case route_id::health:
-        return write(make(200, health()));
-      case route_id::method_not_allowed: {
-        auto res = make(405, error_body("Method Not Allowed", "method_not_allowed"));
-        res.set(bhttp::field::allow, m.allow);
-        return write(std::move(res));
-      }
-      case route_id::not_found:
-        break;
-    }
-    write(make(404, error_body("Not Found", "not_found")));
+    if (req.method() == bhttp::verb::options && !origin_.empty())
+      return write(preflight(req));
+    api_request ar;
+    ar.method = method_;
+    ar.path = path;
+    ar.query = query;
+    ar.body = req.body();
+    auto key = req[std::string_view{"X-Provider-Key"}];
+    ar.provider_key = std::string_view{key.data(), key.size()};
+    // The reply may come from a CAF thread: it is posted to this
+    // connection's strand, the only place that writes.
+    srv_.api->handle(ar, [self = shared_from_this()](api_reply r) {
+      auto ex = self->stream_.get_executor();
+      net::post(ex, [self, r = std::move(r)]() mutable {
+        self->write(std::move(r));
+      });
+    });
   }
 
-  std::string health() {
-    auto& st = *srv_.be.stats;
-    auto up = std::chrono::duration<double>(std::chrono::steady_clock::now()
-                                            - srv_.started)
-                .count();
-    json j{{"status", "ok"},
-           {"version", VB_VERSION},
-           {"uptime_s", std::floor(up * 1000) / 1000},
-           {"providers", st.providers.load(std::memory_order_relaxed)},
-           {"lobbies", st.lobbies.load(std::memory_order_relaxed)}};
-    return j.dump();
+  bool origin_allowed() const {
+    if (origin_.empty())
+      return false;
+    for (auto& o : srv_.opts.cors_origins)
+      if (o == "*" || o == origin_)
+        return true;
+    return false;
+  }
+
+  api_reply preflight(const request_t& req) {
+    api_reply r{204, {}, {}};
+    if (origin_allowed()) {
+      r.headers.emplace_back("Access-Control-Allow-Methods",
+                             "GET, POST, DELETE, OPTIONS");
+      auto asked = req[bhttp::field::access_control_request_headers];
+      r.headers.emplace_back("Access-Control-Allow-Headers",
+                             asked.empty() ? std::string{"Content-Type"}
+                                           : std::string{asked});
+      r.headers.emplace_back("Access-Control-Max-Age", "600");
+    }
+    return r;
+  }
+
+  void write(api_reply r) {
+    response_t res{static_cast<bhttp::status>(r.status), 11};
+    res.set(bhttp::field::server, server_name);
+    if (!r.body.empty())
+      res.set(bhttp::field::content_type, "application/json");
+    for (auto& [name, value] : r.headers)
+      res.set(name, value);
+    if (origin_allowed()) {
+      res.set(bhttp::field::access_control_allow_origin, origin_);
+      res.set(bhttp::field::vary, "Origin");
+    }
+    res.body() = std::move(r.body);
+    write(std::move(res));
   }
 
   /// Writes a response on the strand; the next request is read only after
   /// it is written, so pipelined requests are answered in order.
-  void write(response_t res) {
+  void write(response_t&& res) {
     res.keep_alive(keep_alive_);
     res.prepare_payload();
     res_.emplace(std::move(res));
@@ -212,6 +233,7 @@ private:
   std::chrono::steady_clock::time_point started_;
   std::string method_;
   std::string target_;
+  std::string origin_;
 };
 
 } // namespace
@@ -240,15 +262,15 @@ void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
 
 // -- http_server ----------------------------------------------------------------
 
-http_server::http_server(server_options opts, backend be)
-  : impl_(std::make_unique<impl>(std::move(opts), std::move(be))) {
+http_server::http_server(server_options opts)
+  : impl_(std::make_unique<impl>(std::move(opts))) {
 }
 
 http_server::~http_server() {
   stop(0);
 }
 
-uint16_t http_server::start() {
+uint16_t http_server::bind() {
   auto& s = *impl_;
   auto addr = net::ip::make_address(s.opts.host);
   tcp::endpoint ep{addr, s.opts.port};
@@ -257,14 +279,18 @@ uint16_t http_server::start() {
   s.acceptor->set_option(net::socket_base::reuse_address(true));
   s.acceptor->bind(ep);
   s.acceptor->listen(net::socket_base::max_listen_connections);
-  auto port = s.acceptor->local_endpoint().port();
+  return s.acceptor->local_endpoint().port();
+}
+
+void http_server::start(backend be) {
+  auto& s = *impl_;
+  s.api.emplace(std::move(be), s.opts);
   s.do_accept();
   auto n = s.opts.http_threads;
   if (n == 0)
     n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i)
     s.threads.emplace_back([&s] { s.ioc.run(); });
-  return port;
 }
 
 void http_server::stop(int grace_ms) {

@@ -8,32 +8,22 @@
 #include <memory>
 #include <string>
 
-#include "actors/interfaces.hpp"
+#include "http/api.hpp"
 #include "model/config.hpp"
-
-namespace caf {
-class actor_system;
-}
 
 namespace vb {
 
-struct server_stats;
-
-/// The actors and counters the front end talks to.
-struct backend {
-  caf::actor_system* sys = nullptr;
-  registry_actor registry;
-  std::shared_ptr<server_stats> stats;
-};
-
 class http_server {
 public:
-  http_server(server_options opts, backend be);
+  explicit http_server(server_options opts);
   ~http_server();
 
-  /// Binds and listens, and starts the I/O threads. Returns the bound port.
-  /// Throws std::system_error when the address cannot be bound.
-  uint16_t start();
+  /// Binds and listens. Returns the bound port. Throws std::system_error
+  /// when the address cannot be bound.
+  uint16_t bind();
+
+  /// Starts accepting and the I/O threads, answering with `be`.
+  void start(backend be);
 
   /// Stops accepting, gives in-flight requests up to `grace_ms` to finish,
   /// then stops the I/O threads.

@@ -49,7 +49,8 @@ struct cleanup_fixture : test::fixture {
 
   std::vector<std::string> ids() {
     std::vector<std::string> result;
-    for (auto& p : ask<std::vector<provider>>(registry_handle, atom::list_v))
+    auto catalog = ask<provider_catalog_ptr>(registry_handle, atom::list_v);
+    for (auto& p : catalog->providers)
       result.push_back(p.provider_id);
     return result;
   }

@@ -93,7 +93,7 @@ TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
   auto moved = reg("alpha", "http://127.0.0.1:9002", {"echo"});
   moved.provider_id = id;
   CHECK(add(moved) == id);
-  auto all = ask<std::vector<provider>>(aut, atom::list_v);
+  auto all = ask<provider_catalog_ptr>(aut, atom::list_v)->providers;
   REQUIRE(all.size() == 1);
   CHECK(all[0].base_url == "http://127.0.0.1:9002");
   // A different endpoint without an id is another provider.
@@ -159,14 +159,14 @@ TEST_CASE_METHOD(registry_fixture, "registry: with keys configured, a missing "
   r.provider_key = "wrong";
   CHECK(code_of(ask_error<std::string>(aut, atom::registration_v, r))
         == ec::key_invalid);
-  CHECK(ask<std::vector<provider>>(aut, atom::list_v).empty());
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.empty());
   CHECK(on_disk().empty());
   r.provider_key = "k2";
   auto id = add(r);
   CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id,
                                 std::string{"wrong"}))
         == ec::key_invalid);
-  CHECK(ask<std::vector<provider>>(aut, atom::list_v).size() == 1);
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.size() == 1);
   CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{"k1"}));
 }
 

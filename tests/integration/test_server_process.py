@@ -68,7 +68,7 @@ class ServerProcessTest(unittest.TestCase):
     def test_sigint_also_exits_cleanly(self):
         s = self.server().start()
         self.assertEqual(s.stop(signal.SIGINT), 0)
-        self.assertIn("final snapshot written", s.log())
+        self.assertIn("final provider snapshot written", s.log())
 
     def test_legacy_python_snapshot_loads_before_serving(self):
         os.makedirs(self.data())

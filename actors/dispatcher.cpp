@@ -1,0 +1,135 @@
+#include "actors/dispatcher.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "http/client.hpp"
+#include "model/provider_protocol.hpp"
+
+namespace vb {
+
+namespace {
+
+/// The first bytes of a provider's answer, for error messages.
+std::string excerpt(const std::string& body) {
+  constexpr size_t max = 200;
+  return body.size() <= max ? body : body.substr(0, max) + "...";
+}
+
+caf::error unreachable_error(const provider& p, const http_reply& r) {
+  return make_error(ec::unavailable,
+                    "provider " + p.name + " unreachable: " + r.error);
+}
+
+} // namespace
+
+void dispatcher_state::call(std::string method, std::string url,
+                            std::string body,
+                            std::function<void(const http_reply&)> on_reply) {
+  auto id = ++next_call;
+  calls.emplace(id, std::move(on_reply));
+  auto timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.timeout);
+  auto hdl = caf::actor_cast<dispatcher_actor>(self);
+  client->request(std::move(method), std::move(url), std::move(body), timeout,
+                  [hdl, id](http_result r) {
+                    caf::anon_send(hdl, atom::done_v, id,
+                                   http_reply{r.status, std::move(r.body),
+                                              std::move(r.error), r.timed_out});
+                  });
+}
+
+dispatcher_actor::behavior_type
+dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
+           std::shared_ptr<http_client> client, dispatcher_config config) {
+  self->state.self = self;
+  self->state.client = std::move(client);
+  self->state.config = std::move(config);
+  return {
+      [=](atom::join, const provider& p,
+          const dispatch_request& req) -> caf::result<std::string> {
+        if (p.via != transport::http || p.base_url.empty())
+          return make_error(ec::unavailable,
+                            "provider " + p.name
+                                + " has no reachable endpoint");
+        auto rp = self->make_response_promise<std::string>();
+        auto url = join_url(
+            p.base_url, "/bots/" + escape_path_segment(req.bot_name) + "/join");
+        auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
+                                   self->state.config.server_url);
+        self->state.call(
+            "POST", std::move(url), std::move(body),
+            [rp, p](const http_reply& r) mutable {
+              if (!r.error.empty()) {
+                rp.deliver(unreachable_error(p, r));
+                return;
+              }
+              if (r.status < 200 || r.status >= 300) {
+                rp.deliver(
+                    make_error(ec::rejected, "provider " + p.name + " answered "
+                                                 + std::to_string(r.status)
+                                                 + ": " + excerpt(r.body)));
+                return;
+              }
+              std::string run_id;
+              std::string why;
+              if (!parse_join_answer(r.body, run_id, why)) {
+                rp.deliver(make_error(ec::rejected,
+                                      "provider " + p.name + ": " + why));
+                return;
+              }
+              rp.deliver(std::move(run_id));
+            });
+        return rp;
+      },
+      [=](atom::stop, const provider& p,
+          const std::string& run_id) -> caf::result<bool> {
+        if (p.via != transport::http || p.base_url.empty())
+          return make_error(ec::unavailable,
+                            "provider " + p.name
+                                + " has no reachable endpoint");
+        auto rp = self->make_response_promise<bool>();
+        auto url = join_url(
+            p.base_url, "/bots/runs/" + escape_path_segment(run_id) + "/stop");
+        self->state.call(
+            "POST", std::move(url), "{}",
+            [rp, p, run_id](const http_reply& r) mutable {
+              if (!r.error.empty()) {
+                rp.deliver(unreachable_error(p, r));
+                return;
+              }
+              if (r.status < 200 || r.status >= 300) {
+                rp.deliver(
+                    make_error(ec::rejected, "provider " + p.name + " answered "
+                                                 + std::to_string(r.status)
+                                                 + " to stop " + run_id));
+                return;
+              }
+              rp.deliver(true);
+            });
+        return rp;
+      },
+      [=](atom::probe, const provider& p) -> caf::result<bool> {
+        if (p.via != transport::http || p.base_url.empty())
+          return false;
+        auto rp = self->make_response_promise<bool>();
+        self->state.call("GET", join_url(p.base_url, "/bots"), "",
+                         [rp](const http_reply& r) mutable {
+                           // Any answer at all means the provider is there.
+                           rp.deliver(r.error.empty() && r.status > 0);
+                         });
+        return rp;
+      },
+      [=](atom::done, uint64_t id, const http_reply& reply) {
+        auto& calls = self->state.calls;
+        auto i = calls.find(id);
+        if (i == calls.end())
+          return;
+        auto on_reply = std::move(i->second);
+        calls.erase(i);
+        on_reply(reply);
+      },
+  };
+}
+
+} // namespace vb

@@ -1,0 +1,445 @@
+#include "actors/lobby.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "model/ids.hpp"
+#include "model/snapshot_codec.hpp"
+
+namespace vb {
+
+namespace {
+
+double unix_now() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+/// How long a lobby waits for its directory to make a change durable.
+constexpr auto persist_timeout =
+    group_commit::write_timeout + std::chrono::seconds(5);
+
+/// A request that timed out while calling a provider is a provider that
+/// cannot be reached now.
+caf::error as_join_error(const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return make_error(ec::unavailable, "Bot provider did not answer in time");
+  return err;
+}
+
+} // namespace
+
+std::vector<lobby> load_lobbies(const std::string& dir) {
+  std::vector<lobby> result;
+  if (!load_snapshot(dir, lobbies_file_name,
+                     [&](const std::string& text, std::string& why) {
+                       result.clear();
+                       return decode_lobbies(text, result, why);
+                     }))
+    result.clear();
+  size_t bots = 0;
+  for (auto& l : result)
+    bots += l.sessions.size();
+  spdlog::info("loaded {} lobbies with {} bot members from {}/{}",
+               result.size(), bots, dir, lobbies_file_name);
+  return result;
+}
+
+// -- lobby --------------------------------------------------------------------
+
+const session* lobby_state::find_bot(const std::string& bot_name,
+                                     const std::string& nick) const {
+  for (auto& s : value.sessions)
+    if (s.is_bot && s.bot_name == bot_name && s.nick == nick)
+      return &s;
+  return nullptr;
+}
+
+void lobby_state::join(const bot_join& j, session_promise rp) {
+  join_key key{j.bot_name, j.nick};
+  if (auto i = pending.find(key); i != pending.end()) {
+    // The same join is in flight: share its answer.
+    i->second.push_back(std::move(rp));
+    return;
+  }
+  if (auto s = find_bot(j.bot_name, j.nick)) {
+    rp.deliver(*s);
+    return;
+  }
+  pending[key].push_back(std::move(rp));
+  self->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name)
+      .then(
+          [this, key, j](std::vector<provider>& found) {
+            std::vector<provider> candidates;
+            for (auto& p : found)
+              if (j.provider_id.empty() || p.provider_id == j.provider_id)
+                candidates.push_back(std::move(p));
+            if (candidates.empty())
+              return finish(key, make_error(ec::not_found, "Bot not found"),
+                            {});
+            dispatch(key, j, std::move(candidates), 0, new_uuid(rng));
+          },
+          [this, key](caf::error& err) { finish(key, err, {}); });
+}
+
+void lobby_state::dispatch(const join_key& key, const bot_join& j,
+                           std::vector<provider> candidates, size_t attempt,
+                           std::string session_id) {
+  auto p = candidates[attempt];
+  dispatch_request req{j.bot_name, value.id, session_id, j.nick};
+  self->request(peers.dispatcher, peers.timeout, atom::join_v, p, req)
+      .then(
+          [this, key, j, p, session_id](std::string& run_id) {
+            self->send(peers.registry, atom::seen_v, p.provider_id);
+            session s;
+            s.session_id = session_id;
+            s.nick = j.nick;
+            s.is_bot = true;
+            s.bot_name = j.bot_name;
+            s.provider_id = p.provider_id;
+            s.run_id = std::move(run_id);
+            s.joined_at = unix_now();
+            accepted(key, std::move(s));
+          },
+          [this, key, j, candidates, attempt, session_id](caf::error& raw) {
+            auto err = as_join_error(raw);
+            auto& p = candidates[attempt];
+            spdlog::warn("join {} into lobby {} via provider {} failed: {}",
+                         j.bot_name, value.id, p.name, to_string(err));
+            if (code_of(err) == ec::unavailable)
+              self->send(peers.registry, atom::status_v, p.provider_id,
+                         provider_status::unreachable);
+            // Failover: once, to another online provider of the bot.
+            auto next = attempt + 1;
+            if (attempt == 0 && next < candidates.size()
+                && candidates[next].status == provider_status::online)
+              return dispatch(key, j, candidates, next, session_id);
+            finish(key, err, {});
+          });
+}
+
+void lobby_state::accepted(const join_key& key, session s) {
+  value.sessions.push_back(s);
+  spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
+               s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
+  publish(true, [this, key, s](const caf::error& err) { finish(key, err, s); });
+}
+
+void lobby_state::finish(const join_key& key, const caf::error& err,
+                         const session& s) {
+  auto i = pending.find(key);
+  if (i == pending.end())
+    return;
+  auto waiting = std::move(i->second);
+  pending.erase(i);
+  for (auto& rp : waiting) {
+    if (err)
+      rp.deliver(err);
+    else
+      rp.deliver(s);
+  }
+}
+
+session lobby_state::add_person(const std::string& nick) {
+  session s;
+  s.session_id = new_uuid(rng);
+  s.nick = nick;
+  s.joined_at = unix_now();
+  value.sessions.push_back(s);
+  spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
+               s.session_id);
+  publish(false, nullptr);
+  return s;
+}
+
+void lobby_state::publish(bool durable,
+                          std::function<void(const caf::error&)> done) {
+  self->request(directory, persist_timeout, atom::persist_v,
+                lobby_update{value, durable})
+      .then(
+          [done](bool) {
+            if (done)
+              done(caf::error{});
+          },
+          [done](caf::error& err) {
+            if (done)
+              done(err);
+          });
+}
+
+lobby_actor::behavior_type
+lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
+         lobby_directory_actor directory, lobby_peers peers, lobby value) {
+  auto& st = self->state;
+  st.self = self;
+  st.directory = std::move(directory);
+  st.peers = std::move(peers);
+  st.value = std::move(value);
+  return {
+      [=](atom::get) { return self->state.value; },
+      [=](atom::join, const bot_join& j) -> caf::result<session> {
+        auto rp = self->make_response_promise<session>();
+        self->state.join(j, rp);
+        return rp;
+      },
+      [=](atom::add, const std::string& nick) {
+        return self->state.add_person(nick);
+      },
+      [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
+        auto& st = self->state;
+        auto& ss = st.value.sessions;
+        auto i = std::find_if(ss.begin(), ss.end(), [&](const session& s) {
+          return s.session_id == session_id;
+        });
+        if (i == ss.end())
+          return make_error(ec::not_found, "Session not found");
+        auto s = *i;
+        ss.erase(i);
+        spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
+                     st.value.id, s.session_id);
+        if (!s.is_bot) {
+          st.publish(false, nullptr);
+          return true;
+        }
+        auto rp = self->make_response_promise<bool>();
+        st.publish(true, [self, rp, s](const caf::error& err) mutable {
+          if (err) {
+            rp.deliver(err);
+            return;
+          }
+          rp.deliver(true);
+          // Tell the provider to stop the run; the member is gone either way.
+          auto& peers = self->state.peers;
+          self->request(peers.registry, peers.timeout, atom::get_v,
+                        s.provider_id)
+              .then(
+                  [self, s](provider& p) {
+                    auto& peers = self->state.peers;
+                    self->request(peers.dispatcher, peers.timeout, atom::stop_v,
+                                  p, s.run_id)
+                        .then([](bool) {},
+                              [s](caf::error& err) {
+                                spdlog::warn("stop of run {} failed: {}",
+                                             s.run_id, to_string(err));
+                              });
+                  },
+                  [s](caf::error&) {
+                    spdlog::warn("stop of run {}: provider {} is gone",
+                                 s.run_id, s.provider_id);
+                  });
+        });
+        return rp;
+      },
+  };
+}
+
+// -- directory ----------------------------------------------------------------
+
+lobby_directory_state::entry& lobby_directory_state::add(lobby value,
+                                                         bool durable) {
+  auto id = value.id;
+  members += value.sessions.size();
+  by_name[value.name] = id;
+  auto ptr = std::make_shared<const lobby>(value);
+  auto actor = self->spawn<caf::linked>(
+      lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers,
+      std::move(value));
+  auto& e = lobbies[id];
+  e = entry{std::move(actor), std::move(ptr), durable, next_order++};
+  publish_counts();
+  return e;
+}
+
+lobby_directory_state::entry*
+lobby_directory_state::find(const std::string& id) {
+  auto i = lobbies.find(id);
+  return i == lobbies.end() ? nullptr : &i->second;
+}
+
+void lobby_directory_state::update(const lobby& value) {
+  auto e = find(value.id);
+  if (e == nullptr)
+    return;
+  members -= e->value->sessions.size();
+  members += value.sessions.size();
+  e->value = std::make_shared<const lobby>(value);
+  publish_counts();
+}
+
+std::vector<lobby> lobby_directory_state::listing() const {
+  std::vector<const entry*> sorted;
+  for (auto& kvp : lobbies)
+    if (!kvp.second.value->is_private)
+      sorted.push_back(&kvp.second);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto x, auto y) { return x->order < y->order; });
+  std::vector<lobby> result;
+  result.reserve(sorted.size());
+  for (auto e : sorted)
+    result.push_back(*e->value);
+  return result;
+}
+
+const lobby_directory_state::entry*
+lobby_directory_state::find_session(const std::string& session_id) const {
+  for (auto& kvp : lobbies)
+    for (auto& s : kvp.second.value->sessions)
+      if (s.session_id == session_id)
+        return &kvp.second;
+  return nullptr;
+}
+
+snapshot_job lobby_directory_state::snapshot() const {
+  std::vector<const entry*> sorted;
+  for (auto& kvp : lobbies)
+    sorted.push_back(&kvp.second);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto x, auto y) { return x->order < y->order; });
+  std::vector<std::shared_ptr<const lobby>> values;
+  for (auto e : sorted)
+    values.push_back(e->value);
+  return snapshot_job{[values = std::move(values)] {
+    // People are not durable: only lobbies and their bot members are.
+    std::vector<lobby> copy;
+    copy.reserve(values.size());
+    for (auto& v : values) {
+      lobby l = *v;
+      l.sessions.erase(
+          std::remove_if(l.sessions.begin(), l.sessions.end(),
+                         [](const session& s) { return !s.is_bot; }),
+          l.sessions.end());
+      copy.push_back(std::move(l));
+    }
+    return encode_lobbies(copy);
+  }};
+}
+
+void lobby_directory_state::publish_counts() {
+  if (!stats)
+    return;
+  stats->lobbies = lobbies.size();
+  stats->members = members;
+}
+
+lobby_directory_actor::behavior_type lobby_directory(
+    lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
+    snapshot_writer_actor writer, std::vector<lobby> initial, lobby_peers peers,
+    std::shared_ptr<server_stats> stats) {
+  auto& st = self->state;
+  st.self = self;
+  st.peers = std::move(peers);
+  st.stats = std::move(stats);
+  st.snapshots.init(std::move(writer),
+                    [self] { return self->state.snapshot(); });
+  for (auto& l : initial)
+    if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
+      st.add(std::move(l), true);
+  return {
+      [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
+        auto& st = self->state;
+        if (auto i = st.by_name.find(c.name); i != st.by_name.end()) {
+          auto& e = st.lobbies.at(i->second);
+          lobby_created existing{*e.value, false};
+          if (e.durable)
+            return existing;
+          auto rp = self->make_response_promise<lobby_created>();
+          // Created moments ago and not yet on disk: answer with the write.
+          st.snapshots.commit(self, deliver_when_durable(rp, existing));
+          return rp;
+        }
+        lobby l;
+        l.id = new_uuid(st.rng);
+        l.name = c.name;
+        l.is_private = c.is_private;
+        l.created_at = unix_now();
+        st.add(l, false);
+        auto rp = self->make_response_promise<lobby_created>();
+        spdlog::info("lobby created: '{}' id={}{}", l.name, l.id,
+                     l.is_private ? " (private)" : "");
+        st.snapshots.commit(self, [self, rp, l](const caf::error& err) mutable {
+          if (err) {
+            rp.deliver(err);
+            return;
+          }
+          if (auto e = self->state.find(l.id))
+            e->durable = true;
+          rp.deliver(lobby_created{l, true});
+        });
+        return rp;
+      },
+      [=](atom::list) { return self->state.listing(); },
+      [=](atom::get, const std::string& id) -> caf::result<lobby> {
+        auto e = self->state.find(id);
+        if (e == nullptr)
+          return make_error(ec::not_found, "Lobby not found");
+        return *e->value;
+      },
+      [=](atom::join, const std::string& id,
+          const bot_join& j) -> caf::result<session> {
+        auto e = self->state.find(id);
+        if (e == nullptr)
+          return make_error(ec::not_found, "Lobby not found");
+        return self->delegate(e->actor, atom::join_v, j);
+      },
+      [=](atom::add, const std::string& id,
+          const std::string& nick) -> caf::result<session> {
+        auto e = self->state.find(id);
+        if (e == nullptr)
+          return make_error(ec::not_found, "Lobby not found");
+        return self->delegate(e->actor, atom::add_v, nick);
+      },
+      [=](atom::remove, const std::string& id,
+          const std::string& session_id) -> caf::result<bool> {
+        auto e = self->state.find(id);
+        if (e == nullptr)
+          return make_error(ec::not_found, "Lobby not found");
+        return self->delegate(e->actor, atom::remove_v, session_id);
+      },
+      [=](atom::leave, const leave_request& r) -> caf::result<std::string> {
+        auto& st = self->state;
+        const lobby_directory_state::entry* e = nullptr;
+        if (r.lobby_id.empty()) {
+          e = st.find_session(r.session_id);
+          if (e == nullptr)
+            return make_error(ec::not_found, "Session not found");
+        } else {
+          e = st.find(r.lobby_id);
+          if (e == nullptr)
+            return make_error(ec::not_found, "Lobby not found");
+        }
+        auto lobby_id = e->value->id;
+        auto rp = self->make_response_promise<std::string>();
+        self->request(e->actor, persist_timeout, atom::remove_v, r.session_id)
+            .then([rp, lobby_id](bool) mutable { rp.deliver(lobby_id); },
+                  [rp](caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
+      [=](atom::persist, const lobby_update& u) -> caf::result<bool> {
+        auto& st = self->state;
+        st.update(u.value);
+        if (!u.durable)
+          return true;
+        auto rp = self->make_response_promise<bool>();
+        st.snapshots.commit(self, deliver_when_durable(rp, true));
+        return rp;
+      },
+      [=](atom::flush) -> caf::result<uint64_t> {
+        auto rp = self->make_response_promise<uint64_t>();
+        self->state.snapshots.commit(
+            self, [rp, self](const caf::error& err) mutable {
+              if (err)
+                rp.deliver(err);
+              else
+                rp.deliver(self->state.snapshots.generation());
+            });
+        return rp;
+      },
+  };
+}
+
+} // namespace vb

@@ -1,0 +1,108 @@
+// Lobbies: a directory that creates, lists and routes to them and owns
+// lobbies.json, and one actor per lobby that owns its members and handles
+// joins (SPEC §3: 200 only once the provider accepted and the member is
+// durable; a retried join returns the existing session).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/group_commit.hpp"
+#include "actors/interfaces.hpp"
+
+namespace vb {
+
+struct server_stats;
+
+/// The file name of the lobby snapshot in the data directory.
+inline constexpr const char* lobbies_file_name = "lobbies.json";
+
+/// Loads the newest valid lobby snapshot of `dir`. Blocking: call it before
+/// the server serves.
+std::vector<lobby> load_lobbies(const std::string& dir);
+
+/// The actors a lobby works with.
+struct lobby_peers {
+  registry_actor registry;
+  dispatcher_actor dispatcher;
+  /// How long a lobby waits for the registry and the dispatcher.
+  caf::timespan timeout = std::chrono::seconds(5);
+};
+
+struct lobby_state {
+  static inline constexpr const char* name = "lobby";
+
+  using join_key = std::pair<std::string, std::string>; // bot name, nick
+  using session_promise = caf::typed_response_promise<session>;
+
+  lobby_actor::pointer self = nullptr;
+  lobby_directory_actor directory;
+  lobby_peers peers;
+  /// The lobby and all its members (people are not written to disk).
+  lobby value;
+  std::mt19937_64 rng{std::random_device{}()};
+  /// Joins in flight: identical requests wait for the first one's answer.
+  std::map<join_key, std::vector<session_promise>> pending;
+
+  const session* find_bot(const std::string& bot_name,
+                          const std::string& nick) const;
+  void join(const bot_join& j, session_promise rp);
+  void dispatch(const join_key& key, const bot_join& j,
+                std::vector<provider> candidates, size_t attempt,
+                std::string session_id);
+  void accepted(const join_key& key, session s);
+  void finish(const join_key& key, const caf::error& err, const session& s);
+  session add_person(const std::string& nick);
+  /// Tells the directory the new value; `done` runs once it is durable
+  /// (durable updates) or right away.
+  void publish(bool durable, std::function<void(const caf::error&)> done);
+};
+
+lobby_actor::behavior_type
+lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
+         lobby_directory_actor directory, lobby_peers peers, lobby value);
+
+struct lobby_directory_state {
+  static inline constexpr const char* name = "lobby-directory";
+
+  struct entry {
+    lobby_actor actor;
+    std::shared_ptr<const lobby> value;
+    /// True once a snapshot holds the lobby.
+    bool durable = false;
+    uint64_t order = 0;
+  };
+
+  lobby_directory_actor::pointer self = nullptr;
+  lobby_peers peers;
+  std::shared_ptr<server_stats> stats;
+  std::unordered_map<std::string, entry> lobbies;
+  std::unordered_map<std::string, std::string> by_name; // name -> id
+  uint64_t next_order = 0;
+  uint64_t members = 0;
+  std::mt19937_64 rng{std::random_device{}()};
+  group_commit snapshots;
+
+  entry& add(lobby value, bool durable);
+  entry* find(const std::string& id);
+  void update(const lobby& value);
+  std::vector<lobby> listing() const;
+  /// The lobby holding a session, or null.
+  const entry* find_session(const std::string& session_id) const;
+  snapshot_job snapshot() const;
+  void publish_counts();
+};
+
+lobby_directory_actor::behavior_type
+lobby_directory(lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
+                snapshot_writer_actor writer, std::vector<lobby> initial,
+                lobby_peers peers, std::shared_ptr<server_stats> stats);
+
+} // namespace vb

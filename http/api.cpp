@@ -1,0 +1,369 @@
+#include "http/api.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/stats.hpp"
+#include "http/routes.hpp"
+#include "model/json.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+using json = nlohmann::json;
+
+namespace {
+
+/// How long the front end waits for an actor before answering 504. Joins
+/// call a provider (with failover), so this is above two provider timeouts.
+constexpr auto bridge_timeout = std::chrono::seconds(15);
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+api_reply ok(unsigned status, const json& j) {
+  return api_reply{status, dump(j), {}};
+}
+
+api_reply validation_failed(const request_error& e) {
+  return api_reply{static_cast<unsigned>(e.status), render(e), {}};
+}
+
+api_reply validation_failed(field_error e) {
+  request_error err;
+  err.status = 422;
+  err.code = "validation_error";
+  err.errors.push_back(std::move(e));
+  return validation_failed(err);
+}
+
+/// "Bot not found" -> "bot_not_found".
+std::string code_from(std::string_view detail) {
+  std::string code;
+  for (auto c : detail) {
+    if (c >= 'A' && c <= 'Z')
+      code += static_cast<char>(c - 'A' + 'a');
+    else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+      code += c;
+    else if (!code.empty() && code.back() != '_')
+      code += '_';
+  }
+  return code;
+}
+
+/// The text attached to an error of ours, if any.
+std::string context_text(const caf::error& err) {
+  auto& ctx = err.context();
+  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return {};
+}
+
+api_reply unavailable(std::string detail, std::string code) {
+  auto r = api::error(503, detail, code);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+/// Maps an actor's error to the HTTP answer (SPEC §2, §3).
+api_reply error_reply(const caf::error& err) {
+  auto text = context_text(err);
+  switch (code_of(err)) {
+    case ec::not_found: {
+      auto detail = text.empty() ? std::string{"Not Found"} : text;
+      return api::error(404, detail, code_from(detail));
+    }
+    case ec::key_missing:
+      return api::error(401, "Provider key required", "provider_key_missing");
+    case ec::key_invalid:
+      return api::error(403, "Invalid provider key", "provider_key_invalid");
+    case ec::storage_failed:
+      return unavailable("The change could not be written to disk",
+                         "storage_failed");
+    case ec::unavailable:
+      return unavailable("Bot provider unavailable"
+                           + (text.empty() ? std::string{} : ": " + text),
+                         "provider_unavailable");
+    case ec::rejected:
+      return api::error(502,
+                        "Bot provider rejected the request"
+                          + (text.empty() ? std::string{} : ": " + text),
+                        "provider_rejected");
+    case ec::invalid:
+      return api::error(422, text.empty() ? "Invalid request" : text,
+                        "invalid");
+    case ec::none:
+      break;
+  }
+  if (err == caf::sec::request_timeout)
+    return api::error(504, "Timed out", "timeout");
+  return api::error(500, "Internal error", "internal_error");
+}
+
+/// A query parameter's raw value, or empty.
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos)
+      return pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+json session_json(const session& s, const std::string& lobby_id) {
+  json j = s;
+  j["lobby_id"] = lobby_id;
+  return j;
+}
+
+// -- cached renderings of the registry's catalog -------------------------------
+
+/// What one CAF worker thread rendered of the catalog at one version: list
+/// responses are rebuilt only when the registry changed.
+struct catalog_cache {
+  uint64_t version = 0;
+  std::string providers;
+  std::string bots;
+};
+
+const catalog_cache& rendered(const provider_catalog& c) {
+  thread_local catalog_cache cache;
+  if (cache.version == c.version && !cache.providers.empty())
+    return cache;
+  json providers = json::array();
+  json bots = json::array();
+  json owners = json::object();
+  std::unordered_set<std::string> owned_by_online;
+  for (auto& p : c.providers) {
+    providers.push_back(p);
+    auto online = p.status == provider_status::online;
+    for (auto& b : p.bots) {
+      bots.push_back(
+        {{"name", b.name}, {"description", b.description}, {"provider_id", p.provider_id}});
+      // A bot offered by several providers maps to the first online one.
+      if (!owners.contains(b.name)
+          || (online && owned_by_online.count(b.name) == 0)) {
+        owners[b.name] = p.provider_id;
+        if (online)
+          owned_by_online.insert(b.name);
+      }
+    }
+  }
+  cache.version = c.version;
+  cache.providers = dump(json{{"providers", std::move(providers)}});
+  cache.bots = dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}});
+  return cache;
+}
+
+} // namespace
+
+api_reply api::error(unsigned status, std::string_view detail,
+                     std::string_view code) {
+  return api_reply{status, error_body(detail, code), {}};
+}
+
+api::api(backend be, server_options opts)
+  : be_(std::move(be)),
+    opts_(std::move(opts)),
+    started_(std::chrono::steady_clock::now()) {
+}
+
+namespace {
+
+/// Sends one request to an actor from a short-lived actor, and turns the
+/// answer into a reply. The caller's thread never waits.
+template <class Result, class Handle, class OnOk, class... Ts>
+void ask(caf::actor_system& sys, const Handle& target, api_respond respond,
+         OnOk on_ok, Ts... xs) {
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(target, bridge_timeout, xs...)
+      .then([=](Result& r) { respond(on_ok(r)); },
+            [=](caf::error& err) { respond(error_reply(err)); });
+  });
+}
+
+} // namespace
+
+void api::handle(const api_request& req, api_respond respond) const {
+  auto m = match_route(req.method, req.path);
+  auto& sys = *be_.sys;
+  auto& p = m.params;
+  // Path parameters are checked before anything reaches an actor.
+  auto check_id = [&](size_t i, const char* name) {
+    auto err = check_id_path(p.at(i), name);
+    if (err)
+      respond(validation_failed(std::move(*err)));
+    return !err;
+  };
+  switch (m.id) {
+    case route_id::health: {
+      auto& st = *be_.stats;
+      auto up = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                              - started_)
+                  .count();
+      return respond(
+        ok(200, json{{"status", "ok"},
+                     {"version", VB_VERSION},
+                     {"uptime_s", std::floor(up * 1000) / 1000},
+                     {"providers", st.providers.load(std::memory_order_relaxed)},
+                     {"lobbies", st.lobbies.load(std::memory_order_relaxed)}}));
+    }
+    case route_id::lobby_list:
+      return ask<std::vector<lobby>>(
+        sys, be_.lobbies, respond,
+        [](std::vector<lobby>& ls) {
+          json list = json::array();
+          for (auto& l : ls)
+            list.push_back(lobby_summary(l));
+          return ok(200, json{{"lobbies", std::move(list)}});
+        },
+        atom::list_v);
+    case route_id::lobby_create: {
+      auto parsed = parse_lobby_create(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      return ask<lobby_created>(
+        sys, be_.lobbies, respond,
+        [](lobby_created& c) { return ok(c.created ? 201 : 200, json(c.value)); },
+        atom::create_v, *parsed.value);
+    }
+    case route_id::lobby_get:
+      if (!check_id(0, "lobby_id"))
+        return;
+      return ask<lobby>(
+        sys, be_.lobbies, respond, [](lobby& l) { return ok(200, json(l)); },
+        atom::get_v, p[0]);
+    case route_id::session_create: {
+      if (!check_id(0, "lobby_id"))
+        return;
+      auto parsed = parse_session_create(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      auto lobby_id = p[0];
+      return ask<session>(
+        sys, be_.lobbies, respond,
+        [lobby_id](session& s) { return ok(201, session_json(s, lobby_id)); },
+        atom::add_v, lobby_id, parsed.value->nick);
+    }
+    case route_id::session_delete:
+      if (!check_id(0, "lobby_id") || !check_id(1, "session_id"))
+        return;
+      return ask<bool>(
+        sys, be_.lobbies, respond, [](bool) { return api_reply{204, {}, {}}; },
+        atom::remove_v, p[0], p[1]);
+    case route_id::provider_register: {
+      auto parsed = parse_provider_registration(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      return ask<std::string>(
+        sys, be_.registry, respond,
+        [](std::string& id) {
+          return ok(200, json{{"provider_id", id}, {"status", "registered"}});
+        },
+        atom::registration_v, *parsed.value);
+    }
+    case route_id::provider_list:
+      return ask<provider_catalog_ptr>(
+        sys, be_.registry, respond,
+        [](provider_catalog_ptr& c) {
+          return api_reply{200, rendered(*c).providers, {}};
+        },
+        atom::list_v);
+    case route_id::provider_get:
+      if (!check_id(0, "provider_id"))
+        return;
+      return ask<provider>(
+        sys, be_.registry, respond, [](provider& x) { return ok(200, json(x)); },
+        atom::get_v, p[0]);
+    case route_id::provider_heartbeat: {
+      if (!check_id(0, "provider_id"))
+        return;
+      auto parsed = parse_heartbeat(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      return ask<double>(
+        sys, be_.registry, respond,
+        [](double last_seen) {
+          return ok(200, json{{"status", "ok"}, {"last_seen", last_seen}});
+        },
+        atom::heartbeat_v, p[0], *parsed.value);
+    }
+    case route_id::provider_delete: {
+      if (!check_id(0, "provider_id"))
+        return;
+      std::string key{req.provider_key};
+      if (key.empty()) {
+        std::string decoded;
+        if (percent_decode(query_param(req.query, "provider_key"), decoded))
+          key = std::move(decoded);
+      }
+      return ask<bool>(
+        sys, be_.registry, respond, [](bool) { return api_reply{204, {}, {}}; },
+        atom::deregister_v, p[0], key);
+    }
+    case route_id::bot_list:
+      return ask<provider_catalog_ptr>(
+        sys, be_.registry, respond,
+        [](provider_catalog_ptr& c) {
+          return api_reply{200, rendered(*c).bots, {}};
+        },
+        atom::list_v);
+    case route_id::bot_join: {
+      if (auto err = check_bot_name_path(p[0]))
+        return respond(validation_failed(std::move(*err)));
+      auto parsed = parse_join_request(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      auto& j = *parsed.value;
+      // Without a nick, the bot is known by its name.
+      bot_join bj{p[0], j.nick.empty() ? p[0] : j.nick, j.provider_id};
+      auto lobby_id = j.lobby_id;
+      return ask<session>(
+        sys, be_.lobbies, respond,
+        [lobby_id](session& s) {
+          return ok(200, json{{"status", "requested"},
+                              {"bot_name", s.bot_name},
+                              {"lobby_id", lobby_id},
+                              {"session_id", s.session_id},
+                              {"provider_id", s.provider_id},
+                              {"run_id", s.run_id},
+                              {"nick", s.nick}});
+        },
+        atom::join_v, lobby_id, bj);
+    }
+    case route_id::bot_leave: {
+      auto parsed = parse_leave_request(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      auto session_id = parsed.value->session_id;
+      return ask<std::string>(
+        sys, be_.lobbies, respond,
+        [session_id](std::string& lobby_id) {
+          return ok(200, json{{"status", "left"},
+                              {"session_id", session_id},
+                              {"lobby_id", lobby_id}});
+        },
+        atom::leave_v, *parsed.value);
+    }
+    case route_id::method_not_allowed: {
+      auto r = error(405, "Method Not Allowed", "method_not_allowed");
+      r.headers.emplace_back("Allow", m.allow);
+      return respond(std::move(r));
+    }
+    case route_id::not_found:
+      break;
+  }
+  respond(error(404, "Not Found", "not_found"));
+}
+
+} // namespace vb

@@ -1,0 +1,67 @@
+// The API behind the Beast front end: a request (method, path, body) becomes
+// an actor message, and the actor's answer becomes a reply. No Beast here,
+// and nothing here blocks: the reply comes through a callback, called once,
+// inline (validation errors, health) or from a CAF thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+#include "model/config.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace vb {
+
+struct server_stats;
+
+/// The actors and counters the front end talks to.
+struct backend {
+  caf::actor_system* sys = nullptr;
+  registry_actor registry;
+  lobby_directory_actor lobbies;
+  std::shared_ptr<server_stats> stats;
+};
+
+struct api_request {
+  std::string_view method;
+  std::string_view path;  // without the base path and the query
+  std::string_view query; // without '?'
+  std::string_view body;
+  std::string_view provider_key; // the X-Provider-Key header
+};
+
+struct api_reply {
+  unsigned status = 200;
+  std::string body; // JSON; empty for 204
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using api_respond = std::function<void(api_reply)>;
+
+class api {
+public:
+  api(backend be, server_options opts);
+
+  /// Handles one request; `respond` is called exactly once.
+  void handle(const api_request& req, api_respond respond) const;
+
+  /// The reply for an error body with a status (404 routes, 413, ...).
+  static api_reply error(unsigned status, std::string_view detail,
+                         std::string_view code);
+
+private:
+  backend be_;
+  server_options opts_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+} // namespace vb

@@ -1,0 +1,445 @@
+#include "http/client.hpp"
+
+#include <exception>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace vb {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = boost::asio::ip::tcp;
+
+// -- URLs -----------------------------------------------------------------------
+
+namespace {
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+         || (c >= '0' && c <= '9');
+}
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+         || (c >= 'A' && c <= 'F');
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+bool valid_reg_name(std::string_view host) {
+  if (host.empty())
+    return false;
+  for (char c : host)
+    if (!is_alnum(c) && c != '.' && c != '-' && c != '_')
+      return false;
+  return true;
+}
+
+bool valid_ipv6_literal(std::string_view host) {
+  if (host.empty() || host.find(':') == std::string_view::npos)
+    return false;
+  for (char c : host)
+    if (!is_hex(c) && c != ':' && c != '.')
+      return false;
+  return true;
+}
+
+/// "" (the default) or 1..65535 in at most 5 digits.
+bool valid_port(std::string_view port) {
+  if (port.empty())
+    return true;
+  if (port.size() > 5)
+    return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9')
+      return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value >= 1 && value <= 65535;
+}
+
+} // namespace
+
+bool parse_url(std::string_view url, url_parts& out) {
+  for (char c : url) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f)
+      return false;
+  }
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos)
+    return false;
+  auto scheme = lower(url.substr(0, sep));
+  if (scheme != "http" && scheme != "https")
+    return false;
+  auto rest = url.substr(sep + 3);
+  auto end = rest.find_first_of("/?#");
+  auto authority = rest.substr(0, end);
+  auto tail = end == std::string_view::npos ? std::string_view{}
+                                            : rest.substr(end);
+  if (authority.find('@') != std::string_view::npos)
+    return false;
+  std::string_view host;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos)
+      return false;
+    host = authority.substr(1, close - 1);
+    auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':')
+        return false;
+      port = after.substr(1);
+    }
+    if (!valid_ipv6_literal(host))
+      return false;
+  } else {
+    auto colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos)
+      port = authority.substr(colon + 1);
+    if (!valid_reg_name(host))
+      return false;
+  }
+  if (!valid_port(port))
+    return false;
+  tail = tail.substr(0, tail.find('#'));
+  out.scheme = std::move(scheme);
+  out.host = std::string(host);
+  out.port = port.empty() ? (out.scheme == "http" ? "80" : "443")
+                          : std::string(port);
+  if (tail.empty())
+    out.target = "/";
+  else if (tail.front() == '?')
+    out.target = "/" + std::string(tail);
+  else
+    out.target = std::string(tail);
+  return true;
+}
+
+std::string join_url(std::string_view base, std::string_view path) {
+  while (!base.empty() && base.back() == '/')
+    base.remove_suffix(1);
+  std::string out(base);
+  if (path.empty() || path.front() != '/')
+    out += '/';
+  out += path;
+  return out;
+}
+
+std::string encode_path_segment(std::string_view segment) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(segment.size());
+  for (char c : segment) {
+    if (is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      auto u = static_cast<unsigned char>(c);
+      out += '%';
+      out += digits[u >> 4];
+      out += digits[u & 0x0f];
+    }
+  }
+  return out;
+}
+
+// -- one request ----------------------------------------------------------------
+
+namespace {
+
+constexpr const char* user_agent = "voicebot-server";
+
+http_result failure(std::string error) {
+  http_result r;
+  r.error = std::move(error);
+  return r;
+}
+
+/// For error messages: at most 200 characters, control characters replaced.
+std::string printable(std::string_view s) {
+  std::string out(s.substr(0, 200));
+  for (auto& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      c = '?';
+  }
+  if (s.size() > 200)
+    out += "...";
+  return out;
+}
+
+/// Owns the caller's callback and calls it at most once. If it is destroyed
+/// without having been called (its request was dropped when the io_context
+/// shut down), it calls it with "client stopped". So every path calls the
+/// callback exactly once, whichever handler happens to hold it last.
+class completion {
+public:
+  explicit completion(http_client::callback done) : done_(std::move(done)) {
+  }
+
+  completion(completion&& other) noexcept : done_(std::move(other.done_)) {
+    other.done_ = nullptr;
+  }
+
+  completion(const completion&) = delete;
+  completion& operator=(const completion&) = delete;
+  completion& operator=(completion&&) = delete;
+
+  ~completion() {
+    if (done_)
+      (*this)(failure("client stopped"));
+  }
+
+  void operator()(http_result result) noexcept {
+    if (!done_)
+      return;
+    auto done = std::move(done_);
+    done_ = nullptr;
+    try {
+      done(std::move(result));
+    } catch (const std::exception& e) {
+      spdlog::error("http client: a completion callback threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("http client: a completion callback threw");
+    }
+  }
+
+private:
+  http_client::callback done_;
+};
+
+std::string describe(const beast::error_code& ec) {
+  if (ec == beast::error::timeout)
+    return "timeout";
+  if (ec == net::error::connection_refused)
+    return "connection refused";
+  if (ec == net::error::host_not_found
+      || ec == net::error::host_not_found_try_again
+      || ec == net::error::no_data)
+    return "host not found";
+  if (ec == bhttp::error::body_limit)
+    return "response too large";
+  if (ec == bhttp::error::header_limit)
+    return "response headers too large";
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message
+      || ec == net::error::eof)
+    return "connection closed";
+  return ec.message();
+}
+
+/// One request on its own strand and its own connection. Every handler holds
+/// a shared_ptr to it, so it lives until its last operation ends (or until
+/// the io_context drops the pending operations when the client stops).
+class exchange : public std::enable_shared_from_this<exchange> {
+public:
+  using executor = net::strand<net::io_context::executor_type>;
+
+  exchange(executor ex, url_parts url, bhttp::verb method, std::string body,
+           std::chrono::milliseconds timeout, completion done)
+    : resolver_(ex),
+      resolve_timer_(ex),
+      stream_(ex),
+      timeout_(timeout),
+      host_(std::move(url.host)),
+      port_(std::move(url.port)),
+      done_(std::move(done)) {
+    req_.method(method);
+    req_.target(url.target);
+    req_.version(11);
+    auto host_field = host_.find(':') == std::string::npos
+                        ? host_
+                        : "[" + host_ + "]";
+    if (port_ != "80")
+      host_field += ":" + port_;
+    req_.set(bhttp::field::host, host_field);
+    req_.set(bhttp::field::user_agent, user_agent);
+    req_.set(bhttp::field::accept, "application/json");
+    if (!body.empty())
+      req_.set(bhttp::field::content_type, "application/json");
+    req_.body() = std::move(body);
+    req_.keep_alive(false);
+    req_.prepare_payload();
+    parser_.body_limit(http_client::max_body_bytes);
+  }
+
+  /// The request's strand.
+  net::any_io_executor get_executor() {
+    return stream_.get_executor();
+  }
+
+  /// Runs on the strand.
+  void start() {
+    deadline_ = std::chrono::steady_clock::now() + timeout_;
+    // The stream's timer does not cover the resolver: a timer of our own
+    // does, for the same deadline.
+    resolve_timer_.expires_at(deadline_);
+    resolve_timer_.async_wait(
+      beast::bind_front_handler(&exchange::on_resolve_deadline,
+                                shared_from_this()));
+    resolver_.async_resolve(
+      host_, port_,
+      beast::bind_front_handler(&exchange::on_resolve, shared_from_this()));
+  }
+
+private:
+  void on_resolve_deadline(beast::error_code ec) {
+    if (ec || phase_ != phase::resolving)
+      return; // cancelled, or the lookup finished first
+    // Answer now; a lookup inside getaddrinfo ends on its own and is ignored.
+    resolver_.cancel();
+    finish(failure("timeout"));
+  }
+
+  void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
+    if (phase_ != phase::resolving)
+      return;
+    resolve_timer_.cancel();
+    if (ec)
+      return fail(ec);
+    phase_ = phase::exchanging;
+    // One deadline for connect, write and read together.
+    stream_.expires_at(deadline_);
+    stream_.async_connect(
+      results,
+      beast::bind_front_handler(&exchange::on_connect, shared_from_this()));
+  }
+
+  void on_connect(beast::error_code ec, const tcp::endpoint&) {
+    if (phase_ != phase::exchanging)
+      return;
+    if (ec)
+      return fail(ec);
+    beast::error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    bhttp::async_write(
+      stream_, req_,
+      beast::bind_front_handler(&exchange::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    if (phase_ != phase::exchanging)
+      return;
+    if (ec)
+      return fail(ec);
+    bhttp::async_read(
+      stream_, buffer_, parser_,
+      beast::bind_front_handler(&exchange::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (phase_ != phase::exchanging)
+      return;
+    if (ec)
+      return fail(ec);
+    auto& res = parser_.get();
+    http_result r;
+    r.status = static_cast<int>(res.result_int());
+    r.body = std::move(res.body());
+    finish(std::move(r));
+  }
+
+  void fail(const beast::error_code& ec) {
+    finish(failure(describe(ec)));
+  }
+
+  void finish(http_result r) {
+    phase_ = phase::done;
+    r.timed_out = r.error == "timeout";
+    beast::error_code ignored;
+    resolve_timer_.cancel();
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    done_(std::move(r));
+  }
+
+  enum class phase { resolving, exchanging, done };
+
+  tcp::resolver resolver_;
+  net::steady_timer resolve_timer_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  bhttp::request<bhttp::string_body> req_;
+  bhttp::response_parser<bhttp::string_body> parser_;
+  std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::string host_;
+  std::string port_;
+  phase phase_ = phase::resolving;
+  completion done_;
+};
+
+} // namespace
+
+// -- the client -----------------------------------------------------------------
+
+struct http_client::impl {
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work{
+    ioc.get_executor()};
+  std::vector<std::thread> threads;
+
+  /// Calls `done` with `error` from an I/O thread, never inline.
+  void post_failure(completion done, std::string error) {
+    net::post(ioc, [done = std::move(done), error = std::move(error)]() mutable {
+      done(failure(std::move(error)));
+    });
+  }
+};
+
+http_client::http_client(unsigned threads) : impl_(std::make_unique<impl>()) {
+  if (threads == 0)
+    threads = 1;
+  impl_->threads.reserve(threads);
+  for (unsigned i = 0; i < threads; ++i)
+    impl_->threads.emplace_back([ioc = &impl_->ioc] { ioc->run(); });
+}
+
+http_client::~http_client() {
+  impl_->work.reset();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads)
+    t.join();
+  // Destroying the io_context (with impl_) destroys the operations it still
+  // holds; the last one of each request destroys its exchange, whose
+  // completion then reports "client stopped" on this thread.
+  impl_.reset();
+}
+
+void http_client::request(std::string method, std::string url,
+                          std::string body, std::chrono::milliseconds timeout,
+                          callback done) {
+  completion c(std::move(done));
+  url_parts parts;
+  if (!parse_url(url, parts))
+    return impl_->post_failure(std::move(c), "bad url: " + printable(url));
+  if (parts.scheme != "http")
+    return impl_->post_failure(std::move(c),
+                               "https providers are not supported");
+  auto verb = bhttp::string_to_verb(method);
+  if (verb == bhttp::verb::unknown)
+    return impl_->post_failure(std::move(c),
+                               "bad method: " + printable(method));
+  auto ex = std::make_shared<exchange>(net::make_strand(impl_->ioc),
+                                       std::move(parts), verb, std::move(body),
+                                       timeout, std::move(c));
+  net::post(ex->get_executor(), [ex] { ex->start(); });
+}
+
+} // namespace vb

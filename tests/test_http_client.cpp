@@ -1,0 +1,666 @@
+// The HTTP provider client against a tiny real server on 127.0.0.1 (plain
+// POSIX sockets on a std::thread). Each test waits for the callback through a
+// std::promise with a generous limit; nothing sleeps to wait for a condition.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "http/client.hpp"
+
+using namespace std::chrono_literals;
+using vb::http_client;
+using vb::http_result;
+
+namespace {
+
+constexpr auto wait_limit = 10s; // generous: only a broken client takes this long
+
+// -- a tiny HTTP server -----------------------------------------------------------
+
+enum class mode {
+  json_ok,             // 200 with a JSON body and Content-Length
+  error_500,           // 500 with a JSON body
+  chunked,             // 200, Transfer-Encoding: chunked
+  big,                 // 200 with Content-Length: 2 MiB
+  big_chunked,         // 200, chunked, 2 MiB in all
+  exact_limit,         // 200 with exactly 1 MiB
+  hang,                // reads the request, never answers, keeps the socket
+  close_at_once,       // closes right after accept, reads nothing
+  close_after_request, // reads the request, closes without answering
+};
+
+const std::string json_body = R"({"status":"started","run_id":"r-1"})";
+
+bool send_all(int fd, const std::string& data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+/// Reads one request (headers and a Content-Length body). "" on failure.
+std::string read_request(int fd) {
+  std::string data;
+  char buf[4096];
+  std::size_t header_end = std::string::npos;
+  std::size_t need = 0;
+  for (;;) {
+    if (header_end == std::string::npos) {
+      header_end = data.find("\r\n\r\n");
+      if (header_end != std::string::npos) {
+        header_end += 4;
+        std::size_t length = 0;
+        std::string head = data.substr(0, header_end);
+        for (auto& c : head)
+          if (c >= 'A' && c <= 'Z')
+            c = static_cast<char>(c - 'A' + 'a');
+        auto pos = head.find("\r\ncontent-length:");
+        if (pos != std::string::npos)
+          length = std::stoul(head.substr(pos + 17));
+        need = header_end + length;
+      }
+    }
+    if (header_end != std::string::npos && data.size() >= need)
+      return data;
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return {};
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+class test_server {
+public:
+  explicit test_server(mode m) : mode_(m) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listen_fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+            == 0);
+    REQUIRE(::listen(listen_fd_, 128) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len)
+            == 0);
+    port_ = ntohs(addr.sin_port);
+    first_request_ = first_request_promise_.get_future();
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~test_server() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR); // wakes accept() on Linux
+    thread_.join();
+    ::close(listen_fd_);
+    for (int fd : held_)
+      ::close(fd);
+  }
+
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  uint16_t port() const {
+    return port_;
+  }
+
+  /// The raw text of the first request this server read.
+  std::future<std::string>& first_request() {
+    return first_request_;
+  }
+
+  int requests() const {
+    return requests_.load();
+  }
+
+private:
+  void run() {
+    for (;;) {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) {
+        if (errno == EINTR && !stopping_)
+          continue;
+        return;
+      }
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      handle(fd);
+    }
+  }
+
+  void handle(int fd) {
+    if (mode_ == mode::close_at_once) {
+      ::close(fd);
+      return;
+    }
+    auto request = read_request(fd);
+    if (request.empty()) {
+      ::close(fd);
+      return;
+    }
+    ++requests_;
+    if (!recorded_) {
+      recorded_ = true;
+      first_request_promise_.set_value(request);
+    }
+    switch (mode_) {
+      case mode::json_ok:
+        send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: "
+                       + std::to_string(json_body.size())
+                       + "\r\nConnection: close\r\n\r\n" + json_body);
+        break;
+      case mode::error_500: {
+        std::string body = R"({"detail":"boom"})";
+        send_all(fd, "HTTP/1.1 500 Internal Server Error\r\n"
+                     "Content-Type: application/json\r\nContent-Length: "
+                       + std::to_string(body.size()) + "\r\n\r\n" + body);
+        break;
+      }
+      case mode::chunked:
+        send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        send_all(fd, "5\r\nhello\r\n");
+        send_all(fd, "1\r\n,\r\n");
+        send_all(fd, "6\r\n world\r\n0\r\n\r\n");
+        break;
+      case mode::big:
+        send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\n")
+          && send_all(fd, std::string(2 * 1024 * 1024, 'x'));
+        break;
+      case mode::big_chunked: {
+        if (!send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+          break;
+        std::string chunk = "10000\r\n" + std::string(0x10000, 'y') + "\r\n";
+        bool ok = true;
+        for (int i = 0; i < 32 && ok; ++i) // 32 * 64 KiB = 2 MiB
+          ok = send_all(fd, chunk);
+        if (ok)
+          send_all(fd, "0\r\n\r\n");
+        break;
+      }
+      case mode::exact_limit:
+        send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: "
+                       + std::to_string(http_client::max_body_bytes) + "\r\n\r\n"
+                       + std::string(http_client::max_body_bytes, 'z'));
+        break;
+      case mode::hang:
+        held_.push_back(fd); // closed when the server ends
+        return;
+      case mode::close_at_once:
+      case mode::close_after_request:
+        break;
+    }
+    ::shutdown(fd, SHUT_WR);
+    ::close(fd);
+  }
+
+  mode mode_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> requests_{0};
+  bool recorded_ = false; // server thread only
+  std::promise<std::string> first_request_promise_;
+  std::future<std::string> first_request_;
+  std::vector<int> held_; // server thread only until join
+  std::thread thread_;
+};
+
+/// A port nothing listens on: bound, then closed.
+uint16_t closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// -- waiting for a callback -------------------------------------------------------
+
+/// Collects one request's callback: the result, the thread it ran on, and how
+/// many times it was called (must end at exactly 1).
+struct probe {
+  struct outcome {
+    http_result result;
+    std::thread::id thread;
+  };
+
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::promise<outcome>> promise =
+    std::make_shared<std::promise<outcome>>();
+  std::future<outcome> future = promise->get_future();
+  std::thread::id thread;
+
+  http_client::callback callback() {
+    return [calls = calls, promise = promise](http_result r) {
+      if (calls->fetch_add(1) == 0)
+        promise->set_value(outcome{std::move(r), std::this_thread::get_id()});
+    };
+  }
+
+  http_result wait() {
+    REQUIRE(future.wait_for(wait_limit) == std::future_status::ready);
+    auto o = future.get();
+    thread = o.thread;
+    return std::move(o.result);
+  }
+};
+
+struct call_result {
+  http_result result;
+  std::thread::id thread;
+  int calls = 0;
+};
+
+call_result run_one(const std::string& method, const std::string& url,
+                    const std::string& body = {},
+                    std::chrono::milliseconds timeout = 5000ms,
+                    unsigned threads = 1) {
+  probe p;
+  call_result out;
+  {
+    http_client client{threads};
+    client.request(method, url, body, timeout, p.callback());
+    out.result = p.wait();
+    out.thread = p.thread;
+  } // the client joins its threads: no late second call can hide
+  out.calls = *p.calls;
+  return out;
+}
+
+} // namespace
+
+// -- responses -------------------------------------------------------------------
+
+TEST_CASE("http client: POST with a JSON body gets the JSON answer",
+          "[http_client]") {
+  test_server server{mode::json_ok};
+  std::string body = R"({"lobby_id":"l1","session_id":"s1","nick":"bot"})";
+  auto r = run_one("POST", server.url("/bots/echo/join"), body);
+  CHECK(r.calls == 1);
+  CHECK(r.thread != std::this_thread::get_id());
+  CHECK(r.result.error == "");
+  CHECK(r.result.status == 200);
+  CHECK(r.result.ok());
+  CHECK_FALSE(r.result.timed_out);
+  CHECK(r.result.body == json_body);
+
+  auto& fut = server.first_request();
+  REQUIRE(fut.wait_for(wait_limit) == std::future_status::ready);
+  auto req = fut.get();
+  CHECK(req.rfind("POST /bots/echo/join HTTP/1.1\r\n", 0) == 0);
+  CHECK(req.find("\r\nHost: 127.0.0.1:" + std::to_string(server.port())
+                 + "\r\n")
+        != std::string::npos);
+  CHECK(req.find("\r\nUser-Agent: voicebot-server\r\n") != std::string::npos);
+  CHECK(req.find("\r\nContent-Type: application/json\r\n")
+        != std::string::npos);
+  CHECK(req.find("\r\nContent-Length: " + std::to_string(body.size())
+                 + "\r\n")
+        != std::string::npos);
+  CHECK(req.find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(req.size() > body.size());
+  CHECK(req.substr(req.size() - body.size()) == body);
+}
+
+TEST_CASE("http client: GET under a base path sends no body and no "
+          "Content-Type",
+          "[http_client]") {
+  test_server server{mode::json_ok};
+  auto base = server.url("/provider/v1/");
+  auto r = run_one("GET", vb::join_url(base, "/bots"));
+  CHECK(r.calls == 1);
+  CHECK(r.result.ok());
+  CHECK(r.result.body == json_body);
+
+  auto& fut = server.first_request();
+  REQUIRE(fut.wait_for(wait_limit) == std::future_status::ready);
+  auto req = fut.get();
+  CHECK(req.rfind("GET /provider/v1/bots HTTP/1.1\r\n", 0) == 0);
+  CHECK(req.find("Content-Type") == std::string::npos);
+  CHECK(req.find("Content-Length") == std::string::npos);
+  CHECK(req.substr(req.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("http client: POST without a body sends Content-Length 0",
+          "[http_client]") {
+  test_server server{mode::json_ok};
+  auto r = run_one("POST", server.url("/bots/runs/r-1/stop"));
+  CHECK(r.result.ok());
+  auto& fut = server.first_request();
+  REQUIRE(fut.wait_for(wait_limit) == std::future_status::ready);
+  auto req = fut.get();
+  CHECK(req.rfind("POST /bots/runs/r-1/stop HTTP/1.1\r\n", 0) == 0);
+  CHECK(req.find("\r\nContent-Length: 0\r\n") != std::string::npos);
+  CHECK(req.find("Content-Type") == std::string::npos);
+}
+
+TEST_CASE("http client: a 500 is a response, not an error", "[http_client]") {
+  test_server server{mode::error_500};
+  auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
+  CHECK(r.calls == 1);
+  CHECK(r.result.error == "");
+  CHECK(r.result.status == 500);
+  CHECK_FALSE(r.result.ok());
+  CHECK(r.result.body == R"({"detail":"boom"})");
+}
+
+TEST_CASE("http client: a chunked response is put together", "[http_client]") {
+  test_server server{mode::chunked};
+  auto r = run_one("GET", server.url("/bots"));
+  CHECK(r.calls == 1);
+  CHECK(r.result.ok());
+  CHECK(r.result.body == "hello, world");
+}
+
+TEST_CASE("http client: a body over 1 MiB is refused", "[http_client]") {
+  SECTION("with Content-Length") {
+    test_server server{mode::big};
+    auto r = run_one("GET", server.url("/bots"));
+    CHECK(r.calls == 1);
+    CHECK(r.result.error == "response too large");
+    CHECK(r.result.status == 0);
+    CHECK(r.result.body.empty());
+    CHECK_FALSE(r.result.ok());
+    CHECK_FALSE(r.result.timed_out);
+  }
+  SECTION("chunked") {
+    test_server server{mode::big_chunked};
+    auto r = run_one("GET", server.url("/bots"));
+    CHECK(r.calls == 1);
+    CHECK(r.result.error == "response too large");
+    CHECK(r.result.status == 0);
+    CHECK_FALSE(r.result.ok());
+  }
+  SECTION("exactly 1 MiB is fine") {
+    test_server server{mode::exact_limit};
+    auto r = run_one("GET", server.url("/bots"));
+    CHECK(r.calls == 1);
+    CHECK(r.result.ok());
+    CHECK(r.result.body.size() == http_client::max_body_bytes);
+  }
+}
+
+// -- failures ------------------------------------------------------------------------
+
+TEST_CASE("http client: a server that never answers times out",
+          "[http_client]") {
+  test_server server{mode::hang};
+  auto start = std::chrono::steady_clock::now();
+  auto r = run_one("POST", server.url("/bots/echo/join"), "{}", 300ms);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(r.calls == 1);
+  CHECK(r.result.error == "timeout");
+  CHECK(r.result.timed_out);
+  CHECK(r.result.status == 0);
+  CHECK_FALSE(r.result.ok());
+  CHECK(elapsed >= 250ms);
+  CHECK(elapsed < 5s);
+  CHECK(server.requests() == 1); // the request did reach it
+}
+
+TEST_CASE("http client: a zero timeout times out at once", "[http_client]") {
+  test_server server{mode::hang};
+  auto r = run_one("GET", server.url("/bots"), {}, 0ms);
+  CHECK(r.calls == 1);
+  CHECK(r.result.error == "timeout");
+  CHECK(r.result.timed_out);
+}
+
+TEST_CASE("http client: a server that closes is an error", "[http_client]") {
+  SECTION("right after accepting") {
+    test_server server{mode::close_at_once};
+    auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
+    CHECK(r.calls == 1);
+    CHECK_FALSE(r.result.error.empty());
+    CHECK(r.result.status == 0);
+    CHECK_FALSE(r.result.timed_out);
+    CHECK_FALSE(r.result.ok());
+  }
+  SECTION("after reading the request") {
+    test_server server{mode::close_after_request};
+    auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
+    CHECK(r.calls == 1);
+    CHECK(r.result.error == "connection closed");
+    CHECK(r.result.status == 0);
+    CHECK_FALSE(r.result.timed_out);
+  }
+}
+
+TEST_CASE("http client: connection refused", "[http_client]") {
+  auto port = closed_port();
+  auto r = run_one("GET", "http://127.0.0.1:" + std::to_string(port) + "/bots");
+  CHECK(r.calls == 1);
+  CHECK(r.result.error == "connection refused");
+  CHECK(r.result.status == 0);
+  CHECK_FALSE(r.result.timed_out);
+}
+
+TEST_CASE("http client: an unknown host", "[http_client]") {
+  // The .invalid TLD never resolves (RFC 6761). Where the resolver is slow
+  // to say so, the deadline answers first.
+  auto r = run_one("GET", "http://no-such-host.invalid/bots", {}, 2000ms);
+  CHECK(r.calls == 1);
+  CHECK(r.result.status == 0);
+  CHECK((r.result.error == "host not found" || r.result.timed_out));
+}
+
+TEST_CASE("http client: errors known at once are posted, not called inline",
+          "[http_client]") {
+  SECTION("bad url") {
+    auto r = run_one("GET", "http://bad host/bots");
+    CHECK(r.calls == 1);
+    CHECK(r.thread != std::this_thread::get_id());
+    CHECK(r.result.error == "bad url: http://bad host/bots");
+    CHECK(r.result.status == 0);
+    CHECK_FALSE(r.result.ok());
+  }
+  SECTION("not a URL at all") {
+    auto r = run_one("GET", "");
+    CHECK(r.calls == 1);
+    CHECK(r.result.error.rfind("bad url: ", 0) == 0);
+  }
+  SECTION("https") {
+    auto r = run_one("POST", "https://provider.example:8443/bots/x/join", "{}");
+    CHECK(r.calls == 1);
+    CHECK(r.thread != std::this_thread::get_id());
+    CHECK(r.result.error == "https providers are not supported");
+    CHECK(r.result.status == 0);
+  }
+  SECTION("unknown method") {
+    auto r = run_one("FROB", "http://127.0.0.1:1/bots");
+    CHECK(r.calls == 1);
+    CHECK(r.result.error == "bad method: FROB");
+  }
+}
+
+// -- concurrency and shutdown -----------------------------------------------------
+
+TEST_CASE("http client: many requests at once on two threads",
+          "[http_client]") {
+  test_server server{mode::json_ok};
+  constexpr int n = 40;
+  std::vector<probe> probes(n);
+  {
+    http_client client{2};
+    for (auto& p : probes)
+      client.request("GET", server.url("/bots"), {}, 5000ms, p.callback());
+    for (auto& p : probes) {
+      auto r = p.wait();
+      CHECK(r.ok());
+      CHECK(r.body == json_body);
+      CHECK(p.thread != std::this_thread::get_id());
+    }
+  }
+  for (auto& p : probes)
+    CHECK(*p.calls == 1);
+  CHECK(server.requests() == n);
+}
+
+TEST_CASE("http client: destroyed with requests in flight", "[http_client]") {
+  SECTION("one waiting for its response") {
+    test_server server{mode::hang};
+    probe p;
+    {
+      http_client client;
+      client.request("POST", server.url("/bots/echo/join"), "{}", 30000ms,
+                     p.callback());
+      // The server has the request: the client is now reading.
+      auto& fut = server.first_request();
+      REQUIRE(fut.wait_for(wait_limit) == std::future_status::ready);
+    }
+    CHECK(*p.calls == 1);
+    REQUIRE(p.future.wait_for(0s) == std::future_status::ready);
+    auto r = p.future.get();
+    CHECK(r.result.error == "client stopped");
+    CHECK(r.result.status == 0);
+    CHECK_FALSE(r.result.timed_out);
+  }
+  SECTION("many, in every phase, plus posted errors") {
+    test_server server{mode::hang};
+    std::vector<probe> probes(30);
+    {
+      http_client client{2};
+      for (std::size_t i = 0; i < probes.size(); ++i) {
+        auto url = i % 10 == 9 ? std::string{"https://x/"}
+                               : server.url("/bots");
+        client.request("GET", url, {}, 30000ms, probes[i].callback());
+      }
+    } // destroyed at once: some never started, some connect, some read
+    for (auto& p : probes) {
+      CHECK(*p.calls == 1);
+      REQUIRE(p.future.wait_for(0s) == std::future_status::ready);
+      auto r = p.future.get();
+      CHECK_FALSE(r.result.error.empty());
+      CHECK_FALSE(r.result.ok());
+    }
+  }
+}
+
+TEST_CASE("http client: a throwing callback does not kill the client",
+          "[http_client]") {
+  test_server server{mode::json_ok};
+  probe p;
+  http_client client;
+  client.request("GET", server.url("/bots"), {}, 5000ms,
+                 [](http_result) { throw std::runtime_error("oops"); });
+  client.request("GET", server.url("/bots"), {}, 5000ms, p.callback());
+  CHECK(p.wait().ok());
+}
+
+// -- URLs ---------------------------------------------------------------------------
+
+TEST_CASE("http client: parse_url", "[http_client]") {
+  vb::url_parts u;
+  SECTION("host only") {
+    REQUIRE(vb::parse_url("http://example.com", u));
+    CHECK(u.scheme == "http");
+    CHECK(u.host == "example.com");
+    CHECK(u.port == "80");
+    CHECK(u.target == "/");
+  }
+  SECTION("port, path, query and fragment") {
+    REQUIRE(vb::parse_url("HTTP://Provider-1.local:8080/a/b?x=1&y=2#frag", u));
+    CHECK(u.scheme == "http");
+    CHECK(u.host == "Provider-1.local");
+    CHECK(u.port == "8080");
+    CHECK(u.target == "/a/b?x=1&y=2");
+  }
+  SECTION("query without a path") {
+    REQUIRE(vb::parse_url("http://h?x=1", u));
+    CHECK(u.target == "/?x=1");
+  }
+  SECTION("trailing slash and empty port") {
+    REQUIRE(vb::parse_url("http://10.0.0.7:/", u));
+    CHECK(u.host == "10.0.0.7");
+    CHECK(u.port == "80");
+    CHECK(u.target == "/");
+  }
+  SECTION("https gets 443") {
+    REQUIRE(vb::parse_url("https://h/x", u));
+    CHECK(u.scheme == "https");
+    CHECK(u.port == "443");
+  }
+  SECTION("IPv6 literals") {
+    REQUIRE(vb::parse_url("http://[::1]:9000/bots", u));
+    CHECK(u.host == "::1");
+    CHECK(u.port == "9000");
+    CHECK(u.target == "/bots");
+    REQUIRE(vb::parse_url("http://[fe80::1:2]", u));
+    CHECK(u.host == "fe80::1:2");
+    CHECK(u.port == "80");
+    REQUIRE(vb::parse_url("http://[::ffff:127.0.0.1]/", u));
+    CHECK(u.host == "::ffff:127.0.0.1");
+  }
+  SECTION("malformed") {
+    for (const char* bad :
+         {"", "example.com", "http//h/", "http:/h", "ftp://h/", "http://",
+          "http:///path", "http://:80/", "http://h:0/", "http://h:65536/",
+          "http://h:123456/", "http://h:8a/", "http://h:-1/", "http://[::1",
+          "http://[]/", "http://[::1]x/", "http://[zz::1]/",
+          "http://[1.2.3.4]/", "http://::1/", "http://user@h/",
+          "http://u:p@h/", "http://h/a b", "http://h/\r\nX-Injected: 1",
+          "http://h\t/", "http://h/\x7f", "http://h\xc3\xa9/", "http://h!/",
+          "http://[::1%25eth0]/"}) {
+      CAPTURE(bad);
+      CHECK_FALSE(vb::parse_url(bad, u));
+    }
+  }
+}
+
+TEST_CASE("http client: join_url and encode_path_segment", "[http_client]") {
+  CHECK(vb::join_url("http://h:1", "/bots") == "http://h:1/bots");
+  CHECK(vb::join_url("http://h:1/", "/bots") == "http://h:1/bots");
+  CHECK(vb::join_url("http://h:1//", "/bots") == "http://h:1/bots");
+  CHECK(vb::join_url("http://h:1/prefix", "/bots") == "http://h:1/prefix/bots");
+  CHECK(vb::join_url("http://h:1/prefix/", "/bots/x/join")
+        == "http://h:1/prefix/bots/x/join");
+  CHECK(vb::join_url("http://h", "bots") == "http://h/bots");
+  CHECK(vb::join_url("http://h/", "") == "http://h/");
+
+  CHECK(vb::encode_path_segment("echo") == "echo");
+  CHECK(vb::encode_path_segment("A-z_0.9~") == "A-z_0.9~");
+  CHECK(vb::encode_path_segment("run 1/2?#%") == "run%201%2F2%3F%23%25");
+  CHECK(vb::encode_path_segment("\xc3\xa9") == "%C3%A9");
+  CHECK(vb::encode_path_segment("") == "");
+
+  vb::url_parts u;
+  REQUIRE(vb::parse_url(
+    vb::join_url("http://[::1]:8080/p/",
+                 "/bots/runs/" + vb::encode_path_segment("a b/c") + "/stop"),
+    u));
+  CHECK(u.host == "::1");
+  CHECK(u.target == "/p/bots/runs/a%20b%2Fc/stop");
+}
