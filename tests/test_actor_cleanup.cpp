@@ -11,14 +11,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Cleanup every 60 s, stale after 300 s, guard at 50%.
+/// Cleanup every 60 s, stale after 300 s, guard at 70%.
 struct cleanup_fixture : test::fixture {
   test::temp_dir dir;
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
   snapshot_writer_actor writer;
   registry_actor registry_handle;
   cleanup_actor aut;
-  cleanup_config config{60s, 300s, 0.5};
+  cleanup_config config{60s, 300s, 0.7};
 
   void start(std::vector<provider> initial = {}) {
     writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
@@ -26,7 +26,9 @@ struct cleanup_fixture : test::fixture {
     rc.flush_interval = 3600s; // keep the flush timer out of the way
     registry_handle = sys.spawn(registry, writer, std::move(initial), rc,
                                 stats);
-    aut = sys.spawn(cleanup, registry_handle, config, stats);
+    // No dispatcher: nothing is probed.
+    aut = sys.spawn(cleanup, registry_handle, config, stats,
+                    dispatcher_actor{});
     run();
   }
 
@@ -116,7 +118,7 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: the guard holds a mass eviction, "
   auto b = add("b");
   auto c = add("c");
   auto d = add("d");
-  // Three of four go silent at once (75% > 50%): a blip, held back.
+  // Three of four go silent at once (75% > 70%): a blip, held back.
   for (int i = 0; i < 5; ++i) {
     period();
     beat(a);
@@ -177,12 +179,13 @@ TEST_CASE("cleanup: decide() applies the fraction rule", "[cleanup]") {
   caf::actor_clock::time_point t0{};
   stale_report r;
   r.total = 4;
-  r.entries = {{"a", 300s}, {"b", 300s}};
+  r.entries = {stale_entry{"a", 300s, transport::http, ""},
+               stale_entry{"b", 300s, transport::http, ""}};
   // 2 of 4 is not more than half: evicted.
   auto d = st.decide(r, t0);
   CHECK(d.evict.size() == 2);
   CHECK_FALSE(d.held);
-  r.entries.push_back({"c", 300s});
+  r.entries.push_back(stale_entry{"c", 300s, transport::http, ""});
   d = st.decide(r, t0);
   CHECK(d.evict.empty());
   CHECK(d.held);
@@ -192,4 +195,60 @@ TEST_CASE("cleanup: decide() applies the fraction rule", "[cleanup]") {
   d = st.decide(r, t0 + 300s);
   CHECK(d.evict.size() == 3);
   CHECK(st.held_since.empty());
+}
+
+namespace {
+
+/// Answers probes: alive when the provider's URL ends with "alive".
+dispatcher_actor::behavior_type
+probe_only_dispatcher(dispatcher_actor::pointer self,
+                      std::shared_ptr<std::vector<std::string>> probed) {
+  return {
+    [=](atom::join, const provider&,
+        const dispatch_request&) -> caf::result<std::string> {
+      return make_error(ec::unavailable);
+    },
+    [=](atom::stop, const provider&, const std::string&) { return true; },
+    [=](atom::probe, const provider& p) {
+      probed->push_back(p.provider_id);
+      auto& url = p.base_url;
+      return url.size() >= 5 && url.compare(url.size() - 5, 5, "alive") == 0;
+    },
+    [=](atom::done, uint64_t, const http_reply&) {},
+  };
+}
+
+} // namespace
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
+                 "probe is kept", "[cleanup]") {
+  auto probed = std::make_shared<std::vector<std::string>>();
+  auto disp = sys.spawn(probe_only_dispatcher, probed);
+  writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
+  registry_config rc;
+  rc.flush_interval = 3600s;
+  registry_handle = sys.spawn(registry, writer, std::vector<provider>{}, rc,
+                              stats);
+  aut = sys.spawn(cleanup, registry_handle, config, stats, disp);
+  run();
+  auto alive = add("alive");
+  auto dead = add("dead");
+  auto live = add("live");
+  for (int i = 0; i < 5; ++i) {
+    period();
+    beat(live);
+  }
+  // Both silent ones were probed (2 of 3 is below the guard's 70%); the
+  // one that answered stays and counts as seen.
+  CHECK(probed->size() == 2);
+  CHECK(ids() == std::vector<std::string>{alive, live});
+  CHECK(stats->evictions == 1);
+  // Seen by the probe: not stale again until another stale_after passed.
+  for (int i = 0; i < 4; ++i) {
+    period();
+    beat(live);
+  }
+  CHECK(probed->size() == 2);
+  self->send_exit(disp, caf::exit_reason::user_shutdown);
+  (void) dead;
 }

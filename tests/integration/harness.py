@@ -5,15 +5,19 @@ library: http.client for requests, subprocess for the processes.
 """
 
 import http.client
+import http.server
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+import unittest
+import uuid
 
 BUILD_DIR = os.environ.get("VB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD_DIR, "voicebot-server")
@@ -36,7 +40,8 @@ class Server:
         args = [SERVER, "--port", "0", "--caf-port", "0"] + self.args
         self.lines = []
         self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=self.env)
+                                     stderr=subprocess.STDOUT, text=True, errors="replace",
+                                     env=self.env)
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         line = self.wait_for_line(r"listening on http://[^:]+:(\d+)", timeout)
         self.port = int(re.search(r"listening on http://[^:]+:(\d+)", line).group(1))
@@ -123,3 +128,313 @@ def run_server_cli(args, cwd, timeout=20):
     """Runs voicebot-server to completion (for --help and bad flags)."""
     return subprocess.run([SERVER] + list(args), cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
+
+
+# -- a fake bot provider of the original HTTP protocol (SPEC §4) ---------------
+
+
+class FakeProvider:
+    """A provider of the original voicebot HTTP protocol, inside the test
+    process: POST /bots/{bot}/join -> {"status":"ok","run_id":...},
+    POST /bots/runs/{run_id}/stop -> 200, GET /bots -> a list.
+
+    Every call is recorded in `calls` as (method, path, parsed JSON body).
+    `mode` switches its behaviour for joins:
+      "ok"      answer 200 with a fresh run_id
+      "reject"  answer `reject_status` (500 by default)
+      "no_run_id" answer 200 without a run_id
+      "hang"    never answer (until `release()` or `close()`)
+      "hold"    answer like "ok", but only once `gate` is set
+      "drop"    close the connection without answering
+    `refuse()` closes the listening socket so the port refuses connections;
+    `listen_again()` binds the same port again."""
+
+    def __init__(self, bots=("echo",), port=0):
+        self.bots = list(bots)
+        self.calls = []
+        self.run_ids = []  # every run_id handed out, in order
+        self.mode = "ok"
+        self.reject_status = 500
+        self.cond = threading.Condition()
+        self.released = threading.Event()
+        self.gate = threading.Event()
+        self.httpd = None
+        self.port = None
+        self._serve(port)
+
+    # -- life cycle --
+
+    def _serve(self, port):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _body(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                try:
+                    return json.loads(raw) if raw else None
+                except ValueError:
+                    return raw.decode("utf-8", "replace")
+
+            def _answer(self, status, payload=None):
+                data = json.dumps(payload).encode() if payload is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                fake._record("GET", self.path, None)
+                if self.path.rstrip("/") == "/bots":
+                    return self._answer(200, [{"name": b, "description": b + " bot"}
+                                              for b in fake.bots])
+                self._answer(404, {"detail": "Not Found"})
+
+            def do_POST(self):
+                body = self._body()
+                parts = self.path.split("/")
+                mode = fake.mode
+                # /bots/{bot}/join
+                if len(parts) == 4 and parts[1] == "bots" and parts[3] == "join":
+                    fake._record("POST", self.path, body)
+                    if mode == "hang":
+                        fake.released.wait(60)
+                        self.close_connection = True
+                        return
+                    if mode == "hold":
+                        fake.gate.wait(30)
+                    if mode == "drop":
+                        self.close_connection = True
+                        return
+                    if mode == "reject":
+                        return self._answer(fake.reject_status, {"detail": "nope"})
+                    if mode == "no_run_id":
+                        return self._answer(200, {"status": "ok"})
+                    run_id = str(uuid.uuid4())
+                    with fake.cond:
+                        fake.run_ids.append(run_id)
+                    return self._answer(200, {"status": "ok", "run_id": run_id})
+                # /bots/runs/{run_id}/stop
+                if len(parts) == 5 and parts[1] == "bots" and parts[2] == "runs" \
+                        and parts[4] == "stop":
+                    fake._record("POST", self.path, body)
+                    return self._answer(200, {"status": "stopped"})
+                fake._record("POST", self.path, body)
+                self._answer(404, {"detail": "Not Found"})
+
+        class Httpd(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # the server hung up (a timeout, a kill): expected here
+
+        self.httpd = Httpd(("127.0.0.1", port), Handler)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def refuse(self):
+        """Closes the listening socket: connections to the port are refused."""
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None
+
+    def listen_again(self):
+        if self.httpd is None:
+            self._serve(self.port)
+
+    def release(self):
+        """Lets hanging handlers return (without an answer)."""
+        self.released.set()
+
+    def close(self):
+        self.release()
+        self.gate.set()
+        self.refuse()
+
+    # -- records --
+
+    def _record(self, method, path, body):
+        with self.cond:
+            self.calls.append((method, path, body))
+            self.cond.notify_all()
+
+    def calls_to(self, method, prefix="", suffix=""):
+        with self.cond:
+            return [c for c in self.calls
+                    if c[0] == method and c[1].startswith(prefix) and c[1].endswith(suffix)]
+
+    def joins(self, bot=None):
+        return self.calls_to("POST", f"/bots/{bot}/" if bot else "/bots/", "/join")
+
+    def stops(self):
+        return self.calls_to("POST", "/bots/runs/", "/stop")
+
+    def wait_for(self, predicate, timeout=10):
+        """Waits until predicate(calls) is true; returns the calls."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate(list(self.calls)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"fake provider: condition not met; calls={self.calls}")
+                self.cond.wait(left)
+            return list(self.calls)
+
+    def wait_for_stop(self, run_id, timeout=10):
+        path = f"/bots/runs/{run_id}/stop"
+        return self.wait_for(lambda calls: any(c[0] == "POST" and c[1] == path for c in calls),
+                             timeout)
+
+
+# -- raw sockets ---------------------------------------------------------------
+
+def raw_exchange(port, data, timeout=5):
+    """Sends raw bytes, half-closes nothing, and reads until the server
+    closes the connection or `timeout` passes. Returns the bytes read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        return read_until_closed(s, timeout)
+
+
+def read_until_closed(sock, timeout=5):
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_responses(sock, count, timeout=5):
+    """Reads `count` HTTP responses (Content-Length framed) from a socket.
+    Returns a list of (status, headers dict lower-cased, body bytes)."""
+    buf = b""
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1")
+            lines = head.split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            length = int(headers.get("content-length", "0"))
+            if len(buf) >= head_end + 4 + length:
+                body = buf[head_end + 4:head_end + 4 + length]
+                buf = buf[head_end + 4 + length:]
+                out.append((status, headers, body))
+                continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"read {len(out)} of {count} responses; rest: {buf!r}")
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(out)} of {count} responses; "
+                                 f"rest: {buf!r}")
+        buf += chunk
+    return out
+
+
+def parse_raw_response(data):
+    """Status and body of the first response in raw bytes, or (None, data)."""
+    if not data.startswith(b"HTTP/"):
+        return None, data
+    status = int(data.split(b" ", 2)[1])
+    _, _, body = data.partition(b"\r\n\r\n")
+    return status, body
+
+
+# -- a test case with a server, fake providers and a temporary dir ----------------
+
+
+class ServerTestCase(unittest.TestCase):
+    """setUp makes a temporary dir; `start_server` and `fake_provider` start
+    things that tearDown stops again. Helpers speak the API of SPEC §2."""
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.servers = []
+        self.providers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.kill()
+        for p in self.providers:
+            p.close()
+        self.tmp.cleanup()
+
+    def start_server(self, *args):
+        s = Server(self.tmp.path, args)
+        self.servers.append(s)
+        return s.start()
+
+    def fake_provider(self, bots=("echo",)):
+        p = FakeProvider(bots)
+        self.providers.append(p)
+        return p
+
+    def data(self, *parts):
+        return os.path.join(self.tmp.path, "data", *parts)
+
+    def register(self, server, fp, name="fake", bots=None, expect=200, **extra):
+        body = {"name": name, "base_url": fp.base_url,
+                "bots": [{"name": b, "description": b + " bot"} for b in (bots or fp.bots)]}
+        body.update(extra)
+        status, _, res = server.request("POST", "/api/bots/providers/register", body)
+        self.assertEqual(status, expect, res)
+        return res.get("provider_id") if isinstance(res, dict) else None
+
+    def create_lobby(self, server, name="room", private=False):
+        status, _, res = server.request("POST", "/api/lobby", {"name": name, "private": private})
+        self.assertIn(status, (200, 201), res)
+        return res
+
+    def join(self, server, lobby_id, bot="echo", nick=None, **extra):
+        body = {"lobby_id": lobby_id}
+        if nick is not None:
+            body["nick"] = nick
+        body.update(extra)
+        return server.request("POST", f"/api/bots/{bot}/join", body)
+
+    def sessions(self, server, lobby_id):
+        status, _, res = server.request("GET", f"/api/lobby/{lobby_id}")
+        self.assertEqual(status, 200, res)
+        return res["sessions"]
+
+    def assertError(self, answer, status, code, detail=None):
+        got_status, _, body = answer
+        self.assertEqual(got_status, status, body)
+        self.assertIsInstance(body, dict, body)
+        self.assertEqual(body.get("code"), code, body)
+        if detail is not None:
+            self.assertEqual(body.get("detail"), detail, body)
+        return body

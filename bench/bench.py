@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run (standard library only).
+
+Subcommands:
+  freeport                      print a free loopback TCP port
+  wait URL [SECONDS]            wait until GET URL answers (any HTTP status)
+  settle URL [SECONDS]          wait until GET URL answers quickly twice in a
+                                row (a server still working off a backlog of
+                                abandoned requests would skew the next run)
+  seed BASE N [--echo URL] [--threads T] [--lobby NAME]
+                                register N providers (2 bots each) plus the
+                                "echo" provider, create the lobby, check the
+                                catalog; prints one JSON line with lobby_id
+  lobby BASE NAME               create a lobby, print its id
+  check METHOD URL [BODY]       one request; exits 1 unless the answer is 2xx;
+                                prints the status and the start of the body
+  count-members BASE LOBBY_ID   print the number of bot sessions in a lobby
+  stats URL                     print the fast provider's join counter
+  parse-wrk FILE ROUND SERVER WORKLOAD
+                                turn the BENCH_RESULT line of a wrk run into
+                                one JSON record
+  report RESULTS_JSONL ROUNDS   print the table, the ratios and the verdicts
+"""
+
+import http.client
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def freeport():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    print(port)
+
+
+def request(url, method="GET", body=None, timeout=30.0, conn=None):
+    """One request; returns (status, body bytes). Reuses `conn` if given."""
+    u = urllib.parse.urlsplit(url)
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    headers = {}
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def wait(url, seconds=30.0):
+    deadline = time.monotonic() + float(seconds)
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            request(url, timeout=2.0)
+            return 0
+        except OSError as e:  # refused, reset, timeout
+            last = e
+            time.sleep(0.1)
+    print(f"bench: {url} did not answer within {seconds} s ({last})", file=sys.stderr)
+    return 1
+
+
+def settle(url, seconds=180.0):
+    deadline = time.monotonic() + float(seconds)
+    quick = 0
+    while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        try:
+            request(url, timeout=60.0)
+            ok = True
+        except OSError:
+            ok = False
+        dt = time.monotonic() - t0
+        quick = quick + 1 if ok and dt < 0.05 else 0
+        if quick >= 2:
+            return 0
+        time.sleep(0.2)
+    print(f"bench: {url} still slow after {seconds} s", file=sys.stderr)
+    return 1
+
+
+def seed(base, n, echo_url=None, threads=8, lobby_name="bench"):
+    base = base.rstrip("/")
+    u = urllib.parse.urlsplit(base)
+    failures = []
+    done = [0]
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def register(conn, i, name, base_url, bots):
+        body = {
+            "name": name,
+            "base_url": base_url,
+            "description": f"benchmark provider {i}",
+            "bots": bots,
+        }
+        status, data = request(base + "/api/bots/providers/register", "POST", body, conn=conn)
+        if status != 200:
+            raise RuntimeError(f"register {name}: HTTP {status} {data[:200]!r}")
+        return json.loads(data)["provider_id"]
+
+    # The echo provider first: the seed stack's join scans providers in
+    # registration order, so this is the seed's most favourable case.
+    echo_id = None
+    if echo_url:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        echo_id = register(conn, "echo", "bench-fast-provider", echo_url,
+                           [{"name": "echo", "description": "repeats lobby chat (bench)"}])
+        conn.close()
+
+    def worker(indices):
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        try:
+            for i in indices:
+                bots = [
+                    {"name": f"bot-{i}-a", "description": f"benchmark bot {i} a"},
+                    {"name": f"bot-{i}-b", "description": f"benchmark bot {i} b"},
+                ]
+                try:
+                    register(conn, i, f"bench-provider-{i}", f"http://127.0.0.1:9/p{i}", bots)
+                except (OSError, RuntimeError, http.client.HTTPException) as e:
+                    with lock:
+                        failures.append(str(e))
+                    conn.close()
+                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+                with lock:
+                    done[0] += 1
+                    if done[0] % 100 == 0:
+                        rate = done[0] / (time.monotonic() - started)
+                        print(f"  seeded {done[0]}/{n} providers ({rate:.0f}/s)",
+                              file=sys.stderr, flush=True)
+        finally:
+            conn.close()
+
+    ts = [threading.Thread(target=worker, args=(range(k, n, threads),)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if failures:
+        print(f"bench: {len(failures)} registrations failed, first: {failures[0]}", file=sys.stderr)
+        return 1
+    elapsed = time.monotonic() - started
+
+    lobby_id = lobby(base, lobby_name)
+
+    # Check the catalog is complete.
+    status, data = request(base + "/api/bots", timeout=120)
+    if status != 200:
+        print(f"bench: GET /api/bots: HTTP {status}", file=sys.stderr)
+        return 1
+    doc = json.loads(data)
+    expected = 2 * n + (1 if echo_url else 0)
+    if len(doc["bots"]) != expected or (echo_url and "echo" not in doc["providers"]):
+        print(f"bench: catalog has {len(doc['bots'])} bots, expected {expected}", file=sys.stderr)
+        return 1
+    print(json.dumps({"lobby_id": lobby_id, "echo_provider_id": echo_id,
+                      "providers": n + (1 if echo_url else 0), "bots": len(doc["bots"]),
+                      "seconds": round(elapsed, 1)}))
+    return 0
+
+
+def lobby(base, name):
+    status, data = request(base.rstrip("/") + "/api/lobby", "POST", {"name": name})
+    if status not in (200, 201):
+        raise SystemExit(f"bench: POST /api/lobby: HTTP {status} {data[:200]!r}")
+    return json.loads(data)["id"]
+
+
+def check(method, url, body=None):
+    try:
+        status, data = request(url, method, body.encode() if body else None, timeout=60)
+    except OSError as e:
+        print(f"bench: {method} {url}: {e}", file=sys.stderr)
+        return 1
+    text = data[:160].decode("utf-8", "replace")
+    if not 200 <= status < 300:
+        print(f"bench: {method} {url}: HTTP {status} {text}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def count_members(base, lobby_id):
+    status, data = request(f"{base.rstrip('/')}/api/lobby/{lobby_id}", timeout=120)
+    if status != 200:
+        print(-1)
+        return 1
+    sessions = json.loads(data).get("sessions", [])
+    print(sum(1 for s in sessions if s.get("is_bot")))
+    return 0
+
+
+def stats(url):
+    status, data = request(url)
+    print(json.loads(data)["joins"] if status == 200 else -1)
+    return 0
+
+
+def parse_wrk(path, round_no="1", server="", workload=""):
+    fields = None
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("BENCH_RESULT "):
+                fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+    if fields is None:
+        print("{}")
+        return 1
+    requests = int(fields["requests"])
+    duration_s = int(fields["duration_us"]) / 1e6
+    out = {
+        "round": int(round_no),
+        "server": server,
+        "workload": workload,
+        "requests": requests,
+        "rps": requests / duration_s if duration_s > 0 else 0.0,
+        "p50_ms": float(fields["p50_us"]) / 1000.0,
+        "p99_ms": float(fields["p99_us"]) / 1000.0,
+        "non2xx": int(fields["status_errors"]),
+        "sock_errors": sum(int(fields[k]) for k in ("connect", "read", "write", "timeout")),
+        "timeouts": int(fields["timeout"]),
+    }
+    print(json.dumps(out))
+    return 0
+
+
+WORKLOADS = [
+    ("health", "GET /api/health"),
+    ("providers", "GET /api/bots/providers"),
+    ("bots", "GET /api/bots"),
+    ("join", "POST /api/bots/echo/join"),
+]
+SERVERS = ["voicebot", "seed", "beast_hello"]
+TARGETS = [  # (workload, numerator, denominator, target)
+    ("providers", "voicebot", "seed", 300.0),
+    ("bots", "voicebot", "seed", 300.0),
+    ("join", "voicebot", "seed", 10.0),
+    ("health", "voicebot", "beast_hello", 0.9),
+]
+
+
+def fmt_ms(ms):
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    if ms >= 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def report(path, rounds):
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            rows.setdefault((r["workload"], r["server"]), []).append(r)
+    med = {}
+    for key, rs in rows.items():
+        med[key] = {
+            "rps": statistics.median(r["rps"] for r in rs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+            "non2xx": sum(r["non2xx"] for r in rs),
+            "sock_errors": sum(r["sock_errors"] for r in rs),
+            "requests": sum(r["requests"] for r in rs),
+            "n": len(rs),
+            "all_rps": [r["rps"] for r in rs],
+        }
+    rounds = int(rounds)
+    print()
+    if rounds > 1:
+        print(f"Results: medians of {rounds} interleaved rounds (req/s, p50, p99); "
+              "non-2xx, socket errors and requests summed over the rounds")
+    else:
+        print("Results (1 round)")
+    header = ["workload", "server", "req/s", "p50", "p99", "non-2xx", "sock err", "requests"]
+    if rounds > 1:
+        header.append("req/s per round")
+    table = [header]
+    for wl, label in WORKLOADS:
+        for srv in SERVERS:
+            m = med.get((wl, srv))
+            if m is None:
+                continue
+            row = [label, srv, f"{m['rps']:,.1f}" if m["rps"] < 100 else f"{m['rps']:,.0f}",
+                   fmt_ms(m["p50_ms"]), fmt_ms(m["p99_ms"]), str(m["non2xx"]),
+                   str(m["sock_errors"]), f"{m['requests']:,}"]
+            if rounds > 1:
+                row.append(" ".join(f"{x:,.0f}" if x >= 100 else f"{x:.1f}" for x in m["all_rps"]))
+            table.append(row)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6, 7}
+    for k, r in enumerate(table):
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        print("| " + " | ".join(cells) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print()
+    print("Targets (ratio of median req/s):")
+    all_pass = True
+    for wl, num, den, target in TARGETS:
+        a, b = med.get((wl, num)), med.get((wl, den))
+        if a is None or b is None or b["rps"] <= 0:
+            print(f"  {wl:<9} {num + '/' + den:<21} n/a (missing run)  FAIL")
+            all_pass = False
+            continue
+        ratio = a["rps"] / b["rps"]
+        ok = ratio >= target and a["non2xx"] == 0 and a["sock_errors"] == 0
+        all_pass &= ok
+        note = "" if a["non2xx"] == 0 and a["sock_errors"] == 0 else \
+            f"  ({num} had {a['non2xx']} non-2xx, {a['sock_errors']} socket errors)"
+        ratio_s = f"{ratio:,.1f}x" if ratio >= 10 else f"{ratio:.3f}x"
+        print(f"  {wl:<9} {num + '/' + den:<21} {ratio_s:>8}  (target >= {target:g}x)  "
+              f"{'PASS' if ok else 'FAIL'}{note}")
+    print()
+    print("ALL TARGETS PASS" if all_pass else "SOME TARGETS FAIL")
+    return 0
+
+
+def main(argv):
+    if not argv:
+        print(__doc__)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "freeport":
+        freeport()
+        return 0
+    if cmd == "wait":
+        return wait(*args)
+    if cmd == "settle":
+        return settle(*args)
+    if cmd == "seed":
+        base, n = args[0], int(args[1])
+        opts = {"echo_url": None, "threads": 8, "lobby_name": "bench"}
+        rest = args[2:]
+        while rest:
+            k, v, rest = rest[0], rest[1], rest[2:]
+            if k == "--echo":
+                opts["echo_url"] = v
+            elif k == "--threads":
+                opts["threads"] = int(v)
+            elif k == "--lobby":
+                opts["lobby_name"] = v
+            else:
+                print(f"bench: unknown option {k}", file=sys.stderr)
+                return 2
+        return seed(base, n, **opts)
+    if cmd == "lobby":
+        print(lobby(args[0], args[1]))
+        return 0
+    if cmd == "check":
+        return check(*args)
+    if cmd == "count-members":
+        return count_members(*args)
+    if cmd == "stats":
+        return stats(*args)
+    if cmd == "parse-wrk":
+        return parse_wrk(*args)
+    if cmd == "report":
+        return report(*args)
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
