@@ -15,6 +15,9 @@ namespace {
 /// sweep tries again.
 constexpr auto sweep_timeout = std::chrono::seconds(60);
 
+/// How long an HTTP provider has to answer its probe before eviction.
+constexpr auto probe_timeout = std::chrono::seconds(5);
+
 } // namespace
 
 sweep_decision cleanup_state::decide(const stale_report& report,
@@ -52,11 +55,78 @@ sweep_decision cleanup_state::decide(const stale_report& report,
   return result;
 }
 
+void cleanup_state::probe_then_evict(cleanup_actor::pointer self,
+                                     std::vector<stale_entry> victims) {
+  std::vector<std::string> ids;
+  std::vector<stale_entry> probes;
+  for (auto& v : victims) {
+    if (dispatcher && v.via == transport::http && !v.base_url.empty())
+      probes.push_back(v);
+    else
+      ids.push_back(v.provider_id);
+  }
+  if (probes.empty())
+    return evict(self, std::move(ids));
+  // Probe all at once; evict when the last answer (or timeout) is in.
+  auto left = std::make_shared<size_t>(probes.size());
+  auto doomed = std::make_shared<std::vector<std::string>>(std::move(ids));
+  for (auto& v : probes) {
+    provider p;
+    p.provider_id = v.provider_id;
+    p.base_url = v.base_url;
+    p.via = v.via;
+    auto one_done = [this, self, left, doomed] {
+      if (--*left == 0)
+        evict(self, std::move(*doomed));
+    };
+    self->request(dispatcher, probe_timeout, atom::probe_v, p)
+      .then(
+        [this, self, id = v.provider_id, doomed, one_done](bool alive) {
+          if (alive) {
+            // An answer counts as seen.
+            spdlog::info("cleanup: provider {} answered its probe: kept", id);
+            self->send(registry, atom::seen_v, id);
+          } else {
+            doomed->push_back(id);
+          }
+          one_done();
+        },
+        [id = v.provider_id, doomed, one_done](caf::error&) {
+          doomed->push_back(id);
+          one_done();
+        });
+  }
+}
+
+void cleanup_state::evict(cleanup_actor::pointer self,
+                          std::vector<std::string> ids) {
+  if (ids.empty()) {
+    sweeping = false;
+    return;
+  }
+  self
+    ->request(registry, sweep_timeout, atom::evict_v, std::move(ids),
+              config.stale_after)
+    .then(
+      [this](const std::vector<std::string>& evicted) {
+        sweeping = false;
+        if (stats)
+          stats->evictions += evicted.size();
+        if (!evicted.empty())
+          spdlog::info("cleanup: evicted {} stale providers", evicted.size());
+      },
+      [this](caf::error& err) {
+        sweeping = false;
+        spdlog::error("cleanup: eviction failed: {}", to_string(err));
+      });
+}
+
 cleanup_actor::behavior_type
 cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
         registry_actor registry, cleanup_config config,
-        std::shared_ptr<server_stats> stats) {
+        std::shared_ptr<server_stats> stats, dispatcher_actor dispatcher) {
   self->state.registry = std::move(registry);
+  self->state.dispatcher = std::move(dispatcher);
   self->state.config = config;
   self->state.stats = std::move(stats);
   self->delayed_send(self, config.interval, atom::sweep_v);
@@ -84,28 +154,12 @@ cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
               if (st.stats)
                 ++st.stats->held_sweeps;
             }
-            if (d.evict.empty()) {
-              st.sweeping = false;
-              return;
-            }
-            self
-              ->request(st.registry, sweep_timeout, atom::evict_v,
-                        std::move(d.evict), st.config.stale_after)
-              .then(
-                [=](const std::vector<std::string>& evicted) {
-                  auto& st = self->state;
-                  st.sweeping = false;
-                  if (st.stats)
-                    st.stats->evictions += evicted.size();
-                  if (!evicted.empty())
-                    spdlog::info("cleanup: evicted {} stale providers",
-                                 evicted.size());
-                },
-                [=](caf::error& err) {
-                  self->state.sweeping = false;
-                  spdlog::error("cleanup: eviction failed: {}",
-                                to_string(err));
-                });
+            std::vector<stale_entry> victims;
+            for (auto& id : d.evict)
+              for (auto& e : report.entries)
+                if (e.provider_id == id)
+                  victims.push_back(e);
+            st.probe_then_evict(self, std::move(victims));
           },
           [=](caf::error& err) {
             self->state.sweeping = false;

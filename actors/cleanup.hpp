@@ -35,6 +35,8 @@ struct cleanup_state {
 
   cleanup_config config;
   registry_actor registry;
+  /// Probes HTTP providers before they are evicted (may be null: no probes).
+  dispatcher_actor dispatcher;
   std::shared_ptr<server_stats> stats;
 
   /// When the guard first held back each provider it is still holding.
@@ -46,11 +48,17 @@ struct cleanup_state {
   /// Applies the rule to the registry's report at time `now`.
   sweep_decision decide(const stale_report& report,
                         caf::actor_clock::time_point now);
+
+  /// Probes the HTTP providers among `victims` (an answer counts as seen),
+  /// then asks the registry to evict the others.
+  void probe_then_evict(cleanup_actor::pointer self,
+                        std::vector<stale_entry> victims);
+  void evict(cleanup_actor::pointer self, std::vector<std::string> ids);
 };
 
 cleanup_actor::behavior_type
 cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
         registry_actor registry, cleanup_config config,
-        std::shared_ptr<server_stats> stats);
+        std::shared_ptr<server_stats> stats, dispatcher_actor dispatcher);
 
 } // namespace vb

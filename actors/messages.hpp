@@ -91,6 +91,9 @@ inline ec code_of(const caf::error& e) {
 struct stale_entry {
   std::string provider_id;
   caf::timespan unseen{0};
+  /// HTTP providers send no heartbeats: the sweep probes them first.
+  transport via = transport::http;
+  std::string base_url;
 };
 
 /// The registry's answer to a cleanup sweep's question.
@@ -201,7 +204,8 @@ typename Inspector::result_type inspect(Inspector& f, leave_request& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stale_entry& x) {
-  return f(caf::meta::type_name("vb::stale_entry"), x.provider_id, x.unseen);
+  return f(caf::meta::type_name("vb::stale_entry"), x.provider_id, x.unseen,
+           x.via, x.base_url);
 }
 
 template <class Inspector>

@@ -209,7 +209,8 @@ stale_report registry_state::stale(caf::timespan stale_after) const {
     auto unseen = now - e.seen;
     if (unseen >= stale_after)
       result.entries.push_back(
-        stale_entry{id, std::chrono::duration_cast<caf::timespan>(unseen)});
+        stale_entry{id, std::chrono::duration_cast<caf::timespan>(unseen),
+                    e.value->via, e.value->base_url});
   }
   return result;
 }

@@ -71,7 +71,13 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}:{}: {}", opts.host, opts.port, e.what());
     return 1;
   }
-  auto server_url = "http://" + opts.host + ":" + std::to_string(port)
+  // Providers call back on this URL; a wildcard address is not callable.
+  auto callback_host = opts.host == "0.0.0.0" || opts.host == "::"
+                         ? std::string{"127.0.0.1"}
+                         : opts.host;
+  if (callback_host.find(':') != std::string::npos)
+    callback_host = "[" + callback_host + "]";
+  auto server_url = "http://" + callback_host + ":" + std::to_string(port)
                     + opts.base_path;
 
   caf_config cfg;
@@ -88,15 +94,17 @@ int main(int argc, char** argv) {
                             rcfg, stats);
   vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
                           seconds(opts.stale_after), opts.max_evict_fraction};
-  auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats);
+
   auto dispatcher = sys.spawn(vb::dispatcher, client,
                               vb::dispatcher_config{server_url});
+  auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher};
   auto directory = sys.spawn(vb::lobby_directory, lobby_writer,
                              std::move(lobbies), peers, stats);
 
   http->start(vb::backend{&sys, registry, directory, stats});
-  spdlog::info("voicebot-server {} listening on {}", VB_VERSION, server_url);
+  spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
+               opts.host, port, opts.base_path);
 
   int sig = 0;
   sigwait(&signals, &sig);

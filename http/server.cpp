@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -45,6 +46,9 @@ struct http_server::impl {
   std::atomic<std::size_t> in_flight{0};
   net::io_context ioc;
   std::optional<tcp::acceptor> acceptor;
+  // Keeps the I/O threads running while requests are in flight, even when
+  // no socket operation is pending (a reply still to come from an actor).
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration read_timeout;
@@ -105,6 +109,10 @@ private:
     if (req.version() < 11 && parser_->chunked())
       return fail(400, "Chunked transfer encoding needs HTTP/1.1",
                   "bad_request");
+    // A transfer coding that does not end in chunked leaves the body's end
+    // unknown: refuse it, or the next bytes would be read as a request.
+    if (req.count(bhttp::field::transfer_encoding) > 0 && !parser_->chunked())
+      return fail(400, "Unsupported transfer encoding", "bad_request");
     keep_alive_ = req.keep_alive();
     started_ = std::chrono::steady_clock::now();
     ++srv_.in_flight;
@@ -209,8 +217,8 @@ private:
     auto took = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - started_)
                   .count();
-    spdlog::debug("{} {} {} {:.3f} ms", method_, target_, res_->result_int(),
-                  took);
+    spdlog::info("{} {} {} {:.3f} ms", method_, target_, res_->result_int(),
+                 took);
     --srv_.in_flight;
     auto close = ec || !keep_alive_;
     res_.reset();
@@ -285,6 +293,7 @@ uint16_t http_server::bind() {
 void http_server::start(backend be) {
   auto& s = *impl_;
   s.api.emplace(std::move(be), s.opts);
+  s.work.emplace(s.ioc.get_executor());
   s.do_accept();
   auto n = s.opts.http_threads;
   if (n == 0)
@@ -306,6 +315,7 @@ void http_server::stop(int grace_ms) {
                   + std::chrono::milliseconds(grace_ms);
   while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s.work.reset();
   s.ioc.stop();
   for (auto& t : s.threads)
     t.join();
