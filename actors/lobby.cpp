@@ -50,13 +50,40 @@ std::vector<lobby> load_lobbies(const std::string& dir) {
   return result;
 }
 
+lobby to_lobby(const lobby_image& img, members_view view) {
+  lobby result;
+  result.id = img.id;
+  result.name = img.name;
+  result.is_private = img.is_private;
+  result.created_at = img.created_at;
+  if (view == members_view::none)
+    return result;
+  result.sessions.reserve(img.sessions.size());
+  for (auto& s : img.sessions)
+    if (view == members_view::all || s->is_bot)
+      result.sessions.push_back(*s);
+  return result;
+}
+
+lobby_image to_image(lobby value) {
+  lobby_image result;
+  result.id = std::move(value.id);
+  result.name = std::move(value.name);
+  result.is_private = value.is_private;
+  result.created_at = value.created_at;
+  result.sessions.reserve(value.sessions.size());
+  for (auto& s : value.sessions)
+    result.sessions.push_back(std::make_shared<const session>(std::move(s)));
+  return result;
+}
+
 // -- lobby --------------------------------------------------------------------
 
 const session* lobby_state::find_bot(const std::string& bot_name,
                                      const std::string& nick) const {
   for (auto& s : value.sessions)
-    if (s.is_bot && s.bot_name == bot_name && s.nick == nick)
-      return &s;
+    if (s->is_bot && s->bot_name == bot_name && s->nick == nick)
+      return s.get();
   return nullptr;
 }
 
@@ -124,7 +151,7 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
-  value.sessions.push_back(s);
+  value.sessions.push_back(std::make_shared<const session>(s));
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
   publish(true, [this, key, s](const caf::error& err) { finish(key, err, s); });
@@ -150,7 +177,7 @@ session lobby_state::add_person(const std::string& nick) {
   s.session_id = new_uuid(rng);
   s.nick = nick;
   s.joined_at = unix_now();
-  value.sessions.push_back(s);
+  value.sessions.push_back(std::make_shared<const session>(s));
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
   publish(false, nullptr);
@@ -160,7 +187,7 @@ session lobby_state::add_person(const std::string& nick) {
 void lobby_state::publish(bool durable,
                           std::function<void(const caf::error&)> done) {
   self->request(directory, persist_timeout, atom::persist_v,
-                lobby_update{value, durable})
+                std::make_shared<const lobby_image>(value), durable)
       .then(
           [done](bool) {
             if (done)
@@ -174,14 +201,15 @@ void lobby_state::publish(bool durable,
 
 lobby_actor::behavior_type
 lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
-         lobby_directory_actor directory, lobby_peers peers, lobby value) {
+         lobby_directory_actor directory, lobby_peers peers,
+         lobby_image value) {
   auto& st = self->state;
   st.self = self;
   st.directory = std::move(directory);
   st.peers = std::move(peers);
   st.value = std::move(value);
   return {
-      [=](atom::get) { return self->state.value; },
+      [=](atom::get) { return to_lobby(self->state.value); },
       [=](atom::join, const bot_join& j) -> caf::result<session> {
         auto rp = self->make_response_promise<session>();
         self->state.join(j, rp);
@@ -193,12 +221,12 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
         auto& st = self->state;
         auto& ss = st.value.sessions;
-        auto i = std::find_if(ss.begin(), ss.end(), [&](const session& s) {
-          return s.session_id == session_id;
+        auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& s) {
+          return s->session_id == session_id;
         });
         if (i == ss.end())
           return make_error(ec::not_found, "Session not found");
-        auto s = *i;
+        auto s = **i;
         ss.erase(i);
         spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
                      st.value.id, s.session_id);
@@ -240,12 +268,12 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
 
 // -- directory ----------------------------------------------------------------
 
-lobby_directory_state::entry& lobby_directory_state::add(lobby value,
+lobby_directory_state::entry& lobby_directory_state::add(lobby_image value,
                                                          bool durable) {
   auto id = value.id;
   members += value.sessions.size();
   by_name[value.name] = id;
-  auto ptr = std::make_shared<const lobby>(value);
+  auto ptr = std::make_shared<const lobby_image>(value);
   auto actor = self->spawn<caf::linked>(
       lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers,
       std::move(value));
@@ -261,13 +289,13 @@ lobby_directory_state::find(const std::string& id) {
   return i == lobbies.end() ? nullptr : &i->second;
 }
 
-void lobby_directory_state::update(const lobby& value) {
-  auto e = find(value.id);
+void lobby_directory_state::update(lobby_image_ptr value) {
+  auto e = find(value->id);
   if (e == nullptr)
     return;
   members -= e->value->sessions.size();
-  members += value.sessions.size();
-  e->value = std::make_shared<const lobby>(value);
+  members += value->sessions.size();
+  e->value = std::move(value);
   publish_counts();
 }
 
@@ -281,7 +309,7 @@ std::vector<lobby> lobby_directory_state::listing() const {
   std::vector<lobby> result;
   result.reserve(sorted.size());
   for (auto e : sorted)
-    result.push_back(*e->value);
+    result.push_back(to_lobby(*e->value));
   return result;
 }
 
@@ -289,7 +317,7 @@ const lobby_directory_state::entry*
 lobby_directory_state::find_session(const std::string& session_id) const {
   for (auto& kvp : lobbies)
     for (auto& s : kvp.second.value->sessions)
-      if (s.session_id == session_id)
+      if (s->session_id == session_id)
         return &kvp.second;
   return nullptr;
 }
@@ -300,21 +328,15 @@ snapshot_job lobby_directory_state::snapshot() const {
     sorted.push_back(&kvp.second);
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
-  std::vector<std::shared_ptr<const lobby>> values;
+  std::vector<lobby_image_ptr> values;
   for (auto e : sorted)
     values.push_back(e->value);
   return snapshot_job{[values = std::move(values)] {
     // People are not durable: only lobbies and their bot members are.
     std::vector<lobby> copy;
     copy.reserve(values.size());
-    for (auto& v : values) {
-      lobby l = *v;
-      l.sessions.erase(
-          std::remove_if(l.sessions.begin(), l.sessions.end(),
-                         [](const session& s) { return !s.is_bot; }),
-          l.sessions.end());
-      copy.push_back(std::move(l));
-    }
+    for (auto& v : values)
+      copy.push_back(to_lobby(*v, members_view::bots));
     return encode_lobbies(copy);
   }};
 }
@@ -338,13 +360,13 @@ lobby_directory_actor::behavior_type lobby_directory(
                     [self] { return self->state.snapshot(); });
   for (auto& l : initial)
     if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
-      st.add(std::move(l), true);
+      st.add(to_image(std::move(l)), true);
   return {
       [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
         auto& st = self->state;
         if (auto i = st.by_name.find(c.name); i != st.by_name.end()) {
           auto& e = st.lobbies.at(i->second);
-          lobby_created existing{*e.value, false};
+          lobby_created existing{to_lobby(*e.value), false};
           if (e.durable)
             return existing;
           auto rp = self->make_response_promise<lobby_created>();
@@ -357,7 +379,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         l.name = c.name;
         l.is_private = c.is_private;
         l.created_at = unix_now();
-        st.add(l, false);
+        st.add(to_image(l), false);
         auto rp = self->make_response_promise<lobby_created>();
         spdlog::info("lobby created: '{}' id={}{}", l.name, l.id,
                      l.is_private ? " (private)" : "");
@@ -377,7 +399,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         auto e = self->state.find(id);
         if (e == nullptr)
           return make_error(ec::not_found, "Lobby not found");
-        return *e->value;
+        return to_lobby(*e->value);
       },
       [=](atom::join, const std::string& id,
           const bot_join& j) -> caf::result<session> {
@@ -419,10 +441,11 @@ lobby_directory_actor::behavior_type lobby_directory(
                   [rp](caf::error& err) mutable { rp.deliver(err); });
         return rp;
       },
-      [=](atom::persist, const lobby_update& u) -> caf::result<bool> {
+      [=](atom::persist, lobby_image_ptr img,
+          bool durable) -> caf::result<bool> {
         auto& st = self->state;
-        st.update(u.value);
-        if (!u.durable)
+        st.update(std::move(img));
+        if (!durable)
           return true;
         auto rp = self->make_response_promise<bool>();
         st.snapshots.commit(self, deliver_when_durable(rp, true));

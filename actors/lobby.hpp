@@ -24,6 +24,12 @@ struct server_stats;
 /// The file name of the lobby snapshot in the data directory.
 inline constexpr const char* lobbies_file_name = "lobbies.json";
 
+/// The lobby of an image: with its sessions (all, or the bots only) or
+/// without them.
+enum class members_view { all, bots, none };
+lobby to_lobby(const lobby_image& img, members_view view = members_view::all);
+lobby_image to_image(lobby value);
+
 /// Loads the newest valid lobby snapshot of `dir`. Blocking: call it before
 /// the server serves.
 std::vector<lobby> load_lobbies(const std::string& dir);
@@ -46,7 +52,7 @@ struct lobby_state {
   lobby_directory_actor directory;
   lobby_peers peers;
   /// The lobby and all its members (people are not written to disk).
-  lobby value;
+  lobby_image value;
   std::mt19937_64 rng{std::random_device{}()};
   /// Joins in flight: identical requests wait for the first one's answer.
   std::map<join_key, std::vector<session_promise>> pending;
@@ -67,14 +73,15 @@ struct lobby_state {
 
 lobby_actor::behavior_type
 lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
-         lobby_directory_actor directory, lobby_peers peers, lobby value);
+         lobby_directory_actor directory, lobby_peers peers,
+         lobby_image value);
 
 struct lobby_directory_state {
   static inline constexpr const char* name = "lobby-directory";
 
   struct entry {
     lobby_actor actor;
-    std::shared_ptr<const lobby> value;
+    lobby_image_ptr value;
     /// True once a snapshot holds the lobby.
     bool durable = false;
     uint64_t order = 0;
@@ -90,9 +97,9 @@ struct lobby_directory_state {
   std::mt19937_64 rng{std::random_device{}()};
   group_commit snapshots;
 
-  entry& add(lobby value, bool durable);
+  entry& add(lobby_image value, bool durable);
   entry* find(const std::string& id);
-  void update(const lobby& value);
+  void update(lobby_image_ptr value);
   std::vector<lobby> listing() const;
   /// The lobby holding a session, or null.
   const entry* find_session(const std::string& session_id) const;

@@ -126,11 +126,17 @@ struct http_reply {
   bool timed_out = false;
 };
 
-/// A lobby's new value, for its directory's listing and snapshot.
-struct lobby_update {
-  lobby value;
-  bool durable = false; // true: answered once the snapshot holds it
+/// A lobby as its actor last published it, for the directory's listings and
+/// snapshots. Sessions are shared and immutable, so a new image copies
+/// pointers, not members. Local only.
+struct lobby_image {
+  std::string id;
+  std::string name;
+  bool is_private = false;
+  double created_at = 0;
+  std::vector<std::shared_ptr<const session>> sessions;
 };
+using lobby_image_ptr = std::shared_ptr<const lobby_image>;
 
 /// The answer to a lobby creation: the lobby and whether it is new.
 struct lobby_created {
@@ -232,11 +238,6 @@ typename Inspector::result_type inspect(Inspector& f, http_reply& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, lobby_update& x) {
-  return f(caf::meta::type_name("vb::lobby_update"), x.value, x.durable);
-}
-
-template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
   return f(caf::meta::type_name("vb::lobby_created"), x.value, x.created);
 }
@@ -245,6 +246,7 @@ typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::lobby_image_ptr)
 
 // -- type ids -----------------------------------------------------------------
 
@@ -269,6 +271,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_model, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(vb_model, (vb::bot_join))
   CAF_ADD_TYPE_ID(vb_model, (vb::dispatch_request))
   CAF_ADD_TYPE_ID(vb_model, (vb::http_reply))
-  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_update))
   CAF_ADD_TYPE_ID(vb_model, (vb::lobby_created))
 CAF_END_TYPE_ID_BLOCK(vb_model)

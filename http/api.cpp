@@ -27,11 +27,11 @@ std::string dump(const json& j) {
 }
 
 api_reply ok(unsigned status, const json& j) {
-  return api_reply{status, dump(j), {}};
+  return api_reply{status, dump(j), {}, nullptr};
 }
 
 api_reply validation_failed(const request_error& e) {
-  return api_reply{static_cast<unsigned>(e.status), render(e), {}};
+  return api_reply{static_cast<unsigned>(e.status), render(e), {}, nullptr};
 }
 
 api_reply validation_failed(field_error e) {
@@ -132,13 +132,13 @@ json session_json(const session& s, const std::string& lobby_id) {
 /// responses are rebuilt only when the registry changed.
 struct catalog_cache {
   uint64_t version = 0;
-  std::string providers;
-  std::string bots;
+  std::shared_ptr<const std::string> providers;
+  std::shared_ptr<const std::string> bots;
 };
 
 const catalog_cache& rendered(const provider_catalog& c) {
   thread_local catalog_cache cache;
-  if (cache.version == c.version && !cache.providers.empty())
+  if (cache.version == c.version && cache.providers)
     return cache;
   json providers = json::array();
   json bots = json::array();
@@ -160,8 +160,10 @@ const catalog_cache& rendered(const provider_catalog& c) {
     }
   }
   cache.version = c.version;
-  cache.providers = dump(json{{"providers", std::move(providers)}});
-  cache.bots = dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}});
+  cache.providers = std::make_shared<const std::string>(
+    dump(json{{"providers", std::move(providers)}}));
+  cache.bots = std::make_shared<const std::string>(
+    dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}}));
   return cache;
 }
 
@@ -169,7 +171,7 @@ const catalog_cache& rendered(const provider_catalog& c) {
 
 api_reply api::error(unsigned status, std::string_view detail,
                      std::string_view code) {
-  return api_reply{status, error_body(detail, code), {}};
+  return api_reply{status, error_body(detail, code), {}, nullptr};
 }
 
 api::api(backend be, server_options opts)
@@ -259,7 +261,7 @@ void api::handle(const api_request& req, api_respond respond) const {
       if (!check_id(0, "lobby_id") || !check_id(1, "session_id"))
         return;
       return ask<bool>(
-        sys, be_.lobbies, respond, [](bool) { return api_reply{204, {}, {}}; },
+        sys, be_.lobbies, respond, [](bool) { return api_reply{204, {}, {}, nullptr}; },
         atom::remove_v, p[0], p[1]);
     case route_id::provider_register: {
       auto parsed = parse_provider_registration(req.body);
@@ -276,7 +278,7 @@ void api::handle(const api_request& req, api_respond respond) const {
       return ask<provider_catalog_ptr>(
         sys, be_.registry, respond,
         [](provider_catalog_ptr& c) {
-          return api_reply{200, rendered(*c).providers, {}};
+          return api_reply{200, {}, {}, rendered(*c).providers};
         },
         atom::list_v);
     case route_id::provider_get:
@@ -308,14 +310,14 @@ void api::handle(const api_request& req, api_respond respond) const {
           key = std::move(decoded);
       }
       return ask<bool>(
-        sys, be_.registry, respond, [](bool) { return api_reply{204, {}, {}}; },
+        sys, be_.registry, respond, [](bool) { return api_reply{204, {}, {}, nullptr}; },
         atom::deregister_v, p[0], key);
     }
     case route_id::bot_list:
       return ask<provider_catalog_ptr>(
         sys, be_.registry, respond,
         [](provider_catalog_ptr& c) {
-          return api_reply{200, rendered(*c).bots, {}};
+          return api_reply{200, {}, {}, rendered(*c).bots};
         },
         atom::list_v);
     case route_id::bot_join: {

@@ -43,6 +43,8 @@ struct api_reply {
   unsigned status = 200;
   std::string body; // JSON; empty for 204
   std::vector<std::pair<std::string, std::string>> headers;
+  /// A large cached body, written without a copy (used instead of `body`).
+  std::shared_ptr<const std::string> shared_body;
 };
 
 using api_respond = std::function<void(api_reply)>;

@@ -28,6 +28,7 @@ using tcp = boost::asio::ip::tcp;
 
 using request_t = bhttp::request<bhttp::string_body>;
 using response_t = bhttp::response<bhttp::string_body>;
+using span_response_t = bhttp::response<bhttp::span_body<const char>>;
 
 namespace {
 
@@ -174,7 +175,7 @@ private:
   }
 
   api_reply preflight(const request_t& req) {
-    api_reply r{204, {}, {}};
+    api_reply r{204, {}, {}, nullptr};
     if (origin_allowed()) {
       r.headers.emplace_back("Access-Control-Allow-Methods",
                              "GET, POST, DELETE, OPTIONS");
@@ -188,9 +189,25 @@ private:
   }
 
   void write(api_reply r) {
+    if (r.shared_body) {
+      // A cached listing: the body is written from the shared string.
+      shared_body_ = std::move(r.shared_body);
+      span_response_t res{static_cast<bhttp::status>(r.status), 11};
+      res.body() = {shared_body_->data(), shared_body_->size()};
+      decorate(res, r, true);
+      return send(span_res_, std::move(res));
+    }
     response_t res{static_cast<bhttp::status>(r.status), 11};
+    auto has_body = !r.body.empty();
+    res.body() = std::move(r.body);
+    decorate(res, r, has_body);
+    send(res_, std::move(res));
+  }
+
+  template <class Response>
+  void decorate(Response& res, const api_reply& r, bool has_body) {
     res.set(bhttp::field::server, server_name);
-    if (!r.body.empty())
+    if (has_body)
       res.set(bhttp::field::content_type, "application/json");
     for (auto& [name, value] : r.headers)
       res.set(name, value);
@@ -198,17 +215,17 @@ private:
       res.set(bhttp::field::access_control_allow_origin, origin_);
       res.set(bhttp::field::vary, "Origin");
     }
-    res.body() = std::move(r.body);
-    write(std::move(res));
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
   }
 
   /// Writes a response on the strand; the next request is read only after
   /// it is written, so pipelined requests are answered in order.
-  void write(response_t&& res) {
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
-    res_.emplace(std::move(res));
-    bhttp::async_write(stream_, *res_,
+  template <class Response>
+  void send(std::optional<Response>& slot, Response&& res) {
+    status_ = res.result_int();
+    slot.emplace(std::move(res));
+    bhttp::async_write(stream_, *slot,
                        beast::bind_front_handler(&connection::on_write,
                                                  shared_from_this()));
   }
@@ -217,11 +234,12 @@ private:
     auto took = std::chrono::duration<double, std::milli>(
                   std::chrono::steady_clock::now() - started_)
                   .count();
-    spdlog::info("{} {} {} {:.3f} ms", method_, target_, res_->result_int(),
-                 took);
+    spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_, took);
     --srv_.in_flight;
     auto close = ec || !keep_alive_;
     res_.reset();
+    span_res_.reset();
+    shared_body_.reset();
     if (close)
       return do_close();
     do_read();
@@ -237,6 +255,9 @@ private:
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<response_t> res_;
+  std::optional<span_response_t> span_res_;
+  std::shared_ptr<const std::string> shared_body_;
+  unsigned status_ = 0;
   bool keep_alive_ = true;
   std::chrono::steady_clock::time_point started_;
   std::string method_;
