@@ -59,9 +59,9 @@ lobby to_lobby(const lobby_image& img, members_view view) {
   if (view == members_view::none)
     return result;
   result.sessions.reserve(img.sessions.size());
-  for (auto& s : img.sessions)
-    if (view == members_view::all || s->is_bot)
-      result.sessions.push_back(*s);
+  for (auto& m : img.sessions)
+    if (view == members_view::all || m->value.is_bot)
+      result.sessions.push_back(m->value);
   return result;
 }
 
@@ -73,18 +73,22 @@ lobby_image to_image(lobby value) {
   result.created_at = value.created_at;
   result.sessions.reserve(value.sessions.size());
   for (auto& s : value.sessions)
-    result.sessions.push_back(std::make_shared<const session>(std::move(s)));
+    result.sessions.push_back(make_member(std::move(s)));
   return result;
 }
 
 // -- lobby --------------------------------------------------------------------
 
+std::shared_ptr<const lobby_image::member> make_member(session s) {
+  auto json = s.is_bot ? session_json(s) : std::string{};
+  return std::make_shared<const lobby_image::member>(
+    lobby_image::member{std::move(s), std::move(json)});
+}
+
 const session* lobby_state::find_bot(const std::string& bot_name,
                                      const std::string& nick) const {
-  for (auto& s : value.sessions)
-    if (s->is_bot && s->bot_name == bot_name && s->nick == nick)
-      return s.get();
-  return nullptr;
+  auto i = bots.find(join_key{bot_name, nick});
+  return i == bots.end() ? nullptr : &i->second->value;
 }
 
 void lobby_state::join(const bot_join& j, session_promise rp) {
@@ -151,7 +155,9 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
-  value.sessions.push_back(std::make_shared<const session>(s));
+  auto m = make_member(s);
+  bots.emplace(key, m);
+  value.sessions.push_back(std::move(m));
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
   publish(true, [this, key, s](const caf::error& err) { finish(key, err, s); });
@@ -177,7 +183,7 @@ session lobby_state::add_person(const std::string& nick) {
   s.session_id = new_uuid(rng);
   s.nick = nick;
   s.joined_at = unix_now();
-  value.sessions.push_back(std::make_shared<const session>(s));
+  value.sessions.push_back(make_member(s));
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
   publish(false, nullptr);
@@ -208,6 +214,10 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
   st.directory = std::move(directory);
   st.peers = std::move(peers);
   st.value = std::move(value);
+  for (auto& m : st.value.sessions)
+    if (m->value.is_bot)
+      st.bots.emplace(lobby_state::join_key{m->value.bot_name, m->value.nick},
+                      m);
   return {
       [=](atom::get) { return to_lobby(self->state.value); },
       [=](atom::join, const bot_join& j) -> caf::result<session> {
@@ -222,12 +232,14 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         auto& st = self->state;
         auto& ss = st.value.sessions;
         auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& s) {
-          return s->session_id == session_id;
+          return s->value.session_id == session_id;
         });
         if (i == ss.end())
           return make_error(ec::not_found, "Session not found");
-        auto s = **i;
+        auto s = (*i)->value;
         ss.erase(i);
+        if (s.is_bot)
+          st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
         spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
                      st.value.id, s.session_id);
         if (!s.is_bot) {
@@ -317,7 +329,7 @@ const lobby_directory_state::entry*
 lobby_directory_state::find_session(const std::string& session_id) const {
   for (auto& kvp : lobbies)
     for (auto& s : kvp.second.value->sessions)
-      if (s->session_id == session_id)
+      if (s->value.session_id == session_id)
         return &kvp.second;
   return nullptr;
 }
@@ -332,12 +344,20 @@ snapshot_job lobby_directory_state::snapshot() const {
   for (auto e : sorted)
     values.push_back(e->value);
   return snapshot_job{[values = std::move(values)] {
-    // People are not durable: only lobbies and their bot members are.
-    std::vector<lobby> copy;
-    copy.reserve(values.size());
-    for (auto& v : values)
-      copy.push_back(to_lobby(*v, members_view::bots));
-    return encode_lobbies(copy);
+    // People are not durable: only lobbies and their bot members are, each
+    // rendered once when it joined.
+    std::vector<lobby> headers;
+    headers.reserve(values.size());
+    std::vector<lobby_fragments> frags(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+      headers.push_back(to_lobby(*values[i], members_view::none));
+      for (auto& m : values[i]->sessions)
+        if (m->value.is_bot)
+          frags[i].sessions.push_back(&m->json);
+    }
+    for (size_t i = 0; i < values.size(); ++i)
+      frags[i].header = &headers[i];
+    return encode_lobby_fragments(frags);
   }};
 }
 

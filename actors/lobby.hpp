@@ -29,6 +29,8 @@ inline constexpr const char* lobbies_file_name = "lobbies.json";
 enum class members_view { all, bots, none };
 lobby to_lobby(const lobby_image& img, members_view view = members_view::all);
 lobby_image to_image(lobby value);
+/// A member of an image; bots carry their snapshot JSON.
+std::shared_ptr<const lobby_image::member> make_member(session s);
 
 /// Loads the newest valid lobby snapshot of `dir`. Blocking: call it before
 /// the server serves.
@@ -54,6 +56,8 @@ struct lobby_state {
   /// The lobby and all its members (people are not written to disk).
   lobby_image value;
   std::mt19937_64 rng{std::random_device{}()};
+  /// The bot members by bot name and nick (a retried join finds its session).
+  std::map<join_key, std::shared_ptr<const lobby_image::member>> bots;
   /// Joins in flight: identical requests wait for the first one's answer.
   std::map<join_key, std::vector<session_promise>> pending;
 

@@ -130,11 +130,17 @@ struct http_reply {
 /// snapshots. Sessions are shared and immutable, so a new image copies
 /// pointers, not members. Local only.
 struct lobby_image {
+  /// A member and, for bots, its JSON as the snapshot holds it (rendered
+  /// once, when it joins).
+  struct member {
+    session value;
+    std::string json;
+  };
   std::string id;
   std::string name;
   bool is_private = false;
   double created_at = 0;
-  std::vector<std::shared_ptr<const session>> sessions;
+  std::vector<std::shared_ptr<const member>> sessions;
 };
 using lobby_image_ptr = std::shared_ptr<const lobby_image>;
 

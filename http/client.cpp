@@ -1,5 +1,6 @@
 #include "http/client.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <thread>
 #include <utility>
@@ -252,11 +253,11 @@ public:
   using executor = net::strand<net::io_context::executor_type>;
 
   exchange(executor ex, url_parts url, bhttp::verb method, std::string body,
-           std::chrono::milliseconds timeout, completion done)
+           std::chrono::steady_clock::time_point deadline, completion done)
     : resolver_(ex),
       resolve_timer_(ex),
       stream_(ex),
-      timeout_(timeout),
+      deadline_(deadline),
       host_(std::move(url.host)),
       port_(std::move(url.port)),
       done_(std::move(done)) {
@@ -277,6 +278,8 @@ public:
     req_.keep_alive(false);
     req_.prepare_payload();
     parser_.body_limit(http_client::max_body_bytes);
+    if (method == bhttp::verb::head)
+      parser_.skip(true); // a HEAD response has headers only
   }
 
   /// The request's strand.
@@ -286,7 +289,6 @@ public:
 
   /// Runs on the strand.
   void start() {
-    deadline_ = std::chrono::steady_clock::now() + timeout_;
     // The stream's timer does not cover the resolver: a timer of our own
     // does, for the same deadline.
     resolve_timer_.expires_at(deadline_);
@@ -294,7 +296,7 @@ public:
       beast::bind_front_handler(&exchange::on_resolve_deadline,
                                 shared_from_this()));
     resolver_.async_resolve(
-      host_, port_,
+      host_, port_, tcp::resolver::numeric_service,
       beast::bind_front_handler(&exchange::on_resolve, shared_from_this()));
   }
 
@@ -377,7 +379,6 @@ private:
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::string_body> req_;
   bhttp::response_parser<bhttp::string_body> parser_;
-  std::chrono::milliseconds timeout_;
   std::chrono::steady_clock::time_point deadline_;
   std::string host_;
   std::string port_;
@@ -436,9 +437,14 @@ void http_client::request(std::string method, std::string url,
   if (verb == bhttp::verb::unknown)
     return impl_->post_failure(std::move(c),
                                "bad method: " + printable(method));
+  // The deadline starts now, so time queued behind other work counts too.
+  // Clamped to [0, 24 h] so that no addition overflows.
+  timeout = std::clamp(timeout, std::chrono::milliseconds{0},
+                       std::chrono::milliseconds{std::chrono::hours{24}});
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   auto ex = std::make_shared<exchange>(net::make_strand(impl_->ioc),
                                        std::move(parts), verb, std::move(body),
-                                       timeout, std::move(c));
+                                       deadline, std::move(c));
   net::post(ex->get_executor(), [ex] { ex->start(); });
 }
 

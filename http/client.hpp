@@ -97,7 +97,9 @@ public:
 
   /// Starts `method url` with `body` (sent with `Content-Type:
   /// application/json` when non-empty), bounded by ONE overall deadline
-  /// `timeout` covering resolve, connect, write and read. `done` is called
+  /// `timeout` from this call, covering resolve, connect, write and read
+  /// (clamped to 0..24 h; 0 times out at once). `method` is an upper-case
+  /// HTTP method ("GET", "POST"); another gives "bad method". `done` is called
   /// exactly once, on a client thread, never inline from `request` — also for
   /// errors known at once (bad URL, https, unknown method), which are posted.
   /// https:// URLs are refused ("https providers are not supported"): no TLS

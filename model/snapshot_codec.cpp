@@ -258,6 +258,39 @@ std::string encode_lobbies(const std::vector<lobby>& ls) {
                    {"lobbies", ls}});
 }
 
+std::string session_json(const session& s) {
+  return dump(json(s));
+}
+
+std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
+  // {"format":...,"lobbies":[<lobby>...],"version":1}, keys in the order
+  // nlohmann writes them, so both encoders give the same text.
+  std::string out = R"({"format":)" + dump(json(lobbies_format))
+                    + R"(,"lobbies":[)";
+  bool first_lobby = true;
+  for (auto& l : ls) {
+    if (!first_lobby)
+      out += ',';
+    first_lobby = false;
+    auto head = lobby_summary(*l.header);
+    head["members"] = l.sessions.size();
+    auto text = dump(head);
+    text.pop_back(); // the closing brace: the sessions follow
+    out += text;
+    out += R"(,"sessions":[)";
+    bool first = true;
+    for (auto s : l.sessions) {
+      if (!first)
+        out += ',';
+      first = false;
+      out += *s;
+    }
+    out += "]}";
+  }
+  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
+  return out;
+}
+
 bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
                     std::string& why) {
   return guarded(text, out, why, [&](const json& j, std::vector<lobby>& r) {

@@ -42,6 +42,21 @@ bool decode_providers(const std::string& text, std::vector<provider>& out,
 /// Compact JSON of all lobbies, with their sessions.
 std::string encode_lobbies(const std::vector<lobby>& ls);
 
+/// The JSON of one session, as a lobbies snapshot holds it; owners render
+/// each member once and keep the text.
+std::string session_json(const session& s);
+
+/// One lobby of a lobbies snapshot with its members already rendered by
+/// session_json (the header's own sessions are ignored).
+struct lobby_fragments {
+  const lobby* header = nullptr;
+  std::vector<const std::string*> sessions;
+};
+
+/// The same text as encode_lobbies, assembled from rendered members: the
+/// cost of a write no longer grows with rendering every member each time.
+std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls);
+
 /// Reads our format. Rejects as decode_providers does, plus a lobby without
 /// an id or name, a session without a session_id, duplicate lobby ids.
 bool decode_lobbies(const std::string& text, std::vector<lobby>& out,

@@ -483,3 +483,40 @@ TEST_CASE("model: corrupt lobbies snapshots are rejected with a reason",
   rejects_lobbies(head + R"([{"id":"l","name":"n","sessions":[{"session_id":"s","is_bot":"yes"}]}]})",
                   "sessions[0]: field 'is_bot' must be a boolean");
 }
+
+TEST_CASE("model: a lobbies snapshot from rendered members is the same text",
+          "[model][snapshot]") {
+  std::vector<lobby> ls(2);
+  ls[0].id = "l1";
+  ls[0].name = "room \"one\"";
+  ls[0].created_at = 1764300000.25;
+  ls[1].id = "l2";
+  ls[1].name = "empty";
+  ls[1].is_private = true;
+  for (int i = 0; i < 3; ++i) {
+    session s;
+    s.session_id = "s" + std::to_string(i);
+    s.nick = "bot " + std::to_string(i);
+    s.is_bot = true;
+    s.bot_name = "echo";
+    s.provider_id = "p";
+    s.run_id = "r" + std::to_string(i);
+    s.joined_at = 1764300001.5 + i;
+    ls[0].sessions.push_back(s);
+  }
+  std::vector<std::string> rendered;
+  for (auto& s : ls[0].sessions)
+    rendered.push_back(session_json(s));
+  std::vector<lobby_fragments> frags(2);
+  frags[0].header = &ls[0];
+  for (auto& r : rendered)
+    frags[0].sessions.push_back(&r);
+  frags[1].header = &ls[1];
+  auto text = encode_lobby_fragments(frags);
+  CHECK(text == encode_lobbies(ls));
+  std::vector<lobby> back;
+  std::string why;
+  REQUIRE(decode_lobbies(text, back, why));
+  CHECK(back.at(0).sessions.size() == 3);
+  CHECK(back.at(0).sessions.at(2).run_id == "r2");
+}
