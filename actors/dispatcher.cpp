@@ -54,7 +54,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
                                 + " has no reachable endpoint");
         auto rp = self->make_response_promise<std::string>();
         auto url = join_url(
-            p.base_url, "/bots/" + escape_path_segment(req.bot_name) + "/join");
+            p.base_url, "/bots/" + encode_path_segment(req.bot_name) + "/join");
         auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
                                    self->state.config.server_url);
         self->state.call(
@@ -90,7 +90,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
                                 + " has no reachable endpoint");
         auto rp = self->make_response_promise<bool>();
         auto url = join_url(
-            p.base_url, "/bots/runs/" + escape_path_segment(run_id) + "/stop");
+            p.base_url, "/bots/runs/" + encode_path_segment(run_id) + "/stop");
         self->state.call(
             "POST", std::move(url), "{}",
             [rp, p, run_id](const http_reply& r) mutable {

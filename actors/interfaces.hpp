@@ -85,8 +85,8 @@ using lobby_directory_actor = caf::typed_actor<
   caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
   // A member leaves; the lobby is found by session when not given.
   caf::replies_to<atom::leave, leave_request>::with<std::string>,
-  // A lobby's new image; answered once durable when asked to be (true).
-  caf::replies_to<atom::persist, lobby_image_ptr, bool>::with<bool>,
+  // A lobby's members changed; answered once durable when asked to be.
+  caf::replies_to<atom::persist, member_change, bool>::with<bool>,
   // Write the current state now; answered once durable.
   caf::replies_to<atom::flush>::with<uint64_t>>;
 

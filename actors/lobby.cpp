@@ -157,10 +157,11 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 void lobby_state::accepted(const join_key& key, session s) {
   auto m = make_member(s);
   bots.emplace(key, m);
-  value.sessions.push_back(std::move(m));
+  value.sessions.push_back(m);
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
-  publish(true, [this, key, s](const caf::error& err) { finish(key, err, s); });
+  publish(member_change{value.id, std::move(m), {}}, true,
+          [this, key, s](const caf::error& err) { finish(key, err, s); });
 }
 
 void lobby_state::finish(const join_key& key, const caf::error& err,
@@ -183,17 +184,18 @@ session lobby_state::add_person(const std::string& nick) {
   s.session_id = new_uuid(rng);
   s.nick = nick;
   s.joined_at = unix_now();
-  value.sessions.push_back(make_member(s));
+  auto m = make_member(s);
+  value.sessions.push_back(m);
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
-  publish(false, nullptr);
+  publish(member_change{value.id, std::move(m), {}}, false, nullptr);
   return s;
 }
 
-void lobby_state::publish(bool durable,
+void lobby_state::publish(member_change change, bool durable,
                           std::function<void(const caf::error&)> done) {
   self->request(directory, persist_timeout, atom::persist_v,
-                std::make_shared<const lobby_image>(value), durable)
+                std::move(change), durable)
       .then(
           [done](bool) {
             if (done)
@@ -242,12 +244,14 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
           st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
         spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
                      st.value.id, s.session_id);
+        member_change change{st.value.id, nullptr, s.session_id};
         if (!s.is_bot) {
-          st.publish(false, nullptr);
+          st.publish(std::move(change), false, nullptr);
           return true;
         }
         auto rp = self->make_response_promise<bool>();
-        st.publish(true, [self, rp, s](const caf::error& err) mutable {
+        st.publish(std::move(change), true,
+                   [self, rp, s](const caf::error& err) mutable {
           if (err) {
             rp.deliver(err);
             return;
@@ -285,12 +289,11 @@ lobby_directory_state::entry& lobby_directory_state::add(lobby_image value,
   auto id = value.id;
   members += value.sessions.size();
   by_name[value.name] = id;
-  auto ptr = std::make_shared<const lobby_image>(value);
   auto actor = self->spawn<caf::linked>(
-      lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers,
-      std::move(value));
+      lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers, value);
   auto& e = lobbies[id];
-  e = entry{std::move(actor), std::move(ptr), durable, next_order++};
+  e = entry{std::move(actor), std::move(value), nullptr, durable,
+            next_order++};
   publish_counts();
   return e;
 }
@@ -301,34 +304,46 @@ lobby_directory_state::find(const std::string& id) {
   return i == lobbies.end() ? nullptr : &i->second;
 }
 
-void lobby_directory_state::update(lobby_image_ptr value) {
-  auto e = find(value->id);
+void lobby_directory_state::update(const member_change& change) {
+  auto e = find(change.lobby_id);
   if (e == nullptr)
     return;
-  members -= e->value->sessions.size();
-  members += value->sessions.size();
-  e->value = std::move(value);
+  auto& ss = e->value.sessions;
+  if (change.added) {
+    ss.push_back(change.added);
+    ++members;
+  }
+  if (!change.removed.empty()) {
+    auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
+      return m->value.session_id == change.removed;
+    });
+    if (i != ss.end()) {
+      ss.erase(i);
+      --members;
+    }
+  }
+  e->frozen.reset();
   publish_counts();
 }
 
 std::vector<lobby> lobby_directory_state::listing() const {
   std::vector<const entry*> sorted;
   for (auto& kvp : lobbies)
-    if (!kvp.second.value->is_private)
+    if (!kvp.second.value.is_private)
       sorted.push_back(&kvp.second);
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
   std::vector<lobby> result;
   result.reserve(sorted.size());
   for (auto e : sorted)
-    result.push_back(to_lobby(*e->value));
+    result.push_back(to_lobby(e->value));
   return result;
 }
 
 const lobby_directory_state::entry*
 lobby_directory_state::find_session(const std::string& session_id) const {
   for (auto& kvp : lobbies)
-    for (auto& s : kvp.second.value->sessions)
+    for (auto& s : kvp.second.value.sessions)
       if (s->value.session_id == session_id)
         return &kvp.second;
   return nullptr;
@@ -341,8 +356,12 @@ snapshot_job lobby_directory_state::snapshot() const {
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
   std::vector<lobby_image_ptr> values;
-  for (auto e : sorted)
-    values.push_back(e->value);
+  for (auto e : sorted) {
+    // Lobbies unchanged since the last write share its capture.
+    if (!e->frozen)
+      e->frozen = std::make_shared<const lobby_image>(e->value);
+    values.push_back(e->frozen);
+  }
   return snapshot_job{[values = std::move(values)] {
     // People are not durable: only lobbies and their bot members are, each
     // rendered once when it joined.
@@ -386,7 +405,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         auto& st = self->state;
         if (auto i = st.by_name.find(c.name); i != st.by_name.end()) {
           auto& e = st.lobbies.at(i->second);
-          lobby_created existing{to_lobby(*e.value), false};
+          lobby_created existing{to_lobby(e.value), false};
           if (e.durable)
             return existing;
           auto rp = self->make_response_promise<lobby_created>();
@@ -419,7 +438,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         auto e = self->state.find(id);
         if (e == nullptr)
           return make_error(ec::not_found, "Lobby not found");
-        return to_lobby(*e->value);
+        return to_lobby(e->value);
       },
       [=](atom::join, const std::string& id,
           const bot_join& j) -> caf::result<session> {
@@ -454,17 +473,17 @@ lobby_directory_actor::behavior_type lobby_directory(
           if (e == nullptr)
             return make_error(ec::not_found, "Lobby not found");
         }
-        auto lobby_id = e->value->id;
+        auto lobby_id = e->value.id;
         auto rp = self->make_response_promise<std::string>();
         self->request(e->actor, persist_timeout, atom::remove_v, r.session_id)
             .then([rp, lobby_id](bool) mutable { rp.deliver(lobby_id); },
                   [rp](caf::error& err) mutable { rp.deliver(err); });
         return rp;
       },
-      [=](atom::persist, lobby_image_ptr img,
+      [=](atom::persist, const member_change& change,
           bool durable) -> caf::result<bool> {
         auto& st = self->state;
-        st.update(std::move(img));
+        st.update(change);
         if (!durable)
           return true;
         auto rp = self->make_response_promise<bool>();

@@ -70,9 +70,10 @@ struct lobby_state {
   void accepted(const join_key& key, session s);
   void finish(const join_key& key, const caf::error& err, const session& s);
   session add_person(const std::string& nick);
-  /// Tells the directory the new value; `done` runs once it is durable
+  /// Tells the directory of a change; `done` runs once it is durable
   /// (durable updates) or right away.
-  void publish(bool durable, std::function<void(const caf::error&)> done);
+  void publish(member_change change, bool durable,
+               std::function<void(const caf::error&)> done);
 };
 
 lobby_actor::behavior_type
@@ -85,7 +86,9 @@ struct lobby_directory_state {
 
   struct entry {
     lobby_actor actor;
-    lobby_image_ptr value;
+    lobby_image value;
+    /// The value as the last snapshot captured it; reset on change.
+    mutable lobby_image_ptr frozen;
     /// True once a snapshot holds the lobby.
     bool durable = false;
     uint64_t order = 0;
@@ -103,7 +106,7 @@ struct lobby_directory_state {
 
   entry& add(lobby_image value, bool durable);
   entry* find(const std::string& id);
-  void update(lobby_image_ptr value);
+  void update(const member_change& change);
   std::vector<lobby> listing() const;
   /// The lobby holding a session, or null.
   const entry* find_session(const std::string& session_id) const;

@@ -144,6 +144,14 @@ struct lobby_image {
 };
 using lobby_image_ptr = std::shared_ptr<const lobby_image>;
 
+/// One change of a lobby's members, from the lobby to its directory (which
+/// keeps the listing and the snapshot): O(1), whatever the lobby's size.
+struct member_change {
+  std::string lobby_id;
+  std::shared_ptr<const lobby_image::member> added; // or null
+  std::string removed;                              // a session id, or empty
+};
+
 /// The answer to a lobby creation: the lobby and whether it is new.
 struct lobby_created {
   lobby value;
@@ -252,7 +260,7 @@ typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::lobby_image_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::member_change)
 
 // -- type ids -----------------------------------------------------------------
 

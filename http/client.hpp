@@ -48,9 +48,9 @@ struct url_parts {
 };
 
 /// Splits `http[s]://host[:port][/path][?query][#fragment]`. IPv6 literals go
-/// in brackets. Returns false (and leaves `out` unspecified) if the scheme is
+/// in brackets. Returns false (and leaves `out` untouched) if the scheme is
 /// not http or https, the host is empty or has characters outside
-/// [A-Za-z0-9._-] (IPv6: hex digits, ':', '.', and a "%zone"), the port is not
+/// [A-Za-z0-9._-] (IPv6: hex digits, ':' and '.'; no zone id), the port is not
 /// 1..65535, the URL carries user info ('@'), or any character is a space, a
 /// control character or non-ASCII (so nothing can smuggle bytes into the
 /// request line or the Host header). An empty port ("http://h:/") means the
@@ -85,7 +85,9 @@ public:
   /// called with error "client stopped" — on the destroying thread, before
   /// the destructor returns (the one exception to "on a client thread").
   /// So every callback is called exactly once, even here. A callback must
-  /// not call into the client that is being destroyed. The destructor waits
+  /// not call into the client that is being destroyed, and the client must
+  /// not be destroyed from one of its own callbacks (a thread cannot join
+  /// itself): destroy it from its owner's thread. The destructor waits
   /// for a host name lookup already running in the resolver's thread
   /// (getaddrinfo cannot be interrupted); numeric hosts never wait.
   ~http_client();

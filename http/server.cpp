@@ -155,14 +155,22 @@ private:
     ar.body = req.body();
     auto key = req[std::string_view{"X-Provider-Key"}];
     ar.provider_key = std::string_view{key.data(), key.size()};
-    // The reply may come from a CAF thread: it is posted to this
-    // connection's strand, the only place that writes.
-    srv_.api->handle(ar, [self = shared_from_this()](api_reply r) {
+    // A reply from a CAF thread is posted to this connection's strand, the
+    // only place that writes; one given inline (health, a validation error)
+    // is written at once, on the strand already.
+    handling_ = true;
+    srv_.api->handle(ar, [self = shared_from_this(),
+                          tid = std::this_thread::get_id()](api_reply r) {
+      if (std::this_thread::get_id() == tid && self->handling_.load()) {
+        self->write(std::move(r));
+        return;
+      }
       auto ex = self->stream_.get_executor();
       net::post(ex, [self, r = std::move(r)]() mutable {
         self->write(std::move(r));
       });
     });
+    handling_ = false;
   }
 
   bool origin_allowed() const {
@@ -259,6 +267,8 @@ private:
   std::shared_ptr<const std::string> shared_body_;
   unsigned status_ = 0;
   bool keep_alive_ = true;
+  /// True while the API handles a request on this strand's thread.
+  std::atomic<bool> handling_{false};
   std::chrono::steady_clock::time_point started_;
   std::string method_;
   std::string target_;

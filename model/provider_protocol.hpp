@@ -21,7 +21,4 @@ std::string join_call_body(std::string_view lobby_id,
 bool parse_join_answer(std::string_view body, std::string& run_id,
                        std::string& why);
 
-/// Percent-encodes everything but unreserved characters, for a path segment.
-std::string escape_path_segment(std::string_view s);
-
 } // namespace vb
