@@ -265,8 +265,16 @@ std::string session_json(const session& s) {
 std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
   // {"format":...,"lobbies":[<lobby>...],"version":1}, keys in the order
   // nlohmann writes them, so both encoders give the same text.
-  std::string out = R"({"format":)" + dump(json(lobbies_format))
-                    + R"(,"lobbies":[)";
+  // Sized once: a write of many members must not regrow and copy the text.
+  size_t size = 64;
+  for (auto& l : ls) {
+    size += 160 + l.header->id.size() + l.header->name.size();
+    for (auto s : l.sessions)
+      size += s->size() + 1;
+  }
+  std::string out;
+  out.reserve(size);
+  out += R"({"format":)" + dump(json(lobbies_format)) + R"(,"lobbies":[)";
   bool first_lobby = true;
   for (auto& l : ls) {
     if (!first_lobby)
