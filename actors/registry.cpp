@@ -37,14 +37,29 @@ std::vector<provider> load_providers(const std::string& dir) {
 
 // -- state methods ------------------------------------------------------------
 
+registry_state::entry registry_state::make_entry(provider value,
+                                                 caf::actor_clock::time_point seen,
+                                                 uint64_t order) {
+  entry e;
+  e.seen = seen;
+  e.order = order;
+  set(e, std::move(value));
+  return e;
+}
+
+void registry_state::set(entry& e, provider value) {
+  e.json = std::make_shared<const std::string>(provider_json(value));
+  e.value = std::make_shared<const provider>(std::move(value));
+}
+
 void registry_state::init(std::vector<provider> initial) {
   auto now = self->clock().now();
   for (auto& p : initial) {
     if (p.provider_id.empty() || providers.count(p.provider_id) != 0)
       continue;
     index(p);
-    auto ptr = std::make_shared<const provider>(std::move(p));
-    providers.emplace(ptr->provider_id, entry{ptr, now, next_order++});
+    auto id = p.provider_id;
+    providers.emplace(id, make_entry(std::move(p), now, next_order++));
   }
   publish_count();
 }
@@ -99,8 +114,7 @@ std::string registry_state::upsert(const provider_registration& reg) {
       i != by_endpoint.end() && i->second != id)
     erase(i->second);
   index(next);
-  auto ptr = std::make_shared<const provider>(std::move(next));
-  providers.emplace(id, entry{ptr, self->clock().now(), order});
+  providers.emplace(id, make_entry(std::move(next), self->clock().now(), order));
   publish_count();
   spdlog::info("provider registered: {} ({}) id={} bots={}", reg.name,
                reg.base_url.empty() ? to_string(reg.via) : reg.base_url, id,
@@ -122,7 +136,7 @@ caf::expected<double> registry_state::touch(const std::string& id,
     next.bots = hb.bots;
     index(next);
   }
-  i->second.value = std::make_shared<const provider>(std::move(next));
+  set(i->second, std::move(next));
   i->second.seen = self->clock().now();
   snapshots.touch();
   return i->second.value->last_seen;
@@ -165,7 +179,7 @@ void registry_state::set_status(const std::string& id,
   spdlog::info("provider {} id={}: {} -> {}", next.name, id,
                to_string(next.status), to_string(status));
   next.status = status;
-  i->second.value = std::make_shared<const provider>(std::move(next));
+  set(i->second, std::move(next));
   ++version;
 }
 
@@ -176,7 +190,7 @@ void registry_state::mark_seen(const std::string& id) {
   auto next = *i->second.value;
   next.last_seen = unix_now();
   next.status = provider_status::online;
-  i->second.value = std::make_shared<const provider>(std::move(next));
+  set(i->second, std::move(next));
   i->second.seen = self->clock().now();
   ++version;
   snapshots.touch();
@@ -241,16 +255,16 @@ snapshot_job registry_state::snapshot() const {
     sorted.push_back(&kvp.second);
   std::sort(sorted.begin(), sorted.end(),
             [](auto x, auto y) { return x->order < y->order; });
-  std::vector<std::shared_ptr<const provider>> values;
-  values.reserve(sorted.size());
+  std::vector<std::shared_ptr<const std::string>> rendered;
+  rendered.reserve(sorted.size());
   for (auto e : sorted)
-    values.push_back(e->value);
-  return snapshot_job{[values = std::move(values)] {
-    std::vector<provider> copy;
-    copy.reserve(values.size());
-    for (auto& p : values)
-      copy.push_back(*p);
-    return encode_providers(copy);
+    rendered.push_back(e->json);
+  return snapshot_job{[rendered = std::move(rendered)] {
+    std::vector<const std::string*> parts;
+    parts.reserve(rendered.size());
+    for (auto& r : rendered)
+      parts.push_back(r.get());
+    return encode_provider_fragments(parts);
   }};
 }
 

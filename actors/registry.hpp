@@ -41,12 +41,21 @@ struct registry_state {
   struct entry {
     /// Copy-on-write: snapshots and replies share it without copying.
     std::shared_ptr<const provider> value;
+    /// The provider's JSON as the snapshot holds it, rendered on each
+    /// change, so a write assembles text instead of rendering everyone.
+    std::shared_ptr<const std::string> json;
     /// Monotonic time of the last sign of life; providers loaded from disk
     /// start at the registry's start, so server downtime does not count.
     caf::actor_clock::time_point seen;
     /// Registration order, for stable listings.
     uint64_t order = 0;
   };
+
+  /// An entry for a new value of a provider.
+  static entry make_entry(provider value, caf::actor_clock::time_point seen,
+                          uint64_t order);
+  /// Replaces an entry's value (and its rendered JSON).
+  static void set(entry& e, provider value);
 
   registry_actor::pointer self = nullptr;
   registry_config config;

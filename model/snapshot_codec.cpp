@@ -258,6 +258,31 @@ std::string encode_lobbies(const std::vector<lobby>& ls) {
                    {"lobbies", ls}});
 }
 
+std::string provider_json(const provider& p) {
+  return dump(json(p));
+}
+
+std::string
+encode_provider_fragments(const std::vector<const std::string*>& ps) {
+  // {"format":...,"providers":[...],"version":1}, as encode_providers
+  // writes it (nlohmann orders the keys).
+  size_t size = 96;
+  for (auto p : ps)
+    size += p->size() + 1;
+  std::string out;
+  out.reserve(size);
+  out += R"({"format":)" + dump(json(providers_format)) + R"(,"providers":[)";
+  bool first = true;
+  for (auto p : ps) {
+    if (!first)
+      out += ',';
+    first = false;
+    out += *p;
+  }
+  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
+  return out;
+}
+
 std::string session_json(const session& s) {
   return dump(json(s));
 }

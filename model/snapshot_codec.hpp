@@ -31,6 +31,14 @@ constexpr int snapshot_version = 1;
 /// Compact JSON of all providers.
 std::string encode_providers(const std::vector<provider>& ps);
 
+/// The JSON of one provider, as a providers snapshot holds it; the registry
+/// renders each provider when it changes and keeps the text.
+std::string provider_json(const provider& p);
+
+/// The same text as encode_providers, assembled from rendered providers.
+std::string
+encode_provider_fragments(const std::vector<const std::string*>& ps);
+
 /// Reads our format or the Python server's; `{}` is a legacy file with no
 /// providers. Rejects: empty text, malformed or truncated JSON, too deep,
 /// another format or a newer version, a provider without a provider_id or

@@ -520,3 +520,26 @@ TEST_CASE("model: a lobbies snapshot from rendered members is the same text",
   CHECK(back.at(0).sessions.size() == 3);
   CHECK(back.at(0).sessions.at(2).run_id == "r2");
 }
+
+TEST_CASE("model: a providers snapshot from rendered providers is the same "
+          "text", "[model][snapshot]") {
+  std::vector<provider> ps(3);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ps[i].provider_id = "id-" + std::to_string(i);
+    ps[i].name = "provider \"" + std::to_string(i) + "\"";
+    ps[i].base_url = "http://127.0.0.1:900" + std::to_string(i);
+    ps[i].bots = {bot_info{"echo", "repeats"}};
+    ps[i].registered_at = 1764300000.5 + i;
+    ps[i].last_seen = 1764300100.25 + i;
+  }
+  ps[2].via = transport::caf;
+  ps[2].base_url.clear();
+  std::vector<std::string> rendered;
+  for (auto& p : ps)
+    rendered.push_back(provider_json(p));
+  std::vector<const std::string*> parts;
+  for (auto& r : rendered)
+    parts.push_back(&r);
+  CHECK(encode_provider_fragments(parts) == encode_providers(ps));
+  CHECK(encode_provider_fragments({}) == encode_providers({}));
+}
