@@ -16,9 +16,22 @@ std::string excerpt(const std::string& body) {
   return body.size() <= max ? body : body.substr(0, max) + "...";
 }
 
-caf::error unreachable_error(const provider& p, const http_reply& r) {
+/// The error of a call that got no answer (503) or a non-2xx one (502);
+/// none for a 2xx answer.
+caf::error call_error(const provider& p, const http_reply& r) {
+  if (!r.error.empty())
+    return make_error(ec::unavailable,
+                      "provider " + p.name + " unreachable: " + r.error);
+  if (r.status < 200 || r.status >= 300)
+    return make_error(ec::rejected, "provider " + p.name + " answered "
+                                      + std::to_string(r.status) + ": "
+                                      + excerpt(r.body));
+  return {};
+}
+
+caf::error no_endpoint(const provider& p) {
   return make_error(ec::unavailable,
-                    "provider " + p.name + " unreachable: " + r.error);
+                    "provider " + p.name + " has no reachable endpoint");
 }
 
 } // namespace
@@ -49,9 +62,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       [=](atom::join, const provider& p,
           const dispatch_request& req) -> caf::result<std::string> {
         if (p.via != transport::http || p.base_url.empty())
-          return make_error(ec::unavailable,
-                            "provider " + p.name
-                                + " has no reachable endpoint");
+          return no_endpoint(p);
         auto rp = self->make_response_promise<std::string>();
         auto url = join_url(
             p.base_url, "/bots/" + encode_path_segment(req.bot_name) + "/join");
@@ -60,15 +71,8 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         self->state.call(
             "POST", std::move(url), std::move(body),
             [rp, p](const http_reply& r) mutable {
-              if (!r.error.empty()) {
-                rp.deliver(unreachable_error(p, r));
-                return;
-              }
-              if (r.status < 200 || r.status >= 300) {
-                rp.deliver(
-                    make_error(ec::rejected, "provider " + p.name + " answered "
-                                                 + std::to_string(r.status)
-                                                 + ": " + excerpt(r.body)));
+              if (auto err = call_error(p, r)) {
+                rp.deliver(err);
                 return;
               }
               std::string run_id;
@@ -85,24 +89,15 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
         if (p.via != transport::http || p.base_url.empty())
-          return make_error(ec::unavailable,
-                            "provider " + p.name
-                                + " has no reachable endpoint");
+          return no_endpoint(p);
         auto rp = self->make_response_promise<bool>();
         auto url = join_url(
             p.base_url, "/bots/runs/" + encode_path_segment(run_id) + "/stop");
         self->state.call(
             "POST", std::move(url), "{}",
-            [rp, p, run_id](const http_reply& r) mutable {
-              if (!r.error.empty()) {
-                rp.deliver(unreachable_error(p, r));
-                return;
-              }
-              if (r.status < 200 || r.status >= 300) {
-                rp.deliver(
-                    make_error(ec::rejected, "provider " + p.name + " answered "
-                                                 + std::to_string(r.status)
-                                                 + " to stop " + run_id));
+            [rp, p](const http_reply& r) mutable {
+              if (auto err = call_error(p, r)) {
+                rp.deliver(err);
                 return;
               }
               rp.deliver(true);
