@@ -20,15 +20,15 @@ struct cleanup_fixture : test::fixture {
   cleanup_actor aut;
   cleanup_config config{60s, 300s, 0.7};
 
-  void start(std::vector<provider> initial = {}) {
+  /// Without a dispatcher, nothing is probed.
+  void start(std::vector<provider> initial = {},
+             dispatcher_actor dispatcher = {}) {
     writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
     registry_config rc;
     rc.flush_interval = 3600s; // keep the flush timer out of the way
     registry_handle = sys.spawn(registry, writer, std::move(initial), rc,
                                 stats);
-    // No dispatcher: nothing is probed.
-    aut = sys.spawn(cleanup, registry_handle, config, stats,
-                    dispatcher_actor{});
+    aut = sys.spawn(cleanup, registry_handle, config, stats, dispatcher);
     run();
   }
 
@@ -224,13 +224,7 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
                  "probe is kept", "[cleanup]") {
   auto probed = std::make_shared<std::vector<std::string>>();
   auto disp = sys.spawn(probe_only_dispatcher, probed);
-  writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
-  registry_config rc;
-  rc.flush_interval = 3600s;
-  registry_handle = sys.spawn(registry, writer, std::vector<provider>{}, rc,
-                              stats);
-  aut = sys.spawn(cleanup, registry_handle, config, stats, disp);
-  run();
+  start({}, disp);
   auto alive = add("alive");
   auto dead = add("dead");
   auto live = add("live");
