@@ -42,7 +42,8 @@ class Server:
         self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace",
                                      env=self.env)
-        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
+        self.pump.start()
         line = self.wait_for_line(r"listening on http://[^:]+:(\d+)", timeout)
         self.port = int(re.search(r"listening on http://[^:]+:(\d+)", line).group(1))
         return self
@@ -88,12 +89,20 @@ class Server:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._drain()
+        return code
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._drain()
+
+    def _drain(self):
+        """Waits until every line the process wrote is in the log."""
+        if getattr(self, "pump", None) is not None:
+            self.pump.join(10)
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         """Returns (status, headers dict, parsed JSON or raw text)."""
