@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/in_order.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
 #include "model/ids.hpp"
@@ -327,16 +328,10 @@ void lobby_directory_state::update(const member_change& change) {
 }
 
 std::vector<lobby> lobby_directory_state::listing() const {
-  std::vector<const entry*> sorted;
-  for (auto& kvp : lobbies)
-    if (!kvp.second.value.is_private)
-      sorted.push_back(&kvp.second);
-  std::sort(sorted.begin(), sorted.end(),
-            [](auto x, auto y) { return x->order < y->order; });
   std::vector<lobby> result;
-  result.reserve(sorted.size());
-  for (auto e : sorted)
-    result.push_back(to_lobby(e->value));
+  for (auto e : in_order(lobbies))
+    if (!e->value.is_private)
+      result.push_back(to_lobby(e->value));
   return result;
 }
 
@@ -350,13 +345,8 @@ lobby_directory_state::find_session(const std::string& session_id) const {
 }
 
 snapshot_job lobby_directory_state::snapshot() const {
-  std::vector<const entry*> sorted;
-  for (auto& kvp : lobbies)
-    sorted.push_back(&kvp.second);
-  std::sort(sorted.begin(), sorted.end(),
-            [](auto x, auto y) { return x->order < y->order; });
   std::vector<lobby_image_ptr> values;
-  for (auto e : sorted) {
+  for (auto e : in_order(lobbies)) {
     // Lobbies unchanged since the last write share its capture.
     if (!e->frozen)
       e->frozen = std::make_shared<const lobby_image>(e->value);

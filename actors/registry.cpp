@@ -9,6 +9,7 @@
 #include "actors/stats.hpp"
 #include "model/ids.hpp"
 #include "model/snapshot_codec.hpp"
+#include "actors/in_order.hpp"
 #include "actors/snapshot_writer.hpp"
 
 namespace vb {
@@ -155,12 +156,7 @@ bool registry_state::erase(const std::string& id) {
 provider_catalog_ptr registry_state::catalog() const {
   if (catalog_cache && catalog_cache->version == version)
     return catalog_cache;
-  std::vector<const entry*> sorted;
-  sorted.reserve(providers.size());
-  for (auto& kvp : providers)
-    sorted.push_back(&kvp.second);
-  std::sort(sorted.begin(), sorted.end(),
-            [](auto x, auto y) { return x->order < y->order; });
+  auto sorted = in_order(providers);
   auto result = std::make_shared<provider_catalog>();
   result->version = version;
   result->providers.reserve(sorted.size());
@@ -249,12 +245,7 @@ registry_state::evict(const std::vector<std::string>& ids,
 }
 
 snapshot_job registry_state::snapshot() const {
-  std::vector<const entry*> sorted;
-  sorted.reserve(providers.size());
-  for (auto& kvp : providers)
-    sorted.push_back(&kvp.second);
-  std::sort(sorted.begin(), sorted.end(),
-            [](auto x, auto y) { return x->order < y->order; });
+  auto sorted = in_order(providers);
   std::vector<std::shared_ptr<const std::string>> rendered;
   rendered.reserve(sorted.size());
   for (auto e : sorted)
