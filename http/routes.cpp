@@ -24,10 +24,10 @@ bool is_param(std::string_view seg) {
   return seg.size() >= 2 && seg.front() == '{' && seg.back() == '}';
 }
 
-/// Matches path segments against a pattern; fills params on success.
+/// Matches path segments against a pattern's; fills params on success.
 bool match_pattern(const std::vector<std::string_view>& path,
-                   std::string_view pattern, std::vector<std::string>& params) {
-  auto pat = segments(pattern);
+                   const std::vector<std::string_view>& pat,
+                   std::vector<std::string>& params) {
   if (pat.size() != path.size())
     return false;
   params.clear();
@@ -43,6 +43,9 @@ bool match_pattern(const std::vector<std::string_view>& path,
   }
   return true;
 }
+
+/// The route table's patterns split once, in the table's order.
+const std::vector<std::vector<std::string_view>>& pattern_segments();
 
 } // namespace
 
@@ -68,12 +71,29 @@ const std::vector<route_entry>& route_table() {
   return table;
 }
 
+namespace {
+
+const std::vector<std::vector<std::string_view>>& pattern_segments() {
+  static const auto patterns = [] {
+    std::vector<std::vector<std::string_view>> result;
+    for (auto& r : route_table())
+      result.push_back(segments(r.pattern));
+    return result;
+  }();
+  return patterns;
+}
+
+} // namespace
+
 route_match match_route(std::string_view method, std::string_view path) {
   route_match result;
   auto segs = segments(path);
   std::vector<std::string> params;
-  for (auto& r : route_table()) {
-    if (!match_pattern(segs, r.pattern, params))
+  auto& table = route_table();
+  auto& patterns = pattern_segments();
+  for (size_t i = 0; i < table.size(); ++i) {
+    auto& r = table[i];
+    if (!match_pattern(segs, patterns[i], params))
       continue;
     if (method == r.method) {
       result.id = r.id;
