@@ -46,6 +46,18 @@ public:
     start(self);
   }
 
+  /// Writes the current state even when nothing changed, and answers `rp`
+  /// with the generation once it is durable: the final snapshot's barrier.
+  template <class Self, class Promise>
+  void barrier(Self* self, Promise rp) {
+    commit(self, [this, rp](const caf::error& err) mutable {
+      if (err)
+        rp.deliver(err);
+      else
+        rp.deliver(generation_);
+    });
+  }
+
   /// Writes pending changes, if any and no write is in flight.
   template <class Self>
   void flush(Self* self) {

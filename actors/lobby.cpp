@@ -9,6 +9,7 @@
 #include "actors/in_order.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
+#include "model/clock.hpp"
 #include "model/ids.hpp"
 #include "model/snapshot_codec.hpp"
 
@@ -16,10 +17,6 @@ namespace vb {
 
 namespace {
 
-double unix_now() {
-  using namespace std::chrono;
-  return duration<double>(system_clock::now().time_since_epoch()).count();
-}
 
 /// How long a lobby waits for its directory to make a change durable.
 constexpr auto persist_timeout =
@@ -482,13 +479,7 @@ lobby_directory_actor::behavior_type lobby_directory(
       },
       [=](atom::flush) -> caf::result<uint64_t> {
         auto rp = self->make_response_promise<uint64_t>();
-        self->state.snapshots.commit(
-            self, [rp, self](const caf::error& err) mutable {
-              if (err)
-                rp.deliver(err);
-              else
-                rp.deliver(self->state.snapshots.generation());
-            });
+        self->state.snapshots.barrier(self, rp);
         return rp;
       },
   };

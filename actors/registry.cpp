@@ -6,22 +6,14 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/stats.hpp"
-#include "model/ids.hpp"
-#include "model/snapshot_codec.hpp"
 #include "actors/in_order.hpp"
 #include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "model/clock.hpp"
+#include "model/ids.hpp"
+#include "model/snapshot_codec.hpp"
 
 namespace vb {
-
-namespace {
-
-double unix_now() {
-  using namespace std::chrono;
-  return duration<double>(system_clock::now().time_since_epoch()).count();
-}
-
-} // namespace
 
 std::vector<provider> load_providers(const std::string& dir) {
   std::vector<provider> result;
@@ -62,7 +54,7 @@ void registry_state::init(std::vector<provider> initial) {
     auto id = p.provider_id;
     providers.emplace(id, make_entry(std::move(p), now, next_order++));
   }
-  publish_count();
+  listing_changed();
 }
 
 caf::error registry_state::check_key(const std::string& key) const {
@@ -116,7 +108,7 @@ std::string registry_state::upsert(const provider_registration& reg) {
     erase(i->second);
   index(next);
   providers.emplace(id, make_entry(std::move(next), self->clock().now(), order));
-  publish_count();
+  listing_changed();
   spdlog::info("provider registered: {} ({}) id={} bots={}", reg.name,
                reg.base_url.empty() ? to_string(reg.via) : reg.base_url, id,
                reg.bots.size());
@@ -149,7 +141,7 @@ bool registry_state::erase(const std::string& id) {
     return false;
   unindex(*i->second.value);
   providers.erase(i);
-  publish_count();
+  listing_changed();
   return true;
 }
 
@@ -279,7 +271,7 @@ void registry_state::unindex(const provider& p) {
   }
 }
 
-void registry_state::publish_count() {
+void registry_state::listing_changed() {
   ++version;
   if (stats)
     stats->providers = providers.size();
@@ -354,15 +346,8 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       return rp;
     },
     [=](atom::flush) -> caf::result<uint64_t> {
-      auto& st = self->state;
       auto rp = self->make_response_promise<uint64_t>();
-      // Written even when nothing changed: a durable barrier.
-      st.snapshots.commit(self, [rp, self](const caf::error& err) mutable {
-        if (err)
-          rp.deliver(err);
-        else
-          rp.deliver(self->state.snapshots.generation());
-      });
+      self->state.snapshots.barrier(self, rp);
       return rp;
     },
     [=](atom::seen, const std::string& id) { self->state.mark_seen(id); },

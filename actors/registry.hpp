@@ -97,7 +97,9 @@ struct registry_state {
 private:
   void index(const provider& p);
   void unindex(const provider& p);
-  void publish_count();
+  /// Something a listing shows changed: a new version, and the count for
+  /// /api/health.
+  void listing_changed();
 };
 
 registry_actor::behavior_type
