@@ -124,6 +124,10 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         calls.erase(i);
         on_reply(reply);
       },
+      [=](atom::event, const provider&, const std::string&,
+          const lobby_event&) {
+        // HTTP providers get no lobby events; CAF providers do (gateway).
+      },
   };
 }
 

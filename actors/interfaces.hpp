@@ -15,6 +15,31 @@ using snapshot_writer_actor = caf::typed_actor<
   // Render the job and write it durably (temp file, fsync, rename, fsync dir).
   caf::replies_to<atom::write, snapshot_job>::with<uint64_t>>;
 
+// -- the CAF provider protocol (SPEC §4; docs/caf-providers.md) --------------
+
+/// A CAF bot provider (voicebot-provider, or any program that speaks this
+/// protocol): the server sends it joins, stops and lobby events.
+using bot_host_actor = caf::typed_actor<
+  // Start a bot in a lobby; answers the run id.
+  caf::replies_to<atom::join, dispatch_request>::with<std::string>,
+  // Stop a run; answers whether the provider had it.
+  caf::replies_to<atom::stop, std::string>::with<bool>,
+  // Something happened in the lobby of a run (run id, event).
+  caf::reacts_to<atom::event, std::string, lobby_event>>;
+
+/// The provider gateway the server publishes on --caf-host/--caf-port.
+using provider_gateway_actor = caf::typed_actor<
+  // Register (again, when the id is given) with the provider's own handle
+  // and the runs it has; answered once durable and reconciled.
+  caf::replies_to<atom::registration, provider_registration, bot_host_actor,
+                  std::vector<bot_run>>::with<registration_result>,
+  // The provider is alive (id); answers last_seen, or not_found.
+  caf::replies_to<atom::heartbeat, std::string>::with<double>,
+  // Leave for good (id, key); answered once durable.
+  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
+  // A bot says something in its lobby (lobby id, bot session id, text).
+  caf::reacts_to<atom::say, std::string, std::string, std::string>>;
+
 /// The sole owner of provider state and of bot_providers.json.
 using registry_actor = caf::typed_actor<
   // Register or re-register a provider; answered once durable.
@@ -54,7 +79,9 @@ using dispatcher_actor = caf::typed_actor<
   // Is the provider answering at all (GET {base_url}/bots)?
   caf::replies_to<atom::probe, provider>::with<bool>,
   // An outbound call finished (sent by the HTTP client's thread).
-  caf::reacts_to<atom::done, uint64_t, http_reply>>;
+  caf::reacts_to<atom::done, uint64_t, http_reply>,
+  // Tell a bot run about an event in its lobby (CAF providers only).
+  caf::reacts_to<atom::event, provider, std::string, lobby_event>>;
 
 /// One lobby: owns its members and handles joins.
 using lobby_actor = caf::typed_actor<
@@ -87,6 +114,8 @@ using lobby_directory_actor = caf::typed_actor<
   caf::replies_to<atom::leave, leave_request>::with<std::string>,
   // A lobby's members changed; answered once durable when asked to be.
   caf::replies_to<atom::persist, member_change, bool>::with<bool>,
+  // A bot member says something in its lobby (lobby id, session id, text).
+  caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // Write the current state now; answered once durable.
   caf::replies_to<atom::flush>::with<uint64_t>>;
 
@@ -105,6 +134,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::dispatcher_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::bot_host_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::provider_gateway_actor))
 CAF_END_TYPE_ID_BLOCK(vb_actors)
 
 namespace vb {

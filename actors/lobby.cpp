@@ -477,6 +477,10 @@ lobby_directory_actor::behavior_type lobby_directory(
         st.snapshots.commit(self, deliver_when_durable(rp, true));
         return rp;
       },
+      [=](atom::say, const std::string&, const std::string&,
+          const std::string&) {
+        // Lobby chat arrives with the live lobby events (WebSocket).
+      },
       [=](atom::flush) -> caf::result<uint64_t> {
         auto rp = self->make_response_promise<uint64_t>();
         self->state.snapshots.barrier(self, rp);

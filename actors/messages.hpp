@@ -46,6 +46,9 @@ VB_ADD_ATOM(leave, "leave")
 VB_ADD_ATOM(persist, "persist")
 VB_ADD_ATOM(status, "status")
 VB_ADD_ATOM(seen, "seen")
+VB_ADD_ATOM(event, "event")
+VB_ADD_ATOM(say, "say")
+VB_ADD_ATOM(reconcile, "reconcile")
 
 namespace vb {
 
@@ -115,6 +118,34 @@ struct dispatch_request {
   std::string lobby_id;
   std::string session_id;
   std::string nick;
+};
+
+/// A bot running at a CAF provider for one lobby membership; a provider
+/// lists its runs when it registers (SPEC §3, reconciliation).
+struct bot_run {
+  std::string run_id;
+  std::string bot_name;
+  std::string lobby_id;
+  std::string session_id; // the bot's member session in the lobby
+  std::string nick;
+};
+
+/// The server's answer to a CAF provider's registration: its id, and the
+/// runs it listed that no lobby knows (the provider stops them).
+struct registration_result {
+  std::string provider_id;
+  std::vector<std::string> unknown_runs;
+};
+
+/// Something that happened in a lobby, as subscribers (web pages over the
+/// WebSocket) and the lobby's bots see it. `type` is "member_joined",
+/// "member_left" or "chat"; `member` is who joined, left or spoke.
+struct lobby_event {
+  std::string type;
+  std::string lobby_id;
+  session member;
+  std::string text; // chat only
+  double at = 0;    // unix seconds
 };
 
 /// The answer of an outbound HTTP call (local only: from the client's
@@ -252,6 +283,25 @@ typename Inspector::result_type inspect(Inspector& f, http_reply& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, bot_run& x) {
+  return f(caf::meta::type_name("vb::bot_run"), x.run_id, x.bot_name,
+           x.lobby_id, x.session_id, x.nick);
+}
+
+template <class Inspector>
+typename Inspector::result_type
+inspect(Inspector& f, registration_result& x) {
+  return f(caf::meta::type_name("vb::registration_result"), x.provider_id,
+           x.unknown_runs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lobby_event& x) {
+  return f(caf::meta::type_name("vb::lobby_event"), x.type, x.lobby_id,
+           x.member, x.text, x.at);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
   return f(caf::meta::type_name("vb::lobby_created"), x.value, x.created);
 }
@@ -286,4 +336,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_model, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(vb_model, (vb::dispatch_request))
   CAF_ADD_TYPE_ID(vb_model, (vb::http_reply))
   CAF_ADD_TYPE_ID(vb_model, (vb::lobby_created))
+  CAF_ADD_TYPE_ID(vb_model, (vb::bot_run))
+  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::bot_run>))
+  CAF_ADD_TYPE_ID(vb_model, (vb::registration_result))
+  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_event))
 CAF_END_TYPE_ID_BLOCK(vb_model)

@@ -215,6 +215,7 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
       return url.size() >= 5 && url.compare(url.size() - 5, 5, "alive") == 0;
     },
     [=](atom::done, uint64_t, const http_reply&) {},
+    [=](atom::event, const provider&, const std::string&, const lobby_event&) {},
   };
 }
 

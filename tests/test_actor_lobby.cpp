@@ -45,6 +45,8 @@ mock_dispatcher(dispatcher_actor::pointer self,
     [=](atom::done, uint64_t, const http_reply&) {
       FAIL("no HTTP client in this test");
     },
+    [=](atom::event, const provider&, const std::string&,
+        const lobby_event&) {},
   };
 }
 
