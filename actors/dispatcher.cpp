@@ -29,6 +29,25 @@ caf::error call_error(const provider& p, const http_reply& r) {
   return {};
 }
 
+/// The error of a CAF provider's answer: no answer in time or a lost link is
+/// 503, a refusal is 502.
+caf::error host_error(const provider& p, const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return make_error(ec::unavailable,
+                      "provider " + p.name + " did not answer in time");
+  if (err.category() == caf::atom("system"))
+    return make_error(ec::unavailable,
+                      "provider " + p.name + " unreachable: "
+                        + caf::to_string(err));
+  return make_error(ec::rejected,
+                    "provider " + p.name + " refused: " + caf::to_string(err));
+}
+
+caf::error no_link(const provider& p) {
+  return make_error(ec::unavailable,
+                    "provider " + p.name + " is not connected");
+}
+
 caf::error no_endpoint(const provider& p) {
   return make_error(ec::unavailable,
                     "provider " + p.name + " has no reachable endpoint");
@@ -52,16 +71,51 @@ void dispatcher_state::call(std::string method, std::string url,
                   });
 }
 
+bot_host_actor dispatcher_state::host_of(const provider& p) const {
+  auto i = hosts.find(p.provider_id);
+  return i == hosts.end() ? bot_host_actor{} : i->second;
+}
+
+void dispatcher_state::link_down(const caf::actor_addr& addr,
+                                 const caf::error& reason) {
+  for (auto i = hosts.begin(); i != hosts.end(); ++i) {
+    if (i->second.address() != addr)
+      continue;
+    auto id = i->first;
+    hosts.erase(i);
+    spdlog::info("provider {} link down: {}", id, caf::to_string(reason));
+    if (config.registry)
+      self->send(config.registry, atom::status_v, id,
+                 provider_status::unreachable);
+    return;
+  }
+}
+
 dispatcher_actor::behavior_type
 dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
            std::shared_ptr<http_client> client, dispatcher_config config) {
   self->state.self = self;
   self->state.client = std::move(client);
   self->state.config = std::move(config);
+  self->set_down_handler([=](const caf::down_msg& msg) {
+    self->state.link_down(msg.source, msg.reason);
+  });
   return {
       [=](atom::join, const provider& p,
           const dispatch_request& req) -> caf::result<std::string> {
-        if (p.via != transport::http || p.base_url.empty())
+        if (p.via == transport::caf) {
+          auto host = self->state.host_of(p);
+          if (!host)
+            return no_link(p);
+          auto rp = self->make_response_promise<std::string>();
+          self->request(host, self->state.config.timeout, atom::join_v, req)
+            .then([rp](std::string& run_id) mutable { rp.deliver(run_id); },
+                  [rp, p](caf::error& err) mutable {
+                    rp.deliver(host_error(p, err));
+                  });
+          return rp;
+        }
+        if (p.base_url.empty())
           return no_endpoint(p);
         auto rp = self->make_response_promise<std::string>();
         auto url = join_url(
@@ -88,7 +142,19 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       },
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
-        if (p.via != transport::http || p.base_url.empty())
+        if (p.via == transport::caf) {
+          auto host = self->state.host_of(p);
+          if (!host)
+            return no_link(p);
+          auto rp = self->make_response_promise<bool>();
+          self->request(host, self->state.config.timeout, atom::stop_v, run_id)
+            .then([rp](bool had) mutable { rp.deliver(had); },
+                  [rp, p](caf::error& err) mutable {
+                    rp.deliver(host_error(p, err));
+                  });
+          return rp;
+        }
+        if (p.base_url.empty())
           return no_endpoint(p);
         auto rp = self->make_response_promise<bool>();
         auto url = join_url(
@@ -105,7 +171,9 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         return rp;
       },
       [=](atom::probe, const provider& p) -> caf::result<bool> {
-        if (p.via != transport::http || p.base_url.empty())
+        if (p.via == transport::caf)
+          return self->state.hosts.count(p.provider_id) != 0;
+        if (p.base_url.empty())
           return false;
         auto rp = self->make_response_promise<bool>();
         self->state.call("GET", join_url(p.base_url, "/bots"), "",
@@ -124,9 +192,30 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         calls.erase(i);
         on_reply(reply);
       },
-      [=](atom::event, const provider&, const std::string&,
-          const lobby_event&) {
-        // HTTP providers get no lobby events; CAF providers do (gateway).
+      [=](atom::event, const provider& p, const std::string& run_id,
+          const lobby_event& ev) {
+        // HTTP providers get no lobby events.
+        if (auto host = self->state.host_of(p))
+          self->send(host, atom::event_v, run_id, ev);
+      },
+      [=](atom::registration, const std::string& id,
+          bot_host_actor host) -> bool {
+        auto& hosts = self->state.hosts;
+        if (auto i = hosts.find(id); i != hosts.end()) {
+          if (i->second == host)
+            return true;
+          self->demonitor(i->second.address());
+        }
+        self->monitor(host);
+        hosts[id] = std::move(host);
+        return true;
+      },
+      [=](atom::deregister, const std::string& id) {
+        auto& hosts = self->state.hosts;
+        if (auto i = hosts.find(id); i != hosts.end()) {
+          self->demonitor(i->second.address());
+          hosts.erase(i);
+        }
       },
   };
 }

@@ -1,6 +1,7 @@
-// The dispatcher: calls bot providers for the lobbies (join, stop, probe)
-// over the original voicebot HTTP protocol, with timeouts. The HTTP client
-// runs on its own thread and answers with a message; nothing here blocks.
+// The dispatcher: calls bot providers for the lobbies (join, stop, probe,
+// lobby events), with timeouts: HTTP providers over the original voicebot
+// protocol, CAF providers as messages to their actors. The HTTP client runs
+// on its own thread and answers with a message; nothing here blocks.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,8 @@ struct dispatcher_config {
   std::string server_url;
   /// How long a provider may take to answer a call.
   caf::timespan timeout = std::chrono::seconds(3);
+  /// Told when a CAF provider's link drops (may be null in tests).
+  registry_actor registry;
 };
 
 struct dispatcher_state {
@@ -31,6 +34,14 @@ struct dispatcher_state {
   /// Calls in flight, by id; each is completed by an `atom::done` message.
   std::unordered_map<uint64_t, std::function<void(const http_reply&)>> calls;
   uint64_t next_call = 0;
+
+  /// The actors of connected CAF providers, by provider id.
+  std::unordered_map<std::string, bot_host_actor> hosts;
+
+  /// The actor of a CAF provider, or null when its link is down.
+  bot_host_actor host_of(const provider& p) const;
+  /// A CAF provider's link dropped (or it left): forget its actor.
+  void link_down(const caf::actor_addr& addr, const caf::error& reason);
 
   /// Starts an HTTP call whose reply comes back as a message.
   void call(std::string method, std::string url, std::string body,

@@ -81,7 +81,12 @@ using dispatcher_actor = caf::typed_actor<
   // An outbound call finished (sent by the HTTP client's thread).
   caf::reacts_to<atom::done, uint64_t, http_reply>,
   // Tell a bot run about an event in its lobby (CAF providers only).
-  caf::reacts_to<atom::event, provider, std::string, lobby_event>>;
+  caf::reacts_to<atom::event, provider, std::string, lobby_event>,
+  // A CAF provider's actor (provider id, handle): monitored; when its link
+  // drops, the registry marks the provider unreachable.
+  caf::replies_to<atom::registration, std::string, bot_host_actor>::with<bool>,
+  // Forget a CAF provider's actor (it deregistered).
+  caf::reacts_to<atom::deregister, std::string>>;
 
 /// One lobby: owns its members and handles joins.
 using lobby_actor = caf::typed_actor<
@@ -93,7 +98,13 @@ using lobby_actor = caf::typed_actor<
   // A person joins.
   caf::replies_to<atom::add, std::string>::with<session>,
   // A member leaves; a bot's provider is told to stop its run.
-  caf::replies_to<atom::remove, std::string>::with<bool>>;
+  caf::replies_to<atom::remove, std::string>::with<bool>,
+  // A CAF provider registered again with the given runs (provider id, run
+  // ids, registration time): its bot members that joined before that time
+  // and whose runs it no longer has are removed, durably; answers the run
+  // ids of that provider the lobby still has.
+  caf::replies_to<atom::reconcile, std::string, std::vector<std::string>,
+                  double>::with<std::vector<std::string>>>;
 
 /// The directory of lobbies: creates them, lists them, routes to them, and
 /// owns lobbies.json.
@@ -114,6 +125,11 @@ using lobby_directory_actor = caf::typed_actor<
   caf::replies_to<atom::leave, leave_request>::with<std::string>,
   // A lobby's members changed; answered once durable when asked to be.
   caf::replies_to<atom::persist, member_change, bool>::with<bool>,
+  // A CAF provider registered again with the given runs (provider id, runs,
+  // registration time): reconciles every lobby concerned and answers the
+  // runs no lobby knows (the provider stops them).
+  caf::replies_to<atom::reconcile, std::string, std::vector<bot_run>,
+                  double>::with<std::vector<std::string>>,
   // A bot member says something in its lobby (lobby id, session id, text).
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // Write the current state now; answered once durable.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -227,6 +228,47 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       },
       [=](atom::add, const std::string& nick) {
         return self->state.add_person(nick);
+      },
+      [=](atom::reconcile, const std::string& provider_id,
+          const std::vector<std::string>& runs,
+          double since) -> caf::result<std::vector<std::string>> {
+        auto& st = self->state;
+        std::set<std::string> has(runs.begin(), runs.end());
+        std::vector<std::string> kept;
+        std::vector<session> gone;
+        auto& ss = st.value.sessions;
+        for (auto i = ss.begin(); i != ss.end();) {
+          auto& s = (*i)->value;
+          if (!s.is_bot || s.provider_id != provider_id) {
+            ++i;
+          } else if (has.count(s.run_id) != 0 || s.joined_at >= since) {
+            kept.push_back(s.run_id);
+            ++i;
+          } else {
+            gone.push_back(s);
+            st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
+            i = ss.erase(i);
+          }
+        }
+        if (gone.empty())
+          return kept;
+        for (auto& s : gone)
+          spdlog::info("left: '{}' from lobby {} (session {}): provider {} "
+                       "no longer runs it",
+                       s.nick, st.value.id, s.session_id, provider_id);
+        // One durable write for all of them: the last change waits for it.
+        for (size_t k = 0; k + 1 < gone.size(); ++k)
+          st.publish(member_change{st.value.id, nullptr, gone[k].session_id},
+                     false, nullptr);
+        auto rp = self->make_response_promise<std::vector<std::string>>();
+        st.publish(member_change{st.value.id, nullptr, gone.back().session_id},
+                   true, [rp, kept](const caf::error& err) mutable {
+                     if (err)
+                       rp.deliver(err);
+                     else
+                       rp.deliver(kept);
+                   });
+        return rp;
       },
       [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
         auto& st = self->state;
@@ -475,6 +517,63 @@ lobby_directory_actor::behavior_type lobby_directory(
           return true;
         auto rp = self->make_response_promise<bool>();
         st.snapshots.commit(self, deliver_when_durable(rp, true));
+        return rp;
+      },
+      [=](atom::reconcile, const std::string& provider_id,
+          const std::vector<bot_run>& runs,
+          double since) -> caf::result<std::vector<std::string>> {
+        auto& st = self->state;
+        // The lobbies concerned: those with a bot of this provider, and
+        // those its runs name.
+        std::set<std::string> ids;
+        for (auto& [id, e] : st.lobbies)
+          for (auto& m : e.value.sessions)
+            if (m->value.is_bot && m->value.provider_id == provider_id) {
+              ids.insert(id);
+              break;
+            }
+        std::vector<std::string> run_ids;
+        for (auto& r : runs) {
+          run_ids.push_back(r.run_id);
+          if (st.lobbies.count(r.lobby_id) != 0)
+            ids.insert(r.lobby_id);
+        }
+        if (ids.empty())
+          return run_ids;
+        struct gather {
+          size_t pending = 0;
+          std::set<std::string> known;
+          caf::error failed;
+        };
+        auto g = std::make_shared<gather>();
+        g->pending = ids.size();
+        auto rp = self->make_response_promise<std::vector<std::string>>();
+        auto finish = [g, rp, run_ids]() mutable {
+          if (--g->pending > 0)
+            return;
+          if (g->failed) {
+            rp.deliver(g->failed);
+            return;
+          }
+          std::vector<std::string> unknown;
+          for (auto& r : run_ids)
+            if (g->known.count(r) == 0)
+              unknown.push_back(r);
+          rp.deliver(std::move(unknown));
+        };
+        for (auto& id : ids)
+          self
+            ->request(st.lobbies[id].actor, persist_timeout,
+                      atom::reconcile_v, provider_id, run_ids, since)
+            .then(
+              [g, finish](std::vector<std::string>& kept) mutable {
+                g->known.insert(kept.begin(), kept.end());
+                finish();
+              },
+              [g, finish](caf::error& err) mutable {
+                g->failed = err;
+                finish();
+              });
         return rp;
       },
       [=](atom::say, const std::string&, const std::string&,

@@ -50,6 +50,10 @@ void registry_state::init(std::vector<provider> initial) {
   for (auto& p : initial) {
     if (p.provider_id.empty() || providers.count(p.provider_id) != 0)
       continue;
+    // A CAF provider's link died with the server: it is unreachable until
+    // it connects and registers again.
+    if (p.via == transport::caf)
+      p.status = provider_status::unreachable;
     index(p);
     auto id = p.provider_id;
     providers.emplace(id, make_entry(std::move(p), now, next_order++));
@@ -71,12 +75,15 @@ caf::error registry_state::check_key(const std::string& key) const {
 std::string registry_state::upsert(const provider_registration& reg) {
   // A known id wins; then the same endpoint; then the id the provider
   // remembers (it was evicted or this server lost it); then a new one.
+  // CAF providers have no endpoint, so only their id identifies them.
+  auto endpoint = reg.via == transport::http
+                    ? by_endpoint.find({reg.name, reg.base_url})
+                    : by_endpoint.end();
   std::string id;
   if (!reg.provider_id.empty() && providers.count(reg.provider_id) != 0) {
     id = reg.provider_id;
-  } else if (auto i = by_endpoint.find({reg.name, reg.base_url});
-             i != by_endpoint.end()) {
-    id = i->second;
+  } else if (endpoint != by_endpoint.end()) {
+    id = endpoint->second;
   } else if (!reg.provider_id.empty()) {
     id = reg.provider_id;
   } else {
@@ -103,9 +110,11 @@ std::string registry_state::upsert(const provider_registration& reg) {
     ++next_order;
   }
   // Another entry with this endpoint is the same provider under an old id.
-  if (auto i = by_endpoint.find({reg.name, reg.base_url});
-      i != by_endpoint.end() && i->second != id)
-    erase(i->second);
+  if (endpoint = reg.via == transport::http
+                   ? by_endpoint.find({reg.name, reg.base_url})
+                   : by_endpoint.end();
+      endpoint != by_endpoint.end() && endpoint->second != id)
+    erase(endpoint->second);
   index(next);
   providers.emplace(id, make_entry(std::move(next), self->clock().now(), order));
   listing_changed();
@@ -252,7 +261,9 @@ snapshot_job registry_state::snapshot() const {
 }
 
 void registry_state::index(const provider& p) {
-  by_endpoint[{p.name, p.base_url}] = p.provider_id;
+  // CAF providers have no endpoint: they are known by their id alone.
+  if (p.via == transport::http)
+    by_endpoint[{p.name, p.base_url}] = p.provider_id;
   for (auto& b : p.bots)
     by_bot[b.name].insert(p.provider_id);
 }

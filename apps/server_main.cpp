@@ -5,10 +5,12 @@
 #include <memory>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/cleanup.hpp"
 #include "actors/dispatcher.hpp"
+#include "actors/gateway.hpp"
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
@@ -27,6 +29,12 @@ caf::timespan seconds(double s) {
 struct caf_config : caf::actor_system_config {
   caf_config() {
     vb::add_message_types(*this);
+    load<caf::io::middleman>();
+    // Middleman heartbeats: a CAF provider whose network silently went away
+    // is noticed within the connection timeout (SPEC §5).
+    set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+    set("logger.verbosity", caf::atom("quiet"));
   }
 };
 
@@ -95,12 +103,40 @@ int main(int argc, char** argv) {
   vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
                           seconds(opts.stale_after), opts.max_evict_fraction};
 
-  auto dispatcher = sys.spawn(vb::dispatcher, client,
-                              vb::dispatcher_config{server_url});
+  vb::dispatcher_config dcfg;
+  dcfg.server_url = server_url;
+  dcfg.registry = registry;
+  auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher};
   auto directory = sys.spawn(vb::lobby_directory, lobby_writer,
                              std::move(lobbies), peers, stats);
+
+  // The provider gateway for CAF providers (loopback unless configured).
+  auto gateway = sys.spawn(vb::provider_gateway,
+                           vb::gateway_peers{registry, dispatcher, directory});
+  auto caf_port = sys.middleman().publish(gateway, opts.caf_port,
+                                          opts.caf_host.c_str(), true);
+  if (!caf_port) {
+    spdlog::error("cannot publish the provider gateway on {}:{}: {}",
+                  opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
+    http->stop();
+    for (auto& a : {caf::actor_cast<caf::actor>(gateway),
+                    caf::actor_cast<caf::actor>(cleanup),
+                    caf::actor_cast<caf::actor>(directory),
+                    caf::actor_cast<caf::actor>(dispatcher),
+                    caf::actor_cast<caf::actor>(registry),
+                    caf::actor_cast<caf::actor>(provider_writer),
+                    caf::actor_cast<caf::actor>(lobby_writer)})
+      anon_send_exit(a, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  if (!is_loopback(opts.caf_host))
+    spdlog::warn("the provider gateway listens beyond loopback on {} without "
+                 "TLS: only trusted networks should reach it",
+                 opts.caf_host);
+  spdlog::info("provider gateway listening on {}:{}", opts.caf_host,
+               *caf_port);
 
   http->start(vb::backend{&sys, registry, directory, stats});
   spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
@@ -128,7 +164,10 @@ int main(int argc, char** argv) {
     flush(registry, "provider");
     flush(directory, "lobby");
   }
-  for (auto& a : {caf::actor_cast<caf::actor>(cleanup),
+  // CAF providers see the link drop and reconnect with backoff.
+  sys.middleman().unpublish(gateway, *caf_port);
+  for (auto& a : {caf::actor_cast<caf::actor>(gateway),
+                  caf::actor_cast<caf::actor>(cleanup),
                   caf::actor_cast<caf::actor>(directory),
                   caf::actor_cast<caf::actor>(dispatcher),
                   caf::actor_cast<caf::actor>(registry),

@@ -1,0 +1,115 @@
+#include "actors/gateway.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "model/clock.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+namespace {
+
+/// The first problem of an invalid registration, as an `invalid` error.
+caf::error check(const provider_registration& reg) {
+  auto errors = check_provider_registration(reg);
+  if (errors.empty())
+    return {};
+  auto& e = errors.front();
+  return make_error(ec::invalid, e.loc.dump() + ": " + e.msg);
+}
+
+bool valid_id(const std::string& id) {
+  return !check_id_path(id, "provider_id").has_value();
+}
+
+} // namespace
+
+provider_gateway_actor::behavior_type
+provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
+                 gateway_peers peers) {
+  self->state.peers = std::move(peers);
+  return {
+    [=](atom::registration, provider_registration reg, bot_host_actor host,
+        const std::vector<bot_run>& runs)
+      -> caf::result<registration_result> {
+      reg.via = transport::caf;
+      reg.base_url.clear();
+      if (auto err = check(reg))
+        return err;
+      if (!host)
+        return make_error(ec::invalid, "registration without a provider actor");
+      constexpr size_t max_runs = 100000;
+      if (runs.size() > max_runs)
+        return make_error(ec::invalid, "too many runs");
+      auto since = unix_now();
+      auto& p = self->state.peers;
+      auto rp = self->make_response_promise<registration_result>();
+      // 1. Durable in the registry; 2. its actor with the dispatcher, so
+      // joins reach it; 3. its runs reconciled with the lobbies.
+      self->request(p.registry, p.timeout, atom::registration_v, reg)
+        .then(
+          [=](std::string& id) mutable {
+            auto& p = self->state.peers;
+            self->request(p.dispatcher, p.timeout, atom::registration_v, id,
+                          host)
+              .then(
+                [=](bool) mutable {
+                  auto& p = self->state.peers;
+                  self->request(p.directory, p.timeout, atom::reconcile_v, id,
+                                runs, since)
+                    .then(
+                      [=](std::vector<std::string>& unknown) mutable {
+                        spdlog::info("CAF provider {} reconciled: {} runs, "
+                                     "{} unknown to the lobbies",
+                                     id, runs.size(), unknown.size());
+                        rp.deliver(registration_result{id, std::move(unknown)});
+                      },
+                      [=](caf::error& err) mutable {
+                        // Registered all the same; nothing is stopped.
+                        spdlog::warn("CAF provider {}: reconciliation failed: "
+                                     "{}",
+                                     id, caf::to_string(err));
+                        rp.deliver(registration_result{id, {}});
+                      });
+                },
+                [=](caf::error& err) mutable { rp.deliver(err); });
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](atom::heartbeat, const std::string& id) -> caf::result<double> {
+      if (!valid_id(id))
+        return make_error(ec::invalid, "invalid provider_id");
+      auto& p = self->state.peers;
+      return self->delegate(p.registry, atom::heartbeat_v, id, heartbeat{});
+    },
+    [=](atom::deregister, const std::string& id,
+        const std::string& key) -> caf::result<bool> {
+      if (!valid_id(id))
+        return make_error(ec::invalid, "invalid provider_id");
+      auto& p = self->state.peers;
+      auto rp = self->make_response_promise<bool>();
+      self->request(p.registry, p.timeout, atom::deregister_v, id, key)
+        .then(
+          [=](bool ok) mutable {
+            self->send(self->state.peers.dispatcher, atom::deregister_v, id);
+            rp.deliver(ok);
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](atom::say, const std::string& lobby_id, const std::string& session_id,
+        const std::string& text) {
+      constexpr size_t max_text = 4096;
+      if (text.empty() || text.size() > max_text || !valid_utf8(text)
+          || lobby_id.size() > max_id_length
+          || session_id.size() > max_id_length)
+        return;
+      self->send(self->state.peers.directory, atom::say_v, lobby_id,
+                 session_id, text);
+    },
+  };
+}
+
+} // namespace vb

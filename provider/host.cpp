@@ -1,0 +1,343 @@
+#include "provider/host.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "model/ids.hpp"
+#include "storage/snapshot_file.hpp"
+
+namespace vb {
+
+const std::vector<std::string>& known_bots() {
+  static const std::vector<std::string> bots{"echo", "greeter"};
+  return bots;
+}
+
+namespace {
+
+std::string bot_description(const std::string& bot) {
+  if (bot == "echo")
+    return "Repeats what people say in the lobby";
+  if (bot == "greeter")
+    return "Says hello to everyone who joins the lobby";
+  return {};
+}
+
+// -- bots ---------------------------------------------------------------------
+
+/// One bot in one lobby: reacts to the lobby's events.
+caf::behavior bot_fn(caf::event_based_actor* self, host_actor host,
+                     bot_run run) {
+  auto say = [=](std::string text) {
+    self->send(host, atom::say_v, run.lobby_id, run.session_id,
+               std::move(text));
+  };
+  return {
+    [=](atom::event, const lobby_event& ev) {
+      if (ev.member.session_id == run.session_id)
+        return; // its own doing
+      if (run.bot_name == "echo" && ev.type == "chat" && !ev.member.is_bot)
+        say(ev.text);
+      else if (run.bot_name == "greeter" && ev.type == "member_joined")
+        say("Hello, " + ev.member.nick + "!");
+    },
+  };
+}
+
+std::pair<std::string, std::string> split_path(const std::string& path) {
+  std::filesystem::path p{path};
+  auto dir = p.parent_path().string();
+  return {dir.empty() ? std::string{"."} : dir, p.filename().string()};
+}
+
+} // namespace
+
+// -- state file -----------------------------------------------------------------
+
+void host_state::load_state() {
+  auto [dir, file] = split_path(config.state_file);
+  storage::snapshot_file f{dir, file};
+  auto res = f.load([](const std::string& text, std::string& why) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object() || !j.contains("provider_id")
+        || !j["provider_id"].is_string()) {
+      why = "not a provider state file";
+      return false;
+    }
+    return true;
+  });
+  if (res.source == storage::load_source::none)
+    return;
+  provider_id = nlohmann::json::parse(res.contents)["provider_id"];
+  spdlog::info("provider id {} from {}", provider_id, config.state_file);
+}
+
+void host_state::save_state() {
+  auto [dir, file] = split_path(config.state_file);
+  storage::snapshot_file f{dir, file};
+  std::string error;
+  nlohmann::json j{{"provider_id", provider_id}};
+  if (!f.write(j.dump() + "\n", error))
+    spdlog::error("cannot write {}: {}", config.state_file, error);
+}
+
+// -- connection -------------------------------------------------------------------
+
+void host_state::connect() {
+  if (connecting || gateway || leaving)
+    return;
+  connecting = true;
+  auto mm = self->home_system().middleman().actor_handle();
+  self->request(mm, config.call_timeout, caf::connect_atom_v,
+                config.server_host, config.server_port)
+    .then(
+      [this](const caf::node_id&, caf::strong_actor_ptr& ptr,
+             const std::set<std::string>& ifs) {
+        auto expected = self->home_system().message_types<provider_gateway_actor>();
+        if (!ptr || ifs != expected) {
+          connecting = false;
+          spdlog::error("{}:{} is not a voicebot-server provider gateway "
+                        "(or another version of it)",
+                        config.server_host, config.server_port);
+          reconnect_later();
+          return;
+        }
+        gateway = caf::actor_cast<provider_gateway_actor>(std::move(ptr));
+        self->monitor(gateway);
+        ++connection;
+        spdlog::info("connected to {}:{}", config.server_host,
+                     config.server_port);
+        register_now();
+      },
+      [this](caf::error& err) {
+        connecting = false;
+        spdlog::debug("cannot reach {}:{}: {}", config.server_host,
+                      config.server_port, caf::to_string(err));
+        reconnect_later();
+      });
+}
+
+void host_state::reconnect_later() {
+  if (leaving)
+    return;
+  // Full jitter: a uniform delay in [0, min(max, base * 2^attempt)].
+  auto cap = config.backoff_base * (int64_t{1} << std::min<uint32_t>(attempt, 20));
+  cap = std::min<caf::timespan>(cap, config.backoff_max);
+  std::uniform_int_distribution<int64_t> pick{0, cap.count()};
+  auto delay = caf::timespan{pick(rng)};
+  ++attempt;
+  if (attempt == 1 || attempt % 10 == 0)
+    spdlog::info("server {}:{} not reachable; trying again (attempt {}, "
+                 "next in {} ms)",
+                 config.server_host, config.server_port, attempt,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(delay)
+                   .count());
+  self->delayed_send(self, delay, provider_atom::connect::value);
+}
+
+void host_state::register_now() {
+  provider_registration reg;
+  reg.name = config.name;
+  reg.description = config.description;
+  reg.provider_key = config.key;
+  reg.provider_id = provider_id;
+  reg.via = transport::caf;
+  for (auto& b : config.bots)
+    reg.bots.push_back(bot_info{b, bot_description(b)});
+  auto conn = connection;
+  self
+    ->request(gateway, config.call_timeout, atom::registration_v, reg,
+              caf::actor_cast<bot_host_actor>(self), run_list())
+    .then(
+      [this, conn](registration_result& res) {
+        connecting = false;
+        if (conn != connection)
+          return;
+        registered = true;
+        attempt = 0;
+        if (res.provider_id != provider_id) {
+          provider_id = res.provider_id;
+          save_state();
+        }
+        spdlog::info("registered as {} with {} runs", provider_id,
+                     runs.size());
+        for (auto& run_id : res.unknown_runs)
+          stop_run(run_id, "unknown to the server");
+        self->delayed_send(self, config.heartbeat_interval,
+                           provider_atom::tick::value, conn);
+      },
+      [this](caf::error& err) {
+        connecting = false;
+        auto code = code_of(err);
+        if (code == ec::key_missing || code == ec::key_invalid
+            || code == ec::invalid) {
+          // Retrying cannot help: the configuration is wrong.
+          spdlog::error("registration refused: {}",
+                        self->home_system().render(err));
+          self->quit(err);
+          return;
+        }
+        spdlog::warn("registration failed: {}",
+                     self->home_system().render(err));
+        if (gateway) {
+          self->demonitor(gateway.address());
+          gateway = nullptr;
+        }
+        registered = false;
+        reconnect_later();
+      });
+}
+
+void host_state::link_lost(const caf::error& reason) {
+  spdlog::warn("link to the server lost ({}); reconnecting",
+               caf::to_string(reason));
+  gateway = nullptr;
+  registered = false;
+  connecting = false;
+  ++connection;
+  reconnect_later();
+}
+
+// -- runs ---------------------------------------------------------------------------
+
+std::vector<bot_run> host_state::run_list() const {
+  std::vector<bot_run> result;
+  result.reserve(runs.size());
+  for (auto& [id, r] : runs)
+    result.push_back(r.value);
+  return result;
+}
+
+caf::expected<std::string> host_state::start_run(const dispatch_request& req) {
+  if (std::find(config.bots.begin(), config.bots.end(), req.bot_name)
+      == config.bots.end())
+    return make_error(ec::not_found, "no bot " + req.bot_name + " here");
+  if (leaving)
+    return make_error(ec::unavailable, "shutting down");
+  // The same membership again (a retried dispatch) is the same run.
+  for (auto& [id, r] : runs)
+    if (r.value.lobby_id == req.lobby_id
+        && r.value.session_id == req.session_id)
+      return id;
+  bot_run run{new_uuid(rng), req.bot_name, req.lobby_id, req.session_id,
+              req.nick};
+  auto host = caf::actor_cast<host_actor>(self);
+  auto actor = self->home_system().spawn(bot_fn, host, run);
+  spdlog::info("run {} started: {} in lobby {} as '{}'", run.run_id,
+               run.bot_name, run.lobby_id, run.nick);
+  auto id = run.run_id;
+  runs.emplace(id, run_entry{std::move(run), std::move(actor)});
+  return id;
+}
+
+bool host_state::stop_run(const std::string& run_id, const char* why) {
+  auto i = runs.find(run_id);
+  if (i == runs.end())
+    return false;
+  self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  spdlog::info("run {} stopped: {}", run_id, why);
+  runs.erase(i);
+  return true;
+}
+
+// -- behavior -------------------------------------------------------------------------
+
+host_actor::behavior_type
+provider_host(host_actor::stateful_pointer<host_state> self,
+              host_config config) {
+  auto& st = self->state;
+  st.self = self;
+  st.config = std::move(config);
+  st.load_state();
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    auto& st = self->state;
+    if (st.gateway && msg.source == st.gateway.address())
+      st.link_lost(msg.reason);
+  });
+  self->send(self, provider_atom::connect::value);
+  return {
+    [=](atom::join, const dispatch_request& req) -> caf::result<std::string> {
+      auto res = self->state.start_run(req);
+      if (!res)
+        return std::move(res.error());
+      return *res;
+    },
+    [=](atom::stop, const std::string& run_id) {
+      return self->state.stop_run(run_id, "the server asked");
+    },
+    [=](atom::event, const std::string& run_id, const lobby_event& ev) {
+      auto& runs = self->state.runs;
+      if (auto i = runs.find(run_id); i != runs.end())
+        caf::anon_send(i->second.actor, atom::event_v, ev);
+    },
+    [=](provider_atom::connect) { self->state.connect(); },
+    [=](provider_atom::tick, uint64_t conn) {
+      auto& st = self->state;
+      if (conn != st.connection || !st.gateway || !st.registered)
+        return;
+      self->request(st.gateway, st.config.call_timeout, atom::heartbeat_v,
+                    st.provider_id)
+        .then(
+          [self, conn](double) {
+            auto& st = self->state;
+            if (conn == st.connection)
+              self->delayed_send(self, st.config.heartbeat_interval,
+                                 provider_atom::tick::value, conn);
+          },
+          [self, conn](caf::error& err) {
+            auto& st = self->state;
+            if (conn != st.connection || !st.gateway)
+              return;
+            if (code_of(err) == ec::not_found) {
+              // Evicted or deleted while we were away: register again with
+              // the same id.
+              spdlog::warn("the server does not know {}; registering again",
+                           st.provider_id);
+              st.registered = false;
+              st.register_now();
+              return;
+            }
+            self->delayed_send(self, st.config.heartbeat_interval,
+                               provider_atom::tick::value, conn);
+          });
+    },
+    [=](atom::say, const std::string& lobby_id, const std::string& session_id,
+        const std::string& text) {
+      auto& st = self->state;
+      if (st.gateway && st.registered)
+        self->send(st.gateway, atom::say_v, lobby_id, session_id, text);
+    },
+    [=](atom::deregister) -> caf::result<bool> {
+      auto& st = self->state;
+      st.leaving = true;
+      std::vector<std::string> ids;
+      for (auto& [id, r] : st.runs)
+        ids.push_back(id);
+      for (auto& id : ids)
+        st.stop_run(id, "shutting down");
+      if (!st.gateway || !st.registered || st.provider_id.empty())
+        return false;
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.gateway, st.config.call_timeout, atom::deregister_v,
+                    st.provider_id, st.config.key)
+        .then(
+          [=](bool ok) mutable {
+            spdlog::info("deregistered {}", self->state.provider_id);
+            rp.deliver(ok);
+          },
+          [=](caf::error& err) mutable {
+            spdlog::warn("deregistration failed: {}",
+                         self->home_system().render(err));
+            rp.deliver(false);
+          });
+      return rp;
+    },
+  };
+}
+
+} // namespace vb

@@ -1,0 +1,90 @@
+// voicebot-provider's actors: the host (one per process) speaks the CAF
+// provider protocol with the server's gateway; each bot run is an actor
+// that lives from its join until it is stopped.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "actors/interfaces.hpp"
+
+namespace vb::provider_atom {
+/// Try to connect to the server now (the reconnect timer).
+using connect = caf::atom_constant<caf::atom("p_connect")>;
+/// Time for a heartbeat on the given connection.
+using tick = caf::atom_constant<caf::atom("p_tick")>;
+} // namespace vb::provider_atom
+
+namespace vb {
+
+/// The bots this program can host.
+const std::vector<std::string>& known_bots();
+
+struct host_config {
+  std::string server_host = "127.0.0.1";
+  uint16_t server_port = 8001;
+  std::string name = "voicebot-provider";
+  std::string description;
+  std::string key;
+  std::string state_file = "provider_state.json";
+  std::vector<std::string> bots{"echo", "greeter"};
+  caf::timespan heartbeat_interval = std::chrono::seconds(5);
+  /// Reconnect delays: full jitter over base * 2^attempt, capped at max.
+  caf::timespan backoff_base = std::chrono::milliseconds(200);
+  caf::timespan backoff_max = std::chrono::seconds(5);
+  /// How long a call to the server may take.
+  caf::timespan call_timeout = std::chrono::seconds(5);
+};
+
+/// The host's interface: the protocol the server calls, plus its own timers,
+/// its bots' lines and the shutdown request of main().
+using host_actor = bot_host_actor::extend<
+  // Connect now (timer).
+  caf::reacts_to<provider_atom::connect>,
+  // Heartbeat on connection `n` (timer).
+  caf::reacts_to<provider_atom::tick, uint64_t>,
+  // A bot run says something (lobby id, its session id, text).
+  caf::reacts_to<atom::say, std::string, std::string, std::string>,
+  // SIGTERM: stop every run and deregister; answers whether the server
+  // confirmed.
+  caf::replies_to<atom::deregister>::with<bool>>;
+
+struct host_state {
+  static inline constexpr const char* name = "provider-host";
+
+  struct run_entry {
+    bot_run value;
+    caf::actor actor;
+  };
+
+  host_actor::pointer self = nullptr;
+  host_config config;
+  std::string provider_id; // empty until the first registration
+  provider_gateway_actor gateway;
+  bool connecting = false;
+  bool registered = false;
+  bool leaving = false;
+  uint64_t connection = 0; // counts connections, for heartbeat timers
+  uint32_t attempt = 0;    // failed attempts since the last success
+  std::map<std::string, run_entry> runs;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void load_state();
+  void save_state();
+  void connect();
+  void reconnect_later();
+  void register_now();
+  void link_lost(const caf::error& reason);
+  std::vector<bot_run> run_list() const;
+  caf::expected<std::string> start_run(const dispatch_request& req);
+  bool stop_run(const std::string& run_id, const char* why);
+};
+
+host_actor::behavior_type
+provider_host(host_actor::stateful_pointer<host_state> self,
+              host_config config);
+
+} // namespace vb
