@@ -21,6 +21,7 @@ import uuid
 
 BUILD_DIR = os.environ.get("VB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD_DIR, "voicebot-server")
+PROVIDER = os.path.join(BUILD_DIR, "voicebot-provider")
 
 
 class Server:
@@ -35,18 +36,47 @@ class Server:
         self.lines = []
         self.cond = threading.Condition()
         self.port = None
+        self.caf_port = None
 
-    def start(self, timeout=20):
-        args = [SERVER, "--port", "0", "--caf-port", "0"] + self.args
+    def start(self, timeout=20, same_ports=False):
+        """Starts the process on free ports, or on the ports of its last run
+        (`same_ports`: a restart that CAF providers find again)."""
+        ports = ["--port", str(self.port if same_ports else 0),
+                 "--caf-port", str(self.caf_port if same_ports else 0)]
+        self._spawn([SERVER] + ports + self.args)
+        line = self.wait_for_line(r"provider gateway listening on [^ ]+:(\d+)", timeout)
+        self.caf_port = int(re.search(r"listening on [^ ]+:(\d+)", line).group(1))
+        line = self.wait_for_line(r"listening on http://[^:]+:(\d+)", timeout)
+        self.port = int(re.search(r"listening on http://[^:]+:(\d+)", line).group(1))
+        return self
+
+    def _spawn(self, args):
         self.lines = []
         self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace",
                                      env=self.env)
         self.pump = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
         self.pump.start()
-        line = self.wait_for_line(r"listening on http://[^:]+:(\d+)", timeout)
-        self.port = int(re.search(r"listening on http://[^:]+:(\d+)", line).group(1))
-        return self
+
+    def wait_for_nth(self, pattern, n, timeout=20):
+        """Waits until `n` log lines match; returns the match of the n-th."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [m for m in map(rx.search, self.lines) if m]
+                if len(found) >= n:
+                    return found[n - 1]
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.pump.is_alive()):
+                    raise AssertionError(f"{len(found)} of {n} lines matched {pattern!r}:\n"
+                                         + "\n".join(self.lines))
+                self.cond.wait(min(left, 0.5))
+
+    def count_lines(self, pattern):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for line in self.lines if rx.search(line))
 
     def _pump(self, proc):
         for line in proc.stdout:
@@ -123,6 +153,44 @@ class Server:
             return res.status, {k.lower(): v for k, v in res.getheaders()}, payload
         finally:
             conn.close()
+
+
+class Provider(Server):
+    """One voicebot-provider process connected to a server's CAF gateway."""
+
+    def __init__(self, workdir, server, name, state_file, args=()):
+        super().__init__(workdir, args)
+        self.server = server
+        self.name = name
+        self.state_file = state_file
+        self.provider_id = None
+
+    def start(self, timeout=20, wait_registered=True):
+        self._spawn([PROVIDER, "--server-host", "127.0.0.1",
+                     "--server-port", str(self.server.caf_port), "--name", self.name,
+                     "--state-file", self.state_file, "--heartbeat-interval", "0.5",
+                     "--max-backoff", "1"] + self.args)
+        if wait_registered:
+            self.provider_id = self.wait_registered(timeout)
+        return self
+
+    def wait_registered(self, timeout=20, after=0):
+        """Waits for registration number `after` + 1; returns the provider id."""
+        return self.wait_for_nth(r"registered as (\S+)", after + 1, timeout).group(1)
+
+    def runs(self):
+        """The run ids this provider started and has not stopped (its log)."""
+        with self.cond:
+            lines = list(self.lines)
+        started, stopped = [], set()
+        for line in lines:
+            m = re.search(r"run (\S+) started", line)
+            if m:
+                started.append(m.group(1))
+            m = re.search(r"run (\S+) stopped", line)
+            if m:
+                stopped.add(m.group(1))
+        return [r for r in started if r not in stopped]
 
 
 class TempDir:

@@ -1,0 +1,229 @@
+"""CAF providers (SPEC §4): the real voicebot-server and real
+voicebot-provider processes on free loopback ports. Joins over CAF, kill -9
+and restarts of either side, the state file, SIGTERM, keys, and the
+reconciliation of runs with lobby members after a server restart."""
+
+import os
+import signal
+import statistics
+import time
+import unittest
+
+from harness import Provider, ServerTestCase
+
+
+class CafProviderTest(ServerTestCase):
+    def setUp(self):
+        super().setUp()
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.kill()
+        super().tearDown()
+
+    def provider(self, server, name="caf-provider", state=None, args=(), **kw):
+        state = state or os.path.join(self.tmp.path, name + ".state.json")
+        p = Provider(self.tmp.path, server, name, state, args)
+        self.procs.append(p)
+        return p.start(**kw)
+
+    def restart_server(self, old):
+        """kill -9 and start again on the same ports and data dir."""
+        old.kill()
+        self.servers.remove(old)
+        return self.restart_on_same_ports(old)
+
+    def restart_on_same_ports(self, old):
+        s = type(old)(old.workdir, old.args)
+        s.port, s.caf_port = old.port, old.caf_port
+        self.servers.append(s)
+        return s.start(same_ports=True)
+
+    def provider_entry(self, server, provider_id):
+        status, _, res = server.request("GET", f"/api/bots/providers/{provider_id}")
+        return res if status == 200 else None
+
+    def wait_status(self, server, provider_id, want, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.provider_entry(server, provider_id)
+            if entry is not None and entry["status"] == want:
+                return entry
+            if time.monotonic() > deadline:
+                self.fail(f"provider {provider_id} not {want}: {entry}")
+            time.sleep(0.05)
+
+    def member_nicks(self, server, lobby_id):
+        return sorted(s["nick"] for s in self.sessions(server, lobby_id))
+
+    # -- listing and joins -------------------------------------------------
+
+    def test_provider_and_its_bots_are_listed(self):
+        s = self.start_server()
+        p = self.provider(s, "alpha")
+        entry = self.provider_entry(s, p.provider_id)
+        self.assertEqual(entry["transport"], "caf")
+        self.assertEqual(entry["status"], "online")
+        self.assertEqual(entry["name"], "alpha")
+        self.assertEqual(sorted(b["name"] for b in entry["bots"]), ["echo", "greeter"])
+        status, _, bots = s.request("GET", "/api/bots")
+        self.assertEqual(status, 200)
+        names = {b["name"] for b in (bots["bots"] if isinstance(bots, dict) else bots)}
+        self.assertTrue({"echo", "greeter"} <= names, bots)
+        # Two providers with the same name are two providers.
+        q = self.provider(s, "alpha", state=os.path.join(self.tmp.path, "other.json"))
+        self.assertNotEqual(q.provider_id, p.provider_id)
+
+    def test_join_over_caf_runs_the_bot_and_leave_stops_it(self):
+        s = self.start_server()
+        p = self.provider(s)
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        self.assertEqual(joined["provider_id"], p.provider_id)
+        self.assertEqual(p.runs(), [joined["run_id"]])
+        # The same lobby, bot and nick again: the same session, no new run.
+        status, _, again = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual((status, again["session_id"]), (200, joined["session_id"]))
+        self.assertEqual(len(p.runs()), 1)
+        # A bot the provider does not host is not dispatched to it.
+        status, _, res = self.join(s, lobby["id"], "nobody", "N")
+        self.assertEqual(status, 404, res)
+        # Removing the member stops the run at the provider.
+        status, _, res = s.request("POST", "/api/bots/leave",
+                                   {"session_id": joined["session_id"]})
+        self.assertEqual(status, 200, res)
+        p.wait_for_line(r"run %s stopped" % joined["run_id"], 10)
+        self.assertEqual(p.runs(), [])
+
+    # -- restarts ------------------------------------------------------------
+
+    def test_server_kill9_provider_is_back_with_its_id_and_joins_work(self):
+        s = self.start_server()
+        p = self.provider(s)
+        lobby = self.create_lobby(s)
+        status, _, first = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, first)
+        took = []
+        for n in range(3):
+            started = time.monotonic()
+            s = self.restart_server(s)
+            # Until the provider is back, it is known (loaded from disk) and
+            # unreachable: 503, never 404.
+            entry = self.provider_entry(s, p.provider_id)
+            self.assertIsNotNone(entry)
+            self.assertEqual(p.wait_registered(15, after=n + 1), p.provider_id)
+            self.wait_status(s, p.provider_id, "online", 15)
+            took.append(time.monotonic() - started)
+            status, _, joined = self.join(s, lobby["id"], "greeter", f"Greeter{n}")
+            self.assertEqual(status, 200, joined)
+            self.assertIn(joined["run_id"], p.runs())
+        # The member from before the restarts is still there: the provider
+        # still runs it.
+        self.assertIn("Echo", self.member_nicks(s, lobby["id"]))
+        self.assertIn(first["run_id"], p.runs())
+        self.assertLess(max(took), 15)
+        print(f"provider back online after a server restart: median "
+              f"{statistics.median(took):.3f} s of {['%.3f' % t for t in took]}")
+
+    def test_provider_kill9_join_is_503_with_retry_after_within_2s(self):
+        s = self.start_server()
+        p = self.provider(s)
+        lobby = self.create_lobby(s)
+        p.kill()
+        killed = time.monotonic()
+        status, headers, res = self.join(s, lobby["id"], "echo", "Echo")
+        elapsed = time.monotonic() - killed
+        self.assertEqual(status, 503, res)
+        self.assertIn("retry-after", headers)
+        self.assertLess(elapsed, 2.0)
+        self.assertEqual(self.sessions(s, lobby["id"]), [])
+        self.wait_status(s, p.provider_id, "unreachable", 5)
+
+    def test_provider_restarted_with_its_state_file_keeps_its_id(self):
+        s = self.start_server()
+        p = self.provider(s, "keeper")
+        first = p.provider_id
+        p.kill()
+        q = self.provider(s, "keeper", state=p.state_file)
+        self.assertEqual(q.provider_id, first)
+        self.wait_status(s, first, "online")
+        status, _, res = s.request("GET", "/api/bots/providers")
+        self.assertEqual([x["provider_id"] for x in res["providers"]], [first])
+
+    def test_sigterm_deregisters_and_exits_0(self):
+        s = self.start_server()
+        p = self.provider(s)
+        self.assertEqual(p.stop(signal.SIGTERM), 0, p.log())
+        self.assertIsNone(self.provider_entry(s, p.provider_id))
+        s.wait_for_line(r"provider deregistered: id=" + p.provider_id)
+
+    def test_wrong_key_changes_nothing(self):
+        s = self.start_server("--provider-key", "right-key")
+        bad = self.provider(s, "bad", args=["--key", "wrong-key"], wait_registered=False)
+        bad.wait_for_line(r"registration refused", 10)
+        self.assertEqual(bad.proc.wait(10), 3)
+        none = self.provider(s, "none", wait_registered=False)
+        none.wait_for_line(r"registration refused", 10)
+        status, _, res = s.request("GET", "/api/bots/providers")
+        self.assertEqual(res["providers"], [])
+        good = self.provider(s, "good", args=["--key", "right-key"])
+        self.assertIsNotNone(self.provider_entry(s, good.provider_id))
+        # Deregistering with the right key works (SIGTERM).
+        self.assertEqual(good.stop(signal.SIGTERM), 0)
+        self.assertIsNone(self.provider_entry(s, good.provider_id))
+
+    def test_server_restart_keeps_exactly_the_members_the_providers_still_run(self):
+        s = self.start_server()
+        keeps = self.provider(s, "keeps", args=["--bots", "echo"])
+        loses = self.provider(s, "loses", args=["--bots", "greeter"])
+        lobby = self.create_lobby(s)
+        other = self.create_lobby(s, "other")
+        for lid, bot, nick in ((lobby["id"], "echo", "E1"), (lobby["id"], "greeter", "G1"),
+                               (other["id"], "greeter", "G2"), (other["id"], "echo", "E2")):
+            status, _, res = self.join(s, lid, bot, nick)
+            self.assertEqual(status, 200, res)
+        kept_runs = keeps.runs()
+        self.assertEqual(len(kept_runs), 2)
+        # The server dies; while it is down, one provider restarts and so
+        # loses its runs (a new process has none).
+        s.kill()
+        self.servers.remove(s)
+        loses.kill()
+        loses2 = self.provider(s, "loses", state=loses.state_file, args=["--bots", "greeter"],
+                               wait_registered=False)
+        loses2.wait_for_line(r"not reachable", 10)
+        s = self.restart_on_same_ports(s)
+        self.assertEqual(keeps.wait_registered(15, after=1), keeps.provider_id)
+        self.assertEqual(loses2.wait_registered(15), loses.provider_id)
+        s.wait_for_nth(r"CAF provider \S+ reconciled", 2, 15)
+        self.assertEqual(self.member_nicks(s, lobby["id"]), ["E1"])
+        self.assertEqual(self.member_nicks(s, other["id"]), ["E2"])
+        self.assertEqual(sorted(keeps.runs()), sorted(kept_runs))
+        # The lost members are gone for good: a fresh start still has E1, E2.
+        s = self.restart_server(s)
+        self.assertEqual(self.member_nicks(s, lobby["id"]), ["E1"])
+        self.assertEqual(self.member_nicks(s, other["id"]), ["E2"])
+
+    def test_runs_the_server_does_not_know_are_stopped(self):
+        s = self.start_server()
+        p = self.provider(s)
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        # The server comes back without its lobbies (lost disk): the run it
+        # no longer knows is stopped by the provider.
+        s.kill()
+        self.servers.remove(s)
+        for f in os.listdir(self.data()):
+            if f.startswith("lobbies.json"):
+                os.remove(self.data(f))
+        s = self.restart_on_same_ports(s)
+        p.wait_registered(15, after=1)
+        p.wait_for_line(r"run %s stopped: unknown to the server" % joined["run_id"], 10)
+        self.assertEqual(p.runs(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
