@@ -216,6 +216,10 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
     },
     [=](atom::done, uint64_t, const http_reply&) {},
     [=](atom::event, const provider&, const std::string&, const lobby_event&) {},
+    [=](atom::registration, const std::string&, bot_host_actor) {
+      return true;
+    },
+    [=](atom::deregister, const std::string&) {},
   };
 }
 

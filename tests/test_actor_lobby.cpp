@@ -47,6 +47,10 @@ mock_dispatcher(dispatcher_actor::pointer self,
     },
     [=](atom::event, const provider&, const std::string&,
         const lobby_event&) {},
+    [=](atom::registration, const std::string&, bot_host_actor) {
+      return true;
+    },
+    [=](atom::deregister, const std::string&) {},
   };
 }
 

@@ -1,0 +1,267 @@
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "actors/dispatcher.hpp"
+#include "actors/gateway.hpp"
+#include "actors/lobby.hpp"
+#include "actors/registry.hpp"
+#include "actors/snapshot_writer.hpp"
+#include "actors/stats.hpp"
+#include "fixture.hpp"
+#include "http/client.hpp"
+
+using namespace vb;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// What the fake CAF provider does and saw.
+struct host_script {
+  std::string mode = "accept"; // "accept", "reject" or "hang"
+  std::vector<dispatch_request> joins;
+  std::vector<std::string> stops;
+  std::vector<std::pair<std::string, lobby_event>> events;
+  int next_run = 0;
+};
+
+/// A CAF provider's actor as the gateway and the dispatcher see it.
+bot_host_actor::behavior_type fake_host(bot_host_actor::pointer self,
+                                        std::shared_ptr<host_script> script) {
+  return {
+    [=](atom::join, const dispatch_request& req) -> caf::result<std::string> {
+      script->joins.push_back(req);
+      if (script->mode == "reject")
+        return make_error(ec::not_found, "no such bot here");
+      if (script->mode == "hang")
+        return self->make_response_promise<std::string>();
+      return "run-" + std::to_string(++script->next_run);
+    },
+    [=](atom::stop, const std::string& run_id) {
+      script->stops.push_back(run_id);
+      return true;
+    },
+    [=](atom::event, const std::string& run_id, const lobby_event& ev) {
+      script->events.emplace_back(run_id, ev);
+    },
+  };
+}
+
+struct gateway_fixture : test::fixture {
+  test::temp_dir dir;
+  std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
+  std::shared_ptr<host_script> script = std::make_shared<host_script>();
+  snapshot_writer_actor provider_writer;
+  snapshot_writer_actor lobby_writer;
+  registry_actor reg;
+  dispatcher_actor disp;
+  lobby_directory_actor lobbies;
+  provider_gateway_actor aut;
+  bot_host_actor host;
+
+  explicit gateway_fixture(std::vector<std::string> keys = {}) {
+    provider_writer = sys.spawn(snapshot_writer, dir.path, providers_file_name,
+                                stats);
+    lobby_writer = sys.spawn(snapshot_writer, dir.path, lobbies_file_name,
+                             stats);
+    registry_config rc;
+    rc.flush_interval = 3600s;
+    rc.provider_keys = std::move(keys);
+    reg = sys.spawn(registry, provider_writer, std::vector<provider>{}, rc,
+                    stats);
+    dispatcher_config dc;
+    dc.registry = reg;
+    disp = sys.spawn(dispatcher, std::shared_ptr<http_client>{}, dc);
+    lobbies = sys.spawn(lobby_directory, lobby_writer, std::vector<lobby>{},
+                        lobby_peers{reg, disp}, stats);
+    aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});
+    host = sys.spawn(fake_host, script);
+    run();
+  }
+
+  provider_registration caf_registration(const std::string& id = {},
+                                         const std::string& key = {}) {
+    provider_registration r;
+    r.name = "caf-host";
+    r.provider_id = id;
+    r.provider_key = key;
+    r.bots = {bot_info{"echo", ""}, bot_info{"greeter", ""}};
+    return r;
+  }
+
+  registration_result enroll(std::vector<bot_run> runs = {},
+                             const std::string& id = {}) {
+    return ask<registration_result>(aut, atom::registration_v,
+                                    caf_registration(id), host, runs);
+  }
+
+  provider get_provider(const std::string& id) {
+    return ask<provider>(reg, atom::get_v, id);
+  }
+
+  std::string new_lobby(const std::string& name) {
+    return ask<lobby_created>(lobbies, atom::create_v, lobby_create{name, false})
+      .value.id;
+  }
+
+  session join(const std::string& lobby_id, const std::string& bot,
+               const std::string& nick) {
+    return ask<session>(lobbies, atom::join_v, lobby_id,
+                        bot_join{bot, nick, ""});
+  }
+
+  ~gateway_fixture() {
+    for (auto a : {caf::actor_cast<caf::actor>(aut),
+                   caf::actor_cast<caf::actor>(host),
+                   caf::actor_cast<caf::actor>(lobbies),
+                   caf::actor_cast<caf::actor>(disp),
+                   caf::actor_cast<caf::actor>(reg),
+                   caf::actor_cast<caf::actor>(lobby_writer),
+                   caf::actor_cast<caf::actor>(provider_writer)})
+      if (a)
+        self->send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
+struct keyed_gateway_fixture : gateway_fixture {
+  keyed_gateway_fixture() : gateway_fixture({"right-key"}) {
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a CAF provider registers, is "
+                 "online and gets joins as messages", "[gateway]") {
+  auto res = enroll();
+  REQUIRE_FALSE(res.provider_id.empty());
+  CHECK(res.unknown_runs.empty());
+  auto p = get_provider(res.provider_id);
+  CHECK(p.via == transport::caf);
+  CHECK(p.status == provider_status::online);
+  CHECK(p.base_url.empty());
+  auto lobby_id = new_lobby("room");
+  auto s = join(lobby_id, "echo", "Echo");
+  CHECK(s.run_id == "run-1");
+  CHECK(s.provider_id == res.provider_id);
+  REQUIRE(script->joins.size() == 1);
+  CHECK(script->joins[0].lobby_id == lobby_id);
+  CHECK(script->joins[0].nick == "Echo");
+  // Registering again with its id keeps the id.
+  CHECK(enroll({}, res.provider_id).provider_id == res.provider_id);
+  // A lobby event for a run reaches the provider's actor.
+  lobby_event ev{"chat", lobby_id, session{}, "hello", 0};
+  self->send(disp, atom::event_v, get_provider(res.provider_id), s.run_id, ev);
+  run();
+  REQUIRE(script->events.size() == 1);
+  CHECK(script->events[0].first == s.run_id);
+  CHECK(script->events[0].second.text == "hello");
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: when the provider's actor is "
+                 "gone it is unreachable and joins are unavailable",
+                 "[gateway]") {
+  auto id = enroll().provider_id;
+  auto lobby_id = new_lobby("room");
+  self->send_exit(host, caf::exit_reason::kill);
+  run();
+  CHECK(get_provider(id).status == provider_status::unreachable);
+  auto err = ask_error<session>(lobbies, atom::join_v, lobby_id,
+                                bot_join{"echo", "Echo", ""});
+  CHECK(code_of(err) == ec::unavailable);
+  CHECK(ask<lobby>(lobbies, atom::get_v, lobby_id).sessions.empty());
+  // Still registered: only the cleanup rule evicts it.
+  CHECK(get_provider(id).provider_id == id);
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a provider that does not answer "
+                 "in time is unavailable, one that refuses is rejected",
+                 "[gateway]") {
+  enroll();
+  auto lobby_id = new_lobby("room");
+  script->mode = "hang";
+  auto rh = self->request(lobbies, caf::infinite, atom::join_v, lobby_id,
+                          bot_join{"echo", "Slow", ""});
+  run();
+  advance(4s); // the dispatcher's timeout is 3 s
+  caf::error err;
+  rh.receive([](session&) { FAIL("a join without an answer succeeded"); },
+             [&](caf::error& e) { err = e; });
+  CHECK(code_of(err) == ec::unavailable);
+  script->mode = "reject";
+  err = ask_error<session>(lobbies, atom::join_v, lobby_id,
+                           bot_join{"echo", "Refused", ""});
+  CHECK(code_of(err) == ec::rejected);
+  CHECK(ask<lobby>(lobbies, atom::get_v, lobby_id).sessions.empty());
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
+                 "with lobby members", "[gateway]") {
+  auto id = enroll().provider_id;
+  auto room = new_lobby("room");
+  auto hall = new_lobby("hall");
+  auto a = join(room, "echo", "A");    // run-1: the provider keeps it
+  auto b = join(room, "greeter", "B"); // run-2: the provider lost it
+  auto c = join(hall, "echo", "C");    // run-3: the provider lost it
+  auto res = enroll({bot_run{a.run_id, "echo", room, a.session_id, "A"},
+                     bot_run{"run-x", "echo", room, "s-x", "X"}},
+                    id);
+  CHECK(res.provider_id == id);
+  CHECK(res.unknown_runs == std::vector<std::string>{"run-x"});
+  auto members = ask<lobby>(lobbies, atom::get_v, room).sessions;
+  REQUIRE(members.size() == 1);
+  CHECK(members[0].session_id == a.session_id);
+  CHECK(ask<lobby>(lobbies, atom::get_v, hall).sessions.empty());
+  // Durable: the snapshot holds exactly the kept member.
+  auto disk = load_lobbies(dir.path);
+  size_t on_disk = 0;
+  for (auto& l : disk)
+    for (auto& s : l.sessions) {
+      ++on_disk;
+      CHECK(s.session_id == a.session_id);
+    }
+  CHECK(on_disk == 1);
+  // The lost members were not stopped at the provider (it has no such runs).
+  CHECK(script->stops.empty());
+  (void) b;
+  (void) c;
+}
+
+TEST_CASE_METHOD(keyed_gateway_fixture, "gateway: a wrong or missing key "
+                 "changes nothing", "[gateway]") {
+  auto err = ask_error<registration_result>(
+    aut, atom::registration_v, caf_registration({}, "wrong"), host,
+    std::vector<bot_run>{});
+  CHECK(code_of(err) == ec::key_invalid);
+  err = ask_error<registration_result>(aut, atom::registration_v,
+                                       caf_registration(), host,
+                                       std::vector<bot_run>{});
+  CHECK(code_of(err) == ec::key_missing);
+  CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
+  auto ok = ask<registration_result>(aut, atom::registration_v,
+                                     caf_registration({}, "right-key"), host,
+                                     std::vector<bot_run>{});
+  CHECK_FALSE(ok.provider_id.empty());
+  err = ask_error<bool>(aut, atom::deregister_v, ok.provider_id,
+                        std::string{"wrong"});
+  CHECK(code_of(err) == ec::key_invalid);
+  CHECK(get_provider(ok.provider_id).provider_id == ok.provider_id);
+  CHECK(ask<bool>(aut, atom::deregister_v, ok.provider_id,
+                  std::string{"right-key"}));
+  CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: invalid registrations are "
+                 "refused before the registry sees them", "[gateway]") {
+  auto bad = caf_registration();
+  bad.name = std::string(300, 'x');
+  auto err = ask_error<registration_result>(aut, atom::registration_v, bad,
+                                            host, std::vector<bot_run>{});
+  CHECK(code_of(err) == ec::invalid);
+  bad = caf_registration();
+  bad.bots.push_back(bot_info{"bad name!", ""});
+  err = ask_error<registration_result>(aut, atom::registration_v, bad, host,
+                                       std::vector<bot_run>{});
+  CHECK(code_of(err) == ec::invalid);
+  CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
+}
