@@ -141,6 +141,26 @@ class CafProviderTest(ServerTestCase):
         self.assertEqual(self.sessions(s, lobby["id"]), [])
         self.wait_status(s, p.provider_id, "unreachable", 5)
 
+    def test_silent_provider_is_noticed_by_middleman_heartbeats(self):
+        s = self.start_server()
+        p = self.provider(s)
+        lobby = self.create_lobby(s)
+        # A frozen process sends nothing and closes nothing, like a network
+        # that silently went away: the connection timeout notices it.
+        p.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.wait_status(s, p.provider_id, "unreachable", 15)
+            status, headers, res = self.join(s, lobby["id"], "echo", "Echo")
+            self.assertEqual(status, 503, res)
+            self.assertIn("retry-after", headers)
+        finally:
+            p.proc.send_signal(signal.SIGCONT)
+        # Thawed, it finds its link gone, reconnects and is back.
+        self.assertEqual(p.wait_registered(15, after=1), p.provider_id)
+        self.wait_status(s, p.provider_id, "online", 15)
+        status, _, res = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, res)
+
     def test_provider_restarted_with_its_state_file_keeps_its_id(self):
         s = self.start_server()
         p = self.provider(s, "keeper")
