@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -245,6 +247,56 @@ std::string describe(const beast::error_code& ec) {
   return ec.message();
 }
 
+/// Idle keep-alive connections by "host:port", touched only on the pool's
+/// own strand (no lock). A connection goes back after a complete response
+/// that allows keep-alive; the next request to the same endpoint takes it.
+/// One the provider closed meanwhile fails at once and the request is
+/// retried on a new connection (see exchange::retry_fresh).
+class connection_pool : public std::enable_shared_from_this<connection_pool> {
+public:
+  static constexpr std::size_t max_idle_per_endpoint = 64;
+  static constexpr std::size_t max_endpoints = 1024;
+
+  explicit connection_pool(net::io_context& ioc) : strand_(net::make_strand(ioc)) {
+  }
+
+  /// Calls `then(optional<socket>)` on `ex` with an idle connection, if any.
+  template <class Executor, class Handler>
+  void take(std::string key, Executor ex, Handler then) {
+    net::post(strand_, [self = shared_from_this(), key = std::move(key), ex,
+                        then = std::move(then)]() mutable {
+      std::optional<tcp::socket> found;
+      if (auto i = self->idle_.find(key); i != self->idle_.end()) {
+        found.emplace(std::move(i->second.back()));
+        i->second.pop_back();
+        if (i->second.empty())
+          self->idle_.erase(i);
+      }
+      net::post(ex, [then = std::move(then), found = std::move(found)]() mutable {
+        then(std::move(found));
+      });
+    });
+  }
+
+  /// Keeps a connection for the next request to `key` (or closes it when
+  /// the pool is full).
+  void give(std::string key, tcp::socket sock) {
+    net::post(strand_, [self = shared_from_this(), key = std::move(key),
+                        sock = std::move(sock)]() mutable {
+      auto i = self->idle_.find(key);
+      if (i == self->idle_.end() && self->idle_.size() >= max_endpoints)
+        return; // sock closes here
+      auto& list = self->idle_[key];
+      if (list.size() < max_idle_per_endpoint)
+        list.push_back(std::move(sock));
+    });
+  }
+
+private:
+  net::strand<net::io_context::executor_type> strand_;
+  std::unordered_map<std::string, std::vector<tcp::socket>> idle_;
+};
+
 /// One request on its own strand and its own connection. Every handler holds
 /// a shared_ptr to it, so it lives until its last operation ends (or until
 /// the io_context drops the pending operations when the client stops).
@@ -252,9 +304,11 @@ class exchange : public std::enable_shared_from_this<exchange> {
 public:
   using executor = net::strand<net::io_context::executor_type>;
 
-  exchange(executor ex, url_parts url, bhttp::verb method, std::string body,
+  exchange(executor ex, std::shared_ptr<connection_pool> pool, url_parts url,
+           bhttp::verb method, std::string body,
            std::chrono::steady_clock::time_point deadline, completion done)
-    : resolver_(ex),
+    : pool_(std::move(pool)),
+      resolver_(ex),
       resolve_timer_(ex),
       stream_(ex),
       deadline_(deadline),
@@ -275,11 +329,12 @@ public:
     if (!body.empty())
       req_.set(bhttp::field::content_type, "application/json");
     req_.body() = std::move(body);
-    req_.keep_alive(false);
+    req_.keep_alive(true);
     req_.prepare_payload();
-    parser_.body_limit(http_client::max_body_bytes);
+    key_ = host_ + " " + port_;
+    parser_->body_limit(http_client::max_body_bytes);
     if (method == bhttp::verb::head)
-      parser_.skip(true); // a HEAD response has headers only
+      parser_->skip(true); // a HEAD response has headers only
   }
 
   /// The request's strand.
@@ -287,8 +342,35 @@ public:
     return stream_.get_executor();
   }
 
-  /// Runs on the strand.
+  /// Runs on the strand: an idle connection to the endpoint if there is
+  /// one, else a new one.
   void start() {
+    pool_->take(key_, get_executor(),
+                [self = shared_from_this()](std::optional<tcp::socket> sock) {
+                  if (self->phase_ != phase::resolving)
+                    return;
+                  if (!sock)
+                    return self->start_fresh();
+                  // The connection moves to this request's own socket.
+                  beast::error_code ec;
+                  auto protocol = sock->local_endpoint(ec).protocol();
+                  if (!ec) {
+                    auto fd = sock->release(ec);
+                    if (!ec)
+                      self->stream_.socket().assign(protocol, fd, ec);
+                  }
+                  if (ec)
+                    return self->start_fresh();
+                  self->reused_ = true;
+                  self->phase_ = phase::exchanging;
+                  self->stream_.expires_at(self->deadline_);
+                  self->send();
+                });
+  }
+
+private:
+  /// Resolves and connects.
+  void start_fresh() {
     // The stream's timer does not cover the resolver: a timer of our own
     // does, for the same deadline.
     resolve_timer_.expires_at(deadline_);
@@ -300,7 +382,27 @@ public:
       beast::bind_front_handler(&exchange::on_resolve, shared_from_this()));
   }
 
-private:
+  /// A reused connection failed before any answer: the provider closed it
+  /// while it was idle. Once, on a new connection.
+  bool retry_fresh(const beast::error_code& ec) {
+    if (!reused_ || got_bytes_ || std::chrono::steady_clock::now() >= deadline_)
+      return false;
+    if (ec == beast::error::timeout)
+      return false;
+    reused_ = false;
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+    stream_.socket() = tcp::socket{stream_.get_executor()};
+    buffer_.clear();
+    parser_.emplace();
+    parser_->body_limit(http_client::max_body_bytes);
+    if (req_.method() == bhttp::verb::head)
+      parser_->skip(true);
+    phase_ = phase::resolving;
+    start_fresh();
+    return true;
+  }
+
   void on_resolve_deadline(beast::error_code ec) {
     if (ec || phase_ != phase::resolving)
       return; // cancelled, or the lookup finished first
@@ -330,6 +432,10 @@ private:
       return fail(ec);
     beast::error_code ignored;
     stream_.socket().set_option(tcp::no_delay(true), ignored);
+    send();
+  }
+
+  void send() {
     bhttp::async_write(
       stream_, req_,
       beast::bind_front_handler(&exchange::on_write, shared_from_this()));
@@ -338,10 +444,27 @@ private:
   void on_write(beast::error_code ec, std::size_t) {
     if (phase_ != phase::exchanging)
       return;
-    if (ec)
+    if (ec) {
+      if (retry_fresh(ec))
+        return;
       return fail(ec);
+    }
+    bhttp::async_read_header(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&exchange::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (phase_ != phase::exchanging)
+      return;
+    if (ec) {
+      if (retry_fresh(ec))
+        return;
+      return fail(ec);
+    }
+    got_bytes_ = true;
     bhttp::async_read(
-      stream_, buffer_, parser_,
+      stream_, buffer_, *parser_,
       beast::bind_front_handler(&exchange::on_read, shared_from_this()));
   }
 
@@ -350,35 +473,46 @@ private:
       return;
     if (ec)
       return fail(ec);
-    auto& res = parser_.get();
+    auto& res = parser_->get();
     http_result r;
     r.status = static_cast<int>(res.result_int());
     r.body = std::move(res.body());
-    finish(std::move(r));
+    // Nothing may follow the response on a connection that goes back.
+    finish(std::move(r), res.keep_alive() && buffer_.size() == 0);
   }
 
   void fail(const beast::error_code& ec) {
     finish(failure(describe(ec)));
   }
 
-  void finish(http_result r) {
+  void finish(http_result r, bool keep = false) {
     phase_ = phase::done;
     r.timed_out = r.error == "timeout";
     beast::error_code ignored;
     resolve_timer_.cancel();
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    if (keep) {
+      stream_.expires_never();
+      pool_->give(key_, stream_.release_socket());
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream_.close();
+    }
     done_(std::move(r));
   }
 
   enum class phase { resolving, exchanging, done };
 
+  std::shared_ptr<connection_pool> pool_;
   tcp::resolver resolver_;
   net::steady_timer resolve_timer_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::string_body> req_;
-  bhttp::response_parser<bhttp::string_body> parser_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_{
+    std::in_place};
+  std::string key_;
+  bool reused_ = false;    // on a connection from the pool
+  bool got_bytes_ = false; // a response header arrived
   std::chrono::steady_clock::time_point deadline_;
   std::string host_;
   std::string port_;
@@ -395,6 +529,7 @@ struct http_client::impl {
   net::executor_work_guard<net::io_context::executor_type> work{
     ioc.get_executor()};
   std::vector<std::thread> threads;
+  std::shared_ptr<connection_pool> pool = std::make_shared<connection_pool>(ioc);
 
   /// Calls `done` with `error` from an I/O thread, never inline.
   void post_failure(completion done, std::string error) {
@@ -443,7 +578,8 @@ void http_client::request(std::string method, std::string url,
                        std::chrono::milliseconds{std::chrono::hours{24}});
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto ex = std::make_shared<exchange>(net::make_strand(impl_->ioc),
-                                       std::move(parts), verb, std::move(body),
+                                       impl_->pool, std::move(parts), verb,
+                                       std::move(body),
                                        deadline, std::move(c));
   net::post(ex->get_executor(), [ex] { ex->start(); });
 }

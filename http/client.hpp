@@ -69,8 +69,11 @@ std::string join_url(std::string_view base, std::string_view path);
 std::string encode_path_segment(std::string_view segment);
 
 /// The client. Thread-safe: `request` may be called from any thread at the
-/// same time. Each request uses a new connection (`Connection: close`) on
-/// its own strand.
+/// same time. Each request runs on its own strand. Connections are kept
+/// alive: after a complete response that allows it, the connection waits in
+/// a pool (at most 64 per endpoint) for the next request to the same
+/// host and port. A pooled connection that fails before any answer (the
+/// provider closed it while idle) is replaced by a new one, once.
 class http_client {
 public:
   /// Response bodies larger than this end in error "response too large".

@@ -42,6 +42,9 @@ enum class mode {
   hang,                // reads the request, never answers, keeps the socket
   close_at_once,       // closes right after accept, reads nothing
   close_after_request, // reads the request, closes without answering
+  keep_alive,          // answers every request of a connection, keeps it
+  answer_then_close,   // answers one request as if keeping the connection,
+                       // then closes it (an idle connection the peer closed)
 };
 
 const std::string json_body = R"({"status":"started","run_id":"r-1"})";
@@ -138,6 +141,10 @@ public:
     return requests_.load();
   }
 
+  int connections() const {
+    return connections_.load();
+  }
+
 private:
   void run() {
     for (;;) {
@@ -156,6 +163,23 @@ private:
   }
 
   void handle(int fd) {
+    ++connections_;
+    if (mode_ == mode::keep_alive || mode_ == mode::answer_then_close) {
+      for (;;) {
+        auto request = read_request(fd);
+        if (request.empty())
+          break;
+        ++requests_;
+        if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                          "\r\nContent-Length: "
+                            + std::to_string(json_body.size()) + "\r\n\r\n"
+                            + json_body)
+            || mode_ == mode::answer_then_close)
+          break;
+      }
+      ::close(fd);
+      return;
+    }
     if (mode_ == mode::close_at_once) {
       ::close(fd);
       return;
@@ -226,6 +250,7 @@ private:
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> requests_{0};
+  std::atomic<int> connections_{0};
   bool recorded_ = false; // server thread only
   std::promise<std::string> first_request_promise_;
   std::future<std::string> first_request_;
@@ -330,7 +355,8 @@ TEST_CASE("http client: POST with a JSON body gets the JSON answer",
   CHECK(req.find("\r\nContent-Length: " + std::to_string(body.size())
                  + "\r\n")
         != std::string::npos);
-  CHECK(req.find("\r\nConnection: close\r\n") != std::string::npos);
+  // HTTP/1.1 keeps the connection by default.
+  CHECK(req.find("\r\nConnection: close\r\n") == std::string::npos);
   CHECK(req.size() > body.size());
   CHECK(req.substr(req.size() - body.size()) == body);
 }
@@ -683,4 +709,43 @@ TEST_CASE("http client: join_url and encode_path_segment", "[http_client]") {
     u));
   CHECK(u.host == "::1");
   CHECK(u.target == "/p/bots/runs/a%20b%2Fc/stop");
+}
+
+// -- keep-alive -------------------------------------------------------------------
+
+TEST_CASE("http client: requests to one endpoint share a kept-alive "
+          "connection",
+          "[http_client]") {
+  test_server server{mode::keep_alive};
+  http_client client{1};
+  for (int i = 0; i < 5; ++i) {
+    probe p;
+    client.request("POST", server.url("/bots/echo/join"), "{}", 5000ms,
+                   p.callback());
+    auto r = p.wait();
+    CHECK(r.status == 200);
+    CHECK(r.body == json_body);
+  }
+  CHECK(server.requests() == 5);
+  CHECK(server.connections() == 1);
+}
+
+TEST_CASE("http client: a kept connection the provider closed is replaced "
+          "once",
+          "[http_client]") {
+  test_server server{mode::answer_then_close};
+  http_client client{1};
+  for (int i = 0; i < 3; ++i) {
+    probe p;
+    client.request("POST", server.url("/bots/echo/join"), "{}", 5000ms,
+                   p.callback());
+    auto r = p.wait();
+    CAPTURE(i, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == json_body);
+  }
+  // Each request after the first found a closed connection and made a new
+  // one; none failed and none was sent twice.
+  CHECK(server.requests() == 3);
+  CHECK(server.connections() == 3);
 }

@@ -308,6 +308,15 @@ class FakeProvider:
         class Httpd(http.server.ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            open_sockets = set()  # kept-alive connections, closed by refuse()
+
+            def process_request(self, request, client_address):
+                self.open_sockets.add(request)
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request):
+                self.open_sockets.discard(request)
+                super().shutdown_request(request)
 
             def handle_error(self, request, client_address):
                 pass  # the server hung up (a timeout, a kill): expected here
@@ -327,6 +336,13 @@ class FakeProvider:
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
+            # A stopped provider's connections end too (the server keeps
+            # connections alive between calls).
+            for sock in list(self.httpd.open_sockets):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self.httpd = None
 
     def listen_again(self):
