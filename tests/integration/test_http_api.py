@@ -23,7 +23,7 @@ class ErrorShapeTest(ServerTestCase):
         self.s = self.start_server()
 
     def test_unknown_route_is_404_not_found(self):
-        for path in ["/api/nothing-here", "/", "/api", "/api/lobby/a/b/c", "/api/bots/x/y/z"]:
+        for path in ["/api/nothing-here", "/nothing.js", "/api", "/api/lobby/a/b/c", "/api/bots/x/y/z"]:
             with self.subTest(path=path):
                 self.assertEqual(self.s.request("GET", path)[::2],
                                  (404, {"detail": "Not Found", "code": "not_found"}))
