@@ -176,6 +176,7 @@ function onEvent(ev) {
   switch (ev.type) {
     case 'members':
       state.members = new Map(ev.members.map((m) => [m.session_id, m]));
+      state.lobby.name = ev.name;
       $('#lobby-title').textContent = ev.name;
       break;
     case 'member_joined':
@@ -204,6 +205,8 @@ function renderMembers() {
     return li;
   });
   $('#members').replaceChildren(...items);
+  const current = $('#lobby-list li.current');
+  if (current && state.lobby) current.textContent = `${state.lobby.name} (${items.length})`;
   if (!items.length) $('#members').append(el('li', { className: 'empty', textContent: 'nobody yet' }));
 }
 
@@ -266,17 +269,17 @@ async function joinWithRetries(lobbyId, bot, nick) {
   for (let attempt = 1; ; attempt++) {
     const res = await call('POST', `api/bots/${encodeURIComponent(bot)}/join`, { lobby_id: lobbyId, nick });
     if (res.status === 200) {
-      logJoin(`attempt ${attempt}: ${nick} (${bot}) joined`, 'joined');
+      logJoin(`${nick} (${bot}) joined on attempt ${attempt}`, 'joined');
       return true;
     }
     const retriable = res.status === 503 || res.status === 404 || res.status === 0;
     if (!retriable || attempt > MAX_RETRIES) {
       const why = retriable ? `gave up after ${attempt} attempts` : 'not retried';
-      logJoin(`attempt ${attempt}: ${detail(res)}; ${why}: ${nick} (${bot}) was not added`, 'failed');
+      logJoin(`${nick} (${bot}), attempt ${attempt}: ${detail(res)}; ${why}: ${nick} was not added`, 'failed');
       return false;
     }
     const wait = retryAfter(res);
-    logJoin(`attempt ${attempt}: ${detail(res)}; retrying in ${wait} s`, 'retry');
+    logJoin(`${nick} (${bot}), attempt ${attempt}: ${detail(res)}; retrying in ${wait} s`, 'retry');
     await sleep(wait * 1000);
   }
 }
