@@ -4,7 +4,7 @@ joins, leaves and chat in order, refused upgrades, bad messages, and a slow
 subscriber that is dropped while the lobby keeps working. Also the lobby page
 that the server serves (web/)."""
 
-import socket
+import signal
 import time
 import unittest
 
@@ -176,6 +176,17 @@ class LobbyEventsTest(ServerTestCase):
             while True:
                 slow.recv_text(timeout=5)
         self.assertLess(time.monotonic() - start, 60)
+
+    def test_sigterm_with_open_sockets_exits_cleanly(self):
+        room = self.create_lobby(self.s)
+        for _ in range(3):
+            self.ws(room["id"]).recv_json()
+        t0 = time.monotonic()
+        self.assertEqual(self.s.stop(signal.SIGTERM), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        # The pages find their sockets closed.
+        with self.assertRaises((Closed, OSError)):
+            self.sockets[0].recv_json(timeout=2)
 
     def test_under_a_base_path(self):
         s = self.start_server("--base-path", "/vb")
