@@ -88,6 +88,14 @@ using dispatcher_actor = caf::typed_actor<
   // Forget a CAF provider's actor (it deregistered).
   caf::reacts_to<atom::deregister, std::string>>;
 
+/// A live view of one lobby (one WebSocket connection): the lobby sends it
+/// its members once, then every event, and never waits for it.
+using lobby_subscriber_actor = caf::typed_actor<
+  // Subscribed: the lobby with its members as of now.
+  caf::reacts_to<atom::subscribe, lobby>,
+  // Something happened in the lobby.
+  caf::reacts_to<atom::event, lobby_event>>;
+
 /// One lobby: owns its members and handles joins.
 using lobby_actor = caf::typed_actor<
   // The lobby with its members.
@@ -104,7 +112,13 @@ using lobby_actor = caf::typed_actor<
   // and whose runs it no longer has are removed, durably; answers the run
   // ids of that provider the lobby still has.
   caf::replies_to<atom::reconcile, std::string, std::vector<std::string>,
-                  double>::with<std::vector<std::string>>>;
+                  double>::with<std::vector<std::string>>,
+  // Send the members, then every event, to a subscriber until it dies.
+  caf::reacts_to<atom::subscribe, lobby_subscriber_actor>,
+  // A member says something (session id, text); others are ignored.
+  caf::reacts_to<atom::say, std::string, std::string>,
+  // Someone on a lobby page says something (nick, text).
+  caf::reacts_to<atom::chat, std::string, std::string>>;
 
 /// The directory of lobbies: creates them, lists them, routes to them, and
 /// owns lobbies.json.
@@ -132,6 +146,8 @@ using lobby_directory_actor = caf::typed_actor<
                   double>::with<std::vector<std::string>>,
   // A bot member says something in its lobby (lobby id, session id, text).
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
+  // The actor of a lobby, to subscribe to its events.
+  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>,
   // Write the current state now; answered once durable.
   caf::replies_to<atom::flush>::with<uint64_t>>;
 
@@ -148,6 +164,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::registry_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::cleanup_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::dispatcher_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_subscriber_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::bot_host_actor))

@@ -13,6 +13,7 @@
 #include "model/clock.hpp"
 #include "model/ids.hpp"
 #include "model/snapshot_codec.hpp"
+#include "model/validate.hpp"
 
 namespace vb {
 
@@ -126,6 +127,8 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
       .then(
           [this, key, j, p, session_id](std::string& run_id) {
             self->send(peers.registry, atom::seen_v, p.provider_id);
+            // The record the bot's lobby events go out with.
+            providers[p.provider_id] = p;
             session s;
             s.session_id = session_id;
             s.nick = j.nick;
@@ -159,6 +162,7 @@ void lobby_state::accepted(const join_key& key, session s) {
   value.sessions.push_back(m);
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
+  emit("member_joined", s);
   publish(member_change{value.id, std::move(m), {}}, true,
           [this, key, s](const caf::error& err) { finish(key, err, s); });
 }
@@ -187,8 +191,106 @@ session lobby_state::add_person(const std::string& nick) {
   value.sessions.push_back(m);
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
+  emit("member_joined", s);
   publish(member_change{value.id, std::move(m), {}}, false, nullptr);
   return s;
+}
+
+void lobby_state::subscribe(lobby_subscriber_actor sub) {
+  if (!sub)
+    return;
+  self->monitor(sub);
+  // The members first: every later event is sent after this message, so
+  // the subscriber sees them in order.
+  self->send(sub, atom::subscribe_v, to_lobby(value));
+  subscribers.push_back(std::move(sub));
+  spdlog::debug("lobby {}: subscriber added ({} live)", value.id,
+                subscribers.size());
+}
+
+void lobby_state::unsubscribe(const caf::actor_addr& who) {
+  auto i = std::find_if(subscribers.begin(), subscribers.end(),
+                        [&](const auto& s) { return s.address() == who; });
+  if (i == subscribers.end())
+    return;
+  // Order among subscribers does not matter: swap and pop, O(1).
+  std::swap(*i, subscribers.back());
+  subscribers.pop_back();
+  spdlog::debug("lobby {}: subscriber gone ({} live)", value.id,
+                subscribers.size());
+}
+
+void lobby_state::emit(const char* type, const session& member,
+                       std::string text) {
+  lobby_event ev{type, value.id, member, std::move(text), unix_now()};
+  for (auto& sub : subscribers)
+    self->send(sub, atom::event_v, ev);
+  for (auto& kvp : bots) {
+    auto& bot = kvp.second->value;
+    // A bot never hears about itself: not its own join, nor its own lines.
+    if (bot.session_id != member.session_id)
+      tell_bot(bot, ev);
+  }
+}
+
+void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
+  if (auto i = providers.find(bot.provider_id); i != providers.end()) {
+    self->send(peers.dispatcher, atom::event_v, i->second, bot.run_id, ev);
+    return;
+  }
+  // A bot loaded from disk: its provider's record is asked for once, and
+  // the events wait for it in order.
+  auto& queue = awaiting[bot.provider_id];
+  queue.emplace_back(bot.run_id, ev);
+  if (queue.size() > 1)
+    return;
+  auto provider_id = bot.provider_id;
+  self->request(peers.registry, peers.timeout, atom::get_v, provider_id)
+    .then(
+      [this, provider_id](provider& p) {
+        auto& rec = providers[provider_id] = std::move(p);
+        auto queued = std::move(awaiting[provider_id]);
+        awaiting.erase(provider_id);
+        for (auto& [run_id, ev] : queued)
+          self->send(peers.dispatcher, atom::event_v, rec, run_id, ev);
+      },
+      [this, provider_id](caf::error& err) {
+        auto n = awaiting[provider_id].size();
+        awaiting.erase(provider_id);
+        spdlog::warn("lobby {}: {} events for bots of provider {} dropped: {}",
+                     value.id, n, provider_id, to_string(err));
+      });
+}
+
+void lobby_state::say(const std::string& session_id, const std::string& text) {
+  auto& ss = value.sessions;
+  auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
+    return m->value.session_id == session_id;
+  });
+  if (i == ss.end()) {
+    spdlog::debug("lobby {}: a line from non-member {} ignored", value.id,
+                  session_id);
+    return;
+  }
+  if (text.empty() || !printable(text, true)
+      || utf8_length(text) > max_chat_length) {
+    spdlog::warn("lobby {}: an invalid line from {} ignored", value.id,
+                 (*i)->value.nick);
+    return;
+  }
+  auto member = (*i)->value;
+  emit("chat", member, text);
+}
+
+void lobby_state::chat(const std::string& nick, const std::string& text) {
+  // Checked by the front end already; the lobby does not trust it blindly.
+  if (nick.empty() || !printable(nick) || utf8_length(nick) > max_name_length
+      || text.empty() || !printable(text, true)
+      || utf8_length(text) > max_chat_length)
+    return;
+  session speaker;
+  speaker.nick = nick;
+  emit("chat", speaker, text);
 }
 
 void lobby_state::publish(member_change change, bool durable,
@@ -219,6 +321,8 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
     if (m->value.is_bot)
       st.bots.emplace(lobby_state::join_key{m->value.bot_name, m->value.nick},
                       m);
+  self->set_down_handler(
+    [=](caf::down_msg& dm) { self->state.unsubscribe(dm.source); });
   return {
       [=](atom::get) { return to_lobby(self->state.value); },
       [=](atom::join, const bot_join& j) -> caf::result<session> {
@@ -252,10 +356,12 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         }
         if (gone.empty())
           return kept;
-        for (auto& s : gone)
+        for (auto& s : gone) {
           spdlog::info("left: '{}' from lobby {} (session {}): provider {} "
                        "no longer runs it",
                        s.nick, st.value.id, s.session_id, provider_id);
+          st.emit("member_left", s);
+        }
         // One durable write for all of them: the last change waits for it.
         for (size_t k = 0; k + 1 < gone.size(); ++k)
           st.publish(member_change{st.value.id, nullptr, gone[k].session_id},
@@ -284,6 +390,7 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
           st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
         spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
                      st.value.id, s.session_id);
+        st.emit("member_left", s);
         member_change change{st.value.id, nullptr, s.session_id};
         if (!s.is_bot) {
           st.publish(std::move(change), false, nullptr);
@@ -318,6 +425,15 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
                   });
         });
         return rp;
+      },
+      [=](atom::subscribe, lobby_subscriber_actor sub) {
+        self->state.subscribe(std::move(sub));
+      },
+      [=](atom::say, const std::string& session_id, const std::string& text) {
+        self->state.say(session_id, text);
+      },
+      [=](atom::chat, const std::string& nick, const std::string& text) {
+        self->state.chat(nick, text);
       },
   };
 }
@@ -576,9 +692,17 @@ lobby_directory_actor::behavior_type lobby_directory(
               });
         return rp;
       },
-      [=](atom::say, const std::string&, const std::string&,
-          const std::string&) {
-        // Lobby chat arrives with the live lobby events (WebSocket).
+      [=](atom::say, const std::string& lobby_id,
+          const std::string& session_id, const std::string& text) {
+        if (auto e = self->state.find(lobby_id))
+          self->send(e->actor, atom::say_v, session_id, text);
+      },
+      [=](atom::subscribe,
+          const std::string& id) -> caf::result<lobby_actor> {
+        auto e = self->state.find(id);
+        if (e == nullptr)
+          return make_error(ec::not_found, "Lobby not found");
+        return e->actor;
       },
       [=](atom::flush) -> caf::result<uint64_t> {
         auto rp = self->make_response_promise<uint64_t>();

@@ -60,6 +60,16 @@ struct lobby_state {
   std::map<join_key, std::shared_ptr<const lobby_image::member>> bots;
   /// Joins in flight: identical requests wait for the first one's answer.
   std::map<join_key, std::vector<session_promise>> pending;
+  /// Live subscribers (WebSocket connections), each monitored: a dead one
+  /// is forgotten.
+  std::vector<lobby_subscriber_actor> subscribers;
+  /// The provider records of bot members, by provider id, for lobby events.
+  std::unordered_map<std::string, provider> providers;
+  /// Events for bots whose provider record is being asked of the registry,
+  /// by provider id, in order: (run id, event).
+  std::unordered_map<std::string,
+                     std::vector<std::pair<std::string, lobby_event>>>
+    awaiting;
 
   const session* find_bot(const std::string& bot_name,
                           const std::string& nick) const;
@@ -70,6 +80,19 @@ struct lobby_state {
   void accepted(const join_key& key, session s);
   void finish(const join_key& key, const caf::error& err, const session& s);
   session add_person(const std::string& nick);
+  /// Adds a subscriber and sends it the members.
+  void subscribe(lobby_subscriber_actor sub);
+  /// Forgets a subscriber that died.
+  void unsubscribe(const caf::actor_addr& who);
+  /// Sends an event to every subscriber and to every bot member but the one
+  /// it is about, without waiting for any of them.
+  void emit(const char* type, const session& member, std::string text = {});
+  /// Sends an event to one bot member through the dispatcher.
+  void tell_bot(const session& bot, const lobby_event& ev);
+  /// A member says something; non-members and bad lines are ignored.
+  void say(const std::string& session_id, const std::string& text);
+  /// Someone on a lobby page says something.
+  void chat(const std::string& nick, const std::string& text);
   /// Tells the directory of a change; `done` runs once it is durable
   /// (durable updates) or right away.
   void publish(member_change change, bool durable,

@@ -49,6 +49,8 @@ VB_ADD_ATOM(seen, "seen")
 VB_ADD_ATOM(event, "event")
 VB_ADD_ATOM(say, "say")
 VB_ADD_ATOM(reconcile, "reconcile")
+VB_ADD_ATOM(subscribe, "subscribe")
+VB_ADD_ATOM(chat, "chat")
 
 namespace vb {
 

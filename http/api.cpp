@@ -10,6 +10,7 @@
 
 #include "actors/stats.hpp"
 #include "http/routes.hpp"
+#include "http/web_assets.hpp"
 #include "model/json.hpp"
 #include "model/validate.hpp"
 
@@ -197,7 +198,33 @@ void ask(caf::actor_system& sys, const Handle& target, api_respond respond,
 
 } // namespace
 
+void api::find_lobby(const std::string& lobby_id,
+                     std::function<void(api_reply, lobby_actor)> found) const {
+  if (auto err = check_id_path(lobby_id, "lobby_id"))
+    return found(validation_failed(std::move(*err)), lobby_actor{});
+  be_.sys->spawn([=, target = be_.lobbies](caf::event_based_actor* self) {
+    self->request(target, bridge_timeout, atom::subscribe_v, lobby_id)
+      .then([=](lobby_actor& l) { found(api_reply{}, l); },
+            [=](caf::error& err) { found(error_reply(err), lobby_actor{}); });
+  });
+}
+
 void api::handle(const api_request& req, api_respond respond) const {
+  // The lobby page and its files (embedded from web/ at build time).
+  if (req.method == "GET") {
+    if (req.path.empty()) {
+      // "/base" → "/base/", so the page's relative URLs resolve under it.
+      auto r = api_reply{308, {}, {}, nullptr};
+      r.headers.emplace_back("Location", opts_.base_path + "/");
+      return respond(std::move(r));
+    }
+    if (auto asset = find_web_asset(req.path == "/" ? "/index.html" : req.path)) {
+      api_reply r{200, {}, {}, asset->body};
+      r.headers.emplace_back("Content-Type", asset->content_type);
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      return respond(std::move(r));
+    }
+  }
   auto m = match_route(req.method, req.path);
   auto& sys = *be_.sys;
   auto& p = m.params;
@@ -363,6 +390,12 @@ void api::handle(const api_request& req, api_respond respond) const {
                               {"lobby_id", lobby_id}});
         },
         atom::leave_v, *parsed.value);
+    }
+    case route_id::lobby_events: {
+      // Only a WebSocket upgrade is served here (http/lobby_socket.cpp).
+      auto r = error(426, "WebSocket upgrade required", "upgrade_required");
+      r.headers.emplace_back("Upgrade", "websocket");
+      return respond(std::move(r));
     }
     case route_id::method_not_allowed: {
       auto r = error(405, "Method Not Allowed", "method_not_allowed");

@@ -56,6 +56,17 @@ public:
   /// Handles one request; `respond` is called exactly once.
   void handle(const api_request& req, api_respond respond) const;
 
+  /// Finds the actor of a lobby for its live events (GET /ws/lobby/{id}):
+  /// `found` is called once, inline or from a CAF thread: with the lobby's
+  /// actor, or with an invalid handle and the error reply (422 for a bad id,
+  /// 404 for an unknown lobby).
+  void find_lobby(const std::string& lobby_id,
+                  std::function<void(api_reply, lobby_actor)> found) const;
+
+  caf::actor_system& system() const {
+    return *be_.sys;
+  }
+
   /// The reply for an error body with a status (404 routes, 413, ...).
   static api_reply error(unsigned status, std::string_view detail,
                          std::string_view code);

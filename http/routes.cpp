@@ -67,6 +67,7 @@ const std::vector<route_entry>& route_table() {
     {"GET", "/api/bots", route_id::bot_list},
     {"POST", "/api/bots/{bot_name}/join", route_id::bot_join},
     {"POST", "/api/bots/leave", route_id::bot_leave},
+    {"GET", "/ws/lobby/{lobby_id}", route_id::lobby_events},
   };
   return table;
 }

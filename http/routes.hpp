@@ -23,6 +23,7 @@ enum class route_id {
   bot_list,
   bot_join,
   bot_leave,
+  lobby_events,       // the WebSocket of live lobby events
   not_found,          // no route has this path
   method_not_allowed, // a route has this path, with other methods
 };

@@ -14,9 +14,12 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
+#include "http/lobby_socket.hpp"
+#include "http/routes.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -148,6 +151,11 @@ private:
     }
     if (req.method() == bhttp::verb::options && !origin_.empty())
       return write(preflight(req));
+    if (boost::beast::websocket::is_upgrade(req)) {
+      auto m = match_route("GET", path);
+      if (m.id == route_id::lobby_events)
+        return upgrade(req, m.params.at(0));
+    }
     api_request ar;
     ar.method = method_;
     ar.path = path;
@@ -171,6 +179,42 @@ private:
       });
     });
     handling_ = false;
+  }
+
+  /// GET /ws/lobby/{id} with a WebSocket upgrade: once the lobby is known,
+  /// the socket goes to a lobby socket (http/lobby_socket.cpp); an unknown
+  /// lobby is an ordinary 404 answer.
+  void upgrade(request_t& req, const std::string& lobby_id) {
+    // A page of another site may not open it (cross-site WebSocket use),
+    // unless its origin is allowed for CORS.
+    if (!origin_.empty() && !same_origin(req) && !origin_allowed())
+      return write(api::error(403, "Origin not allowed", "origin_not_allowed"));
+    srv_.api->find_lobby(
+      lobby_id, [self = shared_from_this()](api_reply err, lobby_actor l) {
+        net::post(self->stream_.get_executor(),
+                  [self, err = std::move(err), l = std::move(l)]() mutable {
+                    if (!l)
+                      return self->write(std::move(err));
+                    self->hand_over(std::move(l));
+                  });
+      });
+  }
+
+  /// On the strand: the connection becomes a WebSocket; this object ends.
+  void hand_over(lobby_actor l) {
+    --srv_.in_flight;
+    start_lobby_socket(std::move(stream_), parser_->release(), srv_.api->system(),
+                       std::move(l), srv_.connections);
+  }
+
+  /// True when the Origin header names the host the request was sent to.
+  bool same_origin(const request_t& req) const {
+    auto host = req[bhttp::field::host];
+    auto scheme_end = origin_.find("://");
+    if (host.empty() || scheme_end == std::string::npos)
+      return false;
+    return std::string_view{origin_}.substr(scheme_end + 3)
+           == std::string_view{host.data(), host.size()};
   }
 
   bool origin_allowed() const {

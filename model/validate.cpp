@@ -413,6 +413,8 @@ constexpr string_rule required_id_rule{true, false, 1, max_id_length,
                                        charset::printable};
 constexpr string_rule optional_id_rule{false, true, 0, max_id_length,
                                        charset::printable};
+constexpr string_rule chat_text_rule{true, false, 1, max_chat_length,
+                                     charset::text};
 
 /// Checks the contents of a string against its rule, in pydantic's order:
 /// encoding, length, then characters or pattern.
@@ -478,6 +480,20 @@ public:
       return false;
     out = s;
     return true;
+  }
+
+  /// Reads a required string field that must be `expected` (a message's
+  /// "type"); pydantic's "unexpected value" otherwise.
+  void constant(const char* key, const char* expected) {
+    std::string value;
+    if (!string(key, name_rule, value) || value == expected)
+      return;
+    errors_.push_back({at(loc_, key),
+                       std::string{"unexpected value; permitted: '"} + expected
+                         + "'",
+                       "value_error.const",
+                       json{{"given", value},
+                            {"permitted", json::array({expected})}}});
   }
 
   /// Reads an optional boolean field (missing or null: `out` unchanged).
@@ -687,6 +703,15 @@ parse_result<leave_request> parse_leave_request(std::string_view body) {
     body, empty_body::missing, [](object_fields& f, leave_request& x) {
       f.string("session_id", required_id_rule, x.session_id);
       f.string("lobby_id", optional_id_rule, x.lobby_id);
+    });
+}
+
+parse_result<chat_line> parse_chat_line(std::string_view message) {
+  return parse_body<chat_line>(
+    message, empty_body::missing, [](object_fields& f, chat_line& x) {
+      f.constant("type", "chat");
+      f.string("nick", name_rule, x.nick);
+      f.string("text", chat_text_rule, x.text);
     });
 }
 

@@ -79,6 +79,7 @@ constexpr std::size_t max_url_length = 2048;
 constexpr std::size_t max_id_length = 128; // provider_key and every id
 constexpr std::size_t max_bots = 256;      // bots in one registration
 constexpr std::string_view bot_name_pattern = "^[A-Za-z0-9_.-]{1,64}$";
+constexpr std::size_t max_chat_length = 2000; // one chat line, code points
 
 // -- request bodies ------------------------------------------------------------
 
@@ -100,6 +101,17 @@ parse_result<join_request> parse_join_request(std::string_view body);
 
 /// POST /api/bots/leave.
 parse_result<leave_request> parse_leave_request(std::string_view body);
+
+/// A chat line from a lobby page over the WebSocket:
+/// {"type":"chat","nick":...,"text":...}.
+struct chat_line {
+  std::string nick;
+  std::string text;
+};
+
+/// One WebSocket message of a lobby page; locs are ["body", field]. The
+/// text may hold newlines and tabs, up to max_chat_length code points.
+parse_result<chat_line> parse_chat_line(std::string_view message);
 
 /// The rules of parse_provider_registration applied to a registration that
 /// did not come from JSON (the CAF gateway); locs as for the HTTP body.

@@ -7,6 +7,7 @@
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "model/validate.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -19,6 +20,13 @@ struct provider_script {
   std::map<std::string, std::string> mode;
   std::vector<std::pair<std::string, dispatch_request>> joins;
   std::vector<std::string> stops;
+  /// Lobby events sent to bots: provider name, run id, event.
+  struct bot_event {
+    std::string provider;
+    std::string run_id;
+    lobby_event event;
+  };
+  std::vector<bot_event> events;
   int next_run = 0;
 };
 
@@ -45,8 +53,10 @@ mock_dispatcher(dispatcher_actor::pointer self,
     [=](atom::done, uint64_t, const http_reply&) {
       FAIL("no HTTP client in this test");
     },
-    [=](atom::event, const provider&, const std::string&,
-        const lobby_event&) {},
+    [=](atom::event, const provider& p, const std::string& run_id,
+        const lobby_event& ev) {
+      script->events.push_back({p.name, run_id, ev});
+    },
     [=](atom::registration, const std::string&, bot_host_actor) {
       return true;
     },
@@ -311,4 +321,237 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: lobbies and bot members come back "
   // Creating it again by name gives the loaded one.
   CHECK(create("room").id == saved.id);
   CHECK(stats->members == 1);
+}
+
+// -- live lobby events ---------------------------------------------------------
+
+namespace {
+
+/// What a subscriber saw: "members" once, then the events' types.
+struct feed {
+  std::vector<std::string> seen;
+  lobby members;
+  std::vector<lobby_event> events;
+};
+
+lobby_subscriber_actor::behavior_type
+recorder(lobby_subscriber_actor::pointer, std::shared_ptr<feed> f) {
+  return {
+    [=](atom::subscribe, const lobby& l) {
+      f->seen.push_back("members");
+      f->members = l;
+    },
+    [=](atom::event, const lobby_event& ev) {
+      f->seen.push_back(ev.type);
+      f->events.push_back(ev);
+    },
+  };
+}
+
+struct events_fixture : lobby_fixture {
+  std::vector<caf::actor> spawned;
+
+  lobby_actor lobby_of(const std::string& id) {
+    return ask<lobby_actor>(aut, atom::subscribe_v, id);
+  }
+
+  std::shared_ptr<feed> subscribe(const std::string& lobby_id) {
+    auto f = std::make_shared<feed>();
+    auto sub = sys.spawn(recorder, f);
+    spawned.push_back(caf::actor_cast<caf::actor>(sub));
+    self->send(lobby_of(lobby_id), atom::subscribe_v, sub);
+    run();
+    return f;
+  }
+
+  session person(const std::string& lobby_id, const std::string& nick) {
+    return ask<session>(aut, atom::add_v, lobby_id, nick);
+  }
+
+  size_t live_subscribers(const std::string& lobby_id) {
+    auto ptr = caf::actor_cast<lobby_actor::stateful_pointer<lobby_state>>(
+      lobby_of(lobby_id));
+    return ptr->state.subscribers.size();
+  }
+
+  /// The events bots got, as "run: type nick" lines.
+  std::vector<std::string> bot_events() {
+    std::vector<std::string> out;
+    for (auto& e : script->events)
+      out.push_back(e.run_id + ": " + e.event.type + " " + e.event.member.nick
+                    + (e.event.text.empty() ? "" : " " + e.event.text));
+    return out;
+  }
+
+  ~events_fixture() {
+    for (auto& a : spawned)
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+  }
+};
+
+using strings = std::vector<std::string>;
+
+} // namespace
+
+TEST_CASE_METHOD(events_fixture, "lobby events: a subscriber gets the members, "
+                 "then joins, leaves and chat in order", "[lobby][events]") {
+  start();
+  add_provider("alpha", {"echo", "greeter"});
+  auto room = create("room");
+  auto echo = join(room.id, "echo", "Echo");
+  auto alice = person(room.id, "alice");
+  CHECK(code_of(ask_error<lobby_actor>(aut, atom::subscribe_v,
+                                       std::string{"no-such-lobby"}))
+        == ec::not_found);
+
+  auto f = subscribe(room.id);
+  REQUIRE(f->seen == strings{"members"});
+  REQUIRE(f->members.sessions.size() == 2);
+  CHECK(f->members.id == room.id);
+  CHECK(f->members.sessions[0].session_id == echo.session_id);
+  CHECK(f->members.sessions[1].session_id == alice.session_id);
+
+  auto bob = person(room.id, "bob");
+  auto greeter = join(room.id, "greeter", "Greeter");
+  CHECK(ask<bool>(aut, atom::remove_v, room.id, alice.session_id));
+  self->send(lobby_of(room.id), atom::chat_v, std::string{"carol"},
+             std::string{"hello"});
+  run();
+  REQUIRE(f->seen == strings{"members", "member_joined", "member_joined",
+                             "member_left", "chat"});
+  CHECK(f->events[0].member.session_id == bob.session_id);
+  CHECK_FALSE(f->events[0].member.is_bot);
+  CHECK(f->events[1].member.session_id == greeter.session_id);
+  CHECK(f->events[1].member.is_bot);
+  CHECK(f->events[1].member.run_id == greeter.run_id);
+  CHECK(f->events[2].member.nick == "alice");
+  CHECK(f->events[3].member.nick == "carol");
+  CHECK(f->events[3].member.session_id.empty());
+  CHECK(f->events[3].text == "hello");
+  for (auto& ev : f->events) {
+    CHECK(ev.lobby_id == room.id);
+    CHECK(ev.at > 0);
+  }
+  // A join that fails publishes nothing.
+  script->mode["alpha"] = "reject";
+  CHECK(code_of(join_error(room.id, "echo", "Echo 2")) == ec::rejected);
+  CHECK(f->events.size() == 4);
+}
+
+TEST_CASE_METHOD(events_fixture, "lobby events: bots hear every event but "
+                 "their own", "[lobby][events]") {
+  start();
+  add_provider("alpha", {"echo", "greeter"});
+  auto room = create("room");
+  auto echo = join(room.id, "echo", "Echo");       // run-1
+  auto greeter = join(room.id, "greeter", "Greeter"); // run-2
+  auto f = subscribe(room.id);
+  person(room.id, "alice");
+  self->send(lobby_of(room.id), atom::chat_v, std::string{"alice"},
+             std::string{"hi there"});
+  run();
+  // The echo bot answers through the directory (the provider gateway's way).
+  self->send(aut, atom::say_v, room.id, echo.session_id,
+             std::string{"hi there"});
+  run();
+  CHECK(bot_events() == strings{
+    "run-1: member_joined Greeter",
+    "run-1: member_joined alice", "run-2: member_joined alice",
+    "run-1: chat alice hi there", "run-2: chat alice hi there",
+    "run-2: chat Echo hi there",
+  });
+  for (auto& e : script->events)
+    CHECK(e.provider == "alpha");
+  REQUIRE(f->events.size() == 3);
+  CHECK(f->events[2].type == "chat");
+  CHECK(f->events[2].member.session_id == echo.session_id);
+  CHECK(f->events[2].member.is_bot);
+  CHECK(f->events[2].text == "hi there");
+  // A bot that left hears nothing more.
+  CHECK(ask<bool>(aut, atom::remove_v, room.id, greeter.session_id));
+  auto before = script->events.size();
+  person(room.id, "bob");
+  REQUIRE(script->events.size() == before + 1);
+  CHECK(script->events.back().run_id == "run-1");
+}
+
+TEST_CASE_METHOD(events_fixture, "lobby events: lines from non-members and "
+                 "bad lines are ignored", "[lobby][events]") {
+  start();
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  auto other = create("other");
+  auto echo = join(room.id, "echo", "Echo");
+  auto stranger = join(other.id, "echo", "Echo");
+  auto f = subscribe(room.id);
+  auto say = [&](const std::string& lobby_id, const std::string& session_id,
+                 const std::string& text) {
+    self->send(aut, atom::say_v, lobby_id, session_id, text);
+    run();
+  };
+  say(room.id, "not-a-member", "hello");
+  say(room.id, stranger.session_id, "hello"); // a member of another lobby
+  say("no-such-lobby", echo.session_id, "hello");
+  say(room.id, echo.session_id, "");
+  say(room.id, echo.session_id, "bell \x07");
+  say(room.id, echo.session_id, std::string(max_chat_length + 1, 'x'));
+  self->send(lobby_of(room.id), atom::chat_v, std::string{""},
+             std::string{"no nick"});
+  run();
+  CHECK(f->seen == strings{"members"});
+  CHECK(script->events.empty());
+  // A good line still goes through, newlines included.
+  say(room.id, echo.session_id, "two\nlines");
+  CHECK(f->seen == strings{"members", "chat"});
+}
+
+TEST_CASE_METHOD(events_fixture, "lobby events: dead subscribers are "
+                 "forgotten, and many do not hold up joins", "[lobby][events]") {
+  start();
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  std::vector<std::shared_ptr<feed>> feeds;
+  for (int i = 0; i < 200; ++i)
+    feeds.push_back(subscribe(room.id));
+  CHECK(live_subscribers(room.id) == 200);
+  // Half of them die (their connections closed).
+  for (size_t i = 0; i < spawned.size(); i += 2)
+    self->send_exit(spawned[i], caf::exit_reason::user_shutdown);
+  run();
+  CHECK(live_subscribers(room.id) == 100);
+  auto s = join(room.id, "echo", "Echo");
+  CHECK(s.is_bot);
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    auto expected = i % 2 == 0 ? strings{"members"}
+                               : strings{"members", "member_joined"};
+    CHECK(feeds[i]->seen == expected);
+  }
+}
+
+TEST_CASE_METHOD(events_fixture, "lobby events: bots loaded from disk hear "
+                 "events once their provider is known", "[lobby][events]") {
+  auto pid = add_provider("alpha", {"echo"});
+  lobby saved;
+  saved.id = "11111111-2222-4333-8444-555555555555";
+  saved.name = "room";
+  session s;
+  s.session_id = "s1";
+  s.nick = "Echo";
+  s.is_bot = true;
+  s.bot_name = "echo";
+  s.provider_id = pid;
+  s.run_id = "r1";
+  saved.sessions.push_back(s);
+  start({saved});
+  auto room = lobby_of(saved.id);
+  // Two events before the registry answered: both arrive, in order.
+  self->send(room, atom::chat_v, std::string{"alice"}, std::string{"one"});
+  self->send(room, atom::chat_v, std::string{"alice"}, std::string{"two"});
+  run();
+  self->send(room, atom::chat_v, std::string{"alice"}, std::string{"three"});
+  run();
+  CHECK(bot_events() == strings{"r1: chat alice one", "r1: chat alice two",
+                                "r1: chat alice three"});
+  CHECK(script->events.at(0).provider == "alpha");
 }

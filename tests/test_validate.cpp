@@ -589,6 +589,30 @@ TEST_CASE("validate: session_create", "[validate][lobby]") {
               "value_error.str.printable");
 }
 
+TEST_CASE("validate: chat_line from a lobby page", "[validate][lobby]") {
+  auto r = parse_chat_line(R"({"type":"chat","nick":"alice","text":"hi\nthere"})");
+  REQUIRE(r);
+  CHECK(r.value->nick == "alice");
+  CHECK(r.value->text == "hi\nthere");
+  auto wrong_type = only_error(parse_chat_line(R"({"type":"shout","nick":"a","text":"x"})"));
+  check_error(wrong_type, json{"body", "type"}, "unexpected value; permitted: 'chat'",
+              "value_error.const",
+              json{{"given", "shout"}, {"permitted", json::array({"chat"})}});
+  check_error(only_error(parse_chat_line(R"({"type":"chat","nick":"a","text":""})")),
+              json{"body", "text"}, "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  auto longest = json{{"type", "chat"}, {"nick", "a"}, {"text", std::string(2000, 'x')}};
+  CHECK(parse_chat_line(longest.dump()));
+  longest["text"] = std::string(2001, 'x');
+  CHECK(only_error(parse_chat_line(longest.dump())).type == "value_error.any_str.max_length");
+  auto none = parse_chat_line("{}");
+  REQUIRE_FALSE(none);
+  CHECK(none.error.errors.size() == 3);
+  CHECK(parse_chat_line("{oops").error.status == 400);
+  CHECK(parse_chat_line(std::string(100, '[') + std::string(100, ']')).error.code
+        == "json_too_deep");
+}
+
 // -- joins and leaves --------------------------------------------------------------------
 
 TEST_CASE("validate: join_request", "[validate][join]") {
@@ -755,6 +779,7 @@ TEST_CASE("validate: mutated bodies never make a parser throw", "[validate][fuzz
       check(parse_session_create(body));
       check(parse_join_request(body));
       check(parse_leave_request(body));
+      check(parse_chat_line(body));
     } catch (...) {
       wrong.push_back("threw: " + body);
     }

@@ -23,7 +23,7 @@ class ErrorShapeTest(ServerTestCase):
         self.s = self.start_server()
 
     def test_unknown_route_is_404_not_found(self):
-        for path in ["/api/nothing-here", "/", "/api", "/api/lobby/a/b/c", "/api/bots/x/y/z"]:
+        for path in ["/api/nothing-here", "/nothing.js", "/api", "/api/lobby/a/b/c", "/api/bots/x/y/z"]:
             with self.subTest(path=path):
                 self.assertEqual(self.s.request("GET", path)[::2],
                                  (404, {"detail": "Not Found", "code": "not_found"}))
@@ -172,10 +172,13 @@ class BasePathTest(ServerTestCase):
         fp = self.fake_provider()
         self.assertEqual(s.request("GET", "/ai-voicebot/api/health")[0], 200)
         for path in ["/api/health", "/api/lobby", "/ai-voicebotx/api/health",
-                     "/ai/api/health", "/ai-voicebot"]:
+                     "/ai/api/health", "/", "/ai-voicebot/nothing"]:
             with self.subTest(path=path):
                 self.assertEqual(s.request("GET", path)[::2],
                                  (404, {"detail": "Not Found", "code": "not_found"}))
+        # The base path itself leads to the lobby page at its root.
+        status, headers, _ = s.request("GET", "/ai-voicebot")
+        self.assertEqual((status, headers["location"]), (308, "/ai-voicebot/"))
         status, _, lobby = s.request("POST", "/ai-voicebot/api/lobby", {"name": "r"})
         self.assertEqual(status, 201, lobby)
         status, _, reg = s.request("POST", "/ai-voicebot/api/bots/providers/register",

@@ -1,0 +1,40 @@
+// Live lobby events over a WebSocket (GET /ws/lobby/{lobby_id}, see
+// docs/lobby-events.md). The HTTP connection hands its socket over once the
+// lobby is known; from then on one WebSocket session (on the connection's
+// strand) and one subscriber actor (which the lobby sends its events to)
+// work as a pair. Included by http/server.cpp only.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "actors/interfaces.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace vb {
+
+struct lobby_socket_limits {
+  /// The largest message a page may send (a chat line in JSON).
+  std::size_t max_message_bytes = 16 * 1024;
+  /// Messages waiting to be written to a page; past this the page is too
+  /// slow (or gone) and its connection is closed.
+  std::size_t max_queued = 256;
+};
+
+/// Accepts the WebSocket of an upgrade request for `lobby` on `stream`
+/// (on its strand), and subscribes to the lobby's events. `connections`
+/// counts the open connection until the socket closes.
+void start_lobby_socket(
+  boost::beast::tcp_stream&& stream,
+  boost::beast::http::request<boost::beast::http::string_body>&& req,
+  caf::actor_system& sys, lobby_actor lobby,
+  std::atomic<std::size_t>& connections, lobby_socket_limits limits = {});
+
+} // namespace vb

@@ -1,0 +1,310 @@
+// The lobby page in a real browser: headless Debian Chromium driven by
+// playwright-core, against the real voicebot-server under a base path.
+//
+//   node web_lobby.test.js voicebot-provider
+//       with the real voicebot-provider (CAF): echo answers chat, greeter
+//       greets; skipped (exit 77) while the binary is not built
+//   node web_lobby.test.js http-provider
+//       with a fake provider of the original HTTP protocol, in this process
+//
+// Scenario: open the page, create a lobby, add the echo bot (a double click
+// adds it once), see it among the members, chat (and see the echo with the
+// real provider); kill the server, add the greeter while it is down, start
+// the server again on the same port and data dir: the page retries, the
+// join succeeds and the page shows it. A screenshot is saved under
+// $VB_BUILD_DIR/artifacts/.
+'use strict';
+
+const { chromium } = require('playwright-core');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+
+const SKIP = 77;
+const mode = process.argv[2] === 'voicebot-provider' ? 'provider' : 'http';
+const BUILD = path.resolve(process.env.VB_BUILD_DIR || path.join(__dirname, '..', '..', 'build'));
+const SERVER = path.join(BUILD, 'voicebot-server');
+const PROVIDER = path.join(BUILD, 'voicebot-provider');
+const CHROMIUM = '/usr/bin/chromium';
+const BASE = '/ai-voicebot';
+const started = Date.now();
+
+function log(...args) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s]`, ...args);
+}
+
+function skip(why) {
+  console.log(`SKIP: ${why}`);
+  process.exit(SKIP);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  log(`ok: ${what}`);
+}
+
+// -- processes whose log lines we can wait for ------------------------------------
+
+class Proc {
+  constructor(name, file, args) {
+    this.name = name;
+    this.lines = [];
+    this.waiters = [];
+    this.proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((done) => this.proc.on('exit', (code, sig) => done({ code, sig })));
+    let rest = '';
+    const onData = (chunk) => {
+      rest += chunk.toString();
+      const parts = rest.split('\n');
+      rest = parts.pop();
+      for (const line of parts) {
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => !w(line));
+      }
+    };
+    this.proc.stdout.on('data', onData);
+    this.proc.stderr.on('data', onData);
+  }
+
+  /// Resolves with the match of the first line (past or future) matching rx.
+  waitFor(rx, timeoutMs = 20000) {
+    for (const line of this.lines) {
+      const m = rx.exec(line);
+      if (m) return Promise.resolve(m);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no line matched ${rx}\n${this.lines.join('\n')}`)), timeoutMs);
+      this.waiters.push((line) => {
+        const m = rx.exec(line);
+        if (m) { clearTimeout(timer); resolve(m); }
+        return !!m;
+      });
+    });
+  }
+
+  async kill(signal = 'SIGKILL') {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    await this.exited;
+  }
+}
+
+async function startServer(dataDir, port, cafPort) {
+  const s = new Proc('voicebot-server', SERVER, [
+    '--host', '127.0.0.1', '--port', String(port), '--caf-port', String(cafPort),
+    '--data-dir', dataDir, '--base-path', BASE, '--log-level', 'info']);
+  const m = await s.waitFor(/listening on http:\/\/[^:]+:(\d+)/);
+  s.port = Number(m[1]);
+  if (mode === 'provider') {
+    const g = await s.waitFor(/provider gateway listening on [^:]+:(\d+)/);
+    s.cafPort = Number(g[1]);
+  }
+  return s;
+}
+
+/// A JSON call to the server.
+async function api(port, method, p, body) {
+  const res = await fetch(`http://127.0.0.1:${port}${BASE}${p}`, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+async function until(what, fn, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// -- a provider of the original HTTP protocol ------------------------------------------
+
+function fakeProvider() {
+  const joins = [];
+  let runs = 0;
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const answer = (status, obj) => {
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(obj));
+      };
+      const join = /^\/bots\/([^/]+)\/join$/.exec(req.url);
+      if (req.method === 'POST' && join) {
+        joins.push({ bot: join[1], ...JSON.parse(body) });
+        return answer(200, { status: 'ok', run_id: `run-${++runs}` });
+      }
+      if (req.method === 'POST' && /^\/bots\/runs\/[^/]+\/stop$/.test(req.url)) return answer(200, { status: 'stopped' });
+      if (req.method === 'GET' && req.url === '/bots') return answer(200, [{ name: 'echo' }, { name: 'greeter' }]);
+      answer(404, { detail: 'Not Found' });
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, joins, port: server.address().port })));
+}
+
+// -- the scenario ---------------------------------------------------------------------
+
+async function main() {
+  if (!fs.existsSync(SERVER)) throw new Error(`${SERVER} is missing: build first`);
+  if (mode === 'provider' && !fs.existsSync(PROVIDER)) skip(`${PROVIDER} is not built yet`);
+  if (!fs.existsSync(CHROMIUM)) skip(`${CHROMIUM} is missing (scripts/setup-deps installs it)`);
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vb-browser-'));
+  const dataDir = path.join(tmp, 'data');
+  const procs = [];
+  let browser = null;
+  let fake = null;
+  const cleanup = async () => {
+    if (browser) await browser.close().catch(() => {});
+    for (const p of procs) await p.kill('SIGKILL');
+    if (fake) fake.server.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  try {
+    let server = await startServer(dataDir, 0, 0);
+    procs.push(server);
+    log(`server on port ${server.port}`);
+    if (mode === 'provider') {
+      const provider = new Proc('voicebot-provider', PROVIDER, [
+        '--server-host', '127.0.0.1', '--server-port', String(server.cafPort), '--name', 'browser-test',
+        '--state-file', path.join(tmp, 'provider.json'), '--bots', 'echo,greeter']);
+      procs.push(provider);
+    } else {
+      fake = await fakeProvider();
+      const r = await api(server.port, 'POST', '/api/bots/providers/register', {
+        name: 'fake', base_url: `http://127.0.0.1:${fake.port}`,
+        bots: [{ name: 'echo', description: 'repeats' }, { name: 'greeter', description: 'says hello' }],
+      });
+      check(r.status === 200, 'the fake HTTP provider registered');
+    }
+    await until('the bots to be offered', async () => {
+      const r = await api(server.port, 'GET', '/api/bots');
+      const names = r.body.bots.map((b) => b.name);
+      return names.includes('echo') && names.includes('greeter');
+    });
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.setDefaultTimeout(20000);
+    await page.goto(`http://127.0.0.1:${server.port}${BASE}/`);
+    await page.locator('#health.ok').waitFor();
+
+    // A lobby, live.
+    await page.fill('#lobby-name', 'Browser test lobby');
+    await page.click('#create-lobby button');
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    check(await page.locator('#lobby-title').textContent() === 'Browser test lobby', 'the new lobby is open');
+    const lobbyId = decodeURIComponent(/lobby=([^&]+)/.exec(await page.evaluate(() => location.hash))[1]);
+    await page.locator('#lobby-list li.current', { hasText: 'Browser test lobby' }).waitFor();
+
+    // The echo bot, added once even when the button is clicked twice.
+    await page.locator('#bot-select option[value="echo"]').waitFor({ state: 'attached' });
+    await page.selectOption('#bot-select', 'echo');
+    await page.fill('#bot-nick', 'Echo');
+    await page.dblclick('#add-bot-button');
+    await page.locator('#join-log li.joined', { hasText: 'Echo (echo) joined' }).waitFor();
+    await page.locator('#members li.bot', { hasText: 'Echo' }).waitFor();
+    const echoes = (await api(server.port, 'GET', `/api/lobby/${lobbyId}`)).body.sessions.filter((s) => s.bot_name === 'echo');
+    check(echoes.length === 1, 'the echo bot is a member once');
+    if (fake) check(fake.joins.filter((j) => j.bot === 'echo').length === 1, 'the provider got one join for echo');
+    check(await page.locator('#join-log li').count() === 1, 'one attempt was shown');
+    // Clicking again for a member: no request at all.
+    await page.click('#add-bot-button');
+    await page.locator('#join-log li', { hasText: 'already in this lobby' }).waitFor();
+
+    // Chat: the line comes back through the lobby; the echo bot repeats it.
+    await page.fill('#chat-nick', 'alice');
+    await page.fill('#chat-text', 'hello from the browser');
+    await page.press('#chat-text', 'Enter');
+    await page.locator('#chat li.person', { hasText: 'alice: hello from the browser' }).waitFor();
+    if (mode === 'provider') {
+      await page.locator('#chat li.bot', { hasText: 'Echo: hello from the browser' }).waitFor();
+      check(true, 'the echo bot answered the chat line');
+    }
+
+    // Restart the server while the page is open; add the greeter meanwhile.
+    const port = server.port;
+    const cafPort = server.cafPort || 0;
+    await server.kill('SIGKILL');
+    procs.splice(procs.indexOf(server), 1);
+    log('server killed');
+    await page.locator('#live', { hasText: 'reconnecting' }).waitFor();
+    await page.selectOption('#bot-select', 'greeter');
+    await page.fill('#bot-nick', 'Greeter');
+    await page.click('#add-bot-button');
+    await page.locator('#join-log li.retry', { hasText: 'no answer' }).waitFor();
+    log('the page retries while the server is down');
+    server = await startServer(dataDir, port, cafPort);
+    procs.push(server);
+    log(`server started again on port ${server.port}`);
+    // The page's retries cover a server that is back within a few seconds.
+    // Only the real provider may still be reconnecting after them; a person
+    // would click again, and so does this test (a few times at most).
+    const outcomes = page.locator('#join-log li.joined, #join-log li.failed');
+    let text = '';
+    for (let round = 1; ; round++) {
+      await page.locator('#join-log li.joined, #join-log li.failed', { hasText: 'Greeter' }).last().waitFor();
+      text = await outcomes.last().textContent();
+      if (!/was not added/.test(text)) break;
+      check(mode === 'provider' && round < 5, `the join gave up: ${text}`);
+      log(`round ${round}: the page gave up before the provider was back (${text}); adding again`);
+      const before = await outcomes.count();
+      await page.click('#add-bot-button');
+      await page.waitForFunction((n) => document.querySelectorAll('#join-log li.joined, #join-log li.failed').length > n, before);
+    }
+    check(/Greeter \(greeter\) joined/.test(text), `after the restart: ${text}`);
+    const attempts = await page.locator('#join-log li').allTextContents();
+    log('join log:\n  ' + attempts.join('\n  '));
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    await page.locator('#members li.bot', { hasText: 'Greeter' }).waitFor();
+    await page.locator('#members li.bot', { hasText: 'Echo' }).waitFor();
+    const sessions = (await api(server.port, 'GET', `/api/lobby/${lobbyId}`)).body.sessions;
+    check(sessions.filter((s) => s.bot_name === 'greeter').length === 1, 'the greeter is a member once');
+    check(sessions.filter((s) => s.bot_name === 'echo').length === 1, 'the echo bot is still a member, once');
+    check(await page.locator('#members li.bot').count() === 2, 'the page shows both bots');
+    if (mode === 'provider') {
+      // The greeter greets the next member.
+      await api(server.port, 'POST', `/api/lobby/${lobbyId}/sessions`, { nick: 'bob' });
+      await page.locator('#chat li.bot', { hasText: 'Greeter' }).waitFor();
+      check(true, 'the greeter greeted bob');
+    }
+    await page.locator('#provider-table tbody tr').first().waitFor();
+    check(pageErrors.length === 0, `no script errors on the page ${pageErrors.join('; ')}`);
+
+    const dir = path.join(BUILD, 'artifacts');
+    fs.mkdirSync(dir, { recursive: true });
+    const shot = path.join(dir, mode === 'provider' ? 'web-lobby.png' : 'web-lobby-http-provider.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    log(`screenshot: ${shot}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+const guard = setTimeout(() => {
+  console.error('FAIL: the browser test took longer than 90 s');
+  process.exit(1);
+}, 90000);
+
+main().then(() => {
+  clearTimeout(guard);
+  log('PASS');
+  process.exit(0);
+}, (err) => {
+  console.error('FAIL:', err && err.stack ? err.stack : err);
+  process.exit(1);
+});

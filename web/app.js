@@ -1,0 +1,302 @@
+// The lobby page of voicebot-server: lobbies, bots and providers, and one
+// lobby live over a WebSocket (docs/lobby-events.md). Every URL is relative
+// to the page, so the page works under any --base-path.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+
+const state = {
+  lobby: null,        // {id, name} of the lobby on screen
+  socket: null,       // its WebSocket
+  members: new Map(), // session_id -> session
+  joining: new Set(), // "lobby/bot/nick" of joins in flight
+};
+
+// -- small helpers --------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  Object.assign(e, props);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/// fetch() with JSON in and out; never throws: {status, headers, body} or
+/// {status: 0, error} when the server could not be reached.
+async function call(method, path, body) {
+  try {
+    const res = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+    return { status: res.status, headers: res.headers, body: json };
+  } catch (err) {
+    return { status: 0, error: String(err) };
+  }
+}
+
+/// What an error answer says, in one line.
+function detail(res) {
+  if (res.status === 0) return 'no answer (server unreachable)';
+  const d = res.body && res.body.detail;
+  if (typeof d === 'string') return `${res.status} ${d}`;
+  if (Array.isArray(d)) return `${res.status} ` + d.map((e) => `${(e.loc || []).slice(1).join('.')}: ${e.msg}`).join('; ');
+  return `${res.status}`;
+}
+
+/// Seconds to wait from a Retry-After header (seconds or a date); 1 when absent.
+function retryAfter(res) {
+  const h = res.headers ? res.headers.get('Retry-After') : null;
+  if (!h) return 1;
+  const secs = Number(h);
+  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs, 60);
+  const date = Date.parse(h);
+  if (!Number.isNaN(date)) return Math.min(Math.max(0, (date - Date.now()) / 1000), 60);
+  return 1;
+}
+
+function ago(unixSeconds) {
+  const s = Math.max(0, Math.round(Date.now() / 1000 - unixSeconds));
+  return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+}
+
+// -- server, bots and providers -------------------------------------------------
+
+async function refreshHealth() {
+  const res = await call('GET', 'api/health');
+  const badge = $('#health');
+  if (res.status === 200) {
+    badge.textContent = `server ${res.body.version} up ${Math.round(res.body.uptime_s)} s`;
+    badge.className = 'badge ok';
+  } else {
+    badge.textContent = 'server unreachable';
+    badge.className = 'badge bad';
+  }
+}
+
+async function refreshCatalog() {
+  const [providers, bots] = await Promise.all([call('GET', 'api/bots/providers'), call('GET', 'api/bots')]);
+  if (providers.status === 200) {
+    const rows = providers.body.providers.map((p) => el('tr', {},
+      el('td', { textContent: p.name }),
+      el('td', { textContent: p.transport }),
+      el('td', { className: 'status' }, el('span', { className: `status-${p.status}`, textContent: p.status })),
+      el('td', { textContent: ago(p.last_seen) }),
+      el('td', { textContent: p.bots.map((b) => b.name).join(', ') })));
+    $('#provider-table tbody').replaceChildren(...rows);
+  }
+  if (bots.status === 200) {
+    const names = [...new Set(bots.body.bots.map((b) => b.name))].sort();
+    $('#bot-list').replaceChildren(...bots.body.bots.map((b) =>
+      el('li', { textContent: `${b.name}${b.description ? ' — ' + b.description : ''}` })));
+    const select = $('#bot-select');
+    const chosen = select.value;
+    select.replaceChildren(...names.map((n) => el('option', { value: n, textContent: n })));
+    if (names.includes(chosen)) select.value = chosen;
+  }
+}
+
+// -- lobbies ------------------------------------------------------------------------
+
+async function refreshLobbies() {
+  const res = await call('GET', 'api/lobby');
+  if (res.status !== 200) return;
+  $('#lobby-list').replaceChildren(...res.body.lobbies.map((l) => {
+    const li = el('li', { textContent: `${l.name} (${l.members})` });
+    li.dataset.id = l.id;
+    if (state.lobby && state.lobby.id === l.id) li.className = 'current';
+    li.addEventListener('click', () => openLobby(l.id, l.name));
+    return li;
+  }));
+}
+
+async function createLobby(event) {
+  event.preventDefault();
+  const name = $('#lobby-name').value.trim();
+  const res = await call('POST', 'api/lobby', { name, private: $('#lobby-private').checked });
+  if (res.status === 200 || res.status === 201) {
+    $('#lobby-error').textContent = '';
+    $('#lobby-name').value = '';
+    openLobby(res.body.id, res.body.name);
+    refreshLobbies();
+  } else {
+    $('#lobby-error').textContent = `Could not create the lobby: ${detail(res)}`;
+  }
+}
+
+/// Shows one lobby and follows it live; the WebSocket reconnects on its own
+/// (a server restart) and the members come again on each connect.
+function openLobby(id, name) {
+  if (state.socket) state.socket.close();
+  state.lobby = { id, name };
+  state.members.clear();
+  location.hash = `lobby=${encodeURIComponent(id)}`;
+  $('#lobby-panel').hidden = false;
+  $('#lobby-title').textContent = name || id;
+  $('#chat').replaceChildren();
+  $('#join-log').replaceChildren();
+  renderMembers();
+  connect(id, 0);
+  refreshLobbies();
+}
+
+function connect(id, failures) {
+  const url = new URL(`ws/lobby/${encodeURIComponent(id)}`, location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(url);
+  state.socket = ws;
+  let opened = false;
+  ws.onopen = () => { opened = true; setLive(true); };
+  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onclose = async () => {
+    if (state.socket !== ws) return; // another lobby was opened
+    setLive(false);
+    const n = opened ? 0 : failures + 1;
+    if (n > 0 && (await call('GET', `api/lobby/${encodeURIComponent(id)}`)).status === 404) {
+      $('#live').textContent = 'lobby not found';
+      return;
+    }
+    await sleep(Math.min(1000 * 2 ** Math.min(n, 3), 5000) / 2);
+    if (state.socket === ws) connect(id, n);
+  };
+}
+
+function setLive(on) {
+  $('#live').textContent = on ? 'live' : 'reconnecting…';
+  $('#live').className = on ? 'badge ok' : 'badge bad';
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case 'members':
+      state.members = new Map(ev.members.map((m) => [m.session_id, m]));
+      state.lobby.name = ev.name;
+      $('#lobby-title').textContent = ev.name;
+      break;
+    case 'member_joined':
+      state.members.set(ev.member.session_id, ev.member);
+      break;
+    case 'member_left':
+      state.members.delete(ev.member.session_id);
+      break;
+    case 'chat':
+      addChat(ev.member, ev.text);
+      return;
+    case 'error':
+      addChat({ nick: 'server' }, `refused: ${detail({ status: 422, body: ev })}`);
+      return;
+    default:
+      return;
+  }
+  renderMembers();
+}
+
+function renderMembers() {
+  const items = [...state.members.values()].map((m) => {
+    const li = el('li', { textContent: m.is_bot ? `${m.nick} (${m.bot_name})` : m.nick });
+    li.className = m.is_bot ? 'bot' : 'person';
+    li.dataset.sessionId = m.session_id;
+    return li;
+  });
+  $('#members').replaceChildren(...items);
+  const current = $('#lobby-list li.current');
+  if (current && state.lobby) current.textContent = `${state.lobby.name} (${items.length})`;
+  if (!items.length) $('#members').append(el('li', { className: 'empty', textContent: 'nobody yet' }));
+}
+
+function addChat(member, text) {
+  const li = el('li', {}, el('span', { className: 'nick', textContent: member.nick }), `: ${text}`);
+  li.className = member.is_bot ? 'bot' : 'person';
+  const list = $('#chat');
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+function sendChat(event) {
+  event.preventDefault();
+  const nick = $('#chat-nick').value.trim();
+  const text = $('#chat-text').value;
+  if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
+    addChat({ nick: 'page' }, 'not connected: the line was not sent');
+    return;
+  }
+  localStorage.setItem('nick', nick);
+  state.socket.send(JSON.stringify({ type: 'chat', nick, text }));
+  $('#chat-text').value = '';
+}
+
+// -- adding a bot: retried on 503, 404 or no answer ------------------------------------
+
+const MAX_RETRIES = 3;
+
+function logJoin(text, cls) {
+  $('#join-log').append(el('li', { textContent: text, className: cls || '' }));
+}
+
+async function addBot(event) {
+  event.preventDefault();
+  if (!state.lobby) return;
+  const lobbyId = state.lobby.id;
+  const bot = $('#bot-select').value;
+  const nick = $('#bot-nick').value.trim() || bot; // the server's default
+  if (!bot) return;
+  const key = `${lobbyId}/${bot}/${nick}`;
+  // Never the same bot twice: not while its join is in flight, not when it
+  // is a member already.
+  if (state.joining.has(key)) return;
+  const member = [...state.members.values()].find((m) => m.is_bot && m.bot_name === bot && m.nick === nick);
+  if (member) {
+    logJoin(`${nick} (${bot}) is already in this lobby: not added again`, 'note');
+    return;
+  }
+  state.joining.add(key);
+  $('#add-bot-button').disabled = true;
+  try {
+    await joinWithRetries(lobbyId, bot, nick);
+  } finally {
+    state.joining.delete(key);
+    $('#add-bot-button').disabled = state.joining.size > 0;
+  }
+}
+
+async function joinWithRetries(lobbyId, bot, nick) {
+  for (let attempt = 1; ; attempt++) {
+    const res = await call('POST', `api/bots/${encodeURIComponent(bot)}/join`, { lobby_id: lobbyId, nick });
+    if (res.status === 200) {
+      logJoin(`${nick} (${bot}) joined on attempt ${attempt}`, 'joined');
+      return true;
+    }
+    const retriable = res.status === 503 || res.status === 404 || res.status === 0;
+    if (!retriable || attempt > MAX_RETRIES) {
+      const why = retriable ? `gave up after ${attempt} attempts` : 'not retried';
+      logJoin(`${nick} (${bot}), attempt ${attempt}: ${detail(res)}; ${why}: ${nick} was not added`, 'failed');
+      return false;
+    }
+    const wait = retryAfter(res);
+    logJoin(`${nick} (${bot}), attempt ${attempt}: ${detail(res)}; retrying in ${wait} s`, 'retry');
+    await sleep(wait * 1000);
+  }
+}
+
+// -- start ----------------------------------------------------------------------------
+
+function start() {
+  $('#create-lobby').addEventListener('submit', createLobby);
+  $('#add-bot').addEventListener('submit', addBot);
+  $('#chat-form').addEventListener('submit', sendChat);
+  $('#chat-nick').value = localStorage.getItem('nick') || '';
+  const every = (ms, fn) => { fn(); setInterval(fn, ms); };
+  every(5000, refreshHealth);
+  every(5000, refreshCatalog);
+  every(5000, refreshLobbies);
+  const m = /lobby=([^&]+)/.exec(location.hash);
+  if (m) openLobby(decodeURIComponent(m[1]), '');
+}
+
+start();
