@@ -158,7 +158,7 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 
 void lobby_state::accepted(const join_key& key, session s) {
   auto m = make_member(s);
-  bots.emplace(key, m);
+  add_bot(key, m);
   value.sessions.push_back(m);
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
@@ -220,16 +220,37 @@ void lobby_state::unsubscribe(const caf::actor_addr& who) {
                 subscribers.size());
 }
 
+void lobby_state::add_bot(const join_key& key,
+                          std::shared_ptr<const lobby_image::member> m) {
+  bots_by_provider[m->value.provider_id][m->value.session_id] = m;
+  bots.emplace(key, std::move(m));
+}
+
+void lobby_state::drop_bot(const session& s) {
+  bots.erase(join_key{s.bot_name, s.nick});
+  if (auto i = bots_by_provider.find(s.provider_id);
+      i != bots_by_provider.end()) {
+    i->second.erase(s.session_id);
+    if (i->second.empty())
+      bots_by_provider.erase(i);
+  }
+}
+
 void lobby_state::emit(const char* type, const session& member,
                        std::string text) {
   lobby_event ev{type, value.id, member, std::move(text), unix_now()};
   for (auto& sub : subscribers)
     self->send(sub, atom::event_v, ev);
-  for (auto& kvp : bots) {
-    auto& bot = kvp.second->value;
-    // A bot never hears about itself: not its own join, nor its own lines.
-    if (bot.session_id != member.session_id)
-      tell_bot(bot, ev);
+  for (auto& [provider_id, members] : bots_by_provider) {
+    // HTTP providers get no lobby events: their bots are skipped at once,
+    // so a lobby full of them costs one lookup per event, not one per bot.
+    if (auto i = providers.find(provider_id);
+        i != providers.end() && i->second.via != transport::caf)
+      continue;
+    for (auto& [session_id, m] : members)
+      // A bot never hears about itself: not its own join, nor its own lines.
+      if (session_id != member.session_id)
+        tell_bot(m->value, ev);
   }
 }
 
@@ -319,8 +340,7 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
   st.value = std::move(value);
   for (auto& m : st.value.sessions)
     if (m->value.is_bot)
-      st.bots.emplace(lobby_state::join_key{m->value.bot_name, m->value.nick},
-                      m);
+      st.add_bot(lobby_state::join_key{m->value.bot_name, m->value.nick}, m);
   self->set_down_handler(
     [=](caf::down_msg& dm) { self->state.unsubscribe(dm.source); });
   return {
@@ -350,7 +370,7 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
             ++i;
           } else {
             gone.push_back(s);
-            st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
+            st.drop_bot(s);
             i = ss.erase(i);
           }
         }
@@ -387,7 +407,7 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         auto s = (*i)->value;
         ss.erase(i);
         if (s.is_bot)
-          st.bots.erase(lobby_state::join_key{s.bot_name, s.nick});
+          st.drop_bot(s);
         spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
                      st.value.id, s.session_id);
         st.emit("member_left", s);

@@ -63,6 +63,12 @@ struct lobby_state {
   /// Live subscribers (WebSocket connections), each monitored: a dead one
   /// is forgotten.
   std::vector<lobby_subscriber_actor> subscribers;
+  /// The bot members by provider id and session id (lobby events go out
+  /// per provider).
+  std::unordered_map<
+    std::string,
+    std::unordered_map<std::string, std::shared_ptr<const lobby_image::member>>>
+    bots_by_provider;
   /// The provider records of bot members, by provider id, for lobby events.
   std::unordered_map<std::string, provider> providers;
   /// Events for bots whose provider record is being asked of the registry,
@@ -73,6 +79,11 @@ struct lobby_state {
 
   const session* find_bot(const std::string& bot_name,
                           const std::string& nick) const;
+  /// A bot member arrives (`bots` and `bots_by_provider`).
+  void add_bot(const join_key& key,
+               std::shared_ptr<const lobby_image::member> m);
+  /// A bot member leaves.
+  void drop_bot(const session& s);
   void join(const bot_join& j, session_promise rp);
   void dispatch(const join_key& key, const bot_join& j,
                 std::vector<provider> candidates, size_t attempt,
