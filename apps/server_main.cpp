@@ -119,6 +119,18 @@ int main(int argc, char** argv) {
   auto directory = sys.spawn(vb::lobby_directory, lobby_writer,
                              std::move(lobbies), peers, stats);
 
+  {
+    // The owners have taken over the loaded snapshots (their counters for
+    // /api/health and /metrics are set) before anything is served.
+    caf::scoped_actor self{sys};
+    auto failed = [&](caf::error& err) {
+      spdlog::error("start-up: {}", sys.render(err));
+    };
+    self->request(registry, std::chrono::seconds(10), vb::atom::list_v)
+      .receive([](vb::provider_catalog_ptr&) {}, failed);
+    self->request(directory, std::chrono::seconds(10), vb::atom::list_v)
+      .receive([](std::vector<vb::lobby>&) {}, failed);
+  }
   http->start(vb::backend{&sys, registry, directory, stats});
   spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
                opts.host, port, opts.base_path);

@@ -279,7 +279,7 @@ class LogTest(ServerTestCase):
         lines = quiet.log().splitlines()
         self.assertFalse([l for l in lines if " info " in l or " debug " in l], lines)
         loud = self.start_server("--log-level", "debug")
-        self.create_lobby(loud)
+        self.assertEqual(self.create_lobby(loud, "another")["name"], "another")
         loud.wait_for_line(r" debug snapshot .*lobbies\.json: generation \d+ written in")
 
 
@@ -361,6 +361,7 @@ class ShutdownTest(ServerTestCase):
         fp.wait_for(lambda calls: len([c for c in calls if c[1].endswith("/join")]) == len(nicks))
         # And a stream of cheap requests on keep-alive connections.
         stop = threading.Event()
+        warmed_up = threading.Event()
         cheap = {"ok": 0, "bad": [], "cut": 0}
 
         def hammer():
@@ -376,6 +377,8 @@ class ShutdownTest(ServerTestCase):
                     with lock:
                         if res.status == 200 and json.loads(body)["status"] == "ok":
                             cheap["ok"] += 1
+                            if cheap["ok"] >= 20:
+                                warmed_up.set()
                         else:
                             cheap["bad"].append((res.status, body))
                     if res.getheader("Connection", "").lower() == "close":
@@ -395,12 +398,7 @@ class ShutdownTest(ServerTestCase):
         for t in hammers:
             t.start()
         # Some cheap requests have been answered before the signal.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with lock:
-                if cheap["ok"] >= 20:
-                    break
-            s.wait_for_line(r"GET /api/health 200", timeout=5)
+        self.assertTrue(warmed_up.wait(10))
         sent = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
         s.wait_for_line(r"SIGTERM received: shutting down")
