@@ -5,7 +5,6 @@ promtool (Debian's prometheus) as the outside judges."""
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -65,8 +64,8 @@ class OpenApiTest(ServerTestCase):
         self.assertEqual(schemas["Error"]["required"], ["detail", "code"])
         self.assertEqual(schemas["ValidationErrorItem"]["required"], ["loc", "msg", "type"])
         join = doc["paths"]["/api/bots/{bot_name}/join"]["post"]
-        self.assertEqual(set(join["responses"]) >= {"200", "400", "404", "413", "422", "502",
-                                                     "503", "504"}, True, join["responses"])
+        self.assertLessEqual({"200", "400", "404", "413", "422", "502", "503", "504"},
+                             set(join["responses"]))
 
     def test_document_passes_the_redocly_linter(self):
         self.assertTrue(os.path.exists(REDOCLY),
