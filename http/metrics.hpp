@@ -25,9 +25,9 @@ class http_metrics {
 public:
   /// Status codes with a slot of their own; any other code counts under its
   /// class ("1xx" to "5xx").
-  static constexpr std::array<unsigned, 22> known_statuses{
-    101, 200, 201, 204, 304, 400, 401, 403, 404, 405, 408,
-    409, 413, 415, 422, 429, 431, 500, 501, 502, 503, 504};
+  static constexpr std::array<unsigned, 24> known_statuses{
+    101, 200, 201, 204, 304, 308, 400, 401, 403, 404, 405, 408,
+    409, 413, 415, 422, 426, 429, 431, 500, 501, 502, 503, 504};
 
   /// One slot per route of route_table(), plus one for requests that match
   /// no route (unknown paths, wrong methods, unreadable requests).
