@@ -15,6 +15,7 @@ import unittest
 import uuid
 
 from harness import SERVER, Server, ServerTestCase, TempDir, run_server_cli
+from test_restarts import preload_dead_providers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOLS = os.path.join(ROOT, "tools")
@@ -212,12 +213,9 @@ class MetricsTest(ServerTestCase):
         self.assertEqual(later['voicebot_providers{status="online"}'], 0)
 
     def test_evictions_and_held_back_sweeps(self):
+        # Loaded from disk, the three go stale in the same instant.
+        preload_dead_providers(self, 3)
         s = self.start_server(*self.FAST)
-        dead = []
-        for i in range(3):
-            fp = self.fake_provider()
-            fp.close()
-            dead.append(self.register(s, fp, name=f"d{i}"))
         s.wait_for_line(r"cleanup: 3 of 3 providers are stale.*holding back 3")
         self.assertGreaterEqual(self.scrape(s)["voicebot_cleanup_held_sweeps_total"], 1)
         s.wait_for_line(r"cleanup: evicted 3 stale providers")
