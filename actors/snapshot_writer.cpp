@@ -25,15 +25,20 @@ caf::expected<uint64_t> snapshot_writer_state::write(const snapshot_job& job) {
   auto took = std::chrono::steady_clock::now() - start;
   if (!ok) {
     spdlog::error("snapshot {}: write failed: {}", file->path(), error);
-    if (stats)
+    if (stats) {
       ++stats->snapshot_failures;
+      ++stats->snapshot(file_name).failures;
+    }
     return make_error(ec::storage_failed, std::move(error));
   }
   ++generation;
   if (stats) {
     ++stats->snapshot_writes;
-    stats->snapshot_write_ns
-      += std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
+    stats->snapshot_write_ns += ns.count();
+    auto& per_file = stats->snapshot(file_name);
+    ++per_file.writes;
+    per_file.duration.observe(ns);
   }
   spdlog::debug("snapshot {}: generation {} written in {:.3f} ms",
                 file->path(), generation,
@@ -45,6 +50,7 @@ snapshot_writer_actor::behavior_type
 snapshot_writer(snapshot_writer_actor::stateful_pointer<snapshot_writer_state> self,
                 std::string dir, std::string file_name,
                 std::shared_ptr<server_stats> stats) {
+  self->state.file_name = file_name;
   self->state.file = std::make_unique<storage::snapshot_file>(std::move(dir),
                                                               std::move(file_name));
   self->state.stats = std::move(stats);

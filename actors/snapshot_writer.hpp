@@ -24,8 +24,9 @@ bool load_snapshot(const std::string& dir, const std::string& file_name,
 struct snapshot_writer_state {
   static inline constexpr const char* name = "snapshot-writer";
 
-  /// The file this writer owns.
+  /// The file this writer owns, and its name (a label in /metrics).
   std::unique_ptr<storage::snapshot_file> file;
+  std::string file_name;
 
   /// Counters for /metrics (may be null in tests).
   std::shared_ptr<server_stats> stats;

@@ -1,12 +1,53 @@
 // Counters shared between the actors that change them and the front end
 // that reports them (/api/health, /metrics). Atomics only: each counter has
-// one writer, readers take a relaxed look.
+// one writer, readers take a relaxed look. Nothing here takes a lock, so
+// recording on a hot path costs a few relaxed atomic adds.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <string_view>
 
 namespace vb {
+
+/// A latency histogram with fixed buckets (seconds), recorded lock-free.
+/// Buckets are kept non-cumulative; a reader adds them up. The count is the
+/// sum of the buckets, so count and buckets always agree in a scrape.
+struct latency_histogram {
+  /// Upper bounds in seconds; a last bucket (+Inf) follows.
+  static constexpr std::array<double, 14> bounds{
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+  std::array<std::atomic<uint64_t>, bounds.size() + 1> buckets{};
+  std::atomic<uint64_t> sum_ns{0};
+
+  void observe(std::chrono::nanoseconds d) {
+    auto ns = d.count() < 0 ? 0 : static_cast<uint64_t>(d.count());
+    auto s = static_cast<double>(ns) / 1e9;
+    std::size_t i = 0;
+    while (i < bounds.size() && s > bounds[i])
+      ++i;
+    buckets[i].fetch_add(1, std::memory_order_relaxed);
+    sum_ns.fetch_add(ns, std::memory_order_relaxed);
+  }
+
+  uint64_t count() const {
+    uint64_t n = 0;
+    for (auto& b : buckets)
+      n += b.load(std::memory_order_relaxed);
+    return n;
+  }
+};
+
+/// Writes of one snapshot file.
+struct snapshot_stats {
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> failures{0};
+  latency_histogram duration; // successful writes
+};
 
 struct server_stats {
   std::atomic<uint64_t> providers{0};        // registered now
@@ -17,6 +58,18 @@ struct server_stats {
   std::atomic<uint64_t> snapshot_writes{0};  // snapshot writes since start
   std::atomic<uint64_t> snapshot_failures{0};
   std::atomic<uint64_t> snapshot_write_ns{0}; // total time spent writing
+
+  /// Per file, for /metrics: the two snapshot files by name, then any other.
+  static constexpr std::array<std::string_view, 3> snapshot_files{
+    "bot_providers.json", "lobbies.json", "other"};
+  std::array<snapshot_stats, snapshot_files.size()> snapshots{};
+
+  snapshot_stats& snapshot(std::string_view file_name) {
+    for (std::size_t i = 0; i + 1 < snapshot_files.size(); ++i)
+      if (snapshot_files[i] == file_name)
+        return snapshots[i];
+    return snapshots.back();
+  }
 };
 
 } // namespace vb

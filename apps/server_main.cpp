@@ -1,5 +1,8 @@
 // voicebot-server: wiring only. Options → snapshots loaded → actors → HTTP
-// listener → wait for SIGTERM/SIGINT → final snapshot → exit 0.
+// listener → READY=1 → wait for SIGTERM/SIGINT → STOPPING=1 → in-flight
+// requests answered → final snapshots → exit 0, all within 5 s.
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -15,6 +18,7 @@
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
+#include "apps/sd_notify.hpp"
 #include "apps/server_options.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
@@ -43,6 +47,19 @@ struct caf_config : caf::actor_system_config {
         caf::timespan{std::chrono::milliseconds(1)});
   }
 };
+
+/// How long a shutdown may take in all (SPEC §6: exit within 5 s), and how
+/// much of it in-flight requests get before their connections are closed.
+constexpr auto shutdown_budget = std::chrono::milliseconds(4700);
+constexpr auto drain_budget = std::chrono::milliseconds(3500);
+
+void notify(const std::string& state) {
+  std::string error;
+  if (vb::sd_notify(state, &error))
+    spdlog::debug("told the service manager {}", state.substr(0, state.find('\n')));
+  else if (!error.empty())
+    spdlog::warn("cannot notify the service manager: {}", error);
+}
 
 bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost"
@@ -144,21 +161,44 @@ int main(int argc, char** argv) {
   spdlog::info("provider gateway listening on {}:{}", opts.caf_host,
                *caf_port);
 
+  {
+    // The owners have taken over the loaded snapshots (their counters for
+    // /api/health and /metrics are set) before anything is served.
+    caf::scoped_actor self{sys};
+    auto failed = [&](caf::error& err) {
+      spdlog::error("start-up: {}", sys.render(err));
+    };
+    self->request(registry, std::chrono::seconds(10), vb::atom::list_v)
+      .receive([](vb::provider_catalog_ptr&) {}, failed);
+    self->request(directory, std::chrono::seconds(10), vb::atom::list_v)
+      .receive([](std::vector<vb::lobby>&) {}, failed);
+  }
   http->start(vb::backend{&sys, registry, directory, stats});
   spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
                opts.host, port, opts.base_path);
+  // Snapshots are loaded and the listener is bound and accepting.
+  notify("READY=1\nSTATUS=listening on http://" + opts.host + ":"
+         + std::to_string(port) + opts.base_path);
 
   int sig = 0;
   sigwait(&signals, &sig);
+  auto stop_started = std::chrono::steady_clock::now();
+  notify("STOPPING=1\nSTATUS=shutting down");
   spdlog::info("{} received: shutting down", sig == SIGTERM ? "SIGTERM"
                                                              : "SIGINT");
-  http->stop();
+  // No new connections; requests in flight are answered (Connection: close).
+  http->stop(static_cast<int>(drain_budget.count()));
+  auto left = [&] {
+    auto rest = shutdown_budget - (std::chrono::steady_clock::now() - stop_started);
+    return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(rest),
+                    std::chrono::milliseconds(300));
+  };
   int rc = 0;
   {
     // The final snapshots: a durable barrier on each owner.
     caf::scoped_actor self{sys};
     auto flush = [&](auto& owner, const char* what) {
-      self->request(owner, std::chrono::seconds(4), vb::atom::flush_v)
+      self->request(owner, left(), vb::atom::flush_v)
         .receive(
           [&](uint64_t) { spdlog::info("final {} snapshot written", what); },
           [&](caf::error& err) {
@@ -183,5 +223,9 @@ int main(int argc, char** argv) {
   sys.await_all_actors_done();
   http.reset();
   client.reset();
+  spdlog::info("stopped in {} ms",
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - stop_started)
+                 .count());
   return rc;
 }

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/stats.hpp"
+#include "http/metrics.hpp"
+#include "http/openapi.hpp"
 #include "http/routes.hpp"
 #include "http/web_assets.hpp"
 #include "model/json.hpp"
@@ -176,10 +178,15 @@ api_reply api::error(unsigned status, std::string_view detail,
   return api_reply{status, error_body(detail, code), {}, nullptr};
 }
 
-api::api(backend be, server_options opts)
+api::api(backend be, server_options opts,
+         std::shared_ptr<const http_metrics> metrics)
   : be_(std::move(be)),
     opts_(std::move(opts)),
-    started_(std::chrono::steady_clock::now()) {
+    metrics_(std::move(metrics)),
+    started_(std::chrono::steady_clock::now()),
+    openapi_(std::make_shared<const std::string>(
+      openapi_document(opts_.base_path))),
+    docs_(std::make_shared<const std::string>(docs_page())) {
 }
 
 namespace {
@@ -209,23 +216,52 @@ void api::find_lobby(const std::string& lobby_id,
   });
 }
 
-void api::handle(const api_request& req, api_respond respond) const {
+void api::metrics(api_respond respond) const {
+  // Providers by status come from the registry's catalog (the same cached
+  // value the listing uses); everything else from atomics.
+  auto stats = be_.stats;
+  auto http = metrics_;
+  auto up = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                          - started_)
+              .count();
+  ask<provider_catalog_ptr>(
+    *be_.sys, be_.registry, std::move(respond),
+    [stats, http, up](provider_catalog_ptr& c) {
+      provider_counts counts{};
+      for (auto& p : c->providers)
+        ++counts.at(static_cast<std::size_t>(p.status));
+      api_reply r{200, render_metrics(*http, *stats, counts, up), {}, nullptr};
+      r.headers.emplace_back("Content-Type", metrics_content_type);
+      return r;
+    },
+    atom::list_v);
+}
+
+int api::handle(const api_request& req, api_respond respond) const {
   // The lobby page and its files (embedded from web/ at build time).
   if (req.method == "GET") {
     if (req.path.empty()) {
       // "/base" → "/base/", so the page's relative URLs resolve under it.
       auto r = api_reply{308, {}, {}, nullptr};
       r.headers.emplace_back("Location", opts_.base_path + "/");
-      return respond(std::move(r));
+      respond(std::move(r));
+      return -1;
     }
     if (auto asset = find_web_asset(req.path == "/" ? "/index.html" : req.path)) {
       api_reply r{200, {}, {}, asset->body};
       r.headers.emplace_back("Content-Type", asset->content_type);
       r.headers.emplace_back("Cache-Control", "no-cache");
-      return respond(std::move(r));
+      respond(std::move(r));
+      return -1;
     }
   }
   auto m = match_route(req.method, req.path);
+  handle(m, req, std::move(respond));
+  return m.index;
+}
+
+void api::handle(route_match& m, const api_request& req,
+                 api_respond respond) const {
   auto& sys = *be_.sys;
   auto& p = m.params;
   // Path parameters are checked before anything reaches an actor.
@@ -254,6 +290,15 @@ void api::handle(const api_request& req, api_respond respond) const {
       return respond(api_reply{200, std::string(buf, static_cast<size_t>(n)),
                                {}, nullptr});
     }
+    case route_id::openapi:
+      return respond(api_reply{200, {}, {}, openapi_});
+    case route_id::docs:
+      return respond(api_reply{200,
+                               {},
+                               {{"Content-Type", "text/html; charset=utf-8"}},
+                               docs_});
+    case route_id::metrics:
+      return metrics(std::move(respond));
     case route_id::lobby_list:
       return ask<std::vector<lobby>>(
         sys, be_.lobbies, respond,

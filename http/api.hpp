@@ -22,6 +22,8 @@ class actor_system;
 namespace vb {
 
 struct server_stats;
+struct route_match;
+class http_metrics;
 
 /// The actors and counters the front end talks to.
 struct backend {
@@ -51,10 +53,14 @@ using api_respond = std::function<void(api_reply)>;
 
 class api {
 public:
-  api(backend be, server_options opts);
+  /// `metrics` are the front end's request counters, reported by /metrics.
+  api(backend be, server_options opts,
+      std::shared_ptr<const http_metrics> metrics);
 
-  /// Handles one request; `respond` is called exactly once.
-  void handle(const api_request& req, api_respond respond) const;
+  /// Handles one request; `respond` is called exactly once. Returns the
+  /// matched route's index in route_table(), or -1 when none matched (the
+  /// `route` label of the request metrics).
+  int handle(const api_request& req, api_respond respond) const;
 
   /// Finds the actor of a lobby for its live events (GET /ws/lobby/{id}):
   /// `found` is called once, inline or from a CAF thread: with the lobby's
@@ -72,9 +78,18 @@ public:
                          std::string_view code);
 
 private:
+  void handle(route_match& m, const api_request& req,
+              api_respond respond) const;
+
+  /// The answer to GET /metrics, once the registry told its providers.
+  void metrics(api_respond respond) const;
+
   backend be_;
   server_options opts_;
+  std::shared_ptr<const http_metrics> metrics_;
   std::chrono::steady_clock::time_point started_;
+  std::shared_ptr<const std::string> openapi_; // rendered once, for base_path
+  std::shared_ptr<const std::string> docs_;
 };
 
 } // namespace vb

@@ -75,17 +75,20 @@ class lobby_socket : public std::enable_shared_from_this<lobby_socket> {
 public:
   lobby_socket(beast::tcp_stream&& stream, caf::actor_system& sys,
                lobby_actor target, std::atomic<std::size_t>& connections,
-               lobby_socket_limits limits)
+               std::atomic<std::size_t>& sockets, lobby_socket_limits limits)
     : ws_(std::move(stream)),
       sys_(sys),
       lobby_(std::move(target)),
       connections_(connections),
+      sockets_(sockets),
       limits_(limits) {
     ++connections_;
+    ++sockets_;
   }
 
   ~lobby_socket() {
     stop_subscriber();
+    --sockets_;
     --connections_;
   }
 
@@ -199,6 +202,7 @@ private:
   caf::actor_system& sys_;
   lobby_actor lobby_;
   std::atomic<std::size_t>& connections_;
+  std::atomic<std::size_t>& sockets_;
   lobby_socket_limits limits_;
   bhttp::request<bhttp::string_body> req_;
   beast::flat_buffer in_;
@@ -236,9 +240,10 @@ void start_lobby_socket(beast::tcp_stream&& stream,
                         bhttp::request<bhttp::string_body>&& req,
                         caf::actor_system& sys, lobby_actor target,
                         std::atomic<std::size_t>& connections,
+                        std::atomic<std::size_t>& sockets,
                         lobby_socket_limits limits) {
   std::make_shared<lobby_socket>(std::move(stream), sys, std::move(target),
-                                 connections, limits)
+                                 connections, sockets, limits)
     ->run(std::move(req));
 }
 

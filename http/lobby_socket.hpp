@@ -35,6 +35,7 @@ void start_lobby_socket(
   boost::beast::tcp_stream&& stream,
   boost::beast::http::request<boost::beast::http::string_body>&& req,
   caf::actor_system& sys, lobby_actor lobby,
-  std::atomic<std::size_t>& connections, lobby_socket_limits limits = {});
+  std::atomic<std::size_t>& connections, std::atomic<std::size_t>& sockets,
+  lobby_socket_limits limits = {});
 
 } // namespace vb

@@ -52,6 +52,9 @@ const std::vector<std::vector<std::string_view>>& pattern_segments();
 const std::vector<route_entry>& route_table() {
   static const std::vector<route_entry> table{
     {"GET", "/api/health", route_id::health},
+    {"GET", "/api/openapi.json", route_id::openapi},
+    {"GET", "/docs", route_id::docs},
+    {"GET", "/metrics", route_id::metrics},
     {"GET", "/api/lobby", route_id::lobby_list},
     {"POST", "/api/lobby", route_id::lobby_create},
     {"GET", "/api/lobby/{lobby_id}", route_id::lobby_get},
@@ -98,6 +101,7 @@ route_match match_route(std::string_view method, std::string_view path) {
       continue;
     if (method == r.method) {
       result.id = r.id;
+      result.index = static_cast<int>(i);
       result.params = std::move(params);
       result.allow.clear();
       return result;

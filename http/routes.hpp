@@ -10,6 +10,9 @@ namespace vb {
 
 enum class route_id {
   health,
+  openapi,            // GET /api/openapi.json
+  docs,               // GET /docs: the page that renders the document
+  metrics,            // GET /metrics: Prometheus text format
   lobby_list,
   lobby_create,
   lobby_get,
@@ -30,6 +33,8 @@ enum class route_id {
 
 struct route_match {
   route_id id = route_id::not_found;
+  /// The matched entry's position in route_table(); -1 when none matched.
+  int index = -1;
   /// Path parameters in the order of the pattern's `{...}` segments,
   /// percent-decoded.
   std::vector<std::string> params;
@@ -43,7 +48,9 @@ struct route_entry {
   route_id id;
 };
 
-/// Every route of the API.
+/// Every route of the API. A route added here must be described in
+/// http/openapi_spec.json as well (docs/operations.md); a unit test checks
+/// that both name the same routes.
 const std::vector<route_entry>& route_table();
 
 /// Matches a request path (base path already removed, no query string).

@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "http/api.hpp"
 #include "http/lobby_socket.hpp"
 #include "http/routes.hpp"
+#include "http/metrics.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -37,6 +39,8 @@ namespace {
 
 constexpr const char* server_name = "voicebot-server";
 
+class connection;
+
 } // namespace
 
 // -- shared state of the front end ----------------------------------------------
@@ -45,11 +49,17 @@ struct http_server::impl {
   server_options opts;
   std::optional<vb::api> api;
   // Declared before the io_context: sessions still queued in it when it is
-  // destroyed decrement these.
-  std::atomic<std::size_t> connections{0};
-  std::atomic<std::size_t> in_flight{0};
+  // destroyed decrement its counters of connections and requests in flight.
+  std::shared_ptr<http_metrics> metrics = std::make_shared<http_metrics>();
   net::io_context ioc;
+  /// On a strand of its own: accepts, and the list of connections below,
+  /// are only touched there.
   std::optional<tcp::acceptor> acceptor;
+  /// Every connection accepted (expired ones pruned now and then), so that
+  /// a shutdown can tell each to drain. Acceptor strand only.
+  std::vector<std::weak_ptr<connection>> live;
+  /// Set once by stop(): answer what is in flight, then close.
+  std::atomic<bool> draining{false};
   // Keeps the I/O threads running while requests are in flight, even when
   // no socket operation is pending (a reply still to come from an actor).
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -64,6 +74,7 @@ struct http_server::impl {
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
+  void drain_all();
 };
 
 // -- one connection -------------------------------------------------------------
@@ -73,12 +84,28 @@ namespace {
 class connection : public std::enable_shared_from_this<connection> {
 public:
   connection(tcp::socket&& socket, http_server::impl& srv)
-    : stream_(std::move(socket)), srv_(srv) {
-    ++srv_.connections;
+    : stream_(std::move(socket)), srv_(srv), metrics_(srv.metrics) {
+    ++metrics_->connections;
   }
 
   ~connection() {
-    --srv_.connections;
+    --metrics_->connections;
+  }
+
+  /// At shutdown, on this connection's strand: a connection waiting for a
+  /// next request that has not begun to arrive is closed; one that is
+  /// receiving, handling or answering a request finishes it and closes
+  /// after its response (which says Connection: close).
+  void drain() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->reading_ || self->buffer_.size() > 0
+          || (self->parser_ && self->parser_->got_some()))
+        return;
+      beast::error_code ec;
+      if (self->stream_.socket().available(ec) > 0 && !ec)
+        return; // a request's first bytes are here: it is read and answered
+      self->stream_.cancel();
+    });
   }
 
   void run() {
@@ -89,6 +116,9 @@ public:
 
 private:
   void do_read() {
+    if (srv_.draining.load())
+      return do_close();
+    reading_ = true;
     parser_.emplace();
     parser_->body_limit(srv_.opts.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
@@ -100,8 +130,11 @@ private:
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    reading_ = false;
+    route_ = -1;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
-        || ec == net::error::connection_reset || ec == net::error::eof)
+        || ec == net::error::connection_reset || ec == net::error::eof
+        || ec == net::error::operation_aborted)
       return do_close();
     if (ec == bhttp::error::body_limit)
       return fail(413, "Request body too large", "body_too_large");
@@ -119,14 +152,14 @@ private:
       return fail(400, "Unsupported transfer encoding", "bad_request");
     keep_alive_ = req.keep_alive();
     started_ = std::chrono::steady_clock::now();
-    ++srv_.in_flight;
+    ++metrics_->in_flight;
     handle(req);
   }
 
   /// Answers an unreadable request and closes the connection.
   void fail(unsigned status, std::string_view detail, std::string_view code) {
     keep_alive_ = false;
-    ++srv_.in_flight;
+    ++metrics_->in_flight;
     started_ = std::chrono::steady_clock::now();
     method_ = "-";
     target_ = "-";
@@ -167,7 +200,7 @@ private:
     // only place that writes; one given inline (health, a validation error)
     // is written at once, on the strand already.
     handling_ = true;
-    srv_.api->handle(ar, [self = shared_from_this(),
+    route_ = srv_.api->handle(ar, [self = shared_from_this(),
                           tid = std::this_thread::get_id()](api_reply r) {
       if (std::this_thread::get_id() == tid && self->handling_.load()) {
         self->write(std::move(r));
@@ -202,9 +235,10 @@ private:
 
   /// On the strand: the connection becomes a WebSocket; this object ends.
   void hand_over(lobby_actor l) {
-    --srv_.in_flight;
+    --metrics_->in_flight;
     start_lobby_socket(std::move(stream_), parser_->release(), srv_.api->system(),
-                       std::move(l), srv_.connections);
+                       std::move(l), metrics_->connections,
+                       metrics_->sockets);
   }
 
   /// True when the Origin header names the host the request was sent to.
@@ -267,6 +301,9 @@ private:
       res.set(bhttp::field::access_control_allow_origin, origin_);
       res.set(bhttp::field::vary, "Origin");
     }
+    // Shutting down: this is the connection's last response.
+    if (srv_.draining.load())
+      keep_alive_ = false;
     res.keep_alive(keep_alive_);
     res.prepare_payload();
   }
@@ -283,12 +320,13 @@ private:
   }
 
   void on_write(beast::error_code ec, std::size_t) {
-    auto took = std::chrono::duration<double, std::milli>(
-                  std::chrono::steady_clock::now() - started_)
-                  .count();
-    spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_, took);
-    --srv_.in_flight;
-    auto close = ec || !keep_alive_;
+    auto took = std::chrono::steady_clock::now() - started_;
+    metrics_->record(route_, status_,
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+    spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_,
+                 std::chrono::duration<double, std::milli>(took).count());
+    --metrics_->in_flight;
+    auto close = ec || !keep_alive_ || srv_.draining.load();
     res_.reset();
     span_res_.reset();
     shared_body_.reset();
@@ -304,6 +342,11 @@ private:
 
   beast::tcp_stream stream_;
   http_server::impl& srv_;
+  std::shared_ptr<http_metrics> metrics_;
+  /// True while waiting for a request (between do_read and on_read).
+  bool reading_ = false;
+  /// The current request's route in route_table(); -1: none matched.
+  int route_ = -1;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<response_t> res_;
@@ -330,17 +373,34 @@ void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
   if (ec == net::error::operation_aborted || !acceptor->is_open())
     return;
   if (!ec) {
-    if (connections.load() >= opts.max_connections) {
-      spdlog::warn("connection refused: {} connections open (the cap)",
-                   connections.load());
+    auto open = metrics->connections.load();
+    if (open >= opts.max_connections) {
+      ++metrics->refused_connections;
+      spdlog::warn("connection refused: {} connections open (the cap)", open);
       beast::error_code ignored;
       socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay{true}, ec);
-      std::make_shared<connection>(std::move(socket), *this)->run();
+      auto c = std::make_shared<connection>(std::move(socket), *this);
+      if (live.size() >= 2 * open + 64)
+        live.erase(std::remove_if(live.begin(), live.end(),
+                                  [](auto& w) { return w.expired(); }),
+                   live.end());
+      live.push_back(c);
+      c->run();
     }
   }
   do_accept();
+}
+
+void http_server::impl::drain_all() {
+  beast::error_code ec;
+  if (acceptor)
+    acceptor->close(ec);
+  for (auto& w : live)
+    if (auto c = w.lock())
+      c->drain();
+  live.clear();
 }
 
 // -- http_server ----------------------------------------------------------------
@@ -357,7 +417,7 @@ uint16_t http_server::bind() {
   auto& s = *impl_;
   auto addr = net::ip::make_address(s.opts.host);
   tcp::endpoint ep{addr, s.opts.port};
-  s.acceptor.emplace(s.ioc);
+  s.acceptor.emplace(net::make_strand(s.ioc));
   s.acceptor->open(ep.protocol());
   s.acceptor->set_option(net::socket_base::reuse_address(true));
   s.acceptor->bind(ep);
@@ -367,7 +427,7 @@ uint16_t http_server::bind() {
 
 void http_server::start(backend be) {
   auto& s = *impl_;
-  s.api.emplace(std::move(be), s.opts);
+  s.api.emplace(std::move(be), s.opts, s.metrics);
   s.work.emplace(s.ioc.get_executor());
   s.do_accept();
   auto n = s.opts.http_threads;
@@ -381,15 +441,22 @@ void http_server::stop(int grace_ms) {
   auto& s = *impl_;
   if (s.threads.empty())
     return;
-  net::post(s.ioc, [&s] {
-    beast::error_code ec;
-    if (s.acceptor)
-      s.acceptor->close(ec);
-  });
+  s.draining = true;
+  if (s.acceptor)
+    net::post(s.acceptor->get_executor(), [&s] { s.drain_all(); });
+  // Every connection closes once its request in flight is answered; idle
+  // ones at once. What is left at the deadline is cut off.
   auto deadline = std::chrono::steady_clock::now()
                   + std::chrono::milliseconds(grace_ms);
-  while (s.in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+  auto& m = *s.metrics;
+  // Lobby WebSockets are not waited for: they end with the I/O threads.
+  while ((m.in_flight.load() > 0 || m.connections.load() > m.sockets.load())
+         && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (m.in_flight.load() > 0)
+    spdlog::warn("shutdown: {} requests still in flight after {} ms; their "
+                 "connections are closed",
+                 m.in_flight.load(), grace_ms);
   s.work.reset();
   s.ioc.stop();
   for (auto& t : s.threads)

@@ -183,7 +183,8 @@ class LobbyEventsTest(ServerTestCase):
             self.ws(room["id"]).recv_json()
         t0 = time.monotonic()
         self.assertEqual(self.s.stop(signal.SIGTERM), 0)
-        self.assertLess(time.monotonic() - t0, 5)
+        # Open lobby sockets do not hold the shutdown up.
+        self.assertLess(time.monotonic() - t0, 2)
         # The pages find their sockets closed.
         with self.assertRaises((Closed, OSError)):
             self.sockets[0].recv_json(timeout=2)

@@ -1,0 +1,226 @@
+#include "http/metrics.hpp"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include "http/routes.hpp"
+
+namespace vb {
+
+namespace pm = prometheus;
+
+// -- recording ----------------------------------------------------------------
+
+http_metrics::http_metrics()
+  : routes_(route_table().size() + 1),
+    slots_(new latency_histogram[routes_ * status_slots]()) {
+}
+
+std::size_t http_metrics::status_slot(unsigned status) {
+  for (std::size_t i = 0; i < known_statuses.size(); ++i)
+    if (known_statuses[i] == status)
+      return i;
+  auto cls = status / 100;
+  if (cls < 1 || cls > 5)
+    cls = 5; // not a valid status: counted with the server errors
+  return known_statuses.size() + (cls - 1);
+}
+
+std::string http_metrics::status_label(std::size_t slot) {
+  if (slot < known_statuses.size())
+    return std::to_string(known_statuses[slot]);
+  return std::to_string(slot - known_statuses.size() + 1) + "xx";
+}
+
+void http_metrics::record(int route, unsigned status,
+                          std::chrono::nanoseconds took) {
+  auto r = route < 0 || static_cast<std::size_t>(route) + 1 >= routes_
+             ? routes_ - 1
+             : static_cast<std::size_t>(route);
+  slots_[r * status_slots + status_slot(status)].observe(took);
+}
+
+// -- rendering ----------------------------------------------------------------
+
+namespace {
+
+pm::MetricFamily family(std::string name, std::string help,
+                        pm::MetricType type) {
+  pm::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+pm::ClientMetric counter(double value,
+                         std::vector<pm::ClientMetric::Label> labels = {}) {
+  pm::ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+pm::ClientMetric gauge(double value,
+                       std::vector<pm::ClientMetric::Label> labels = {}) {
+  pm::ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+pm::ClientMetric histogram(const latency_histogram& h,
+                           std::vector<pm::ClientMetric::Label> labels) {
+  pm::ClientMetric m;
+  m.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.buckets.size(); ++i) {
+    cumulative += h.buckets[i].load(std::memory_order_relaxed);
+    pm::ClientMetric::Bucket b;
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < latency_histogram::bounds.size()
+                      ? latency_histogram::bounds[i]
+                      : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back(b);
+  }
+  m.histogram.sample_count = cumulative;
+  m.histogram.sample_sum
+    = static_cast<double>(h.sum_ns.load(std::memory_order_relaxed)) / 1e9;
+  return m;
+}
+
+double value(const std::atomic<uint64_t>& x) {
+  return static_cast<double>(x.load(std::memory_order_relaxed));
+}
+
+} // namespace
+
+std::string render_metrics(const http_metrics& http, const server_stats& stats,
+                           const provider_counts& providers,
+                           double uptime_seconds) {
+  std::vector<pm::MetricFamily> out;
+
+  auto info = family("voicebot_build_info",
+                     "Always 1; the version of the running voicebot-server.",
+                     pm::MetricType::Gauge);
+  info.metric.push_back(gauge(1, {{"version", VB_VERSION}}));
+  out.push_back(std::move(info));
+
+  auto up = family("voicebot_uptime_seconds",
+                   "Seconds since voicebot-server started.",
+                   pm::MetricType::Gauge);
+  up.metric.push_back(gauge(std::floor(uptime_seconds * 1000) / 1000));
+  out.push_back(std::move(up));
+
+  // -- HTTP --
+  auto requests = family("voicebot_http_requests_total",
+                         "HTTP requests answered, by route pattern and status "
+                         "(route \"unmatched\": no route matched).",
+                         pm::MetricType::Counter);
+  auto latency = family("voicebot_http_request_duration_seconds",
+                        "Time from a request read to its response written, by "
+                        "route pattern and status.",
+                        pm::MetricType::Histogram);
+  auto& table = route_table();
+  http.for_each_used_slot([&](const http_metrics::slot_view& s) {
+    std::vector<pm::ClientMetric::Label> labels{
+      {"method", s.route < 0 ? "other" : table[s.route].method},
+      {"route", s.route < 0 ? "unmatched" : table[s.route].pattern},
+      {"status", s.status}};
+    requests.metric.push_back(
+      counter(static_cast<double>(s.histogram->count()), labels));
+    latency.metric.push_back(histogram(*s.histogram, std::move(labels)));
+  });
+  out.push_back(std::move(requests));
+  out.push_back(std::move(latency));
+
+  auto in_flight = family("voicebot_http_requests_in_flight",
+                          "HTTP requests read and not yet answered.",
+                          pm::MetricType::Gauge);
+  in_flight.metric.push_back(
+    gauge(static_cast<double>(http.in_flight.load(std::memory_order_relaxed))));
+  out.push_back(std::move(in_flight));
+
+  auto conns = family("voicebot_http_connections", "Open HTTP connections.",
+                      pm::MetricType::Gauge);
+  conns.metric.push_back(
+    gauge(static_cast<double>(http.connections.load(std::memory_order_relaxed))));
+  out.push_back(std::move(conns));
+
+  auto refused = family("voicebot_http_connections_refused_total",
+                        "Connections closed at accept because "
+                        "max_connections were open.",
+                        pm::MetricType::Counter);
+  refused.metric.push_back(counter(value(http.refused_connections)));
+  out.push_back(std::move(refused));
+
+  // -- registry, lobbies, cleanup --
+  auto by_status = family("voicebot_providers",
+                          "Registered bot providers, by status.",
+                          pm::MetricType::Gauge);
+  static constexpr const char* statuses[] = {"online", "suspect", "unreachable",
+                                             "draining"};
+  for (std::size_t i = 0; i < providers.size(); ++i)
+    by_status.metric.push_back(
+      gauge(static_cast<double>(providers[i]), {{"status", statuses[i]}}));
+  out.push_back(std::move(by_status));
+
+  auto lobbies = family("voicebot_lobbies", "Lobbies.", pm::MetricType::Gauge);
+  lobbies.metric.push_back(gauge(value(stats.lobbies)));
+  out.push_back(std::move(lobbies));
+
+  auto members = family("voicebot_lobby_members",
+                        "Members of all lobbies, people and bots.",
+                        pm::MetricType::Gauge);
+  members.metric.push_back(gauge(value(stats.members)));
+  out.push_back(std::move(members));
+
+  auto evictions = family("voicebot_provider_evictions_total",
+                          "Providers evicted by the cleanup actor as stale.",
+                          pm::MetricType::Counter);
+  evictions.metric.push_back(counter(value(stats.evictions)));
+  out.push_back(std::move(evictions));
+
+  auto held = family("voicebot_cleanup_held_sweeps_total",
+                     "Cleanup sweeps that evicted nothing because more than "
+                     "max_evict_fraction of all providers were stale.",
+                     pm::MetricType::Counter);
+  held.metric.push_back(counter(value(stats.held_sweeps)));
+  out.push_back(std::move(held));
+
+  // -- snapshots --
+  auto writes = family("voicebot_snapshot_writes_total",
+                       "Durable snapshot writes, by file.",
+                       pm::MetricType::Counter);
+  auto failures = family("voicebot_snapshot_write_failures_total",
+                         "Snapshot writes that failed, by file.",
+                         pm::MetricType::Counter);
+  auto durations = family("voicebot_snapshot_write_duration_seconds",
+                          "Time to write one snapshot durably (write, fsync, "
+                          "rename, fsync of the directory), by file.",
+                          pm::MetricType::Histogram);
+  for (std::size_t i = 0; i < stats.snapshots.size(); ++i) {
+    auto& s = stats.snapshots[i];
+    std::string file{server_stats::snapshot_files[i]};
+    auto last = i + 1 == stats.snapshots.size();
+    if (last && s.writes.load() == 0 && s.failures.load() == 0)
+      continue; // "other" only when some other file was written
+    writes.metric.push_back(counter(value(s.writes), {{"file", file}}));
+    failures.metric.push_back(counter(value(s.failures), {{"file", file}}));
+    durations.metric.push_back(histogram(s.duration, {{"file", file}}));
+  }
+  out.push_back(std::move(writes));
+  out.push_back(std::move(failures));
+  out.push_back(std::move(durations));
+
+  std::ostringstream text;
+  pm::TextSerializer{}.Serialize(text, out);
+  return text.str();
+}
+
+} // namespace vb

@@ -1,0 +1,136 @@
+// /metrics: lock-free recording and the Prometheus text rendering.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/stats.hpp"
+#include "http/metrics.hpp"
+#include "http/routes.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int route_index(const char* method, const char* pattern) {
+  auto& table = vb::route_table();
+  for (size_t i = 0; i < table.size(); ++i)
+    if (std::string{table[i].method} == method
+        && std::string{table[i].pattern} == pattern)
+      return static_cast<int>(i);
+  FAIL("no route " << method << " " << pattern);
+  return -1;
+}
+
+/// The value of one sample line, e.g. `name{labels} 3`; -1 when missing.
+double sample(const std::string& text, const std::string& series) {
+  auto pos = text.find("\n" + series + " ");
+  if (pos == std::string::npos)
+    return -1;
+  pos += series.size() + 2;
+  return std::stod(text.substr(pos, text.find('\n', pos) - pos));
+}
+
+} // namespace
+
+TEST_CASE("metrics: a latency histogram puts each observation in its bucket",
+          "[metrics]") {
+  vb::latency_histogram h;
+  h.observe(100us);  // <= 0.0005
+  h.observe(500us);  // <= 0.0005 (upper bounds are inclusive)
+  h.observe(3ms);    // <= 0.005
+  h.observe(20s);    // +Inf
+  CHECK(h.count() == 4);
+  CHECK(h.buckets[0] == 2);
+  CHECK(h.buckets[3] == 1);
+  CHECK(h.buckets.back() == 1);
+  CHECK(h.sum_ns == 100'000 + 500'000 + 3'000'000 + 20'000'000'000ull);
+}
+
+TEST_CASE("metrics: requests by route pattern and status, in Prometheus text",
+          "[metrics]") {
+  vb::http_metrics m;
+  vb::server_stats stats;
+  auto lobby = route_index("GET", "/api/lobby/{lobby_id}");
+  m.record(lobby, 200, 2ms);
+  m.record(lobby, 200, 30ms);
+  m.record(lobby, 404, 1ms);
+  m.record(-1, 404, 1ms);   // no route matched
+  m.record(lobby, 418, 1ms); // no slot of its own: its class
+  auto text = vb::render_metrics(m, stats, {3, 1, 0, 2}, 12.5);
+  INFO(text);
+  const std::string series
+    = R"(voicebot_http_requests_total{method="GET",route="/api/lobby/{lobby_id}",status=)";
+  CHECK(sample(text, series + "\"200\"}") == 2);
+  CHECK(sample(text, series + "\"404\"}") == 1);
+  CHECK(sample(text, series + "\"4xx\"}") == 1);
+  CHECK(sample(text, R"(voicebot_http_requests_total{method="other",route="unmatched",status="404"})")
+        == 1);
+  const std::string hist
+    = R"(voicebot_http_request_duration_seconds_bucket{method="GET",route="/api/lobby/{lobby_id}",status="200",le=)";
+  CHECK(sample(text, hist + "\"0.001\"}") == 0);
+  CHECK(sample(text, hist + "\"0.0025\"}") == 1);
+  CHECK(sample(text, hist + "\"0.05\"}") == 2);
+  CHECK(sample(text, hist + "\"+Inf\"}") == 2);
+  CHECK(sample(text, R"(voicebot_http_request_duration_seconds_count{method="GET",route="/api/lobby/{lobby_id}",status="200"})")
+        == 2);
+  // Routes without requests have no series.
+  CHECK(text.find("route=\"/api/bots\"") == std::string::npos);
+  // Providers by status, all four always.
+  CHECK(sample(text, R"(voicebot_providers{status="online"})") == 3);
+  CHECK(sample(text, R"(voicebot_providers{status="suspect"})") == 1);
+  CHECK(sample(text, R"(voicebot_providers{status="unreachable"})") == 0);
+  CHECK(sample(text, R"(voicebot_providers{status="draining"})") == 2);
+  CHECK(sample(text, "voicebot_uptime_seconds") == 12.5);
+  CHECK(text.find("# TYPE voicebot_http_requests_total counter") != std::string::npos);
+  CHECK(text.find("# TYPE voicebot_http_request_duration_seconds histogram")
+        != std::string::npos);
+}
+
+TEST_CASE("metrics: actor counters and snapshot writes by file", "[metrics]") {
+  vb::http_metrics m;
+  vb::server_stats stats;
+  stats.lobbies = 4;
+  stats.members = 9;
+  stats.evictions = 2;
+  stats.held_sweeps = 1;
+  auto& providers = stats.snapshot("bot_providers.json");
+  ++providers.writes;
+  providers.duration.observe(7ms);
+  ++stats.snapshot("lobbies.json").failures;
+  auto text = vb::render_metrics(m, stats, {}, 0);
+  INFO(text);
+  CHECK(sample(text, "voicebot_lobbies") == 4);
+  CHECK(sample(text, "voicebot_lobby_members") == 9);
+  CHECK(sample(text, "voicebot_provider_evictions_total") == 2);
+  CHECK(sample(text, "voicebot_cleanup_held_sweeps_total") == 1);
+  CHECK(sample(text, R"(voicebot_snapshot_writes_total{file="bot_providers.json"})") == 1);
+  CHECK(sample(text, R"(voicebot_snapshot_writes_total{file="lobbies.json"})") == 0);
+  CHECK(sample(text, R"(voicebot_snapshot_write_failures_total{file="lobbies.json"})") == 1);
+  CHECK(sample(text, R"(voicebot_snapshot_write_duration_seconds_bucket{file="bot_providers.json",le="0.01"})")
+        == 1);
+  CHECK(sample(text, R"(voicebot_snapshot_write_duration_seconds_sum{file="bot_providers.json"})")
+        == Approx(0.007));
+  // The catch-all file appears only when used.
+  CHECK(text.find("file=\"other\"") == std::string::npos);
+}
+
+TEST_CASE("metrics: recording from many threads loses nothing", "[metrics]") {
+  vb::http_metrics m;
+  auto health = route_index("GET", "/api/health");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i)
+        m.record(health, 200, 1ms);
+    });
+  for (auto& t : threads)
+    t.join();
+  vb::server_stats stats;
+  auto text = vb::render_metrics(m, stats, {}, 0);
+  CHECK(sample(text, R"(voicebot_http_requests_total{method="GET",route="/api/health",status="200"})")
+        == 40000);
+}
