@@ -288,7 +288,8 @@ async function main() {
     const dir = path.join(BUILD, 'artifacts');
     fs.mkdirSync(dir, { recursive: true });
     const shot = path.join(dir, mode === 'provider' ? 'web-lobby.png' : 'web-lobby-http-provider.png');
-    await page.screenshot({ path: shot, fullPage: true });
+    // A loaded machine can take long to render (fonts): a generous limit.
+    await page.screenshot({ path: shot, fullPage: true, timeout: 60000 });
     log(`screenshot: ${shot}`);
   } finally {
     await cleanup();
@@ -296,9 +297,9 @@ async function main() {
 }
 
 const guard = setTimeout(() => {
-  console.error('FAIL: the browser test took longer than 90 s');
+  console.error('FAIL: the browser test took longer than 110 s');
   process.exit(1);
-}, 90000);
+}, 110000);
 
 main().then(() => {
   clearTimeout(guard);
