@@ -82,6 +82,9 @@ class CafProviderTest(ServerTestCase):
         status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
         self.assertEqual(status, 200, joined)
         self.assertEqual(joined["provider_id"], p.provider_id)
+        # The provider logs a run before it answers; the log is read by
+        # another thread, so wait for the line rather than race it.
+        p.wait_for_line(r"run %s started" % joined["run_id"], 10)
         self.assertEqual(p.runs(), [joined["run_id"]])
         # The same lobby, bot and nick again: the same session, no new run.
         status, _, again = self.join(s, lobby["id"], "echo", "Echo")
@@ -118,7 +121,7 @@ class CafProviderTest(ServerTestCase):
             took.append(time.monotonic() - started)
             status, _, joined = self.join(s, lobby["id"], "greeter", f"Greeter{n}")
             self.assertEqual(status, 200, joined)
-            self.assertIn(joined["run_id"], p.runs())
+            p.wait_for_line(r"run %s started" % joined["run_id"], 10)
         # The member from before the restarts is still there: the provider
         # still runs it.
         self.assertIn("Echo", self.member_nicks(s, lobby["id"]))
@@ -204,6 +207,7 @@ class CafProviderTest(ServerTestCase):
                                (other["id"], "greeter", "G2"), (other["id"], "echo", "E2")):
             status, _, res = self.join(s, lid, bot, nick)
             self.assertEqual(status, 200, res)
+        keeps.wait_for_nth(r"run \S+ started", 2, 10)
         kept_runs = keeps.runs()
         self.assertEqual(len(kept_runs), 2)
         # The server dies; while it is down, one provider restarts and so
