@@ -25,6 +25,17 @@ bool valid_id(const std::string& id) {
 
 } // namespace
 
+void gateway_state::remember(const caf::actor_addr& host,
+                             const std::string& id) {
+  forget(id);
+  by_host[host] = id;
+}
+
+void gateway_state::forget(const std::string& id) {
+  for (auto i = by_host.begin(); i != by_host.end();)
+    i = i->second == id ? by_host.erase(i) : std::next(i);
+}
+
 provider_gateway_actor::behavior_type
 provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
                  gateway_peers peers) {
@@ -55,6 +66,7 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
                           host)
               .then(
                 [=](bool) mutable {
+                  self->state.remember(host.address(), id);
                   auto& p = self->state.peers;
                   self->request(p.directory, p.timeout, atom::reconcile_v, id,
                                 runs, since)
@@ -93,6 +105,7 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
       self->request(p.registry, p.timeout, atom::deregister_v, id, key)
         .then(
           [=](bool ok) mutable {
+            self->state.forget(id);
             self->send(self->state.peers.dispatcher, atom::deregister_v, id);
             rp.deliver(ok);
           },
@@ -106,8 +119,14 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
           || lobby_id.size() > max_id_length
           || session_id.size() > max_id_length)
         return;
+      // Which provider is speaking: the one whose actor sent this.
+      auto& by_host = self->state.by_host;
+      auto i = by_host.find(caf::actor_cast<caf::actor_addr>(
+        self->current_sender()));
+      if (i == by_host.end())
+        return; // not a registered provider's actor
       self->send(self->state.peers.directory, atom::say_v, lobby_id,
-                 session_id, text);
+                 session_id, text, i->second);
     },
   };
 }

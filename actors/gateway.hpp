@@ -5,6 +5,9 @@
 // boundary: it checks what it gets before any owner of state sees it.
 #pragma once
 
+#include <string>
+#include <unordered_map>
+
 #include "actors/interfaces.hpp"
 
 namespace vb {
@@ -20,6 +23,12 @@ struct gateway_peers {
 struct gateway_state {
   static inline constexpr const char* name = "provider-gateway";
   gateway_peers peers;
+  /// Registered providers by the address of their actor: a bot line counts
+  /// only from the provider that runs the bot.
+  std::unordered_map<caf::actor_addr, std::string> by_host;
+
+  void remember(const caf::actor_addr& host, const std::string& id);
+  void forget(const std::string& id);
 };
 
 provider_gateway_actor::behavior_type

@@ -115,8 +115,9 @@ using lobby_actor = caf::typed_actor<
                   double>::with<std::vector<std::string>>,
   // Send the members, then every event, to a subscriber until it dies.
   caf::reacts_to<atom::subscribe, lobby_subscriber_actor>,
-  // A member says something (session id, text); others are ignored.
-  caf::reacts_to<atom::say, std::string, std::string>,
+  // A bot member says something (session id, text, the provider it came
+  // from); lines from others, or for another provider's bot, are ignored.
+  caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // Someone on a lobby page says something (nick, text).
   caf::reacts_to<atom::chat, std::string, std::string>>;
 
@@ -144,8 +145,10 @@ using lobby_directory_actor = caf::typed_actor<
   // runs no lobby knows (the provider stops them).
   caf::replies_to<atom::reconcile, std::string, std::vector<bot_run>,
                   double>::with<std::vector<std::string>>,
-  // A bot member says something in its lobby (lobby id, session id, text).
-  caf::reacts_to<atom::say, std::string, std::string, std::string>,
+  // A bot member says something in its lobby (lobby id, session id, text,
+  // the provider it came from).
+  caf::reacts_to<atom::say, std::string, std::string, std::string,
+                 std::string>,
   // The actor of a lobby, to subscribe to its events.
   caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>,
   // Write the current state now; answered once durable.

@@ -283,7 +283,8 @@ void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
       });
 }
 
-void lobby_state::say(const std::string& session_id, const std::string& text) {
+void lobby_state::say(const std::string& session_id, const std::string& text,
+                      const std::string& provider_id) {
   auto& ss = value.sessions;
   auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
     return m->value.session_id == session_id;
@@ -291,6 +292,13 @@ void lobby_state::say(const std::string& session_id, const std::string& text) {
   if (i == ss.end()) {
     spdlog::debug("lobby {}: a line from non-member {} ignored", value.id,
                   session_id);
+    return;
+  }
+  // Only the provider that runs a bot speaks for it.
+  if (!(*i)->value.is_bot || (*i)->value.provider_id != provider_id) {
+    spdlog::warn("lobby {}: a line for {} from provider {} ignored (not its "
+                 "bot)",
+                 value.id, (*i)->value.nick, provider_id);
     return;
   }
   if (text.empty() || !printable(text, true)
@@ -449,8 +457,9 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       [=](atom::subscribe, lobby_subscriber_actor sub) {
         self->state.subscribe(std::move(sub));
       },
-      [=](atom::say, const std::string& session_id, const std::string& text) {
-        self->state.say(session_id, text);
+      [=](atom::say, const std::string& session_id, const std::string& text,
+          const std::string& provider_id) {
+        self->state.say(session_id, text, provider_id);
       },
       [=](atom::chat, const std::string& nick, const std::string& text) {
         self->state.chat(nick, text);
@@ -713,9 +722,10 @@ lobby_directory_actor::behavior_type lobby_directory(
         return rp;
       },
       [=](atom::say, const std::string& lobby_id,
-          const std::string& session_id, const std::string& text) {
+          const std::string& session_id, const std::string& text,
+          const std::string& provider_id) {
         if (auto e = self->state.find(lobby_id))
-          self->send(e->actor, atom::say_v, session_id, text);
+          self->send(e->actor, atom::say_v, session_id, text, provider_id);
       },
       [=](atom::subscribe,
           const std::string& id) -> caf::result<lobby_actor> {

@@ -101,7 +101,8 @@ struct lobby_state {
   /// Sends an event to one bot member through the dispatcher.
   void tell_bot(const session& bot, const lobby_event& ev);
   /// A member says something; non-members and bad lines are ignored.
-  void say(const std::string& session_id, const std::string& text);
+  void say(const std::string& session_id, const std::string& text,
+           const std::string& provider_id);
   /// Someone on a lobby page says something.
   void chat(const std::string& nick, const std::string& text);
   /// Tells the directory of a change; `done` runs once it is durable

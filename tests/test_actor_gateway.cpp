@@ -25,10 +25,19 @@ struct host_script {
   int next_run = 0;
 };
 
+/// The fake provider's actor; tests also make it speak for its bots.
+using fake_host_actor = bot_host_actor::extend<
+  caf::reacts_to<atom::say, provider_gateway_actor, std::string, std::string,
+                 std::string>>;
+
 /// A CAF provider's actor as the gateway and the dispatcher see it.
-bot_host_actor::behavior_type fake_host(bot_host_actor::pointer self,
-                                        std::shared_ptr<host_script> script) {
+fake_host_actor::behavior_type fake_host(fake_host_actor::pointer self,
+                                         std::shared_ptr<host_script> script) {
   return {
+    [=](atom::say, provider_gateway_actor gw, const std::string& lobby_id,
+        const std::string& session_id, const std::string& text) {
+      self->send(gw, atom::say_v, lobby_id, session_id, text);
+    },
     [=](atom::join, const dispatch_request& req) -> caf::result<std::string> {
       script->joins.push_back(req);
       if (script->mode == "reject")
@@ -57,6 +66,7 @@ struct gateway_fixture : test::fixture {
   dispatcher_actor disp;
   lobby_directory_actor lobbies;
   provider_gateway_actor aut;
+  fake_host_actor fake;
   bot_host_actor host;
 
   explicit gateway_fixture(std::vector<std::string> keys = {}) {
@@ -75,7 +85,8 @@ struct gateway_fixture : test::fixture {
     lobbies = sys.spawn(lobby_directory, lobby_writer, std::vector<lobby>{},
                         lobby_peers{reg, disp}, stats);
     aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});
-    host = sys.spawn(fake_host, script);
+    fake = sys.spawn(fake_host, script);
+    host = caf::actor_cast<bot_host_actor>(fake);
     run();
   }
 
@@ -264,4 +275,42 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: invalid registrations are "
                                        std::vector<bot_run>{});
   CHECK(code_of(err) == ec::invalid);
   CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a bot's line counts only from "
+                 "the provider that runs it", "[gateway]") {
+  enroll();
+  auto lobby_id = new_lobby("room");
+  auto echo = join(lobby_id, "echo", "Echo");
+  auto greeter = join(lobby_id, "greeter", "Greeter");
+  script->events.clear();
+  // From the provider's own actor: the other bot hears it.
+  self->send(fake, atom::say_v, aut, lobby_id, echo.session_id,
+             std::string{"hello"});
+  run();
+  REQUIRE(script->events.size() == 1);
+  CHECK(script->events[0].first == greeter.run_id);
+  CHECK(script->events[0].second.type == "chat");
+  CHECK(script->events[0].second.text == "hello");
+  CHECK(script->events[0].second.member.session_id == echo.session_id);
+  // From any other actor (not a registered provider): nothing.
+  self->send(aut, atom::say_v, lobby_id, echo.session_id,
+             std::string{"impostor"});
+  run();
+  CHECK(script->events.size() == 1);
+  // A second provider cannot speak for the first one's bots.
+  auto other_script = std::make_shared<host_script>();
+  auto other = sys.spawn(fake_host, other_script);
+  run();
+  auto reg = caf_registration();
+  reg.name = "other";
+  ask<registration_result>(aut, atom::registration_v, reg,
+                           caf::actor_cast<bot_host_actor>(other),
+                           std::vector<bot_run>{});
+  self->send(other, atom::say_v, aut, lobby_id, echo.session_id,
+             std::string{"impostor"});
+  run();
+  CHECK(script->events.size() == 1);
+  self->send_exit(other, caf::exit_reason::user_shutdown);
+  run();
 }

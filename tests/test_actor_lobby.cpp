@@ -446,7 +446,7 @@ TEST_CASE_METHOD(events_fixture, "lobby events: a subscriber gets the members, "
 TEST_CASE_METHOD(events_fixture, "lobby events: bots hear every event but "
                  "their own", "[lobby][events]") {
   start();
-  add_provider("alpha", {"echo", "greeter"}, transport::caf);
+  auto alpha = add_provider("alpha", {"echo", "greeter"}, transport::caf);
   auto room = create("room");
   auto echo = join(room.id, "echo", "Echo");       // run-1
   auto greeter = join(room.id, "greeter", "Greeter"); // run-2
@@ -457,7 +457,7 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots hear every event but "
   run();
   // The echo bot answers through the directory (the provider gateway's way).
   self->send(aut, atom::say_v, room.id, echo.session_id,
-             std::string{"hi there"});
+             std::string{"hi there"}, alpha);
   run();
   // Each bot hears its events in order (the order among bots is free).
   auto heard = bot_events();
@@ -489,7 +489,7 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots hear every event but "
 TEST_CASE_METHOD(events_fixture, "lobby events: lines from non-members and "
                  "bad lines are ignored", "[lobby][events]") {
   start();
-  add_provider("alpha", {"echo"});
+  auto alpha = add_provider("alpha", {"echo"});
   auto room = create("room");
   auto other = create("other");
   auto echo = join(room.id, "echo", "Echo");
@@ -497,9 +497,13 @@ TEST_CASE_METHOD(events_fixture, "lobby events: lines from non-members and "
   auto f = subscribe(room.id);
   auto say = [&](const std::string& lobby_id, const std::string& session_id,
                  const std::string& text) {
-    self->send(aut, atom::say_v, lobby_id, session_id, text);
+    self->send(aut, atom::say_v, lobby_id, session_id, text, alpha);
     run();
   };
+  // Only the provider that runs the bot speaks for it.
+  self->send(aut, atom::say_v, room.id, echo.session_id,
+             std::string{"impostor"}, std::string{"another-provider"});
+  run();
   say(room.id, "not-a-member", "hello");
   say(room.id, stranger.session_id, "hello"); // a member of another lobby
   say("no-such-lobby", echo.session_id, "hello");
