@@ -138,12 +138,8 @@ int main(int argc, char** argv) {
   // The provider gateway for CAF providers (loopback unless configured).
   auto gateway = sys.spawn(vb::provider_gateway,
                            vb::gateway_peers{registry, dispatcher, directory});
-  auto caf_port = sys.middleman().publish(gateway, opts.caf_port,
-                                          opts.caf_host.c_str(), true);
-  if (!caf_port) {
-    spdlog::error("cannot publish the provider gateway on {}:{}: {}",
-                  opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
-    http->stop();
+  // Every long-lived actor, in the order they are told to exit.
+  auto stop_actors = [&] {
     for (auto& a : {caf::actor_cast<caf::actor>(gateway),
                     caf::actor_cast<caf::actor>(cleanup),
                     caf::actor_cast<caf::actor>(directory),
@@ -152,6 +148,14 @@ int main(int argc, char** argv) {
                     caf::actor_cast<caf::actor>(provider_writer),
                     caf::actor_cast<caf::actor>(lobby_writer)})
       anon_send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  auto caf_port = sys.middleman().publish(gateway, opts.caf_port,
+                                          opts.caf_host.c_str(), true);
+  if (!caf_port) {
+    spdlog::error("cannot publish the provider gateway on {}:{}: {}",
+                  opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
+    http->stop();
+    stop_actors();
     return 1;
   }
   if (!is_loopback(opts.caf_host))
@@ -212,14 +216,7 @@ int main(int argc, char** argv) {
   }
   // CAF providers see the link drop and reconnect with backoff.
   sys.middleman().unpublish(gateway, *caf_port);
-  for (auto& a : {caf::actor_cast<caf::actor>(gateway),
-                  caf::actor_cast<caf::actor>(cleanup),
-                  caf::actor_cast<caf::actor>(directory),
-                  caf::actor_cast<caf::actor>(dispatcher),
-                  caf::actor_cast<caf::actor>(registry),
-                  caf::actor_cast<caf::actor>(provider_writer),
-                  caf::actor_cast<caf::actor>(lobby_writer)})
-    anon_send_exit(a, caf::exit_reason::user_shutdown);
+  stop_actors();
   sys.await_all_actors_done();
   http.reset();
   client.reset();
