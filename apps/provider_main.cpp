@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apps/stop_signals.hpp"
 #include "model/validate.hpp"
 #include "provider/host.hpp"
 
@@ -101,12 +102,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  auto signals = vb::block_stop_signals();
 
   caf_config sys_cfg;
   caf::actor_system sys{sys_cfg};

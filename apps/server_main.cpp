@@ -20,6 +20,7 @@
 #include "actors/stats.hpp"
 #include "apps/sd_notify.hpp"
 #include "apps/server_options.hpp"
+#include "apps/stop_signals.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
 
@@ -78,12 +79,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   // Every thread started from here on inherits the blocked signals; main
   // waits for them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  auto signals = vb::block_stop_signals();
 
   if (opts.provider_keys.empty() && !is_loopback(opts.host))
     spdlog::warn("no provider keys configured while listening on {}: anyone "

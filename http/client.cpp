@@ -441,27 +441,27 @@ private:
       beast::bind_front_handler(&exchange::on_write, shared_from_this()));
   }
 
+  /// Before any answer: a failure on a pooled connection is retried on a
+  /// new one (once); other failures end the request. True when it failed.
+  bool failed_before_answer(const beast::error_code& ec) {
+    if (!ec)
+      return false;
+    if (!retry_fresh(ec))
+      fail(ec);
+    return true;
+  }
+
   void on_write(beast::error_code ec, std::size_t) {
-    if (phase_ != phase::exchanging)
+    if (phase_ != phase::exchanging || failed_before_answer(ec))
       return;
-    if (ec) {
-      if (retry_fresh(ec))
-        return;
-      return fail(ec);
-    }
     bhttp::async_read_header(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&exchange::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
-    if (phase_ != phase::exchanging)
+    if (phase_ != phase::exchanging || failed_before_answer(ec))
       return;
-    if (ec) {
-      if (retry_fresh(ec))
-        return;
-      return fail(ec);
-    }
     got_bytes_ = true;
     bhttp::async_read(
       stream_, buffer_, *parser_,

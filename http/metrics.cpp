@@ -104,6 +104,13 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
                            const provider_counts& providers,
                            double uptime_seconds) {
   std::vector<pm::MetricFamily> out;
+  // A family with one unlabelled value.
+  auto single = [&out](const char* name, const char* help, pm::MetricType type,
+                       double v) {
+    auto f = family(name, help, type);
+    f.metric.push_back(type == pm::MetricType::Counter ? counter(v) : gauge(v));
+    out.push_back(std::move(f));
+  };
 
   auto info = family("voicebot_build_info",
                      "Always 1; the version of the running voicebot-server.",
@@ -111,11 +118,8 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
   info.metric.push_back(gauge(1, {{"version", VB_VERSION}}));
   out.push_back(std::move(info));
 
-  auto up = family("voicebot_uptime_seconds",
-                   "Seconds since voicebot-server started.",
-                   pm::MetricType::Gauge);
-  up.metric.push_back(gauge(std::floor(uptime_seconds * 1000) / 1000));
-  out.push_back(std::move(up));
+  single("voicebot_uptime_seconds", "Seconds since voicebot-server started.",
+         pm::MetricType::Gauge, std::floor(uptime_seconds * 1000) / 1000);
 
   // -- HTTP --
   auto requests = family("voicebot_http_requests_total",
@@ -139,25 +143,15 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
   out.push_back(std::move(requests));
   out.push_back(std::move(latency));
 
-  auto in_flight = family("voicebot_http_requests_in_flight",
-                          "HTTP requests read and not yet answered.",
-                          pm::MetricType::Gauge);
-  in_flight.metric.push_back(
-    gauge(static_cast<double>(http.in_flight.load(std::memory_order_relaxed))));
-  out.push_back(std::move(in_flight));
-
-  auto conns = family("voicebot_http_connections", "Open HTTP connections.",
-                      pm::MetricType::Gauge);
-  conns.metric.push_back(
-    gauge(static_cast<double>(http.connections.load(std::memory_order_relaxed))));
-  out.push_back(std::move(conns));
-
-  auto refused = family("voicebot_http_connections_refused_total",
-                        "Connections closed at accept because "
-                        "max_connections were open.",
-                        pm::MetricType::Counter);
-  refused.metric.push_back(counter(value(http.refused_connections)));
-  out.push_back(std::move(refused));
+  single("voicebot_http_requests_in_flight",
+         "HTTP requests read and not yet answered.", pm::MetricType::Gauge,
+         static_cast<double>(http.in_flight.load(std::memory_order_relaxed)));
+  single("voicebot_http_connections", "Open HTTP connections.",
+         pm::MetricType::Gauge,
+         static_cast<double>(http.connections.load(std::memory_order_relaxed)));
+  single("voicebot_http_connections_refused_total",
+         "Connections closed at accept because max_connections were open.",
+         pm::MetricType::Counter, value(http.refused_connections));
 
   // -- registry, lobbies, cleanup --
   auto by_status = family("voicebot_providers",
@@ -170,28 +164,17 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
       gauge(static_cast<double>(providers[i]), {{"status", statuses[i]}}));
   out.push_back(std::move(by_status));
 
-  auto lobbies = family("voicebot_lobbies", "Lobbies.", pm::MetricType::Gauge);
-  lobbies.metric.push_back(gauge(value(stats.lobbies)));
-  out.push_back(std::move(lobbies));
-
-  auto members = family("voicebot_lobby_members",
-                        "Members of all lobbies, people and bots.",
-                        pm::MetricType::Gauge);
-  members.metric.push_back(gauge(value(stats.members)));
-  out.push_back(std::move(members));
-
-  auto evictions = family("voicebot_provider_evictions_total",
-                          "Providers evicted by the cleanup actor as stale.",
-                          pm::MetricType::Counter);
-  evictions.metric.push_back(counter(value(stats.evictions)));
-  out.push_back(std::move(evictions));
-
-  auto held = family("voicebot_cleanup_held_sweeps_total",
-                     "Cleanup sweeps that evicted nothing because more than "
-                     "max_evict_fraction of all providers were stale.",
-                     pm::MetricType::Counter);
-  held.metric.push_back(counter(value(stats.held_sweeps)));
-  out.push_back(std::move(held));
+  single("voicebot_lobbies", "Lobbies.", pm::MetricType::Gauge,
+         value(stats.lobbies));
+  single("voicebot_lobby_members", "Members of all lobbies, people and bots.",
+         pm::MetricType::Gauge, value(stats.members));
+  single("voicebot_provider_evictions_total",
+         "Providers evicted by the cleanup actor as stale.",
+         pm::MetricType::Counter, value(stats.evictions));
+  single("voicebot_cleanup_held_sweeps_total",
+         "Cleanup sweeps that evicted nothing because more than "
+         "max_evict_fraction of all providers were stale.",
+         pm::MetricType::Counter, value(stats.held_sweeps));
 
   // -- snapshots --
   auto writes = family("voicebot_snapshot_writes_total",
