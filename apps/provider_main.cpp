@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "apps/caf_runtime.hpp"
 #include "apps/stop_signals.hpp"
 #include "model/validate.hpp"
 #include "provider/host.hpp"
@@ -18,16 +19,6 @@
 namespace {
 
 using signal_atom = caf::atom_constant<caf::atom("p_signal")>;
-
-struct caf_config : caf::actor_system_config {
-  caf_config() {
-    vb::add_message_types(*this);
-    load<caf::io::middleman>();
-    set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
-    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
-    set("logger.verbosity", caf::atom("quiet"));
-  }
-};
 
 caf::timespan seconds(double s) {
   return std::chrono::duration_cast<caf::timespan>(
@@ -104,7 +95,7 @@ int main(int argc, char** argv) {
 
   auto signals = vb::block_stop_signals();
 
-  caf_config sys_cfg;
+  vb::caf_runtime_config sys_cfg;
   caf::actor_system sys{sys_cfg};
   auto host = sys.spawn(vb::provider_host, cfg);
   spdlog::info("voicebot-provider {} hosting {} for {}:{}", cfg.name, bots,

@@ -19,6 +19,7 @@
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
 #include "apps/sd_notify.hpp"
+#include "apps/caf_runtime.hpp"
 #include "apps/server_options.hpp"
 #include "apps/stop_signals.hpp"
 #include "http/client.hpp"
@@ -31,15 +32,8 @@ caf::timespan seconds(double s) {
     std::chrono::duration<double>(s));
 }
 
-struct caf_config : caf::actor_system_config {
+struct caf_config : vb::caf_runtime_config {
   caf_config() {
-    vb::add_message_types(*this);
-    load<caf::io::middleman>();
-    // Middleman heartbeats: a CAF provider whose network silently went away
-    // is noticed within the connection timeout (SPEC §5).
-    set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
-    set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
-    set("logger.verbosity", caf::atom("quiet"));
     // An idle CAF worker polls its queue and sleeps in between; by default
     // it sleeps 10 ms once relaxed, which adds up to 10 ms to every actor
     // hop of a lightly loaded server (a join takes several). 1 ms keeps

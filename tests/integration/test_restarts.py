@@ -18,6 +18,22 @@ from harness import FakeProvider, ServerTestCase
 
 
 class RestartTest(ServerTestCase):
+    def join_in_background(self, s, lobby_id, nick):
+        """Starts a join of the echo bot on its own thread; returns the
+        thread and a list that gets the answer, or the OSError of a
+        connection closed without one."""
+        answer = []
+
+        def go():
+            try:
+                answer.append(self.join(s, lobby_id, "echo", nick))
+            except OSError as e:
+                answer.append(e)
+
+        t = threading.Thread(target=go)
+        t.start()
+        return t, answer
+
     def restart(self, old, sig=signal.SIGKILL, *args):
         if sig == signal.SIGKILL:
             old.kill()
@@ -186,16 +202,7 @@ class RestartTest(ServerTestCase):
         self.register(s, fp)
         lobby = self.create_lobby(s)
         fp.mode = "hold"
-        answer = []
-
-        def go():
-            try:
-                answer.append(self.join(s, lobby["id"], "echo", "late"))
-            except OSError as e:  # the connection closed without an answer
-                answer.append(e)
-
-        t = threading.Thread(target=go)
-        t.start()
+        t, answer = self.join_in_background(s, lobby["id"], "late")
         fp.wait_for(lambda calls: len(calls) == 1)
         s.proc.send_signal(signal.SIGTERM)
         s.wait_for_line("SIGTERM received")
@@ -217,16 +224,7 @@ class RestartTest(ServerTestCase):
         self.register(s, fp)
         lobby = self.create_lobby(s)
         fp.mode = "hang"
-        answer = []
-
-        def go():
-            try:
-                answer.append(self.join(s, lobby["id"], "echo", "stuck"))
-            except OSError as e:  # the connection closed without an answer
-                answer.append(e)
-
-        t = threading.Thread(target=go)
-        t.start()
+        t, answer = self.join_in_background(s, lobby["id"], "stuck")
         fp.wait_for(lambda calls: len(calls) == 1)
         started = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
