@@ -15,6 +15,28 @@ using snapshot_writer_actor = caf::typed_actor<
   // Render the job and write it durably (temp file, fsync, rename, fsync dir).
   caf::replies_to<atom::write, snapshot_job>::with<uint64_t>>;
 
+/// The durable store of one owner's state (SPEC §3), the seam between an
+/// owner and where its changes live: the embedded journal store
+/// (actors/journal_store) appends them to a journal and compacts it into a
+/// snapshot; the actor tests use a double that can fail; a cluster store
+/// would commit each batch to etcd in one transaction. An owner applies a
+/// change to its state only once the store answered that it is durable.
+using store_actor = caf::typed_actor<
+  // Make a batch durable, all or none; answers the sequence number of its
+  // last record.
+  caf::replies_to<atom::write, store_batch>::with<uint64_t>,
+  // Changes that need no answer (heartbeats): durable with the next append.
+  caf::reacts_to<atom::write, store_batch, atom::sweep>,
+  // Everything sent before is durable; answers the last sequence number.
+  caf::replies_to<atom::flush>::with<uint64_t>,
+  // Write what was collected (the group commit's self-message).
+  caf::reacts_to<atom::flush, atom::sweep>,
+  // Write a snapshot of everything durable now and start a new journal
+  // (the final snapshot at shutdown); answers its sequence number.
+  caf::replies_to<atom::compact>::with<uint64_t>,
+  // Stop once what was queued before this message is written.
+  caf::reacts_to<atom::stop>>;
+
 // -- the CAF provider protocol (SPEC §4; docs/caf-providers.md) --------------
 
 /// A CAF bot provider (voicebot-provider, or any program that speaks this
@@ -52,17 +74,18 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::get, std::string>::with<provider>,
   // Every provider, ordered by registration, at the current version.
   caf::replies_to<atom::list>::with<provider_catalog_ptr>,
-  // The providers offering a bot, most recently seen first.
-  caf::replies_to<atom::resolve, std::string>::with<std::vector<provider>>,
+  // The providers offering a bot (shared values), online first, then the
+  // most recently seen.
+  caf::replies_to<atom::resolve, std::string>::with<provider_list>,
   // The providers unseen for at least the given time (for the cleanup actor).
   caf::replies_to<atom::stale, caf::timespan>::with<stale_report>,
   // Evict those of the given providers still unseen for the given time;
   // answers the evicted ids once durable.
   caf::replies_to<atom::evict, std::vector<std::string>, caf::timespan>::with<
     std::vector<std::string>>,
-  // Write the current state now; answered once durable.
+  // Make everything durable now (heartbeats included); answered once it is.
   caf::replies_to<atom::flush>::with<uint64_t>,
-  // Periodic flush of changes that need no acknowledgement (heartbeats).
+  // Periodic record of changes that need no acknowledgement (heartbeats).
   caf::reacts_to<atom::flush, atom::sweep>,
   // A dispatch to the provider succeeded: it is alive.
   caf::reacts_to<atom::seen, std::string>,
@@ -121,8 +144,8 @@ using lobby_actor = caf::typed_actor<
   // Someone on a lobby page says something (nick, text).
   caf::reacts_to<atom::chat, std::string, std::string>>;
 
-/// The directory of lobbies: creates them, lists them, routes to them, and
-/// owns lobbies.json.
+/// The directory of lobbies: creates them (durably, through the lobbies'
+/// store), lists them, and routes to them.
 using lobby_directory_actor = caf::typed_actor<
   // Create a lobby, or return the existing one of that name.
   caf::replies_to<atom::create, lobby_create>::with<lobby_created>,
@@ -138,8 +161,9 @@ using lobby_directory_actor = caf::typed_actor<
   caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
   // A member leaves; the lobby is found by session when not given.
   caf::replies_to<atom::leave, leave_request>::with<std::string>,
-  // A lobby's members changed; answered once durable when asked to be.
-  caf::replies_to<atom::persist, member_change, bool>::with<bool>,
+  // A lobby's members changed (applied, durable where they must be): the
+  // listing and the session index follow.
+  caf::reacts_to<atom::persist, member_change>,
   // A CAF provider registered again with the given runs (provider id, runs,
   // registration time): reconciles every lobby concerned and answers the
   // runs no lobby knows (the provider stops them).
@@ -150,9 +174,7 @@ using lobby_directory_actor = caf::typed_actor<
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  std::string>,
   // The actor of a lobby, to subscribe to its events.
-  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>,
-  // Write the current state now; answered once durable.
-  caf::replies_to<atom::flush>::with<uint64_t>>;
+  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>>;
 
 /// Wakes every cleanup interval and asks the registry to evict stale
 /// providers, with the mass-eviction guard of SPEC §3.
@@ -164,6 +186,7 @@ using cleanup_actor = caf::typed_actor<
 
 CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::snapshot_writer_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::store_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::registry_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::cleanup_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::dispatcher_actor))

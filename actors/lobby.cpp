@@ -2,16 +2,18 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/in_order.hpp"
-#include "actors/snapshot_writer.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/ids.hpp"
+#include "model/journal_codec.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
 
@@ -20,9 +22,31 @@ namespace vb {
 namespace {
 
 
-/// How long a lobby waits for its directory to make a change durable.
-constexpr auto persist_timeout =
-    group_commit::write_timeout + std::chrono::seconds(5);
+/// How long a lobby or the directory waits for the store to make a change
+/// durable, and the directory for a lobby's reconciliation.
+constexpr auto store_timeout = std::chrono::seconds(60);
+constexpr auto persist_timeout = store_timeout + std::chrono::seconds(5);
+
+/// A store that did not answer in time: the change is not durable.
+caf::error as_store_error(caf::error err) {
+  if (err == caf::sec::request_timeout)
+    return make_error(ec::storage_failed, "the store did not answer");
+  return err;
+}
+
+/// The store change of a bot member joining or leaving a lobby.
+store_change join_change(const std::string& lobby_id,
+                         const lobby_image::member& m,
+                         std::shared_ptr<const std::string> json) {
+  return store_change{join_record(lobby_id, *json),
+                      {image_op{lobby_id, m.value.session_id, std::move(json)}}};
+}
+
+store_change leave_change(const std::string& lobby_id,
+                          const std::string& session_id) {
+  return store_change{leave_record(lobby_id, session_id),
+                      {image_op{lobby_id, session_id, nullptr}}};
+}
 
 /// A request that timed out while calling a provider is a provider that
 /// cannot be reached now.
@@ -34,17 +58,35 @@ caf::error as_join_error(const caf::error& err) {
 
 } // namespace
 
-std::vector<lobby> load_lobbies(const std::string& dir) {
-  std::vector<lobby> result;
-  if (!load_snapshot(dir, lobbies_file_name,
-                     [&](const std::string& text, std::string& why) {
-                       result.clear();
-                       return decode_lobbies(text, result, why);
-                     }))
-    result.clear();
+std::vector<lobby> load_lobbies(const std::string& dir,
+                                journal_store_seed& seed,
+                                server_stats* stats) {
+  std::vector<lobby> base;
+  std::unique_ptr<lobby_replay> replay;
+  load_durable(
+    dir, lobbies_file_name,
+    [&](const std::string& text, uint64_t& seq, std::string& why) {
+      base.clear();
+      return decode_lobbies(text, base, why, &seq);
+    },
+    [&](const std::string& record, std::string& why) {
+      if (!replay)
+        replay = std::make_unique<lobby_replay>(std::move(base));
+      return replay->apply(record, why);
+    },
+    seed, stats);
+  auto result = replay ? replay->result() : std::move(base);
+  seed.render = render_lobbies;
   size_t bots = 0;
-  for (auto& l : result)
-    bots += l.sessions.size();
+  for (auto& l : result) {
+    seed.image.apply(image_op{
+      {}, l.id, std::make_shared<const std::string>(lobby_header_json(l))});
+    for (auto& s : l.sessions) {
+      ++bots;
+      seed.image.apply(image_op{
+        l.id, s.session_id, std::make_shared<const std::string>(session_json(s))});
+    }
+  }
   spdlog::info("loaded {} lobbies with {} bot members from {}/{}",
                result.size(), bots, dir, lobbies_file_name);
   return result;
@@ -105,10 +147,10 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
   pending[key].push_back(std::move(rp));
   self->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name)
       .then(
-          [this, key, j](std::vector<provider>& found) {
-            std::vector<provider> candidates;
+          [this, key, j](provider_list& found) {
+            provider_list candidates;
             for (auto& p : found)
-              if (j.provider_id.empty() || p.provider_id == j.provider_id)
+              if (j.provider_id.empty() || p->provider_id == j.provider_id)
                 candidates.push_back(std::move(p));
             if (candidates.empty())
               return finish(key, make_error(ec::not_found, "Bot not found"),
@@ -119,13 +161,14 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
 }
 
 void lobby_state::dispatch(const join_key& key, const bot_join& j,
-                           std::vector<provider> candidates, size_t attempt,
+                           provider_list candidates, size_t attempt,
                            std::string session_id) {
-  auto p = candidates[attempt];
+  auto pp = candidates[attempt];
   dispatch_request req{j.bot_name, value.id, session_id, j.nick};
-  self->request(peers.dispatcher, peers.timeout, atom::join_v, p, req)
+  self->request(peers.dispatcher, peers.timeout, atom::join_v, *pp, req)
       .then(
-          [this, key, j, p, session_id](std::string& run_id) {
+          [this, key, j, pp, session_id](std::string& run_id) {
+            auto& p = *pp;
             self->send(peers.registry, atom::seen_v, p.provider_id);
             // The record the bot's lobby events go out with.
             providers[p.provider_id] = p;
@@ -141,7 +184,7 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
           },
           [this, key, j, candidates, attempt, session_id](caf::error& raw) {
             auto err = as_join_error(raw);
-            auto& p = candidates[attempt];
+            auto& p = *candidates[attempt];
             spdlog::warn("join {} into lobby {} via provider {} failed: {}",
                          j.bot_name, value.id, p.name, to_string(err));
             if (code_of(err) == ec::unavailable)
@@ -150,7 +193,7 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
             // Failover: once, to another online provider of the bot.
             auto next = attempt + 1;
             if (attempt == 0 && next < candidates.size()
-                && candidates[next].status == provider_status::online)
+                && candidates[next]->status == provider_status::online)
               return dispatch(key, j, candidates, next, session_id);
             finish(key, err, {});
           });
@@ -158,13 +201,53 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 
 void lobby_state::accepted(const join_key& key, session s) {
   auto m = make_member(s);
-  add_bot(key, m);
-  value.sessions.push_back(m);
-  spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
-               s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
-  emit("member_joined", s);
-  publish(member_change{value.id, std::move(m), {}}, true,
-          [this, key, s](const caf::error& err) { finish(key, err, s); });
+  auto json = std::make_shared<const std::string>(m->json);
+  write({join_change(value.id, *m, std::move(json))},
+        [this, key, m](const caf::error& err) {
+    auto& s = m->value;
+    if (err) {
+      // Not on disk: the member never existed; the provider's run goes.
+      spdlog::warn("bot {} as '{}' in lobby {} not added: {}", s.bot_name,
+                   s.nick, value.id, to_string(err));
+      stop_run(s);
+      return finish(key, err, {});
+    }
+    add_bot(key, m);
+    value.sessions.push_back(m);
+    spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
+                 s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
+    emit("member_joined", s);
+    notify(member_change{value.id, m, {}});
+    finish(key, {}, s);
+  });
+}
+
+void lobby_state::write(store_batch batch,
+                        std::function<void(const caf::error&)> done) {
+  self->request(peers.store, store_timeout, atom::write_v, std::move(batch))
+    .then([done](uint64_t) { done({}); },
+          [done](caf::error& err) { done(as_store_error(err)); });
+}
+
+void lobby_state::notify(member_change change) {
+  self->send(directory, atom::persist_v, std::move(change));
+}
+
+void lobby_state::stop_run(const session& s) {
+  self->request(peers.registry, peers.timeout, atom::get_v, s.provider_id)
+    .then(
+      [this, s](provider& p) {
+        self->request(peers.dispatcher, peers.timeout, atom::stop_v, p, s.run_id)
+          .then([](bool) {},
+                [s](caf::error& err) {
+                  spdlog::warn("stop of run {} failed: {}", s.run_id,
+                               to_string(err));
+                });
+      },
+      [s](caf::error&) {
+        spdlog::warn("stop of run {}: provider {} is gone", s.run_id,
+                     s.provider_id);
+      });
 }
 
 void lobby_state::finish(const join_key& key, const caf::error& err,
@@ -192,7 +275,7 @@ session lobby_state::add_person(const std::string& nick) {
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
   emit("member_joined", s);
-  publish(member_change{value.id, std::move(m), {}}, false, nullptr);
+  notify(member_change{value.id, std::move(m), {}});
   return s;
 }
 
@@ -322,19 +405,30 @@ void lobby_state::chat(const std::string& nick, const std::string& text) {
   emit("chat", speaker, text);
 }
 
-void lobby_state::publish(member_change change, bool durable,
-                          std::function<void(const caf::error&)> done) {
-  self->request(directory, persist_timeout, atom::persist_v,
-                std::move(change), durable)
-      .then(
-          [done](bool) {
-            if (done)
-              done(caf::error{});
-          },
-          [done](caf::error& err) {
-            if (done)
-              done(err);
-          });
+std::shared_ptr<const lobby_image::member>
+lobby_state::find_member(const std::string& session_id) const {
+  for (auto& m : value.sessions)
+    if (m->value.session_id == session_id)
+      return m;
+  return nullptr;
+}
+
+std::optional<session> lobby_state::remove_member(const std::string& session_id) {
+  auto& ss = value.sessions;
+  auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
+    return m->value.session_id == session_id;
+  });
+  if (i == ss.end())
+    return std::nullopt;
+  auto s = (*i)->value;
+  ss.erase(i);
+  if (s.is_bot)
+    drop_bot(s);
+  spdlog::info("left: '{}' from lobby {} (session {})", s.nick, value.id,
+               s.session_id);
+  emit("member_left", s);
+  notify(member_change{value.id, nullptr, s.session_id});
+  return s;
 }
 
 lobby_actor::behavior_type
@@ -367,91 +461,62 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         auto& st = self->state;
         std::set<std::string> has(runs.begin(), runs.end());
         std::vector<std::string> kept;
-        std::vector<session> gone;
-        auto& ss = st.value.sessions;
-        for (auto i = ss.begin(); i != ss.end();) {
-          auto& s = (*i)->value;
-          if (!s.is_bot || s.provider_id != provider_id) {
-            ++i;
-          } else if (has.count(s.run_id) != 0 || s.joined_at >= since) {
+        std::vector<std::string> gone;
+        for (auto& m : st.value.sessions) {
+          auto& s = m->value;
+          if (!s.is_bot || s.provider_id != provider_id)
+            continue;
+          if (has.count(s.run_id) != 0 || s.joined_at >= since)
             kept.push_back(s.run_id);
-            ++i;
-          } else {
-            gone.push_back(s);
-            st.drop_bot(s);
-            i = ss.erase(i);
-          }
+          else
+            gone.push_back(s.session_id);
         }
         if (gone.empty())
           return kept;
-        for (auto& s : gone) {
-          spdlog::info("left: '{}' from lobby {} (session {}): provider {} "
-                       "no longer runs it",
-                       s.nick, st.value.id, s.session_id, provider_id);
-          st.emit("member_left", s);
-        }
-        // One durable write for all of them: the last change waits for it.
-        for (size_t k = 0; k + 1 < gone.size(); ++k)
-          st.publish(member_change{st.value.id, nullptr, gone[k].session_id},
-                     false, nullptr);
+        // One durable write for all of them; removed once it is durable.
+        store_batch batch;
+        for (auto& id : gone)
+          batch.push_back(leave_change(st.value.id, id));
         auto rp = self->make_response_promise<std::vector<std::string>>();
-        st.publish(member_change{st.value.id, nullptr, gone.back().session_id},
-                   true, [rp, kept](const caf::error& err) mutable {
-                     if (err)
-                       rp.deliver(err);
-                     else
-                       rp.deliver(kept);
-                   });
-        return rp;
-      },
-      [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
-        auto& st = self->state;
-        auto& ss = st.value.sessions;
-        auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& s) {
-          return s->value.session_id == session_id;
-        });
-        if (i == ss.end())
-          return make_error(ec::not_found, "Session not found");
-        auto s = (*i)->value;
-        ss.erase(i);
-        if (s.is_bot)
-          st.drop_bot(s);
-        spdlog::info("left: '{}' from lobby {} (session {})", s.nick,
-                     st.value.id, s.session_id);
-        st.emit("member_left", s);
-        member_change change{st.value.id, nullptr, s.session_id};
-        if (!s.is_bot) {
-          st.publish(std::move(change), false, nullptr);
-          return true;
-        }
-        auto rp = self->make_response_promise<bool>();
-        st.publish(std::move(change), true,
-                   [self, rp, s](const caf::error& err) mutable {
+        st.write(std::move(batch), [self, rp, kept, gone,
+                                    provider_id](const caf::error& err) mutable {
           if (err) {
             rp.deliver(err);
             return;
           }
-          rp.deliver(true);
-          // Tell the provider to stop the run; the member is gone either way.
-          auto& peers = self->state.peers;
-          self->request(peers.registry, peers.timeout, atom::get_v,
-                        s.provider_id)
-              .then(
-                  [self, s](provider& p) {
-                    auto& peers = self->state.peers;
-                    self->request(peers.dispatcher, peers.timeout, atom::stop_v,
-                                  p, s.run_id)
-                        .then([](bool) {},
-                              [s](caf::error& err) {
-                                spdlog::warn("stop of run {} failed: {}",
-                                             s.run_id, to_string(err));
-                              });
-                  },
-                  [s](caf::error&) {
-                    spdlog::warn("stop of run {}: provider {} is gone",
-                                 s.run_id, s.provider_id);
-                  });
+          auto& st = self->state;
+          for (auto& id : gone)
+            if (auto s = st.remove_member(id))
+              spdlog::info("left: '{}' from lobby {} (session {}): provider {} "
+                           "no longer runs it",
+                           s->nick, st.value.id, s->session_id, provider_id);
+          rp.deliver(kept);
         });
+        return rp;
+      },
+      [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
+        auto& st = self->state;
+        auto m = st.find_member(session_id);
+        if (!m)
+          return make_error(ec::not_found, "Session not found");
+        if (!m->value.is_bot) {
+          st.remove_member(session_id);
+          return true;
+        }
+        auto rp = self->make_response_promise<bool>();
+        st.write({leave_change(st.value.id, session_id)},
+                 [self, rp, m](const caf::error& err) mutable {
+                   if (err) {
+                     rp.deliver(err);
+                     return;
+                   }
+                   auto& st = self->state;
+                   st.remove_member(m->value.session_id);
+                   rp.deliver(true);
+                   // Tell the provider to stop the run; the member is gone
+                   // either way.
+                   st.stop_run(m->value);
+                 });
         return rp;
       },
       [=](atom::subscribe, lobby_subscriber_actor sub) {
@@ -469,16 +534,16 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
 
 // -- directory ----------------------------------------------------------------
 
-lobby_directory_state::entry& lobby_directory_state::add(lobby_image value,
-                                                         bool durable) {
+lobby_directory_state::entry& lobby_directory_state::add(lobby_image value) {
   auto id = value.id;
   members += value.sessions.size();
   by_name[value.name] = id;
+  for (auto& m : value.sessions)
+    by_session[m->value.session_id] = id;
   auto actor = self->spawn<caf::linked>(
       lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers, value);
   auto& e = lobbies[id];
-  e = entry{std::move(actor), std::move(value), nullptr, durable,
-            next_order++};
+  e = entry{std::move(actor), std::move(value), next_order++};
   publish_counts();
   return e;
 }
@@ -496,6 +561,7 @@ void lobby_directory_state::update(const member_change& change) {
   auto& ss = e->value.sessions;
   if (change.added) {
     ss.push_back(change.added);
+    by_session[change.added->value.session_id] = change.lobby_id;
     ++members;
   }
   if (!change.removed.empty()) {
@@ -506,8 +572,8 @@ void lobby_directory_state::update(const member_change& change) {
       ss.erase(i);
       --members;
     }
+    by_session.erase(change.removed);
   }
-  e->frozen.reset();
   publish_counts();
 }
 
@@ -521,37 +587,49 @@ std::vector<lobby> lobby_directory_state::listing() const {
 
 const lobby_directory_state::entry*
 lobby_directory_state::find_session(const std::string& session_id) const {
-  for (auto& kvp : lobbies)
-    for (auto& s : kvp.second.value.sessions)
-      if (s->value.session_id == session_id)
-        return &kvp.second;
-  return nullptr;
+  auto i = by_session.find(session_id);
+  if (i == by_session.end())
+    return nullptr;
+  auto e = lobbies.find(i->second);
+  return e == lobbies.end() ? nullptr : &e->second;
 }
 
-snapshot_job lobby_directory_state::snapshot() const {
-  std::vector<lobby_image_ptr> values;
-  for (auto e : in_order(lobbies)) {
-    // Lobbies unchanged since the last write share its capture.
-    if (!e->frozen)
-      e->frozen = std::make_shared<const lobby_image>(e->value);
-    values.push_back(e->frozen);
+void lobby_directory_state::create(const lobby_create& c, created_promise rp) {
+  if (auto i = by_name.find(c.name); i != by_name.end()) {
+    rp.deliver(lobby_created{to_lobby(lobbies.at(i->second).value), false});
+    return;
   }
-  return snapshot_job{[values = std::move(values)] {
-    // People are not durable: only lobbies and their bot members are, each
-    // rendered once when it joined.
-    std::vector<lobby> headers;
-    headers.reserve(values.size());
-    std::vector<lobby_fragments> frags(values.size());
-    for (size_t i = 0; i < values.size(); ++i) {
-      headers.push_back(to_lobby(*values[i], members_view::none));
-      for (auto& m : values[i]->sessions)
-        if (m->value.is_bot)
-          frags[i].sessions.push_back(&m->json);
-    }
-    for (size_t i = 0; i < values.size(); ++i)
-      frags[i].header = &headers[i];
-    return encode_lobby_fragments(frags);
-  }};
+  if (auto i = creating.find(c.name); i != creating.end()) {
+    // Being created moments ago: answered with that creation.
+    i->second.push_back(std::move(rp));
+    return;
+  }
+  creating[c.name].push_back(std::move(rp));
+  lobby l;
+  l.id = new_uuid(rng);
+  l.name = c.name;
+  l.is_private = c.is_private;
+  l.created_at = unix_now();
+  auto json = std::make_shared<const std::string>(lobby_header_json(l));
+  store_batch batch{store_change{lobby_record(l), {image_op{{}, l.id, json}}}};
+  self->request(peers.store, store_timeout, atom::write_v, std::move(batch))
+    .then(
+      [this, l](uint64_t) {
+        add(to_image(l));
+        spdlog::info("lobby created: '{}' id={}{}", l.name, l.id,
+                     l.is_private ? " (private)" : "");
+        auto waiting = std::move(creating[l.name]);
+        creating.erase(l.name);
+        for (size_t k = 0; k < waiting.size(); ++k)
+          waiting[k].deliver(lobby_created{l, k == 0});
+      },
+      [this, l](caf::error& raw) {
+        auto err = as_store_error(raw);
+        auto waiting = std::move(creating[l.name]);
+        creating.erase(l.name);
+        for (auto& w : waiting)
+          w.deliver(err);
+      });
 }
 
 void lobby_directory_state::publish_counts() {
@@ -563,48 +641,19 @@ void lobby_directory_state::publish_counts() {
 
 lobby_directory_actor::behavior_type lobby_directory(
     lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
-    snapshot_writer_actor writer, std::vector<lobby> initial, lobby_peers peers,
+    std::vector<lobby> initial, lobby_peers peers,
     std::shared_ptr<server_stats> stats) {
   auto& st = self->state;
   st.self = self;
   st.peers = std::move(peers);
   st.stats = std::move(stats);
-  st.snapshots.init(std::move(writer),
-                    [self] { return self->state.snapshot(); });
   for (auto& l : initial)
     if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
-      st.add(to_image(std::move(l)), true);
+      st.add(to_image(std::move(l)));
   return {
       [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
-        auto& st = self->state;
-        if (auto i = st.by_name.find(c.name); i != st.by_name.end()) {
-          auto& e = st.lobbies.at(i->second);
-          lobby_created existing{to_lobby(e.value), false};
-          if (e.durable)
-            return existing;
-          auto rp = self->make_response_promise<lobby_created>();
-          // Created moments ago and not yet on disk: answer with the write.
-          st.snapshots.commit(self, deliver_when_durable(rp, existing));
-          return rp;
-        }
-        lobby l;
-        l.id = new_uuid(st.rng);
-        l.name = c.name;
-        l.is_private = c.is_private;
-        l.created_at = unix_now();
-        st.add(to_image(l), false);
         auto rp = self->make_response_promise<lobby_created>();
-        spdlog::info("lobby created: '{}' id={}{}", l.name, l.id,
-                     l.is_private ? " (private)" : "");
-        st.snapshots.commit(self, [self, rp, l](const caf::error& err) mutable {
-          if (err) {
-            rp.deliver(err);
-            return;
-          }
-          if (auto e = self->state.find(l.id))
-            e->durable = true;
-          rp.deliver(lobby_created{l, true});
-        });
+        self->state.create(c, rp);
         return rp;
       },
       [=](atom::list) { return self->state.listing(); },
@@ -612,7 +661,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         auto e = self->state.find(id);
         if (e == nullptr)
           return make_error(ec::not_found, "Lobby not found");
-        return to_lobby(e->value);
+        return self->delegate(e->actor, atom::get_v);
       },
       [=](atom::join, const std::string& id,
           const bot_join& j) -> caf::result<session> {
@@ -654,15 +703,8 @@ lobby_directory_actor::behavior_type lobby_directory(
                   [rp](caf::error& err) mutable { rp.deliver(err); });
         return rp;
       },
-      [=](atom::persist, const member_change& change,
-          bool durable) -> caf::result<bool> {
-        auto& st = self->state;
-        st.update(change);
-        if (!durable)
-          return true;
-        auto rp = self->make_response_promise<bool>();
-        st.snapshots.commit(self, deliver_when_durable(rp, true));
-        return rp;
+      [=](atom::persist, const member_change& change) {
+        self->state.update(change);
       },
       [=](atom::reconcile, const std::string& provider_id,
           const std::vector<bot_run>& runs,
@@ -733,11 +775,6 @@ lobby_directory_actor::behavior_type lobby_directory(
         if (e == nullptr)
           return make_error(ec::not_found, "Lobby not found");
         return e->actor;
-      },
-      [=](atom::flush) -> caf::result<uint64_t> {
-        auto rp = self->make_response_promise<uint64_t>();
-        self->state.snapshots.barrier(self, rp);
-        return rp;
       },
   };
 }

@@ -4,7 +4,9 @@
 // durable; a retried join returns the existing session).
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <string>
@@ -14,7 +16,6 @@
 
 #include <caf/typed_response_promise.hpp>
 
-#include "actors/group_commit.hpp"
 #include "actors/interfaces.hpp"
 
 namespace vb {
@@ -32,14 +33,20 @@ lobby_image to_image(lobby value);
 /// A member of an image; bots carry their snapshot JSON.
 std::shared_ptr<const lobby_image::member> make_member(session s);
 
-/// Loads the newest valid lobby snapshot of `dir`. Blocking: call it before
-/// the server serves.
-std::vector<lobby> load_lobbies(const std::string& dir);
+struct journal_store_seed;
+
+/// Loads the lobbies of `dir`: the newest valid snapshot, then the journal
+/// records after it. Fills `seed` for the lobbies' store. Blocking: call it
+/// before the server serves.
+std::vector<lobby> load_lobbies(const std::string& dir, journal_store_seed& seed,
+                                server_stats* stats = nullptr);
 
 /// The actors a lobby works with.
 struct lobby_peers {
   registry_actor registry;
   dispatcher_actor dispatcher;
+  /// Where lobbies and bot members are made durable (lobbies.journal).
+  store_actor store;
   /// How long a lobby waits for the registry and the dispatcher.
   caf::timespan timeout = std::chrono::seconds(5);
 };
@@ -86,7 +93,7 @@ struct lobby_state {
   void drop_bot(const session& s);
   void join(const bot_join& j, session_promise rp);
   void dispatch(const join_key& key, const bot_join& j,
-                std::vector<provider> candidates, size_t attempt,
+                provider_list candidates, size_t attempt,
                 std::string session_id);
   void accepted(const join_key& key, session s);
   void finish(const join_key& key, const caf::error& err, const session& s);
@@ -105,10 +112,18 @@ struct lobby_state {
            const std::string& provider_id);
   /// Someone on a lobby page says something.
   void chat(const std::string& nick, const std::string& text);
-  /// Tells the directory of a change; `done` runs once it is durable
-  /// (durable updates) or right away.
-  void publish(member_change change, bool durable,
-               std::function<void(const caf::error&)> done);
+  /// Sends changes to the store; `done` runs in the lobby once they are
+  /// durable, or failed (then nothing of them may be applied).
+  void write(store_batch batch, std::function<void(const caf::error&)> done);
+  /// Tells the directory of an applied change (its listing and session
+  /// index), without waiting.
+  void notify(member_change change);
+  /// Tells a bot's provider to stop its run, without waiting.
+  void stop_run(const session& s);
+  std::shared_ptr<const lobby_image::member>
+  find_member(const std::string& session_id) const;
+  /// Removes a member (announced, the directory told); nothing when absent.
+  std::optional<session> remove_member(const std::string& session_id);
 };
 
 lobby_actor::behavior_type
@@ -116,42 +131,48 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
          lobby_directory_actor directory, lobby_peers peers,
          lobby_image value);
 
+/// The directory: a router. It creates lobbies (durably, through the
+/// store), lists them and finds them by name and by session; the lobbies
+/// tell it of their members after the fact, so it is on no join's path.
 struct lobby_directory_state {
   static inline constexpr const char* name = "lobby-directory";
 
   struct entry {
     lobby_actor actor;
+    /// The lobby and its members as the lobby last told (for listings).
     lobby_image value;
-    /// The value as the last snapshot captured it; reset on change.
-    mutable lobby_image_ptr frozen;
-    /// True once a snapshot holds the lobby.
-    bool durable = false;
     uint64_t order = 0;
   };
+
+  using created_promise = caf::typed_response_promise<lobby_created>;
 
   lobby_directory_actor::pointer self = nullptr;
   lobby_peers peers;
   std::shared_ptr<server_stats> stats;
   std::unordered_map<std::string, entry> lobbies;
   std::unordered_map<std::string, std::string> by_name; // name -> id
+  /// Session id -> lobby id, for leaves that name no lobby.
+  std::unordered_map<std::string, std::string> by_session;
+  /// Creations on their way to the store, by name: the same name again
+  /// waits for the first.
+  std::map<std::string, std::vector<created_promise>> creating;
   uint64_t next_order = 0;
   uint64_t members = 0;
   std::mt19937_64 rng{std::random_device{}()};
-  group_commit snapshots;
 
-  entry& add(lobby_image value, bool durable);
+  entry& add(lobby_image value);
   entry* find(const std::string& id);
   void update(const member_change& change);
   std::vector<lobby> listing() const;
   /// The lobby holding a session, or null.
   const entry* find_session(const std::string& session_id) const;
-  snapshot_job snapshot() const;
+  void create(const lobby_create& c, created_promise rp);
   void publish_counts();
 };
 
 lobby_directory_actor::behavior_type
 lobby_directory(lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
-                snapshot_writer_actor writer, std::vector<lobby> initial,
-                lobby_peers peers, std::shared_ptr<server_stats> stats);
+                std::vector<lobby> initial, lobby_peers peers,
+                std::shared_ptr<server_stats> stats);
 
 } // namespace vb

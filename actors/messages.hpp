@@ -51,6 +51,7 @@ VB_ADD_ATOM(say, "say")
 VB_ADD_ATOM(reconcile, "reconcile")
 VB_ADD_ATOM(subscribe, "subscribe")
 VB_ADD_ATOM(chat, "chat")
+VB_ADD_ATOM(compact, "compact")
 
 namespace vb {
 
@@ -205,6 +206,39 @@ struct snapshot_job {
   std::function<std::string()> render;
 };
 
+/// One entry of a store's image (what its next snapshot holds): a rendered
+/// item under a parent (a lobby's member under the lobby; empty for a
+/// top-level item: a provider, a lobby). Immutable and shared.
+struct image_entry {
+  std::string parent;
+  std::string key;
+  std::shared_ptr<const std::string> json;
+};
+using image_entry_ptr = std::shared_ptr<const image_entry>;
+
+/// What one change does to a store's image: an entry set (json not null) or
+/// removed (json null).
+struct image_op {
+  std::string parent;
+  std::string key;
+  std::shared_ptr<const std::string> json;
+};
+
+/// One change for a store (SPEC §3): its journal record, and what it does to
+/// the image the next compaction writes. Local only.
+struct store_change {
+  std::string record;
+  std::vector<image_op> ops;
+};
+
+/// Changes made durable together, all or none. Local only.
+using store_batch = std::vector<store_change>;
+
+/// A shared, immutable provider as the registry holds it: handed out by
+/// resolve instead of copies. Local only.
+using provider_ptr = std::shared_ptr<const provider>;
+using provider_list = std::vector<provider_ptr>;
+
 // -- serialization (CAF 0.17 inspect) -----------------------------------------
 
 template <class Inspector>
@@ -313,6 +347,8 @@ typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::member_change)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::store_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
 
 // -- type ids -----------------------------------------------------------------
 

@@ -7,22 +7,37 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/in_order.hpp"
-#include "actors/snapshot_writer.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/ids.hpp"
+#include "model/journal_codec.hpp"
 #include "model/snapshot_codec.hpp"
 
 namespace vb {
 
-std::vector<provider> load_providers(const std::string& dir) {
-  std::vector<provider> result;
-  if (!load_snapshot(dir, providers_file_name,
-                     [&](const std::string& text, std::string& why) {
-                       result.clear();
-                       return decode_providers(text, result, why);
-                     }))
-    result.clear();
+std::vector<provider> load_providers(const std::string& dir,
+                                     journal_store_seed& seed,
+                                     server_stats* stats) {
+  std::vector<provider> base;
+  std::unique_ptr<provider_replay> replay;
+  load_durable(
+    dir, providers_file_name,
+    [&](const std::string& text, uint64_t& seq, std::string& why) {
+      base.clear();
+      return decode_providers(text, base, why, &seq);
+    },
+    [&](const std::string& record, std::string& why) {
+      if (!replay)
+        replay = std::make_unique<provider_replay>(std::move(base));
+      return replay->apply(record, why);
+    },
+    seed, stats);
+  auto result = replay ? replay->result() : std::move(base);
+  seed.render = render_providers;
+  for (auto& p : result)
+    seed.image.apply(image_op{{}, p.provider_id,
+                              std::make_shared<const std::string>(provider_json(p))});
   spdlog::info("loaded {} providers from {}/{}", result.size(), dir,
                providers_file_name);
   return result;
@@ -72,25 +87,31 @@ caf::error registry_state::check_key(const std::string& key) const {
   return make_error(ec::key_invalid);
 }
 
-std::string registry_state::upsert(const provider_registration& reg) {
-  // A known id wins; then the same endpoint; then the id the provider
-  // remembers (it was evicted or this server lost it); then a new one.
-  // CAF providers have no endpoint, so only their id identifies them.
-  auto endpoint = reg.via == transport::http
-                    ? by_endpoint.find({reg.name, reg.base_url})
-                    : by_endpoint.end();
+registry_state::planned
+registry_state::plan(const provider_registration& reg) {
+  // A known id wins; then the same endpoint (registered, or on its way to
+  // the store); then the id the provider remembers (it was evicted or this
+  // server lost it); then a new one. CAF providers have no endpoint, so only
+  // their id identifies them.
+  auto is_http = reg.via == transport::http;
+  std::pair<std::string, std::string> ep{reg.name, reg.base_url};
+  auto endpoint = is_http ? by_endpoint.find(ep) : by_endpoint.end();
+  auto in_flight = is_http ? pending_endpoints.find(ep) : pending_endpoints.end();
   std::string id;
   if (!reg.provider_id.empty() && providers.count(reg.provider_id) != 0) {
     id = reg.provider_id;
   } else if (endpoint != by_endpoint.end()) {
     id = endpoint->second;
+  } else if (in_flight != pending_endpoints.end()) {
+    id = in_flight->second;
   } else if (!reg.provider_id.empty()) {
     id = reg.provider_id;
   } else {
     id = new_uuid(rng);
   }
+  planned result;
   auto now = unix_now();
-  provider next;
+  auto& next = result.value;
   next.provider_id = id;
   next.name = reg.name;
   next.base_url = reg.base_url;
@@ -100,27 +121,47 @@ std::string registry_state::upsert(const provider_registration& reg) {
   next.registered_at = now;
   next.last_seen = now;
   next.status = provider_status::online;
+  if (auto i = providers.find(id); i != providers.end())
+    next.registered_at = i->second.value->registered_at;
+  // Another entry with this endpoint is the same provider under an old id.
+  if (endpoint != by_endpoint.end() && endpoint->second != id)
+    result.replaces = endpoint->second;
+  result.json = std::make_shared<const std::string>(provider_json(next));
+  if (is_http)
+    pending_endpoints[ep] = id;
+  return result;
+}
+
+std::string registry_state::upsert(planned p) {
+  auto& next = p.value;
+  auto id = next.provider_id;
+  if (next.via == transport::http) {
+    auto i = pending_endpoints.find({next.name, next.base_url});
+    if (i != pending_endpoints.end() && i->second == id)
+      pending_endpoints.erase(i);
+  }
+  if (!p.replaces.empty() && p.replaces != id)
+    erase(p.replaces);
   auto order = next_order;
   if (auto i = providers.find(id); i != providers.end()) {
-    next.registered_at = i->second.value->registered_at;
     order = i->second.order;
     unindex(*i->second.value);
     providers.erase(i);
   } else {
     ++next_order;
   }
-  // Another entry with this endpoint is the same provider under an old id.
-  if (endpoint = reg.via == transport::http
-                   ? by_endpoint.find({reg.name, reg.base_url})
-                   : by_endpoint.end();
-      endpoint != by_endpoint.end() && endpoint->second != id)
-    erase(endpoint->second);
   index(next);
-  providers.emplace(id, make_entry(std::move(next), self->clock().now(), order));
+  entry e;
+  e.seen = self->clock().now();
+  e.order = order;
+  e.json = std::move(p.json);
+  e.value = std::make_shared<const provider>(std::move(next));
+  providers.emplace(id, std::move(e));
   listing_changed();
-  spdlog::info("provider registered: {} ({}) id={} bots={}", reg.name,
-               reg.base_url.empty() ? to_string(reg.via) : reg.base_url, id,
-               reg.bots.size());
+  auto& v = *providers.at(id).value;
+  spdlog::info("provider registered: {} ({}) id={} bots={}", v.name,
+               v.base_url.empty() ? to_string(v.via) : v.base_url, id,
+               v.bots.size());
   return id;
 }
 
@@ -137,10 +178,11 @@ caf::expected<double> registry_state::touch(const std::string& id,
     unindex(next);
     next.bots = hb.bots;
     index(next);
+    changed_since_flush.insert(id);
   }
   set(i->second, std::move(next));
   i->second.seen = self->clock().now();
-  snapshots.touch();
+  seen_since_flush.insert(id);
   return i->second.value->last_seen;
 }
 
@@ -190,10 +232,10 @@ void registry_state::mark_seen(const std::string& id) {
   set(i->second, std::move(next));
   i->second.seen = self->clock().now();
   ++version;
-  snapshots.touch();
+  seen_since_flush.insert(id);
 }
 
-std::vector<provider> registry_state::resolve(const std::string& bot) const {
+provider_list registry_state::resolve(const std::string& bot) const {
   std::vector<const entry*> found;
   if (auto i = by_bot.find(bot); i != by_bot.end())
     for (auto& id : i->second)
@@ -206,9 +248,10 @@ std::vector<provider> registry_state::resolve(const std::string& bot) const {
       return xo;
     return x->seen > y->seen;
   });
-  std::vector<provider> result;
+  provider_list result;
+  result.reserve(found.size());
   for (auto e : found)
-    result.push_back(*e->value);
+    result.push_back(e->value);
   return result;
 }
 
@@ -227,37 +270,57 @@ stale_report registry_state::stale(caf::timespan stale_after) const {
 }
 
 std::vector<std::string>
-registry_state::evict(const std::vector<std::string>& ids,
-                      caf::timespan stale_after) {
-  std::vector<std::string> evicted;
+registry_state::evictable(const std::vector<std::string>& ids,
+                          caf::timespan stale_after) const {
+  std::vector<std::string> result;
   auto now = self->clock().now();
   for (auto& id : ids) {
     auto i = providers.find(id);
     // A provider seen since the sweep asked is kept.
     if (i == providers.end() || now - i->second.seen < stale_after)
       continue;
-    auto unseen = std::chrono::duration<double>(now - i->second.seen).count();
-    spdlog::info("provider evicted: {} id={} unseen for {:.0f} s",
-                 i->second.value->name, id, unseen);
-    erase(id);
-    evicted.push_back(id);
+    result.push_back(id);
   }
-  return evicted;
+  return result;
 }
 
-snapshot_job registry_state::snapshot() const {
-  auto sorted = in_order(providers);
-  std::vector<std::shared_ptr<const std::string>> rendered;
-  rendered.reserve(sorted.size());
-  for (auto e : sorted)
-    rendered.push_back(e->json);
-  return snapshot_job{[rendered = std::move(rendered)] {
-    std::vector<const std::string*> parts;
-    parts.reserve(rendered.size());
-    for (auto& r : rendered)
-      parts.push_back(r.get());
-    return encode_provider_fragments(parts);
-  }};
+store_batch registry_state::seen_batch() {
+  store_batch batch;
+  std::vector<std::pair<std::string, double>> seen;
+  for (auto& id : seen_since_flush) {
+    auto i = providers.find(id);
+    if (i == providers.end())
+      continue;
+    if (changed_since_flush.count(id) != 0)
+      continue; // its put record below carries last_seen too
+    seen.emplace_back(id, i->second.value->last_seen);
+  }
+  store_change change;
+  if (!seen.empty())
+    change.record = provider_seen_record(seen);
+  for (auto& id : seen_since_flush)
+    if (auto i = providers.find(id); i != providers.end())
+      change.ops.push_back(image_op{{}, id, i->second.json});
+  if (!change.ops.empty() && !change.record.empty())
+    batch.push_back(std::move(change));
+  for (auto& id : changed_since_flush)
+    if (auto i = providers.find(id); i != providers.end())
+      batch.push_back(store_change{provider_put_record(*i->second.json),
+                                   {image_op{{}, id, i->second.json}}});
+  seen_since_flush.clear();
+  changed_since_flush.clear();
+  return batch;
+}
+
+void registry_state::write(store_batch batch,
+                           std::function<void(const caf::error&)> done) {
+  self->request(store, config.store_timeout, atom::write_v, std::move(batch))
+    .then([done](uint64_t) { done({}); },
+          [done](caf::error& err) {
+            if (err == caf::sec::request_timeout)
+              err = make_error(ec::storage_failed, "the store did not answer");
+            done(err);
+          });
 }
 
 void registry_state::index(const provider& p) {
@@ -292,13 +355,22 @@ void registry_state::listing_changed() {
 
 registry_actor::behavior_type
 registry(registry_actor::stateful_pointer<registry_state> self,
-         snapshot_writer_actor writer, std::vector<provider> initial,
+         store_actor store, std::vector<provider> initial,
          registry_config config, std::shared_ptr<server_stats> stats) {
   auto& st = self->state;
   st.self = self;
-  st.snapshots.init(std::move(writer), [self] { return self->state.snapshot(); });
+  st.store = std::move(store);
   st.config = std::move(config);
   st.stats = std::move(stats);
+  // The final heartbeat record goes to the store on any exit (the store
+  // writes what it was sent before its own exit).
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto batch = self->state.seen_batch();
+    if (!batch.empty())
+      self->send(self->state.store, atom::write_v, std::move(batch),
+                 atom::sweep_v);
+    self->quit(msg.reason);
+  });
   st.init(std::move(initial));
   self->delayed_send(self, st.config.flush_interval, atom::flush_v,
                      atom::sweep_v);
@@ -308,9 +380,27 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       auto& st = self->state;
       if (auto err = st.check_key(reg.provider_key))
         return err;
-      auto id = st.upsert(reg);
+      auto plan = std::make_shared<registry_state::planned>(st.plan(reg));
+      store_batch batch;
+      if (!plan->replaces.empty())
+        batch.push_back(store_change{provider_del_record(plan->replaces),
+                                     {image_op{{}, plan->replaces, nullptr}}});
+      batch.push_back(store_change{
+        provider_put_record(*plan->json),
+        {image_op{{}, plan->value.provider_id, plan->json}}});
       auto rp = self->make_response_promise<std::string>();
-      st.snapshots.commit(self, deliver_when_durable(rp, id));
+      st.write(std::move(batch), [self, rp, plan](const caf::error& err) mutable {
+        auto& st = self->state;
+        if (err) {
+          auto& v = plan->value;
+          auto i = st.pending_endpoints.find({v.name, v.base_url});
+          if (i != st.pending_endpoints.end() && i->second == v.provider_id)
+            st.pending_endpoints.erase(i);
+          rp.deliver(err);
+          return;
+        }
+        rp.deliver(st.upsert(std::move(*plan)));
+      });
       return rp;
     },
     [=](atom::heartbeat, const std::string& id,
@@ -325,11 +415,19 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       auto& st = self->state;
       if (auto err = st.check_key(key))
         return err;
-      if (!st.erase(id))
+      if (st.providers.count(id) == 0)
         return make_error(ec::not_found, "Provider not found");
-      spdlog::info("provider deregistered: id={}", id);
       auto rp = self->make_response_promise<bool>();
-      st.snapshots.commit(self, deliver_when_durable(rp, true));
+      st.write({store_change{provider_del_record(id), {image_op{{}, id, nullptr}}}},
+               [self, rp, id](const caf::error& err) mutable {
+                 if (err) {
+                   rp.deliver(err);
+                   return;
+                 }
+                 if (self->state.erase(id))
+                   spdlog::info("provider deregistered: id={}", id);
+                 rp.deliver(true);
+               });
       return rp;
     },
     [=](atom::get, const std::string& id) -> caf::result<provider> {
@@ -349,16 +447,46 @@ registry(registry_actor::stateful_pointer<registry_state> self,
     [=](atom::evict, const std::vector<std::string>& ids,
         caf::timespan stale_after) -> caf::result<std::vector<std::string>> {
       auto& st = self->state;
-      auto evicted = st.evict(ids, stale_after);
-      if (evicted.empty())
-        return evicted;
+      auto evictable = st.evictable(ids, stale_after);
+      if (evictable.empty())
+        return evictable;
+      store_batch batch;
+      for (auto& id : evictable)
+        batch.push_back(
+          store_change{provider_del_record(id), {image_op{{}, id, nullptr}}});
       auto rp = self->make_response_promise<std::vector<std::string>>();
-      st.snapshots.commit(self, deliver_when_durable(rp, evicted));
+      st.write(std::move(batch), [self, rp, evictable,
+                                  stale_after](const caf::error& err) mutable {
+        if (err) {
+          rp.deliver(err);
+          return;
+        }
+        auto& st = self->state;
+        std::vector<std::string> evicted;
+        auto now = self->clock().now();
+        for (auto& id : evictable) {
+          auto i = st.providers.find(id);
+          if (i == st.providers.end())
+            continue;
+          auto unseen = std::chrono::duration<double>(now - i->second.seen);
+          spdlog::info("provider evicted: {} id={} unseen for {:.0f} s",
+                       i->second.value->name, id, unseen.count());
+          st.erase(id);
+          evicted.push_back(id);
+        }
+        rp.deliver(std::move(evicted));
+      });
       return rp;
     },
     [=](atom::flush) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      auto batch = st.seen_batch();
+      if (!batch.empty())
+        self->send(st.store, atom::write_v, std::move(batch), atom::sweep_v);
       auto rp = self->make_response_promise<uint64_t>();
-      self->state.snapshots.barrier(self, rp);
+      self->request(st.store, st.config.store_timeout, atom::flush_v)
+        .then([rp](uint64_t seq) mutable { rp.deliver(seq); },
+              [rp](caf::error& err) mutable { rp.deliver(err); });
       return rp;
     },
     [=](atom::seen, const std::string& id) { self->state.mark_seen(id); },
@@ -369,7 +497,9 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       auto& st = self->state;
       self->delayed_send(self, st.config.flush_interval, atom::flush_v,
                          atom::sweep_v);
-      st.snapshots.flush(self);
+      auto batch = st.seen_batch();
+      if (!batch.empty())
+        self->send(st.store, atom::write_v, std::move(batch), atom::sweep_v);
     },
   };
 }

@@ -12,7 +12,6 @@
 #include <caf/actor_clock.hpp>
 #include <caf/response_promise.hpp>
 
-#include "actors/group_commit.hpp"
 #include "actors/interfaces.hpp"
 
 namespace vb {
@@ -22,14 +21,21 @@ struct server_stats;
 /// The file name of the provider snapshot in the data directory.
 inline constexpr const char* providers_file_name = "bot_providers.json";
 
-/// Loads the newest valid provider snapshot of `dir` (ours or the original
-/// Python server's format), moving corrupt generations aside. Blocking: call
-/// it before the server serves.
-std::vector<provider> load_providers(const std::string& dir);
+struct journal_store_seed;
+
+/// Loads the providers of `dir`: the newest valid snapshot (ours or the
+/// original Python server's format; corrupt generations moved aside), then
+/// the journal records after it. Fills `seed` for the providers' store.
+/// Blocking: call it before the server serves.
+std::vector<provider> load_providers(const std::string& dir,
+                                     journal_store_seed& seed,
+                                     server_stats* stats = nullptr);
 
 struct registry_config {
   /// Accepted provider keys; empty: registration needs no key.
   std::vector<std::string> provider_keys;
+  /// How long the registry waits for its store to make a change durable.
+  caf::timespan store_timeout = std::chrono::seconds(60);
   /// How often changes that need no acknowledgement (heartbeats) are written.
   caf::timespan flush_interval = std::chrono::seconds(5);
 };
@@ -73,26 +79,46 @@ struct registry_state {
   mutable provider_catalog_ptr catalog_cache;
   std::mt19937_64 rng{std::random_device{}()};
 
-  /// Writes bot_providers.json: changes are acknowledged once durable.
-  group_commit snapshots;
+  /// Where changes are made durable; the registry applies a change only once
+  /// the store answered (nothing unacknowledged is visible).
+  store_actor store;
+  /// Registrations on their way to the store, by endpoint: a second one of
+  /// the same endpoint gets the same id.
+  std::map<std::pair<std::string, std::string>, std::string> pending_endpoints;
+  /// Providers seen (heartbeat, dispatch) since the last periodic record,
+  /// and those whose catalog a heartbeat replaced.
+  std::set<std::string> seen_since_flush;
+  std::set<std::string> changed_since_flush;
 
   // -- state methods ---------------------------------------------------------
 
   void init(std::vector<provider> initial);
   caf::error check_key(const std::string& key) const;
-  /// Registers or re-registers; returns the provider id.
-  std::string upsert(const provider_registration& reg);
+  /// A registration as it will be once durable, and the old id of the same
+  /// endpoint it replaces (or empty).
+  struct planned {
+    provider value;
+    std::shared_ptr<const std::string> json;
+    std::string replaces;
+  };
+  planned plan(const provider_registration& reg);
+  /// Applies a durable registration; returns the provider id.
+  std::string upsert(planned p);
   caf::expected<double> touch(const std::string& id, const heartbeat& hb);
   bool erase(const std::string& id);
   provider_catalog_ptr catalog() const;
   void set_status(const std::string& id, provider_status status);
   void mark_seen(const std::string& id);
-  std::vector<provider> resolve(const std::string& bot) const;
+  provider_list resolve(const std::string& bot) const;
   stale_report stale(caf::timespan stale_after) const;
-  std::vector<std::string> evict(const std::vector<std::string>& ids,
-                                 caf::timespan stale_after);
-  /// The current state as a snapshot job (rendered on the writer's thread).
-  snapshot_job snapshot() const;
+  /// The providers of `ids` still unseen for `stale_after`.
+  std::vector<std::string> evictable(const std::vector<std::string>& ids,
+                                     caf::timespan stale_after) const;
+  /// The periodic record of heartbeats and catalog changes, if any.
+  store_batch seen_batch();
+  /// Sends a batch to the store; `done` runs in the registry once it is
+  /// durable (or failed: then nothing of it was applied).
+  void write(store_batch batch, std::function<void(const caf::error&)> done);
 
 private:
   void index(const provider& p);
@@ -104,7 +130,7 @@ private:
 
 registry_actor::behavior_type
 registry(registry_actor::stateful_pointer<registry_state> self,
-         snapshot_writer_actor writer, std::vector<provider> initial,
+         store_actor store, std::vector<provider> initial,
          registry_config config, std::shared_ptr<server_stats> stats);
 
 } // namespace vb

@@ -49,6 +49,20 @@ struct snapshot_stats {
   latency_histogram duration; // successful writes
 };
 
+/// The journal of one owner (SPEC §3): appends, compactions, start-up.
+struct journal_stats {
+  std::atomic<uint64_t> appends{0};   // batches appended (one fdatasync each)
+  std::atomic<uint64_t> records{0};   // records in them
+  std::atomic<uint64_t> failures{0};  // appends that failed (answered 503)
+  std::atomic<uint64_t> bytes{0};     // size of the active segment now
+  std::atomic<uint64_t> compactions{0};
+  std::atomic<uint64_t> compaction_failures{0};
+  std::atomic<uint64_t> quarantined{0}; // corrupt segments moved aside
+  std::atomic<uint64_t> truncated{0};   // torn tails cut off at start-up
+  latency_histogram sync;       // one append: write + fdatasync
+  latency_histogram compaction; // one compaction: snapshot + rotation
+};
+
 struct server_stats {
   std::atomic<uint64_t> providers{0};        // registered now
   std::atomic<uint64_t> lobbies{0};          // existing now
@@ -63,6 +77,17 @@ struct server_stats {
   static constexpr std::array<std::string_view, 3> snapshot_files{
     "bot_providers.json", "lobbies.json", "other"};
   std::array<snapshot_stats, snapshot_files.size()> snapshots{};
+
+  std::array<journal_stats, snapshot_files.size()> journals{};
+  /// Snapshot files moved aside at start-up (corrupt), all files.
+  std::atomic<uint64_t> quarantined_snapshots{0};
+
+  journal_stats& journal(std::string_view file_name) {
+    for (std::size_t i = 0; i + 1 < snapshot_files.size(); ++i)
+      if (snapshot_files[i] == file_name)
+        return journals[i];
+    return journals.back();
+  }
 
   snapshot_stats& snapshot(std::string_view file_name) {
     for (std::size_t i = 0; i + 1 < snapshot_files.size(); ++i)

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 
 #include <caf/all.hpp>
@@ -14,6 +15,7 @@
 #include "actors/cleanup.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/gateway.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
@@ -24,6 +26,7 @@
 #include "apps/stop_signals.hpp"
 #include "http/client.hpp"
 #include "http/server.hpp"
+#include "storage/journal.hpp"
 
 namespace {
 
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
   if (!parsed)
     return exit_code;
   auto opts = *parsed;
+  if (!opts.dump_journal.empty())
+    return vb::storage::dump_journal(opts.dump_journal, std::cout, std::cerr);
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   // Every thread started from here on inherits the blocked signals; main
@@ -80,9 +85,17 @@ int main(int argc, char** argv) {
                  "who reaches this address can register providers",
                  opts.host);
 
-  // Snapshots load before anything serves.
-  auto providers = vb::load_providers(opts.data_dir);
-  auto lobbies = vb::load_lobbies(opts.data_dir);
+  // Snapshots and journals load before anything serves.
+  auto stats = std::make_shared<vb::server_stats>();
+  auto provider_seed = std::make_shared<vb::journal_store_seed>();
+  auto lobby_seed = std::make_shared<vb::journal_store_seed>();
+  provider_seed->max_bytes = lobby_seed->max_bytes = opts.journal_max_bytes;
+  auto providers = vb::load_providers(opts.data_dir, *provider_seed, stats.get());
+  auto lobbies = vb::load_lobbies(opts.data_dir, *lobby_seed, stats.get());
+  if (!provider_seed->journal || !lobby_seed->journal) {
+    spdlog::error("cannot open the journals in {}", opts.data_dir);
+    return 1;
+  }
 
   auto http = std::make_unique<vb::http_server>(opts);
   uint16_t port = 0;
@@ -103,15 +116,18 @@ int main(int argc, char** argv) {
 
   caf_config cfg;
   caf::actor_system sys{cfg};
-  auto stats = std::make_shared<vb::server_stats>();
   auto client = std::make_shared<vb::http_client>(1);
-  auto provider_writer = sys.spawn<caf::detached>(
-    vb::snapshot_writer, opts.data_dir, vb::providers_file_name, stats);
-  auto lobby_writer = sys.spawn<caf::detached>(
-    vb::snapshot_writer, opts.data_dir, vb::lobbies_file_name, stats);
+  // Each durable file: a store (journal appends, detached: fdatasync never
+  // stalls a worker) and the snapshot writer its compactions use.
+  auto provider_files = vb::spawn_journal_store(sys, provider_seed, stats);
+  auto lobby_files = vb::spawn_journal_store(sys, lobby_seed, stats);
+  auto provider_store = provider_files.store;
+  auto provider_writer = provider_files.writer;
+  auto lobby_store = lobby_files.store;
+  auto lobby_writer = lobby_files.writer;
   vb::registry_config rcfg;
   rcfg.provider_keys = opts.provider_keys;
-  auto registry = sys.spawn(vb::registry, provider_writer, std::move(providers),
+  auto registry = sys.spawn(vb::registry, provider_store, std::move(providers),
                             rcfg, stats);
   vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
                           seconds(opts.stale_after), opts.max_evict_fraction};
@@ -121,20 +137,31 @@ int main(int argc, char** argv) {
   dcfg.registry = registry;
   auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
-  vb::lobby_peers peers{registry, dispatcher};
-  auto directory = sys.spawn(vb::lobby_directory, lobby_writer,
-                             std::move(lobbies), peers, stats);
+  vb::lobby_peers peers{registry, dispatcher, lobby_store};
+  auto directory = sys.spawn(vb::lobby_directory, std::move(lobbies), peers,
+                             stats);
 
   // The provider gateway for CAF providers (loopback unless configured).
   auto gateway = sys.spawn(vb::provider_gateway,
                            vb::gateway_peers{registry, dispatcher, directory});
-  // Every long-lived actor, in the order they are told to exit.
+  // Every long-lived actor, in the order they are told to exit: the owners
+  // first (the registry hands its last heartbeats to its store on exit),
+  // then, once they are gone, the stores (each writes what it was sent).
   auto stop_actors = [&] {
-    for (auto& a : {caf::actor_cast<caf::actor>(gateway),
-                    caf::actor_cast<caf::actor>(cleanup),
-                    caf::actor_cast<caf::actor>(directory),
-                    caf::actor_cast<caf::actor>(dispatcher),
-                    caf::actor_cast<caf::actor>(registry),
+    std::vector<caf::actor> owners{caf::actor_cast<caf::actor>(gateway),
+                                   caf::actor_cast<caf::actor>(cleanup),
+                                   caf::actor_cast<caf::actor>(directory),
+                                   caf::actor_cast<caf::actor>(dispatcher),
+                                   caf::actor_cast<caf::actor>(registry)};
+    for (auto& a : owners)
+      anon_send_exit(a, caf::exit_reason::user_shutdown);
+    {
+      caf::scoped_actor self{sys};
+      for (auto& a : owners)
+        self->wait_for(a);
+    }
+    for (auto& a : {caf::actor_cast<caf::actor>(provider_store),
+                    caf::actor_cast<caf::actor>(lobby_store),
                     caf::actor_cast<caf::actor>(provider_writer),
                     caf::actor_cast<caf::actor>(lobby_writer)})
       anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -189,20 +216,33 @@ int main(int argc, char** argv) {
   };
   int rc = 0;
   {
-    // The final snapshots: a durable barrier on each owner.
+    // The final records: a durable barrier on each store (through the
+    // registry, which first hands its store the last heartbeats).
     caf::scoped_actor self{sys};
     auto flush = [&](auto& owner, const char* what) {
       self->request(owner, left(), vb::atom::flush_v)
         .receive(
-          [&](uint64_t) { spdlog::info("final {} snapshot written", what); },
+          [&](uint64_t) { spdlog::info("final {} records written", what); },
           [&](caf::error& err) {
-            spdlog::error("final {} snapshot failed: {}", what,
+            spdlog::error("final {} records failed: {}", what,
                           sys.render(err));
             rc = 1;
           });
     };
     flush(registry, "provider");
-    flush(directory, "lobby");
+    // The final snapshots: a restart replays no journal.
+    for (auto& [store, what] : {std::pair{provider_store, "provider"},
+                                std::pair{lobby_store, "lobby"}})
+      self->request(store, left(), vb::atom::compact_v)
+        .receive(
+          [&](uint64_t seq) {
+            spdlog::info("final {} snapshot written (record {})", what, seq);
+          },
+          [&](caf::error& err) {
+            spdlog::error("final {} snapshot failed: {}", what,
+                          sys.render(err));
+            rc = 1;
+          });
   }
   // CAF providers see the link drop and reconnect with backoff.
   sys.middleman().unpublish(gateway, *caf_port);

@@ -54,7 +54,7 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--base-path", o.base_path,
                  "prefix for every route, e.g. /ai-voicebot");
   app.add_option("--data-dir", o.data_dir,
-                 "where the snapshots live (created if missing)");
+                 "where the snapshots and journals live (created if missing)");
   app.add_option("--caf-host", o.caf_host,
                  "address of the provider gateway for CAF providers");
   app.add_option("--caf-port", o.caf_port,
@@ -65,6 +65,11 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
                  "seconds unseen before a provider is evicted");
   app.add_option("--max-evict-fraction", o.max_evict_fraction,
                  "a sweep that would evict more than this share evicts none");
+  app.add_option("--journal-max-bytes", o.journal_max_bytes,
+                 "a journal past this size is compacted into a new snapshot");
+  app.add_option("--dump-journal", o.dump_journal,
+                 "print a journal's records as JSON lines and exit (0, or 1 "
+                 "naming the offset of the first bad record)");
   app.add_option("--provider-key", o.provider_keys,
                  "accepted provider key; repeatable")
     ->take_all();

@@ -201,6 +201,71 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
   out.push_back(std::move(failures));
   out.push_back(std::move(durations));
 
+  // -- journals (SPEC §3) --
+  auto jfamily = [&](const char* name, const char* help, pm::MetricType type) {
+    return family(name, help, type);
+  };
+  auto appends = jfamily("voicebot_journal_appends_total",
+                         "Journal appends (one write and one fdatasync each), "
+                         "by file.", pm::MetricType::Counter);
+  auto records = jfamily("voicebot_journal_records_total",
+                         "Records in those appends, by file: records per "
+                         "batch is this over appends.", pm::MetricType::Counter);
+  auto append_failures = jfamily("voicebot_journal_append_failures_total",
+                                 "Journal appends that failed (their changes "
+                                 "answered 503 storage_failed), by file.",
+                                 pm::MetricType::Counter);
+  auto syncs = jfamily("voicebot_journal_append_duration_seconds",
+                       "Time of one journal append (write and fdatasync), by "
+                       "file.", pm::MetricType::Histogram);
+  auto bytes = jfamily("voicebot_journal_bytes",
+                       "Size of the journal being appended to, by file.",
+                       pm::MetricType::Gauge);
+  auto compactions = jfamily("voicebot_journal_compactions_total",
+                             "Journals compacted into a new snapshot, by file.",
+                             pm::MetricType::Counter);
+  auto compaction_failures = jfamily(
+    "voicebot_journal_compaction_failures_total",
+    "Compactions that failed (retried), by file.", pm::MetricType::Counter);
+  auto compaction_time = jfamily("voicebot_journal_compaction_duration_seconds",
+                                 "Time of one compaction (snapshot and journal "
+                                 "rotation), by file.",
+                                 pm::MetricType::Histogram);
+  auto quarantined = jfamily("voicebot_quarantined_files_total",
+                             "Corrupt files moved aside at start-up, by file "
+                             "and kind (journal, snapshot).",
+                             pm::MetricType::Counter);
+  auto torn = jfamily("voicebot_journal_torn_tails_total",
+                      "Torn last records cut off at start-up, by file.",
+                      pm::MetricType::Counter);
+  for (std::size_t i = 0; i + 1 < stats.journals.size(); ++i) {
+    auto& j = stats.journals[i];
+    std::string file{server_stats::snapshot_files[i]};
+    pm::ClientMetric::Label l{"file", file};
+    appends.metric.push_back(counter(value(j.appends), {l}));
+    records.metric.push_back(counter(value(j.records), {l}));
+    append_failures.metric.push_back(counter(value(j.failures), {l}));
+    syncs.metric.push_back(histogram(j.sync, {l}));
+    pm::ClientMetric g;
+    g.label = {l};
+    g.gauge.value = static_cast<double>(j.bytes.load(std::memory_order_relaxed));
+    bytes.metric.push_back(g);
+    compactions.metric.push_back(counter(value(j.compactions), {l}));
+    compaction_failures.metric.push_back(counter(value(j.compaction_failures), {l}));
+    compaction_time.metric.push_back(histogram(j.compaction, {l}));
+    quarantined.metric.push_back(
+      counter(value(j.quarantined), {l, pm::ClientMetric::Label{"kind", "journal"}}));
+    torn.metric.push_back(counter(value(j.truncated), {l}));
+  }
+  quarantined.metric.push_back(
+    counter(value(stats.quarantined_snapshots),
+            {pm::ClientMetric::Label{"file", "any"},
+             pm::ClientMetric::Label{"kind", "snapshot"}}));
+  for (auto* f : {&appends, &records, &append_failures, &syncs, &bytes,
+                  &compactions, &compaction_failures, &compaction_time,
+                  &quarantined, &torn})
+    out.push_back(std::move(*f));
+
   std::ostringstream text;
   pm::TextSerializer{}.Serialize(text, out);
   return text.str();

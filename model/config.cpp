@@ -22,6 +22,7 @@ json to_json(const server_options& o) {
     {"cleanup_interval", o.cleanup_interval},
     {"stale_after", o.stale_after},
     {"max_evict_fraction", o.max_evict_fraction},
+    {"journal_max_bytes", o.journal_max_bytes},
     {"provider_keys", o.provider_keys},
     {"log_level", o.log_level},
     {"max_body_bytes", o.max_body_bytes},
@@ -84,6 +85,8 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "stale_after", o.stale_after);
     else if (key == "max_evict_fraction")
       err = read_field(value, "max_evict_fraction", o.max_evict_fraction);
+    else if (key == "journal_max_bytes")
+      err = read_field(value, "journal_max_bytes", o.journal_max_bytes);
     else if (key == "provider_keys")
       err = read_field(value, "provider_keys", o.provider_keys);
     else if (key == "log_level") err = read_field(value, "log_level", o.log_level);
@@ -128,6 +131,8 @@ std::string validate(const server_options& o) {
   if (!std::isfinite(o.max_evict_fraction) || o.max_evict_fraction < 0
       || o.max_evict_fraction > 1)
     return "max_evict_fraction must be between 0 and 1";
+  if (o.journal_max_bytes < 4096)
+    return "journal_max_bytes must be at least 4096";
   if (o.log_level != "trace" && o.log_level != "debug" && o.log_level != "info"
       && o.log_level != "warn" && o.log_level != "error")
     return "log_level must be one of trace, debug, info, warn, error";

@@ -18,6 +18,8 @@ struct server_options {
   double cleanup_interval = 300; // seconds
   double stale_after = 900;      // seconds
   double max_evict_fraction = 0.5;
+  /// A journal past this size is compacted into a new snapshot (SPEC §3).
+  uint64_t journal_max_bytes = 16 * 1024 * 1024;
   std::vector<std::string> provider_keys;
   std::string log_level = "info";
   // Limits of the HTTP front end.
@@ -27,6 +29,8 @@ struct server_options {
   std::size_t max_connections = 10000;
   unsigned http_threads = 0; // 0: one per core
   std::vector<std::string> cors_origins;
+  /// Command line only: print this journal's records and exit.
+  std::string dump_journal;
 };
 
 /// Applies the JSON config file text to `opts`. Unknown keys and wrong types

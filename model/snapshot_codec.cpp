@@ -238,6 +238,32 @@ bool guarded(const std::string& text, std::vector<T>& out, std::string& why,
 
 } // namespace
 
+namespace {
+
+std::string seq_field(uint64_t journal_seq) {
+  if (journal_seq == 0)
+    return {};
+  return R"("journal_seq":)" + std::to_string(journal_seq) + ",";
+}
+
+/// The "journal_seq" of a snapshot object, 0 when absent.
+bool read_seq(const json& j, uint64_t* out, std::string& why) {
+  if (out == nullptr)
+    return true;
+  *out = 0;
+  auto i = j.find("journal_seq");
+  if (i == j.end())
+    return true;
+  if (!i->is_number_unsigned()) {
+    why = "\"journal_seq\" is not an unsigned integer";
+    return false;
+  }
+  *out = i->get<uint64_t>();
+  return true;
+}
+
+} // namespace
+
 std::string encode_providers(const std::vector<provider>& ps) {
   return dump(json{{"format", providers_format},
                    {"version", snapshot_version},
@@ -245,11 +271,16 @@ std::string encode_providers(const std::vector<provider>& ps) {
 }
 
 bool decode_providers(const std::string& text, std::vector<provider>& out,
-                      std::string& why) {
-  return guarded(text, out, why, [&](const json& j, std::vector<provider>& r) {
-    return has_format(j) ? decode_our_providers(j, r, why)
-                         : decode_legacy_providers(j, r, why);
+                      std::string& why, uint64_t* journal_seq) {
+  uint64_t seq = 0;
+  auto ok = guarded(text, out, why, [&](const json& j, std::vector<provider>& r) {
+    if (!has_format(j))
+      return decode_legacy_providers(j, r, why);
+    return read_seq(j, &seq, why) && decode_our_providers(j, r, why);
   });
+  if (ok && journal_seq)
+    *journal_seq = seq;
+  return ok;
 }
 
 std::string encode_lobbies(const std::vector<lobby>& ls) {
@@ -262,8 +293,10 @@ std::string provider_json(const provider& p) {
   return dump(json(p));
 }
 
+
 std::string
-encode_provider_fragments(const std::vector<const std::string*>& ps) {
+encode_provider_fragments(const std::vector<const std::string*>& ps,
+                          uint64_t journal_seq) {
   // {"format":...,"providers":[...],"version":1}, as encode_providers
   // writes it (nlohmann orders the keys).
   size_t size = 96;
@@ -271,7 +304,8 @@ encode_provider_fragments(const std::vector<const std::string*>& ps) {
     size += p->size() + 1;
   std::string out;
   out.reserve(size);
-  out += R"({"format":)" + dump(json(providers_format)) + R"(,"providers":[)";
+  out += R"({"format":)" + dump(json(providers_format)) + ","
+         + seq_field(journal_seq) + R"("providers":[)";
   bool first = true;
   for (auto p : ps) {
     if (!first)
@@ -324,10 +358,43 @@ std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
   return out;
 }
 
+std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,
+                               uint64_t journal_seq) {
+  size_t size = 96;
+  for (auto& l : ls) {
+    size += l.header->size() + 32;
+    for (auto s : l.sessions)
+      size += s->size() + 1;
+  }
+  std::string out;
+  out.reserve(size);
+  out += R"({"format":)" + dump(json(lobbies_format)) + ","
+         + seq_field(journal_seq) + R"("lobbies":[)";
+  bool first_lobby = true;
+  for (auto& l : ls) {
+    if (!first_lobby)
+      out += ',';
+    first_lobby = false;
+    out.append(*l.header, 0, l.header->size() - 1); // without its brace
+    out += R"(,"sessions":[)";
+    bool first = true;
+    for (auto s : l.sessions) {
+      if (!first)
+        out += ',';
+      first = false;
+      out += *s;
+    }
+    out += "]}";
+  }
+  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
+  return out;
+}
+
 bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
-                    std::string& why) {
-  return guarded(text, out, why, [&](const json& j, std::vector<lobby>& r) {
-    if (!check_header(j, lobbies_format, why))
+                    std::string& why, uint64_t* journal_seq) {
+  uint64_t seq = 0;
+  auto ok = guarded(text, out, why, [&](const json& j, std::vector<lobby>& r) {
+    if (!check_header(j, lobbies_format, why) || !read_seq(j, &seq, why))
       return false;
     auto list = list_field(j, "lobbies", why);
     if (list == nullptr)
@@ -342,6 +409,9 @@ bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
     }
     return true;
   });
+  if (ok && journal_seq)
+    *journal_seq = seq;
+  return ok;
 }
 
 } // namespace vb

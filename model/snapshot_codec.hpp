@@ -17,6 +17,7 @@
 // file, so that the snapshot file falls back to the previous generation.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,17 +36,21 @@ std::string encode_providers(const std::vector<provider>& ps);
 /// renders each provider when it changes and keeps the text.
 std::string provider_json(const provider& p);
 
-/// The same text as encode_providers, assembled from rendered providers.
+/// The same text as encode_providers, assembled from rendered providers;
+/// `journal_seq` (when not 0) is the last journal record the snapshot holds.
 std::string
-encode_provider_fragments(const std::vector<const std::string*>& ps);
+encode_provider_fragments(const std::vector<const std::string*>& ps,
+                          uint64_t journal_seq = 0);
 
 /// Reads our format or the Python server's; `{}` is a legacy file with no
 /// providers. Rejects: empty text, malformed or truncated JSON, too deep,
 /// another format or a newer version, a provider without a provider_id or
 /// name, a bot without a name, duplicate provider_ids, fields of the wrong
 /// type.
+/// `journal_seq`, when given, gets the snapshot's last journal record (0 for
+/// files written before journals, and the Python server's).
 bool decode_providers(const std::string& text, std::vector<provider>& out,
-                      std::string& why);
+                      std::string& why, uint64_t* journal_seq = nullptr);
 
 /// Compact JSON of all lobbies, with their sessions.
 std::string encode_lobbies(const std::vector<lobby>& ls);
@@ -68,6 +73,17 @@ std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls);
 /// Reads our format. Rejects as decode_providers does, plus a lobby without
 /// an id or name, a session without a session_id, duplicate lobby ids.
 bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
-                    std::string& why);
+                    std::string& why, uint64_t* journal_seq = nullptr);
+
+/// One lobby of a lobbies snapshot as the lobby store keeps it: the header
+/// (lobby_header_json) and the members (session_json), both rendered.
+struct lobby_parts {
+  const std::string* header = nullptr;
+  std::vector<const std::string*> sessions;
+};
+
+/// A lobbies snapshot assembled from rendered parts.
+std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,
+                               uint64_t journal_seq);
 
 } // namespace vb

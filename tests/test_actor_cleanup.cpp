@@ -2,7 +2,7 @@
 
 #include "actors/cleanup.hpp"
 #include "actors/registry.hpp"
-#include "actors/snapshot_writer.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 
@@ -15,7 +15,7 @@ namespace {
 struct cleanup_fixture : test::fixture {
   test::temp_dir dir;
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
-  snapshot_writer_actor writer;
+  store_handles files;
   registry_actor registry_handle;
   cleanup_actor aut;
   cleanup_config config{60s, 300s, 0.7};
@@ -23,10 +23,12 @@ struct cleanup_fixture : test::fixture {
   /// Without a dispatcher, nothing is probed.
   void start(std::vector<provider> initial = {},
              dispatcher_actor dispatcher = {}) {
-    writer = sys.spawn(snapshot_writer, dir.path, providers_file_name, stats);
+    auto seed = std::make_shared<journal_store_seed>();
+    load_providers(dir.path, *seed);
+    files = spawn_journal_store(sys, seed, stats, false);
     registry_config rc;
     rc.flush_interval = 3600s; // keep the flush timer out of the way
-    registry_handle = sys.spawn(registry, writer, std::move(initial), rc,
+    registry_handle = sys.spawn(registry, files.store, std::move(initial), rc,
                                 stats);
     aut = sys.spawn(cleanup, registry_handle, config, stats, dispatcher);
     run();
@@ -60,7 +62,9 @@ struct cleanup_fixture : test::fixture {
   ~cleanup_fixture() {
     self->send_exit(aut, caf::exit_reason::user_shutdown);
     self->send_exit(registry_handle, caf::exit_reason::user_shutdown);
-    self->send_exit(writer, caf::exit_reason::user_shutdown);
+    run();
+    self->send_exit(files.store, caf::exit_reason::user_shutdown);
+    self->send_exit(files.writer, caf::exit_reason::user_shutdown);
     run();
   }
 };
@@ -98,7 +102,8 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: stale providers are evicted, live "
   CHECK(stats->evictions == 1);
   CHECK(stats->held_sweeps == 0);
   // The eviction is durable.
-  CHECK(load_providers(dir.path).size() == 2);
+  journal_store_seed seed;
+  CHECK(load_providers(dir.path, seed).size() == 2);
 }
 
 TEST_CASE_METHOD(cleanup_fixture, "cleanup: server downtime does not count",

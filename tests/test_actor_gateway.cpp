@@ -6,7 +6,7 @@
 #include "actors/gateway.hpp"
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
-#include "actors/snapshot_writer.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "http/client.hpp"
@@ -60,8 +60,8 @@ struct gateway_fixture : test::fixture {
   test::temp_dir dir;
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
   std::shared_ptr<host_script> script = std::make_shared<host_script>();
-  snapshot_writer_actor provider_writer;
-  snapshot_writer_actor lobby_writer;
+  store_handles provider_files;
+  store_handles lobby_files;
   registry_actor reg;
   dispatcher_actor disp;
   lobby_directory_actor lobbies;
@@ -70,20 +70,22 @@ struct gateway_fixture : test::fixture {
   bot_host_actor host;
 
   explicit gateway_fixture(std::vector<std::string> keys = {}) {
-    provider_writer = sys.spawn(snapshot_writer, dir.path, providers_file_name,
-                                stats);
-    lobby_writer = sys.spawn(snapshot_writer, dir.path, lobbies_file_name,
-                             stats);
+    auto pseed = std::make_shared<journal_store_seed>();
+    load_providers(dir.path, *pseed);
+    provider_files = spawn_journal_store(sys, pseed, stats, false);
+    auto lseed = std::make_shared<journal_store_seed>();
+    load_lobbies(dir.path, *lseed);
+    lobby_files = spawn_journal_store(sys, lseed, stats, false);
     registry_config rc;
     rc.flush_interval = 3600s;
     rc.provider_keys = std::move(keys);
-    reg = sys.spawn(registry, provider_writer, std::vector<provider>{}, rc,
+    reg = sys.spawn(registry, provider_files.store, std::vector<provider>{}, rc,
                     stats);
     dispatcher_config dc;
     dc.registry = reg;
     disp = sys.spawn(dispatcher, std::shared_ptr<http_client>{}, dc);
-    lobbies = sys.spawn(lobby_directory, lobby_writer, std::vector<lobby>{},
-                        lobby_peers{reg, disp}, stats);
+    lobbies = sys.spawn(lobby_directory, std::vector<lobby>{},
+                        lobby_peers{reg, disp, lobby_files.store}, stats);
     aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});
     fake = sys.spawn(fake_host, script);
     host = caf::actor_cast<bot_host_actor>(fake);
@@ -126,11 +128,14 @@ struct gateway_fixture : test::fixture {
                    caf::actor_cast<caf::actor>(host),
                    caf::actor_cast<caf::actor>(lobbies),
                    caf::actor_cast<caf::actor>(disp),
-                   caf::actor_cast<caf::actor>(reg),
-                   caf::actor_cast<caf::actor>(lobby_writer),
-                   caf::actor_cast<caf::actor>(provider_writer)})
+                   caf::actor_cast<caf::actor>(reg)})
       if (a)
         self->send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+    for (auto& f : {provider_files, lobby_files}) {
+      self->send_exit(f.store, caf::exit_reason::user_shutdown);
+      self->send_exit(f.writer, caf::exit_reason::user_shutdown);
+    }
     run();
   }
 };
@@ -224,7 +229,8 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
   CHECK(members[0].session_id == a.session_id);
   CHECK(ask<lobby>(lobbies, atom::get_v, hall).sessions.empty());
   // Durable: the snapshot holds exactly the kept member.
-  auto disk = load_lobbies(dir.path);
+  journal_store_seed seed;
+  auto disk = load_lobbies(dir.path, seed);
   size_t on_disk = 0;
   for (auto& l : disk)
     for (auto& s : l.sessions) {

@@ -5,9 +5,10 @@
 
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
-#include "actors/snapshot_writer.hpp"
+#include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "memory_store.hpp"
 #include "model/validate.hpp"
 
 using namespace vb;
@@ -70,29 +71,44 @@ struct lobby_fixture : test::fixture {
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
   std::shared_ptr<provider_script> script
     = std::make_shared<provider_script>();
-  snapshot_writer_actor provider_writer;
-  snapshot_writer_actor lobby_writer;
+  store_actor provider_store;
+  store_handles lobby_files;
   registry_actor reg;
   dispatcher_actor disp;
   lobby_directory_actor aut;
 
   lobby_fixture() {
-    provider_writer = sys.spawn(snapshot_writer, dir.path, providers_file_name,
-                                stats);
+    provider_store = sys.spawn(test::memory_store);
     registry_config rc;
     rc.flush_interval = 3600s;
-    reg = sys.spawn(registry, provider_writer, std::vector<provider>{}, rc,
+    reg = sys.spawn(registry, provider_store, std::vector<provider>{}, rc,
                     stats);
     disp = sys.spawn(mock_dispatcher, script);
     run();
   }
 
+  /// The directory over a real journal store in the test's directory.
   void start(std::vector<lobby> initial = {}) {
-    lobby_writer = sys.spawn(snapshot_writer, dir.path, lobbies_file_name,
-                             stats);
-    aut = sys.spawn(lobby_directory, lobby_writer, std::move(initial),
-                    lobby_peers{reg, disp}, stats);
+    auto seed = std::make_shared<journal_store_seed>();
+    load_lobbies(dir.path, *seed);
+    lobby_files = spawn_journal_store(sys, seed, stats, false);
+    aut = sys.spawn(lobby_directory, std::move(initial),
+                    lobby_peers{reg, disp, lobby_files.store}, stats);
     run();
+  }
+
+  /// The directory over the store double.
+  void start_on(store_actor store) {
+    lobby_files.store = std::move(store);
+    aut = sys.spawn(lobby_directory, std::vector<lobby>{},
+                    lobby_peers{reg, disp, lobby_files.store}, stats);
+    run();
+  }
+
+  /// What a restarted server would load.
+  std::vector<lobby> on_disk() {
+    journal_store_seed seed;
+    return load_lobbies(dir.path, seed);
   }
 
   std::string add_provider(const std::string& name,
@@ -132,9 +148,13 @@ struct lobby_fixture : test::fixture {
   ~lobby_fixture() {
     for (auto a : {caf::actor_cast<caf::actor>(aut),
                    caf::actor_cast<caf::actor>(disp),
-                   caf::actor_cast<caf::actor>(reg),
-                   caf::actor_cast<caf::actor>(lobby_writer),
-                   caf::actor_cast<caf::actor>(provider_writer)})
+                   caf::actor_cast<caf::actor>(reg)})
+      if (a)
+        self->send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+    for (auto a : {caf::actor_cast<caf::actor>(lobby_files.store),
+                   caf::actor_cast<caf::actor>(lobby_files.writer),
+                   caf::actor_cast<caf::actor>(provider_store)})
       if (a)
         self->send_exit(a, caf::exit_reason::user_shutdown);
     run();
@@ -152,7 +172,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: create is idempotent by name and "
   CHECK_FALSE(again.created);
   CHECK(again.value.id == first.value.id);
   CHECK_FALSE(again.value.is_private);
-  auto disk = load_lobbies(dir.path);
+  auto disk = on_disk();
   REQUIRE(disk.size() == 1);
   CHECK(disk[0].id == first.value.id);
   CHECK(stats->lobbies == 1);
@@ -185,7 +205,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a bot joins only after the provider "
   CHECK(script->joins[0].second.session_id == s.session_id);
   CHECK(script->joins[0].second.nick == "Echo");
   CHECK(get(room.id).sessions.size() == 1);
-  auto disk = load_lobbies(dir.path);
+  auto disk = on_disk();
   REQUIRE(disk.at(0).sessions.size() == 1);
   CHECK(disk[0].sessions[0].run_id == "run-1");
   CHECK(stats->members == 1);
@@ -235,7 +255,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: an unreachable provider means 503 and "
   auto room = create("room");
   CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::unavailable);
   CHECK(get(room.id).sessions.empty());
-  CHECK(load_lobbies(dir.path).at(0).sessions.empty());
+  CHECK(on_disk().at(0).sessions.empty());
   // The registry now knows it as unreachable.
   CHECK(ask<provider>(reg, atom::get_v, pid).status
         == provider_status::unreachable);
@@ -253,6 +273,80 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a rejecting provider means 502 and no "
   auto room = create("room");
   CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::rejected);
   CHECK(get(room.id).sessions.empty());
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: a join whose record cannot be written "
+                 "is 503, is not visible, and its run is stopped; a retry gets "
+                 "the same until the disk works, then 200 once", "[lobby]") {
+  auto store = sys.spawn(test::memory_store);
+  start_on(store);
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  test::state_of(store).failing = true;
+  CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::storage_failed);
+  CHECK(get(room.id).sessions.empty());
+  CHECK(ask<std::vector<lobby>>(aut, atom::list_v).at(0).sessions.empty());
+  CHECK(stats->members == 0);
+  CHECK(script->stops == std::vector<std::string>{"run-1"});
+  // The retry: the same, never a 200 for what is not durable.
+  CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::storage_failed);
+  CHECK(get(room.id).sessions.empty());
+  CHECK(script->stops == std::vector<std::string>{"run-1", "run-2"});
+  test::state_of(store).failing = false;
+  auto s = join(room.id, "echo", "Echo");
+  CHECK(s.run_id == "run-3");
+  CHECK(join(room.id, "echo", "Echo").session_id == s.session_id);
+  CHECK(get(room.id).sessions.size() == 1);
+  CHECK(script->joins.size() == 3);
+  auto& records = test::state_of(store).records;
+  CHECK(records.size() == 2); // the lobby, the one member
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: a lobby or a leave that cannot be "
+                 "written is 503 and changes nothing", "[lobby]") {
+  auto store = sys.spawn(test::memory_store);
+  start_on(store);
+  add_provider("alpha", {"echo"});
+  test::state_of(store).failing = true;
+  auto err = ask_error<lobby_created>(aut, atom::create_v,
+                                      lobby_create{"room", false});
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(ask<std::vector<lobby>>(aut, atom::list_v).empty());
+  test::state_of(store).failing = false;
+  auto room = create("room");
+  auto s = join(room.id, "echo", "Echo");
+  test::state_of(store).failing = true;
+  err = ask_error<bool>(aut, atom::remove_v, room.id, s.session_id);
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(get(room.id).sessions.size() == 1);
+  CHECK(script->stops.empty());
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: a journal compacted under joins "
+                 "loses and doubles nothing", "[lobby]") {
+  auto seed = std::make_shared<journal_store_seed>();
+  load_lobbies(dir.path, *seed);
+  seed->max_bytes = 4096;
+  lobby_files = spawn_journal_store(sys, seed, stats, false);
+  aut = sys.spawn(lobby_directory, std::vector<lobby>{},
+                  lobby_peers{reg, disp, lobby_files.store}, stats);
+  run();
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i)
+    ids.push_back(join(room.id, "echo", "Echo " + std::to_string(i)).session_id);
+  auto& js = stats->journal(lobbies_file_name);
+  CHECK(js.compactions >= 2);
+  CHECK(js.compaction_failures == 0);
+  auto disk = on_disk();
+  REQUIRE(disk.size() == 1);
+  std::vector<std::string> back;
+  for (auto& m : disk[0].sessions)
+    back.push_back(m.session_id);
+  CHECK(back == ids);
 }
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: a failed join is tried once on another "
@@ -277,7 +371,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a bot member that leaves is stopped at "
   auto s = join(room.id, "echo", "Echo");
   CHECK(ask<bool>(aut, atom::remove_v, room.id, s.session_id));
   CHECK(get(room.id).sessions.empty());
-  CHECK(load_lobbies(dir.path).at(0).sessions.empty());
+  CHECK(on_disk().at(0).sessions.empty());
   CHECK(script->stops == std::vector<std::string>{"run-1"});
   CHECK(code_of(ask_error<bool>(aut, atom::remove_v, room.id, s.session_id))
         == ec::not_found);
@@ -292,7 +386,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "
   CHECK_FALSE(alice.is_bot);
   auto bot = join(room.id, "echo", "Echo");
   CHECK(get(room.id).sessions.size() == 2);
-  auto disk = load_lobbies(dir.path);
+  auto disk = on_disk();
   REQUIRE(disk.at(0).sessions.size() == 1);
   CHECK(disk[0].sessions[0].session_id == bot.session_id);
   // Leaving without the lobby id finds the lobby.

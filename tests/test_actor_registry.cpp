@@ -3,10 +3,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "actors/journal_store.hpp"
 #include "actors/registry.hpp"
-#include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "memory_store.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -30,19 +31,40 @@ std::vector<std::string> names(const std::vector<provider>& ps) {
   return result;
 }
 
+std::vector<std::string> names(const provider_list& ps) {
+  std::vector<std::string> result;
+  for (auto& p : ps)
+    result.push_back(p->name);
+  return result;
+}
+
 struct registry_fixture : test::fixture {
   test::temp_dir dir;
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
-  snapshot_writer_actor writer;
+  store_handles files;
   registry_actor aut;
 
+  /// The registry over a real journal store in `data_dir` (the test's
+  /// directory when empty), as the server runs it.
   void start(std::vector<provider> initial = {}, registry_config cfg = {},
              std::string data_dir = {}) {
     if (data_dir.empty())
       data_dir = dir.path;
-    writer = sys.spawn(snapshot_writer, data_dir, providers_file_name, stats);
-    aut = sys.spawn(registry, writer, std::move(initial), std::move(cfg),
+    auto seed = std::make_shared<journal_store_seed>();
+    auto loaded = load_providers(data_dir, *seed);
+    if (initial.empty())
+      initial = std::move(loaded);
+    files = spawn_journal_store(sys, seed, stats, false);
+    aut = sys.spawn(registry, files.store, std::move(initial), std::move(cfg),
                     stats);
+    run();
+  }
+
+  /// The registry over the store double.
+  void start_on(store_actor store) {
+    files.store = std::move(store);
+    aut = sys.spawn(registry, files.store, std::vector<provider>{},
+                    registry_config{}, stats);
     run();
   }
 
@@ -50,13 +72,19 @@ struct registry_fixture : test::fixture {
     return ask<std::string>(aut, atom::registration_v, r);
   }
 
+  /// What a restarted server would load.
   std::vector<provider> on_disk() {
-    return load_providers(dir.path);
+    journal_store_seed seed;
+    return load_providers(dir.path, seed);
   }
 
   ~registry_fixture() {
     self->send_exit(aut, caf::exit_reason::user_shutdown);
-    self->send_exit(writer, caf::exit_reason::user_shutdown);
+    run();
+    if (files.store)
+      self->send_exit(files.store, caf::exit_reason::user_shutdown);
+    if (files.writer)
+      self->send_exit(files.writer, caf::exit_reason::user_shutdown);
     run();
   }
 };
@@ -86,8 +114,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
   auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "greeter"}));
   auto again = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "poet"}));
   CHECK(again == id);
-  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "greeter").empty());
-  CHECK(names(ask<std::vector<provider>>(aut, atom::resolve_v, "poet"))
+  CHECK(ask<provider_list>(aut, atom::resolve_v, "greeter").empty());
+  CHECK(names(ask<provider_list>(aut, atom::resolve_v, "poet"))
         == std::vector<std::string>{"alpha"});
   // A known id keeps its id even when the endpoint moved.
   auto moved = reg("alpha", "http://127.0.0.1:9002", {"echo"});
@@ -99,7 +127,7 @@ TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
   // A different endpoint without an id is another provider.
   auto other = add(reg("beta", "http://127.0.0.1:9003", {"echo"}));
   CHECK(other != id);
-  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "echo").size() == 2);
+  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").size() == 2);
   CHECK(on_disk().size() == 2);
 }
 
@@ -127,8 +155,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: heartbeats move last_seen and "
   hb.has_bots = true;
   hb.bots = {bot_info{"poet", ""}};
   ask<double>(aut, atom::heartbeat_v, id, hb);
-  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "echo").empty());
-  CHECK(ask<std::vector<provider>>(aut, atom::resolve_v, "poet").size() == 1);
+  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").empty());
+  CHECK(ask<provider_list>(aut, atom::resolve_v, "poet").size() == 1);
   // Heartbeats are not written one by one, but the flush loop writes them.
   CHECK(on_disk().at(0).bots.at(0).name == "echo");
   advance(5s);
@@ -170,8 +198,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: with keys configured, a missing "
   CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{"k1"}));
 }
 
-TEST_CASE_METHOD(registry_fixture, "registry: concurrent changes share writes "
-                                   "(group commit)", "[registry]") {
+TEST_CASE_METHOD(registry_fixture, "registry: concurrent changes share "
+                                   "appends (group commit)", "[registry]") {
   start();
   constexpr int n = 50;
   std::vector<decltype(self->request(aut, caf::infinite, atom::registration_v,
@@ -187,30 +215,74 @@ TEST_CASE_METHOD(registry_fixture, "registry: concurrent changes share writes "
   for (auto& h : pending)
     h.receive([&](std::string&) { ++acked; }, [](caf::error&) {});
   CHECK(acked == n);
-  CHECK(stats->snapshot_writes < 10);
-  CHECK(stats->snapshot_writes >= 1);
+  auto& js = stats->journal(providers_file_name);
+  CHECK(js.records == n);
+  CHECK(js.appends < 10);
+  CHECK(js.appends >= 1);
   CHECK(on_disk().size() == n);
 }
 
-TEST_CASE_METHOD(registry_fixture, "registry: a change that cannot be written "
-                 "is not acknowledged", "[registry]") {
-  // The data dir is a regular file: every write fails.
-  auto blocked = dir.path + "/not-a-dir";
-  std::ofstream{blocked} << "x";
-  start({}, {}, blocked);
-  auto err = ask_error<std::string>(aut, atom::registration_v,
-                                    reg("alpha", "http://127.0.0.1:9001",
-                                        {"echo"}));
+TEST_CASE_METHOD(registry_fixture, "registry: a registration that cannot be "
+                 "written is answered storage_failed and is not visible",
+                 "[registry]") {
+  auto store = sys.spawn(test::memory_store);
+  test::state_of(store).failing = true;
+  start_on(store);
+  auto r = reg("alpha", "http://127.0.0.1:9001", {"echo"});
+  auto err = ask_error<std::string>(aut, atom::registration_v, r);
   CHECK(code_of(err) == ec::storage_failed);
-  CHECK(stats->snapshot_failures >= 1);
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.empty());
+  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").empty());
+  // A retry while the disk is full: the same.
+  err = ask_error<std::string>(aut, atom::registration_v, r);
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.empty());
+  // The disk works again: a normal answer, once, and the id stays.
+  test::state_of(store).failing = false;
+  auto id = add(r);
+  CHECK(add(r) == id);
+  CHECK(names(ask<provider_list>(aut, atom::resolve_v, "echo"))
+        == std::vector<std::string>{"alpha"});
+  CHECK(test::state_of(store).failed_writes == 2);
+  self->send_exit(store, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE_METHOD(registry_fixture, "registry: flush is a durable barrier",
-                 "[registry]") {
+TEST_CASE_METHOD(registry_fixture, "registry: a deregistration or eviction "
+                 "that cannot be written leaves the provider", "[registry]") {
+  auto store = sys.spawn(test::memory_store);
+  start_on(store);
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
+  test::state_of(store).failing = true;
+  auto err = ask_error<bool>(aut, atom::deregister_v, id, std::string{});
+  CHECK(code_of(err) == ec::storage_failed);
+  advance(120s);
+  err = ask_error<std::vector<std::string>>(
+    aut, atom::evict_v, std::vector<std::string>{id}, caf::timespan{60s});
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(ask<provider>(aut, atom::get_v, id).name == "alpha");
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: a journal that cannot be opened "
+                 "leaves no store to start", "[registry]") {
+  // The data dir is a regular file.
+  auto blocked = dir.path + "/not-a-dir";
+  std::ofstream{blocked} << "x";
+  journal_store_seed seed;
+  load_providers(blocked, seed);
+  CHECK(seed.journal == nullptr);
+}
+
+TEST_CASE_METHOD(registry_fixture, "registry: heartbeats reach the journal "
+                 "with the periodic record and on flush", "[registry]") {
   start();
-  auto gen = ask<uint64_t>(aut, atom::flush_v);
-  CHECK(gen >= 1);
-  CHECK(ask<uint64_t>(aut, atom::flush_v) == gen + 1);
+  auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
+  auto before = on_disk().at(0).last_seen;
+  advance(2s);
+  auto seen = ask<double>(aut, atom::heartbeat_v, id, heartbeat{});
+  CHECK(seen >= before);
+  CHECK(ask<uint64_t>(aut, atom::flush_v) >= 2);
+  CHECK(on_disk().at(0).last_seen == seen);
 }
 
 TEST_CASE_METHOD(registry_fixture, "registry: providers loaded from disk are "

@@ -241,7 +241,7 @@ class CafProviderTest(ServerTestCase):
         s.kill()
         self.servers.remove(s)
         for f in os.listdir(self.data()):
-            if f.startswith("lobbies.json"):
+            if f.startswith("lobbies."):
                 os.remove(self.data(f))
         s = self.restart_on_same_ports(s)
         p.wait_registered(15, after=1)

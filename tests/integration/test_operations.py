@@ -200,10 +200,14 @@ class MetricsTest(ServerTestCase):
         self.assertEqual(after['voicebot_providers{status="online"}'], 1)
         self.assertEqual(after['voicebot_providers{status="unreachable"}'], 0)
         for f in ["bot_providers.json", "lobbies.json"]:
-            writes = after[f'voicebot_snapshot_writes_total{{file="{f}"}}']
-            self.assertGreaterEqual(writes, 1, f)
+            # Each change is one journal record; appends share records.
+            appends = after[f'voicebot_journal_appends_total{{file="{f}"}}']
+            self.assertGreaterEqual(appends, 1, f)
+            self.assertGreaterEqual(after[f'voicebot_journal_records_total{{file="{f}"}}'],
+                                    appends, f)
             self.assertEqual(
-                after[f'voicebot_snapshot_write_duration_seconds_count{{file="{f}"}}'], writes)
+                after[f'voicebot_journal_append_duration_seconds_count{{file="{f}"}}'], appends)
+            self.assertEqual(after[f'voicebot_journal_append_failures_total{{file="{f}"}}'], 0)
         self.assertEqual(after["voicebot_provider_evictions_total"], 0)
         # A provider that stops answering is unreachable, and counted so.
         fp.refuse()
@@ -277,7 +281,7 @@ class LogTest(ServerTestCase):
         self.assertFalse([l for l in lines if " info " in l or " debug " in l], lines)
         loud = self.start_server("--log-level", "debug")
         self.assertEqual(self.create_lobby(loud, "another")["name"], "another")
-        loud.wait_for_line(r" debug snapshot .*lobbies\.json: generation \d+ written in")
+        loud.wait_for_line(r" debug journal lobbies\.json: 1 records appended in")
 
 
 # -- config -------------------------------------------------------------------------
@@ -300,7 +304,7 @@ class ConfigTest(unittest.TestCase):
         s.start()  # the harness's --port 0 --caf-port 0 win over 8000/8001
         self.assertNotEqual(s.port, 8000)
         self.assertEqual(s.request("POST", "/api/lobby", {"name": "r"})[0], 201)
-        s.wait_for_line(r" debug snapshot ")  # --log-level debug won over "info"
+        s.wait_for_line(r" debug journal ")  # --log-level debug won over "info"
         self.assertEqual(s.stop(), 0)
         self.assertTrue(os.path.exists(os.path.join(self.tmp.path, "data", "bot_providers.json")))
 

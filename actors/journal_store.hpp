@@ -1,0 +1,145 @@
+// The embedded store (SPEC §3): one per durable file (bot_providers,
+// lobbies). It appends each batch of changes to the journal with one write
+// and one fdatasync (group commit: the batches that arrive during a sync
+// share the next one), keeps the image its next snapshot holds, and compacts
+// the journal into a new snapshot when it passes --journal-max-bytes: the
+// snapshot is rendered and written by a snapshot writer on another thread
+// while appends go on (docs/journal.md). Spawned detached.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/interfaces.hpp"
+
+namespace vb {
+
+struct server_stats;
+namespace storage {
+class journal_file;
+}
+}
+
+namespace caf {
+class actor_system;
+}
+
+namespace vb {
+
+/// The entries of a store's image in the order they were first set: what a
+/// compaction writes. Plain data, no actors.
+class store_image {
+public:
+  void apply(const image_op& op);
+  /// The entries as of now, shared (a compaction renders them elsewhere).
+  std::vector<image_entry_ptr> capture() const;
+  size_t size() const noexcept {
+    return by_key_.size();
+  }
+
+private:
+  std::map<uint64_t, image_entry_ptr> entries_;
+  std::unordered_map<std::string, uint64_t> by_key_; // parent \x1f key
+  uint64_t next_ = 0;
+};
+
+/// Renders a snapshot from an image holding every record up to `seq`.
+using image_renderer
+  = std::function<std::string(const std::vector<image_entry_ptr>&, uint64_t)>;
+
+/// The snapshot text of providers, and of lobbies (members under their
+/// lobby), from an image.
+std::string render_providers(const std::vector<image_entry_ptr>& image,
+                             uint64_t seq);
+std::string render_lobbies(const std::vector<image_entry_ptr>& image,
+                           uint64_t seq);
+
+/// What start-up hands a journal store: the journal, opened and replayed,
+/// and the image of the state it loaded.
+struct journal_store_seed {
+  std::string dir;
+  std::string file_name; // the snapshot: bot_providers.json, lobbies.json
+  std::shared_ptr<storage::journal_file> journal;
+  store_image image;
+  image_renderer render;
+  /// A journal past this size is compacted.
+  uint64_t max_bytes = 16 * 1024 * 1024;
+};
+
+/// Loads an owner's durable state (blocking, for start-up): the newest valid
+/// snapshot (`decode` parses one and says its journal_seq), then the journal
+/// records after it (`replay` applies one). Fills `seed` for the store.
+/// Returns false only when the journal cannot be opened at all.
+bool load_durable(const std::string& dir, const std::string& file_name,
+                  const std::function<bool(const std::string&, uint64_t&,
+                                           std::string&)>& decode,
+                  const std::function<bool(const std::string&, std::string&)>&
+                    replay,
+                  journal_store_seed& seed, server_stats* stats);
+
+struct journal_store_state {
+  static inline constexpr const char* name = "journal-store";
+
+  struct waiting {
+    size_t changes = 0; // of `pending`, in order
+    caf::typed_response_promise<uint64_t> rp;
+    bool has_rp = false;
+  };
+
+  store_actor::pointer self = nullptr;
+  std::shared_ptr<journal_store_seed> seed;
+  std::shared_ptr<server_stats> stats;
+  snapshot_writer_actor writer;
+  std::vector<store_change> pending;
+  std::vector<waiting> waiters;
+  bool flush_scheduled = false;
+  bool compacting = false;
+  std::chrono::steady_clock::time_point compaction_started;
+  /// No compaction is tried before this (after a failed one).
+  std::chrono::steady_clock::time_point retry_at;
+  /// The last durable sequence number.
+  uint64_t last_seq = 0;
+
+  /// Queues a batch; `rp` answered once it is durable (or failed).
+  void enqueue(store_batch batch, waiting w);
+  /// Appends what is queued (one write, one fdatasync) and answers it.
+  /// Returns false when the append failed.
+  bool write_pending();
+  /// Starts a compaction when the journal is past its size (or a crash left
+  /// one unfinished).
+  void maybe_compact();
+  /// Starts one now; false when the rotation cannot even begin.
+  bool start_compaction();
+  void compacted(bool ok, uint64_t seq, const std::string& error);
+  /// Final snapshots asked for (shutdown): answered after the next
+  /// compaction that starts after they were asked.
+  std::vector<caf::typed_response_promise<uint64_t>> final_waiting;
+  std::vector<caf::typed_response_promise<uint64_t>> final_running;
+};
+
+store_actor::behavior_type
+journal_store(store_actor::stateful_pointer<journal_store_state> self,
+              std::shared_ptr<journal_store_seed> seed,
+              snapshot_writer_actor writer, std::shared_ptr<server_stats> stats);
+
+/// A file's store and the snapshot writer of its compactions.
+struct store_handles {
+  store_actor store;
+  snapshot_writer_actor writer;
+};
+
+/// Spawns them, as the server does (detached) and the tests do (not).
+store_handles spawn_journal_store(caf::actor_system& sys,
+                                  std::shared_ptr<journal_store_seed> seed,
+                                  std::shared_ptr<server_stats> stats,
+                                  bool detached = true);
+
+} // namespace vb

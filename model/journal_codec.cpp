@@ -1,0 +1,273 @@
+#include "model/journal_codec.hpp"
+
+#include <exception>
+
+#include <nlohmann/json.hpp>
+
+#include "model/json.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+/// Parses a record: an object with a string "op".
+bool parse_record(const std::string& payload, json& j, std::string& op,
+                  std::string& why) {
+  if (json_depth(payload) > max_json_depth) {
+    why = "record nested too deep";
+    return false;
+  }
+  j = json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    why = "record is not a JSON object";
+    return false;
+  }
+  auto i = j.find("op");
+  if (i == j.end() || !i->is_string()) {
+    why = "record has no \"op\"";
+    return false;
+  }
+  op = i->get<std::string>();
+  return true;
+}
+
+const std::string& string_field(const json& j, const char* key) {
+  static const std::string empty;
+  auto i = j.find(key);
+  if (i == j.end() || !i->is_string())
+    return empty;
+  return i->get_ref<const std::string&>();
+}
+
+} // namespace
+
+std::string provider_put_record(const std::string& provider_json) {
+  std::string out;
+  out.reserve(provider_json.size() + 32);
+  out += R"({"op":"put","provider":)";
+  out += provider_json;
+  out += '}';
+  return out;
+}
+
+std::string provider_del_record(const std::string& provider_id) {
+  return dump(json{{"op", "del"}, {"provider_id", provider_id}});
+}
+
+std::string provider_seen_record(
+  const std::vector<std::pair<std::string, double>>& last_seen) {
+  json seen = json::object();
+  for (auto& [id, t] : last_seen)
+    seen[id] = t;
+  return dump(json{{"op", "seen"}, {"last_seen", std::move(seen)}});
+}
+
+std::string lobby_header_json(const lobby& header) {
+  auto j = lobby_summary(header);
+  j.erase("members");
+  return dump(j);
+}
+
+std::string lobby_record(const lobby& header) {
+  return R"({"op":"lobby","lobby":)" + lobby_header_json(header) + "}";
+}
+
+std::string join_record(const std::string& lobby_id,
+                        const std::string& session_json) {
+  std::string out = R"({"op":"join","lobby_id":)";
+  out += dump(json(lobby_id));
+  out += R"(,"session":)";
+  out += session_json;
+  out += '}';
+  return out;
+}
+
+std::string leave_record(const std::string& lobby_id,
+                         const std::string& session_id) {
+  return dump(
+    json{{"op", "leave"}, {"lobby_id", lobby_id}, {"session_id", session_id}});
+}
+
+// -- providers ----------------------------------------------------------------
+
+provider_replay::provider_replay(std::vector<provider> base) {
+  for (auto& p : base) {
+    index_[p.provider_id] = items_.size();
+    items_.push_back(std::make_unique<provider>(std::move(p)));
+  }
+}
+
+bool provider_replay::apply(const std::string& payload, std::string& why) {
+  try {
+    json j;
+    std::string op;
+    if (!parse_record(payload, j, op, why))
+      return false;
+    if (op == "put") {
+      auto i = j.find("provider");
+      if (i == j.end()) {
+        why = "put record without a provider";
+        return false;
+      }
+      auto p = i->get<provider>();
+      if (p.provider_id.empty() || p.name.empty()) {
+        why = "put record: provider without provider_id or name";
+        return false;
+      }
+      if (auto k = index_.find(p.provider_id); k != index_.end()
+                                               && items_[k->second]) {
+        *items_[k->second] = std::move(p);
+      } else {
+        index_[p.provider_id] = items_.size();
+        items_.push_back(std::make_unique<provider>(std::move(p)));
+      }
+      return true;
+    }
+    if (op == "del") {
+      auto& id = string_field(j, "provider_id");
+      if (auto k = index_.find(id); k != index_.end()) {
+        items_[k->second].reset();
+        index_.erase(k);
+      }
+      return true;
+    }
+    if (op == "seen") {
+      auto i = j.find("last_seen");
+      if (i == j.end() || !i->is_object()) {
+        why = "seen record without last_seen";
+        return false;
+      }
+      for (auto& [id, t] : i->items())
+        if (auto k = index_.find(id); k != index_.end() && t.is_number())
+          items_[k->second]->last_seen = t.get<double>();
+      return true;
+    }
+    why = "unknown op \"" + op + "\"";
+    return false;
+  } catch (const std::exception& e) {
+    why = std::string{"cannot decode record: "} + e.what();
+    return false;
+  }
+}
+
+std::vector<provider> provider_replay::result() {
+  std::vector<provider> out;
+  out.reserve(index_.size());
+  for (auto& p : items_)
+    if (p)
+      out.push_back(std::move(*p));
+  items_.clear();
+  index_.clear();
+  return out;
+}
+
+// -- lobbies ------------------------------------------------------------------
+
+lobby_replay::lobby_replay(std::vector<lobby> base) {
+  for (auto& l : base) {
+    item it;
+    for (auto& s : l.sessions) {
+      it.index[s.session_id] = it.members.size();
+      it.members.push_back(std::make_unique<session>(std::move(s)));
+    }
+    l.sessions.clear();
+    it.header = std::move(l);
+    index_[it.header.id] = items_.size();
+    items_.push_back(std::move(it));
+  }
+}
+
+bool lobby_replay::apply(const std::string& payload, std::string& why) {
+  try {
+    json j;
+    std::string op;
+    if (!parse_record(payload, j, op, why))
+      return false;
+    if (op == "lobby") {
+      auto i = j.find("lobby");
+      if (i == j.end()) {
+        why = "lobby record without a lobby";
+        return false;
+      }
+      auto l = i->get<lobby>();
+      if (l.id.empty() || l.name.empty()) {
+        why = "lobby record: lobby without id or name";
+        return false;
+      }
+      l.sessions.clear();
+      if (auto k = index_.find(l.id); k != index_.end()) {
+        items_[k->second].header = std::move(l);
+      } else {
+        index_[l.id] = items_.size();
+        item it;
+        it.header = std::move(l);
+        items_.push_back(std::move(it));
+      }
+      return true;
+    }
+    if (op == "join" || op == "leave") {
+      auto k = index_.find(string_field(j, "lobby_id"));
+      if (k == index_.end()) {
+        why = op + " record for an unknown lobby";
+        return false;
+      }
+      auto& it = items_[k->second];
+      if (op == "leave") {
+        auto& sid = string_field(j, "session_id");
+        if (auto m = it.index.find(sid); m != it.index.end()) {
+          it.members[m->second].reset();
+          it.index.erase(m);
+        }
+        return true;
+      }
+      auto i = j.find("session");
+      if (i == j.end()) {
+        why = "join record without a session";
+        return false;
+      }
+      auto s = i->get<session>();
+      if (s.session_id.empty()) {
+        why = "join record: session without session_id";
+        return false;
+      }
+      if (auto m = it.index.find(s.session_id);
+          m != it.index.end() && it.members[m->second]) {
+        *it.members[m->second] = std::move(s);
+      } else {
+        it.index[s.session_id] = it.members.size();
+        it.members.push_back(std::make_unique<session>(std::move(s)));
+      }
+      return true;
+    }
+    why = "unknown op \"" + op + "\"";
+    return false;
+  } catch (const std::exception& e) {
+    why = std::string{"cannot decode record: "} + e.what();
+    return false;
+  }
+}
+
+std::vector<lobby> lobby_replay::result() {
+  std::vector<lobby> out;
+  out.reserve(items_.size());
+  for (auto& it : items_) {
+    auto l = std::move(it.header);
+    l.sessions.reserve(it.index.size());
+    for (auto& m : it.members)
+      if (m)
+        l.sessions.push_back(std::move(*m));
+    out.push_back(std::move(l));
+  }
+  items_.clear();
+  index_.clear();
+  return out;
+}
+
+} // namespace vb

@@ -1,0 +1,77 @@
+// The records of the two journals (SPEC §3), and their replay onto the state
+// a snapshot held. Each record is one JSON object; storage/journal frames it
+// (length, CRC-32C, sequence number). docs/journal.md lists them.
+//
+//   bot_providers.journal
+//     {"op":"put","provider":{...}}          registered (again), catalog change
+//     {"op":"del","provider_id":"..."}       deregistered or evicted
+//     {"op":"seen","last_seen":{"id":t,...}} heartbeats since the last one
+//   lobbies.journal
+//     {"op":"lobby","lobby":{id,name,private,created_at}}   created
+//     {"op":"join","lobby_id":"...","session":{...}}        a bot member
+//     {"op":"leave","lobby_id":"...","session_id":"..."}    a bot left
+//
+// Every record is idempotent (a put replaces, a delete of nothing is
+// nothing), so replaying a record the snapshot already holds changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "model/types.hpp"
+
+namespace vb {
+
+std::string provider_put_record(const std::string& provider_json);
+std::string provider_del_record(const std::string& provider_id);
+std::string provider_seen_record(
+  const std::vector<std::pair<std::string, double>>& last_seen);
+
+std::string lobby_record(const lobby& header);
+std::string join_record(const std::string& lobby_id,
+                        const std::string& session_json);
+std::string leave_record(const std::string& lobby_id,
+                         const std::string& session_id);
+
+/// The JSON of a lobby without its members, as a lobbies snapshot holds it
+/// before its sessions.
+std::string lobby_header_json(const lobby& header);
+
+/// Providers as a snapshot left them, with journal records applied in order.
+class provider_replay {
+public:
+  explicit provider_replay(std::vector<provider> base);
+  /// Applies one record; false (and `why`) when it does not decode, and
+  /// then nothing changed.
+  bool apply(const std::string& payload, std::string& why);
+  /// The providers, in registration order.
+  std::vector<provider> result();
+
+private:
+  std::vector<std::unique_ptr<provider>> items_; // null: deleted
+  std::unordered_map<std::string, size_t> index_;
+};
+
+/// Lobbies (with their bot members) as a snapshot left them, with journal
+/// records applied in order.
+class lobby_replay {
+public:
+  explicit lobby_replay(std::vector<lobby> base);
+  bool apply(const std::string& payload, std::string& why);
+  std::vector<lobby> result();
+
+private:
+  struct item {
+    lobby header;
+    std::vector<std::unique_ptr<session>> members; // null: left
+    std::unordered_map<std::string, size_t> index;
+  };
+  std::vector<item> items_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+} // namespace vb
