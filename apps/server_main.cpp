@@ -96,6 +96,12 @@ int main(int argc, char** argv) {
     spdlog::error("cannot open the journals in {}", opts.data_dir);
     return 1;
   }
+  if (opts.bench_no_sync) {
+    spdlog::warn("--bench-no-sync: journal appends are not synced; nothing "
+                 "is durable (benchmarks only)");
+    provider_seed->journal->set_sync(false);
+    lobby_seed->journal->set_sync(false);
+  }
 
   auto http = std::make_unique<vb::http_server>(opts);
   uint16_t port = 0;

@@ -70,6 +70,10 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--dump-journal", o.dump_journal,
                  "print a journal's records as JSON lines and exit (0, or 1 "
                  "naming the offset of the first bad record)");
+  app.add_flag("--bench-no-sync", o.bench_no_sync,
+               "benchmarks only: journal appends skip fdatasync, so NOTHING "
+               "is durable (the relay ceiling of bench/run)")
+    ->group(""); // hidden from --help
   app.add_option("--provider-key", o.provider_keys,
                  "accepted provider key; repeatable")
     ->take_all();

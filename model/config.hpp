@@ -31,6 +31,9 @@ struct server_options {
   std::vector<std::string> cors_origins;
   /// Command line only: print this journal's records and exit.
   std::string dump_journal;
+  /// Command line only, benchmarks only: journal appends skip fdatasync
+  /// (nothing is durable), to measure the relay ceiling.
+  bool bench_no_sync = false;
 };
 
 /// Applies the JSON config file text to `opts`. Unknown keys and wrong types

@@ -843,7 +843,7 @@ bool journal_file::append(const std::vector<std::string_view>& payloads,
       return fail(sys_error("write", path, err));
   }
   step(journal_step::append_written);
-  if (::fdatasync(fd_) != 0)
+  if (sync_ && ::fdatasync(fd_) != 0)
     return fail(sys_error("fdatasync", path, errno));
   active_bytes_ = before + buf.size();
   next_seq_ += payloads.size();

@@ -156,6 +156,10 @@ public:
   /// Test hook, called after each step; a test makes it crash.
   void on_step(std::function<void(journal_step)> hook);
 
+  /// Benchmarks only (the relay ceiling): appends skip fdatasync, so nothing
+  /// is durable. Never set by the server's normal options.
+  void set_sync(bool on) noexcept { sync_ = on; }
+
   const std::string& dir() const noexcept { return dir_; }
   std::string main_path() const { return main_path_; }
   std::string prev_path() const { return prev_path_; }
@@ -187,6 +191,7 @@ private:
                                 // durable yet
   std::string unusable_;        // why appends are refused (empty: usable)
   std::function<void(journal_step)> hook_;
+  bool sync_ = true;
 };
 
 /// Reads one journal file and writes each record as a line
