@@ -15,7 +15,10 @@ namespace vb {
 
 namespace {
 
+/// An entry's id: the key alone at the top level, else parent \x1f key.
 std::string image_key(const std::string& parent, const std::string& key) {
+  if (parent.empty())
+    return key;
   std::string k;
   k.reserve(parent.size() + key.size() + 1);
   k += parent;
@@ -43,22 +46,30 @@ constexpr auto compaction_retry = std::chrono::seconds(1);
 void store_image::apply(const image_op& op) {
   auto k = image_key(op.parent, op.key);
   auto i = by_key_.find(k);
-  if (!op.json) {
+  if (!op.json && !op.member) {
     if (i != by_key_.end()) {
-      entries_.erase(i->second);
+      auto order = i->second;
       by_key_.erase(i);
+      entries_.erase(order); // the view's string goes with its entry
     }
     return;
   }
-  auto entry = std::make_shared<const image_entry>(
-    image_entry{op.parent, op.key, op.json});
+  auto entry = std::make_shared<image_entry>();
+  entry->id = std::move(k);
+  entry->split = op.parent.empty() ? 0 : op.parent.size() + 1;
+  entry->json = op.json;
+  entry->member = op.member;
+  std::string_view view{entry->id};
   if (i != by_key_.end()) {
-    entries_[i->second] = std::move(entry);
+    auto order = i->second;
+    by_key_.erase(i); // its view points into the entry being replaced
+    by_key_.emplace(view, order);
+    entries_[order] = std::move(entry);
     return;
   }
   auto order = next_++;
+  by_key_.emplace(view, order);
   entries_.emplace(order, std::move(entry));
-  by_key_.emplace(std::move(k), order);
 }
 
 std::vector<image_entry_ptr> store_image::capture() const {
@@ -74,21 +85,36 @@ std::string render_providers(const std::vector<image_entry_ptr>& image,
   std::vector<const std::string*> parts;
   parts.reserve(image.size());
   for (auto& e : image)
-    if (e->parent.empty())
+    if (e->split == 0 && e->json)
       parts.push_back(e->json.get());
   return encode_provider_fragments(parts, seq);
 }
 
 std::string render_lobbies(const std::vector<image_entry_ptr>& image,
                            uint64_t seq) {
+  // Members shared with their lobbies are rendered here, on the snapshot
+  // writer's thread.
+  std::vector<std::string> rendered;
+  size_t members = 0;
+  for (auto& e : image)
+    if (!e->json && e->member)
+      ++members;
+  rendered.reserve(members);
   std::vector<lobby_parts> lobbies;
-  std::unordered_map<std::string, size_t> index;
+  std::unordered_map<std::string_view, size_t> index;
   for (auto& e : image) {
-    if (e->parent.empty()) {
-      index[e->key] = lobbies.size();
+    if (e->split == 0) {
+      if (!e->json)
+        continue;
+      index[e->key()] = lobbies.size();
       lobbies.push_back(lobby_parts{e->json.get(), {}});
-    } else if (auto i = index.find(e->parent); i != index.end()) {
-      lobbies[i->second].sessions.push_back(e->json.get());
+    } else if (auto i = index.find(e->parent()); i != index.end()) {
+      if (e->json) {
+        lobbies[i->second].sessions.push_back(e->json.get());
+      } else if (e->member) {
+        rendered.push_back(session_json(*e->member));
+        lobbies[i->second].sessions.push_back(&rendered.back());
+      }
     }
   }
   return encode_lobby_parts(lobbies, seq);
@@ -101,7 +127,9 @@ bool load_durable(const std::string& dir, const std::string& file_name,
                                            std::string&)>& decode,
                   const std::function<bool(const std::string&, std::string&)>&
                     replay,
-                  journal_store_seed& seed, server_stats* stats) {
+                  journal_store_seed& seed, server_stats* stats,
+                  const std::function<void(std::vector<const std::string*>)>&
+                    preparse) {
   seed.dir = dir;
   seed.file_name = file_name;
   storage::snapshot_file file{dir, file_name};
@@ -131,6 +159,13 @@ bool load_durable(const std::string& dir, const std::string& file_name,
     js.bytes = seed.journal->active_bytes();
   }
   size_t applied = 0;
+  if (preparse && !records.records.empty()) {
+    std::vector<const std::string*> payloads;
+    payloads.reserve(records.records.size());
+    for (auto& r : records.records)
+      payloads.push_back(&r.payload);
+    preparse(std::move(payloads));
+  }
   for (auto& r : records.records) {
     std::string why;
     if (replay(r.payload, why))
@@ -313,8 +348,11 @@ journal_store(store_actor::stateful_pointer<journal_store_state> self,
   self->set_exit_handler([self](caf::exit_msg&) {
     self->send(self, atom::stop_v);
   });
-  // A compaction a crash left unfinished is finished first.
-  st.maybe_compact();
+  // A compaction a crash left unfinished is finished first; one that is due
+  // by size waits for the first append, so that it does not compete with
+  // the rest of the start-up.
+  if (st.seed->journal->rotation_pending())
+    st.maybe_compact();
   return {
     [=](atom::write, store_batch& batch) -> caf::result<uint64_t> {
       auto rp = self->make_response_promise<uint64_t>();

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -44,10 +45,14 @@ public:
   size_t size() const noexcept {
     return by_key_.size();
   }
+  void reserve(size_t n) {
+    by_key_.reserve(n);
+  }
 
 private:
   std::map<uint64_t, image_entry_ptr> entries_;
-  std::unordered_map<std::string, uint64_t> by_key_; // parent \x1f key
+  /// By the entry's id (a view of the entry's own string).
+  std::unordered_map<std::string_view, uint64_t> by_key_;
   uint64_t next_ = 0;
 };
 
@@ -83,7 +88,9 @@ bool load_durable(const std::string& dir, const std::string& file_name,
                                            std::string&)>& decode,
                   const std::function<bool(const std::string&, std::string&)>&
                     replay,
-                  journal_store_seed& seed, server_stats* stats);
+                  journal_store_seed& seed, server_stats* stats,
+                  const std::function<void(std::vector<const std::string*>)>&
+                    preparse = {});
 
 struct journal_store_state {
   static inline constexpr const char* name = "journal-store";

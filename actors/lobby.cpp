@@ -35,11 +35,13 @@ caf::error as_store_error(caf::error err) {
 }
 
 /// The store change of a bot member joining or leaving a lobby.
+/// The image shares the member with the lobby (rendered when a snapshot
+/// is written); the record carries its JSON.
 store_change join_change(const std::string& lobby_id,
-                         const lobby_image::member& m,
-                         std::shared_ptr<const std::string> json) {
-  return store_change{join_record(lobby_id, *json),
-                      {image_op{lobby_id, m.value.session_id, std::move(json)}}};
+                         const std::shared_ptr<const lobby_image::member>& m) {
+  return store_change{
+    join_record(lobby_id, session_json(m->value)),
+    {image_op{lobby_id, m->value.session_id, nullptr, shared_session(m)}}};
 }
 
 store_change leave_change(const std::string& lobby_id,
@@ -58,9 +60,9 @@ caf::error as_join_error(const caf::error& err) {
 
 } // namespace
 
-std::vector<lobby> load_lobbies(const std::string& dir,
-                                journal_store_seed& seed,
-                                server_stats* stats) {
+std::vector<lobby_image> load_lobbies(const std::string& dir,
+                                      journal_store_seed& seed,
+                                      server_stats* stats) {
   std::vector<lobby> base;
   std::unique_ptr<lobby_replay> replay;
   load_durable(
@@ -70,26 +72,40 @@ std::vector<lobby> load_lobbies(const std::string& dir,
       return decode_lobbies(text, base, why, &seq);
     },
     [&](const std::string& record, std::string& why) {
-      if (!replay)
-        replay = std::make_unique<lobby_replay>(std::move(base));
       return replay->apply(record, why);
     },
-    seed, stats);
-  auto result = replay ? replay->result() : std::move(base);
+    seed, stats,
+    [&](std::vector<const std::string*> payloads) {
+      replay = std::make_unique<lobby_replay>(std::move(base));
+      replay->preparse(std::move(payloads));
+    });
+  auto loaded = replay ? replay->result() : std::move(base);
   seed.render = render_lobbies;
   size_t bots = 0;
-  for (auto& l : result) {
+  size_t entries = loaded.size();
+  for (auto& l : loaded)
+    entries += l.sessions.size();
+  seed.image.reserve(entries);
+  std::vector<lobby_image> result;
+  result.reserve(loaded.size());
+  for (auto& l : loaded) {
     seed.image.apply(image_op{
       {}, l.id, std::make_shared<const std::string>(lobby_header_json(l))});
-    for (auto& s : l.sessions) {
+    result.push_back(to_image(std::move(l)));
+    for (auto& m : result.back().sessions) {
       ++bots;
-      seed.image.apply(image_op{
-        l.id, s.session_id, std::make_shared<const std::string>(session_json(s))});
+      seed.image.apply(image_op{result.back().id, m->value.session_id, nullptr,
+                                shared_session(m)});
     }
   }
   spdlog::info("loaded {} lobbies with {} bot members from {}/{}",
                result.size(), bots, dir, lobbies_file_name);
   return result;
+}
+
+std::shared_ptr<const session>
+shared_session(const std::shared_ptr<const lobby_image::member>& m) {
+  return std::shared_ptr<const session>(m, &m->value);
 }
 
 lobby to_lobby(const lobby_image& img, members_view view) {
@@ -104,6 +120,14 @@ lobby to_lobby(const lobby_image& img, members_view view) {
   for (auto& m : img.sessions)
     if (view == members_view::all || m->value.is_bot)
       result.sessions.push_back(m->value);
+  return result;
+}
+
+std::vector<lobby_image> to_images(std::vector<lobby> ls) {
+  std::vector<lobby_image> result;
+  result.reserve(ls.size());
+  for (auto& l : ls)
+    result.push_back(to_image(std::move(l)));
   return result;
 }
 
@@ -122,9 +146,8 @@ lobby_image to_image(lobby value) {
 // -- lobby --------------------------------------------------------------------
 
 std::shared_ptr<const lobby_image::member> make_member(session s) {
-  auto json = s.is_bot ? session_json(s) : std::string{};
   return std::make_shared<const lobby_image::member>(
-    lobby_image::member{std::move(s), std::move(json)});
+    lobby_image::member{std::move(s)});
 }
 
 const session* lobby_state::find_bot(const std::string& bot_name,
@@ -200,9 +223,8 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
-  auto m = make_member(s);
-  auto json = std::make_shared<const std::string>(m->json);
-  write({join_change(value.id, *m, std::move(json))},
+  auto m = make_member(std::move(s));
+  write({join_change(value.id, m)},
         [this, key, m](const caf::error& err) {
     auto& s = m->value;
     if (err) {
@@ -641,7 +663,7 @@ void lobby_directory_state::publish_counts() {
 
 lobby_directory_actor::behavior_type lobby_directory(
     lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
-    std::vector<lobby> initial, lobby_peers peers,
+    std::vector<lobby_image> initial, lobby_peers peers,
     std::shared_ptr<server_stats> stats) {
   auto& st = self->state;
   st.self = self;
@@ -649,7 +671,7 @@ lobby_directory_actor::behavior_type lobby_directory(
   st.stats = std::move(stats);
   for (auto& l : initial)
     if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
-      st.add(to_image(std::move(l)));
+      st.add(std::move(l));
   return {
       [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
         auto rp = self->make_response_promise<lobby_created>();

@@ -30,7 +30,7 @@ inline constexpr const char* lobbies_file_name = "lobbies.json";
 enum class members_view { all, bots, none };
 lobby to_lobby(const lobby_image& img, members_view view = members_view::all);
 lobby_image to_image(lobby value);
-/// A member of an image; bots carry their snapshot JSON.
+/// A member of an image.
 std::shared_ptr<const lobby_image::member> make_member(session s);
 
 struct journal_store_seed;
@@ -38,8 +38,14 @@ struct journal_store_seed;
 /// Loads the lobbies of `dir`: the newest valid snapshot, then the journal
 /// records after it. Fills `seed` for the lobbies' store. Blocking: call it
 /// before the server serves.
-std::vector<lobby> load_lobbies(const std::string& dir, journal_store_seed& seed,
-                                server_stats* stats = nullptr);
+std::vector<lobby_image> load_lobbies(const std::string& dir,
+                                      journal_store_seed& seed,
+                                      server_stats* stats = nullptr);
+/// The images of plain lobbies (tests, and anything not loaded from disk).
+std::vector<lobby_image> to_images(std::vector<lobby> ls);
+/// A member's session, sharing the member (no copy).
+std::shared_ptr<const session>
+shared_session(const std::shared_ptr<const lobby_image::member>& m);
 
 /// The actors a lobby works with.
 struct lobby_peers {
@@ -172,7 +178,7 @@ struct lobby_directory_state {
 
 lobby_directory_actor::behavior_type
 lobby_directory(lobby_directory_actor::stateful_pointer<lobby_directory_state> self,
-                std::vector<lobby> initial, lobby_peers peers,
+                std::vector<lobby_image> initial, lobby_peers peers,
                 std::shared_ptr<server_stats> stats);
 
 } // namespace vb

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -164,11 +165,9 @@ struct http_reply {
 /// snapshots. Sessions are shared and immutable, so a new image copies
 /// pointers, not members. Local only.
 struct lobby_image {
-  /// A member and, for bots, its JSON as the snapshot holds it (rendered
-  /// once, when it joins).
+  /// A member, shared and immutable (the store's image holds its JSON).
   struct member {
     session value;
-    std::string json;
   };
   std::string id;
   std::string name;
@@ -207,21 +206,31 @@ struct snapshot_job {
 };
 
 /// One entry of a store's image (what its next snapshot holds): a rendered
-/// item under a parent (a lobby's member under the lobby; empty for a
-/// top-level item: a provider, a lobby). Immutable and shared.
+/// item, or a bot member rendered when the snapshot is written (shared with
+/// its lobby, never copied), under a parent (a member under its lobby;
+/// empty for a top-level item: a provider, a lobby). Immutable and shared.
 struct image_entry {
-  std::string parent;
-  std::string key;
+  std::string id; // parent, '\x1f', key
+  size_t split = 0; // where the key starts in `id`
   std::shared_ptr<const std::string> json;
+  std::shared_ptr<const session> member;
+
+  std::string_view parent() const {
+    return std::string_view{id}.substr(0, split == 0 ? 0 : split - 1);
+  }
+  std::string_view key() const {
+    return std::string_view{id}.substr(split);
+  }
 };
 using image_entry_ptr = std::shared_ptr<const image_entry>;
 
-/// What one change does to a store's image: an entry set (json not null) or
-/// removed (json null).
+/// What one change does to a store's image: an entry set (json or member
+/// not null) or removed (both null).
 struct image_op {
   std::string parent;
   std::string key;
   std::shared_ptr<const std::string> json;
+  std::shared_ptr<const session> member = nullptr;
 };
 
 /// One change for a store (SPEC §3): its journal record, and what it does to

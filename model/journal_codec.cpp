@@ -1,10 +1,12 @@
 #include "model/journal_codec.hpp"
 
 #include <exception>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "model/json.hpp"
+#include "model/lobby_sax.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -184,23 +186,63 @@ lobby_replay::lobby_replay(std::vector<lobby> base) {
   }
 }
 
+void lobby_replay::preparse(std::vector<const std::string*> payloads) {
+  parsed_for_ = std::move(payloads);
+  parsed_.assign(parsed_for_.size(), parsed{});
+  next_parsed_ = 0;
+  auto work = [this](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      auto& p = parsed_[i];
+      p.ok = detail::read_lobby_record(*parsed_for_[i], p.doc, p.why);
+    }
+  };
+  auto half = parsed_.size() / 2;
+  if (half < 1000) {
+    work(0, parsed_.size());
+    return;
+  }
+  std::thread other{work, half, parsed_.size()};
+  work(0, half);
+  other.join();
+}
+
 bool lobby_replay::apply(const std::string& payload, std::string& why) {
   try {
-    json j;
-    std::string op;
-    if (!parse_record(payload, j, op, why))
+    if (next_parsed_ < parsed_for_.size()
+        && parsed_for_[next_parsed_] == &payload) {
+      auto& p = parsed_[next_parsed_++];
+      if (!p.ok) {
+        why = p.why;
+        return false;
+      }
+      return apply_doc(p.doc, why);
+    }
+    if (json_depth(payload) > max_json_depth) {
+      why = "record nested too deep";
       return false;
-    if (op == "lobby") {
-      auto i = j.find("lobby");
-      if (i == j.end()) {
-        why = "lobby record without a lobby";
+    }
+    detail::lobby_record_doc r;
+    if (!detail::read_lobby_record(payload, r, why))
+      return false;
+    return apply_doc(r, why);
+  } catch (const std::exception& e) {
+    why = std::string{"cannot decode record: "} + e.what();
+    return false;
+  }
+}
+
+bool lobby_replay::apply_doc(detail::lobby_record_doc& r, std::string& why) {
+  {
+    if (r.op.empty()) {
+      why = "record has no \"op\"";
+      return false;
+    }
+    if (r.op == "lobby") {
+      if (!r.has_lobby || r.header.id.empty() || r.header.name.empty()) {
+        why = "lobby record without a lobby id or name";
         return false;
       }
-      auto l = i->get<lobby>();
-      if (l.id.empty() || l.name.empty()) {
-        why = "lobby record: lobby without id or name";
-        return false;
-      }
+      auto l = std::move(r.header);
       l.sessions.clear();
       if (auto k = index_.find(l.id); k != index_.end()) {
         items_[k->second].header = std::move(l);
@@ -212,45 +254,36 @@ bool lobby_replay::apply(const std::string& payload, std::string& why) {
       }
       return true;
     }
-    if (op == "join" || op == "leave") {
-      auto k = index_.find(string_field(j, "lobby_id"));
-      if (k == index_.end()) {
-        why = op + " record for an unknown lobby";
-        return false;
-      }
-      auto& it = items_[k->second];
-      if (op == "leave") {
-        auto& sid = string_field(j, "session_id");
-        if (auto m = it.index.find(sid); m != it.index.end()) {
-          it.members[m->second].reset();
-          it.index.erase(m);
-        }
-        return true;
-      }
-      auto i = j.find("session");
-      if (i == j.end()) {
-        why = "join record without a session";
-        return false;
-      }
-      auto s = i->get<session>();
-      if (s.session_id.empty()) {
-        why = "join record: session without session_id";
-        return false;
-      }
-      if (auto m = it.index.find(s.session_id);
-          m != it.index.end() && it.members[m->second]) {
-        *it.members[m->second] = std::move(s);
-      } else {
-        it.index[s.session_id] = it.members.size();
-        it.members.push_back(std::make_unique<session>(std::move(s)));
+    if (r.op != "join" && r.op != "leave") {
+      why = "unknown op \"" + r.op + "\"";
+      return false;
+    }
+    auto k = index_.find(r.lobby_id);
+    if (k == index_.end()) {
+      why = r.op + " record for an unknown lobby";
+      return false;
+    }
+    auto& it = items_[k->second];
+    if (r.op == "leave") {
+      if (auto m = it.index.find(r.session_id); m != it.index.end()) {
+        it.members[m->second].reset();
+        it.index.erase(m);
       }
       return true;
     }
-    why = "unknown op \"" + op + "\"";
-    return false;
-  } catch (const std::exception& e) {
-    why = std::string{"cannot decode record: "} + e.what();
-    return false;
+    if (!r.has_session || r.member.session_id.empty()) {
+      why = "join record without a session id";
+      return false;
+    }
+    auto& s = r.member;
+    if (auto m = it.index.find(s.session_id);
+        m != it.index.end() && it.members[m->second]) {
+      *it.members[m->second] = std::move(s);
+    } else {
+      it.index[s.session_id] = it.members.size();
+      it.members.push_back(std::make_unique<session>(std::move(s)));
+    }
+    return true;
   }
 }
 

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/lobby_sax.hpp"
 #include "model/types.hpp"
 
 namespace vb {
@@ -61,10 +62,23 @@ private:
 class lobby_replay {
 public:
   explicit lobby_replay(std::vector<lobby> base);
+  /// Parses the records about to be applied, on two threads (each its own
+  /// half): apply then finds them parsed. Optional; start-up uses it.
+  void preparse(std::vector<const std::string*> payloads);
   bool apply(const std::string& payload, std::string& why);
   std::vector<lobby> result();
 
 private:
+  struct parsed {
+    detail::lobby_record_doc doc;
+    bool ok = false;
+    std::string why;
+  };
+  bool apply_doc(detail::lobby_record_doc& r, std::string& why);
+  std::vector<const std::string*> parsed_for_;
+  std::vector<parsed> parsed_;
+  size_t next_parsed_ = 0;
+
   struct item {
     lobby header;
     std::vector<std::unique_ptr<session>> members; // null: left

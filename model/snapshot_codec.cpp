@@ -1,5 +1,6 @@
 #include "model/snapshot_codec.hpp"
 
+#include <cmath>
 #include <exception>
 #include <string_view>
 #include <unordered_set>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/json.hpp"
+#include "model/lobby_sax.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -289,8 +291,79 @@ std::string encode_lobbies(const std::vector<lobby>& ls) {
                    {"lobbies", ls}});
 }
 
+namespace {
+
+// A hand-written writer for the items snapshots and journals hold by the
+// hundred thousand (a start-up renders every member once): the same text as
+// nlohmann's dump of the same value (keys sorted, numbers by its to_chars),
+// without building a JSON value first.
+
+void put_string(std::string& out, const std::string& s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      out += dump(json(s)); // escapes and invalid UTF-8: nlohmann's rules
+      return;
+    }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void put_number(std::string& out, double x) {
+  if (!std::isfinite(x)) {
+    out += "null";
+    return;
+  }
+  char buf[64];
+  auto end = nlohmann::detail::to_chars(buf, buf + sizeof(buf), x);
+  out.append(buf, end);
+}
+
+void put_key(std::string& out, const char* key, bool first = false) {
+  if (!first)
+    out += ',';
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+} // namespace
+
 std::string provider_json(const provider& p) {
-  return dump(json(p));
+  std::string out;
+  out.reserve(256 + p.bots.size() * 64);
+  out += '{';
+  put_key(out, "base_url", true);
+  put_string(out, p.base_url);
+  put_key(out, "bots");
+  out += '[';
+  for (size_t i = 0; i < p.bots.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += '{';
+    put_key(out, "description", true);
+    put_string(out, p.bots[i].description);
+    put_key(out, "name");
+    put_string(out, p.bots[i].name);
+    out += '}';
+  }
+  out += ']';
+  put_key(out, "description");
+  put_string(out, p.description);
+  put_key(out, "last_seen");
+  put_number(out, p.last_seen);
+  put_key(out, "name");
+  put_string(out, p.name);
+  put_key(out, "provider_id");
+  put_string(out, p.provider_id);
+  put_key(out, "registered_at");
+  put_number(out, p.registered_at);
+  put_key(out, "status");
+  put_string(out, to_string(p.status));
+  put_key(out, "transport");
+  put_string(out, to_string(p.via));
+  out += '}';
+  return out;
 }
 
 
@@ -318,7 +391,26 @@ encode_provider_fragments(const std::vector<const std::string*>& ps,
 }
 
 std::string session_json(const session& s) {
-  return dump(json(s));
+  std::string out;
+  out.reserve(96 + s.session_id.size() + s.nick.size() + s.bot_name.size()
+              + s.provider_id.size() + s.run_id.size());
+  out += '{';
+  put_key(out, "bot_name", true);
+  put_string(out, s.bot_name);
+  put_key(out, "is_bot");
+  out += s.is_bot ? "true" : "false";
+  put_key(out, "joined_at");
+  put_number(out, s.joined_at);
+  put_key(out, "nick");
+  put_string(out, s.nick);
+  put_key(out, "provider_id");
+  put_string(out, s.provider_id);
+  put_key(out, "run_id");
+  put_string(out, s.run_id);
+  put_key(out, "session_id");
+  put_string(out, s.session_id);
+  out += '}';
+  return out;
 }
 
 std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
@@ -392,26 +484,58 @@ std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,
 
 bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
                     std::string& why, uint64_t* journal_seq) {
-  uint64_t seq = 0;
-  auto ok = guarded(text, out, why, [&](const json& j, std::vector<lobby>& r) {
-    if (!check_header(j, lobbies_format, why) || !read_seq(j, &seq, why))
+  // Read with SAX into the structs: a snapshot of a hundred thousand
+  // members never becomes a JSON value.
+  try {
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      why = "empty file";
       return false;
-    auto list = list_field(j, "lobbies", why);
-    if (list == nullptr)
-      return false;
-    std::unordered_set<std::string> ids;
-    for (std::size_t i = 0; i < list->size(); ++i) {
-      auto where = "lobbies[" + std::to_string(i) + "]";
-      lobby l;
-      if (!convert((*list)[i], where, l, why) || !check_lobby(l, where, ids, why))
-        return false;
-      r.push_back(std::move(l));
     }
+    if (json_depth(text) > max_json_depth) {
+      why = "JSON nested deeper than " + std::to_string(max_json_depth)
+            + " levels";
+      return false;
+    }
+    detail::lobbies_doc doc;
+    if (!detail::read_lobbies_doc(text, doc, why))
+      return false;
+    if (!doc.has_format) {
+      why = std::string{"no \"format\" field (expected \""} + lobbies_format
+            + "\")";
+      return false;
+    }
+    if (doc.format != lobbies_format) {
+      why = "format is \"" + doc.format + "\", expected \"" + lobbies_format
+            + "\"";
+      return false;
+    }
+    if (!doc.has_version) {
+      why = "no integer \"version\" field";
+      return false;
+    }
+    if (doc.version != snapshot_version) {
+      why = "unsupported version " + std::to_string(doc.version)
+            + " (this server reads version " + std::to_string(snapshot_version)
+            + ")";
+      return false;
+    }
+    if (!doc.has_lobbies) {
+      why = "no \"lobbies\" array";
+      return false;
+    }
+    std::unordered_set<std::string> ids;
+    for (std::size_t i = 0; i < doc.lobbies.size(); ++i)
+      if (!check_lobby(doc.lobbies[i], "lobbies[" + std::to_string(i) + "]",
+                       ids, why))
+        return false;
+    out = std::move(doc.lobbies);
+    if (journal_seq)
+      *journal_seq = doc.journal_seq;
     return true;
-  });
-  if (ok && journal_seq)
-    *journal_seq = seq;
-  return ok;
+  } catch (const std::exception& e) {
+    why = "cannot decode: " + error_message(e);
+    return false;
+  }
 }
 
 } // namespace vb

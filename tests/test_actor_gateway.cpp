@@ -84,7 +84,7 @@ struct gateway_fixture : test::fixture {
     dispatcher_config dc;
     dc.registry = reg;
     disp = sys.spawn(dispatcher, std::shared_ptr<http_client>{}, dc);
-    lobbies = sys.spawn(lobby_directory, std::vector<lobby>{},
+    lobbies = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                         lobby_peers{reg, disp, lobby_files.store}, stats);
     aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});
     fake = sys.spawn(fake_host, script);
@@ -230,7 +230,9 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
   CHECK(ask<lobby>(lobbies, atom::get_v, hall).sessions.empty());
   // Durable: the snapshot holds exactly the kept member.
   journal_store_seed seed;
-  auto disk = load_lobbies(dir.path, seed);
+  std::vector<lobby> disk;
+  for (auto& img : load_lobbies(dir.path, seed))
+    disk.push_back(to_lobby(img));
   size_t on_disk = 0;
   for (auto& l : disk)
     for (auto& s : l.sessions) {

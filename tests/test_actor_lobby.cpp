@@ -92,7 +92,7 @@ struct lobby_fixture : test::fixture {
     auto seed = std::make_shared<journal_store_seed>();
     load_lobbies(dir.path, *seed);
     lobby_files = spawn_journal_store(sys, seed, stats, false);
-    aut = sys.spawn(lobby_directory, std::move(initial),
+    aut = sys.spawn(lobby_directory, to_images(std::move(initial)),
                     lobby_peers{reg, disp, lobby_files.store}, stats);
     run();
   }
@@ -100,7 +100,7 @@ struct lobby_fixture : test::fixture {
   /// The directory over the store double.
   void start_on(store_actor store) {
     lobby_files.store = std::move(store);
-    aut = sys.spawn(lobby_directory, std::vector<lobby>{},
+    aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                     lobby_peers{reg, disp, lobby_files.store}, stats);
     run();
   }
@@ -108,7 +108,10 @@ struct lobby_fixture : test::fixture {
   /// What a restarted server would load.
   std::vector<lobby> on_disk() {
     journal_store_seed seed;
-    return load_lobbies(dir.path, seed);
+    std::vector<lobby> result;
+    for (auto& img : load_lobbies(dir.path, seed))
+      result.push_back(to_lobby(img));
+    return result;
   }
 
   std::string add_provider(const std::string& name,
@@ -330,7 +333,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a journal compacted under joins "
   load_lobbies(dir.path, *seed);
   seed->max_bytes = 4096;
   lobby_files = spawn_journal_store(sys, seed, stats, false);
-  aut = sys.spawn(lobby_directory, std::vector<lobby>{},
+  aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                   lobby_peers{reg, disp, lobby_files.store}, stats);
   run();
   add_provider("alpha", {"echo"});
