@@ -81,11 +81,10 @@ void cleanup_state::probe_then_evict(cleanup_actor::pointer self,
     };
     self->request(dispatcher, probe_timeout, atom::probe_v, p)
       .then(
-        [this, self, id = v.provider_id, doomed, one_done](bool alive) {
+        [id = v.provider_id, doomed, one_done](bool alive) {
           if (alive) {
-            // An answer counts as seen.
+            // An answer counts as seen: the dispatcher told the registry.
             spdlog::info("cleanup: provider {} answered its probe: kept", id);
-            self->send(registry, atom::seen_v, id);
           } else {
             doomed->push_back(id);
           }

@@ -49,8 +49,9 @@ struct cleanup_state {
   sweep_decision decide(const stale_report& report,
                         caf::actor_clock::time_point now);
 
-  /// Probes the HTTP providers among `victims` (an answer counts as seen),
-  /// then asks the registry to evict the others.
+  /// Probes the HTTP providers among `victims` (an answer counts as seen;
+  /// the dispatcher tells the registry), then asks the registry to evict the
+  /// others.
   void probe_then_evict(cleanup_actor::pointer self,
                         std::vector<stale_entry> victims);
   void evict(cleanup_actor::pointer self, std::vector<std::string> ids);

@@ -3,8 +3,9 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "http/client.hpp"
+#include "link/http_link.hpp"
 #include "model/provider_protocol.hpp"
+#include "model/url.hpp"
 
 namespace vb {
 
@@ -18,7 +19,7 @@ std::string excerpt(const std::string& body) {
 
 /// The error of a call that got no answer (503) or a non-2xx one (502);
 /// none for a 2xx answer.
-caf::error call_error(const provider& p, const http_reply& r) {
+caf::error call_error(const provider& p, const http_result& r) {
   if (!r.error.empty())
     return make_error(ec::unavailable,
                       "provider " + p.name + " unreachable: " + r.error);
@@ -57,18 +58,38 @@ caf::error no_endpoint(const provider& p) {
 
 void dispatcher_state::call(std::string method, std::string url,
                             std::string body,
-                            std::function<void(const http_reply&)> on_reply) {
+                            std::function<void(const http_result&)> on_reply) {
   auto id = ++next_call;
   calls.emplace(id, std::move(on_reply));
+  if (!http) {
+    self->send(self, atom::done_v, id,
+               http_result{0, {}, "no HTTP link in this server", false});
+    return;
+  }
   auto timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(config.timeout);
   auto hdl = caf::actor_cast<dispatcher_actor>(self);
-  client->request(std::move(method), std::move(url), std::move(body), timeout,
-                  [hdl, id](http_result r) {
-                    caf::anon_send(hdl, atom::done_v, id,
-                                   http_reply{r.status, std::move(r.body),
-                                              std::move(r.error), r.timed_out});
-                  });
+  http->request(std::move(method), std::move(url), std::move(body), timeout,
+                [hdl, id](http_result r) {
+                  caf::anon_send(hdl, atom::done_v, id, std::move(r));
+                });
+}
+
+void dispatcher_state::seen(const std::string& provider_id) {
+  if (config.registry)
+    self->send(config.registry, atom::seen_v, provider_id);
+}
+
+void dispatcher_state::unreachable(const std::string& provider_id) {
+  if (config.registry)
+    self->send(config.registry, atom::status_v, provider_id,
+               provider_status::unreachable);
+}
+
+caf::error dispatcher_state::failed(const provider& p, caf::error err) {
+  if (code_of(err) == ec::unavailable)
+    unreachable(p.provider_id);
+  return err;
 }
 
 bot_host_actor dispatcher_state::host_of(const provider& p) const {
@@ -84,18 +105,16 @@ void dispatcher_state::link_down(const caf::actor_addr& addr,
     auto id = i->first;
     hosts.erase(i);
     spdlog::info("provider {} link down: {}", id, caf::to_string(reason));
-    if (config.registry)
-      self->send(config.registry, atom::status_v, id,
-                 provider_status::unreachable);
+    unreachable(id);
     return;
   }
 }
 
 dispatcher_actor::behavior_type
 dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
-           std::shared_ptr<http_client> client, dispatcher_config config) {
+           std::shared_ptr<http_link> http, dispatcher_config config) {
   self->state.self = self;
-  self->state.client = std::move(client);
+  self->state.http = std::move(http);
   self->state.config = std::move(config);
   self->set_down_handler([=](const caf::down_msg& msg) {
     self->state.link_down(msg.source, msg.reason);
@@ -103,87 +122,98 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
   return {
       [=](atom::join, const provider& p,
           const dispatch_request& req) -> caf::result<std::string> {
+        auto& st = self->state;
         if (p.via == transport::caf) {
-          auto host = self->state.host_of(p);
+          auto host = st.host_of(p);
           if (!host)
-            return no_link(p);
+            return st.failed(p, no_link(p));
           auto rp = self->make_response_promise<std::string>();
-          self->request(host, self->state.config.timeout, atom::join_v, req)
-            .then([rp](std::string& run_id) mutable { rp.deliver(run_id); },
-                  [rp, p](caf::error& err) mutable {
-                    rp.deliver(host_error(p, err));
-                  });
+          self->request(host, st.config.timeout, atom::join_v, req)
+            .then(
+              [self, rp, id = p.provider_id](std::string& run_id) mutable {
+                self->state.seen(id);
+                rp.deliver(run_id);
+              },
+              [self, rp, p](caf::error& err) mutable {
+                rp.deliver(self->state.failed(p, host_error(p, err)));
+              });
           return rp;
         }
         if (p.base_url.empty())
-          return no_endpoint(p);
+          return st.failed(p, no_endpoint(p));
         auto rp = self->make_response_promise<std::string>();
         auto url = join_url(
             p.base_url, "/bots/" + encode_path_segment(req.bot_name) + "/join");
         auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
-                                   self->state.config.server_url);
-        self->state.call(
-            "POST", std::move(url), std::move(body),
-            [rp, p](const http_reply& r) mutable {
-              if (auto err = call_error(p, r)) {
-                rp.deliver(err);
-                return;
-              }
-              std::string run_id;
-              std::string why;
-              if (!parse_join_answer(r.body, run_id, why)) {
-                rp.deliver(make_error(ec::rejected,
-                                      "provider " + p.name + ": " + why));
-                return;
-              }
-              rp.deliver(std::move(run_id));
-            });
+                                   st.config.server_url);
+        st.call("POST", std::move(url), std::move(body),
+                [self, rp, p](const http_result& r) mutable {
+                  if (auto err = call_error(p, r)) {
+                    rp.deliver(self->state.failed(p, err));
+                    return;
+                  }
+                  std::string run_id;
+                  std::string why;
+                  if (!parse_join_answer(r.body, run_id, why)) {
+                    rp.deliver(make_error(ec::rejected,
+                                          "provider " + p.name + ": " + why));
+                    return;
+                  }
+                  self->state.seen(p.provider_id);
+                  rp.deliver(std::move(run_id));
+                });
         return rp;
       },
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
+        auto& st = self->state;
         if (p.via == transport::caf) {
-          auto host = self->state.host_of(p);
+          auto host = st.host_of(p);
           if (!host)
-            return no_link(p);
+            return st.failed(p, no_link(p));
           auto rp = self->make_response_promise<bool>();
-          self->request(host, self->state.config.timeout, atom::stop_v, run_id)
+          self->request(host, st.config.timeout, atom::stop_v, run_id)
             .then([rp](bool had) mutable { rp.deliver(had); },
-                  [rp, p](caf::error& err) mutable {
-                    rp.deliver(host_error(p, err));
+                  [self, rp, p](caf::error& err) mutable {
+                    rp.deliver(self->state.failed(p, host_error(p, err)));
                   });
           return rp;
         }
         if (p.base_url.empty())
-          return no_endpoint(p);
+          return st.failed(p, no_endpoint(p));
         auto rp = self->make_response_promise<bool>();
         auto url = join_url(
             p.base_url, "/bots/runs/" + encode_path_segment(run_id) + "/stop");
-        self->state.call(
-            "POST", std::move(url), "{}",
-            [rp, p](const http_reply& r) mutable {
-              if (auto err = call_error(p, r)) {
-                rp.deliver(err);
-                return;
-              }
-              rp.deliver(true);
-            });
+        st.call("POST", std::move(url), "{}",
+                [self, rp, p](const http_result& r) mutable {
+                  if (auto err = call_error(p, r)) {
+                    rp.deliver(self->state.failed(p, err));
+                    return;
+                  }
+                  rp.deliver(true);
+                });
         return rp;
       },
       [=](atom::probe, const provider& p) -> caf::result<bool> {
+        // CAF providers: whether their link is up (link_down reports it).
         if (p.via == transport::caf)
           return self->state.hosts.count(p.provider_id) != 0;
         if (p.base_url.empty())
           return false;
         auto rp = self->make_response_promise<bool>();
         self->state.call("GET", join_url(p.base_url, "/bots"), "",
-                         [rp](const http_reply& r) mutable {
+                         [self, rp, id = p.provider_id](
+                             const http_result& r) mutable {
                            // Any answer at all means the provider is there.
-                           rp.deliver(r.error.empty() && r.status > 0);
+                           if (r.answered())
+                             self->state.seen(id);
+                           else
+                             self->state.unreachable(id);
+                           rp.deliver(r.answered());
                          });
         return rp;
       },
-      [=](atom::done, uint64_t id, const http_reply& reply) {
+      [=](atom::done, uint64_t id, const http_result& reply) {
         auto& calls = self->state.calls;
         auto i = calls.find(id);
         if (i == calls.end())

@@ -87,13 +87,17 @@ using registry_actor = caf::typed_actor<
   caf::replies_to<atom::flush>::with<uint64_t>,
   // Periodic record of changes that need no acknowledgement (heartbeats).
   caf::reacts_to<atom::flush, atom::sweep>,
-  // A dispatch to the provider succeeded: it is alive.
+  // A call to the provider got an answer that shows it alive (sent by the
+  // dispatcher only: a join accepted, a probe answered).
   caf::reacts_to<atom::seen, std::string>,
-  // A dispatch to the provider failed, or its link dropped.
+  // A call to the provider got no answer, or its link dropped (sent by the
+  // dispatcher only).
   caf::reacts_to<atom::status, std::string, provider_status>>;
 
-/// Calls bot providers on behalf of lobbies: the HTTP protocol of the
-/// original voicebot, with timeouts; never blocks.
+/// Calls bot providers on behalf of lobbies and cleanup: the HTTP protocol
+/// of the original voicebot (through link/), CAF providers as messages, with
+/// timeouts; never blocks. The one actor that reports provider health to the
+/// registry, from each call's outcome (actors/dispatcher.hpp).
 using dispatcher_actor = caf::typed_actor<
   // Ask the provider to run a bot in a lobby; answers the provider's run_id.
   caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
@@ -101,8 +105,8 @@ using dispatcher_actor = caf::typed_actor<
   caf::replies_to<atom::stop, provider, std::string>::with<bool>,
   // Is the provider answering at all (GET {base_url}/bots)?
   caf::replies_to<atom::probe, provider>::with<bool>,
-  // An outbound call finished (sent by the HTTP client's thread).
-  caf::reacts_to<atom::done, uint64_t, http_reply>,
+  // An outbound call finished (sent by the HTTP link's thread).
+  caf::reacts_to<atom::done, uint64_t, http_result>,
   // Tell a bot run about an event in its lobby (CAF providers only).
   caf::reacts_to<atom::event, provider, std::string, lobby_event>,
   // A CAF provider's actor (provider id, handle): monitored; when its link

@@ -191,8 +191,8 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
   self->request(peers.dispatcher, peers.timeout, atom::join_v, *pp, req)
       .then(
           [this, key, j, pp, session_id](std::string& run_id) {
+            // (The dispatcher told the registry the provider was seen.)
             auto& p = *pp;
-            self->send(peers.registry, atom::seen_v, p.provider_id);
             // The record the bot's lobby events go out with.
             providers[p.provider_id] = p;
             session s;
@@ -210,10 +210,9 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
             auto& p = *candidates[attempt];
             spdlog::warn("join {} into lobby {} via provider {} failed: {}",
                          j.bot_name, value.id, p.name, to_string(err));
-            if (code_of(err) == ec::unavailable)
-              self->send(peers.registry, atom::status_v, p.provider_id,
-                         provider_status::unreachable);
-            // Failover: once, to another online provider of the bot.
+            // (The dispatcher told the registry if the provider was
+            // unreachable.) Failover: once, to another online provider of
+            // the bot.
             auto next = attempt + 1;
             if (attempt == 0 && next < candidates.size()
                 && candidates[next]->status == provider_status::online)

@@ -49,6 +49,8 @@ shared_session(const std::shared_ptr<const lobby_image::member>& m);
 
 /// The actors a lobby works with.
 struct lobby_peers {
+  /// Resolves bots to providers. A lobby never reports provider health
+  /// (seen, unreachable): the dispatcher does, from each call's outcome.
   registry_actor registry;
   dispatcher_actor dispatcher;
   /// Where lobbies and bot members are made durable (lobbies.journal).

@@ -18,6 +18,7 @@
 #include <caf/timespan.hpp>
 #include <caf/type_id.hpp>
 
+#include "link/http_link.hpp"
 #include "model/types.hpp"
 
 // -- atoms --------------------------------------------------------------------
@@ -150,15 +151,6 @@ struct lobby_event {
   session member;
   std::string text; // chat only
   double at = 0;    // unix seconds
-};
-
-/// The answer of an outbound HTTP call (local only: from the client's
-/// thread to the dispatcher).
-struct http_reply {
-  int status = 0;
-  std::string body;
-  std::string error; // non-empty: no response
-  bool timed_out = false;
 };
 
 /// A lobby as its actor last published it, for the directory's listings and
@@ -321,9 +313,11 @@ typename Inspector::result_type inspect(Inspector& f, dispatch_request& x) {
            x.lobby_id, x.session_id, x.nick);
 }
 
+/// The answer of an outbound HTTP call (link/http_link.hpp), local only:
+/// from the link's thread to the dispatcher.
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, http_reply& x) {
-  return f(caf::meta::type_name("vb::http_reply"), x.status, x.body, x.error,
+typename Inspector::result_type inspect(Inspector& f, http_result& x) {
+  return f(caf::meta::type_name("vb::http_result"), x.status, x.body, x.error,
            x.timed_out);
 }
 
@@ -381,7 +375,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_model, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(vb_model, (vb::leave_request))
   CAF_ADD_TYPE_ID(vb_model, (vb::bot_join))
   CAF_ADD_TYPE_ID(vb_model, (vb::dispatch_request))
-  CAF_ADD_TYPE_ID(vb_model, (vb::http_reply))
+  // Local only; at this position since the first version, so that the wire
+  // ids after it do not move.
+  CAF_ADD_TYPE_ID(vb_model, (vb::http_result))
   CAF_ADD_TYPE_ID(vb_model, (vb::lobby_created))
   CAF_ADD_TYPE_ID(vb_model, (vb::bot_run))
   CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::bot_run>))

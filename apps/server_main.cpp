@@ -26,8 +26,8 @@
 #include "apps/caf_runtime.hpp"
 #include "apps/server_options.hpp"
 #include "apps/stop_signals.hpp"
-#include "http/client.hpp"
 #include "http/server.hpp"
+#include "link/http_client.hpp"
 #include "storage/journal.hpp"
 
 namespace {
@@ -130,7 +130,9 @@ int main(int argc, char** argv) {
 
   caf_config cfg;
   caf::actor_system sys{cfg};
-  auto client = std::make_shared<vb::http_client>(1);
+  // The provider link for HTTP providers (its own I/O thread); the
+  // dispatcher sees it as an http_link.
+  std::shared_ptr<vb::http_link> client = std::make_shared<vb::http_client>(1);
   // Each durable file: a store (journal appends, detached: fdatasync never
   // stalls a worker) and the snapshot writer its compactions use.
   auto provider_files = vb::spawn_journal_store(sys, provider_seed, stats);

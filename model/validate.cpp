@@ -1,5 +1,7 @@
 #include "model/validate.hpp"
 
+#include "model/url.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <unordered_map>
@@ -254,6 +256,9 @@ field_error duplicate_bot(const json& loc, const std::string& name) {
 
 // -- URLs --------------------------------------------------------------------------
 
+// The grammar is model/url.hpp's, the one the outbound client parses with;
+// here only its errors become pydantic-shaped field errors.
+
 field_error bad_url_format(const json& loc) {
   return {loc, "invalid URL format", "value_error.url", nullptr};
 }
@@ -268,6 +273,11 @@ field_error url_scheme_not_permitted(const json& loc) {
           json{{"allowed_schemes", json::array({"http", "https"})}}};
 }
 
+field_error url_user_info(const json& loc) {
+  return {loc, "URL must not contain user info (user:password@)",
+          "value_error.url.userinfo", nullptr};
+}
+
 field_error bad_url_host(const json& loc) {
   return {loc, "URL host invalid", "value_error.url.host", nullptr};
 }
@@ -277,109 +287,26 @@ field_error bad_url_port(const json& loc) {
           "value_error.url.port", nullptr};
 }
 
-bool is_alpha(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+field_error url_query_or_fragment(const json& loc) {
+  return {loc, "URL must not contain a query or fragment ('?', '#')",
+          "value_error.url.query", nullptr};
 }
 
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-
-bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-bool valid_scheme(std::string_view s) {
-  if (s.size() < 2 || !is_alpha(s[0]))
-    return false;
-  for (char c : s)
-    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.')
-      return false;
-  return true;
-}
-
-std::string lower(std::string_view s) {
-  std::string out{s};
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-/// A registered name (letters, digits, '-', '.', '_', '~', '%', or any
-/// non-ASCII byte of an internationalised name) or a bracketed IPv6 literal.
-bool valid_host(std::string_view host) {
-  if (host.empty())
-    return false;
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']')
-      return false;
-    for (char c : host.substr(1, host.size() - 2))
-      if (!is_hex(c) && c != ':' && c != '.')
-        return false;
-    return true;
+/// A URL in model/url.hpp's grammar (the string is valid UTF-8 and not too
+/// long).
+std::optional<field_error> check_url_field(std::string_view s,
+                                           const json& loc) {
+  switch (vb::check_url(s)) {
+    case url_error::none: return std::nullopt;
+    case url_error::bad_format: return bad_url_format(loc);
+    case url_error::bad_scheme: return bad_url_scheme(loc);
+    case url_error::scheme_not_permitted: return url_scheme_not_permitted(loc);
+    case url_error::user_info: return url_user_info(loc);
+    case url_error::bad_host: return bad_url_host(loc);
+    case url_error::bad_port: return bad_url_port(loc);
+    case url_error::query_or_fragment: return url_query_or_fragment(loc);
   }
-  for (char c : host) {
-    bool ok = is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_'
-              || c == '~' || c == '%' || static_cast<unsigned char>(c) >= 0x80;
-    if (!ok)
-      return false;
-  }
-  return true;
-}
-
-/// Length of the host at the start of an authority without user info: up to
-/// the closing bracket of an IPv6 literal, else up to the port's colon.
-std::size_t host_length(std::string_view authority) {
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    return close == std::string_view::npos ? authority.size() : close + 1;
-  }
-  return std::min(authority.find(':'), authority.size());
-}
-
-bool valid_port(std::string_view port) {
-  if (port.empty() || port.size() > 5)
-    return false;
-  unsigned value = 0;
-  for (char c : port) {
-    if (!is_digit(c))
-      return false;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  return value <= 65535;
-}
-
-/// An http:// or https:// URL with a non-empty host and no whitespace or
-/// control characters (the string is valid UTF-8 and not too long).
-std::optional<field_error> check_url(std::string_view s, const json& loc) {
-  for (std::size_t i = 0; i < s.size();) {
-    auto cp = next_code_point(s, i);
-    if (is_control(cp) || cp == ' ' || cp == 0xA0 || cp == 0x2028
-        || cp == 0x2029 || cp == 0x3000 || (cp >= 0x2000 && cp <= 0x200A))
-      return bad_url_format(loc);
-  }
-  auto sep = s.find("://");
-  if (sep == std::string_view::npos || !valid_scheme(s.substr(0, sep)))
-    return bad_url_scheme(loc);
-  auto scheme = lower(s.substr(0, sep));
-  if (scheme != "http" && scheme != "https")
-    return url_scheme_not_permitted(loc);
-  auto authority = s.substr(sep + 3);
-  authority = authority.substr(0, authority.find_first_of("/?#"));
-  if (auto user = authority.rfind('@'); user != std::string_view::npos)
-    authority.remove_prefix(user + 1);
-  auto host = authority.substr(0, host_length(authority));
-  if (!valid_host(host))
-    return bad_url_host(loc);
-  auto rest = authority.substr(host.size());
-  if (rest.empty())
-    return std::nullopt;
-  if (rest.front() != ':')
-    return bad_url_host(loc);
-  if (!valid_port(rest.substr(1)))
-    return bad_url_port(loc);
-  return std::nullopt;
+  return bad_url_format(loc);
 }
 
 // -- string rules ------------------------------------------------------------------
@@ -388,7 +315,7 @@ enum class charset {
   printable, // no control characters
   text,      // printable plus \n and \t
   bot_name,  // bot_name_pattern
-  url,       // check_url
+  url,       // check_url_field (model/url.hpp)
 };
 
 struct string_rule {
@@ -440,7 +367,7 @@ std::optional<field_error> check_text(std::string_view s, const json& loc,
         return no_pattern_match(loc);
       break;
     case charset::url:
-      return check_url(s, loc);
+      return check_url_field(s, loc);
   }
   return std::nullopt;
 }

@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 
 #include "actors/cleanup.hpp"
+#include "actors/dispatcher.hpp"
 #include "actors/registry.hpp"
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "scripted_link.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -18,6 +20,7 @@ struct cleanup_fixture : test::fixture {
   store_handles files;
   registry_actor registry_handle;
   cleanup_actor aut;
+  dispatcher_actor disp;
   cleanup_config config{60s, 300s, 0.7};
 
   /// Without a dispatcher, nothing is probed.
@@ -31,6 +34,24 @@ struct cleanup_fixture : test::fixture {
     registry_handle = sys.spawn(registry, files.store, std::move(initial), rc,
                                 stats);
     aut = sys.spawn(cleanup, registry_handle, config, stats, dispatcher);
+    run();
+  }
+
+  /// With the real dispatcher over a scripted provider link (and the
+  /// registry, which it tells about provider health).
+  void start_with_link(std::shared_ptr<test::scripted_link> link) {
+    auto seed = std::make_shared<journal_store_seed>();
+    load_providers(dir.path, *seed);
+    files = spawn_journal_store(sys, seed, stats, false);
+    registry_config rc;
+    rc.flush_interval = 3600s;
+    registry_handle = sys.spawn(registry, files.store, std::vector<provider>{},
+                                rc, stats);
+    dispatcher_config dc;
+    dc.registry = registry_handle;
+    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{std::move(link)},
+                     dc);
+    aut = sys.spawn(cleanup, registry_handle, config, stats, disp);
     run();
   }
 
@@ -61,6 +82,8 @@ struct cleanup_fixture : test::fixture {
 
   ~cleanup_fixture() {
     self->send_exit(aut, caf::exit_reason::user_shutdown);
+    if (disp)
+      self->send_exit(disp, caf::exit_reason::user_shutdown);
     self->send_exit(registry_handle, caf::exit_reason::user_shutdown);
     run();
     self->send_exit(files.store, caf::exit_reason::user_shutdown);
@@ -204,7 +227,9 @@ TEST_CASE("cleanup: decide() applies the fraction rule", "[cleanup]") {
 
 namespace {
 
-/// Answers probes: alive when the provider's URL ends with "alive".
+/// Answers probes: alive when the provider's URL ends with "alive". Like
+/// every mock here it tells the registry nothing: what the registry learns,
+/// the cleanup actor told it.
 dispatcher_actor::behavior_type
 probe_only_dispatcher(dispatcher_actor::pointer self,
                       std::shared_ptr<std::vector<std::string>> probed) {
@@ -219,7 +244,7 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
       auto& url = p.base_url;
       return url.size() >= 5 && url.compare(url.size() - 5, 5, "alive") == 0;
     },
-    [=](atom::done, uint64_t, const http_reply&) {},
+    [=](atom::done, uint64_t, const http_result&) {},
     [=](atom::event, const provider&, const std::string&, const lobby_event&) {},
     [=](atom::registration, const std::string&, bot_host_actor) {
       return true;
@@ -231,10 +256,14 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
 } // namespace
 
 TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
-                 "probe is kept", "[cleanup]") {
-  auto probed = std::make_shared<std::vector<std::string>>();
-  auto disp = sys.spawn(probe_only_dispatcher, probed);
-  start({}, disp);
+                 "probe is kept, and the dispatcher marks it seen",
+                 "[cleanup]") {
+  auto link = std::make_shared<test::scripted_link>();
+  link->script = [](const test::scripted_link::call& c) {
+    return c.url.find("/alive/") != std::string::npos ? test::answer(200)
+                                                      : test::no_answer();
+  };
+  start_with_link(link);
   auto alive = add("alive");
   auto dead = add("dead");
   auto live = add("live");
@@ -244,7 +273,8 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
   }
   // Both silent ones were probed (2 of 3 is below the guard's 70%); the
   // one that answered stays and counts as seen.
-  CHECK(probed->size() == 2);
+  CHECK(link->calls.size() == 2);
+  CHECK(link->count("/alive/bots") == 1);
   CHECK(ids() == std::vector<std::string>{alive, live});
   CHECK(stats->evictions == 1);
   // Seen by the probe: not stale again until another stale_after passed.
@@ -252,7 +282,30 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
     period();
     beat(live);
   }
-  CHECK(probed->size() == 2);
-  self->send_exit(disp, caf::exit_reason::user_shutdown);
+  CHECK(link->calls.size() == 2);
+  period();
+  CHECK(link->calls.size() == 3);
   (void) dead;
+}
+
+TEST_CASE_METHOD(cleanup_fixture, "cleanup: the cleanup actor does not mark a "
+                 "probed provider seen itself", "[cleanup]") {
+  auto probed = std::make_shared<std::vector<std::string>>();
+  auto mock = sys.spawn(probe_only_dispatcher, probed);
+  start({}, mock);
+  auto alive = add("alive");
+  auto live = add("live");
+  auto other = add("other-live");
+  for (int i = 0; i < 5; ++i) {
+    period();
+    beat(live);
+    beat(other);
+  }
+  // Probed and kept; the mock told the registry nothing, so it is still
+  // stale at the next sweep and probed again.
+  CHECK(*probed == std::vector<std::string>{alive});
+  CHECK(ids() == std::vector<std::string>{alive, live, other});
+  period();
+  CHECK(*probed == std::vector<std::string>{alive, alive});
+  self->send_exit(mock, caf::exit_reason::user_shutdown);
 }

@@ -9,7 +9,6 @@
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
-#include "http/client.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -83,7 +82,7 @@ struct gateway_fixture : test::fixture {
                     stats);
     dispatcher_config dc;
     dc.registry = reg;
-    disp = sys.spawn(dispatcher, std::shared_ptr<http_client>{}, dc);
+    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{}, dc);
     lobbies = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                         lobby_peers{reg, disp, lobby_files.store}, stats);
     aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "actors/dispatcher.hpp"
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
 #include "actors/journal_store.hpp"
@@ -10,6 +11,7 @@
 #include "fixture.hpp"
 #include "memory_store.hpp"
 #include "model/validate.hpp"
+#include "scripted_link.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -33,6 +35,8 @@ struct provider_script {
 };
 
 /// A dispatcher that answers from the script instead of calling providers.
+/// It tells the registry nothing (the real one reports provider health), so
+/// what the registry learns in these tests, the lobby told it.
 dispatcher_actor::behavior_type
 mock_dispatcher(dispatcher_actor::pointer self,
                 std::shared_ptr<provider_script> script) {
@@ -52,8 +56,8 @@ mock_dispatcher(dispatcher_actor::pointer self,
       return true;
     },
     [=](atom::probe, const provider&) { return true; },
-    [=](atom::done, uint64_t, const http_reply&) {
-      FAIL("no HTTP client in this test");
+    [=](atom::done, uint64_t, const http_result&) {
+      FAIL("no HTTP link in this test");
     },
     [=](atom::event, const provider& p, const std::string& run_id,
         const lobby_event& ev) {
@@ -85,6 +89,32 @@ struct lobby_fixture : test::fixture {
                     stats);
     disp = sys.spawn(mock_dispatcher, script);
     run();
+  }
+
+  /// The real dispatcher over a scripted provider link instead of the mock
+  /// (call before start()).
+  std::shared_ptr<test::scripted_link> link;
+  void use_real_dispatcher() {
+    self->send_exit(disp, caf::exit_reason::user_shutdown);
+    link = std::make_shared<test::scripted_link>();
+    dispatcher_config dc;
+    dc.registry = reg;
+    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
+    run();
+  }
+
+  provider_status status_of(const std::string& provider_id) {
+    return ask<provider>(reg, atom::get_v, provider_id).status;
+  }
+
+  /// Unseen for 5 s or more.
+  bool stale(const std::string& provider_id) {
+    auto report = ask<stale_report>(reg, atom::stale_v,
+                                    caf::timespan{std::chrono::seconds(5)});
+    for (auto& e : report.entries)
+      if (e.provider_id == provider_id)
+        return true;
+    return false;
   }
 
   /// The directory over a real journal store in the test's directory.
@@ -259,13 +289,48 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: an unreachable provider means 503 and "
   CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::unavailable);
   CHECK(get(room.id).sessions.empty());
   CHECK(on_disk().at(0).sessions.empty());
-  // The registry now knows it as unreachable.
-  CHECK(ask<provider>(reg, atom::get_v, pid).status
-        == provider_status::unreachable);
-  // Back online: the next join works and the provider is online again.
+  // Back: the next join works.
   script->mode["alpha"] = "accept";
   join(room.id, "echo", "Echo");
-  CHECK(ask<provider>(reg, atom::get_v, pid).status == provider_status::online);
+  CHECK(get(room.id).sessions.size() == 1);
+  (void) pid;
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: a lobby never reports provider health "
+                 "itself", "[lobby]") {
+  start();
+  auto pid = add_provider("alpha", {"echo"});
+  auto room = create("room");
+  advance(10s);
+  REQUIRE(stale(pid));
+  // The mock dispatcher tells the registry nothing: neither a failed join
+  // nor an accepted one changes what the registry knows.
+  script->mode["alpha"] = "unavailable";
+  CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::unavailable);
+  CHECK(status_of(pid) == provider_status::online);
+  script->mode["alpha"] = "accept";
+  join(room.id, "echo", "Echo");
+  CHECK(stale(pid));
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: a failed dispatch makes the provider "
+                 "unreachable through the dispatcher", "[lobby]") {
+  use_real_dispatcher();
+  start();
+  auto pid = add_provider("alpha", {"echo"});
+  auto room = create("room");
+  link->script = [](auto&) { return test::no_answer("connection refused"); };
+  CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::unavailable);
+  CHECK(get(room.id).sessions.empty());
+  CHECK(status_of(pid) == provider_status::unreachable);
+  // Back: the provider accepts, and the dispatcher marks it seen (online).
+  advance(10s);
+  link->script = [](auto&) { return test::accepted("r-1"); };
+  auto s = join(room.id, "echo", "Echo");
+  CHECK(s.run_id == "r-1");
+  CHECK(status_of(pid) == provider_status::online);
+  CHECK_FALSE(stale(pid));
+  CHECK(link->count("/alpha/bots/echo/join") == 2);
 }
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: a rejecting provider means 502 and no "

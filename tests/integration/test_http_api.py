@@ -575,6 +575,30 @@ class JoinApiTest(ServerTestCase):
         self.assertEqual(status, 200, joined)
         self.assertEqual([c[1] for c in fp.joins()], ["/bots/slashbot/join"])
 
+    def test_base_url_with_user_info_is_422_and_changes_nothing(self):
+        # The client could never call it (one URL grammar, model/url.hpp), so
+        # it does not register; before, it did, and every join to it was a 503.
+        fp = self.fake_provider(bots=("credbot", "echo"))
+        before = self.s.request("GET", "/api/bots/providers")[2]
+        with_user = fp.base_url.replace("http://", "http://user:pw@")
+        for base_url in (with_user, with_user + "/v1", fp.base_url.replace("http://", "http://u@")):
+            with self.subTest(base_url=base_url):
+                status, _, res = self.s.request("POST", "/api/bots/providers/register", {
+                    "name": "creds", "base_url": base_url,
+                    "bots": [{"name": "credbot", "description": ""},
+                             {"name": "echo", "description": ""}]})
+                self.assertEqual(status, 422, res)
+                self.assertEqual(res, {"detail": [{
+                    "loc": ["body", "base_url"],
+                    "msg": "URL must not contain user info (user:password@)",
+                    "type": "value_error.url.userinfo"}], "code": "validation_error"})
+        self.assertEqual(self.s.request("GET", "/api/bots/providers")[2], before)
+        self.assertError(self.join(self.s, self.lobby, "credbot", "C"), 404, "bot_not_found")
+        # echo still goes to the provider registered before, and only there.
+        status, _, res = self.join(self.s, self.lobby, "echo", "E")
+        self.assertEqual((status, res["provider_id"]), (200, self.pid), res)
+        self.assertEqual(fp.calls, [])
+
     def test_join_without_nick_and_with_empty_provider_id(self):
         status, _, res = self.join(self.s, self.lobby, "greeter", provider_id="")
         self.assertEqual(status, 200, res)

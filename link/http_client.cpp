@@ -1,4 +1,4 @@
-#include "http/client.hpp"
+#include "link/http_client.hpp"
 
 #include <algorithm>
 #include <exception>
@@ -14,154 +14,14 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "model/url.hpp"
+
 namespace vb {
 
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
-
-// -- URLs -----------------------------------------------------------------------
-
-namespace {
-
-bool is_alnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-         || (c >= '0' && c <= '9');
-}
-
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-         || (c >= 'A' && c <= 'F');
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-bool valid_reg_name(std::string_view host) {
-  if (host.empty())
-    return false;
-  for (char c : host)
-    if (!is_alnum(c) && c != '.' && c != '-' && c != '_')
-      return false;
-  return true;
-}
-
-bool valid_ipv6_literal(std::string_view host) {
-  if (host.empty() || host.find(':') == std::string_view::npos)
-    return false;
-  for (char c : host)
-    if (!is_hex(c) && c != ':' && c != '.')
-      return false;
-  return true;
-}
-
-/// "" (the default) or 1..65535 in at most 5 digits.
-bool valid_port(std::string_view port) {
-  if (port.empty())
-    return true;
-  if (port.size() > 5)
-    return false;
-  unsigned value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9')
-      return false;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  return value >= 1 && value <= 65535;
-}
-
-} // namespace
-
-bool parse_url(std::string_view url, url_parts& out) {
-  for (char c : url) {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f)
-      return false;
-  }
-  auto sep = url.find("://");
-  if (sep == std::string_view::npos)
-    return false;
-  auto scheme = lower(url.substr(0, sep));
-  if (scheme != "http" && scheme != "https")
-    return false;
-  auto rest = url.substr(sep + 3);
-  auto end = rest.find_first_of("/?#");
-  auto authority = rest.substr(0, end);
-  auto tail = end == std::string_view::npos ? std::string_view{}
-                                            : rest.substr(end);
-  if (authority.find('@') != std::string_view::npos)
-    return false;
-  std::string_view host;
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos)
-      return false;
-    host = authority.substr(1, close - 1);
-    auto after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':')
-        return false;
-      port = after.substr(1);
-    }
-    if (!valid_ipv6_literal(host))
-      return false;
-  } else {
-    auto colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos)
-      port = authority.substr(colon + 1);
-    if (!valid_reg_name(host))
-      return false;
-  }
-  if (!valid_port(port))
-    return false;
-  tail = tail.substr(0, tail.find('#'));
-  out.scheme = std::move(scheme);
-  out.host = std::string(host);
-  out.port = port.empty() ? (out.scheme == "http" ? "80" : "443")
-                          : std::string(port);
-  if (tail.empty())
-    out.target = "/";
-  else if (tail.front() == '?')
-    out.target = "/" + std::string(tail);
-  else
-    out.target = std::string(tail);
-  return true;
-}
-
-std::string join_url(std::string_view base, std::string_view path) {
-  while (!base.empty() && base.back() == '/')
-    base.remove_suffix(1);
-  std::string out(base);
-  if (path.empty() || path.front() != '/')
-    out += '/';
-  out += path;
-  return out;
-}
-
-std::string encode_path_segment(std::string_view segment) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(segment.size());
-  for (char c : segment) {
-    if (is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      auto u = static_cast<unsigned char>(c);
-      out += '%';
-      out += digits[u >> 4];
-      out += digits[u & 0x0f];
-    }
-  }
-  return out;
-}
 
 // -- one request ----------------------------------------------------------------
 
@@ -563,7 +423,7 @@ void http_client::request(std::string method, std::string url,
                           callback done) {
   completion c(std::move(done));
   url_parts parts;
-  if (!parse_url(url, parts))
+  if (parse_url(url, parts) != url_error::none)
     return impl_->post_failure(std::move(c), "bad url: " + printable(url));
   if (parts.scheme != "http")
     return impl_->post_failure(std::move(c),
