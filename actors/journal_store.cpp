@@ -46,12 +46,16 @@ constexpr auto compaction_retry = std::chrono::seconds(1);
 void store_image::apply(const image_op& op) {
   auto k = image_key(op.parent, op.key);
   auto i = by_key_.find(k);
+  // Frozen: the captured entries are read elsewhere; changes go aside.
+  auto& target = frozen_ ? overlay_ : *base_;
   if (!op.json && !op.member) {
-    if (i != by_key_.end()) {
-      auto order = i->second;
-      by_key_.erase(i);
-      entries_.erase(order); // the view's string goes with its entry
-    }
+    if (i == by_key_.end())
+      return;
+    auto order = i->second;
+    by_key_.erase(i);
+    target.erase(order); // the view's string goes with its entry
+    if (frozen_ && base_->count(order) != 0)
+      erased_.insert(order);
     return;
   }
   auto entry = std::make_shared<image_entry>();
@@ -60,49 +64,61 @@ void store_image::apply(const image_op& op) {
   entry->json = op.json;
   entry->member = op.member;
   std::string_view view{entry->id};
+  uint64_t order;
   if (i != by_key_.end()) {
-    auto order = i->second;
+    order = i->second;
     by_key_.erase(i); // its view points into the entry being replaced
-    by_key_.emplace(view, order);
-    entries_[order] = std::move(entry);
-    return;
+  } else {
+    order = next_++;
   }
-  auto order = next_++;
   by_key_.emplace(view, order);
-  entries_.emplace(order, std::move(entry));
+  target[order] = std::move(entry);
 }
 
-std::vector<image_entry_ptr> store_image::capture() const {
-  std::vector<image_entry_ptr> out;
-  out.reserve(entries_.size());
-  for (auto& [order, e] : entries_)
-    out.push_back(e);
-  return out;
+std::shared_ptr<const image_entries> store_image::capture() {
+  if (frozen_)
+    settle(); // not expected: one compaction at a time
+  frozen_ = true;
+  return base_;
 }
 
-std::string render_providers(const std::vector<image_entry_ptr>& image,
-                             uint64_t seq) {
+void store_image::settle() {
+  if (!frozen_)
+    return;
+  frozen_ = false;
+  // The compaction's copy is gone by now (its job dropped it); if it is
+  // not, the merge must not touch what it reads.
+  if (base_.use_count() > 1)
+    base_ = std::make_shared<image_entries>(*base_);
+  for (auto order : erased_)
+    base_->erase(order);
+  for (auto& [order, e] : overlay_)
+    (*base_)[order] = std::move(e);
+  erased_.clear();
+  overlay_.clear();
+}
+
+std::string render_providers(const image_entries& image, uint64_t seq) {
   std::vector<const std::string*> parts;
   parts.reserve(image.size());
-  for (auto& e : image)
+  for (auto& [order, e] : image)
     if (e->split == 0 && e->json)
       parts.push_back(e->json.get());
   return encode_provider_fragments(parts, seq);
 }
 
-std::string render_lobbies(const std::vector<image_entry_ptr>& image,
-                           uint64_t seq) {
+std::string render_lobbies(const image_entries& image, uint64_t seq) {
   // Members shared with their lobbies are rendered here, on the snapshot
   // writer's thread.
   std::vector<std::string> rendered;
   size_t members = 0;
-  for (auto& e : image)
+  for (auto& [order, e] : image)
     if (!e->json && e->member)
       ++members;
   rendered.reserve(members);
   std::vector<lobby_parts> lobbies;
   std::unordered_map<std::string_view, size_t> index;
-  for (auto& e : image) {
+  for (auto& [order, e] : image) {
     if (e->split == 0) {
       if (!e->json)
         continue;
@@ -278,10 +294,15 @@ bool journal_store_state::start_compaction() {
   compaction_started = now;
   final_running = std::move(final_waiting);
   final_waiting.clear();
-  auto image = std::make_shared<std::vector<image_entry_ptr>>(seed->image.capture());
+  auto image = seed->image.capture();
   auto render = seed->render;
   auto seq = last_seq;
-  snapshot_job job{[image, render, seq] { return render(*image, seq); }};
+  // The job lets go of the image as soon as it is rendered, before the
+  // writer answers, so that settle() merges in place.
+  snapshot_job job{[image, render, seq]() mutable {
+    auto held = std::move(image);
+    return render(*held, seq);
+  }};
   spdlog::debug("journal of {}: compacting {} entries at record {}",
                 seed->file_name, image->size(), seq);
   self->request(writer, compaction_timeout, atom::write_v, std::move(job))
@@ -295,6 +316,7 @@ bool journal_store_state::start_compaction() {
 void journal_store_state::compacted(bool ok, uint64_t seq,
                                     const std::string& why) {
   compacting = false;
+  seed->image.settle();
   auto* js = stats ? &stats->journal(seed->file_name) : nullptr;
   std::string error = why;
   if (ok && !seed->journal->finish_rotation(error))
@@ -408,11 +430,11 @@ store_handles spawn_journal_store(caf::actor_system& sys,
   auto dir = seed->dir;
   auto file = seed->file_name;
   if (detached) {
-    h.writer = sys.spawn<caf::detached>(snapshot_writer, dir, file, stats);
+    h.writer = sys.spawn<caf::detached>(snapshot_writer, dir, file, stats, true);
     h.store = sys.spawn<caf::detached>(journal_store, std::move(seed), h.writer,
                                        std::move(stats));
   } else {
-    h.writer = sys.spawn(snapshot_writer, dir, file, stats);
+    h.writer = sys.spawn(snapshot_writer, dir, file, stats, false);
     h.store = sys.spawn(journal_store, std::move(seed), h.writer,
                         std::move(stats));
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,13 +36,24 @@ class actor_system;
 
 namespace vb {
 
+/// The entries of an image in the order they were first set (by order).
+using image_entries = std::map<uint64_t, image_entry_ptr>;
+
 /// The entries of a store's image in the order they were first set: what a
-/// compaction writes. Plain data, no actors.
+/// compaction writes. Plain data, no actors. A capture freezes the entries
+/// in O(1) and hands them out; changes made while they are out go to an
+/// overlay, merged back by settle() once the compaction is done, so a
+/// compaction never stalls the store's appends with a copy of the image.
 class store_image {
 public:
   void apply(const image_op& op);
-  /// The entries as of now, shared (a compaction renders them elsewhere).
-  std::vector<image_entry_ptr> capture() const;
+  /// The entries as of now, shared and immutable until settle().
+  std::shared_ptr<const image_entries> capture();
+  /// The captured entries are no longer read: merge what changed since.
+  void settle();
+  bool frozen() const noexcept {
+    return frozen_;
+  }
   size_t size() const noexcept {
     return by_key_.size();
   }
@@ -50,7 +62,12 @@ public:
   }
 
 private:
-  std::map<uint64_t, image_entry_ptr> entries_;
+  std::shared_ptr<image_entries> base_ = std::make_shared<image_entries>();
+  /// While frozen: entries set since the capture, by order (new ones and
+  /// replacements of captured ones), and captured ones removed since.
+  image_entries overlay_;
+  std::set<uint64_t> erased_;
+  bool frozen_ = false;
   /// By the entry's id (a view of the entry's own string).
   std::unordered_map<std::string_view, uint64_t> by_key_;
   uint64_t next_ = 0;
@@ -58,14 +75,12 @@ private:
 
 /// Renders a snapshot from an image holding every record up to `seq`.
 using image_renderer
-  = std::function<std::string(const std::vector<image_entry_ptr>&, uint64_t)>;
+  = std::function<std::string(const image_entries&, uint64_t)>;
 
 /// The snapshot text of providers, and of lobbies (members under their
 /// lobby), from an image.
-std::string render_providers(const std::vector<image_entry_ptr>& image,
-                             uint64_t seq);
-std::string render_lobbies(const std::vector<image_entry_ptr>& image,
-                           uint64_t seq);
+std::string render_providers(const image_entries& image, uint64_t seq);
+std::string render_lobbies(const image_entries& image, uint64_t seq);
 
 /// What start-up hands a journal store: the journal, opened and replayed,
 /// and the image of the state it loaded.

@@ -2,6 +2,10 @@
 
 #include <chrono>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,6 +23,16 @@ bool load_snapshot(const std::string& dir, const std::string& file_name,
 }
 
 caf::expected<uint64_t> snapshot_writer_state::write(const snapshot_job& job) {
+  if (background && !reniced) {
+    // This thread renders and writes compactions: it yields the cores to
+    // the request path when both are busy.
+    reniced = true;
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)),
+                      background_nice)
+        != 0)
+      spdlog::debug("snapshot {}: cannot lower the writer's priority",
+                    file->path());
+  }
   auto start = std::chrono::steady_clock::now();
   std::string error;
   auto ok = file->write(job.render(), error);
@@ -49,8 +63,9 @@ caf::expected<uint64_t> snapshot_writer_state::write(const snapshot_job& job) {
 snapshot_writer_actor::behavior_type
 snapshot_writer(snapshot_writer_actor::stateful_pointer<snapshot_writer_state> self,
                 std::string dir, std::string file_name,
-                std::shared_ptr<server_stats> stats) {
+                std::shared_ptr<server_stats> stats, bool background) {
   self->state.file_name = file_name;
+  self->state.background = background;
   self->state.file = std::make_unique<storage::snapshot_file>(std::move(dir),
                                                               std::move(file_name));
   self->state.stats = std::move(stats);

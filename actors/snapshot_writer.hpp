@@ -34,6 +34,12 @@ struct snapshot_writer_state {
   /// Generations written since start.
   uint64_t generation = 0;
 
+  /// On its own thread (detached): lowers that thread's priority (nice
+  /// background_nice) at the first write.
+  bool background = false;
+  bool reniced = false;
+  static constexpr int background_nice = 10;
+
   /// Renders and writes one job; returns an error when the write failed.
   caf::expected<uint64_t> write(const snapshot_job& job);
 };
@@ -41,6 +47,6 @@ struct snapshot_writer_state {
 snapshot_writer_actor::behavior_type
 snapshot_writer(snapshot_writer_actor::stateful_pointer<snapshot_writer_state> self,
                 std::string dir, std::string file_name,
-                std::shared_ptr<server_stats> stats);
+                std::shared_ptr<server_stats> stats, bool background = false);
 
 } // namespace vb

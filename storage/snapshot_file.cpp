@@ -5,6 +5,7 @@
 // two processes or objects must not write the same snapshot concurrently.
 #include "storage/snapshot_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -102,6 +103,30 @@ bool write_all(int fd, const char* data, size_t size, int& err) {
     }
     data += n;
     size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// Writes [data + from, data + from + size) at the file's end in chunks,
+/// starting each chunk's writeback at once and waiting for the chunk before
+/// it: a large snapshot reaches the disk as it is written instead of in one
+/// burst at fsync, where it would hold up the journal's fdatasync (RocksDB's
+/// bytes_per_sync). Durability still comes from the fsync after it.
+bool write_paced(int fd, const char* data, size_t from, size_t size, int& err) {
+  constexpr size_t chunk = 1 << 20;
+  size_t done = 0;
+  while (done < size) {
+    auto n = std::min(chunk, size - done);
+    if (!write_all(fd, data + from + done, n, err))
+      return false;
+    auto off = static_cast<off64_t>(from + done);
+    ::sync_file_range(fd, off, static_cast<off64_t>(n), SYNC_FILE_RANGE_WRITE);
+    if (off >= static_cast<off64_t>(chunk))
+      ::sync_file_range(fd, off - static_cast<off64_t>(chunk),
+                        static_cast<off64_t>(chunk),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE
+                          | SYNC_FILE_RANGE_WAIT_AFTER);
+    done += n;
   }
   return true;
 }
@@ -341,10 +366,10 @@ bool snapshot_file::write(std::string_view contents, std::string& error) {
   step(write_step::tmp_opened);
   const auto half = contents.size() / 2;
   int err = 0;
-  if (!write_all(fd, contents.data(), half, err))
+  if (!write_paced(fd, contents.data(), 0, half, err))
     return fail_tmp(sys_error("write", tmp, err));
   step(write_step::tmp_partly_written);
-  if (!write_all(fd, contents.data() + half, contents.size() - half, err))
+  if (!write_paced(fd, contents.data(), half, contents.size() - half, err))
     return fail_tmp(sys_error("write", tmp, err));
   step(write_step::tmp_written);
   if (::fsync(fd) != 0)
