@@ -23,6 +23,23 @@ bool valid_id(const std::string& id) {
   return !check_id_path(id, "provider_id").has_value();
 }
 
+/// Refuses a provider of another protocol version (docs/caf-providers.md,
+/// "Evolution"): logged, and an error naming both versions.
+caf::error refuse_version(uint32_t theirs, const std::string& who) {
+  auto text = "the provider speaks CAF provider protocol version "
+              + std::to_string(theirs) + ", this server speaks version "
+              + std::to_string(protocol_version);
+  spdlog::warn("CAF provider {} refused: {}", who, text);
+  return make_error(ec::protocol_mismatch, std::move(text));
+}
+
+/// Who sent the current message, for the log.
+template <class Self>
+std::string sender_of(Self* self) {
+  auto& src = self->current_sender();
+  return src ? "from node " + caf::to_string(src->node()) : "(anonymous)";
+}
+
 } // namespace
 
 void gateway_state::remember(const caf::actor_addr& host,
@@ -41,9 +58,20 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
                  gateway_peers peers) {
   self->state.peers = std::move(peers);
   return {
-    [=](atom::registration, provider_registration reg, bot_host_actor host,
-        const std::vector<bot_run>& runs)
+    [=](atom::hello, uint32_t version) -> caf::result<uint32_t> {
+      if (version != protocol_version)
+        return refuse_version(version, sender_of(self));
+      return protocol_version;
+    },
+    [=](atom::registration, uint32_t version, provider_registration reg,
+        bot_host_actor host, const std::vector<bot_run>& runs)
       -> caf::result<registration_result> {
+      // First, before anything else is looked at: the version. (The name
+      // is logged only when it is a valid one.)
+      if (version != protocol_version)
+        return refuse_version(version, (check(reg) ? std::string{}
+                                                   : "'" + reg.name + "' ")
+                                         + sender_of(self));
       reg.via = transport::caf;
       reg.base_url.clear();
       if (auto err = check(reg))

@@ -2,7 +2,9 @@
 // (SPEC §4). It registers them with the registry, hands their actors to the
 // dispatcher (which monitors them), reconciles their runs with the lobbies,
 // and passes their heartbeats, departures and bot lines on. It is a trust
-// boundary: it checks what it gets before any owner of state sees it.
+// boundary: it checks what it gets before any owner of state sees it, the
+// protocol version first (a provider of another version is refused with
+// ec::protocol_mismatch and changes nothing).
 #pragma once
 
 #include <string>

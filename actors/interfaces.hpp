@@ -1,6 +1,12 @@
-// The typed interfaces of voicebot-server's actors, in one place. Each
+// The typed interfaces of voicebot-server's own actors, in one place. Each
 // handler has a one-line comment; the factories live in one header per actor.
+// None of them crosses the wire: the provider protocol's interfaces are in
+// protocol/protocol.hpp.
 #pragma once
+
+#ifdef VB_WIRE_ONLY
+#error "a CAF provider compiles against protocol/protocol.hpp only, not the server's local interfaces"
+#endif
 
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -37,30 +43,9 @@ using store_actor = caf::typed_actor<
   // Stop once what was queued before this message is written.
   caf::reacts_to<atom::stop>>;
 
-// -- the CAF provider protocol (SPEC §4; docs/caf-providers.md) --------------
-
-/// A CAF bot provider (voicebot-provider, or any program that speaks this
-/// protocol): the server sends it joins, stops and lobby events.
-using bot_host_actor = caf::typed_actor<
-  // Start a bot in a lobby; answers the run id.
-  caf::replies_to<atom::join, dispatch_request>::with<std::string>,
-  // Stop a run; answers whether the provider had it.
-  caf::replies_to<atom::stop, std::string>::with<bool>,
-  // Something happened in the lobby of a run (run id, event).
-  caf::reacts_to<atom::event, std::string, lobby_event>>;
-
-/// The provider gateway the server publishes on --caf-host/--caf-port.
-using provider_gateway_actor = caf::typed_actor<
-  // Register (again, when the id is given) with the provider's own handle
-  // and the runs it has; answered once durable and reconciled.
-  caf::replies_to<atom::registration, provider_registration, bot_host_actor,
-                  std::vector<bot_run>>::with<registration_result>,
-  // The provider is alive (id); answers last_seen, or not_found.
-  caf::replies_to<atom::heartbeat, std::string>::with<double>,
-  // Leave for good (id, key); answered once durable.
-  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
-  // A bot says something in its lobby (lobby id, bot session id, text).
-  caf::reacts_to<atom::say, std::string, std::string, std::string>>;
+// The CAF provider protocol's two interfaces, bot_host_actor and
+// provider_gateway_actor, are in protocol/protocol.hpp (included through
+// actors/messages.hpp).
 
 /// The sole owner of provider state and of bot_providers.json.
 using registry_actor = caf::typed_actor<
@@ -188,7 +173,8 @@ using cleanup_actor = caf::typed_actor<
 
 } // namespace vb
 
-CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
+// Local handles, after the local types (and so after the wire block).
+CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_local::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::snapshot_writer_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::store_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::registry_actor))
@@ -197,13 +183,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_model::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_subscriber_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
-  CAF_ADD_TYPE_ID(vb_actors, (vb::bot_host_actor))
-  CAF_ADD_TYPE_ID(vb_actors, (vb::provider_gateway_actor))
 CAF_END_TYPE_ID_BLOCK(vb_actors)
 
 namespace vb {
 
-/// Registers every message type of voicebot-server with a CAF config.
+/// Registers the server's local types (not the protocol's) with a CAF
+/// config: the server's runtime adds them to add_protocol_types.
+void add_local_types(caf::actor_system_config& cfg);
+
+/// Registers every message type of voicebot-server, the protocol's and the
+/// local ones, with a CAF config (the server and the actor tests).
 void add_message_types(caf::actor_system_config& cfg);
 
 } // namespace vb

@@ -1,8 +1,14 @@
-// The message vocabulary of voicebot-server: atoms, error codes, and the
-// serialization of model types. Every program that talks to the server's
-// actors (the server itself, voicebot-provider, the tests) includes this one
-// header, so type ids agree on both ends of a CAF connection.
+// The local message vocabulary of voicebot-server: the atoms, messages and
+// serialization of model types that travel only between the server's own
+// actors. What crosses the CAF connection to providers is the protocol
+// (protocol/protocol.hpp), included here; nothing in this file is on the
+// wire, so it may change freely, and its type ids come after the wire
+// block's.
 #pragma once
+
+#ifdef VB_WIRE_ONLY
+#error "a CAF provider compiles against protocol/protocol.hpp only, not the server's local vocabulary"
+#endif
 
 #include <cstdint>
 #include <functional>
@@ -20,14 +26,15 @@
 
 #include "link/http_link.hpp"
 #include "model/types.hpp"
+#include "protocol/protocol.hpp"
 
-// -- atoms --------------------------------------------------------------------
+// -- local atoms ----------------------------------------------------------------
 
-#define VB_ADD_ATOM(name, text) CAF_ADD_ATOM(vb_atoms, vb::atom, name, text)
+// Local atoms; the wire's (join, stop, event, register, ...) are in
+// protocol/protocol.hpp and used locally too. One text, one atom: a local
+// atom never reuses a wire atom's text.
+#define VB_ADD_ATOM(name, text) CAF_ADD_ATOM(vb_local, vb::atom, name, text)
 
-VB_ADD_ATOM(registration, "register")
-VB_ADD_ATOM(heartbeat, "heartbeat")
-VB_ADD_ATOM(deregister, "deregistr")
 VB_ADD_ATOM(get, "get")
 VB_ADD_ATOM(list, "list")
 VB_ADD_ATOM(resolve, "resolve")
@@ -37,8 +44,6 @@ VB_ADD_ATOM(flush, "flush")
 VB_ADD_ATOM(write, "write")
 VB_ADD_ATOM(sweep, "sweep")
 VB_ADD_ATOM(count, "count")
-VB_ADD_ATOM(join, "join")
-VB_ADD_ATOM(stop, "stop")
 VB_ADD_ATOM(probe, "probe")
 VB_ADD_ATOM(done, "done")
 VB_ADD_ATOM(create, "create")
@@ -48,50 +53,12 @@ VB_ADD_ATOM(leave, "leave")
 VB_ADD_ATOM(persist, "persist")
 VB_ADD_ATOM(status, "status")
 VB_ADD_ATOM(seen, "seen")
-VB_ADD_ATOM(event, "event")
-VB_ADD_ATOM(say, "say")
 VB_ADD_ATOM(reconcile, "reconcile")
 VB_ADD_ATOM(subscribe, "subscribe")
 VB_ADD_ATOM(chat, "chat")
 VB_ADD_ATOM(compact, "compact")
 
 namespace vb {
-
-// -- error codes --------------------------------------------------------------
-
-/// Errors of voicebot-server's actors; the HTTP layer maps them to statuses.
-enum class ec : uint8_t {
-  none = 0,
-  not_found,        // 404: unknown provider, bot or lobby
-  key_missing,      // 401: keys are configured and none was given
-  key_invalid,      // 403: the given key is not configured
-  storage_failed,   // 503: a snapshot could not be written
-  unavailable,      // 503: the provider cannot be reached now
-  rejected,         // 502: the provider refused
-  invalid,          // 422: a request the actors refused as invalid
-};
-
-const char* to_string(ec x);
-
-/// The error category atom of `ec`.
-inline caf::atom_value ec_category() {
-  return caf::atom("vb");
-}
-
-inline caf::error make_error(ec x) {
-  return {static_cast<uint8_t>(x), ec_category()};
-}
-
-template <class... Ts>
-caf::error make_error(ec x, Ts&&... xs) {
-  return {static_cast<uint8_t>(x), ec_category(),
-          caf::make_message(std::forward<Ts>(xs)...)};
-}
-
-/// The `ec` of an error of our category, or `ec::none`.
-inline ec code_of(const caf::error& e) {
-  return e.category() == ec_category() ? static_cast<ec>(e.code()) : ec::none;
-}
 
 // -- messages that are not model types ---------------------------------------
 
@@ -115,42 +82,6 @@ struct bot_join {
   std::string bot_name;
   std::string nick;
   std::string provider_id; // empty: any provider of the bot
-};
-
-/// What the server tells a provider when a bot joins a lobby.
-struct dispatch_request {
-  std::string bot_name;
-  std::string lobby_id;
-  std::string session_id;
-  std::string nick;
-};
-
-/// A bot running at a CAF provider for one lobby membership; a provider
-/// lists its runs when it registers (SPEC §3, reconciliation).
-struct bot_run {
-  std::string run_id;
-  std::string bot_name;
-  std::string lobby_id;
-  std::string session_id; // the bot's member session in the lobby
-  std::string nick;
-};
-
-/// The server's answer to a CAF provider's registration: its id, and the
-/// runs it listed that no lobby knows (the provider stops them).
-struct registration_result {
-  std::string provider_id;
-  std::vector<std::string> unknown_runs;
-};
-
-/// Something that happened in a lobby, as subscribers (web pages over the
-/// WebSocket) and the lobby's bots see it. `type` is "member_joined",
-/// "member_left" or "chat"; `member` is who joined, left or spoke.
-struct lobby_event {
-  std::string type;
-  std::string lobby_id;
-  session member;
-  std::string text; // chat only
-  double at = 0;    // unix seconds
 };
 
 /// A lobby as its actor last published it, for the directory's listings and
@@ -240,12 +171,7 @@ using store_batch = std::vector<store_change>;
 using provider_ptr = std::shared_ptr<const provider>;
 using provider_list = std::vector<provider_ptr>;
 
-// -- serialization (CAF 0.17 inspect) -----------------------------------------
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bot_info& x) {
-  return f(caf::meta::type_name("vb::bot_info"), x.name, x.description);
-}
+// -- serialization of local types (CAF 0.17 inspect) -------------------------
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider& x) {
@@ -255,22 +181,8 @@ typename Inspector::result_type inspect(Inspector& f, provider& x) {
 }
 
 template <class Inspector>
-typename Inspector::result_type
-inspect(Inspector& f, provider_registration& x) {
-  return f(caf::meta::type_name("vb::provider_registration"), x.name,
-           x.base_url, x.description, x.provider_key, x.provider_id, x.bots,
-           x.via);
-}
-
-template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, heartbeat& x) {
   return f(caf::meta::type_name("vb::heartbeat"), x.has_bots, x.bots);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, session& x) {
-  return f(caf::meta::type_name("vb::session"), x.session_id, x.nick,
-           x.is_bot, x.bot_name, x.provider_id, x.run_id, x.joined_at);
 }
 
 template <class Inspector>
@@ -307,37 +219,12 @@ typename Inspector::result_type inspect(Inspector& f, bot_join& x) {
            x.provider_id);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, dispatch_request& x) {
-  return f(caf::meta::type_name("vb::dispatch_request"), x.bot_name,
-           x.lobby_id, x.session_id, x.nick);
-}
-
 /// The answer of an outbound HTTP call (link/http_link.hpp), local only:
 /// from the link's thread to the dispatcher.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, http_result& x) {
   return f(caf::meta::type_name("vb::http_result"), x.status, x.body, x.error,
            x.timed_out);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bot_run& x) {
-  return f(caf::meta::type_name("vb::bot_run"), x.run_id, x.bot_name,
-           x.lobby_id, x.session_id, x.nick);
-}
-
-template <class Inspector>
-typename Inspector::result_type
-inspect(Inspector& f, registration_result& x) {
-  return f(caf::meta::type_name("vb::registration_result"), x.provider_id,
-           x.unknown_runs);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, lobby_event& x) {
-  return f(caf::meta::type_name("vb::lobby_event"), x.type, x.lobby_id,
-           x.member, x.text, x.at);
 }
 
 template <class Inspector>
@@ -355,32 +242,23 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
 
 // -- type ids -----------------------------------------------------------------
 
-CAF_BEGIN_TYPE_ID_BLOCK(vb_model, caf::first_custom_type_id)
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<std::string>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::bot_info))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::bot_info>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::provider))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::provider>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::provider_registration))
-  CAF_ADD_TYPE_ID(vb_model, (vb::heartbeat))
-  CAF_ADD_TYPE_ID(vb_model, (vb::session))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::session>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::lobby))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::lobby>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::stale_entry))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::stale_entry>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::stale_report))
-  CAF_ADD_TYPE_ID(vb_model, (vb::provider_status))
-  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_create))
-  CAF_ADD_TYPE_ID(vb_model, (vb::leave_request))
-  CAF_ADD_TYPE_ID(vb_model, (vb::bot_join))
-  CAF_ADD_TYPE_ID(vb_model, (vb::dispatch_request))
-  // Local only; at this position since the first version, so that the wire
-  // ids after it do not move.
-  CAF_ADD_TYPE_ID(vb_model, (vb::http_result))
-  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_created))
-  CAF_ADD_TYPE_ID(vb_model, (vb::bot_run))
-  CAF_ADD_TYPE_ID(vb_model, (std::vector<vb::bot_run>))
-  CAF_ADD_TYPE_ID(vb_model, (vb::registration_result))
-  CAF_ADD_TYPE_ID(vb_model, (vb::lobby_event))
-CAF_END_TYPE_ID_BLOCK(vb_model)
+// Local types only, after the wire block: adding, removing or reordering one
+// moves no wire id.
+CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<std::string>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::provider))
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::provider>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::heartbeat))
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::session>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::lobby))
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::lobby>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::stale_entry))
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::stale_entry>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::stale_report))
+  CAF_ADD_TYPE_ID(vb_local, (vb::provider_status))
+  CAF_ADD_TYPE_ID(vb_local, (vb::lobby_create))
+  CAF_ADD_TYPE_ID(vb_local, (vb::leave_request))
+  CAF_ADD_TYPE_ID(vb_local, (vb::bot_join))
+  CAF_ADD_TYPE_ID(vb_local, (vb::http_result))
+  CAF_ADD_TYPE_ID(vb_local, (vb::lobby_created))
+CAF_END_TYPE_ID_BLOCK(vb_local)

@@ -1,39 +1,17 @@
 #include <caf/actor_system_config.hpp>
-#include <caf/message.hpp>
 
 #include "actors/interfaces.hpp"
 
 namespace vb {
 
-const char* to_string(ec x) {
-  switch (x) {
-    case ec::none: return "none";
-    case ec::not_found: return "not_found";
-    case ec::key_missing: return "key_missing";
-    case ec::key_invalid: return "key_invalid";
-    case ec::storage_failed: return "storage_failed";
-    case ec::unavailable: return "unavailable";
-    case ec::rejected: return "rejected";
-    case ec::invalid: return "invalid";
-  }
-  return "unknown";
+void add_local_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::vb_local>();
+  cfg.add_message_types<caf::id_block::vb_actors>();
 }
 
 void add_message_types(caf::actor_system_config& cfg) {
-  cfg.add_message_types<caf::id_block::vb_model>();
-  cfg.add_message_types<caf::id_block::vb_actors>();
-  cfg.add_error_category(
-    ec_category(),
-    [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-      std::string result = "vb: ";
-      result += to_string(static_cast<ec>(code));
-      if (!ctx.empty()) {
-        result += " (";
-        result += to_string(ctx);
-        result += ")";
-      }
-      return result;
-    });
+  add_protocol_types(cfg);
+  add_local_types(cfg);
 }
 
 } // namespace vb

@@ -1,6 +1,7 @@
-// The CAF runtime both programs share: the message types of
-// actors/messages.hpp and actors/interfaces.hpp (so type ids agree on both
-// ends of a connection), the middleman, and its heartbeats.
+// The CAF runtime both programs share: the protocol's message types
+// (protocol/protocol.hpp, so both ends of a connection know the same wire
+// types under the same names and ids), the middleman, and its heartbeats.
+// The server adds its local types on top (add_local_types).
 #pragma once
 
 #include <chrono>
@@ -8,13 +9,13 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/interfaces.hpp"
+#include "protocol/protocol.hpp"
 
 namespace vb {
 
 struct caf_runtime_config : caf::actor_system_config {
   caf_runtime_config() {
-    vb::add_message_types(*this);
+    vb::add_protocol_types(*this);
     load<caf::io::middleman>();
     // Middleman heartbeats: a peer whose network silently went away is
     // noticed within the connection timeout (SPEC §5).

@@ -1,6 +1,10 @@
 // voicebot-provider: hosts bots for voicebot-server over the CAF provider
 // protocol. Wiring only: options → actor system → host actor → wait for
 // SIGTERM/SIGINT → deregister → exit 0.
+//
+// Exit codes: 0 stopped by a signal; 2 bad flags; 3 registration refused
+// (wrong or missing key, invalid registration); 5 the server speaks another
+// version of the CAF provider protocol (docs/caf-providers.md).
 #include <csignal>
 #include <iostream>
 #include <sstream>
@@ -61,6 +65,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-backoff", backoff_max,
                  "longest wait between reconnect attempts, in seconds")
     ->check(CLI::Range(0.1, 3600.0));
+  // Hidden: plays a provider of another protocol version (the tests).
+  app.add_option("--protocol-version", cfg.protocol_version,
+                 "the CAF provider protocol version to speak")
+    ->group("");
   app.add_option("--log-level", log_level,
                  "trace, debug, info, warn or error")
     ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -124,9 +132,11 @@ int main(int argc, char** argv) {
         waiting = false;
       },
       [&](caf::down_msg& msg) {
-        // The host gave up: the server refused its configuration.
-        spdlog::error("provider stopped: {}", sys.render(msg.reason));
-        rc = 3;
+        // The host gave up: the server refused its configuration (3), or
+        // speaks another protocol version (5); retrying cannot help.
+        rc = vb::code_of(msg.reason) == vb::ec::protocol_mismatch ? 5 : 3;
+        spdlog::error("provider stopped (exit {}): {}", rc,
+                      sys.render(msg.reason));
         waiting = false;
       });
   if (rc != 0) {

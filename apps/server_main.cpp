@@ -39,6 +39,9 @@ caf::timespan seconds(double s) {
 
 struct caf_config : vb::caf_runtime_config {
   caf_config() {
+    // The wire block is registered by caf_runtime_config; the server's own
+    // types follow it.
+    vb::add_local_types(*this);
     // An idle CAF worker polls its queue and sleeps in between; by default
     // it sleeps 10 ms once relaxed, which adds up to 10 ms to every actor
     // hop of a lightly loaded server (a join takes several). 1 ms keeps

@@ -101,6 +101,7 @@ api_reply error_reply(const caf::error& err) {
     case ec::invalid:
       return api::error(422, text.empty() ? "Invalid request" : text,
                         "invalid");
+    case ec::protocol_mismatch: // only between the gateway and a provider
     case ec::none:
       break;
   }

@@ -98,13 +98,18 @@ void host_state::connect() {
     .then(
       [this](const caf::node_id&, caf::strong_actor_ptr& ptr,
              const std::set<std::string>& ifs) {
-        auto expected = self->home_system().message_types<provider_gateway_actor>();
-        if (!ptr || ifs != expected) {
+        if (!ptr) {
           connecting = false;
-          spdlog::error("{}:{} is not a voicebot-server provider gateway "
-                        "(or another version of it)",
-                        config.server_host, config.server_port);
+          spdlog::warn("nothing is published at {}:{}", config.server_host,
+                       config.server_port);
           reconnect_later();
+          return;
+        }
+        // CAF's interface check: the gateway's signature (atoms, type
+        // names, arguments) must be this protocol version's, or nothing is
+        // sent that the other end could decode differently.
+        if (ifs != self->home_system().message_types<provider_gateway_actor>()) {
+          interface_differs(std::move(ptr), ifs);
           return;
         }
         gateway = caf::actor_cast<provider_gateway_actor>(std::move(ptr));
@@ -112,7 +117,7 @@ void host_state::connect() {
         ++connection;
         spdlog::info("connected to {}:{}", config.server_host,
                      config.server_port);
-        register_now();
+        say_hello();
       },
       [this](caf::error& err) {
         connecting = false;
@@ -140,6 +145,78 @@ void host_state::reconnect_later() {
   self->delayed_send(self, delay, provider_atom::connect::value);
 }
 
+void host_state::say_hello() {
+  auto conn = connection;
+  self
+    ->request(gateway, config.call_timeout, atom::hello_v,
+              config.protocol_version)
+    .then(
+      [this, conn](uint32_t) {
+        if (conn == connection)
+          register_now();
+      },
+      [this, conn](caf::error& err) {
+        if (conn != connection)
+          return;
+        if (code_of(err) == ec::protocol_mismatch) {
+          spdlog::error("protocol mismatch, refused by the server at {}:{}: "
+                        "{}",
+                        config.server_host, config.server_port,
+                        self->home_system().render(err));
+          give_up(err);
+          return;
+        }
+        spdlog::warn("hello failed: {}", self->home_system().render(err));
+        connecting = false;
+        drop_gateway();
+        reconnect_later();
+      });
+}
+
+void host_state::interface_differs(caf::strong_actor_ptr ptr,
+                                   const std::set<std::string>& ifs) {
+  auto expected = self->home_system().message_types<provider_gateway_actor>();
+  for (auto& x : ifs)
+    if (expected.count(x) == 0)
+      spdlog::debug("the server's gateway has {}", x);
+  for (auto& x : expected)
+    if (ifs.count(x) == 0)
+      spdlog::debug("the server's gateway lacks {}", x);
+  // `hello` is the same in every protocol version: ask which one it speaks,
+  // so that the refusal names both versions.
+  auto peer = caf::actor_cast<caf::actor>(std::move(ptr));
+  auto where = config.server_host + ":" + std::to_string(config.server_port);
+  auto mine = std::to_string(config.protocol_version);
+  auto refused = [this, where](caf::error err) {
+    spdlog::error("protocol mismatch with {}, not retrying: {}", where,
+                  self->home_system().render(err));
+    give_up(err);
+  };
+  self->request(peer, config.call_timeout, atom::hello_v,
+                config.protocol_version)
+    .then(
+      [=](uint32_t theirs) {
+        refused(make_error(
+          ec::protocol_mismatch,
+          where + " speaks CAF provider protocol version "
+            + std::to_string(theirs) + " with another interface than "
+            + "this provider's version " + mine
+            + " (a build that changed the protocol without a new version)"));
+      },
+      [=](caf::error& err) {
+        if (code_of(err) == ec::protocol_mismatch) {
+          refused(err);
+          return;
+        }
+        refused(make_error(
+          ec::protocol_mismatch,
+          where + " is not a provider gateway of CAF provider protocol "
+            + "version " + mine + ": its interface differs and it does not "
+            + "answer hello (a voicebot-server from before protocol "
+            + "versions, or another program)"));
+      });
+}
+
 void host_state::register_now() {
   provider_registration reg;
   reg.name = config.name;
@@ -151,7 +228,8 @@ void host_state::register_now() {
     reg.bots.push_back(bot_info{b, bot_description(b)});
   auto conn = connection;
   self
-    ->request(gateway, config.call_timeout, atom::registration_v, reg,
+    ->request(gateway, config.call_timeout, atom::registration_v,
+              config.protocol_version, reg,
               caf::actor_cast<bot_host_actor>(self), run_list())
     .then(
       [this, conn](registration_result& res) {
@@ -175,22 +253,36 @@ void host_state::register_now() {
         connecting = false;
         auto code = code_of(err);
         if (code == ec::key_missing || code == ec::key_invalid
-            || code == ec::invalid) {
+            || code == ec::invalid || code == ec::protocol_mismatch) {
           // Retrying cannot help: the configuration is wrong.
           spdlog::error("registration refused: {}",
                         self->home_system().render(err));
-          self->quit(err);
+          give_up(err);
           return;
         }
         spdlog::warn("registration failed: {}",
                      self->home_system().render(err));
-        if (gateway) {
-          self->demonitor(gateway.address());
-          gateway = nullptr;
-        }
-        registered = false;
+        drop_gateway();
         reconnect_later();
       });
+}
+
+void host_state::drop_gateway() {
+  if (gateway) {
+    self->demonitor(gateway.address());
+    gateway = nullptr;
+  }
+  registered = false;
+}
+
+void host_state::give_up(const caf::error& reason) {
+  leaving = true;
+  std::vector<std::string> ids;
+  for (auto& [id, r] : runs)
+    ids.push_back(id);
+  for (auto& id : ids)
+    stop_run(id, "giving up");
+  self->quit(reason);
 }
 
 void host_state::link_lost(const caf::error& reason) {

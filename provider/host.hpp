@@ -1,15 +1,20 @@
 // voicebot-provider's actors: the host (one per process) speaks the CAF
 // provider protocol with the server's gateway; each bot run is an actor
-// that lives from its join until it is stopped.
+// that lives from its join until it is stopped. Built against the protocol
+// (protocol/protocol.hpp) only, never the server's local vocabulary.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "actors/interfaces.hpp"
+#include <caf/actor.hpp>
+#include <caf/timespan.hpp>
+
+#include "protocol/protocol.hpp"
 
 namespace vb::provider_atom {
 /// Try to connect to the server now (the reconnect timer).
@@ -37,6 +42,9 @@ struct host_config {
   caf::timespan backoff_max = std::chrono::seconds(5);
   /// How long a call to the server may take.
   caf::timespan call_timeout = std::chrono::seconds(5);
+  /// The protocol version this provider says it speaks: protocol_version,
+  /// except in tests that play a provider of another version.
+  uint32_t protocol_version = vb::protocol_version;
 };
 
 /// The host's interface: the protocol the server calls, plus its own timers,
@@ -76,7 +84,12 @@ struct host_state {
   void save_state();
   void connect();
   void reconnect_later();
+  void say_hello();
+  void interface_differs(caf::strong_actor_ptr ptr,
+                         const std::set<std::string>& ifs);
   void register_now();
+  void drop_gateway();
+  void give_up(const caf::error& reason);
   void link_lost(const caf::error& reason);
   std::vector<bot_run> run_list() const;
   caf::expected<std::string> start_run(const dispatch_request& req);

@@ -9,6 +9,7 @@
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "wire_pins.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -104,7 +105,8 @@ struct gateway_fixture : test::fixture {
   registration_result enroll(std::vector<bot_run> runs = {},
                              const std::string& id = {}) {
     return ask<registration_result>(aut, atom::registration_v,
-                                    caf_registration(id), host, runs);
+                                    protocol_version, caf_registration(id),
+                                    host, runs);
   }
 
   provider get_provider(const std::string& id) {
@@ -248,15 +250,16 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
 TEST_CASE_METHOD(keyed_gateway_fixture, "gateway: a wrong or missing key "
                  "changes nothing", "[gateway]") {
   auto err = ask_error<registration_result>(
-    aut, atom::registration_v, caf_registration({}, "wrong"), host,
-    std::vector<bot_run>{});
+    aut, atom::registration_v, protocol_version,
+    caf_registration({}, "wrong"), host, std::vector<bot_run>{});
   CHECK(code_of(err) == ec::key_invalid);
   err = ask_error<registration_result>(aut, atom::registration_v,
-                                       caf_registration(), host,
-                                       std::vector<bot_run>{});
+                                       protocol_version, caf_registration(),
+                                       host, std::vector<bot_run>{});
   CHECK(code_of(err) == ec::key_missing);
   CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
   auto ok = ask<registration_result>(aut, atom::registration_v,
+                                     protocol_version,
                                      caf_registration({}, "right-key"), host,
                                      std::vector<bot_run>{});
   CHECK_FALSE(ok.provider_id.empty());
@@ -269,16 +272,93 @@ TEST_CASE_METHOD(keyed_gateway_fixture, "gateway: a wrong or missing key "
   CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
 }
 
+TEST_CASE_METHOD(gateway_fixture, "gateway: hello answers the server's "
+                 "protocol version and refuses another, naming both",
+                 "[gateway]") {
+  CHECK(ask<uint32_t>(aut, atom::hello_v, protocol_version)
+        == protocol_version);
+  auto err = ask_error<uint32_t>(aut, atom::hello_v, protocol_version + 1);
+  CHECK(code_of(err) == ec::protocol_mismatch);
+  auto text = sys.render(err);
+  CHECK_THAT(text, Catch::Contains("protocol version "
+                                   + std::to_string(protocol_version + 1)
+                                   + ", this server speaks version "
+                                   + std::to_string(protocol_version)));
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a registration with another "
+                 "protocol version is refused and changes nothing",
+                 "[gateway]") {
+  // A provider of this version, with a member in a lobby.
+  auto id = enroll().provider_id;
+  auto lobby_id = new_lobby("room");
+  auto member = join(lobby_id, "echo", "Echo");
+  // The same provider again, and a new one, both of another version: with
+  // no runs, a registration that went through would reconcile the member
+  // away, and rename the provider.
+  for (auto version : {protocol_version + 1, uint32_t{0}}) {
+    INFO("version " << version);
+    auto again = caf_registration(id);
+    again.name = "renamed";
+    auto err = ask_error<registration_result>(aut, atom::registration_v,
+                                              version, again, host,
+                                              std::vector<bot_run>{});
+    CHECK(code_of(err) == ec::protocol_mismatch);
+    CHECK_THAT(sys.render(err),
+               Catch::Contains("protocol version " + std::to_string(version)
+                               + ", this server speaks version "
+                               + std::to_string(protocol_version)));
+    auto fresh = caf_registration();
+    fresh.name = "newcomer";
+    err = ask_error<registration_result>(aut, atom::registration_v, version,
+                                         fresh, host, std::vector<bot_run>{});
+    CHECK(code_of(err) == ec::protocol_mismatch);
+  }
+  auto catalog = ask<provider_catalog_ptr>(reg, atom::list_v);
+  REQUIRE(catalog->providers.size() == 1);
+  CHECK(catalog->providers[0].provider_id == id);
+  CHECK(catalog->providers[0].name == "caf-host");
+  auto members = ask<lobby>(lobbies, atom::get_v, lobby_id).sessions;
+  REQUIRE(members.size() == 1);
+  CHECK(members[0].session_id == member.session_id);
+  CHECK(script->stops.empty());
+  // Still reachable through the actor it registered with.
+  CHECK(join(lobby_id, "greeter", "Greeter").provider_id == id);
+}
+
+TEST_CASE("the wire block keeps its pinned ids with the server's local types "
+          "registered after it", "[gateway]") {
+  // The server's local blocks come after the wire block, so a local type
+  // added, removed or moved never shifts a wire id.
+  static_assert(caf::id_block::vb_local::begin
+                == caf::id_block::vb_protocol::end);
+  static_assert(caf::id_block::vb_actors::begin
+                == caf::id_block::vb_local::end);
+  static_assert(caf::type_id<provider>::value
+                >= caf::id_block::vb_protocol::end);
+  static_assert(caf::type_id<lobby_directory_actor>::value
+                >= caf::id_block::vb_protocol::end);
+  test::test_config cfg; // every block, as the server registers them
+  caf::actor_system system{cfg};
+  for (auto& p : test::wire_pins()) {
+    INFO(p.name);
+    CHECK(p.actual_id == p.id);
+    CHECK(system.types().portable_name(0, p.rtti) == p.name);
+  }
+}
+
 TEST_CASE_METHOD(gateway_fixture, "gateway: invalid registrations are "
                  "refused before the registry sees them", "[gateway]") {
   auto bad = caf_registration();
   bad.name = std::string(300, 'x');
-  auto err = ask_error<registration_result>(aut, atom::registration_v, bad,
-                                            host, std::vector<bot_run>{});
+  auto err = ask_error<registration_result>(aut, atom::registration_v,
+                                            protocol_version, bad, host,
+                                            std::vector<bot_run>{});
   CHECK(code_of(err) == ec::invalid);
   bad = caf_registration();
   bad.bots.push_back(bot_info{"bad name!", ""});
-  err = ask_error<registration_result>(aut, atom::registration_v, bad, host,
+  err = ask_error<registration_result>(aut, atom::registration_v,
+                                       protocol_version, bad, host,
                                        std::vector<bot_run>{});
   CHECK(code_of(err) == ec::invalid);
   CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
@@ -311,7 +391,7 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a bot's line counts only from "
   run();
   auto reg = caf_registration();
   reg.name = "other";
-  ask<registration_result>(aut, atom::registration_v, reg,
+  ask<registration_result>(aut, atom::registration_v, protocol_version, reg,
                            caf::actor_cast<bot_host_actor>(other),
                            std::vector<bot_run>{});
   self->send(other, atom::say_v, aut, lobby_id, echo.session_id,

@@ -197,6 +197,23 @@ class CafProviderTest(ServerTestCase):
         self.assertEqual(good.stop(signal.SIGTERM), 0)
         self.assertIsNone(self.provider_entry(s, good.provider_id))
 
+    def test_provider_of_another_protocol_version_is_refused_and_exits_5(self):
+        s = self.start_server()
+        # --protocol-version (hidden) plays a provider built for version 2.
+        p = self.provider(s, "future", args=["--protocol-version", "2"],
+                          wait_registered=False)
+        self.assertEqual(p.proc.wait(15), 5, p.log())
+        p.wait_for_line(r"protocol mismatch.*CAF provider protocol version 2, "
+                        r"this server speaks version 1", 5)
+        s.wait_for_line(r"CAF provider .*refused: the provider speaks CAF provider "
+                        r"protocol version 2, this server speaks version 1", 5)
+        self.assertEqual(p.count_lines(r"registered as"), 0)
+        status, _, res = s.request("GET", "/api/bots/providers")
+        self.assertEqual((status, res["providers"]), (200, []))
+        # A provider of the server's version is welcome all the same.
+        q = self.provider(s, "current")
+        self.assertIsNotNone(self.provider_entry(s, q.provider_id))
+
     def test_server_restart_keeps_exactly_the_members_the_providers_still_run(self):
         s = self.start_server()
         keeps = self.provider(s, "keeps", args=["--bots", "echo"])

@@ -1,0 +1,39 @@
+#include "protocol/protocol.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/message.hpp>
+
+namespace vb {
+
+const char* to_string(ec x) {
+  switch (x) {
+    case ec::none: return "none";
+    case ec::not_found: return "not_found";
+    case ec::key_missing: return "key_missing";
+    case ec::key_invalid: return "key_invalid";
+    case ec::storage_failed: return "storage_failed";
+    case ec::unavailable: return "unavailable";
+    case ec::rejected: return "rejected";
+    case ec::invalid: return "invalid";
+    case ec::protocol_mismatch: return "protocol_mismatch";
+  }
+  return "unknown";
+}
+
+void add_protocol_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::vb_protocol>();
+  cfg.add_error_category(
+    ec_category(),
+    [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+      std::string result = "vb: ";
+      result += to_string(static_cast<ec>(code));
+      if (!ctx.empty()) {
+        result += " (";
+        result += to_string(ctx);
+        result += ")";
+      }
+      return result;
+    });
+}
+
+} // namespace vb
