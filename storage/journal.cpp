@@ -4,6 +4,7 @@
 // (the journal store actor, or start-up before it runs); two processes or
 // objects must not use the same journal concurrently.
 #include "storage/journal.hpp"
+#include "storage/posix_io.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -27,155 +28,18 @@ namespace vb::storage {
 
 namespace {
 
+using namespace detail;
+
 using step_fn = std::function<void(journal_step)>;
 
-// -- small POSIX helpers (as in snapshot_file.cpp) ---------------------------
 
-// "what path: strerror(err)".
-std::string sys_error(const char* what, const std::string& path, int err) {
-  std::string msg = what;
-  msg += ' ';
-  msg += path;
-  msg += ": ";
-  msg += std::strerror(err);
-  return msg;
-}
 
-std::string sys_error(const char* what, const std::string& from,
-                      const std::string& to, int err) {
-  std::string msg = what;
-  msg += ' ';
-  msg += from;
-  msg += " -> ";
-  msg += to;
-  msg += ": ";
-  msg += std::strerror(err);
-  return msg;
-}
 
-int close_fd(int fd) {
-  // Linux releases the descriptor even when close() fails with EINTR: never
-  // retry, report the error once.
-  return ::close(fd);
-}
 
-// mkdir -p: creates `dir` and its missing parents (mode 0755).
-bool ensure_dir(const std::string& dir, std::string& error) {
-  if (dir.empty()) {
-    error = "empty data directory path";
-    return false;
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode))
-      return true;
-    error = sys_error("data directory", dir, ENOTDIR);
-    return false;
-  }
-  // Create each prefix ending before a '/', then the whole path.
-  std::string::size_type pos = 0;
-  for (;;) {
-    pos = dir.find('/', pos + 1);
-    auto prefix = dir.substr(0, pos);
-    if (!prefix.empty() && prefix.back() != '/') {
-      if (::mkdir(prefix.c_str(), 0755) != 0) {
-        int err = errno;
-        if (err != EEXIST) {
-          error = sys_error("mkdir", prefix, err);
-          return false;
-        }
-        if (::stat(prefix.c_str(), &st) != 0) {
-          error = sys_error("stat", prefix, errno);
-          return false;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-          error = sys_error("mkdir", prefix, ENOTDIR);
-          return false;
-        }
-      }
-    }
-    if (pos == std::string::npos)
-      return true;
-  }
-}
 
-// Writes all of [data, data + size), looping over partial writes and EINTR.
-bool write_all(int fd, const char* data, size_t size, int& err) {
-  while (size > 0) {
-    auto n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      err = errno;
-      return false;
-    }
-    if (n == 0) { // not for a regular file; never loop forever
-      err = EIO;
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
 
-bool fsync_dir(const std::string& dir, std::string& error) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    error = sys_error("open directory", dir, errno);
-    return false;
-  }
-  bool ok = true;
-  if (::fsync(fd) != 0) {
-    error = sys_error("fsync directory", dir, errno);
-    ok = false;
-  }
-  close_fd(fd);
-  return ok;
-}
 
-// Removes `path`; true if it existed and was removed. ENOENT is no error.
-bool remove_if_exists(const std::string& path, std::string& error) {
-  if (::unlink(path.c_str()) == 0)
-    return true;
-  if (errno != ENOENT)
-    error = sys_error("unlink", path, errno);
-  return false;
-}
 
-enum class read_outcome { ok, missing, failed };
-
-read_outcome read_whole_file(const std::string& path, std::string& out,
-                             std::string& why) {
-  out.clear();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT)
-      return read_outcome::missing;
-    why = sys_error("open", path, errno);
-    return read_outcome::failed;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && st.st_size > 0)
-    out.reserve(static_cast<size_t>(st.st_size));
-  char buf[64 * 1024];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      why = sys_error("read", path, errno);
-      close_fd(fd);
-      out.clear();
-      return read_outcome::failed;
-    }
-    if (n == 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close_fd(fd);
-  return read_outcome::ok;
-}
 
 // "YYYYMMDDTHHMMSSZ" for now, in UTC.
 std::string utc_stamp() {

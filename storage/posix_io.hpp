@@ -1,0 +1,32 @@
+// The small POSIX helpers both file protocols use (storage/snapshot_file,
+// storage/journal): error texts, mkdir -p, whole writes, directory fsync,
+// unlink, whole-file reads. Internal to storage/.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace vb::storage::detail {
+
+/// "what path: strerror(err)".
+std::string sys_error(const char* what, const std::string& path, int err);
+/// "what from -> to: strerror(err)".
+std::string sys_error(const char* what, const std::string& from,
+                      const std::string& to, int err);
+/// close(2), never retried (Linux releases the descriptor even on EINTR).
+int close_fd(int fd);
+/// mkdir -p: creates `dir` and its missing parents (mode 0755).
+bool ensure_dir(const std::string& dir, std::string& error);
+/// Writes all of [data, data + size), over partial writes and EINTR.
+bool write_all(int fd, const char* data, size_t size, int& err);
+/// fsync of a directory (a rename or a new file in it is durable).
+bool fsync_dir(const std::string& dir, std::string& error);
+/// Removes `path`; true if it existed and was removed. ENOENT is no error.
+bool remove_if_exists(const std::string& path, std::string& error);
+
+enum class read_outcome { ok, missing, failed };
+/// The whole file in `out`; `why` says what failed.
+read_outcome read_whole_file(const std::string& path, std::string& out,
+                             std::string& why);
+
+} // namespace vb::storage::detail
