@@ -194,7 +194,7 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
             // (The dispatcher told the registry the provider was seen.)
             auto& p = *pp;
             // The record the bot's lobby events go out with.
-            providers[p.provider_id] = p;
+            learned(p);
             session s;
             s.session_id = session_id;
             s.nick = j.nick;
@@ -326,17 +326,35 @@ void lobby_state::unsubscribe(const caf::actor_addr& who) {
 
 void lobby_state::add_bot(const join_key& key,
                           std::shared_ptr<const lobby_image::member> m) {
-  bots_by_provider[m->value.provider_id][m->value.session_id] = m;
+  auto known = providers.find(m->value.provider_id);
+  auto& by = known != providers.end() && known->second.via != transport::caf
+               ? quiet_bots
+               : bots_by_provider;
+  by[m->value.provider_id][m->value.session_id] = m;
   bots.emplace(key, std::move(m));
 }
 
 void lobby_state::drop_bot(const session& s) {
   bots.erase(join_key{s.bot_name, s.nick});
-  if (auto i = bots_by_provider.find(s.provider_id);
+  for (auto* by : {&bots_by_provider, &quiet_bots})
+    if (auto i = by->find(s.provider_id); i != by->end()) {
+      i->second.erase(s.session_id);
+      if (i->second.empty())
+        by->erase(i);
+    }
+}
+
+void lobby_state::learned(const provider& p) {
+  providers[p.provider_id] = p;
+  if (p.via == transport::caf)
+    return;
+  // Its bots hear no events: out of the fan-out, for good.
+  if (auto i = bots_by_provider.find(p.provider_id);
       i != bots_by_provider.end()) {
-    i->second.erase(s.session_id);
-    if (i->second.empty())
-      bots_by_provider.erase(i);
+    auto& q = quiet_bots[p.provider_id];
+    for (auto& kv : i->second)
+      q.insert(kv);
+    bots_by_provider.erase(i);
   }
 }
 
@@ -345,12 +363,10 @@ void lobby_state::emit(const char* type, const session& member,
   lobby_event ev{type, value.id, member, std::move(text), unix_now()};
   for (auto& sub : subscribers)
     self->send(sub, atom::event_v, ev);
+  // Only the bots of CAF providers (or of providers not known yet) hear
+  // events: HTTP providers' bots are kept apart, so a lobby full of them
+  // costs nothing per event.
   for (auto& [provider_id, members] : bots_by_provider) {
-    // HTTP providers get no lobby events: their bots are skipped at once,
-    // so a lobby full of them costs one lookup per event, not one per bot.
-    if (auto i = providers.find(provider_id);
-        i != providers.end() && i->second.via != transport::caf)
-      continue;
     for (auto& [session_id, m] : members)
       // A bot never hears about itself: not its own join, nor its own lines.
       if (session_id != member.session_id)
@@ -373,11 +389,13 @@ void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
   self->request(peers.registry, peers.timeout, atom::get_v, provider_id)
     .then(
       [this, provider_id](provider& p) {
-        auto& rec = providers[provider_id] = std::move(p);
+        learned(p);
+        auto& rec = providers[provider_id];
         auto queued = std::move(awaiting[provider_id]);
         awaiting.erase(provider_id);
-        for (auto& [run_id, ev] : queued)
-          self->send(peers.dispatcher, atom::event_v, rec, run_id, ev);
+        if (rec.via == transport::caf)
+          for (auto& [run_id, ev] : queued)
+            self->send(peers.dispatcher, atom::event_v, rec, run_id, ev);
       },
       [this, provider_id](caf::error& err) {
         auto n = awaiting[provider_id].size();

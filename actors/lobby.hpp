@@ -78,12 +78,14 @@ struct lobby_state {
   /// Live subscribers (WebSocket connections), each monitored: a dead one
   /// is forgotten.
   std::vector<lobby_subscriber_actor> subscribers;
-  /// The bot members by provider id and session id (lobby events go out
-  /// per provider).
-  std::unordered_map<
+  using members_by_provider = std::unordered_map<
     std::string,
-    std::unordered_map<std::string, std::shared_ptr<const lobby_image::member>>>
-    bots_by_provider;
+    std::unordered_map<std::string, std::shared_ptr<const lobby_image::member>>>;
+  /// The bot members that hear lobby events (of CAF providers, or of
+  /// providers not known yet), by provider id and session id.
+  members_by_provider bots_by_provider;
+  /// The bot members of HTTP providers, which hear none.
+  members_by_provider quiet_bots;
   /// The provider records of bot members, by provider id, for lobby events.
   std::unordered_map<std::string, provider> providers;
   /// Events for bots whose provider record is being asked of the registry,
@@ -99,6 +101,9 @@ struct lobby_state {
                std::shared_ptr<const lobby_image::member> m);
   /// A bot member leaves.
   void drop_bot(const session& s);
+  /// A bot provider's record: kept for its bots' events; an HTTP provider's
+  /// bots leave the event fan-out.
+  void learned(const provider& p);
   void join(const bot_join& j, session_promise rp);
   void dispatch(const join_key& key, const bot_join& j,
                 provider_list candidates, size_t attempt,

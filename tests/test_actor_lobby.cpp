@@ -748,3 +748,39 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers get "
   CHECK(script->events[0].provider == "actor");
   CHECK(script->events[0].run_id == greeter.run_id);
 }
+
+TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers loaded "
+                 "from disk leave the fan-out once their provider is known",
+                 "[lobby][events]") {
+  auto web = add_provider("web", {"echo"});
+  auto actor = add_provider("actor", {"greeter"}, transport::caf);
+  lobby saved;
+  saved.id = "11111111-2222-4333-8444-666666666666";
+  saved.name = "room";
+  for (int i = 0; i < 3; ++i) {
+    session s;
+    s.session_id = "s" + std::to_string(i);
+    s.nick = "Bot " + std::to_string(i);
+    s.is_bot = true;
+    s.bot_name = i < 2 ? "echo" : "greeter";
+    s.provider_id = i < 2 ? web : actor;
+    s.run_id = "r" + std::to_string(i);
+    saved.sessions.push_back(s);
+  }
+  start({saved});
+  auto room = lobby_of(saved.id);
+  self->send(room, atom::chat_v, std::string{"alice"}, std::string{"one"});
+  run();
+  self->send(room, atom::chat_v, std::string{"alice"}, std::string{"two"});
+  run();
+  // Only the CAF provider's bot hears them; the HTTP provider's bots are
+  // no longer in the fan-out after the first event.
+  CHECK(bot_events() == strings{"r2: chat alice one", "r2: chat alice two"});
+  auto ptr = caf::actor_cast<lobby_actor::stateful_pointer<lobby_state>>(room);
+  CHECK(ptr->state.bots_by_provider.count(web) == 0);
+  CHECK(ptr->state.quiet_bots.at(web).size() == 2);
+  CHECK(ptr->state.bots_by_provider.at(actor).size() == 1);
+  // A leave takes a quiet bot out as well.
+  CHECK(ask<bool>(aut, atom::remove_v, saved.id, std::string{"s0"}));
+  CHECK(ptr->state.quiet_bots.at(web).size() == 1);
+}
