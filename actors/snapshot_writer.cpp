@@ -13,15 +13,6 @@
 
 namespace vb {
 
-bool load_snapshot(const std::string& dir, const std::string& file_name,
-                   const storage::snapshot_check& decode) {
-  storage::snapshot_file file{dir, file_name};
-  auto loaded = file.load(decode);
-  if (loaded.source == storage::load_source::previous)
-    spdlog::warn("snapshot {}: loaded the previous generation", file.path());
-  return loaded.source != storage::load_source::none;
-}
-
 caf::expected<uint64_t> snapshot_writer_state::write(const snapshot_job& job) {
   if (background && !reniced) {
     // This thread renders and writes compactions: it yields the cores to

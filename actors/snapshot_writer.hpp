@@ -14,13 +14,6 @@ namespace vb {
 
 struct server_stats;
 
-/// Loads the newest valid generation of `file_name` in `dir` (moving corrupt
-/// ones aside, removing leftover temporaries); `decode` parses a candidate
-/// and keeps what it read, or says why it is invalid. Returns false when no
-/// valid generation exists. Blocking: for start-up.
-bool load_snapshot(const std::string& dir, const std::string& file_name,
-                   const storage::snapshot_check& decode);
-
 struct snapshot_writer_state {
   static inline constexpr const char* name = "snapshot-writer";
 

@@ -414,40 +414,20 @@ std::string session_json(const session& s) {
 }
 
 std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
-  // {"format":...,"lobbies":[<lobby>...],"version":1}, keys in the order
-  // nlohmann writes them, so both encoders give the same text.
-  // Sized once: a write of many members must not regrow and copy the text.
-  size_t size = 64;
+  // The same text as encode_lobbies (headers with their member count, keys
+  // in the order nlohmann writes them), assembled by encode_lobby_parts.
+  std::vector<std::string> headers;
+  headers.reserve(ls.size());
+  std::vector<lobby_parts> parts;
+  parts.reserve(ls.size());
   for (auto& l : ls) {
-    size += 160 + l.header->id.size() + l.header->name.size();
-    for (auto s : l.sessions)
-      size += s->size() + 1;
-  }
-  std::string out;
-  out.reserve(size);
-  out += R"({"format":)" + dump(json(lobbies_format)) + R"(,"lobbies":[)";
-  bool first_lobby = true;
-  for (auto& l : ls) {
-    if (!first_lobby)
-      out += ',';
-    first_lobby = false;
     auto head = lobby_summary(*l.header);
     head["members"] = l.sessions.size();
-    auto text = dump(head);
-    text.pop_back(); // the closing brace: the sessions follow
-    out += text;
-    out += R"(,"sessions":[)";
-    bool first = true;
-    for (auto s : l.sessions) {
-      if (!first)
-        out += ',';
-      first = false;
-      out += *s;
-    }
-    out += "]}";
+    headers.push_back(dump(head));
   }
-  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
-  return out;
+  for (size_t i = 0; i < ls.size(); ++i)
+    parts.push_back(lobby_parts{&headers[i], ls[i].sessions});
+  return encode_lobby_parts(parts, 0);
 }
 
 std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,

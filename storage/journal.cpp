@@ -41,15 +41,6 @@ using step_fn = std::function<void(journal_step)>;
 
 
 
-// "YYYYMMDDTHHMMSSZ" for now, in UTC.
-std::string utc_stamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm {};
-  ::gmtime_r(&now, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf, n);
-}
 
 // ftruncate + fsync.
 bool cut_fd(int fd, uint64_t size, const std::string& path,
@@ -256,45 +247,6 @@ segment_scan scan_segment(std::string_view data) {
 
 // -- open: repairs --------------------------------------------------------------
 
-// Links `path` to `path`.corrupt-<UTC>[-N], never replacing an existing file
-// (link() fails with EEXIST instead). `moved` says the original name is gone
-// (no hard links here: an atomic rename that refuses to replace was used).
-// Returns the new name, or an empty string with `error`.
-std::string link_aside(const std::string& path, bool& moved,
-                       std::string& error) {
-  moved = false;
-  const std::string stem = path + ".corrupt-" + utc_stamp();
-  constexpr int max_attempts = 10000;
-  for (int n = 0; n < max_attempts; ++n) {
-    auto target = n == 0 ? stem : stem + '-' + std::to_string(n);
-    if (::link(path.c_str(), target.c_str()) == 0)
-      return target;
-    int err = errno;
-    if (err == EEXIST)
-      continue;
-#ifdef RENAME_NOREPLACE
-    if (err == EPERM || err == EOPNOTSUPP || err == EMLINK) {
-      if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, target.c_str(),
-                      RENAME_NOREPLACE)
-          == 0) {
-        moved = true;
-        return target;
-      }
-      int err2 = errno;
-      if (err2 == EEXIST)
-        continue;
-      error = sys_error("link", path, target, err) + "; "
-              + sys_error("rename", path, target, err2);
-      return {};
-    }
-#endif
-    error = sys_error("link", path, target, err);
-    return {};
-  }
-  error = "no free name after " + std::to_string(max_attempts) + " tries for "
-          + stem;
-  return {};
-}
 
 // Moves a corrupt segment aside and puts `prefix` (its whole batches before
 // the bad record) in its place: write path.tmp, fsync; link path to the
@@ -330,7 +282,7 @@ std::string quarantine(const std::string& path, const std::string& dir,
 
   bool moved = false;
   std::string link_error;
-  auto target = link_aside(path, moved, link_error);
+  auto target = link_aside(path, path, moved, link_error);
   if (target.empty())
     return fail_tmp(link_error);
   step(journal_step::quarantined);

@@ -3,8 +3,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include <fcntl.h>
+#include <stdio.h> // renameat2
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -154,6 +156,56 @@ read_outcome read_whole_file(const std::string& path, std::string& out,
   }
   close_fd(fd);
   return read_outcome::ok;
+}
+
+// "YYYYMMDDTHHMMSSZ" for now, in UTC.
+std::string utc_stamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm {};
+  ::gmtime_r(&now, &tm);
+  char buf[32];
+  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return std::string(buf, n);
+}
+
+// Links `path` to `base`.corrupt-<UTC>[-N], never replacing an existing file
+// (link() fails with EEXIST instead). `moved` says the original name is gone
+// (no hard links here: an atomic rename that refuses to replace was used).
+// Returns the new name, or an empty string with `error`.
+std::string link_aside(const std::string& path, const std::string& base,
+                       bool& moved, std::string& error) {
+  moved = false;
+  const std::string stem = base + ".corrupt-" + utc_stamp();
+  constexpr int max_attempts = 10000;
+  for (int n = 0; n < max_attempts; ++n) {
+    auto target = n == 0 ? stem : stem + '-' + std::to_string(n);
+    if (::link(path.c_str(), target.c_str()) == 0)
+      return target;
+    int err = errno;
+    if (err == EEXIST)
+      continue;
+#ifdef RENAME_NOREPLACE
+    if (err == EPERM || err == EOPNOTSUPP || err == EMLINK) {
+      if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, target.c_str(),
+                      RENAME_NOREPLACE)
+          == 0) {
+        moved = true;
+        return target;
+      }
+      int err2 = errno;
+      if (err2 == EEXIST)
+        continue;
+      error = sys_error("link", path, target, err) + "; "
+              + sys_error("rename", path, target, err2);
+      return {};
+    }
+#endif
+    error = sys_error("link", path, target, err);
+    return {};
+  }
+  error = "no free name after " + std::to_string(max_attempts) + " tries for "
+          + stem;
+  return {};
 }
 
 } // namespace vb::storage::detail

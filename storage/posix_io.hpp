@@ -29,4 +29,13 @@ enum class read_outcome { ok, missing, failed };
 read_outcome read_whole_file(const std::string& path, std::string& out,
                              std::string& why);
 
+/// "YYYYMMDDTHHMMSSZ" for now, in UTC.
+std::string utc_stamp();
+/// Links `path` to `base`.corrupt-<UTC>[-N] (the quarantine name), never
+/// replacing an existing file; where hard links fail, renames it (atomically,
+/// refusing to replace) and sets `moved`. Returns the new name, or an empty
+/// string with `error`.
+std::string link_aside(const std::string& path, const std::string& base,
+                       bool& moved, std::string& error);
+
 } // namespace vb::storage::detail

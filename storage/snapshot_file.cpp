@@ -26,11 +26,6 @@ namespace {
 
 using namespace detail;
 
-
-
-
-
-
 /// Writes [data + from, data + from + size) at the file's end in chunks,
 /// starting each chunk's writeback at once and waiting for the chunk before
 /// it: a large snapshot reaches the disk as it is written instead of in one
@@ -55,65 +50,24 @@ bool write_paced(int fd, const char* data, size_t from, size_t size, int& err) {
   return true;
 }
 
-
-
-
-
-// "YYYYMMDDTHHMMSSZ" for now, in UTC.
-std::string utc_stamp() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm {};
-  ::gmtime_r(&now, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf, n);
-}
-
 // Moves `path` to `base`.corrupt-<UTC>[-N] without ever replacing an
-// existing file: link() fails with EEXIST instead of overwriting. Returns the
-// new path, or an empty string (with `error`) when the file stays in place.
+// existing file. Returns the new path, or an empty string (with `error`) when
+// the file stays in place.
 std::string move_aside(const std::string& path, const std::string& base,
                        std::string& error) {
-  const std::string stem = base + ".corrupt-" + utc_stamp();
-  constexpr int max_attempts = 10000;
-  for (int n = 0; n < max_attempts; ++n) {
-    auto target = n == 0 ? stem : stem + '-' + std::to_string(n);
-    if (::link(path.c_str(), target.c_str()) == 0) {
-      if (::unlink(path.c_str()) != 0) {
-        int err = errno;
-        // Both names hold the file; drop the new one so that nothing claims
-        // a move that did not happen.
-        ::unlink(target.c_str());
-        error = sys_error("unlink", path, err);
-        return {};
-      }
-      return target;
-    }
+  bool moved = false;
+  auto target = link_aside(path, base, moved, error);
+  if (target.empty() || moved)
+    return target;
+  if (::unlink(path.c_str()) != 0) {
     int err = errno;
-    if (err == EEXIST)
-      continue;
-#ifdef RENAME_NOREPLACE
-    // No hard links here (a directory, or a file system without them):
-    // an atomic rename that refuses to replace an existing name.
-    if (err == EPERM || err == EOPNOTSUPP || err == EMLINK) {
-      if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, target.c_str(),
-                      RENAME_NOREPLACE)
-          == 0)
-        return target;
-      int err2 = errno;
-      if (err2 == EEXIST)
-        continue;
-      error = sys_error("link", path, target, err) + "; "
-              + sys_error("rename", path, target, err2);
-      return {};
-    }
-#endif
-    error = sys_error("link", path, target, err);
+    // Both names hold the file; drop the new one so that nothing claims a
+    // move that did not happen.
+    ::unlink(target.c_str());
+    error = sys_error("unlink", path, err);
     return {};
   }
-  error = "no free name after " + std::to_string(max_attempts) + " tries for "
-          + stem;
-  return {};
+  return target;
 }
 
 enum class try_outcome { valid, missing, invalid };
