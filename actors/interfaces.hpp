@@ -47,45 +47,17 @@ using store_actor = caf::typed_actor<
 // provider_gateway_actor, are in protocol/protocol.hpp (included through
 // actors/messages.hpp).
 
-/// The sole owner of provider state and of bot_providers.json.
-using registry_actor = caf::typed_actor<
-  // Register or re-register a provider; answered once durable.
-  caf::replies_to<atom::registration, provider_registration>::with<std::string>,
-  // Mark a provider seen, optionally replacing its catalog; answers last_seen.
-  caf::replies_to<atom::heartbeat, std::string, heartbeat>::with<double>,
-  // Remove a provider (id, key); answered once durable.
-  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
-  // One provider by id.
-  caf::replies_to<atom::get, std::string>::with<provider>,
-  // Every provider, ordered by registration, at the current version.
-  caf::replies_to<atom::list>::with<provider_catalog_ptr>,
-  // The providers offering a bot (shared values), online first, then the
-  // most recently seen.
-  caf::replies_to<atom::resolve, std::string>::with<provider_list>,
-  // The providers unseen for at least the given time (for the cleanup actor).
-  caf::replies_to<atom::stale, caf::timespan>::with<stale_report>,
-  // Evict those of the given providers still unseen for the given time;
-  // answers the evicted ids once durable.
-  caf::replies_to<atom::evict, std::vector<std::string>, caf::timespan>::with<
-    std::vector<std::string>>,
-  // Make everything durable now (heartbeats included); answered once it is.
-  caf::replies_to<atom::flush>::with<uint64_t>,
-  // Periodic record of changes that need no acknowledgement (heartbeats).
-  caf::reacts_to<atom::flush, atom::sweep>,
-  // A call to the provider got an answer that shows it alive (sent by the
-  // dispatcher only: a join accepted, a probe answered).
-  caf::reacts_to<atom::seen, std::string>,
-  // A call to the provider got no answer, or its link dropped (sent by the
-  // dispatcher only).
-  caf::reacts_to<atom::status, std::string, provider_status>>;
-
 /// Calls bot providers on behalf of lobbies and cleanup: the HTTP protocol
 /// of the original voicebot (through link/), CAF providers as messages, with
 /// timeouts; never blocks. The one actor that reports provider health to the
 /// registry, from each call's outcome (actors/dispatcher.hpp).
 using dispatcher_actor = caf::typed_actor<
-  // Ask the provider to run a bot in a lobby; answers the provider's run_id.
+  // Ask the provider to run a bot in a lobby; answers the provider's run_id
+  // within dispatch_timeout, else unavailable (a late acceptance is told to
+  // stop).
   caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
+  // Timer: a join call's dispatch timeout passed (call id).
+  caf::reacts_to<atom::expire, uint64_t>,
   // Tell the provider to stop a run.
   caf::replies_to<atom::stop, provider, std::string>::with<bool>,
   // Is the provider answering at all (GET {base_url}/bots)?
@@ -119,12 +91,19 @@ using lobby_actor = caf::typed_actor<
   caf::replies_to<atom::add, std::string>::with<session>,
   // A member leaves; a bot's provider is told to stop its run.
   caf::replies_to<atom::remove, std::string>::with<bool>,
-  // A CAF provider registered again with the given runs (provider id, run
-  // ids, registration time): its bot members that joined before that time
-  // and whose runs it no longer has are removed, durably; answers the run
-  // ids of that provider the lobby still has.
+  // A provider registered again with the given runs (provider id, run ids,
+  // registration time): its bot members dispatched before that time whose
+  // runs it no longer has are dispatched again; answers the run ids of that
+  // provider the lobby still has.
   caf::replies_to<atom::reconcile, std::string, std::vector<std::string>,
                   double>::with<std::vector<std::string>>,
+  // Dispatch these bot members again (session ids, the provider they are
+  // leaving, why), each to a candidate of its bot; orphaned when none.
+  caf::reacts_to<atom::redispatch, std::vector<std::string>, provider,
+                 move_reason>,
+  // Providers of these bots can take runs now: orphaned members of them
+  // are dispatched again.
+  caf::reacts_to<atom::orphans, std::vector<std::string>>,
   // Send the members, then every event, to a subscriber until it dies.
   caf::reacts_to<atom::subscribe, lobby_subscriber_actor>,
   // A bot member says something (session id, text, the provider it came
@@ -153,11 +132,21 @@ using lobby_directory_actor = caf::typed_actor<
   // A lobby's members changed (applied, durable where they must be): the
   // listing and the session index follow.
   caf::reacts_to<atom::persist, member_change>,
-  // A CAF provider registered again with the given runs (provider id, runs,
+  // A provider registered again with the given runs (provider id, runs,
   // registration time): reconciles every lobby concerned and answers the
   // runs no lobby knows (the provider stops them).
   caf::replies_to<atom::reconcile, std::string, std::vector<bot_run>,
                   double>::with<std::vector<std::string>>,
+  // A provider is gone or drained past its timeout (its last record, why):
+  // every bot member of it is dispatched again.
+  caf::reacts_to<atom::redispatch, provider, move_reason>,
+  // A provider's heartbeat listed its runs (id, run ids, cutoff): its bot
+  // members dispatched before the cutoff (unix s) whose runs it lacks are
+  // dispatched again.
+  caf::reacts_to<atom::lost, std::string, std::vector<std::string>, double>,
+  // Providers of these bots can take runs now: orphaned members of them are
+  // dispatched again.
+  caf::reacts_to<atom::orphans, std::vector<std::string>>,
   // A bot member says something in its lobby (lobby id, session id, text,
   // the provider it came from).
   caf::reacts_to<atom::say, std::string, std::string, std::string,
@@ -169,6 +158,69 @@ using lobby_directory_actor = caf::typed_actor<
 /// providers, with the mass-eviction guard of SPEC §3.
 using cleanup_actor = caf::typed_actor<
   // The self-rearming timer.
+  caf::reacts_to<atom::sweep>>;
+
+/// The sole owner of provider state and of bot_providers.json, and of the
+/// fleet's rules (SPEC §7): states, placement, drains, tombstones, the
+/// registration rate.
+using registry_actor = caf::typed_actor<
+  // Register or re-register a provider; answered once durable. 429
+  // (rate_limited) past the registration rate, 410 (removed) for a removed
+  // instance.
+  caf::replies_to<atom::registration, provider_registration>::with<std::string>,
+  // A heartbeat (id, what it reports); answers last_seen, or not_found, or
+  // removed.
+  caf::replies_to<atom::heartbeat, std::string, heartbeat>::with<double>,
+  // Remove a provider (id, key, on purpose: leaves a tombstone of its
+  // instance); answered once durable. Its bot members are dispatched again.
+  caf::replies_to<atom::deregister, std::string, std::string, bool>::with<bool>,
+  // Drain a provider (id, request); answers it, now draining, once durable.
+  caf::replies_to<atom::drain, std::string, drain_request>::with<provider>,
+  // One provider by id.
+  caf::replies_to<atom::get, std::string>::with<provider>,
+  // Every provider, ordered by registration, at the current version.
+  caf::replies_to<atom::list>::with<provider_catalog_ptr>,
+  // Where a join of a bot goes (bot, preferred provider id or empty): the
+  // candidates in placement order.
+  caf::replies_to<atom::resolve, std::string, std::string>::with<placement>,
+  // The providers unseen for at least the given time (for the cleanup actor).
+  caf::replies_to<atom::stale, caf::timespan>::with<stale_report>,
+  // Evict those of the given providers still unseen for the given time;
+  // answers the evicted ids once durable. Their bot members are dispatched
+  // again.
+  caf::replies_to<atom::evict, std::vector<std::string>, caf::timespan>::with<
+    std::vector<std::string>>,
+  // Make everything durable now (heartbeats included); answered once it is.
+  caf::replies_to<atom::flush>::with<uint64_t>,
+  // Periodic record of changes that need no acknowledgement (heartbeats).
+  caf::reacts_to<atom::flush, atom::sweep>,
+  // A call to the provider got an answer that shows it alive (sent by the
+  // dispatcher only: a join accepted, a probe answered).
+  caf::reacts_to<atom::seen, std::string>,
+  // A call to the provider got no answer, or its link dropped (sent by the
+  // dispatcher only).
+  caf::reacts_to<atom::status, std::string, provider_status>,
+  // The number of bot members a provider runs (sent by the directory on
+  // each change): active_runs, and the end of a drain at zero.
+  caf::reacts_to<atom::runs, std::string, uint64_t>,
+  // The actors the registry tells of fleet events (re-dispatch, orphans,
+  // lost runs) and asks to stop runs; sent once at start-up.
+  caf::reacts_to<atom::peers, lobby_directory_actor, dispatcher_actor>,
+  // Timer: a provider's heartbeats are late if none came since the given
+  // count (id, heartbeat count).
+  caf::reacts_to<atom::suspect, std::string, uint64_t>,
+  // Timer: a provider's drain times out at the given deadline (id, unix s).
+  caf::reacts_to<atom::expire, std::string, double>>;
+
+/// Joins with an Idempotency-Key header (SPEC §7): the first accepted answer
+/// of each key is kept, durably (idempotency.journal), for idempotency_ttl.
+using idempotency_actor = caf::typed_actor<
+  // A join (key, fingerprint of the request, lobby id, join): the first
+  // answer of the key when its fingerprint matches, idempotency_key_reused
+  // when not, else the join as the directory answers it.
+  caf::replies_to<atom::join, std::string, std::string, std::string,
+                  bot_join>::with<session>,
+  // Timer: forget expired keys.
   caf::reacts_to<atom::sweep>>;
 
 } // namespace vb
@@ -183,6 +235,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_local::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_subscriber_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::idempotency_actor))
 CAF_END_TYPE_ID_BLOCK(vb_actors)
 
 namespace vb {

@@ -57,6 +57,13 @@ VB_ADD_ATOM(reconcile, "reconcile")
 VB_ADD_ATOM(subscribe, "subscribe")
 VB_ADD_ATOM(chat, "chat")
 VB_ADD_ATOM(compact, "compact")
+VB_ADD_ATOM(redispatch, "redispatch")
+VB_ADD_ATOM(lost, "lost")
+VB_ADD_ATOM(orphans, "orphans")
+VB_ADD_ATOM(runs, "runs")
+VB_ADD_ATOM(suspect, "suspect")
+VB_ADD_ATOM(expire, "expire")
+VB_ADD_ATOM(peers, "peers")
 
 namespace vb {
 
@@ -102,6 +109,8 @@ using lobby_image_ptr = std::shared_ptr<const lobby_image>;
 
 /// One change of a lobby's members, from the lobby to its directory (which
 /// keeps the listing and the snapshot): O(1), whatever the lobby's size.
+/// `removed` is applied first: a member that moved is removed and added
+/// again under the same session id.
 struct member_change {
   std::string lobby_id;
   std::shared_ptr<const lobby_image::member> added; // or null
@@ -171,18 +180,41 @@ using store_batch = std::vector<store_change>;
 using provider_ptr = std::shared_ptr<const provider>;
 using provider_list = std::vector<provider_ptr>;
 
+/// Where a join may go (SPEC §7, placement): the candidates in the order
+/// they are tried, and whether any provider offers the bot at all (false:
+/// 404; true with no candidates: 503). Local only.
+struct placement {
+  provider_list candidates;
+  bool known = false;
+};
+
+/// Why a bot member is dispatched again (SPEC §7, re-dispatch).
+enum class move_reason : uint8_t {
+  evicted,    // its provider was evicted by the cleanup rule
+  removed,    // its provider was deregistered (DELETE, or it left)
+  drained,    // its provider's drain timed out
+  lost,       // its provider's heartbeat no longer lists its run
+  reconciled, // its provider registered again without its run
+  orphan,     // it had no provider; one of its bot can take it now
+};
+
+const char* to_string(move_reason x);
+
 // -- serialization of local types (CAF 0.17 inspect) -------------------------
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, provider& x) {
   return f(caf::meta::type_name("vb::provider"), x.provider_id, x.name,
            x.base_url, x.description, x.via, x.bots, x.registered_at,
-           x.last_seen, x.status);
+           x.last_seen, x.status, x.instance_id, x.heartbeat_interval, x.load,
+           x.capacity, x.active_runs, x.lease_expires_at, x.drain_deadline,
+           x.drain_by_operator);
 }
 
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, heartbeat& x) {
-  return f(caf::meta::type_name("vb::heartbeat"), x.has_bots, x.bots);
+typename Inspector::result_type inspect(Inspector& f, drain_request& x) {
+  return f(caf::meta::type_name("vb::drain_request"), x.provider_key,
+           x.timeout);
 }
 
 template <class Inspector>
@@ -239,6 +271,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::member_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::store_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placement)
 
 // -- type ids -----------------------------------------------------------------
 
@@ -248,7 +281,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (std::vector<std::string>))
   CAF_ADD_TYPE_ID(vb_local, (vb::provider))
   CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::provider>))
-  CAF_ADD_TYPE_ID(vb_local, (vb::heartbeat))
   CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::session>))
   CAF_ADD_TYPE_ID(vb_local, (vb::lobby))
   CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::lobby>))
@@ -261,4 +293,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (vb::bot_join))
   CAF_ADD_TYPE_ID(vb_local, (vb::http_result))
   CAF_ADD_TYPE_ID(vb_local, (vb::lobby_created))
+  CAF_ADD_TYPE_ID(vb_local, (vb::placement))
+  CAF_ADD_TYPE_ID(vb_local, (vb::move_reason))
+  CAF_ADD_TYPE_ID(vb_local, (vb::drain_request))
 CAF_END_TYPE_ID_BLOCK(vb_local)

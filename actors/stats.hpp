@@ -72,6 +72,15 @@ struct server_stats {
   std::atomic<uint64_t> snapshot_writes{0};  // snapshot writes since start
   std::atomic<uint64_t> snapshot_failures{0};
   std::atomic<uint64_t> snapshot_write_ns{0}; // total time spent writing
+  // -- fleet (SPEC §7) --
+  std::atomic<uint64_t> failovers{0};     // joins tried on a further provider
+  std::atomic<uint64_t> redispatches{0};  // bot members moved to a new run
+  std::atomic<uint64_t> orphaned{0};      // bot members orphaned now
+  std::atomic<uint64_t> drains{0};        // drains started
+  std::atomic<uint64_t> removed_answers{0}; // 410s to removed instances
+  std::atomic<uint64_t> rate_limited{0};  // registrations answered 429
+  std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
+  std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
 
   /// Per file, for /metrics: the two snapshot files by name, then any other.
   static constexpr std::array<std::string_view, 3> snapshot_files{

@@ -4,6 +4,18 @@
 
 namespace vb {
 
+const char* to_string(move_reason x) {
+  switch (x) {
+    case move_reason::evicted: return "evicted";
+    case move_reason::removed: return "removed";
+    case move_reason::drained: return "drain timed out";
+    case move_reason::lost: return "run lost";
+    case move_reason::reconciled: return "run missing at re-registration";
+    case move_reason::orphan: return "orphaned";
+  }
+  return "unknown";
+}
+
 void add_local_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::vb_local>();
   cfg.add_message_types<caf::id_block::vb_actors>();

@@ -37,6 +37,24 @@ struct provider {
   double registered_at = 0; // unix seconds
   double last_seen = 0;     // unix seconds
   provider_status status = provider_status::online;
+  // -- fleet (SPEC §7) --
+  /// New each time the provider process starts; empty: none announced.
+  std::string instance_id;
+  /// Seconds between the heartbeats it promised; 0: none announced.
+  double heartbeat_interval = 0;
+  /// Its last announced load (0 to 1); negative: none announced.
+  double load = -1;
+  /// The runs it can still take, as last announced; negative: none announced.
+  int64_t capacity = -1;
+  /// The bot members it runs (the lobbies tell the registry).
+  uint64_t active_runs = 0;
+  /// When the cleanup rule would evict it (unix seconds).
+  double lease_expires_at = 0;
+  /// Draining: when its drain times out (unix seconds); 0 otherwise.
+  double drain_deadline = 0;
+  /// Draining through the drain route (not a provider leaving on its own):
+  /// its deregistration leaves a tombstone.
+  bool drain_by_operator = false;
 };
 
 /// POST /api/bots/providers/register (or the CAF gateway's register).
@@ -48,12 +66,32 @@ struct provider_registration {
   std::string provider_id; // empty: not given
   std::vector<bot_info> bots;
   transport via = transport::http;
+  /// New each time the provider process starts; empty: not given.
+  std::string instance_id;
+  /// The heartbeat interval it promises (0.05 to 3600 s); 0: not given.
+  double heartbeat_interval = 0;
+  /// HTTP only: whether `runs` was given, and the run ids it runs now (CAF
+  /// providers send their runs beside the registration).
+  bool has_runs = false;
+  std::vector<std::string> runs;
 };
 
-/// POST /api/bots/providers/{provider_id}/heartbeat.
+/// POST /api/bots/providers/{provider_id}/heartbeat, or a CAF provider's
+/// heartbeat. Every field is optional.
 struct heartbeat {
   bool has_bots = false; // false: keep the known catalog
   std::vector<bot_info> bots;
+  std::string instance_id; // empty: not given
+  double load = -1;        // 0 to 1; negative: not given
+  int64_t capacity = -1;   // >= 0; negative: not given
+  bool has_runs = false;   // false: `runs` not given
+  std::vector<std::string> runs;
+};
+
+/// POST /api/bots/providers/{provider_id}/drain.
+struct drain_request {
+  std::string provider_key;
+  double timeout = -1; // seconds; negative: the server's drain_timeout
 };
 
 /// One member of a lobby: a person or a bot.
@@ -65,6 +103,11 @@ struct session {
   std::string provider_id; // bots only
   std::string run_id;      // bots only: the provider's id of the running bot
   double joined_at = 0;    // unix seconds
+  /// Bots only: no provider could take it after its own was lost (SPEC §7);
+  /// it is dispatched again when one can.
+  bool orphaned = false;
+  /// Bots only: when it last moved to another run (unix seconds); 0: never.
+  double moved_at = 0;
 };
 
 /// A lobby (room) with its members.

@@ -16,6 +16,9 @@ const char* to_string(ec x) {
     case ec::rejected: return "rejected";
     case ec::invalid: return "invalid";
     case ec::protocol_mismatch: return "protocol_mismatch";
+    case ec::removed: return "removed";
+    case ec::rate_limited: return "rate_limited";
+    case ec::idempotency_key_reused: return "idempotency_key_reused";
   }
   return "unknown";
 }

@@ -34,7 +34,7 @@ namespace vb {
 /// The version of this protocol. A provider says it first (`hello`) and
 /// again in its registration; the gateway refuses any other version with
 /// `ec::protocol_mismatch`.
-constexpr uint32_t protocol_version = 1;
+constexpr uint32_t protocol_version = 2;
 
 } // namespace vb
 
@@ -53,6 +53,7 @@ VB_ADD_WIRE_ATOM(say, "say")
 VB_ADD_WIRE_ATOM(join, "join")
 VB_ADD_WIRE_ATOM(stop, "stop")
 VB_ADD_WIRE_ATOM(event, "event")
+VB_ADD_WIRE_ATOM(drain, "drain")
 
 namespace vb {
 
@@ -71,6 +72,11 @@ enum class ec : uint8_t {
   rejected,          // 502: the provider refused
   invalid,           // 422: a request the actors refused as invalid
   protocol_mismatch, // a CAF provider of another protocol version
+  // -- version 2 --
+  removed,                // 410: the provider was removed on purpose
+  rate_limited,           // 429: too many registrations; context: (detail,
+                          // retry_after seconds as a double)
+  idempotency_key_reused, // 422: an Idempotency-Key with another body
 };
 
 const char* to_string(ec x);
@@ -128,7 +134,10 @@ struct registration_result {
 
 /// Something that happened in a lobby, as subscribers (web pages over the
 /// WebSocket) and the lobby's bots see it. `type` is "member_joined",
-/// "member_left" or "chat"; `member` is who joined, left or spoke.
+/// "member_left", "chat", "member_moved" (a bot member runs elsewhere now:
+/// `member` has its new provider_id and run_id) or "member_orphaned" (a bot
+/// member lost its provider and none could take it: `member.orphaned`);
+/// `member` is who joined, left, spoke or moved.
 struct lobby_event {
   std::string type;
   std::string lobby_id;
@@ -149,13 +158,20 @@ typename Inspector::result_type
 inspect(Inspector& f, provider_registration& x) {
   return f(caf::meta::type_name("vb::provider_registration"), x.name,
            x.base_url, x.description, x.provider_key, x.provider_id, x.bots,
-           x.via);
+           x.via, x.instance_id, x.heartbeat_interval);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, heartbeat& x) {
+  return f(caf::meta::type_name("vb::heartbeat"), x.has_bots, x.bots,
+           x.instance_id, x.load, x.capacity, x.has_runs, x.runs);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session& x) {
   return f(caf::meta::type_name("vb::session"), x.session_id, x.nick,
-           x.is_bot, x.bot_name, x.provider_id, x.run_id, x.joined_at);
+           x.is_bot, x.bot_name, x.provider_id, x.run_id, x.joined_at,
+           x.orphaned, x.moved_at);
 }
 
 template <class Inspector>
@@ -206,8 +222,14 @@ using provider_gateway_actor = caf::typed_actor<
   // reconciled. Another version is refused (protocol_mismatch).
   caf::replies_to<atom::registration, uint32_t, provider_registration,
                   bot_host_actor, std::vector<bot_run>>::with<registration_result>,
-  // The provider is alive (id); answers last_seen, or not_found.
-  caf::replies_to<atom::heartbeat, std::string>::with<double>,
+  // The provider is alive (id, what it reports: load, capacity, runs,
+  // instance); answers last_seen, or not_found, or removed (its instance
+  // was removed on purpose: it must not come back).
+  caf::replies_to<atom::heartbeat, std::string, heartbeat>::with<double>,
+  // The provider drains itself (id, key, timeout in seconds; negative: the
+  // server's default): no new joins, its runs stay until they end or the
+  // timeout passes; then it is deregistered.
+  caf::replies_to<atom::drain, std::string, std::string, double>::with<bool>,
   // Leave for good (id, key); answered once durable.
   caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
   // A bot says something in its lobby (lobby id, bot session id, text).
@@ -237,6 +259,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_protocol, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(vb_protocol, (vb::lobby_event))                // 208
   CAF_ADD_TYPE_ID(vb_protocol, (vb::bot_host_actor))             // 209
   CAF_ADD_TYPE_ID(vb_protocol, (vb::provider_gateway_actor))     // 210
+  // -- version 2 --
+  CAF_ADD_TYPE_ID(vb_protocol, (vb::heartbeat))                  // 211
 CAF_END_TYPE_ID_BLOCK(vb_protocol)
 
 static_assert(caf::id_block::vb_protocol::begin == caf::first_custom_type_id,

@@ -40,6 +40,7 @@ inline std::vector<wire_pin> wire_pins() {
     pin<lobby_event>(208, "vb::lobby_event"),
     pin<bot_host_actor>(209, "vb::bot_host_actor"),
     pin<provider_gateway_actor>(210, "vb::provider_gateway_actor"),
+    pin<heartbeat>(211, "vb::heartbeat"),
   };
 }
 
