@@ -214,7 +214,7 @@ typename Inspector::result_type inspect(Inspector& f, provider& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, drain_request& x) {
   return f(caf::meta::type_name("vb::drain_request"), x.provider_key,
-           x.timeout);
+           x.timeout, x.by_operator);
 }
 
 template <class Inspector>

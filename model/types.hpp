@@ -92,6 +92,10 @@ struct heartbeat {
 struct drain_request {
   std::string provider_key;
   double timeout = -1; // seconds; negative: the server's drain_timeout
+  /// Asked through the drain route (an operator): when the drain ends in
+  /// deregistration, the instance gets a tombstone. False for a provider
+  /// draining itself (a CAF provider on SIGTERM).
+  bool by_operator = true;
 };
 
 /// One member of a lobby: a person or a bot.
