@@ -67,6 +67,19 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
                  "a sweep that would evict more than this share evicts none");
   app.add_option("--journal-max-bytes", o.journal_max_bytes,
                  "a journal past this size is compacted into a new snapshot");
+  app.add_option("--dispatch-timeout", o.dispatch_timeout,
+                 "seconds a provider has to accept a join before the next "
+                 "one is tried");
+  app.add_option("--failover-attempts", o.failover_attempts,
+                 "further providers a failed join is tried on (0 to 16)");
+  app.add_option("--drain-timeout", o.drain_timeout,
+                 "default seconds a draining provider keeps its bot members");
+  app.add_option("--max-registrations-per-second",
+                 o.max_registrations_per_second,
+                 "registrations admitted per second, then 429");
+  app.add_option("--idempotency-ttl", o.idempotency_ttl,
+                 "seconds the first answer of a join's Idempotency-Key is "
+                 "kept");
   app.add_option("--dump-journal", o.dump_journal,
                  "print a journal's records as JSON lines and exit (0, or 1 "
                  "naming the offset of the first bad record)");

@@ -67,6 +67,8 @@ const std::vector<route_entry>& route_table() {
     {"POST", "/api/bots/providers/{provider_id}/heartbeat",
      route_id::provider_heartbeat},
     {"DELETE", "/api/bots/providers/{provider_id}", route_id::provider_delete},
+    {"POST", "/api/bots/providers/{provider_id}/drain",
+     route_id::provider_drain},
     {"GET", "/api/bots", route_id::bot_list},
     {"POST", "/api/bots/{bot_name}/join", route_id::bot_join},
     {"POST", "/api/bots/leave", route_id::bot_leave},

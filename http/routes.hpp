@@ -23,6 +23,7 @@ enum class route_id {
   provider_get,
   provider_heartbeat,
   provider_delete,
+  provider_drain, // POST /api/bots/providers/{provider_id}/drain (SPEC §7)
   bot_list,
   bot_join,
   bot_leave,

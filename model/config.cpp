@@ -23,6 +23,11 @@ json to_json(const server_options& o) {
     {"stale_after", o.stale_after},
     {"max_evict_fraction", o.max_evict_fraction},
     {"journal_max_bytes", o.journal_max_bytes},
+    {"dispatch_timeout", o.dispatch_timeout},
+    {"failover_attempts", o.failover_attempts},
+    {"drain_timeout", o.drain_timeout},
+    {"max_registrations_per_second", o.max_registrations_per_second},
+    {"idempotency_ttl", o.idempotency_ttl},
     {"provider_keys", o.provider_keys},
     {"log_level", o.log_level},
     {"max_body_bytes", o.max_body_bytes},
@@ -87,6 +92,17 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "max_evict_fraction", o.max_evict_fraction);
     else if (key == "journal_max_bytes")
       err = read_field(value, "journal_max_bytes", o.journal_max_bytes);
+    else if (key == "dispatch_timeout")
+      err = read_field(value, "dispatch_timeout", o.dispatch_timeout);
+    else if (key == "failover_attempts")
+      err = read_field(value, "failover_attempts", o.failover_attempts);
+    else if (key == "drain_timeout")
+      err = read_field(value, "drain_timeout", o.drain_timeout);
+    else if (key == "max_registrations_per_second")
+      err = read_field(value, "max_registrations_per_second",
+                       o.max_registrations_per_second);
+    else if (key == "idempotency_ttl")
+      err = read_field(value, "idempotency_ttl", o.idempotency_ttl);
     else if (key == "provider_keys")
       err = read_field(value, "provider_keys", o.provider_keys);
     else if (key == "log_level") err = read_field(value, "log_level", o.log_level);
@@ -133,6 +149,16 @@ std::string validate(const server_options& o) {
     return "max_evict_fraction must be between 0 and 1";
   if (o.journal_max_bytes < 4096)
     return "journal_max_bytes must be at least 4096";
+  if (!positive(o.dispatch_timeout))
+    return "dispatch_timeout must be a positive number of seconds";
+  if (o.failover_attempts > 16)
+    return "failover_attempts must be between 0 and 16";
+  if (!positive(o.drain_timeout))
+    return "drain_timeout must be a positive number of seconds";
+  if (!positive(o.max_registrations_per_second))
+    return "max_registrations_per_second must be a positive number";
+  if (!positive(o.idempotency_ttl))
+    return "idempotency_ttl must be a positive number of seconds";
   if (o.log_level != "trace" && o.log_level != "debug" && o.log_level != "info"
       && o.log_level != "warn" && o.log_level != "error")
     return "log_level must be one of trace, debug, info, warn, error";

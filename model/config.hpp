@@ -20,6 +20,18 @@ struct server_options {
   double max_evict_fraction = 0.5;
   /// A journal past this size is compacted into a new snapshot (SPEC §3).
   uint64_t journal_max_bytes = 16 * 1024 * 1024;
+  // The fleet (SPEC §7).
+  /// Seconds a provider has to accept a join before the next one is tried.
+  double dispatch_timeout = 5;
+  /// Further providers a failed join is tried on (0 to 16).
+  unsigned failover_attempts = 1;
+  /// Default seconds a draining provider keeps its bot members.
+  double drain_timeout = 300;
+  /// Registrations admitted per second (a token bucket with a burst of the
+  /// same size); the rest are answered 429.
+  double max_registrations_per_second = 1000;
+  /// Seconds an Idempotency-Key's first answer is kept.
+  double idempotency_ttl = 86400;
   std::vector<std::string> provider_keys;
   std::string log_level = "info";
   // Limits of the HTTP front end.

@@ -50,6 +50,22 @@ void read(const json& j, const char* key, double& out) {
   }
 }
 
+void read(const json& j, const char* key, int64_t& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_number_integer())
+      fail(key, "an integer", *v);
+    out = v->get<int64_t>();
+  }
+}
+
+void read(const json& j, const char* key, uint64_t& out) {
+  if (auto v = present(j, key)) {
+    if (!v->is_number_unsigned())
+      fail(key, "a non-negative integer", *v);
+    out = v->get<uint64_t>();
+  }
+}
+
 void read(const json& j, const char* key, bool& out) {
   if (auto v = present(j, key)) {
     if (!v->is_boolean())
@@ -117,6 +133,30 @@ void from_json(const json& j, bot_info& x) {
   read(j, "description", x.description);
 }
 
+namespace {
+
+// The fleet fields' "not announced" values are null in JSON, not the
+// sentinels the structs use (SPEC §7: heartbeat_interval is null when none
+// was announced).
+
+json text_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
+
+json positive_or_null(double x) {
+  return x > 0 ? json(x) : json(nullptr);
+}
+
+json announced_or_null(double x) {
+  return x >= 0 ? json(x) : json(nullptr);
+}
+
+json announced_or_null(int64_t x) {
+  return x >= 0 ? json(x) : json(nullptr);
+}
+
+} // namespace
+
 void to_json(json& j, const provider& x) {
   j = json{{"provider_id", x.provider_id},
            {"name", x.name},
@@ -126,7 +166,24 @@ void to_json(json& j, const provider& x) {
            {"bots", x.bots},
            {"registered_at", x.registered_at},
            {"last_seen", x.last_seen},
-           {"status", to_string(x.status)}};
+           {"status", to_string(x.status)},
+           {"instance_id", text_or_null(x.instance_id)},
+           {"heartbeat_interval", positive_or_null(x.heartbeat_interval)},
+           {"load", announced_or_null(x.load)},
+           {"capacity", announced_or_null(x.capacity)},
+           {"active_runs", x.active_runs},
+           {"lease_expires_at", x.lease_expires_at}};
+}
+
+json snapshot_json(const provider& x) {
+  json j = x;
+  // Volatile: announced again by the next heartbeat, counted again from the
+  // lobbies, computed again from last_seen.
+  for (auto key : {"load", "capacity", "active_runs", "lease_expires_at"})
+    j.erase(key);
+  j["drain_deadline"] = positive_or_null(x.drain_deadline);
+  j["drain_by_operator"] = x.drain_by_operator;
+  return j;
 }
 
 void from_json(const json& j, provider& x) {
@@ -141,13 +198,22 @@ void from_json(const json& j, provider& x) {
   read(j, "registered_at", x.registered_at);
   read(j, "last_seen", x.last_seen);
   read_enum(j, "status", x.status);
+  read(j, "instance_id", x.instance_id);
+  read(j, "heartbeat_interval", x.heartbeat_interval);
+  read(j, "load", x.load);
+  read(j, "capacity", x.capacity);
+  read(j, "active_runs", x.active_runs);
+  read(j, "lease_expires_at", x.lease_expires_at);
+  read(j, "drain_deadline", x.drain_deadline);
+  read(j, "drain_by_operator", x.drain_by_operator);
 }
 
 void to_json(json& j, const session& x) {
   j = json{{"session_id", x.session_id}, {"nick", x.nick},
            {"is_bot", x.is_bot},         {"bot_name", x.bot_name},
            {"provider_id", x.provider_id}, {"run_id", x.run_id},
-           {"joined_at", x.joined_at}};
+           {"joined_at", x.joined_at},   {"orphaned", x.orphaned},
+           {"moved_at", positive_or_null(x.moved_at)}};
 }
 
 void from_json(const json& j, session& x) {
@@ -160,6 +226,8 @@ void from_json(const json& j, session& x) {
   read(j, "provider_id", x.provider_id);
   read(j, "run_id", x.run_id);
   read(j, "joined_at", x.joined_at);
+  read(j, "orphaned", x.orphaned);
+  read(j, "moved_at", x.moved_at);
 }
 
 json lobby_summary(const lobby& x) {

@@ -7,6 +7,7 @@
 // Times are doubles, unix seconds.
 #pragma once
 
+#include <cstdint>
 #include <exception>
 #include <string>
 
@@ -20,12 +21,21 @@ void to_json(nlohmann::json& j, const bot_info& x);
 void from_json(const nlohmann::json& j, bot_info& x);
 
 /// {provider_id, name, base_url, description, transport, bots, registered_at,
-///  last_seen, status}; base_url is "" for CAF providers.
+///  last_seen, status, instance_id, heartbeat_interval, load, capacity,
+///  active_runs, lease_expires_at}; base_url is "" for CAF providers; null:
+/// instance_id when empty, heartbeat_interval when 0, load and capacity when
+/// negative (none announced). from_json also reads snapshot_json's fields.
 void to_json(nlohmann::json& j, const provider& x);
 void from_json(const nlohmann::json& j, provider& x);
 
-/// {session_id, nick, is_bot, bot_name, provider_id, run_id, joined_at};
-/// bot_name, provider_id and run_id are "" for people.
+/// A provider as the snapshots and journals keep it: to_json's fields without
+/// the volatile load, capacity, active_runs and lease_expires_at, plus
+/// drain_deadline (null when 0) and drain_by_operator.
+nlohmann::json snapshot_json(const provider& x);
+
+/// {session_id, nick, is_bot, bot_name, provider_id, run_id, joined_at,
+///  orphaned, moved_at}; bot_name, provider_id and run_id are "" for people,
+/// moved_at is null when the member never moved. The snapshots keep the same.
 void to_json(nlohmann::json& j, const session& x);
 void from_json(const nlohmann::json& j, session& x);
 

@@ -153,6 +153,8 @@ private:
       return &cur_lobby()->is_private;
     if (here() == where::session && key_ == "is_bot")
       return &cur_session()->is_bot;
+    if (here() == where::session && key_ == "orphaned")
+      return &cur_session()->orphaned;
     return nullptr;
   }
 
@@ -161,6 +163,8 @@ private:
       return &cur_lobby()->created_at;
     if (here() == where::session && key_ == "joined_at")
       return &cur_session()->joined_at;
+    if (here() == where::session && key_ == "moved_at")
+      return &cur_session()->moved_at;
     return nullptr;
   }
 
@@ -179,7 +183,8 @@ private:
       case where::session:
         return key_ == "session_id" || key_ == "nick" || key_ == "is_bot"
                || key_ == "bot_name" || key_ == "provider_id"
-               || key_ == "run_id" || key_ == "joined_at";
+               || key_ == "run_id" || key_ == "joined_at"
+               || key_ == "orphaned" || key_ == "moved_at";
       default:
         return false;
     }
@@ -187,10 +192,11 @@ private:
 
   /// What a known key holds.
   const char* expected() const {
-    for (auto k : {"private", "is_bot"})
+    for (auto k : {"private", "is_bot", "orphaned"})
       if (key_ == k)
         return "a boolean";
-    for (auto k : {"created_at", "joined_at", "version", "journal_seq"})
+    for (auto k : {"created_at", "joined_at", "moved_at", "version",
+                   "journal_seq"})
       if (key_ == k)
         return "a number";
     for (auto k : {"lobbies", "sessions"})

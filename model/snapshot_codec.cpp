@@ -267,9 +267,12 @@ bool read_seq(const json& j, uint64_t* out, std::string& why) {
 } // namespace
 
 std::string encode_providers(const std::vector<provider>& ps) {
+  auto list = json::array();
+  for (auto& p : ps)
+    list.push_back(snapshot_json(p));
   return dump(json{{"format", providers_format},
                    {"version", snapshot_version},
-                   {"providers", ps}});
+                   {"providers", std::move(list)}});
 }
 
 bool decode_providers(const std::string& text, std::vector<provider>& out,
@@ -327,11 +330,24 @@ void put_key(std::string& out, const char* key, bool first = false) {
   out += "\":";
 }
 
+void put_bool(std::string& out, bool x) {
+  out += x ? "true" : "false";
+}
+
+/// A time or interval whose 0 means "none": null then, as model/json.cpp
+/// writes it.
+void put_positive_or_null(std::string& out, double x) {
+  if (x > 0)
+    put_number(out, x);
+  else
+    out += "null";
+}
+
 } // namespace
 
 std::string provider_json(const provider& p) {
   std::string out;
-  out.reserve(256 + p.bots.size() * 64);
+  out.reserve(384 + p.bots.size() * 64);
   out += '{';
   put_key(out, "base_url", true);
   put_string(out, p.base_url);
@@ -350,6 +366,17 @@ std::string provider_json(const provider& p) {
   out += ']';
   put_key(out, "description");
   put_string(out, p.description);
+  put_key(out, "drain_by_operator");
+  put_bool(out, p.drain_by_operator);
+  put_key(out, "drain_deadline");
+  put_positive_or_null(out, p.drain_deadline);
+  put_key(out, "heartbeat_interval");
+  put_positive_or_null(out, p.heartbeat_interval);
+  put_key(out, "instance_id");
+  if (p.instance_id.empty())
+    out += "null";
+  else
+    put_string(out, p.instance_id);
   put_key(out, "last_seen");
   put_number(out, p.last_seen);
   put_key(out, "name");
@@ -392,17 +419,21 @@ encode_provider_fragments(const std::vector<const std::string*>& ps,
 
 std::string session_json(const session& s) {
   std::string out;
-  out.reserve(96 + s.session_id.size() + s.nick.size() + s.bot_name.size()
+  out.reserve(128 + s.session_id.size() + s.nick.size() + s.bot_name.size()
               + s.provider_id.size() + s.run_id.size());
   out += '{';
   put_key(out, "bot_name", true);
   put_string(out, s.bot_name);
   put_key(out, "is_bot");
-  out += s.is_bot ? "true" : "false";
+  put_bool(out, s.is_bot);
   put_key(out, "joined_at");
   put_number(out, s.joined_at);
+  put_key(out, "moved_at");
+  put_positive_or_null(out, s.moved_at);
   put_key(out, "nick");
   put_string(out, s.nick);
+  put_key(out, "orphaned");
+  put_bool(out, s.orphaned);
   put_key(out, "provider_id");
   put_string(out, s.provider_id);
   put_key(out, "run_id");

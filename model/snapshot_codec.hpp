@@ -6,6 +6,10 @@
 //   lobbies.json        {"format":"voicebot-server/lobbies","version":1,
 //                        "lobbies":[lobby with sessions, ...]}
 //
+// A provider is model/json.hpp's snapshot_json (the durable fields only), a
+// session its to_json. Fields added later (the fleet's, SPEC §7) are
+// optional when reading: files written before them still load.
+//
 // decode_providers also reads the original Python server's file: an object
 // keyed by provider_id, each value a pydantic dump {provider_id, base_url,
 // name, description, registered_at, last_seen, bots?}; the key wins when the

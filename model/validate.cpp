@@ -3,7 +3,9 @@
 #include "model/url.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <unordered_map>
 #include <utility>
 
@@ -249,6 +251,49 @@ field_error no_pattern_match(const json& loc) {
           "value_error.str.regex", json{{"pattern", pattern}}};
 }
 
+field_error not_a_float(const json& loc) {
+  return {loc, "value is not a valid float", "type_error.float", nullptr};
+}
+
+field_error not_an_integer(const json& loc) {
+  return {loc, "value is not a valid integer", "type_error.integer", nullptr};
+}
+
+/// A bound as pydantic prints it: 3600 rather than 3600.0, 0.05 as 0.05.
+json limit_value(double x) {
+  if (std::floor(x) == x && std::fabs(x) < 9007199254740992.0) // 2^53
+    return static_cast<int64_t>(x);
+  return x;
+}
+
+/// "ensure this value is <relation> <limit>" (pydantic's
+/// value_error.number.not_ge and its siblings).
+field_error out_of_bounds(const json& loc, const char* relation,
+                          const char* type, const json& limit) {
+  return {loc,
+          std::string{"ensure this value is "} + relation + " " + limit.dump(),
+          type, json{{"limit_value", limit}}};
+}
+
+field_error not_ge(const json& loc, const json& limit) {
+  return out_of_bounds(loc, "greater than or equal to",
+                       "value_error.number.not_ge", limit);
+}
+
+field_error not_gt(const json& loc, const json& limit) {
+  return out_of_bounds(loc, "greater than", "value_error.number.not_gt", limit);
+}
+
+field_error not_le(const json& loc, const json& limit) {
+  return out_of_bounds(loc, "less than or equal to",
+                       "value_error.number.not_le", limit);
+}
+
+field_error not_ascii(const json& loc) {
+  return {loc, "string contains characters other than printable ASCII",
+          "value_error.str.ascii", nullptr};
+}
+
 field_error duplicate_bot(const json& loc, const std::string& name) {
   return {loc, "duplicate bot name \"" + name + "\"", "value_error.duplicate",
           nullptr};
@@ -342,6 +387,9 @@ constexpr string_rule optional_id_rule{false, true, 0, max_id_length,
                                        charset::printable};
 constexpr string_rule chat_text_rule{true, false, 1, max_chat_length,
                                      charset::text};
+// "" is "not given", like the optional ids: the struct cannot tell them apart.
+constexpr string_rule instance_id_rule{false, true, 1, max_instance_id_length,
+                                       charset::printable};
 
 /// Checks the contents of a string against its rule, in pydantic's order:
 /// encoding, length, then characters or pattern.
@@ -369,6 +417,31 @@ std::optional<field_error> check_text(std::string_view s, const json& loc,
     case charset::url:
       return check_url_field(s, loc);
   }
+  return std::nullopt;
+}
+
+// -- number rules ------------------------------------------------------------------
+
+struct number_rule {
+  double min;
+  bool min_exclusive; // > min rather than >= min
+  double max;         // inclusive
+};
+
+constexpr number_rule heartbeat_interval_rule{min_heartbeat_interval, false,
+                                              max_heartbeat_interval};
+constexpr number_rule load_rule{0, false, 1};
+constexpr number_rule drain_timeout_rule{0, true, max_drain_timeout};
+
+/// Checks a number against its bounds. The comparisons are negated so that
+/// NaN (only possible from CAF) fails the lower bound instead of passing.
+std::optional<field_error> check_number(double x, const json& loc,
+                                        const number_rule& rule) {
+  if (rule.min_exclusive ? !(x > rule.min) : !(x >= rule.min))
+    return rule.min_exclusive ? not_gt(loc, limit_value(rule.min))
+                              : not_ge(loc, limit_value(rule.min));
+  if (!(x <= rule.max))
+    return not_le(loc, limit_value(rule.max));
   return std::nullopt;
 }
 
@@ -434,8 +507,32 @@ public:
       out = v->get<bool>();
   }
 
+  /// Reads an optional number within its rule (missing or null: `out`
+  /// unchanged).
+  void number(const char* key, const number_rule& rule, double& out) {
+    auto v = find(key);
+    if (v == nullptr || v->is_null())
+      return;
+    auto loc = at(loc_, key);
+    if (!v->is_number()) {
+      errors_.push_back(not_a_float(loc));
+      return;
+    }
+    auto x = v->get<double>();
+    if (record(check_number(x, loc, rule), errors_))
+      out = x;
+  }
+
+  /// Reads an optional integer >= 0 (missing or null: `out` unchanged). An
+  /// integral float (2.0) is an integer; 2.5 is not.
+  void count(const char* key, int64_t& out);
+
   /// Reads an optional list of bots; false when missing or null.
   bool bots(const char* key, std::vector<bot_info>& out);
+
+  /// Reads an optional list of run ids, each a string or an object with a
+  /// "run_id" (other keys ignored); false when missing or null.
+  bool runs(const char* key, std::vector<std::string>& out);
 
 private:
   const json* find(const char* key) const {
@@ -447,6 +544,35 @@ private:
   json loc_;
   std::vector<field_error>& errors_;
 };
+
+void object_fields::count(const char* key, int64_t& out) {
+  auto v = find(key);
+  if (v == nullptr || v->is_null())
+    return;
+  auto loc = at(loc_, key);
+  constexpr auto most = std::numeric_limits<int64_t>::max();
+  if (v->is_number_unsigned()) {
+    auto u = v->get<uint64_t>();
+    if (u > static_cast<uint64_t>(most))
+      errors_.push_back(not_le(loc, most));
+    else
+      out = static_cast<int64_t>(u);
+  } else if (v->is_number_integer()) { // negative: unsigned ones are above
+    errors_.push_back(not_ge(loc, 0));
+  } else if (v->is_number_float()) {
+    auto d = v->get<double>();
+    if (std::floor(d) != d)
+      errors_.push_back(not_an_integer(loc));
+    else if (d < 0)
+      errors_.push_back(not_ge(loc, 0));
+    else if (d >= 9223372036854775808.0) // 2^63: past int64_t
+      errors_.push_back(not_le(loc, most));
+    else
+      out = static_cast<int64_t>(d);
+  } else {
+    errors_.push_back(not_an_integer(loc));
+  }
+}
 
 /// Reports each bot whose name repeats an earlier one (names with their own
 /// error are skipped: `name_ok` is false for them).
@@ -489,6 +615,72 @@ bool object_fields::bots(const char* key, std::vector<bot_info>& out) {
   }
   check_duplicate_bots(out, name_ok, loc, errors_);
   return true;
+}
+
+bool object_fields::runs(const char* key, std::vector<std::string>& out) {
+  auto v = find(key);
+  if (v == nullptr || v->is_null())
+    return false;
+  auto loc = at(loc_, key);
+  if (!v->is_array()) {
+    errors_.push_back(not_a_list(loc));
+    return true;
+  }
+  if (v->size() > max_runs) { // no item is looked at: bounded work
+    errors_.push_back(too_many_items(loc, max_runs));
+    return true;
+  }
+  out.clear();
+  out.reserve(v->size());
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const auto& item = (*v)[i];
+    if (item.is_object()) {
+      std::string id;
+      object_fields run{item, at(loc, i), errors_};
+      if (run.string("run_id", required_id_rule, id))
+        out.push_back(std::move(id));
+    } else if (item.is_string()) {
+      const auto& id = item.get_ref<const std::string&>();
+      if (record(check_text(id, at(loc, i), required_id_rule), errors_))
+        out.push_back(id);
+    } else {
+      errors_.push_back(not_a_string(at(loc, i)));
+    }
+  }
+  return true;
+}
+
+// -- structs that did not come from JSON (CAF) -----------------------------------------
+
+/// The bots rules of object_fields::bots for a list already read.
+void check_bots(const std::vector<bot_info>& bots, const json& loc,
+                std::vector<field_error>& errors) {
+  if (bots.size() > max_bots) {
+    errors.push_back(too_many_items(loc, max_bots));
+    return;
+  }
+  std::vector<bool> name_ok(bots.size(), false);
+  for (std::size_t i = 0; i < bots.size(); ++i) {
+    auto item = at(loc, i);
+    name_ok[i] = record(check_text(bots[i].name, at(item, "name"),
+                                   bot_name_rule),
+                        errors);
+    record(check_text(bots[i].description, at(item, "description"),
+                      description_rule),
+           errors);
+  }
+  check_duplicate_bots(bots, name_ok, loc, errors);
+}
+
+/// The rules of object_fields::runs for a list already read.
+void check_runs(const std::vector<std::string>& runs, const json& loc,
+                std::vector<field_error>& errors) {
+  if (runs.size() > max_runs) {
+    errors.push_back(too_many_items(loc, max_runs));
+    return;
+  }
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    record(check_text(runs[i], at(loc, i), required_id_rule), errors);
 }
 
 // -- bodies --------------------------------------------------------------------------
@@ -591,6 +783,10 @@ parse_provider_registration(std::string_view body) {
       f.string("provider_key", optional_id_rule, x.provider_key);
       f.string("provider_id", optional_id_rule, x.provider_id);
       f.bots("bots", x.bots);
+      f.string("instance_id", instance_id_rule, x.instance_id);
+      f.number("heartbeat_interval", heartbeat_interval_rule,
+               x.heartbeat_interval);
+      x.has_runs = f.runs("runs", x.runs);
     });
 }
 
@@ -598,7 +794,21 @@ parse_result<heartbeat> parse_heartbeat(std::string_view body) {
   return parse_body<heartbeat>(body, empty_body::empty_object,
                                [](object_fields& f, heartbeat& x) {
                                  x.has_bots = f.bots("bots", x.bots);
+                                 f.string("instance_id", instance_id_rule,
+                                          x.instance_id);
+                                 f.number("load", load_rule, x.load);
+                                 f.count("capacity", x.capacity);
+                                 x.has_runs = f.runs("runs", x.runs);
                                });
+}
+
+parse_result<drain_request> parse_drain_request(std::string_view body) {
+  return parse_body<drain_request>(
+    body, empty_body::empty_object, [](object_fields& f, drain_request& x) {
+      x.by_operator = true;
+      f.string("provider_key", optional_id_rule, x.provider_key);
+      f.number("timeout", drain_timeout_rule, x.timeout);
+    });
 }
 
 parse_result<lobby_create> parse_lobby_create(std::string_view body) {
@@ -655,22 +865,26 @@ check_provider_registration(const provider_registration& x) {
   check("description", x.description, description_rule);
   check("provider_key", x.provider_key, optional_id_rule);
   check("provider_id", x.provider_id, optional_id_rule);
-  auto bots = at(body, "bots");
-  if (x.bots.size() > max_bots) {
-    errors.push_back(too_many_items(bots, max_bots));
-    return errors;
-  }
-  std::vector<bool> name_ok(x.bots.size(), false);
-  for (std::size_t i = 0; i < x.bots.size(); ++i) {
-    auto loc = at(bots, i);
-    name_ok[i] = record(check_text(x.bots[i].name, at(loc, "name"),
-                                   bot_name_rule),
-                        errors);
-    record(check_text(x.bots[i].description, at(loc, "description"),
-                      description_rule),
+  check_bots(x.bots, at(body, "bots"), errors);
+  check("instance_id", x.instance_id, instance_id_rule);
+  if (x.heartbeat_interval != 0) // 0: not given
+    record(check_number(x.heartbeat_interval, at(body, "heartbeat_interval"),
+                        heartbeat_interval_rule),
            errors);
-  }
-  check_duplicate_bots(x.bots, name_ok, bots, errors);
+  check_runs(x.runs, at(body, "runs"), errors);
+  return errors;
+}
+
+std::vector<field_error> check_heartbeat(const heartbeat& x) {
+  std::vector<field_error> errors;
+  auto body = json::array({"body"});
+  check_bots(x.bots, at(body, "bots"), errors);
+  record(check_text(x.instance_id, at(body, "instance_id"), instance_id_rule),
+         errors);
+  if (!(x.load < 0)) // negative: not given; NaN is checked (and refused)
+    record(check_number(x.load, at(body, "load"), load_rule), errors);
+  // capacity: any negative is "not given", and every other int64_t is valid.
+  check_runs(x.runs, at(body, "runs"), errors);
   return errors;
 }
 
@@ -682,6 +896,21 @@ std::optional<field_error> check_id_path(std::string_view s,
                                          std::string_view name) {
   return check_text(s, json::array({"path", std::string{name}}),
                     required_id_rule);
+}
+
+std::optional<field_error> check_idempotency_key(std::string_view value) {
+  auto loc = json::array({"header", "idempotency-key"});
+  if (value.empty())
+    return too_short(loc, 1);
+  if (value.size() > max_id_length) // 128, like every id
+    return too_long(loc, max_id_length);
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7F)
+      return not_printable(loc);
+    if (c > 0x7F) // header bytes are not UTF-8 text: no code points here
+      return not_ascii(loc);
+  }
+  return std::nullopt;
 }
 
 } // namespace vb

@@ -14,7 +14,9 @@
 // - null in an optional field, or "" in an optional id field, means "not
 //   given"; null in a required field is "none is not an allowed value";
 // - an empty body, or the body `null`, is "field required" at ["body"]
-//   (FastAPI's answer), except for heartbeats, where it means {};
+//   (FastAPI's answer), except for heartbeats and drains, where it means {};
+// - numbers must be JSON numbers (not strings or booleans), and an integer
+//   field takes an integral number only (2.5 is refused, not truncated);
 // - invalid UTF-8 anywhere in a body is malformed JSON (400); in a string
 //   that did not come from JSON (path, CAF) it is "value_error.str.utf8";
 // - control characters (C0, DEL, C1) are "value_error.str.printable".
@@ -81,14 +83,29 @@ constexpr std::size_t max_bots = 256;      // bots in one registration
 constexpr std::string_view bot_name_pattern = "^[A-Za-z0-9_.-]{1,64}$";
 constexpr std::size_t max_chat_length = 2000; // one chat line, code points
 
+// -- limits (SPEC §7) --------------------------------------------------------
+
+constexpr std::size_t max_instance_id_length = 64; // code points
+constexpr double min_heartbeat_interval = 0.05;    // seconds
+constexpr double max_heartbeat_interval = 3600;    // seconds
+constexpr std::size_t max_runs = 100000; // run ids in one registration or
+                                         // heartbeat
+constexpr double max_drain_timeout = 86400; // seconds
+
 // -- request bodies ------------------------------------------------------------
 
-/// POST /api/bots/providers/register; via is transport::http.
+/// POST /api/bots/providers/register; via is transport::http. `runs` (run
+/// id strings, or objects with a "run_id") sets has_runs, even when empty.
 parse_result<provider_registration>
 parse_provider_registration(std::string_view body);
 
 /// POST /api/bots/providers/{id}/heartbeat; an empty body means {}.
 parse_result<heartbeat> parse_heartbeat(std::string_view body);
+
+/// POST /api/bots/providers/{id}/drain; an empty body means {} (no key, the
+/// server's drain_timeout). by_operator is true: the drain route is an
+/// operator's.
+parse_result<drain_request> parse_drain_request(std::string_view body);
 
 /// POST /api/lobby.
 parse_result<lobby_create> parse_lobby_create(std::string_view body);
@@ -119,6 +136,11 @@ parse_result<chat_line> parse_chat_line(std::string_view message);
 std::vector<field_error>
 check_provider_registration(const provider_registration& x);
 
+/// The rules of parse_heartbeat applied to a heartbeat that did not come from
+/// JSON (a CAF provider's); a negative load or capacity is "not given".
+/// Empty when valid.
+std::vector<field_error> check_heartbeat(const heartbeat& x);
+
 // -- single values -------------------------------------------------------------
 
 /// `[A-Za-z0-9_.-]{1,64}`.
@@ -131,6 +153,10 @@ std::optional<field_error> check_bot_name_path(std::string_view s);
 /// printable characters; loc ["path", name].
 std::optional<field_error> check_id_path(std::string_view s,
                                          std::string_view name);
+
+/// The Idempotency-Key request header (SPEC §7): 1 to 128 printable ASCII
+/// characters (0x20 to 0x7E); loc ["header","idempotency-key"].
+std::optional<field_error> check_idempotency_key(std::string_view value);
 
 /// Well-formed UTF-8 (no overlong forms, surrogates or code points past
 /// U+10FFFF).

@@ -75,6 +75,48 @@ TEST_CASE("config: bad files and values are refused with a clear message",
   CHECK(validate(v).empty());
 }
 
+TEST_CASE("config: the fleet's options have SPEC §7's defaults and bounds",
+          "[config]") {
+  server_options o;
+  CHECK(o.dispatch_timeout == 5);
+  CHECK(o.failover_attempts == 1);
+  CHECK(o.drain_timeout == 300);
+  CHECK(o.max_registrations_per_second == 1000);
+  CHECK(o.idempotency_ttl == 86400);
+  CHECK(apply_config_json(R"({"dispatch_timeout": 0.5, "failover_attempts": 0,
+    "drain_timeout": 30, "max_registrations_per_second": 2.5,
+    "idempotency_ttl": 60})",
+                          o)
+          .empty());
+  CHECK(o.dispatch_timeout == 0.5);
+  CHECK(o.failover_attempts == 0);
+  CHECK(o.drain_timeout == 30);
+  CHECK(o.max_registrations_per_second == 2.5);
+  CHECK(o.idempotency_ttl == 60);
+  CHECK(validate(o).empty());
+  CHECK(apply_config_json(R"({"failover_attempts": 1.5})", o)
+        == "failover_attempts: expected a non-negative integer");
+  CHECK(apply_config_json(R"({"failover_attempts": -1})", o)
+        == "failover_attempts: expected a non-negative integer");
+  CHECK(apply_config_json(R"({"dispatch_timeout": "5"})", o)
+        == "dispatch_timeout: expected a number");
+
+  auto refused = [](auto change, const char* fragment) {
+    server_options v;
+    change(v);
+    CHECK_THAT(validate(v), Catch::Contains(fragment));
+  };
+  refused([](server_options& v) { v.dispatch_timeout = 0; }, "dispatch_timeout");
+  refused([](server_options& v) { v.failover_attempts = 17; }, "failover_attempts");
+  refused([](server_options& v) { v.drain_timeout = -1; }, "drain_timeout");
+  refused([](server_options& v) { v.max_registrations_per_second = 0; },
+          "max_registrations_per_second");
+  refused([](server_options& v) { v.idempotency_ttl = 0; }, "idempotency_ttl");
+  server_options sixteen;
+  sixteen.failover_attempts = 16;
+  CHECK(validate(sixteen).empty());
+}
+
 TEST_CASE("config: values from a file apply", "[config]") {
   server_options o;
   CHECK(apply_config_json(R"({"port": 0, "stale_after": 1.5,

@@ -54,6 +54,9 @@ TEST_CASE("a session and a provider are written as nlohmann writes them, "
   for (auto& nick : nicks) {
     auto s = bot("s1", nick);
     CHECK(session_json(s) == nlohmann_dump(json(s)));
+    s.orphaned = true;
+    s.moved_at = 1796161950.25;
+    CHECK(session_json(s) == nlohmann_dump(json(s)));
     provider p;
     p.provider_id = "id";
     p.name = nick;
@@ -62,14 +65,144 @@ TEST_CASE("a session and a provider are written as nlohmann writes them, "
     p.bots = {bot_info{"echo", nick}, bot_info{"b", ""}};
     p.registered_at = 1;
     p.last_seen = 0.1 + 0.2;
-    CHECK(provider_json(p) == nlohmann_dump(json(p)));
+    CHECK(provider_json(p) == nlohmann_dump(snapshot_json(p)));
+    p.instance_id = nick;
+    p.heartbeat_interval = 0.05;
+    p.drain_deadline = 1796162000.5;
+    p.drain_by_operator = true;
+    p.status = provider_status::draining;
+    p.load = 0.5; // volatile: in neither text
+    p.capacity = 3;
+    p.active_runs = 7;
+    p.lease_expires_at = 1796162900;
+    CHECK(provider_json(p) == nlohmann_dump(snapshot_json(p)));
   }
   auto s = bot("s1", "n");
+  provider p;
+  p.provider_id = "id";
+  p.name = "n";
   for (double t : {0.0, -1.5, 1e300, 5e-324, std::numeric_limits<double>::quiet_NaN(),
                    std::numeric_limits<double>::infinity()}) {
     s.joined_at = t;
+    s.moved_at = t;
     CHECK(session_json(s) == nlohmann_dump(json(s)));
+    p.heartbeat_interval = t;
+    p.drain_deadline = t;
+    CHECK(provider_json(p) == nlohmann_dump(snapshot_json(p)));
   }
+}
+
+TEST_CASE("a snapshot keeps a provider's instance, heartbeat interval and "
+          "drain, not its load, capacity, runs or lease", "[journal_codec]") {
+  provider p;
+  p.provider_id = "p1";
+  p.name = "one";
+  p.status = provider_status::draining;
+  p.instance_id = "inst-\"7\"";
+  p.heartbeat_interval = 2.5;
+  p.drain_deadline = 1796162000.5;
+  p.drain_by_operator = true;
+  p.load = 0.25;
+  p.capacity = 4;
+  p.active_runs = 9;
+  p.lease_expires_at = 1796162900;
+  auto kept = [](const provider& x) {
+    CHECK(x.status == provider_status::draining);
+    CHECK(x.instance_id == "inst-\"7\"");
+    CHECK(x.heartbeat_interval == 2.5);
+    CHECK(x.drain_deadline == 1796162000.5);
+    CHECK(x.drain_by_operator);
+    CHECK(x.load < 0);
+    CHECK(x.capacity < 0);
+    CHECK(x.active_runs == 0);
+    CHECK(x.lease_expires_at == 0);
+  };
+  std::string text = provider_json(p);
+  CHECK(text.find("load") == std::string::npos);
+  CHECK(text.find("capacity") == std::string::npos);
+  CHECK(text.find("active_runs") == std::string::npos);
+  CHECK(text.find("lease_expires_at") == std::string::npos);
+  std::vector<provider> back;
+  std::string why;
+  REQUIRE(decode_providers(encode_provider_fragments({&text}), back, why));
+  REQUIRE(back.size() == 1);
+  kept(back[0]);
+  REQUIRE(decode_providers(encode_providers({p}), back, why));
+  REQUIRE(back.size() == 1);
+  kept(back[0]);
+  provider_replay pr{{}};
+  REQUIRE(pr.apply(provider_put_record(text), why));
+  auto replayed = pr.result();
+  REQUIRE(replayed.size() == 1);
+  kept(replayed[0]);
+
+  // Not draining, nothing announced: null, and back to the defaults.
+  provider plain;
+  plain.provider_id = "p2";
+  plain.name = "two";
+  auto j = json::parse(provider_json(plain));
+  CHECK(j["instance_id"].is_null());
+  CHECK(j["heartbeat_interval"].is_null());
+  CHECK(j["drain_deadline"].is_null());
+  CHECK(j["drain_by_operator"] == false);
+  auto again = j.get<provider>();
+  CHECK(again.instance_id.empty());
+  CHECK(again.heartbeat_interval == 0);
+  CHECK(again.drain_deadline == 0);
+  CHECK_FALSE(again.drain_by_operator);
+}
+
+TEST_CASE("a member's orphaned mark and move time come back through the "
+          "snapshot and the journal; files without them still load",
+          "[journal_codec]") {
+  auto moved = bot("a", "A");
+  moved.orphaned = true;
+  moved.moved_at = 1796161999.75;
+  std::string header = lobby_header_json(room("l1"));
+  std::string member = session_json(moved);
+  std::vector<lobby> back;
+  std::string why;
+  REQUIRE(decode_lobbies(encode_lobby_parts({lobby_parts{&header, {&member}}}, 3),
+                         back, why));
+  REQUIRE(back.at(0).sessions.size() == 1);
+  CHECK(back[0].sessions[0].orphaned);
+  CHECK(back[0].sessions[0].moved_at == 1796161999.75);
+  CHECK(json(back[0].sessions[0]) == json(moved));
+
+  // A join record of a member already there replaces it (a move).
+  lobby_replay r{{room("l1", {bot("a", "A")})}};
+  REQUIRE(r.apply(join_record("l1", member), why));
+  auto replayed = r.result();
+  REQUIRE(replayed.at(0).sessions.size() == 1);
+  CHECK(json(replayed[0].sessions[0]) == json(moved));
+
+  // Written before the fleet fields: they take their defaults.
+  const std::string old_file
+    = R"({"format":"voicebot-server/lobbies","lobbies":[{"created_at":1.0,"id":"l1",)"
+      R"("members":1,"name":"n","private":false,"sessions":[{"bot_name":"echo",)"
+      R"("is_bot":true,"joined_at":2.0,"nick":"e","provider_id":"p1","run_id":"r1",)"
+      R"("session_id":"s1"}]}],"version":1})";
+  REQUIRE(decode_lobbies(old_file, back, why));
+  REQUIRE(back.at(0).sessions.size() == 1);
+  CHECK_FALSE(back[0].sessions[0].orphaned);
+  CHECK(back[0].sessions[0].moved_at == 0);
+  lobby_replay old{{room("l1")}};
+  REQUIRE(old.apply(R"({"op":"join","lobby_id":"l1","session":{"session_id":"s2",)"
+                    R"("moved_at":null,"is_bot":true}})",
+                    why));
+  CHECK(old.result().at(0).sessions.at(0).moved_at == 0);
+
+  // Of the wrong type: refused with the field's name.
+  CHECK_FALSE(decode_lobbies(
+    R"({"format":"voicebot-server/lobbies","version":1,"lobbies":[{"id":"l","name":"n",)"
+    R"("sessions":[{"session_id":"s","orphaned":"yes"}]}]})",
+    back, why));
+  CHECK_THAT(why, Catch::Contains("field 'orphaned' must be a boolean"));
+  CHECK_FALSE(decode_lobbies(
+    R"({"format":"voicebot-server/lobbies","version":1,"lobbies":[{"id":"l","name":"n",)"
+    R"("sessions":[{"session_id":"s","moved_at":"later"}]}]})",
+    back, why));
+  CHECK_THAT(why, Catch::Contains("field 'moved_at' must be a number"));
 }
 
 TEST_CASE("records replay onto a snapshot's lobbies, and replaying a record "

@@ -184,7 +184,14 @@ TEST_CASE("model: provider JSON has the SPEC's fields and round trips",
   CHECK(j["registered_at"].get<double>() == 1757443211.7239835);
   CHECK(j["last_seen"].get<double>() == 1757443511.25);
   CHECK(j["status"] == "suspect");
-  CHECK(j.size() == 9);
+  // The fleet's fields (SPEC §7): null when none was announced.
+  CHECK(j["instance_id"].is_null());
+  CHECK(j["heartbeat_interval"].is_null());
+  CHECK(j["load"].is_null());
+  CHECK(j["capacity"].is_null());
+  CHECK(j["active_runs"] == 0);
+  CHECK(j["lease_expires_at"] == 0);
+  CHECK(j.size() == 15);
 
   auto back = j.get<provider>();
   CHECK(as_json(back) == j);
@@ -204,6 +211,57 @@ TEST_CASE("model: provider JSON has the SPEC's fields and round trips",
   CHECK(as_json(c.get<provider>()) == c);
 }
 
+TEST_CASE("model: a provider's announced fleet fields are numbers, and read "
+          "back", "[model][json]") {
+  auto p = sample_provider();
+  p.instance_id = "boot-7f3a";
+  p.heartbeat_interval = 0.05;
+  p.load = 0; // announced: 0 is a load, not "none"
+  p.capacity = 0;
+  p.active_runs = 3;
+  p.lease_expires_at = 1757444411.25;
+  json j = p;
+  CHECK(j["instance_id"] == "boot-7f3a");
+  CHECK(j["heartbeat_interval"].get<double>() == 0.05);
+  CHECK(j["load"].get<double>() == 0);
+  CHECK(j["capacity"] == 0);
+  CHECK(j["capacity"].is_number_integer());
+  CHECK(j["active_runs"] == 3);
+  CHECK(j["lease_expires_at"].get<double>() == 1757444411.25);
+  // What only a snapshot holds is not shown.
+  CHECK_FALSE(j.contains("drain_deadline"));
+  CHECK_FALSE(j.contains("drain_by_operator"));
+
+  auto back = json::parse(j.dump()).get<provider>();
+  CHECK(as_json(back) == j);
+  CHECK(back.capacity == 0);
+  CHECK(back.load == 0);
+  CHECK(back.active_runs == 3);
+
+  p.load = 0.75;
+  p.capacity = 12;
+  j = p;
+  CHECK(j["load"].get<double>() == 0.75);
+  CHECK(j["capacity"] == 12);
+}
+
+TEST_CASE("model: a session's orphaned mark and move time", "[model][json]") {
+  session s;
+  s.session_id = "s-1";
+  s.is_bot = true;
+  json j = s;
+  CHECK(j["orphaned"] == false);
+  CHECK(j["moved_at"].is_null());
+  s.orphaned = true;
+  s.moved_at = 1757000003.5;
+  j = s;
+  CHECK(j["orphaned"] == true);
+  CHECK(j["moved_at"].get<double>() == 1757000003.5);
+  auto back = json::parse(j.dump()).get<session>();
+  CHECK(back.orphaned);
+  CHECK(back.moved_at == 1757000003.5);
+}
+
 TEST_CASE("model: lobby JSON with sessions round trips", "[model][json]") {
   auto l = sample_lobby();
   json j = l;
@@ -215,7 +273,8 @@ TEST_CASE("model: lobby JSON with sessions round trips", "[model][json]") {
   REQUIRE(j["sessions"].size() == 2);
   const auto& bot = j["sessions"][1];
   CHECK(bot == json::parse(R"({"session_id":"s-2","nick":"echo-bot","is_bot":true,
-    "bot_name":"echo","provider_id":"caf-1","run_id":"run-42","joined_at":1757000002.75})"));
+    "bot_name":"echo","provider_id":"caf-1","run_id":"run-42","joined_at":1757000002.75,
+    "orphaned":false,"moved_at":null})"));
   const auto& person = j["sessions"][0];
   CHECK(person["is_bot"] == false);
   CHECK(person["bot_name"] == "");
@@ -253,6 +312,24 @@ TEST_CASE("model: from_json takes defaults for missing or null fields",
   CHECK(p.registered_at == 0);
   CHECK(p.last_seen == 0);
   CHECK(p.status == provider_status::online);
+  CHECK(p.instance_id.empty());
+  CHECK(p.heartbeat_interval == 0);
+  CHECK(p.load < 0);
+  CHECK(p.capacity < 0);
+  CHECK(p.active_runs == 0);
+  CHECK(p.lease_expires_at == 0);
+  CHECK(p.drain_deadline == 0);
+  CHECK_FALSE(p.drain_by_operator);
+
+  // null is "not announced" too, as to_json writes it.
+  auto nulls = json::parse(R"({"provider_id":"p1","name":"n","instance_id":null,
+    "heartbeat_interval":null,"load":null,"capacity":null,"drain_deadline":null})")
+                 .get<provider>();
+  CHECK(nulls.instance_id.empty());
+  CHECK(nulls.heartbeat_interval == 0);
+  CHECK(nulls.load < 0);
+  CHECK(nulls.capacity < 0);
+  CHECK(nulls.drain_deadline == 0);
 
   auto b = json::parse(R"({"name":"echo"})").get<bot_info>();
   CHECK(b.name == "echo");
@@ -261,6 +338,9 @@ TEST_CASE("model: from_json takes defaults for missing or null fields",
   auto s = json::parse(R"({"session_id":"s"})").get<session>();
   CHECK_FALSE(s.is_bot);
   CHECK(s.joined_at == 0);
+  CHECK_FALSE(s.orphaned);
+  CHECK(s.moved_at == 0);
+  CHECK(json::parse(R"({"moved_at":null,"orphaned":null})").get<session>().moved_at == 0);
 
   auto l = json::parse(R"({"id":"l","name":"n","members":99})").get<lobby>();
   CHECK_FALSE(l.is_private);
@@ -290,6 +370,12 @@ TEST_CASE("model: from_json names the field of the wrong type",
              "bots[1]: field 'name' must be a string, not array");
   fails_with(R"({"bots":[7]})", "bots[0]: a bot must be an object");
   fails_with(R"([])", "a provider must be an object");
+  fails_with(R"({"capacity":2.5})", "field 'capacity' must be an integer, not number");
+  fails_with(R"({"active_runs":-1})", "field 'active_runs' must be a non-negative integer");
+  fails_with(R"({"instance_id":7})", "field 'instance_id' must be a string");
+  fails_with(R"({"heartbeat_interval":"1s"})", "field 'heartbeat_interval' must be a number");
+  fails_with(R"({"drain_by_operator":1})", "field 'drain_by_operator' must be a boolean");
+  CHECK_THROWS_AS(json::parse(R"({"orphaned":"no"})").get<session>(), json::type_error);
   CHECK_THROWS_AS(json::parse(R"({"private":"yes"})").get<lobby>(),
                   json::type_error);
   CHECK_THROWS_AS(json::parse(R"({"sessions":[{"is_bot":1}]})").get<lobby>(),
@@ -342,6 +428,10 @@ TEST_CASE("model: a legacy Python bot_providers.json loads",
   CHECK(b.base_url == "https://bots.example.com/voicebot");
   CHECK(b.bots.empty());
   CHECK(b.registered_at == 1757440000);
+  // The original protocol announces nothing of the fleet.
+  CHECK(a.instance_id.empty());
+  CHECK(a.heartbeat_interval == 0);
+  CHECK(a.drain_deadline == 0);
 
   // What we write back is our own format, and reads the same.
   std::vector<provider> again;
@@ -542,4 +632,38 @@ TEST_CASE("model: a providers snapshot from rendered providers is the same "
     parts.push_back(&r);
   CHECK(encode_provider_fragments(parts) == encode_providers(ps));
   CHECK(encode_provider_fragments({}) == encode_providers({}));
+
+  // With the fleet's fields too, durable and volatile.
+  ps[0].instance_id = "inst-0";
+  ps[0].heartbeat_interval = 30;
+  ps[1].status = provider_status::draining;
+  ps[1].drain_deadline = 1764300400.5;
+  ps[1].drain_by_operator = true;
+  ps[2].load = 0.5;
+  ps[2].capacity = 2;
+  ps[2].active_runs = 1;
+  ps[2].lease_expires_at = 1764301000;
+  for (size_t i = 0; i < ps.size(); ++i)
+    rendered[i] = provider_json(ps[i]);
+  CHECK(encode_provider_fragments(parts) == encode_providers(ps));
+}
+
+TEST_CASE("model: a providers snapshot written before the fleet fields "
+          "loads with their defaults", "[model][snapshot]") {
+  const char* old_file
+    = R"({"format":"voicebot-server/bot_providers","providers":[{"base_url":"",)"
+      R"("bots":[{"description":"","name":"echo"}],"description":"","last_seen":2.0,)"
+      R"("name":"n","provider_id":"p1","registered_at":1.0,"status":"unreachable",)"
+      R"("transport":"caf"}],"version":1})";
+  std::vector<provider> ps;
+  std::string why;
+  REQUIRE(decode_providers(old_file, ps, why));
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0].status == provider_status::unreachable);
+  CHECK(ps[0].instance_id.empty());
+  CHECK(ps[0].heartbeat_interval == 0);
+  CHECK(ps[0].drain_deadline == 0);
+  CHECK_FALSE(ps[0].drain_by_operator);
+  CHECK(ps[0].load < 0);
+  CHECK(ps[0].capacity < 0);
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -501,6 +502,74 @@ TEST_CASE("validate: duplicate bot names are refused", "[validate][register][bot
     "bots", json::parse(R"([{"name":"Echo"},{"name":"echo"}])"))));
 }
 
+TEST_CASE("validate: a registration's heartbeat interval, instance and runs",
+          "[validate][register][fleet]") {
+  auto minimal = parse_provider_registration(R"({"name":"n"})");
+  REQUIRE(minimal);
+  CHECK(minimal.value->heartbeat_interval == 0); // not given
+  CHECK(minimal.value->instance_id.empty());
+  CHECK_FALSE(minimal.value->has_runs);
+  CHECK(minimal.value->runs.empty());
+
+  auto r = parse_provider_registration(R"({"name":"n","heartbeat_interval":2.5,
+    "instance_id":"boot-1","runs":["r-1",{"run_id":"r-2","lobby_id":"l"}]})");
+  REQUIRE(r);
+  CHECK(r.value->heartbeat_interval == 2.5);
+  CHECK(r.value->instance_id == "boot-1");
+  CHECK(r.value->has_runs);
+  CHECK(r.value->runs == std::vector<std::string>{"r-1", "r-2"});
+  auto none = parse_provider_registration(registration_with("runs", json::array()));
+  REQUIRE(none);
+  CHECK(none.value->has_runs);
+  auto null_runs = parse_provider_registration(registration_with("runs", nullptr));
+  REQUIRE(null_runs);
+  CHECK_FALSE(null_runs.value->has_runs);
+
+  auto interval = [](const json& value) {
+    return parse_provider_registration(registration_with("heartbeat_interval", value));
+  };
+  CHECK(interval(0.05).value->heartbeat_interval == 0.05);
+  CHECK(interval(3600).value->heartbeat_interval == 3600);
+  CHECK(interval(nullptr).value->heartbeat_interval == 0);
+  for (double low : {0.0, 0.049, -1.0})
+    check_error(only_error(interval(low)), json{"body", "heartbeat_interval"},
+                "ensure this value is greater than or equal to 0.05",
+                "value_error.number.not_ge", json{{"limit_value", 0.05}});
+  check_error(only_error(interval(3600.5)), json{"body", "heartbeat_interval"},
+              "ensure this value is less than or equal to 3600",
+              "value_error.number.not_le", json{{"limit_value", 3600}});
+  check_error(only_error(interval("5")), json{"body", "heartbeat_interval"},
+              "value is not a valid float", "type_error.float");
+
+  auto instance = [](const json& value) {
+    return parse_provider_registration(registration_with("instance_id", value));
+  };
+  CHECK(instance(std::string(64, 'i')));
+  CHECK(instance("").value->instance_id.empty()); // "" is not given
+  check_error(only_error(instance(std::string(65, 'i'))), json{"body", "instance_id"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(only_error(instance("a\nb")), json{"body", "instance_id"},
+              "string contains control characters", "value_error.str.printable");
+  check_error(only_error(instance(7)), json{"body", "instance_id"}, "str type expected",
+              "type_error.str");
+
+  check_error(only_error(parse_provider_registration(registration_with("runs", "r"))),
+              json{"body", "runs"}, "value is not a valid list", "type_error.list");
+  check_error(only_error(parse_provider_registration(
+                registration_with("runs", json::array({json{{"run_id", 5}}})))),
+              json{"body", "runs", 0, "run_id"}, "str type expected", "type_error.str");
+
+  // The fleet's fields come after the original ones, in field order.
+  auto all = parse_provider_registration(R"({"name":"","runs":[1],"heartbeat_interval":0,
+    "instance_id":""})");
+  REQUIRE_FALSE(all);
+  REQUIRE(all.error.errors.size() == 3);
+  CHECK(all.error.errors[0].loc == json{"body", "name"});
+  CHECK(all.error.errors[1].loc == json{"body", "heartbeat_interval"});
+  CHECK(all.error.errors[2].loc == json{"body", "runs", 0});
+}
+
 TEST_CASE("validate: the CAF registration struct follows the same rules",
           "[validate][register][caf]") {
   provider_registration x;
@@ -531,6 +600,30 @@ TEST_CASE("validate: the CAF registration struct follows the same rules",
   check_error(e[5], json{"body", "bots", 2, "name"}, "duplicate bot name \"echo\"",
               "value_error.duplicate");
 
+  // The fleet's fields: 0 is "no interval announced" here, "" no instance.
+  x = provider_registration{};
+  x.name = "local";
+  x.heartbeat_interval = 0;
+  CHECK(check_provider_registration(x).empty());
+  x.heartbeat_interval = 0.05;
+  x.instance_id = std::string(64, 'i');
+  CHECK(check_provider_registration(x).empty());
+  x.heartbeat_interval = 0.01;
+  x.instance_id = "a";
+  e = check_provider_registration(x);
+  REQUIRE(e.size() == 2);
+  check_error(e[0], json{"body", "instance_id"}, "string contains control characters",
+              "value_error.str.printable");
+  check_error(e[1], json{"body", "heartbeat_interval"},
+              "ensure this value is greater than or equal to 0.05",
+              "value_error.number.not_ge", json{{"limit_value", 0.05}});
+  x.instance_id.clear();
+  for (double bad : {-1.0, 3601.0, std::numeric_limits<double>::quiet_NaN()}) {
+    x.heartbeat_interval = bad;
+    REQUIRE(check_provider_registration(x).size() == 1);
+    CHECK(check_provider_registration(x)[0].loc == json{"body", "heartbeat_interval"});
+  }
+
   x = provider_registration{};
   check_error(check_provider_registration(x).at(0), json{"body", "name"},
               "ensure this value has at least 1 characters",
@@ -551,6 +644,9 @@ TEST_CASE("validate: heartbeat bodies", "[validate][heartbeat]") {
   CHECK(hb.value->has_bots);
   REQUIRE(hb.value->bots.size() == 1);
   CHECK(hb.value->bots[0].name == "echo");
+  CHECK(hb.value->load == 0.5);
+  CHECK(hb.value->capacity < 0); // not given
+  CHECK_FALSE(hb.value->has_runs);
 
   auto empty_list = parse_heartbeat(R"({"bots":[]})");
   REQUIRE(empty_list);
@@ -560,6 +656,16 @@ TEST_CASE("validate: heartbeat bodies", "[validate][heartbeat]") {
   auto no_bots = parse_heartbeat(R"({"bots":null,"capacity":4})");
   REQUIRE(no_bots);
   CHECK_FALSE(no_bots.value->has_bots);
+  CHECK(no_bots.value->capacity == 4);
+  CHECK(no_bots.value->load < 0); // not given
+
+  auto empty = parse_heartbeat("");
+  REQUIRE(empty);
+  CHECK_FALSE(empty.value->has_bots);
+  CHECK(empty.value->instance_id.empty());
+  CHECK(empty.value->load < 0);
+  CHECK(empty.value->capacity < 0);
+  CHECK_FALSE(empty.value->has_runs);
 
   check_error(only_error(parse_heartbeat(R"({"bots":"echo"})")), json{"body", "bots"},
               "value is not a valid list", "type_error.list");
@@ -573,6 +679,256 @@ TEST_CASE("validate: heartbeat bodies", "[validate][heartbeat]") {
   check_error(only_error(parse_heartbeat(json{{"bots", bots_of(257)}}.dump())),
               json{"body", "bots"}, "ensure this value has at most 256 items",
               "value_error.list.max_items", json{{"limit_value", 256}});
+}
+
+TEST_CASE("validate: a heartbeat's load is 0 to 1 and its capacity an "
+          "integer >= 0", "[validate][heartbeat][fleet]") {
+  auto with = [](const char* key, const json& value) {
+    return parse_heartbeat(json{{key, value}}.dump());
+  };
+  for (double load : {0.0, 0.25, 1.0}) {
+    auto r = with("load", load);
+    REQUIRE(r);
+    CHECK(r.value->load == load);
+  }
+  CHECK(with("load", 1).value->load == 1); // an integer is a number
+  check_error(only_error(with("load", -0.01)), json{"body", "load"},
+              "ensure this value is greater than or equal to 0",
+              "value_error.number.not_ge", json{{"limit_value", 0}});
+  check_error(only_error(with("load", 1.5)), json{"body", "load"},
+              "ensure this value is less than or equal to 1",
+              "value_error.number.not_le", json{{"limit_value", 1}});
+  for (const json& bad : {json("0.5"), json(true), json::array(), json::object()})
+    check_error(only_error(with("load", bad)), json{"body", "load"},
+                "value is not a valid float", "type_error.float");
+  CHECK(with("load", nullptr).value->load < 0);
+
+  CHECK(with("capacity", 0).value->capacity == 0);
+  CHECK(with("capacity", 12).value->capacity == 12);
+  CHECK(with("capacity", 2.0).value->capacity == 2); // integral
+  CHECK(with("capacity", nullptr).value->capacity < 0);
+  check_error(only_error(with("capacity", 2.5)), json{"body", "capacity"},
+              "value is not a valid integer", "type_error.integer");
+  check_error(only_error(with("capacity", -1)), json{"body", "capacity"},
+              "ensure this value is greater than or equal to 0",
+              "value_error.number.not_ge", json{{"limit_value", 0}});
+  check_error(only_error(with("capacity", -3.0)), json{"body", "capacity"},
+              "ensure this value is greater than or equal to 0",
+              "value_error.number.not_ge", json{{"limit_value", 0}});
+  for (const json& bad : {json("4"), json(false), json::array({1})})
+    check_error(only_error(with("capacity", bad)), json{"body", "capacity"},
+                "value is not a valid integer", "type_error.integer");
+  auto huge = parse_heartbeat(R"({"capacity":1e30})");
+  check_error(only_error(huge), json{"body", "capacity"},
+              "ensure this value is less than or equal to 9223372036854775807",
+              "value_error.number.not_le",
+              json{{"limit_value", 9223372036854775807LL}});
+  auto huge_integer = parse_heartbeat(R"({"capacity":18446744073709551615})");
+  CHECK(only_error(huge_integer).type == "value_error.number.not_le");
+}
+
+TEST_CASE("validate: a heartbeat's runs and instance", "[validate][heartbeat][fleet]") {
+  auto r = parse_heartbeat(R"({"instance_id":"boot 7","runs":["r-1",{"run_id":"r-2","bot":"echo"}],
+    "load":0,"capacity":0})");
+  REQUIRE(r);
+  CHECK(r.value->instance_id == "boot 7");
+  CHECK(r.value->has_runs);
+  CHECK(r.value->runs == std::vector<std::string>{"r-1", "r-2"});
+  CHECK(r.value->load == 0);
+  CHECK(r.value->capacity == 0);
+
+  auto none = parse_heartbeat(R"({"runs":[]})");
+  REQUIRE(none);
+  CHECK(none.value->has_runs); // "I run nothing" is not "I say nothing"
+  CHECK(none.value->runs.empty());
+  auto absent = parse_heartbeat(R"({"runs":null,"instance_id":""})");
+  REQUIRE(absent);
+  CHECK_FALSE(absent.value->has_runs);
+  CHECK(absent.value->instance_id.empty());
+
+  // Every error, in field order.
+  auto bad = parse_heartbeat(json{{"runs", json::array({7, "", json{{"id", "x"}},
+                                                          std::string(129, 'r'), "ok",
+                                                          json{{"run_id", "a\tb"}}})},
+                                  {"instance_id", std::string(65, 'i')},
+                                  {"load", 2},
+                                  {"capacity", 0.5}}
+                               .dump());
+  REQUIRE_FALSE(bad);
+  const auto& e = bad.error.errors;
+  REQUIRE(e.size() == 8);
+  check_error(e[0], json{"body", "instance_id"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(e[1], json{"body", "load"}, "ensure this value is less than or equal to 1",
+              "value_error.number.not_le", json{{"limit_value", 1}});
+  check_error(e[2], json{"body", "capacity"}, "value is not a valid integer",
+              "type_error.integer");
+  check_error(e[3], json{"body", "runs", 0}, "str type expected", "type_error.str");
+  check_error(e[4], json{"body", "runs", 1},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(e[5], json{"body", "runs", 2, "run_id"}, "field required",
+              "value_error.missing");
+  check_error(e[6], json{"body", "runs", 3},
+              "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  check_error(e[7], json{"body", "runs", 5, "run_id"},
+              "string contains control characters", "value_error.str.printable");
+
+  check_error(only_error(parse_heartbeat(R"({"runs":"r-1"})")), json{"body", "runs"},
+              "value is not a valid list", "type_error.list");
+  check_error(only_error(parse_heartbeat(R"({"instance_id":5})")),
+              json{"body", "instance_id"}, "str type expected", "type_error.str");
+  check_error(only_error(parse_heartbeat("{\"instance_id\":\"a\\u0007\"}")),
+              json{"body", "instance_id"}, "string contains control characters",
+              "value_error.str.printable");
+  CHECK(parse_heartbeat(json{{"instance_id", std::string(64, 'i')}}.dump()));
+  CHECK(parse_heartbeat(json{{"instance_id", "\xc3\xa9t\xc3\xa9"}}.dump()));
+}
+
+TEST_CASE("validate: at most 100,000 runs, and no item looked at past that",
+          "[validate][fleet]") {
+  auto runs = json::array();
+  for (int i = 0; i < 100000; ++i)
+    runs.push_back("r" + std::to_string(i));
+  auto ok = parse_heartbeat(json{{"runs", runs}}.dump());
+  REQUIRE(ok);
+  CHECK(ok.value->runs.size() == 100000);
+  runs.push_back(42); // one too many, and of the wrong type: only the count
+  check_error(only_error(parse_heartbeat(json{{"runs", runs}}.dump())),
+              json{"body", "runs"}, "ensure this value has at most 100000 items",
+              "value_error.list.max_items", json{{"limit_value", 100000}});
+  check_error(only_error(parse_provider_registration(registration_with("runs", runs))),
+              json{"body", "runs"}, "ensure this value has at most 100000 items",
+              "value_error.list.max_items", json{{"limit_value", 100000}});
+}
+
+TEST_CASE("validate: a CAF heartbeat follows the same rules",
+          "[validate][heartbeat][caf]") {
+  heartbeat x;
+  CHECK(check_heartbeat(x).empty()); // nothing given
+  x.has_bots = true;
+  x.bots = {{"echo", ""}};
+  x.instance_id = "boot-1";
+  x.load = 1;
+  x.capacity = 0;
+  x.has_runs = true;
+  x.runs = {"r-1", "r-2"};
+  CHECK(check_heartbeat(x).empty());
+  x.load = -0.5; // any negative: not given
+  x.capacity = -7;
+  CHECK(check_heartbeat(x).empty());
+
+  x.bots = {{"no way", ""}};
+  x.instance_id = std::string(65, 'i');
+  x.load = 1.5;
+  x.runs = {"ok", "", std::string(129, 'r')};
+  auto e = check_heartbeat(x);
+  REQUIRE(e.size() == 5);
+  check_error(e[0], json{"body", "bots", 0, "name"},
+              "string does not match regex \"^[A-Za-z0-9_.-]{1,64}$\"",
+              "value_error.str.regex", json{{"pattern", "^[A-Za-z0-9_.-]{1,64}$"}});
+  check_error(e[1], json{"body", "instance_id"},
+              "ensure this value has at most 64 characters",
+              "value_error.any_str.max_length", max_64);
+  check_error(e[2], json{"body", "load"}, "ensure this value is less than or equal to 1",
+              "value_error.number.not_le", json{{"limit_value", 1}});
+  check_error(e[3], json{"body", "runs", 1},
+              "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  check_error(e[4], json{"body", "runs", 2},
+              "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+
+  heartbeat odd;
+  odd.load = std::numeric_limits<double>::quiet_NaN();
+  REQUIRE(check_heartbeat(odd).size() == 1);
+  CHECK(check_heartbeat(odd)[0].type == "value_error.number.not_ge");
+  odd.load = std::numeric_limits<double>::infinity();
+  REQUIRE(check_heartbeat(odd).size() == 1);
+  CHECK(check_heartbeat(odd)[0].type == "value_error.number.not_le");
+  odd = heartbeat{};
+  odd.instance_id = "bad\xff";
+  REQUIRE(check_heartbeat(odd).size() == 1);
+  CHECK(check_heartbeat(odd)[0].type == "value_error.str.utf8");
+  odd = heartbeat{};
+  odd.bots.assign(257, bot_info{"b", ""});
+  REQUIRE(check_heartbeat(odd).size() == 1);
+  CHECK(check_heartbeat(odd)[0].type == "value_error.list.max_items");
+}
+
+// -- drain -----------------------------------------------------------------------------
+
+TEST_CASE("validate: drain bodies", "[validate][drain]") {
+  for (const char* body : {"", " \n", "{}", "null"}) {
+    INFO(body);
+    auto r = parse_drain_request(body);
+    REQUIRE(r);
+    CHECK(r.value->provider_key.empty());
+    CHECK(r.value->timeout < 0); // the server's drain_timeout
+    CHECK(r.value->by_operator); // the drain route is an operator's
+  }
+  auto r = parse_drain_request(R"({"provider_key":"k-1","timeout":30.5,"reason":"upgrade"})");
+  REQUIRE(r);
+  CHECK(r.value->provider_key == "k-1");
+  CHECK(r.value->timeout == 30.5);
+  CHECK(parse_drain_request(R"({"timeout":86400})").value->timeout == 86400);
+  CHECK(parse_drain_request(R"({"timeout":0.001})").value->timeout == 0.001);
+  CHECK(parse_drain_request(R"({"timeout":null,"provider_key":""})").value->timeout < 0);
+
+  check_error(only_error(parse_drain_request(R"({"timeout":0})")), json{"body", "timeout"},
+              "ensure this value is greater than 0", "value_error.number.not_gt",
+              json{{"limit_value", 0}});
+  check_error(only_error(parse_drain_request(R"({"timeout":-5})")), json{"body", "timeout"},
+              "ensure this value is greater than 0", "value_error.number.not_gt",
+              json{{"limit_value", 0}});
+  check_error(only_error(parse_drain_request(R"({"timeout":86400.5})")),
+              json{"body", "timeout"}, "ensure this value is less than or equal to 86400",
+              "value_error.number.not_le", json{{"limit_value", 86400}});
+  check_error(only_error(parse_drain_request(R"({"timeout":"30"})")),
+              json{"body", "timeout"}, "value is not a valid float", "type_error.float");
+  check_error(only_error(parse_drain_request(R"({"provider_key":5})")),
+              json{"body", "provider_key"}, "str type expected", "type_error.str");
+  check_error(only_error(parse_drain_request(
+                json{{"provider_key", std::string(129, 'k')}}.dump())),
+              json{"body", "provider_key"}, "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  check_error(only_error(parse_drain_request("[]")), json{"body"},
+              "value is not a valid dict", "type_error.dict");
+  auto malformed = parse_drain_request("{\"timeout\":");
+  REQUIRE_FALSE(malformed);
+  CHECK(malformed.error.status == 400);
+}
+
+// -- Idempotency-Key -------------------------------------------------------------------
+
+TEST_CASE("validate: an Idempotency-Key is 1 to 128 printable ASCII characters",
+          "[validate][idempotency]") {
+  CHECK_FALSE(check_idempotency_key("a"));
+  CHECK_FALSE(check_idempotency_key("9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"));
+  CHECK_FALSE(check_idempotency_key("with space ~!@#$%^&*()"));
+  CHECK_FALSE(check_idempotency_key(std::string(128, 'k')));
+  const json loc{"header", "idempotency-key"};
+  auto e = check_idempotency_key("");
+  REQUIRE(e);
+  check_error(*e, loc, "ensure this value has at least 1 characters",
+              "value_error.any_str.min_length", min_1);
+  e = check_idempotency_key(std::string(129, 'k'));
+  REQUIRE(e);
+  check_error(*e, loc, "ensure this value has at most 128 characters",
+              "value_error.any_str.max_length", json{{"limit_value", 128}});
+  for (std::string bad : {std::string("a\tb"), std::string("a\x7f"),
+                          std::string("nul\0", 4), std::string("a\r\nb")}) {
+    e = check_idempotency_key(bad);
+    REQUIRE(e);
+    check_error(*e, loc, "string contains control characters",
+                "value_error.str.printable");
+  }
+  e = check_idempotency_key("caf\xc3\xa9");
+  REQUIRE(e);
+  check_error(*e, loc, "string contains characters other than printable ASCII",
+              "value_error.str.ascii");
 }
 
 // -- lobbies and sessions --------------------------------------------------------------
@@ -779,7 +1135,9 @@ TEST_CASE("validate: mutated bodies never make a parser throw", "[validate][fuzz
     R"({"name":"voicebot","base_url":"http://h:1/","description":"d\n","bots":[{"name":"echo","description":"e"}]})",
     R"({"lobby_id":"l-1","nick":"n","provider_id":"p"})",
     R"({"name":"Kitchen","private":false})",
-    R"({"bots":[{"name":"a"},{"name":"b"}]})"};
+    R"({"bots":[{"name":"a"},{"name":"b"}]})",
+    R"({"load":0.5,"capacity":3,"runs":["r1",{"run_id":"r2"}],"instance_id":"i","heartbeat_interval":1.5})",
+    R"({"provider_key":"k","timeout":30})"};
   std::mt19937 rng{20240611};
   const char raw_alphabet[] = "{}[]\",:\\ \x00\xff\xc3\x80nu0e-.tf\n\x7f";
   const std::string alphabet(raw_alphabet, sizeof raw_alphabet - 1);
@@ -818,6 +1176,7 @@ TEST_CASE("validate: mutated bodies never make a parser throw", "[validate][fuzz
       check(parse_join_request(body));
       check(parse_leave_request(body));
       check(parse_chat_line(body));
+      check(parse_drain_request(body));
     } catch (...) {
       wrong.push_back("threw: " + body);
     }
