@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/stats.hpp"
 #include "link/http_link.hpp"
 #include "model/provider_protocol.hpp"
 #include "model/url.hpp"
@@ -17,12 +18,16 @@ std::string excerpt(const std::string& body) {
   return body.size() <= max ? body : body.substr(0, max) + "...";
 }
 
-/// The error of a call that got no answer (503) or a non-2xx one (502);
-/// none for a 2xx answer.
+/// The error of a call that got no answer or a 5xx (503: the join fails
+/// over) or another non-2xx one (502: a rejection); none for a 2xx answer.
 caf::error call_error(const provider& p, const http_result& r) {
   if (!r.error.empty())
     return make_error(ec::unavailable,
                       "provider " + p.name + " unreachable: " + r.error);
+  if (r.status >= 500)
+    return make_error(ec::unavailable, "provider " + p.name + " answered "
+                                         + std::to_string(r.status) + ": "
+                                         + excerpt(r.body));
   if (r.status < 200 || r.status >= 300)
     return make_error(ec::rejected, "provider " + p.name + " answered "
                                       + std::to_string(r.status) + ": "
@@ -58,7 +63,8 @@ caf::error no_endpoint(const provider& p) {
 
 void dispatcher_state::call(std::string method, std::string url,
                             std::string body,
-                            std::function<void(const http_result&)> on_reply) {
+                            std::function<void(const http_result&)> on_reply,
+                            caf::timespan limit) {
   auto id = ++next_call;
   calls.emplace(id, std::move(on_reply));
   if (!http) {
@@ -66,13 +72,70 @@ void dispatcher_state::call(std::string method, std::string url,
                http_result{0, {}, "no HTTP link in this server", false});
     return;
   }
-  auto timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(config.timeout);
+  auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+    limit.count() > 0 ? limit : config.timeout);
   auto hdl = caf::actor_cast<dispatcher_actor>(self);
   http->request(std::move(method), std::move(url), std::move(body), timeout,
                 [hdl, id](http_result r) {
                   caf::anon_send(hdl, atom::done_v, id, std::move(r));
                 });
+}
+
+uint64_t dispatcher_state::start_join(
+  caf::typed_response_promise<std::string> rp, const provider& p) {
+  auto id = ++next_join;
+  joins.emplace(id, join_call{std::move(rp), p, false});
+  self->delayed_send(self, config.dispatch_timeout, atom::expire_v, id);
+  return id;
+}
+
+void dispatcher_state::join_expired(uint64_t id) {
+  auto i = joins.find(id);
+  if (i == joins.end() || i->second.expired)
+    return;
+  auto& c = i->second;
+  c.expired = true;
+  auto secs = std::chrono::duration<double>(config.dispatch_timeout).count();
+  spdlog::warn("provider {} did not accept a join within {:.3g} s", c.target.name,
+               secs);
+  c.rp.deliver(failed(c.target,
+                      make_error(ec::unavailable,
+                                 "provider " + c.target.name
+                                   + " did not answer in time")));
+}
+
+void dispatcher_state::join_answered(uint64_t id,
+                                     caf::expected<std::string> answer) {
+  auto i = joins.find(id);
+  if (i == joins.end())
+    return;
+  auto c = std::move(i->second);
+  joins.erase(i);
+  if (!c.expired) {
+    if (answer) {
+      seen(c.target.provider_id);
+      c.rp.deliver(std::move(*answer));
+    } else {
+      c.rp.deliver(failed(c.target, std::move(answer.error())));
+    }
+    return;
+  }
+  // The client was answered 503 already and the provider gets no member:
+  // an acceptance after the timeout is stopped (SPEC §7).
+  if (!answer)
+    return;
+  spdlog::warn("provider {} accepted a join after its dispatch timeout: run "
+               "{} is stopped",
+               c.target.name, *answer);
+  if (config.stats)
+    ++config.stats->late_acceptances;
+  self->request(caf::actor_cast<dispatcher_actor>(self), config.late_window,
+                atom::stop_v, c.target, *answer)
+    .then([](bool) {},
+          [run = *answer](caf::error& err) {
+            spdlog::warn("stop of late run {} failed: {}", run,
+                         to_string(err));
+          });
 }
 
 void dispatcher_state::seen(const std::string& provider_id) {
@@ -127,43 +190,43 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
           auto host = st.host_of(p);
           if (!host)
             return st.failed(p, no_link(p));
-          auto rp = self->make_response_promise<std::string>();
-          self->request(host, st.config.timeout, atom::join_v, req)
+          auto id = st.start_join(self->make_response_promise<std::string>(), p);
+          self->request(host, st.config.late_window, atom::join_v, req)
             .then(
-              [self, rp, id = p.provider_id](std::string& run_id) mutable {
-                self->state.seen(id);
-                rp.deliver(run_id);
+              [self, id](std::string& run_id) {
+                self->state.join_answered(id, std::move(run_id));
               },
-              [self, rp, p](caf::error& err) mutable {
-                rp.deliver(self->state.failed(p, host_error(p, err)));
+              [self, id, p](caf::error& err) {
+                self->state.join_answered(id, host_error(p, err));
               });
-          return rp;
+          return self->state.joins.at(id).rp;
         }
         if (p.base_url.empty())
           return st.failed(p, no_endpoint(p));
-        auto rp = self->make_response_promise<std::string>();
+        auto id = st.start_join(self->make_response_promise<std::string>(), p);
         auto url = join_url(
             p.base_url, "/bots/" + encode_path_segment(req.bot_name) + "/join");
         auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
                                    st.config.server_url);
-        st.call("POST", std::move(url), std::move(body),
-                [self, rp, p](const http_result& r) mutable {
-                  if (auto err = call_error(p, r)) {
-                    rp.deliver(self->state.failed(p, err));
-                    return;
-                  }
-                  std::string run_id;
-                  std::string why;
-                  if (!parse_join_answer(r.body, run_id, why)) {
-                    rp.deliver(make_error(ec::rejected,
-                                          "provider " + p.name + ": " + why));
-                    return;
-                  }
-                  self->state.seen(p.provider_id);
-                  rp.deliver(std::move(run_id));
-                });
-        return rp;
+        // Read for up to late_window: an answer after dispatch_timeout is a
+        // late acceptance, stopped (the connection is not reused meanwhile).
+        st.call(
+          "POST", std::move(url), std::move(body),
+          [self, id, p](const http_result& r) {
+            auto& st = self->state;
+            if (auto err = call_error(p, r))
+              return st.join_answered(id, err);
+            std::string run_id;
+            std::string why;
+            if (!parse_join_answer(r.body, run_id, why))
+              return st.join_answered(
+                id, make_error(ec::rejected, "provider " + p.name + ": " + why));
+            st.join_answered(id, std::move(run_id));
+          },
+          st.config.late_window);
+        return self->state.joins.at(id).rp;
       },
+      [=](atom::expire, uint64_t id) { self->state.join_expired(id); },
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
         auto& st = self->state;

@@ -20,19 +20,30 @@
 #include <string>
 #include <unordered_map>
 
+#include <caf/typed_response_promise.hpp>
+
 #include "actors/interfaces.hpp"
 
 namespace vb {
 
 class http_link;
+struct server_stats;
 
 struct dispatcher_config {
   /// This server's own URL, which providers get in each join call.
   std::string server_url;
-  /// How long a provider may take to answer a call.
+  /// How long a provider may take to answer a stop or a probe.
   caf::timespan timeout = std::chrono::seconds(3);
+  /// How long a provider may take to accept a join (SPEC §7: then the join
+  /// fails over).
+  caf::timespan dispatch_timeout = std::chrono::seconds(5);
+  /// How long a timed-out join's answer is still read, to stop a late
+  /// acceptance (SPEC §7).
+  caf::timespan late_window = std::chrono::seconds(60);
   /// Told about provider health (may be null in tests).
   registry_actor registry;
+  /// Counts late acceptances (may be null).
+  std::shared_ptr<server_stats> stats;
 };
 
 struct dispatcher_state {
@@ -48,6 +59,26 @@ struct dispatcher_state {
   std::unordered_map<uint64_t, std::function<void(const http_result&)>> calls;
   uint64_t next_call = 0;
 
+  /// A join waiting for its provider's answer.
+  struct join_call {
+    caf::typed_response_promise<std::string> rp;
+    provider target;
+    /// Its dispatch timeout passed: the client was answered 503.
+    bool expired = false;
+  };
+  /// Joins in flight, by id (a timer expires each at dispatch_timeout).
+  std::unordered_map<uint64_t, join_call> joins;
+  uint64_t next_join = 0;
+
+  /// Starts a join: the answer within dispatch_timeout goes to the client;
+  /// a later acceptance is told to stop.
+  uint64_t start_join(caf::typed_response_promise<std::string> rp,
+                      const provider& p);
+  /// A join's answer (a run id, or an error) arrived.
+  void join_answered(uint64_t id, caf::expected<std::string> answer);
+  /// A join's dispatch timeout passed.
+  void join_expired(uint64_t id);
+
   /// The actors of connected CAF providers, by provider id.
   std::unordered_map<std::string, bot_host_actor> hosts;
 
@@ -58,7 +89,8 @@ struct dispatcher_state {
 
   /// Starts an HTTP call whose reply comes back as a message.
   void call(std::string method, std::string url, std::string body,
-            std::function<void(const http_result&)> on_reply);
+            std::function<void(const http_result&)> on_reply,
+            caf::timespan timeout = caf::timespan{0});
 
   /// The provider answered in a way that shows it alive: the registry marks
   /// it seen (and online).

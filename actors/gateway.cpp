@@ -23,6 +23,43 @@ bool valid_id(const std::string& id) {
   return !check_id_path(id, "provider_id").has_value();
 }
 
+/// A heartbeat over CAF, by the rules of the HTTP heartbeat (SPEC §7,
+/// check_heartbeat: load 0 to 1, at most 100000 run ids of 1 to 128
+/// printable characters, an instance_id of 1 to 64, bots as in a
+/// registration; a negative load or capacity means "not given", as in the
+/// struct). Normalizes what it keeps: negatives to -1, runs and bots only
+/// when given.
+caf::error check(heartbeat& hb) {
+  if (hb.load < 0)
+    hb.load = -1;
+  if (hb.capacity < 0)
+    hb.capacity = -1;
+  if (!hb.has_runs)
+    hb.runs.clear();
+  if (!hb.has_bots)
+    hb.bots.clear();
+  auto errors = check_heartbeat(hb);
+  if (errors.empty())
+    return {};
+  auto& e = errors.front();
+  return make_error(ec::invalid, e.loc.dump() + ": " + e.msg);
+}
+
+/// A drain's timeout in seconds: as over HTTP, more than 0 and at most
+/// max_drain_timeout; a negative one means the server's drain_timeout.
+caf::error check_drain_timeout(double& timeout) {
+  if (timeout < 0) {
+    timeout = -1;
+    return {};
+  }
+  if (!(timeout > 0) || !(timeout <= max_drain_timeout))
+    return make_error(ec::invalid,
+                      "timeout: more than 0 and at most "
+                        + std::to_string(static_cast<int>(max_drain_timeout))
+                        + " seconds");
+  return {};
+}
+
 /// Refuses a provider of another protocol version (docs/caf-providers.md,
 /// "Evolution"): logged, and an error naming both versions.
 caf::error refuse_version(uint32_t theirs, const std::string& who) {
@@ -78,7 +115,6 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
         return err;
       if (!host)
         return make_error(ec::invalid, "registration without a provider actor");
-      constexpr size_t max_runs = 100000;
       if (runs.size() > max_runs)
         return make_error(ec::invalid, "too many runs");
       auto since = unix_now();
@@ -118,11 +154,34 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
           [=](caf::error& err) mutable { rp.deliver(err); });
       return rp;
     },
-    [=](atom::heartbeat, const std::string& id) -> caf::result<double> {
+    [=](atom::heartbeat, const std::string& id,
+        heartbeat hb) -> caf::result<double> {
       if (!valid_id(id))
         return make_error(ec::invalid, "invalid provider_id");
+      if (auto err = check(hb))
+        return err;
       auto& p = self->state.peers;
-      return self->delegate(p.registry, atom::heartbeat_v, id, heartbeat{});
+      return self->delegate(p.registry, atom::heartbeat_v, id, std::move(hb));
+    },
+    [=](atom::drain, const std::string& id, const std::string& key,
+        double timeout) -> caf::result<bool> {
+      if (!valid_id(id))
+        return make_error(ec::invalid, "invalid provider_id");
+      if (auto err = check_drain_timeout(timeout))
+        return err;
+      auto& p = self->state.peers;
+      auto rp = self->make_response_promise<bool>();
+      // A provider draining itself: its deregistration at the end leaves no
+      // tombstone (it was not removed by an operator).
+      drain_request req{key, timeout, false};
+      self->request(p.registry, p.timeout, atom::drain_v, id, std::move(req))
+        .then(
+          [=](provider& drained) mutable {
+            spdlog::info("CAF provider {} draining itself", drained.provider_id);
+            rp.deliver(true);
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
     },
     [=](atom::deregister, const std::string& id,
         const std::string& key) -> caf::result<bool> {
@@ -130,7 +189,9 @@ provider_gateway(provider_gateway_actor::stateful_pointer<gateway_state> self,
         return make_error(ec::invalid, "invalid provider_id");
       auto& p = self->state.peers;
       auto rp = self->make_response_promise<bool>();
-      self->request(p.registry, p.timeout, atom::deregister_v, id, key)
+      // The provider leaves on its own: not removed on purpose, no
+      // tombstone.
+      self->request(p.registry, p.timeout, atom::deregister_v, id, key, false)
         .then(
           [=](bool ok) mutable {
             self->state.forget(id);

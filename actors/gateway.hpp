@@ -1,9 +1,10 @@
 // The provider gateway: the actor the server publishes for CAF providers
 // (SPEC §4). It registers them with the registry, hands their actors to the
 // dispatcher (which monitors them), reconciles their runs with the lobbies,
-// and passes their heartbeats, departures and bot lines on. It is a trust
-// boundary: it checks what it gets before any owner of state sees it, the
-// protocol version first (a provider of another version is refused with
+// and passes their heartbeats (load, capacity, runs, instance), drains,
+// departures and bot lines on. It is a trust boundary: it checks what it
+// gets before any owner of state sees it (by the rules of the HTTP routes),
+// the protocol version first (a provider of another version is refused with
 // ec::protocol_mismatch and changes nothing).
 #pragma once
 

@@ -150,12 +150,6 @@ std::shared_ptr<const lobby_image::member> make_member(session s) {
     lobby_image::member{std::move(s)});
 }
 
-const session* lobby_state::find_bot(const std::string& bot_name,
-                                     const std::string& nick) const {
-  auto i = bots.find(join_key{bot_name, nick});
-  return i == bots.end() ? nullptr : &i->second->value;
-}
-
 void lobby_state::join(const bot_join& j, session_promise rp) {
   join_key key{j.bot_name, j.nick};
   if (auto i = pending.find(key); i != pending.end()) {
@@ -163,36 +157,36 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
     i->second.push_back(std::move(rp));
     return;
   }
-  if (auto s = find_bot(j.bot_name, j.nick)) {
-    rp.deliver(*s);
+  if (auto i = bots.find(key); i != bots.end()) {
+    rp.deliver(i->second->value);
+    // Asked for again while orphaned: worth another try at once.
+    if (i->second->value.orphaned) {
+      provider old;
+      old.provider_id = i->second->value.provider_id;
+      move(i->second, old, move_reason::orphan);
+    }
     return;
   }
   pending[key].push_back(std::move(rp));
-  self->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name)
-      .then(
-          [this, key, j](provider_list& found) {
-            provider_list candidates;
-            for (auto& p : found)
-              if (j.provider_id.empty() || p->provider_id == j.provider_id)
-                candidates.push_back(std::move(p));
-            if (candidates.empty())
-              return finish(key, make_error(ec::not_found, "Bot not found"),
-                            {});
-            dispatch(key, j, std::move(candidates), 0, new_uuid(rng));
-          },
-          [this, key](caf::error& err) { finish(key, err, {}); });
-}
-
-void lobby_state::dispatch(const join_key& key, const bot_join& j,
-                           provider_list candidates, size_t attempt,
-                           std::string session_id) {
-  auto pp = candidates[attempt];
-  dispatch_request req{j.bot_name, value.id, session_id, j.nick};
-  self->request(peers.dispatcher, peers.timeout, atom::join_v, *pp, req)
-      .then(
-          [this, key, j, pp, session_id](std::string& run_id) {
-            // (The dispatcher told the registry the provider was seen.)
-            auto& p = *pp;
+  self
+    ->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name,
+              j.provider_id)
+    .then(
+      [this, key, j](placement& found) {
+        if (!found.known)
+          return finish(key, make_error(ec::not_found, "Bot not found"), {});
+        if (found.candidates.empty())
+          return finish(key,
+                        make_error(ec::unavailable,
+                                   "no provider of " + j.bot_name
+                                     + " takes joins now (draining, or at "
+                                       "capacity)"),
+                        {});
+        auto session_id = new_uuid(rng);
+        dispatch(
+          dispatch_request{j.bot_name, value.id, session_id, j.nick},
+          std::move(found.candidates), 0,
+          [this, key, j, session_id](const provider& p, std::string run_id) {
             // The record the bot's lobby events go out with.
             learned(p);
             session s;
@@ -205,20 +199,165 @@ void lobby_state::dispatch(const join_key& key, const bot_join& j,
             s.joined_at = unix_now();
             accepted(key, std::move(s));
           },
-          [this, key, j, candidates, attempt, session_id](caf::error& raw) {
-            auto err = as_join_error(raw);
-            auto& p = *candidates[attempt];
-            spdlog::warn("join {} into lobby {} via provider {} failed: {}",
-                         j.bot_name, value.id, p.name, to_string(err));
-            // (The dispatcher told the registry if the provider was
-            // unreachable.) Failover: once, to another online provider of
-            // the bot.
-            auto next = attempt + 1;
-            if (attempt == 0 && next < candidates.size()
-                && candidates[next]->status == provider_status::online)
-              return dispatch(key, j, candidates, next, session_id);
-            finish(key, err, {});
+          [this, key](const caf::error& err) { finish(key, err, {}); });
+      },
+      [this, key](caf::error& err) { finish(key, err, {}); });
+}
+
+void lobby_state::dispatch(dispatch_request req, provider_list candidates,
+                           size_t attempt, accepted_fn ok, failed_fn fail) {
+  auto pp = candidates[attempt];
+  self->request(peers.dispatcher, peers.dispatch_wait, atom::join_v, *pp, req)
+    .then(
+      [pp, ok](std::string& run_id) {
+        // (The dispatcher told the registry the provider was seen.)
+        ok(*pp, std::move(run_id));
+      },
+      [this, req, candidates, attempt, ok, fail](caf::error& raw) {
+        auto err = as_join_error(raw);
+        auto& p = *candidates[attempt];
+        spdlog::warn("dispatch of {} into lobby {} via provider {} failed: {}",
+                     req.bot_name, value.id, p.name, to_string(err));
+        // (The dispatcher told the registry if the provider was
+        // unreachable.) Failover: a provider that could not be reached
+        // (refused, 5xx, timed out) is followed by the next candidate; a
+        // rejection (4xx) is an answer.
+        auto next = attempt + 1;
+        if (code_of(err) == ec::unavailable && next < candidates.size()
+            && next <= peers.failover_attempts) {
+          if (peers.stats)
+            ++peers.stats->failovers;
+          return dispatch(req, candidates, next, ok, fail);
+        }
+        fail(err);
+      });
+}
+
+void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
+                       provider old, move_reason why) {
+  auto sid = m->value.session_id;
+  if (!moving.insert(sid).second)
+    return;
+  auto bot = m->value.bot_name;
+  spdlog::info("lobby {}: bot {} as '{}' (session {}) is dispatched again: {}",
+               value.id, bot, m->value.nick, sid, to_string(why));
+  // Whether the member is still the one this move started from.
+  auto current = [this, sid, m]() {
+    auto now = find_member(sid);
+    return now && now.get() == m.get();
+  };
+  // A drained provider still runs the old one: told to stop it once the
+  // member moved, or found no new home (SPEC §7: its drain is over).
+  auto stop_old = [this, m, old, why] {
+    if (why != move_reason::drained || old.provider_id.empty()
+        || m->value.run_id.empty())
+      return;
+    self
+      ->request(peers.dispatcher, peers.dispatch_wait, atom::stop_v, old,
+                m->value.run_id)
+      .then([](bool) {},
+            [run = m->value.run_id](caf::error& err) {
+              spdlog::warn("stop of run {} failed: {}", run, to_string(err));
+            });
+  };
+  auto orphan = [this, sid, m, current, stop_old](const caf::error& err) {
+    moving.erase(sid);
+    if (!current())
+      return;
+    stop_old();
+    if (m->value.orphaned)
+      return; // still orphaned; tried again when a provider comes
+    spdlog::warn("lobby {}: bot {} as '{}' is orphaned: {}", value.id,
+                 m->value.bot_name, m->value.nick, to_string(err));
+    auto s = m->value;
+    s.orphaned = true;
+    auto now = make_member(std::move(s));
+    write({leave_change(value.id, m->value.session_id), join_change(value.id, now)},
+          [this, now, current](const caf::error& err) {
+            if (err) {
+              spdlog::warn("lobby {}: orphaned mark of {} not written: {}",
+                           value.id, now->value.session_id, to_string(err));
+              return;
+            }
+            if (current())
+              replace_member(now, "member_orphaned");
           });
+  };
+  self->request(peers.registry, peers.timeout, atom::resolve_v, bot,
+                std::string{})
+    .then(
+      [this, m, old, sid, current, orphan, stop_old](placement& found) {
+        // Another provider first; the one it leaves only as the last.
+        provider_list candidates;
+        provider_ptr same;
+        for (auto& p : found.candidates)
+          if (p->provider_id == old.provider_id)
+            same = p;
+          else
+            candidates.push_back(p);
+        if (same)
+          candidates.push_back(same);
+        if (candidates.empty())
+          return orphan(make_error(ec::unavailable, "no provider of "
+                                                      + m->value.bot_name
+                                                      + " can take it"));
+        auto& s = m->value;
+        dispatch(
+          dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
+          std::move(candidates), 0,
+          [this, m, sid, current, stop_old](const provider& p,
+                                            std::string run_id) {
+            learned(p);
+            auto s = m->value;
+            s.provider_id = p.provider_id;
+            s.run_id = std::move(run_id);
+            s.orphaned = false;
+            s.moved_at = unix_now();
+            auto now = make_member(std::move(s));
+            if (!current()) {
+              // It left meanwhile: the new run has no member.
+              moving.erase(sid);
+              stop_run(now->value);
+              return;
+            }
+            write({leave_change(value.id, sid), join_change(value.id, now)},
+                  [this, now, sid, current, stop_old](const caf::error& err) {
+                    moving.erase(sid);
+                    if (err || !current()) {
+                      spdlog::warn("lobby {}: move of {} not applied: {}",
+                                   value.id, sid,
+                                   err ? to_string(err) : "it left");
+                      stop_run(now->value);
+                      return;
+                    }
+                    replace_member(now, "member_moved");
+                    if (peers.stats)
+                      ++peers.stats->redispatches;
+                    spdlog::info("lobby {}: bot {} as '{}' moved to provider "
+                                 "{} (run {})",
+                                 value.id, now->value.bot_name,
+                                 now->value.nick, now->value.provider_id,
+                                 now->value.run_id);
+                    stop_old();
+                  });
+          },
+          orphan);
+      },
+      [orphan](caf::error& err) { orphan(err); });
+}
+
+void lobby_state::replace_member(
+  const std::shared_ptr<const lobby_image::member>& now, const char* event) {
+  auto& s = now->value;
+  for (auto& m : value.sessions)
+    if (m->value.session_id == s.session_id) {
+      drop_bot(m->value);
+      m = now;
+      break;
+    }
+  add_bot(join_key{s.bot_name, s.nick}, now);
+  emit(event, s);
+  notify(member_change{value.id, now, s.session_id});
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
@@ -484,6 +623,18 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       st.add_bot(lobby_state::join_key{m->value.bot_name, m->value.nick}, m);
   self->set_down_handler(
     [=](caf::down_msg& dm) { self->state.unsubscribe(dm.source); });
+  // Shutting down (the directory exits, and its lobbies with it): joins in
+  // flight are answered now, not when their client gives up.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    std::vector<lobby_state::join_key> keys;
+    for (auto& kv : st.pending)
+      keys.push_back(kv.first);
+    for (auto& k : keys)
+      st.finish(k, make_error(ec::unavailable, "the server is shutting down"),
+                {});
+    self->quit(msg.reason);
+  });
   return {
       [=](atom::get) { return to_lobby(self->state.value); },
       [=](atom::join, const bot_join& j) -> caf::result<session> {
@@ -496,42 +647,55 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       },
       [=](atom::reconcile, const std::string& provider_id,
           const std::vector<std::string>& runs,
-          double since) -> caf::result<std::vector<std::string>> {
+          double since) -> std::vector<std::string> {
         auto& st = self->state;
         std::set<std::string> has(runs.begin(), runs.end());
         std::vector<std::string> kept;
-        std::vector<std::string> gone;
+        std::vector<std::shared_ptr<const lobby_image::member>> gone;
         for (auto& m : st.value.sessions) {
           auto& s = m->value;
           if (!s.is_bot || s.provider_id != provider_id)
             continue;
-          if (has.count(s.run_id) != 0 || s.joined_at >= since)
+          if (has.count(s.run_id) != 0 || std::max(s.joined_at, s.moved_at) >= since)
             kept.push_back(s.run_id);
           else
-            gone.push_back(s.session_id);
+            gone.push_back(m);
         }
-        if (gone.empty())
-          return kept;
-        // One durable write for all of them; removed once it is durable.
-        store_batch batch;
-        for (auto& id : gone)
-          batch.push_back(leave_change(st.value.id, id));
-        auto rp = self->make_response_promise<std::vector<std::string>>();
-        st.write(std::move(batch), [self, rp, kept, gone,
-                                    provider_id](const caf::error& err) mutable {
-          if (err) {
-            rp.deliver(err);
-            return;
-          }
-          auto& st = self->state;
-          for (auto& id : gone)
-            if (auto s = st.remove_member(id))
-              spdlog::info("left: '{}' from lobby {} (session {}): provider {} "
-                           "no longer runs it",
-                           s->nick, st.value.id, s->session_id, provider_id);
-          rp.deliver(kept);
-        });
-        return rp;
+        // The members whose runs it lacks go elsewhere (SPEC §7).
+        provider old;
+        old.provider_id = provider_id;
+        for (auto& m : gone)
+          st.move(m, old, move_reason::reconciled);
+        return kept;
+      },
+      [=](atom::redispatch, const std::vector<std::string>& ids,
+          const provider& old, move_reason why) {
+        auto& st = self->state;
+        for (auto& id : ids) {
+          auto m = st.find_member(id);
+          if (!m || !m->value.is_bot)
+            continue;
+          // Only members still with that provider (an orphan has none to
+          // leave).
+          if (why != move_reason::orphan
+              && m->value.provider_id != old.provider_id)
+            continue;
+          st.move(m, old, why);
+        }
+      },
+      [=](atom::orphans, const std::vector<std::string>& bots) {
+        auto& st = self->state;
+        std::set<std::string> wanted(bots.begin(), bots.end());
+        std::vector<std::shared_ptr<const lobby_image::member>> found;
+        for (auto& m : st.value.sessions)
+          if (m->value.is_bot && m->value.orphaned
+              && wanted.count(m->value.bot_name) != 0)
+            found.push_back(m);
+        for (auto& m : found) {
+          provider old;
+          old.provider_id = m->value.provider_id;
+          st.move(m, old, move_reason::orphan);
+        }
       },
       [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
         auto& st = self->state;
@@ -578,7 +742,7 @@ lobby_directory_state::entry& lobby_directory_state::add(lobby_image value) {
   members += value.sessions.size();
   by_name[value.name] = id;
   for (auto& m : value.sessions)
-    by_session[m->value.session_id] = id;
+    index_member(m, id);
   auto actor = self->spawn<caf::linked>(
       lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers, value);
   auto& e = lobbies[id];
@@ -598,22 +762,72 @@ void lobby_directory_state::update(const member_change& change) {
   if (e == nullptr)
     return;
   auto& ss = e->value.sessions;
-  if (change.added) {
-    ss.push_back(change.added);
-    by_session[change.added->value.session_id] = change.lobby_id;
-    ++members;
-  }
   if (!change.removed.empty()) {
     auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
       return m->value.session_id == change.removed;
     });
     if (i != ss.end()) {
+      auto gone = (*i)->value;
       ss.erase(i);
       --members;
+      unindex_member(gone);
+      if (!change.added)
+        report_runs(gone.provider_id);
+      else if (change.added->value.provider_id != gone.provider_id)
+        report_runs(gone.provider_id);
     }
-    by_session.erase(change.removed);
+  }
+  if (change.added) {
+    ss.push_back(change.added);
+    index_member(change.added, change.lobby_id);
+    ++members;
+    report_runs(change.added->value.provider_id);
   }
   publish_counts();
+}
+
+void lobby_directory_state::index_member(
+  const std::shared_ptr<const lobby_image::member>& m,
+  const std::string& lobby_id) {
+  auto& s = m->value;
+  by_session[s.session_id] = lobby_id;
+  if (!s.is_bot)
+    return;
+  if (s.orphaned)
+    orphaned[s.session_id] = lobby_id;
+  else if (!s.provider_id.empty())
+    by_provider[s.provider_id][s.session_id] = placed{lobby_id, m};
+}
+
+void lobby_directory_state::unindex_member(const session& s) {
+  by_session.erase(s.session_id);
+  if (!s.is_bot)
+    return;
+  orphaned.erase(s.session_id);
+  if (auto i = by_provider.find(s.provider_id); i != by_provider.end()) {
+    i->second.erase(s.session_id);
+    if (i->second.empty())
+      by_provider.erase(i);
+  }
+}
+
+void lobby_directory_state::report_runs(const std::string& provider_id) {
+  if (provider_id.empty() || !peers.registry)
+    return;
+  auto i = by_provider.find(provider_id);
+  uint64_t n = i == by_provider.end() ? 0 : i->second.size();
+  self->send(peers.registry, atom::runs_v, provider_id, n);
+}
+
+void lobby_directory_state::redispatch(
+  const std::unordered_map<std::string, placed>& sessions,
+  const provider& old, move_reason why) {
+  std::unordered_map<std::string, std::vector<std::string>> by_lobby;
+  for (auto& [sid, where] : sessions)
+    by_lobby[where.lobby_id].push_back(sid);
+  for (auto& [lobby_id, ids] : by_lobby)
+    if (auto e = find(lobby_id))
+      self->send(e->actor, atom::redispatch_v, ids, old, why);
 }
 
 std::vector<lobby> lobby_directory_state::listing() const {
@@ -676,6 +890,7 @@ void lobby_directory_state::publish_counts() {
     return;
   stats->lobbies = lobbies.size();
   stats->members = members;
+  stats->orphaned = orphaned.size();
 }
 
 lobby_directory_actor::behavior_type lobby_directory(
@@ -689,6 +904,9 @@ lobby_directory_actor::behavior_type lobby_directory(
   for (auto& l : initial)
     if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
       st.add(std::move(l));
+  // The registry learns each provider's active runs.
+  for (auto& [provider_id, sessions] : st.by_provider)
+    st.report_runs(provider_id);
   return {
       [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
         auto rp = self->make_response_promise<lobby_created>();
@@ -752,12 +970,9 @@ lobby_directory_actor::behavior_type lobby_directory(
         // The lobbies concerned: those with a bot of this provider, and
         // those its runs name.
         std::set<std::string> ids;
-        for (auto& [id, e] : st.lobbies)
-          for (auto& m : e.value.sessions)
-            if (m->value.is_bot && m->value.provider_id == provider_id) {
-              ids.insert(id);
-              break;
-            }
+        if (auto i = st.by_provider.find(provider_id); i != st.by_provider.end())
+          for (auto& [sid, where] : i->second)
+            ids.insert(where.lobby_id);
         std::vector<std::string> run_ids;
         for (auto& r : runs) {
           run_ids.push_back(r.run_id);
@@ -801,6 +1016,47 @@ lobby_directory_actor::behavior_type lobby_directory(
                 finish();
               });
         return rp;
+      },
+      [=](atom::redispatch, const provider& old, move_reason why) {
+        auto& st = self->state;
+        auto i = st.by_provider.find(old.provider_id);
+        if (i == st.by_provider.end())
+          return;
+        spdlog::info("provider {} ({}): {} bot members are dispatched again",
+                     old.provider_id, to_string(why), i->second.size());
+        st.redispatch(i->second, old, why);
+      },
+      [=](atom::lost, const std::string& provider_id,
+          const std::vector<std::string>& runs, double cutoff) {
+        auto& st = self->state;
+        auto i = st.by_provider.find(provider_id);
+        if (i == st.by_provider.end())
+          return;
+        std::set<std::string> has(runs.begin(), runs.end());
+        std::unordered_map<std::string, lobby_directory_state::placed> lost;
+        for (auto& [sid, where] : i->second) {
+          auto& s = where.member->value;
+          if (has.count(s.run_id) == 0
+              && std::max(s.joined_at, s.moved_at) < cutoff)
+            lost.emplace(sid, where);
+        }
+        if (lost.empty())
+          return;
+        spdlog::warn("provider {} no longer runs {} of its bot members: they "
+                     "are dispatched again",
+                     provider_id, lost.size());
+        provider old;
+        old.provider_id = provider_id;
+        st.redispatch(lost, old, move_reason::lost);
+      },
+      [=](atom::orphans, const std::vector<std::string>& bots) {
+        auto& st = self->state;
+        std::set<std::string> lobby_ids;
+        for (auto& [sid, lobby_id] : st.orphaned)
+          lobby_ids.insert(lobby_id);
+        for (auto& id : lobby_ids)
+          if (auto e = st.find(id))
+            self->send(e->actor, atom::orphans_v, bots);
       },
       [=](atom::say, const std::string& lobby_id,
           const std::string& session_id, const std::string& text,

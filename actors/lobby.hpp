@@ -9,6 +9,7 @@
 #include <optional>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -55,8 +56,15 @@ struct lobby_peers {
   dispatcher_actor dispatcher;
   /// Where lobbies and bot members are made durable (lobbies.journal).
   store_actor store;
-  /// How long a lobby waits for the registry and the dispatcher.
+  /// How long a lobby waits for the registry.
   caf::timespan timeout = std::chrono::seconds(5);
+  /// How long a lobby waits for the dispatcher's answer to one join (the
+  /// dispatcher answers within its dispatch_timeout; this is a safety net).
+  caf::timespan dispatch_wait = std::chrono::seconds(10);
+  /// Further providers a failed join is tried on (SPEC §7, failover).
+  size_t failover_attempts = 1;
+  /// Counts failovers and re-dispatches (may be null).
+  std::shared_ptr<server_stats> stats;
 };
 
 struct lobby_state {
@@ -94,8 +102,6 @@ struct lobby_state {
                      std::vector<std::pair<std::string, lobby_event>>>
     awaiting;
 
-  const session* find_bot(const std::string& bot_name,
-                          const std::string& nick) const;
   /// A bot member arrives (`bots` and `bots_by_provider`).
   void add_bot(const join_key& key,
                std::shared_ptr<const lobby_image::member> m);
@@ -105,9 +111,24 @@ struct lobby_state {
   /// bots leave the event fan-out.
   void learned(const provider& p);
   void join(const bot_join& j, session_promise rp);
-  void dispatch(const join_key& key, const bot_join& j,
-                provider_list candidates, size_t attempt,
-                std::string session_id);
+  /// One dispatch with failover (SPEC §7): the candidates in order, at most
+  /// 1 + failover_attempts of them; `ok` with the provider that accepted
+  /// and its run id, or `fail` with the last error.
+  using accepted_fn = std::function<void(const provider&, std::string)>;
+  using failed_fn = std::function<void(const caf::error&)>;
+  void dispatch(dispatch_request req, provider_list candidates,
+                size_t attempt, accepted_fn ok, failed_fn fail);
+  /// Bot members being dispatched again, by session id.
+  std::set<std::string> moving;
+  /// Dispatches a bot member again (SPEC §7, re-dispatch): to a candidate
+  /// of its bot, `old` last (and never when it is gone or draining: the
+  /// registry lists it no more); orphaned when none accepts.
+  void move(std::shared_ptr<const lobby_image::member> m, provider old,
+            move_reason why);
+  /// Replaces a member by its new value, durably done already (announced,
+  /// the directory told).
+  void replace_member(const std::shared_ptr<const lobby_image::member>& now,
+                      const char* event);
   void accepted(const join_key& key, session s);
   void finish(const join_key& key, const caf::error& err, const session& s);
   session add_person(const std::string& nick);
@@ -166,6 +187,17 @@ struct lobby_directory_state {
   std::unordered_map<std::string, std::string> by_name; // name -> id
   /// Session id -> lobby id, for leaves that name no lobby.
   std::unordered_map<std::string, std::string> by_session;
+  /// Where a bot member is.
+  struct placed {
+    std::string lobby_id;
+    std::shared_ptr<const lobby_image::member> member;
+  };
+  /// The bot members of each provider: provider id -> session id -> where
+  /// (active_runs, re-dispatch, lost runs).
+  std::unordered_map<std::string, std::unordered_map<std::string, placed>>
+    by_provider;
+  /// Orphaned bot members: session id -> lobby id.
+  std::unordered_map<std::string, std::string> orphaned;
   /// Creations on their way to the store, by name: the same name again
   /// waits for the first.
   std::map<std::string, std::vector<created_promise>> creating;
@@ -181,6 +213,17 @@ struct lobby_directory_state {
   const entry* find_session(const std::string& session_id) const;
   void create(const lobby_create& c, created_promise rp);
   void publish_counts();
+  /// A member enters or leaves the indexes; the registry hears of the
+  /// provider's new count.
+  void index_member(const std::shared_ptr<const lobby_image::member>& m,
+                    const std::string& lobby_id);
+  void unindex_member(const session& s);
+  /// Tells the registry how many bot members a provider runs.
+  void report_runs(const std::string& provider_id);
+  /// Sends each lobby concerned its members of `sessions` to dispatch
+  /// again.
+  void redispatch(const std::unordered_map<std::string, placed>& sessions,
+                  const provider& old, move_reason why);
 };
 
 lobby_directory_actor::behavior_type

@@ -1,6 +1,7 @@
 #include "actors/registry.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include <caf/all.hpp>
@@ -67,8 +68,19 @@ void registry_state::init(std::vector<provider> initial) {
       continue;
     // A CAF provider's link died with the server: it is unreachable until
     // it connects and registers again.
-    if (p.via == transport::caf)
+    if (p.via == transport::caf && p.status != provider_status::draining)
       p.status = provider_status::unreachable;
+    // Judged from the server's start (SPEC §3): its lease starts now.
+    p.lease_expires_at = lease_from_now();
+    p.load = -1;
+    p.capacity = -1;
+    p.active_runs = 0;
+    if (p.status == provider_status::draining)
+      self->delayed_send(self,
+                         std::chrono::duration_cast<caf::timespan>(
+                           std::chrono::duration<double>(
+                             std::max(0.0, p.drain_deadline - unix_now()))),
+                         atom::expire_v, p.provider_id, p.drain_deadline);
     index(p);
     auto id = p.provider_id;
     providers.emplace(id, make_entry(std::move(p), now, next_order++));
@@ -121,8 +133,22 @@ registry_state::plan(const provider_registration& reg) {
   next.registered_at = now;
   next.last_seen = now;
   next.status = provider_status::online;
-  if (auto i = providers.find(id); i != providers.end())
-    next.registered_at = i->second.value->registered_at;
+  next.instance_id = reg.instance_id;
+  next.heartbeat_interval = reg.heartbeat_interval;
+  next.lease_expires_at = lease_from_now();
+  if (auto i = providers.find(id); i != providers.end()) {
+    auto& old = *i->second.value;
+    next.registered_at = old.registered_at;
+    next.active_runs = old.active_runs;
+    // The same instance registering again is still draining; a new one
+    // (a restarted provider) starts afresh.
+    if (old.status == provider_status::draining
+        && old.instance_id == reg.instance_id) {
+      next.status = provider_status::draining;
+      next.drain_deadline = old.drain_deadline;
+      next.drain_by_operator = old.drain_by_operator;
+    }
+  }
   // Another entry with this endpoint is the same provider under an old id.
   if (endpoint != by_endpoint.end() && endpoint->second != id)
     result.replaces = endpoint->second;
@@ -143,17 +169,26 @@ std::string registry_state::upsert(planned p) {
   if (!p.replaces.empty() && p.replaces != id)
     erase(p.replaces);
   auto order = next_order;
+  uint64_t beats = 0;
+  auto was_online = false;
   if (auto i = providers.find(id); i != providers.end()) {
     order = i->second.order;
+    beats = i->second.beats;
+    was_online = i->second.value->status == provider_status::online;
     unindex(*i->second.value);
     providers.erase(i);
   } else {
     ++next_order;
   }
+  // A new instance under this id is welcome again.
+  tombstones.erase(id);
   index(next);
   entry e;
   e.seen = self->clock().now();
   e.order = order;
+  // A registration is a sign of life too: suspect timers armed before it
+  // are stale (SPEC §7: two intervals without one).
+  e.beats = beats + 1;
   e.json = std::move(p.json);
   e.value = std::make_shared<const provider>(std::move(next));
   providers.emplace(id, std::move(e));
@@ -162,17 +197,39 @@ std::string registry_state::upsert(planned p) {
   spdlog::info("provider registered: {} ({}) id={} bots={}", v.name,
                v.base_url.empty() ? to_string(v.via) : v.base_url, id,
                v.bots.size());
+  arm_suspect(id);
+  // Orphaned members of its bots may find a home now.
+  if (!was_online && v.status == provider_status::online && directory) {
+    std::vector<std::string> bots;
+    for (auto& b : v.bots)
+      bots.push_back(b.name);
+    self->send(directory, atom::orphans_v, std::move(bots));
+  }
   return id;
 }
 
 caf::expected<double> registry_state::touch(const std::string& id,
                                             const heartbeat& hb) {
   auto i = providers.find(id);
-  if (i == providers.end())
+  if (i == providers.end() || (!hb.instance_id.empty()
+                               && i->second.value->instance_id != hb.instance_id
+                               && is_removed(id, hb.instance_id))) {
+    if (is_removed(id, hb.instance_id)) {
+      if (stats)
+        ++stats->removed_answers;
+      return make_error(ec::removed, "Provider was removed");
+    }
     return make_error(ec::not_found, "Provider not found");
-  auto next = *i->second.value;
-  next.last_seen = unix_now();
-  next.status = provider_status::online;
+  }
+  auto& before = *i->second.value;
+  auto next = before;
+  auto now = unix_now();
+  next.last_seen = now;
+  next.lease_expires_at = lease_from_now();
+  if (hb.load >= 0)
+    next.load = hb.load;
+  if (hb.capacity >= 0)
+    next.capacity = hb.capacity;
   ++version;
   if (hb.has_bots) {
     unindex(next);
@@ -180,10 +237,24 @@ caf::expected<double> registry_state::touch(const std::string& id,
     index(next);
     changed_since_flush.insert(id);
   }
-  set(i->second, std::move(next));
-  i->second.seen = self->clock().now();
+  revive(next, before);
+  // Runs it was given more than two intervals ago and no longer lists are
+  // lost (SPEC §7): the directory dispatches them again.
+  auto& e = i->second;
+  if (hb.has_runs && directory) {
+    auto interval = next.heartbeat_interval > 0 ? next.heartbeat_interval
+                    : e.last_beat > 0           ? now - e.last_beat
+                                                : 0;
+    if (interval > 0)
+      self->send(directory, atom::lost_v, id, hb.runs, now - 2 * interval);
+  }
+  set(e, std::move(next));
+  e.seen = self->clock().now();
+  e.last_beat = now;
+  ++e.beats;
   seen_since_flush.insert(id);
-  return i->second.value->last_seen;
+  arm_suspect(id);
+  return e.value->last_seen;
 }
 
 bool registry_state::erase(const std::string& id) {
@@ -214,6 +285,9 @@ void registry_state::set_status(const std::string& id,
   auto i = providers.find(id);
   if (i == providers.end() || i->second.value->status == status)
     return;
+  // A draining provider stays draining, whatever its calls do.
+  if (i->second.value->status == provider_status::draining)
+    return;
   auto next = *i->second.value;
   spdlog::info("provider {} id={}: {} -> {}", next.name, id,
                to_string(next.status), to_string(status));
@@ -226,32 +300,176 @@ void registry_state::mark_seen(const std::string& id) {
   auto i = providers.find(id);
   if (i == providers.end())
     return;
-  auto next = *i->second.value;
+  auto& before = *i->second.value;
+  auto next = before;
   next.last_seen = unix_now();
-  next.status = provider_status::online;
+  next.lease_expires_at = lease_from_now();
+  revive(next, before);
   set(i->second, std::move(next));
   i->second.seen = self->clock().now();
   ++version;
   seen_since_flush.insert(id);
 }
 
-provider_list registry_state::resolve(const std::string& bot) const {
-  std::vector<const entry*> found;
-  if (auto i = by_bot.find(bot); i != by_bot.end())
-    for (auto& id : i->second)
-      found.push_back(&providers.at(id));
-  // Online providers first, then the most recently seen.
-  std::sort(found.begin(), found.end(), [](auto x, auto y) {
-    auto xo = x->value->status == provider_status::online;
-    auto yo = y->value->status == provider_status::online;
-    if (xo != yo)
-      return xo;
-    return x->seen > y->seen;
-  });
-  provider_list result;
-  result.reserve(found.size());
-  for (auto e : found)
-    result.push_back(e->value);
+void registry_state::revive(provider& next, const provider& before) {
+  if (before.status == provider_status::draining
+      || before.status == provider_status::online)
+    return;
+  spdlog::info("provider {} id={}: {} -> online", next.name, next.provider_id,
+               to_string(before.status));
+  next.status = provider_status::online;
+  if (!directory)
+    return;
+  std::vector<std::string> bots;
+  for (auto& b : next.bots)
+    bots.push_back(b.name);
+  self->send(directory, atom::orphans_v, std::move(bots));
+}
+
+double registry_state::lease_from_now() const {
+  return unix_now()
+         + std::chrono::duration<double>(config.stale_after).count();
+}
+
+bool registry_state::admit(double& retry_after) {
+  auto rate = config.max_registrations_per_second;
+  auto now = self->clock().now();
+  if (refilled == caf::actor_clock::time_point{}) {
+    tokens = rate;
+  } else {
+    auto dt = std::chrono::duration<double>(now - refilled).count();
+    tokens = std::min(rate, tokens + dt * rate);
+  }
+  refilled = now;
+  if (tokens >= 1) {
+    tokens -= 1;
+    return true;
+  }
+  retry_after = (1 - tokens) / rate;
+  return false;
+}
+
+bool registry_state::is_removed(const std::string& id,
+                                const std::string& instance) {
+  if (instance.empty())
+    return false;
+  auto i = tombstones.find(id);
+  if (i == tombstones.end())
+    return false;
+  if (self->clock().now() >= i->second.until) {
+    tombstones.erase(i);
+    return false;
+  }
+  return i->second.instance_id == instance;
+}
+
+void registry_state::bury(const provider& p) {
+  // Providers that announce no instance keep SPEC §3's behaviour: 404, and
+  // they register again.
+  if (p.instance_id.empty())
+    return;
+  tombstones[p.provider_id] =
+    tombstone{p.instance_id, self->clock().now() + config.stale_after};
+}
+
+void registry_state::arm_suspect(const std::string& id) {
+  auto i = providers.find(id);
+  if (i == providers.end() || i->second.value->heartbeat_interval <= 0)
+    return;
+  auto two = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>(2 * i->second.value->heartbeat_interval));
+  self->delayed_send(self, two, atom::suspect_v, id, i->second.beats);
+}
+
+void registry_state::remove(const std::string& id, bool on_purpose,
+                            move_reason why, bool redispatch,
+                            std::function<void(const caf::error&)> done) {
+  write({store_change{provider_del_record(id), {image_op{{}, id, nullptr}}}},
+        [this, id, on_purpose, why, redispatch,
+         done](const caf::error& err) {
+          if (err)
+            return done(err);
+          auto i = providers.find(id);
+          if (i == providers.end())
+            return done({});
+          auto old = *i->second.value;
+          erase(id);
+          if (on_purpose)
+            bury(old);
+          spdlog::info("provider deregistered: id={} ({}: {}{})", id, old.name,
+                       to_string(why), on_purpose ? ", tombstone kept" : "");
+          if (redispatch && directory)
+            self->send(directory, atom::redispatch_v, old, why);
+          done({});
+        });
+}
+
+void registry_state::end_drain(const std::string& id, bool timed_out) {
+  auto i = providers.find(id);
+  if (i == providers.end()
+      || i->second.value->status != provider_status::draining)
+    return;
+  auto& p = *i->second.value;
+  spdlog::info("provider {} id={}: drain {} ({} bot members left)", p.name,
+               id, timed_out ? "timed out" : "done", p.active_runs);
+  // Timed out: its members go elsewhere, and the lobbies tell it to stop
+  // those runs; done: it runs nothing, it just leaves.
+  remove(id, p.drain_by_operator, move_reason::drained, timed_out,
+         [id](const caf::error& err) {
+           if (err)
+             spdlog::error("provider {}: deregistration after its drain "
+                           "failed: {}",
+                           id, to_string(err));
+         });
+}
+
+placement registry_state::place(const std::string& bot,
+                                const std::string& preferred) const {
+  placement result;
+  auto b = by_bot.find(bot);
+  if (b == by_bot.end())
+    return result;
+  result.known = true;
+  // Tiers: online; suspect only when none is online; unreachable only when
+  // neither (the last resort: an accepted dispatch is how an HTTP provider
+  // of the original protocol, which sends no heartbeats, comes back).
+  // Never draining, never without capacity when it announced one.
+  std::array<std::vector<const entry*>, 3> tiers;
+  for (auto& id : b->second) {
+    auto& e = providers.at(id);
+    auto& p = *e.value;
+    if (p.capacity == 0)
+      continue;
+    switch (p.status) {
+      case provider_status::online: tiers[0].push_back(&e); break;
+      case provider_status::suspect: tiers[1].push_back(&e); break;
+      case provider_status::unreachable: tiers[2].push_back(&e); break;
+      case provider_status::draining: break;
+    }
+  }
+  for (auto& tier : tiers) {
+    if (tier.empty())
+      continue;
+    std::sort(tier.begin(), tier.end(), [&](auto x, auto y) {
+      auto& a = *x->value;
+      auto& c = *y->value;
+      auto xp = a.provider_id == preferred;
+      auto yp = c.provider_id == preferred;
+      if (xp != yp)
+        return xp;
+      auto la = std::max(0.0, a.load);
+      auto lc = std::max(0.0, c.load);
+      if (la != lc)
+        return la < lc;
+      if (a.active_runs != c.active_runs)
+        return a.active_runs < c.active_runs;
+      return x->seen > y->seen;
+    });
+    result.candidates.reserve(tier.size());
+    for (auto e : tier)
+      result.candidates.push_back(e->value);
+    break;
+  }
   return result;
 }
 
@@ -378,9 +596,27 @@ registry(registry_actor::stateful_pointer<registry_state> self,
     [=](atom::registration,
         const provider_registration& reg) -> caf::result<std::string> {
       auto& st = self->state;
+      // Heartbeats are never limited; registrations are (SPEC §7, herds).
+      double retry_after = 0;
+      if (!st.admit(retry_after)) {
+        if (st.stats)
+          ++st.stats->rate_limited;
+        return make_error(ec::rate_limited,
+                          std::string{"Too many registrations"}, retry_after);
+      }
       if (auto err = st.check_key(reg.provider_key))
         return err;
+      if (!reg.provider_id.empty() && st.providers.count(reg.provider_id) == 0
+          && st.is_removed(reg.provider_id, reg.instance_id)) {
+        if (st.stats)
+          ++st.stats->removed_answers;
+        return make_error(ec::removed, "Provider was removed");
+      }
       auto plan = std::make_shared<registry_state::planned>(st.plan(reg));
+      auto since = unix_now();
+      auto runs = reg.has_runs
+                    ? std::make_shared<std::vector<std::string>>(reg.runs)
+                    : nullptr;
       store_batch batch;
       if (!plan->replaces.empty())
         batch.push_back(store_change{provider_del_record(plan->replaces),
@@ -389,7 +625,8 @@ registry(registry_actor::stateful_pointer<registry_state> self,
         provider_put_record(*plan->json),
         {image_op{{}, plan->value.provider_id, plan->json}}});
       auto rp = self->make_response_promise<std::string>();
-      st.write(std::move(batch), [self, rp, plan](const caf::error& err) mutable {
+      st.write(std::move(batch), [self, rp, plan, runs,
+                                  since](const caf::error& err) mutable {
         auto& st = self->state;
         if (err) {
           auto& v = plan->value;
@@ -399,7 +636,42 @@ registry(registry_actor::stateful_pointer<registry_state> self,
           rp.deliver(err);
           return;
         }
-        rp.deliver(st.upsert(std::move(*plan)));
+        auto id = st.upsert(std::move(*plan));
+        rp.deliver(id);
+        // An HTTP provider that listed its runs (SPEC §7, reconciliation):
+        // the lobbies keep the members it runs and dispatch the others
+        // again; it is told to stop the runs no member holds.
+        if (runs && st.directory) {
+          std::vector<bot_run> listed;
+          for (auto& r : *runs)
+            listed.push_back(bot_run{r, {}, {}, {}, {}});
+          self
+            ->request(st.directory, st.config.peer_timeout, atom::reconcile_v,
+                      id, std::move(listed), since)
+            .then(
+              [self, id](std::vector<std::string>& unknown) {
+                auto& st = self->state;
+                auto i = st.providers.find(id);
+                if (i == st.providers.end() || !st.dispatcher)
+                  return;
+                spdlog::info("provider {} reconciled: {} runs no member "
+                             "holds are stopped",
+                             id, unknown.size());
+                for (auto& run : unknown)
+                  self
+                    ->request(st.dispatcher, st.config.peer_timeout,
+                              atom::stop_v, *i->second.value, run)
+                    .then([](bool) {},
+                          [run](caf::error& err) {
+                            spdlog::warn("stop of run {} failed: {}", run,
+                                         to_string(err));
+                          });
+              },
+              [id](caf::error& err) {
+                spdlog::warn("provider {}: reconciliation failed: {}", id,
+                             to_string(err));
+              });
+        }
       });
       return rp;
     },
@@ -410,23 +682,74 @@ registry(registry_actor::stateful_pointer<registry_state> self,
         return std::move(res.error());
       return *res;
     },
-    [=](atom::deregister, const std::string& id,
-        const std::string& key) -> caf::result<bool> {
+    [=](atom::deregister, const std::string& id, const std::string& key,
+        bool on_purpose) -> caf::result<bool> {
       auto& st = self->state;
       if (auto err = st.check_key(key))
         return err;
       if (st.providers.count(id) == 0)
         return make_error(ec::not_found, "Provider not found");
       auto rp = self->make_response_promise<bool>();
-      st.write({store_change{provider_del_record(id), {image_op{{}, id, nullptr}}}},
-               [self, rp, id](const caf::error& err) mutable {
+      st.remove(id, on_purpose, move_reason::removed, true,
+                [rp](const caf::error& err) mutable {
+                  if (err)
+                    rp.deliver(err);
+                  else
+                    rp.deliver(true);
+                });
+      return rp;
+    },
+    [=](atom::drain, const std::string& id,
+        const drain_request& req) -> caf::result<provider> {
+      auto& st = self->state;
+      if (auto err = st.check_key(req.provider_key))
+        return err;
+      auto i = st.providers.find(id);
+      if (i == st.providers.end())
+        return make_error(ec::not_found, "Provider not found");
+      auto next = *i->second.value;
+      auto timeout = req.timeout > 0
+                       ? req.timeout
+                       : std::chrono::duration<double>(st.config.drain_timeout)
+                           .count();
+      next.status = provider_status::draining;
+      next.drain_deadline = unix_now() + timeout;
+      next.drain_by_operator = req.by_operator;
+      auto json = std::make_shared<const std::string>(provider_json(next));
+      auto rp = self->make_response_promise<provider>();
+      st.write({store_change{provider_put_record(*json),
+                             {image_op{{}, id, json}}}},
+               [self, rp, id, next, timeout](const caf::error& err) mutable {
                  if (err) {
                    rp.deliver(err);
                    return;
                  }
-                 if (self->state.erase(id))
-                   spdlog::info("provider deregistered: id={}", id);
-                 rp.deliver(true);
+                 auto& st = self->state;
+                 auto i = st.providers.find(id);
+                 if (i == st.providers.end()) {
+                   rp.deliver(make_error(ec::not_found, "Provider not found"));
+                   return;
+                 }
+                 // What changed meanwhile (heartbeats, runs) is kept.
+                 auto now = *i->second.value;
+                 now.status = provider_status::draining;
+                 now.drain_deadline = next.drain_deadline;
+                 now.drain_by_operator = next.drain_by_operator;
+                 spdlog::info("provider {} id={}: draining for {:.0f} s ({} "
+                              "bot members)",
+                              now.name, id, timeout, now.active_runs);
+                 st.set(i->second, now);
+                 ++st.version;
+                 if (st.stats)
+                   ++st.stats->drains;
+                 self->delayed_send(
+                   self,
+                   std::chrono::duration_cast<caf::timespan>(
+                     std::chrono::duration<double>(timeout)),
+                   atom::expire_v, id, now.drain_deadline);
+                 rp.deliver(now);
+                 if (now.active_runs == 0)
+                   st.end_drain(id, false);
                });
       return rp;
     },
@@ -438,8 +761,8 @@ registry(registry_actor::stateful_pointer<registry_state> self,
       return *i->second.value;
     },
     [=](atom::list) { return self->state.catalog(); },
-    [=](atom::resolve, const std::string& bot) {
-      return self->state.resolve(bot);
+    [=](atom::resolve, const std::string& bot, const std::string& preferred) {
+      return self->state.place(bot, preferred);
     },
     [=](atom::stale, caf::timespan stale_after) {
       return self->state.stale(stale_after);
@@ -471,8 +794,14 @@ registry(registry_actor::stateful_pointer<registry_state> self,
           auto unseen = std::chrono::duration<double>(now - i->second.seen);
           spdlog::info("provider evicted: {} id={} unseen for {:.0f} s",
                        i->second.value->name, id, unseen.count());
+          auto old = *i->second.value;
           st.erase(id);
           evicted.push_back(id);
+          // Its bot members go elsewhere (SPEC §7); no tombstone: it was
+          // not removed on purpose.
+          if (st.directory)
+            self->send(st.directory, atom::redispatch_v, old,
+                       move_reason::evicted);
         }
         rp.deliver(std::move(evicted));
       });
@@ -492,6 +821,43 @@ registry(registry_actor::stateful_pointer<registry_state> self,
     [=](atom::seen, const std::string& id) { self->state.mark_seen(id); },
     [=](atom::status, const std::string& id, provider_status status) {
       self->state.set_status(id, status);
+    },
+    [=](atom::runs, const std::string& id, uint64_t count) {
+      auto& st = self->state;
+      auto i = st.providers.find(id);
+      if (i == st.providers.end() || i->second.value->active_runs == count)
+        return;
+      auto next = *i->second.value;
+      next.active_runs = count;
+      st.set(i->second, std::move(next));
+      ++st.version;
+      if (count == 0
+          && i->second.value->status == provider_status::draining)
+        st.end_drain(id, false);
+    },
+    [=](atom::peers, lobby_directory_actor directory,
+        dispatcher_actor dispatcher) {
+      auto& st = self->state;
+      st.directory = std::move(directory);
+      st.dispatcher = std::move(dispatcher);
+    },
+    [=](atom::suspect, const std::string& id, uint64_t beats) {
+      auto& st = self->state;
+      auto i = st.providers.find(id);
+      // Two intervals without a heartbeat (SPEC §7).
+      if (i == st.providers.end() || i->second.beats != beats
+          || i->second.value->status != provider_status::online)
+        return;
+      st.set_status(id, provider_status::suspect);
+    },
+    [=](atom::expire, const std::string& id, double deadline) {
+      auto& st = self->state;
+      auto i = st.providers.find(id);
+      if (i == st.providers.end()
+          || i->second.value->status != provider_status::draining
+          || i->second.value->drain_deadline != deadline)
+        return;
+      st.end_drain(id, true);
     },
     [=](atom::flush, atom::sweep) {
       auto& st = self->state;

@@ -38,6 +38,15 @@ struct registry_config {
   caf::timespan store_timeout = std::chrono::seconds(60);
   /// How often changes that need no acknowledgement (heartbeats) are written.
   caf::timespan flush_interval = std::chrono::seconds(5);
+  /// The cleanup rule's stale_after: a provider's lease, and how long a
+  /// tombstone is kept.
+  caf::timespan stale_after = std::chrono::seconds(900);
+  /// How long a drain lasts when the request names no timeout.
+  caf::timespan drain_timeout = std::chrono::seconds(300);
+  /// Registrations admitted per second (a token bucket, burst the same).
+  double max_registrations_per_second = 1000;
+  /// How long calls to the directory and the dispatcher may take.
+  caf::timespan peer_timeout = std::chrono::seconds(60);
 };
 
 struct registry_state {
@@ -55,6 +64,18 @@ struct registry_state {
     caf::actor_clock::time_point seen;
     /// Registration order, for stable listings.
     uint64_t order = 0;
+    /// Heartbeats so far (the suspect timer checks that one came).
+    uint64_t beats = 0;
+    /// Unix time of the last heartbeat (0: none yet), for lost runs of
+    /// providers that announce no interval.
+    double last_beat = 0;
+  };
+
+  /// A provider removed on purpose (SPEC §7): its instance gets 410 until
+  /// `until`.
+  struct tombstone {
+    std::string instance_id;
+    caf::actor_clock::time_point until;
   };
 
   /// An entry for a new value of a provider.
@@ -78,6 +99,14 @@ struct registry_state {
   /// The listing at `version`, built on demand and shared until it changes.
   mutable provider_catalog_ptr catalog_cache;
   std::mt19937_64 rng{std::random_device{}()};
+  /// Removed instances, by provider id.
+  std::unordered_map<std::string, tombstone> tombstones;
+  /// The registration token bucket.
+  double tokens = 0;
+  caf::actor_clock::time_point refilled;
+  /// Told of fleet events (set once at start-up; null in some tests).
+  lobby_directory_actor directory;
+  dispatcher_actor dispatcher;
 
   /// Where changes are made durable; the registry applies a change only once
   /// the store answered (nothing unacknowledged is visible).
@@ -109,7 +138,28 @@ struct registry_state {
   provider_catalog_ptr catalog() const;
   void set_status(const std::string& id, provider_status status);
   void mark_seen(const std::string& id);
-  provider_list resolve(const std::string& bot) const;
+  /// The candidates of a join (SPEC §7, placement).
+  placement place(const std::string& bot, const std::string& preferred) const;
+  /// Takes a token from the registration bucket; false with the seconds
+  /// until the next one.
+  bool admit(double& retry_after);
+  /// Whether `instance` of provider `id` was removed on purpose.
+  bool is_removed(const std::string& id, const std::string& instance);
+  /// Keeps a tombstone of a provider removed on purpose (with an instance).
+  void bury(const provider& p);
+  /// Online again unless draining; tells the directory when it was not.
+  void revive(provider& next, const provider& before);
+  /// Arms the suspect timer of a provider that announced an interval.
+  void arm_suspect(const std::string& id);
+  /// Removes a provider durably: erased, buried when on purpose, its bot
+  /// members dispatched again for `why` (when `redispatch`). `done` runs once
+  /// durable or failed.
+  void remove(const std::string& id, bool on_purpose, move_reason why,
+              bool redispatch, std::function<void(const caf::error&)> done);
+  /// A draining provider runs nothing more, or its drain timed out.
+  void end_drain(const std::string& id, bool timed_out);
+  /// The provider's lease (unix seconds) when seen now.
+  double lease_from_now() const;
   stale_report stale(caf::timespan stale_after) const;
   /// The providers of `ids` still unseen for `stale_after`.
   std::vector<std::string> evictable(const std::vector<std::string>& ids,

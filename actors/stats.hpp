@@ -82,9 +82,9 @@ struct server_stats {
   std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
   std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
 
-  /// Per file, for /metrics: the two snapshot files by name, then any other.
-  static constexpr std::array<std::string_view, 3> snapshot_files{
-    "bot_providers.json", "lobbies.json", "other"};
+  /// Per file, for /metrics: the snapshot files by name, then any other.
+  static constexpr std::array<std::string_view, 4> snapshot_files{
+    "bot_providers.json", "lobbies.json", "idempotency.json", "other"};
   std::array<snapshot_stats, snapshot_files.size()> snapshots{};
 
   std::array<journal_stats, snapshot_files.size()> journals{};

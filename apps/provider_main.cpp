@@ -1,10 +1,15 @@
 // voicebot-provider: hosts bots for voicebot-server over the CAF provider
 // protocol. Wiring only: options → actor system → host actor → wait for
-// SIGTERM/SIGINT → deregister → exit 0.
+// signals: the first SIGTERM drains (the host quits once drained), a second
+// SIGTERM or a SIGINT stops at once (deregister → exit 0).
 //
-// Exit codes: 0 stopped by a signal; 2 bad flags; 3 registration refused
-// (wrong or missing key, invalid registration); 5 the server speaks another
-// version of the CAF provider protocol (docs/caf-providers.md).
+// Exit codes: 0 stopped by a signal (drained, or at once); 1 an unexpected
+// failure; 2 bad flags; 3 registration refused (wrong or missing key,
+// invalid registration); 4 the server removed this provider on purpose (410:
+// it must not come back); 5 the server speaks another version of the CAF
+// provider protocol (docs/caf-providers.md).
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <iostream>
 #include <sstream>
@@ -23,6 +28,8 @@
 namespace {
 
 using signal_atom = caf::atom_constant<caf::atom("p_signal")>;
+/// The drain took longer than the host's own timer allows: stop now.
+using backstop_atom = caf::atom_constant<caf::atom("p_backstop")>;
 
 caf::timespan seconds(double s) {
   return std::chrono::duration_cast<caf::timespan>(
@@ -39,6 +46,24 @@ std::vector<std::string> split(const std::string& list) {
   return result;
 }
 
+/// The exit code for the reason the host stopped on its own.
+int exit_code(const caf::error& reason) {
+  if (!reason || reason == caf::exit_reason::normal)
+    return 0; // drained
+  switch (vb::code_of(reason)) {
+    case vb::ec::key_missing:
+    case vb::ec::key_invalid:
+    case vb::ec::invalid:
+      return 3;
+    case vb::ec::removed:
+      return 4;
+    case vb::ec::protocol_mismatch:
+      return 5;
+    default:
+      return 1;
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -47,6 +72,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double heartbeat = 5;
   double backoff_max = 5;
+  double drain_timeout = 30;
   CLI::App app{"voicebot-provider: hosts bots for voicebot-server over CAF"};
   app.option_defaults()->always_capture_default();
   app.add_option("--server-host", cfg.server_host,
@@ -65,6 +91,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-backoff", backoff_max,
                  "longest wait between reconnect attempts, in seconds")
     ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-runs", cfg.max_runs,
+                 "most bot runs at once (heartbeats announce load and "
+                 "capacity from it)")
+    ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  app.add_option("--drain-timeout", drain_timeout,
+                 "SIGTERM drains: seconds the server may keep its runs "
+                 "(a second SIGTERM stops at once)")
+    ->check(CLI::Range(0.0, 86400.0))
+    ->check(CLI::PositiveNumber);
   // Hidden: plays a provider of another protocol version (the tests).
   app.add_option("--protocol-version", cfg.protocol_version,
                  "the CAF provider protocol version to speak")
@@ -98,6 +133,11 @@ int main(int argc, char** argv) {
   }
   cfg.heartbeat_interval = seconds(heartbeat);
   cfg.backoff_max = seconds(backoff_max);
+  cfg.drain_timeout = seconds(drain_timeout);
+  // Past the drain's timeout the server deregisters it (a heartbeat or two
+  // tells): wait that long before leaving on its own.
+  cfg.drain_grace = std::max<caf::timespan>(std::chrono::seconds(2),
+                                            2 * cfg.heartbeat_interval);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
@@ -111,38 +151,75 @@ int main(int argc, char** argv) {
 
   caf::scoped_actor self{sys};
   self->monitor(host);
-  // Signals arrive on their own thread and become a message to main.
-  std::thread waiter{[&sys, me = caf::actor_cast<caf::actor>(self), signals]() mutable {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    caf::anon_send(me, signal_atom::value, sig);
+  // Signals arrive on their own thread and become messages to main, every
+  // one of them (a second SIGTERM means something), until main is done.
+  std::atomic<bool> done{false};
+  std::thread waiter{[&done, me = caf::actor_cast<caf::actor>(self),
+                      signals]() mutable {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0)
+        continue;
+      if (done.load())
+        return;
+      caf::anon_send(me, signal_atom::value, sig);
+    }
   }};
+  auto stop_now = [&] {
+    // Deregister if it can within a short timeout; exit 0 either way.
+    self
+      ->request(host, cfg.stop_timeout + std::chrono::seconds(1),
+                vb::atom::deregister_v)
+      .receive([](bool) {},
+               [&](caf::error& err) {
+                 spdlog::warn("deregistration: {}", sys.render(err));
+               });
+  };
   int rc = 0;
   bool waiting = true;
+  bool draining = false;
   while (waiting)
     self->receive(
       [&](signal_atom, int sig) {
-        spdlog::info("{} received: deregistering",
-                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        self->request(host, std::chrono::seconds(5), vb::atom::deregister_v)
-          .receive([](bool) {},
-                   [&](caf::error& err) {
-                     spdlog::warn("deregistration: {}", sys.render(err));
-                   });
+        if (sig == SIGTERM && !draining) {
+          draining = true;
+          spdlog::info("SIGTERM received: draining for up to {} s (a second "
+                       "SIGTERM, or SIGINT, stops at once)",
+                       drain_timeout);
+          self->send(host, vb::atom::drain_v);
+          // The host ends the drain itself; this only guards against a
+          // host that does not.
+          self->delayed_send(caf::actor_cast<caf::actor>(self),
+                             cfg.drain_timeout + cfg.drain_grace
+                               + cfg.stop_timeout + std::chrono::seconds(5),
+                             backstop_atom::value);
+          return;
+        }
+        spdlog::info("{} received: stopping now",
+                     sig == SIGTERM ? "second SIGTERM" : "SIGINT");
+        stop_now();
+        waiting = false;
+      },
+      [&](backstop_atom) {
+        spdlog::warn("the drain did not end in time: stopping now");
+        stop_now();
         waiting = false;
       },
       [&](caf::down_msg& msg) {
-        // The host gave up: the server refused its configuration (3), or
-        // speaks another protocol version (5); retrying cannot help.
-        rc = vb::code_of(msg.reason) == vb::ec::protocol_mismatch ? 5 : 3;
-        spdlog::error("provider stopped (exit {}): {}", rc,
-                      sys.render(msg.reason));
+        // The host stopped on its own: drained (0), or it gave up because
+        // retrying cannot help: the server refused its configuration (3),
+        // removed it on purpose (4) or speaks another protocol version (5).
+        rc = exit_code(msg.reason);
+        if (rc == 0)
+          spdlog::info("provider stopped: drained");
+        else
+          spdlog::error("provider stopped (exit {}): {}", rc,
+                        sys.render(msg.reason));
         waiting = false;
       });
-  if (rc != 0) {
-    // The signal thread is still in sigwait: wake it.
-    pthread_kill(waiter.native_handle(), SIGTERM);
-  }
+  // The signal thread is still in sigwait: wake it.
+  done = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
   return rc;

@@ -17,6 +17,7 @@
 #include "actors/cleanup.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/gateway.hpp"
+#include "actors/idempotency.hpp"
 #include "actors/journal_store.hpp"
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
@@ -94,14 +95,20 @@ int main(int argc, char** argv) {
   auto stats = std::make_shared<vb::server_stats>();
   auto provider_seed = std::make_shared<vb::journal_store_seed>();
   auto lobby_seed = std::make_shared<vb::journal_store_seed>();
-  provider_seed->max_bytes = lobby_seed->max_bytes = opts.journal_max_bytes;
-  // The two owners' files are independent: loaded side by side.
+  auto key_seed = std::make_shared<vb::journal_store_seed>();
+  provider_seed->max_bytes = lobby_seed->max_bytes = key_seed->max_bytes
+    = opts.journal_max_bytes;
+  // The owners' files are independent: loaded side by side.
   auto loading_providers = std::async(std::launch::async, [&] {
     return vb::load_providers(opts.data_dir, *provider_seed, stats.get());
   });
+  auto loading_keys = std::async(std::launch::async, [&] {
+    return vb::load_idempotency_keys(opts.data_dir, *key_seed, stats.get());
+  });
   auto lobbies = vb::load_lobbies(opts.data_dir, *lobby_seed, stats.get());
   auto providers = loading_providers.get();
-  if (!provider_seed->journal || !lobby_seed->journal) {
+  auto idempotency_keys = loading_keys.get();
+  if (!provider_seed->journal || !lobby_seed->journal || !key_seed->journal) {
     spdlog::error("cannot open the journals in {}", opts.data_dir);
     return 1;
   }
@@ -112,6 +119,7 @@ int main(int argc, char** argv) {
                  "is durable (benchmarks only)");
     provider_seed->journal->set_sync(false);
     lobby_seed->journal->set_sync(false);
+    key_seed->journal->set_sync(false);
   }
 
   auto http = std::make_unique<vb::http_server>(opts);
@@ -144,8 +152,14 @@ int main(int argc, char** argv) {
   auto provider_writer = provider_files.writer;
   auto lobby_store = lobby_files.store;
   auto lobby_writer = lobby_files.writer;
+  auto key_files = vb::spawn_journal_store(sys, key_seed, stats);
+  auto key_store = key_files.store;
+  auto key_writer = key_files.writer;
   vb::registry_config rcfg;
   rcfg.provider_keys = opts.provider_keys;
+  rcfg.stale_after = seconds(opts.stale_after);
+  rcfg.drain_timeout = seconds(opts.drain_timeout);
+  rcfg.max_registrations_per_second = opts.max_registrations_per_second;
   auto registry = sys.spawn(vb::registry, provider_store, std::move(providers),
                             rcfg, stats);
   vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
@@ -154,11 +168,29 @@ int main(int argc, char** argv) {
   vb::dispatcher_config dcfg;
   dcfg.server_url = server_url;
   dcfg.registry = registry;
+  dcfg.dispatch_timeout = seconds(opts.dispatch_timeout);
+  dcfg.stats = stats;
   auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher, lobby_store};
+  peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
+  peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
+  peers.stats = stats;
   auto directory = sys.spawn(vb::lobby_directory, std::move(lobbies), peers,
                              stats);
+  // The registry tells the lobbies of fleet events (re-dispatch, orphans,
+  // lost runs) and the dispatcher of runs to stop.
+  caf::anon_send(registry, vb::atom::peers_v, directory, dispatcher);
+  // Joins with an Idempotency-Key (SPEC §7). Its wait for the directory is
+  // above the front end's (every failover at dispatch_timeout, then the
+  // write), so a join the client gave up on is still remembered.
+  vb::idempotency_config icfg;
+  icfg.ttl = seconds(opts.idempotency_ttl);
+  icfg.join_timeout = seconds(
+    std::max(60.0, 2 * ((opts.failover_attempts + 1.0)
+                          * (opts.dispatch_timeout + 1) + 10)));
+  auto idempotency = sys.spawn(vb::idempotency, directory, key_store,
+                               std::move(idempotency_keys), icfg, stats);
 
   // The provider gateway for CAF providers (loopback unless configured).
   auto gateway = sys.spawn(vb::provider_gateway,
@@ -168,6 +200,7 @@ int main(int argc, char** argv) {
   // then, once they are gone, the stores (each writes what it was sent).
   auto stop_actors = [&] {
     std::vector<caf::actor> owners{caf::actor_cast<caf::actor>(gateway),
+                                   caf::actor_cast<caf::actor>(idempotency),
                                    caf::actor_cast<caf::actor>(cleanup),
                                    caf::actor_cast<caf::actor>(directory),
                                    caf::actor_cast<caf::actor>(dispatcher),
@@ -181,8 +214,10 @@ int main(int argc, char** argv) {
     }
     for (auto& a : {caf::actor_cast<caf::actor>(provider_store),
                     caf::actor_cast<caf::actor>(lobby_store),
+                    caf::actor_cast<caf::actor>(key_store),
                     caf::actor_cast<caf::actor>(provider_writer),
-                    caf::actor_cast<caf::actor>(lobby_writer)})
+                    caf::actor_cast<caf::actor>(lobby_writer),
+                    caf::actor_cast<caf::actor>(key_writer)})
       anon_send_exit(a, caf::exit_reason::user_shutdown);
   };
   auto caf_port = sys.middleman().publish(gateway, opts.caf_port,
@@ -215,7 +250,7 @@ int main(int argc, char** argv) {
                   std::string{})
       .receive([](vb::lobby&) {}, [](caf::error&) {});
   }
-  http->start(vb::backend{&sys, registry, directory, stats});
+  http->start(vb::backend{&sys, registry, directory, stats, idempotency});
   spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
                opts.host, port, opts.base_path);
   // Snapshots are loaded and the listener is bound and accepting.
@@ -253,7 +288,8 @@ int main(int argc, char** argv) {
     flush(registry, "provider");
     // The final snapshots: a restart replays no journal.
     for (auto& [store, what] : {std::pair{provider_store, "provider"},
-                                std::pair{lobby_store, "lobby"}})
+                                std::pair{lobby_store, "lobby"},
+                                std::pair{key_store, "idempotency key"}})
       self->request(store, left(), vb::atom::compact_v)
         .receive(
           [&](uint64_t seq) {

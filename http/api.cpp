@@ -13,6 +13,7 @@
 #include "http/openapi.hpp"
 #include "http/routes.hpp"
 #include "http/web_assets.hpp"
+#include "model/idempotency_codec.hpp"
 #include "model/json.hpp"
 #include "model/validate.hpp"
 
@@ -101,6 +102,38 @@ api_reply error_reply(const caf::error& err) {
     case ec::invalid:
       return api::error(422, text.empty() ? "Invalid request" : text,
                         "invalid");
+    case ec::removed: {
+      auto r = api::error(410, "Provider was removed", "removed");
+      return r;
+    }
+    case ec::rate_limited: {
+      // The context: (detail, seconds until a registration is admitted).
+      double wait = 1;
+      auto& ctx = err.context();
+      if (ctx.size() == 2 && ctx.match_element<double>(1))
+        wait = ctx.get_as<double>(1);
+      auto r = api::error(429, "Too many registrations, retry later",
+                          "rate_limited");
+      r.headers.emplace_back(
+        "Retry-After",
+        std::to_string(std::max<long long>(1, static_cast<long long>(
+                                                std::ceil(wait)))));
+      return r;
+    }
+    case ec::idempotency_key_reused: {
+      // A 422 in FastAPI's validation shape, like every 422 here, with its
+      // own code (SPEC §7).
+      request_error e;
+      e.status = 422;
+      e.code = "idempotency_key_reused";
+      field_error f;
+      f.loc = json{"header", "idempotency-key"};
+      f.msg = text.empty() ? "Idempotency-Key was used with another request"
+                           : text;
+      f.type = "value_error.idempotency_key_reused";
+      e.errors.push_back(std::move(f));
+      return api_reply{422, render(e), {}, nullptr};
+    }
     case ec::protocol_mismatch: // only between the gateway and a provider
     case ec::none:
       break;
@@ -185,6 +218,11 @@ api::api(backend be, server_options opts,
     opts_(std::move(opts)),
     metrics_(std::move(metrics)),
     started_(std::chrono::steady_clock::now()),
+    join_timeout_(std::chrono::duration_cast<caf::timespan>(
+      std::chrono::duration<double>(
+        (static_cast<double>(opts_.failover_attempts) + 1)
+          * (opts_.dispatch_timeout + 1)
+        + 10))),
     openapi_(std::make_shared<const std::string>(
       openapi_document(opts_.base_path))),
     docs_(std::make_shared<const std::string>(docs_page())) {
@@ -194,6 +232,17 @@ namespace {
 
 /// Sends one request to an actor from a short-lived actor, and turns the
 /// answer into a reply. The caller's thread never waits.
+template <class Result, class Handle, class OnOk, class... Ts>
+void ask_within(caf::timespan timeout, caf::actor_system& sys,
+                const Handle& target, api_respond respond, OnOk on_ok,
+                Ts... xs) {
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(target, timeout, xs...)
+      .then([=](Result& r) { respond(on_ok(r)); },
+            [=](caf::error& err) { respond(error_reply(err)); });
+  });
+}
+
 template <class Result, class Handle, class OnOk, class... Ts>
 void ask(caf::actor_system& sys, const Handle& target, api_respond respond,
          OnOk on_ok, Ts... xs) {
@@ -389,9 +438,24 @@ void api::handle(route_match& m, const api_request& req,
         if (percent_decode(query_param(req.query, "provider_key"), decoded))
           key = std::move(decoded);
       }
+      // Removed on purpose: a tombstone keeps this instance out (SPEC §7).
       return ask<bool>(
         sys, be_.registry, respond, [](bool) { return api_reply{204, {}, {}, nullptr}; },
-        atom::deregister_v, p[0], key);
+        atom::deregister_v, p[0], key, true);
+    }
+    case route_id::provider_drain: {
+      if (!check_id(0, "provider_id"))
+        return;
+      auto parsed = parse_drain_request(req.body);
+      if (!parsed)
+        return respond(validation_failed(parsed.error));
+      auto d = *parsed.value;
+      if (d.provider_key.empty())
+        d.provider_key = std::string{req.provider_key};
+      d.by_operator = true;
+      return ask<provider>(
+        sys, be_.registry, respond, [](provider& x) { return ok(200, json(x)); },
+        atom::drain_v, p[0], d);
     }
     case route_id::bot_list:
       return ask<provider_catalog_ptr>(
@@ -403,6 +467,9 @@ void api::handle(route_match& m, const api_request& req,
     case route_id::bot_join: {
       if (auto err = check_bot_name_path(p[0]))
         return respond(validation_failed(std::move(*err)));
+      if (req.idempotency_key)
+        if (auto err = check_idempotency_key(*req.idempotency_key))
+          return respond(validation_failed(std::move(*err)));
       auto parsed = parse_join_request(req.body);
       if (!parsed)
         return respond(validation_failed(parsed.error));
@@ -410,18 +477,24 @@ void api::handle(route_match& m, const api_request& req,
       // Without a nick, the bot is known by its name.
       bot_join bj{p[0], j.nick.empty() ? p[0] : j.nick, j.provider_id};
       auto lobby_id = j.lobby_id;
-      return ask<session>(
-        sys, be_.lobbies, respond,
-        [lobby_id](session& s) {
-          return ok(200, json{{"status", "requested"},
-                              {"bot_name", s.bot_name},
-                              {"lobby_id", lobby_id},
-                              {"session_id", s.session_id},
-                              {"provider_id", s.provider_id},
-                              {"run_id", s.run_id},
-                              {"nick", s.nick}});
-        },
-        atom::join_v, lobby_id, bj);
+      auto joined = [lobby_id](session& s) {
+        return ok(200, json{{"status", "requested"},
+                            {"bot_name", s.bot_name},
+                            {"lobby_id", lobby_id},
+                            {"session_id", s.session_id},
+                            {"provider_id", s.provider_id},
+                            {"run_id", s.run_id},
+                            {"nick", s.nick}});
+      };
+      // With an Idempotency-Key (SPEC §7) the key's owner answers: the
+      // first accepted answer again, or the join as the directory answers.
+      if (req.idempotency_key && be_.idempotency)
+        return ask_within<session>(
+          join_timeout_, sys, be_.idempotency, respond, joined, atom::join_v,
+          std::string{*req.idempotency_key}, join_fingerprint(p[0], j),
+          lobby_id, bj);
+      return ask_within<session>(join_timeout_, sys, be_.lobbies, respond,
+                                 joined, atom::join_v, lobby_id, bj);
     }
     case route_id::bot_leave: {
       auto parsed = parse_leave_request(req.body);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +32,8 @@ struct backend {
   registry_actor registry;
   lobby_directory_actor lobbies;
   std::shared_ptr<server_stats> stats;
+  /// Joins with an Idempotency-Key header go here instead of to lobbies.
+  idempotency_actor idempotency;
 };
 
 struct api_request {
@@ -39,6 +42,8 @@ struct api_request {
   std::string_view query; // without '?'
   std::string_view body;
   std::string_view provider_key; // the X-Provider-Key header
+  /// The Idempotency-Key header, when the request has one (even empty).
+  std::optional<std::string_view> idempotency_key;
 };
 
 struct api_reply {
@@ -88,6 +93,9 @@ private:
   server_options opts_;
   std::shared_ptr<const http_metrics> metrics_;
   std::chrono::steady_clock::time_point started_;
+  /// How long a join may take: every provider it may fail over to, at
+  /// dispatch_timeout each, plus the durable write (SPEC §7).
+  caf::timespan join_timeout_;
   std::shared_ptr<const std::string> openapi_; // rendered once, for base_path
   std::shared_ptr<const std::string> docs_;
 };

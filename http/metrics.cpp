@@ -176,6 +176,35 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
          "max_evict_fraction of all providers were stale.",
          pm::MetricType::Counter, value(stats.held_sweeps));
 
+  // -- fleet (SPEC §7) --
+  single("voicebot_join_failovers_total",
+         "Joins tried on a further provider after one could not be reached.",
+         pm::MetricType::Counter, value(stats.failovers));
+  single("voicebot_redispatches_total",
+         "Bot members dispatched again to a new run (evictions, drain "
+         "timeouts, lost runs, reconciliation, orphans placed).",
+         pm::MetricType::Counter, value(stats.redispatches));
+  single("voicebot_orphaned_members",
+         "Bot members whose provider was lost and that no provider took yet.",
+         pm::MetricType::Gauge, value(stats.orphaned));
+  single("voicebot_provider_drains_total", "Provider drains started.",
+         pm::MetricType::Counter, value(stats.drains));
+  single("voicebot_removed_answers_total",
+         "Heartbeats and registrations answered 410: the instance was "
+         "removed on purpose.",
+         pm::MetricType::Counter, value(stats.removed_answers));
+  single("voicebot_registrations_rate_limited_total",
+         "Registrations answered 429 by the registration token bucket.",
+         pm::MetricType::Counter, value(stats.rate_limited));
+  single("voicebot_idempotent_replays_total",
+         "Joins answered from an earlier request with the same "
+         "Idempotency-Key.",
+         pm::MetricType::Counter, value(stats.idempotent_replays));
+  single("voicebot_late_acceptances_total",
+         "Joins a provider accepted after their dispatch timeout (told to "
+         "stop).",
+         pm::MetricType::Counter, value(stats.late_acceptances));
+
   // -- snapshots --
   auto writes = family("voicebot_snapshot_writes_total",
                        "Durable snapshot writes, by file.",

@@ -196,6 +196,9 @@ private:
     ar.body = req.body();
     auto key = req[std::string_view{"X-Provider-Key"}];
     ar.provider_key = std::string_view{key.data(), key.size()};
+    if (auto f = req.find(std::string_view{"Idempotency-Key"}); f != req.end())
+      ar.idempotency_key = std::string_view{f->value().data(),
+                                            f->value().size()};
     // A reply from a CAF thread is posted to this connection's strand, the
     // only place that writes; one given inline (health, a validation error)
     // is written at once, on the strand already.

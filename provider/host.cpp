@@ -127,15 +127,19 @@ void host_state::connect() {
       });
 }
 
-void host_state::reconnect_later() {
-  if (leaving)
-    return;
+caf::timespan host_state::backoff_delay() {
   // Full jitter: a uniform delay in [0, min(max, base * 2^attempt)].
   auto cap = config.backoff_base * (int64_t{1} << std::min<uint32_t>(attempt, 20));
   cap = std::min<caf::timespan>(cap, config.backoff_max);
   std::uniform_int_distribution<int64_t> pick{0, cap.count()};
-  auto delay = caf::timespan{pick(rng)};
   ++attempt;
+  return caf::timespan{pick(rng)};
+}
+
+void host_state::reconnect_later() {
+  if (leaving)
+    return;
+  auto delay = backoff_delay();
   if (attempt == 1 || attempt % 10 == 0)
     spdlog::info("server {}:{} not reachable; trying again (attempt {}, "
                  "next in {} ms)",
@@ -224,6 +228,9 @@ void host_state::register_now() {
   reg.provider_key = config.key;
   reg.provider_id = provider_id;
   reg.via = transport::caf;
+  reg.instance_id = instance_id;
+  reg.heartbeat_interval
+    = std::chrono::duration<double>(config.heartbeat_interval).count();
   for (auto& b : config.bots)
     reg.bots.push_back(bot_info{b, bot_description(b)});
   auto conn = connection;
@@ -233,38 +240,83 @@ void host_state::register_now() {
               caf::actor_cast<bot_host_actor>(self), run_list())
     .then(
       [this, conn](registration_result& res) {
-        connecting = false;
-        if (conn != connection)
+        if (conn != connection || leaving)
           return;
+        connecting = false;
         registered = true;
         attempt = 0;
         if (res.provider_id != provider_id) {
           provider_id = res.provider_id;
           save_state();
         }
-        spdlog::info("registered as {} with {} runs", provider_id,
-                     runs.size());
+        spdlog::info("registered as {} with {} runs (instance {})",
+                     provider_id, runs.size(), instance_id);
         for (auto& run_id : res.unknown_runs)
           stop_run(run_id, "unknown to the server");
+        if (leaving)
+          return; // draining, and that was its last run
         self->delayed_send(self, config.heartbeat_interval,
                            provider_atom::tick::value, conn);
+        // A registration may have made it online again: drain on.
+        if (draining)
+          ask_drain();
       },
-      [this](caf::error& err) {
-        connecting = false;
-        auto code = code_of(err);
-        if (code == ec::key_missing || code == ec::key_invalid
-            || code == ec::invalid || code == ec::protocol_mismatch) {
-          // Retrying cannot help: the configuration is wrong.
-          spdlog::error("registration refused: {}",
-                        self->home_system().render(err));
-          give_up(err);
+      [this, conn](caf::error& err) {
+        if (conn != connection || leaving)
           return;
-        }
-        spdlog::warn("registration failed: {}",
-                     self->home_system().render(err));
-        drop_gateway();
-        reconnect_later();
+        connecting = false;
+        registration_failed(err);
       });
+}
+
+void host_state::registration_failed(const caf::error& err) {
+  auto& sys = self->home_system();
+  switch (code_of(err)) {
+    case ec::key_missing:
+    case ec::key_invalid:
+    case ec::invalid:
+    case ec::protocol_mismatch:
+      // Retrying cannot help: the configuration is wrong.
+      spdlog::error("registration refused: {}", sys.render(err));
+      give_up(err);
+      return;
+    case ec::removed:
+      if (draining) {
+        leave("the server removed it while it drained", false);
+        return;
+      }
+      spdlog::error("registration refused: the server removed provider {} "
+                    "(instance {}) on purpose, so it does not come back: {}",
+                    provider_id, instance_id, sys.render(err));
+      give_up(err);
+      return;
+    case ec::rate_limited: {
+      // Too many registrations at the server: wait as long as it says, plus
+      // the jitter of the usual backoff so that a herd spreads out.
+      double retry_after = 1;
+      auto& ctx = err.context();
+      if (ctx.match_elements<std::string, double>())
+        retry_after = ctx.get_as<double>(1);
+      if (!(retry_after >= 0) || retry_after > 3600)
+        retry_after = 1;
+      auto delay = std::chrono::duration_cast<caf::timespan>(
+                     std::chrono::duration<double>(retry_after))
+                   + backoff_delay();
+      spdlog::warn("registration rate-limited by the server; trying again "
+                   "in {} ms (Retry-After {} s)",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(delay)
+                     .count(),
+                   retry_after);
+      connecting = true; // still on this connection: no new connect
+      self->delayed_send(self, delay, provider_atom::retry::value,
+                         connection);
+      return;
+    }
+    default:
+      spdlog::warn("registration failed: {}", sys.render(err));
+      drop_gateway();
+      reconnect_later();
+  }
 }
 
 void host_state::drop_gateway() {
@@ -277,15 +329,13 @@ void host_state::drop_gateway() {
 
 void host_state::give_up(const caf::error& reason) {
   leaving = true;
-  std::vector<std::string> ids;
-  for (auto& [id, r] : runs)
-    ids.push_back(id);
-  for (auto& id : ids)
-    stop_run(id, "giving up");
+  stop_runs("giving up");
   self->quit(reason);
 }
 
 void host_state::link_lost(const caf::error& reason) {
+  if (leaving)
+    return; // its last deregistration fails and it quits
   spdlog::warn("link to the server lost ({}); reconnecting",
                caf::to_string(reason));
   gateway = nullptr;
@@ -293,6 +343,153 @@ void host_state::link_lost(const caf::error& reason) {
   connecting = false;
   ++connection;
   reconnect_later();
+}
+
+// -- heartbeats -------------------------------------------------------------------
+
+heartbeat host_state::report() const {
+  heartbeat hb;
+  hb.instance_id = instance_id;
+  auto n = static_cast<uint64_t>(runs.size());
+  auto max = std::max<uint64_t>(config.max_runs, 1);
+  hb.load = std::min(1.0, static_cast<double>(n) / static_cast<double>(max));
+  hb.capacity = n >= config.max_runs
+                  ? 0
+                  : static_cast<int64_t>(config.max_runs - n);
+  hb.has_runs = true;
+  hb.runs.reserve(runs.size());
+  for (auto& [id, r] : runs)
+    hb.runs.push_back(id);
+  return hb;
+}
+
+void host_state::heartbeat_now(uint64_t conn) {
+  if (conn != connection || !gateway || !registered || leaving)
+    return;
+  self
+    ->request(gateway, config.call_timeout, atom::heartbeat_v, provider_id,
+              report())
+    .then(
+      [this, conn](double) {
+        if (conn == connection && !leaving)
+          self->delayed_send(self, config.heartbeat_interval,
+                             provider_atom::tick::value, conn);
+      },
+      [this, conn](caf::error& err) { heartbeat_failed(conn, err); });
+}
+
+void host_state::heartbeat_failed(uint64_t conn, const caf::error& err) {
+  if (conn != connection || !gateway || leaving)
+    return;
+  auto code = code_of(err);
+  if (draining && (code == ec::not_found || code == ec::removed)) {
+    // The end of a drain: the server deregistered it.
+    leave("the server deregistered it", false);
+    return;
+  }
+  if (code == ec::removed) {
+    spdlog::error("the server removed provider {} (instance {}) on purpose; "
+                  "not coming back: {}",
+                  provider_id, instance_id, self->home_system().render(err));
+    give_up(err);
+    return;
+  }
+  if (code == ec::not_found) {
+    // Evicted or deleted while we were away: register again with the same
+    // id.
+    spdlog::warn("the server does not know {}; registering again",
+                 provider_id);
+    registered = false;
+    register_now();
+    return;
+  }
+  if (code == ec::invalid)
+    spdlog::warn("heartbeat refused: {}", self->home_system().render(err));
+  self->delayed_send(self, config.heartbeat_interval,
+                     provider_atom::tick::value, conn);
+}
+
+// -- drain and stop -----------------------------------------------------------------
+
+void host_state::start_drain() {
+  if (draining || leaving)
+    return;
+  draining = true;
+  drain_deadline = std::chrono::steady_clock::now() + config.drain_timeout;
+  if (runs.empty()) {
+    leave("draining, and it runs nothing", true);
+    return;
+  }
+  spdlog::info("draining: no new joins; its {} runs stay for up to {} s",
+               runs.size(),
+               std::chrono::duration<double>(config.drain_timeout).count());
+  self->delayed_send(self, config.drain_timeout + config.drain_grace,
+                     provider_atom::drain_end::value);
+  if (gateway && registered)
+    ask_drain();
+  // Otherwise it asks once it is registered again.
+}
+
+void host_state::ask_drain() {
+  auto left = std::chrono::duration<double>(drain_deadline
+                                            - std::chrono::steady_clock::now())
+                .count();
+  if (left <= 0)
+    return; // timed out already: it leaves at the end of the grace
+  auto conn = connection;
+  self
+    ->request(gateway, config.call_timeout, atom::drain_v, provider_id,
+              config.key, left)
+    .then(
+      [this, left](bool) {
+        spdlog::info("the server drains {} (timeout {:.1f} s)", provider_id,
+                     left);
+      },
+      [this, conn](caf::error& err) {
+        if (conn != connection || leaving)
+          return;
+        auto code = code_of(err);
+        if (code == ec::not_found || code == ec::removed) {
+          leave("the server does not know it any more", false);
+          return;
+        }
+        // It drains on its own all the same: no new joins, and it leaves
+        // when it runs nothing or the timeout passes.
+        spdlog::warn("drain refused: {}", self->home_system().render(err));
+      });
+}
+
+void host_state::stop_runs(const char* why) {
+  std::vector<std::string> ids;
+  for (auto& [id, r] : runs)
+    ids.push_back(id);
+  for (auto& id : ids)
+    stop_run(id, why);
+}
+
+void host_state::leave(const std::string& why, bool deregister) {
+  if (leaving)
+    return;
+  leaving = true;
+  spdlog::info("leaving: {}", why);
+  stop_runs("shutting down");
+  if (!deregister || !gateway || !registered || provider_id.empty()) {
+    self->quit();
+    return;
+  }
+  self
+    ->request(gateway, config.stop_timeout, atom::deregister_v, provider_id,
+              config.key)
+    .then(
+      [this](bool) {
+        spdlog::info("deregistered {}", provider_id);
+        self->quit();
+      },
+      [this](caf::error& err) {
+        spdlog::warn("deregistration failed: {}",
+                     self->home_system().render(err));
+        self->quit();
+      });
 }
 
 // -- runs ---------------------------------------------------------------------------
@@ -309,13 +506,19 @@ caf::expected<std::string> host_state::start_run(const dispatch_request& req) {
   if (std::find(config.bots.begin(), config.bots.end(), req.bot_name)
       == config.bots.end())
     return make_error(ec::not_found, "no bot " + req.bot_name + " here");
-  if (leaving)
-    return make_error(ec::unavailable, "shutting down");
   // The same membership again (a retried dispatch) is the same run.
   for (auto& [id, r] : runs)
     if (r.value.lobby_id == req.lobby_id
         && r.value.session_id == req.session_id)
       return id;
+  if (leaving)
+    return make_error(ec::unavailable, "shutting down");
+  if (draining)
+    return make_error(ec::unavailable, "draining");
+  if (runs.size() >= config.max_runs)
+    return make_error(ec::unavailable,
+                      "at capacity (" + std::to_string(config.max_runs)
+                        + " runs)");
   bot_run run{new_uuid(rng), req.bot_name, req.lobby_id, req.session_id,
               req.nick};
   auto host = caf::actor_cast<host_actor>(self);
@@ -334,6 +537,8 @@ bool host_state::stop_run(const std::string& run_id, const char* why) {
   self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
   spdlog::info("run {} stopped: {}", run_id, why);
   runs.erase(i);
+  if (draining && runs.empty())
+    leave("drained: it runs nothing any more", true);
   return true;
 }
 
@@ -345,6 +550,7 @@ provider_host(host_actor::stateful_pointer<host_state> self,
   auto& st = self->state;
   st.self = self;
   st.config = std::move(config);
+  st.instance_id = new_uuid(st.rng);
   st.load_state();
   self->set_down_handler([self](const caf::down_msg& msg) {
     auto& st = self->state;
@@ -369,35 +575,18 @@ provider_host(host_actor::stateful_pointer<host_state> self,
     },
     [=](provider_atom::connect) { self->state.connect(); },
     [=](provider_atom::tick, uint64_t conn) {
-      auto& st = self->state;
-      if (conn != st.connection || !st.gateway || !st.registered)
-        return;
-      self->request(st.gateway, st.config.call_timeout, atom::heartbeat_v,
-                    st.provider_id)
-        .then(
-          [self, conn](double) {
-            auto& st = self->state;
-            if (conn == st.connection)
-              self->delayed_send(self, st.config.heartbeat_interval,
-                                 provider_atom::tick::value, conn);
-          },
-          [self, conn](caf::error& err) {
-            auto& st = self->state;
-            if (conn != st.connection || !st.gateway)
-              return;
-            if (code_of(err) == ec::not_found) {
-              // Evicted or deleted while we were away: register again with
-              // the same id.
-              spdlog::warn("the server does not know {}; registering again",
-                           st.provider_id);
-              st.registered = false;
-              st.register_now();
-              return;
-            }
-            self->delayed_send(self, st.config.heartbeat_interval,
-                               provider_atom::tick::value, conn);
-          });
+      self->state.heartbeat_now(conn);
     },
+    [=](provider_atom::retry, uint64_t conn) {
+      auto& st = self->state;
+      if (conn == st.connection && st.gateway && !st.registered
+          && !st.leaving)
+        st.register_now();
+    },
+    [=](provider_atom::drain_end) {
+      self->state.leave("the drain timed out", true);
+    },
+    [=](atom::drain) { self->state.start_drain(); },
     [=](atom::say, const std::string& lobby_id, const std::string& session_id,
         const std::string& text) {
       auto& st = self->state;
@@ -407,15 +596,11 @@ provider_host(host_actor::stateful_pointer<host_state> self,
     [=](atom::deregister) -> caf::result<bool> {
       auto& st = self->state;
       st.leaving = true;
-      std::vector<std::string> ids;
-      for (auto& [id, r] : st.runs)
-        ids.push_back(id);
-      for (auto& id : ids)
-        st.stop_run(id, "shutting down");
+      st.stop_runs("shutting down");
       if (!st.gateway || !st.registered || st.provider_id.empty())
         return false;
       auto rp = self->make_response_promise<bool>();
-      self->request(st.gateway, st.config.call_timeout, atom::deregister_v,
+      self->request(st.gateway, st.config.stop_timeout, atom::deregister_v,
                     st.provider_id, st.config.key)
         .then(
           [=](bool ok) mutable {

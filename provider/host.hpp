@@ -21,6 +21,10 @@ namespace vb::provider_atom {
 using connect = caf::atom_constant<caf::atom("p_connect")>;
 /// Time for a heartbeat on the given connection.
 using tick = caf::atom_constant<caf::atom("p_tick")>;
+/// Register again on the given connection (after a rate-limited attempt).
+using retry = caf::atom_constant<caf::atom("p_retry")>;
+/// The drain's deadline (plus its grace) has passed.
+using drain_end = caf::atom_constant<caf::atom("p_drainend")>;
 } // namespace vb::provider_atom
 
 namespace vb {
@@ -37,6 +41,16 @@ struct host_config {
   std::string state_file = "provider_state.json";
   std::vector<std::string> bots{"echo", "greeter"};
   caf::timespan heartbeat_interval = std::chrono::seconds(5);
+  /// The most runs it takes at once: its heartbeats announce load (runs /
+  /// max_runs) and capacity (max_runs - runs); a join beyond is refused.
+  uint64_t max_runs = 100;
+  /// SIGTERM: how long the server may keep its runs while it drains.
+  caf::timespan drain_timeout = std::chrono::seconds(30);
+  /// How long past the drain's timeout it waits for the server to
+  /// deregister it before it leaves on its own.
+  caf::timespan drain_grace = std::chrono::seconds(3);
+  /// How long the last deregistration may take when it stops at once.
+  caf::timespan stop_timeout = std::chrono::seconds(2);
   /// Reconnect delays: full jitter over base * 2^attempt, capped at max.
   caf::timespan backoff_base = std::chrono::milliseconds(200);
   caf::timespan backoff_max = std::chrono::seconds(5);
@@ -54,10 +68,18 @@ using host_actor = bot_host_actor::extend<
   caf::reacts_to<provider_atom::connect>,
   // Heartbeat on connection `n` (timer).
   caf::reacts_to<provider_atom::tick, uint64_t>,
+  // Register again on connection `n` (timer, after rate_limited).
+  caf::reacts_to<provider_atom::retry, uint64_t>,
+  // The drain timed out (timer): stop the runs, deregister, quit.
+  caf::reacts_to<provider_atom::drain_end>,
   // A bot run says something (lobby id, its session id, text).
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
-  // SIGTERM: stop every run and deregister; answers whether the server
-  // confirmed.
+  // The first SIGTERM: drain (no new joins, the runs stay), then quit
+  // normally once the server deregistered it, it runs nothing any more, or
+  // the drain timed out.
+  caf::reacts_to<atom::drain>,
+  // A second SIGTERM, or SIGINT: stop every run and deregister now; answers
+  // whether the server confirmed.
   caf::replies_to<atom::deregister>::with<bool>>;
 
 struct host_state {
@@ -72,8 +94,16 @@ struct host_state {
   host_config config;
   std::string provider_id; // empty until the first registration
   provider_gateway_actor gateway;
+  /// Random, made once per process start: the server tells a restarted
+  /// provider from a removed one by it (SPEC §7).
+  std::string instance_id;
   bool connecting = false;
   bool registered = false;
+  /// Draining since the first SIGTERM: no new joins, reconnects go on.
+  bool draining = false;
+  /// When the drain's timeout passes (steady clock).
+  std::chrono::steady_clock::time_point drain_deadline;
+  /// Stopping for good: no reconnects, no joins.
   bool leaving = false;
   uint64_t connection = 0; // counts connections, for heartbeat timers
   uint32_t attempt = 0;    // failed attempts since the last success
@@ -87,10 +117,19 @@ struct host_state {
   void say_hello();
   void interface_differs(caf::strong_actor_ptr ptr,
                          const std::set<std::string>& ifs);
+  caf::timespan backoff_delay();
   void register_now();
+  void registration_failed(const caf::error& err);
   void drop_gateway();
   void give_up(const caf::error& reason);
   void link_lost(const caf::error& reason);
+  void heartbeat_now(uint64_t conn);
+  void heartbeat_failed(uint64_t conn, const caf::error& err);
+  heartbeat report() const;
+  void start_drain();
+  void ask_drain();
+  void stop_runs(const char* why);
+  void leave(const std::string& why, bool deregister);
   std::vector<bot_run> run_list() const;
   caf::expected<std::string> start_run(const dispatch_request& req);
   bool stop_run(const std::string& run_id, const char* why);

@@ -45,11 +45,34 @@ struct scripted_link : http_link {
     return answer(200);
   };
 
+  /// Calls left unanswered until the test answers them (a provider slow to
+  /// answer): those `hold` picks; by default none.
+  std::function<bool(const call&)> hold = [](const call&) { return false; };
+  struct held_call {
+    call what;
+    callback done;
+  };
+  /// The calls held so far, in order; an answered one keeps its place with
+  /// an empty callback.
+  std::vector<held_call> held;
+
   void request(std::string method, std::string url, std::string body,
                std::chrono::milliseconds timeout, callback done) override {
     calls.push_back({std::move(method), std::move(url), std::move(body),
                      timeout});
+    if (hold(calls.back())) {
+      held.push_back({calls.back(), std::move(done)});
+      return;
+    }
     done(script(calls.back()));
+  }
+
+  /// Answers the `i`-th held call (late, as a slow provider would).
+  void release(std::size_t i, http_result r) {
+    auto done = std::move(held.at(i).done);
+    held.at(i).done = nullptr;
+    if (done)
+      done(std::move(r));
   }
 
   /// The calls whose URL contains `part`.

@@ -245,6 +245,7 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
       return url.size() >= 5 && url.compare(url.size() - 5, 5, "alive") == 0;
     },
     [=](atom::done, uint64_t, const http_result&) {},
+    [=](atom::expire, uint64_t) {},
     [=](atom::event, const provider&, const std::string&, const lobby_event&) {},
     [=](atom::registration, const std::string&, bot_host_actor) {
       return true;

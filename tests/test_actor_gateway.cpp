@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <map>
 #include <memory>
 
 #include "actors/dispatcher.hpp"
@@ -84,8 +86,14 @@ struct gateway_fixture : test::fixture {
     dispatcher_config dc;
     dc.registry = reg;
     disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{}, dc);
-    lobbies = sys.spawn(lobby_directory, std::vector<lobby_image>{},
-                        lobby_peers{reg, disp, lobby_files.store}, stats);
+    lobby_peers lp;
+    lp.registry = reg;
+    lp.dispatcher = disp;
+    lp.store = lobby_files.store;
+    lp.stats = stats;
+    lobbies = sys.spawn(lobby_directory, std::vector<lobby_image>{}, lp,
+                        stats);
+    self->send(reg, atom::peers_v, lobbies, disp);
     aut = sys.spawn(provider_gateway, gateway_peers{reg, disp, lobbies});
     fake = sys.spawn(fake_host, script);
     host = caf::actor_cast<bot_host_actor>(fake);
@@ -93,20 +101,36 @@ struct gateway_fixture : test::fixture {
   }
 
   provider_registration caf_registration(const std::string& id = {},
-                                         const std::string& key = {}) {
+                                         const std::string& key = {},
+                                         const std::string& instance = {}) {
     provider_registration r;
     r.name = "caf-host";
     r.provider_id = id;
     r.provider_key = key;
     r.bots = {bot_info{"echo", ""}, bot_info{"greeter", ""}};
+    r.instance_id = instance;
     return r;
   }
 
   registration_result enroll(std::vector<bot_run> runs = {},
-                             const std::string& id = {}) {
+                             const std::string& id = {},
+                             const std::string& instance = {}) {
     return ask<registration_result>(aut, atom::registration_v,
-                                    protocol_version, caf_registration(id),
-                                    host, runs);
+                                    protocol_version,
+                                    caf_registration(id, {}, instance), host,
+                                    runs);
+  }
+
+  /// What voicebot-provider's heartbeats say.
+  static heartbeat report(const std::string& instance, double load,
+                          int64_t capacity, std::vector<std::string> runs) {
+    heartbeat hb;
+    hb.instance_id = instance;
+    hb.load = load;
+    hb.capacity = capacity;
+    hb.has_runs = true;
+    hb.runs = std::move(runs);
+    return hb;
   }
 
   provider get_provider(const std::string& id) {
@@ -200,7 +224,8 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a provider that does not answer "
   auto rh = self->request(lobbies, caf::infinite, atom::join_v, lobby_id,
                           bot_join{"echo", "Slow", ""});
   run();
-  advance(4s); // the dispatcher's timeout is 3 s
+  // Past the dispatcher's dispatch_timeout (then 503: no other provider).
+  advance(dispatcher_config{}.dispatch_timeout + 1s);
   caf::error err;
   rh.receive([](session&) { FAIL("a join without an answer succeeded"); },
              [&](caf::error& e) { err = e; });
@@ -212,8 +237,9 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a provider that does not answer "
   CHECK(ask<lobby>(lobbies, atom::get_v, lobby_id).sessions.empty());
 }
 
-TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
-                 "with lobby members", "[gateway]") {
+TEST_CASE_METHOD(gateway_fixture, "gateway: registering again keeps the "
+                 "members whose runs it lists, dispatches the others again and "
+                 "names the runs no lobby knows", "[gateway]") {
   auto id = enroll().provider_id;
   auto room = new_lobby("room");
   auto hall = new_lobby("hall");
@@ -223,28 +249,38 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: registering again reconciles runs "
   auto res = enroll({bot_run{a.run_id, "echo", room, a.session_id, "A"},
                      bot_run{"run-x", "echo", room, "s-x", "X"}},
                     id);
+  run();
   CHECK(res.provider_id == id);
   CHECK(res.unknown_runs == std::vector<std::string>{"run-x"});
-  auto members = ask<lobby>(lobbies, atom::get_v, room).sessions;
-  REQUIRE(members.size() == 1);
-  CHECK(members[0].session_id == a.session_id);
-  CHECK(ask<lobby>(lobbies, atom::get_v, hall).sessions.empty());
-  // Durable: the snapshot holds exactly the kept member.
+  // SPEC §7, reconciliation: the lost members are dispatched again (here to
+  // the same provider, the only candidate) and keep their session and nick.
+  std::map<std::string, session> now;
+  for (auto& l : {room, hall})
+    for (auto& m : ask<lobby>(lobbies, atom::get_v, l).sessions)
+      now[m.session_id] = m;
+  REQUIRE(now.size() == 3);
+  CHECK(now[a.session_id].run_id == a.run_id);
+  for (auto* lost : {&b, &c}) {
+    INFO(lost->nick);
+    REQUIRE(now.count(lost->session_id) == 1);
+    auto& m = now[lost->session_id];
+    CHECK(m.nick == lost->nick);
+    CHECK(m.provider_id == id);
+    CHECK(m.run_id != lost->run_id);
+    CHECK_FALSE(m.orphaned);
+  }
+  CHECK(script->joins.size() == 5);
+  // Durable: the journal holds the members with their new runs.
   journal_store_seed seed;
-  std::vector<lobby> disk;
+  std::map<std::string, std::string> on_disk;
   for (auto& img : load_lobbies(dir.path, seed))
-    disk.push_back(to_lobby(img));
-  size_t on_disk = 0;
-  for (auto& l : disk)
-    for (auto& s : l.sessions) {
-      ++on_disk;
-      CHECK(s.session_id == a.session_id);
-    }
-  CHECK(on_disk == 1);
+    for (auto& m : to_lobby(img).sessions)
+      on_disk[m.session_id] = m.run_id;
+  CHECK(on_disk.size() == 3);
+  for (auto& [sid, m] : now)
+    CHECK(on_disk[sid] == m.run_id);
   // The lost members were not stopped at the provider (it has no such runs).
   CHECK(script->stops.empty());
-  (void) b;
-  (void) c;
 }
 
 TEST_CASE_METHOD(keyed_gateway_fixture, "gateway: a wrong or missing key "
@@ -400,4 +436,144 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a bot's line counts only from "
   CHECK(script->events.size() == 1);
   self->send_exit(other, caf::exit_reason::user_shutdown);
   run();
+}
+
+// -- protocol version 2: heartbeats, drains, removed ---------------------------
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a heartbeat out of range is "
+                 "refused as invalid before the registry sees it",
+                 "[gateway]") {
+  auto id = enroll({}, {}, "instance-1").provider_id;
+  auto before = get_provider(id);
+  std::vector<heartbeat> bad;
+  bad.push_back(report("instance-1", 1.5, 1, {}));
+  bad.push_back(report("instance-1", std::nan(""), 1, {}));
+  bad.push_back(report(std::string(65, 'i'), 0.5, 1, {}));
+  bad.push_back(report("bad\x01instance", 0.5, 1, {}));
+  bad.push_back(report("instance-1", 0.5, 1, {""}));
+  bad.push_back(report("instance-1", 0.5, 1, {std::string(129, 'r')}));
+  bad.push_back(report("instance-1", 0.5, 1,
+                       std::vector<std::string>(100001, "r")));
+  auto bad_bots = report("instance-1", 0.5, 1, {});
+  bad_bots.has_bots = true;
+  bad_bots.bots = {bot_info{"bad name!", ""}};
+  bad.push_back(bad_bots);
+  for (size_t i = 0; i < bad.size(); ++i) {
+    INFO("heartbeat " << i);
+    auto err = ask_error<double>(aut, atom::heartbeat_v, id, bad[i]);
+    CHECK(code_of(err) == ec::invalid);
+  }
+  auto after = get_provider(id);
+  CHECK(after.load == before.load);
+  CHECK(after.capacity == before.capacity);
+  CHECK(after.last_seen == before.last_seen);
+  // An invalid id is refused too.
+  auto err = ask_error<double>(aut, atom::heartbeat_v, std::string{},
+                               report("instance-1", 0.5, 1, {}));
+  CHECK(code_of(err) == ec::invalid);
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a heartbeat's load, capacity and "
+                 "instance reach the registry; negative values say nothing",
+                 "[gateway]") {
+  auto id = enroll({}, {}, "instance-1").provider_id;
+  auto lobby_id = new_lobby("room");
+  auto s = join(lobby_id, "echo", "Echo");
+  auto seen = ask<double>(aut, atom::heartbeat_v, id,
+                          report("instance-1", 0.25, 3, {s.run_id}));
+  CHECK(seen > 0);
+  auto p = get_provider(id);
+  CHECK(p.load == Approx(0.25));
+  CHECK(p.capacity == 3);
+  CHECK(p.instance_id == "instance-1");
+  // Nothing announced: the last announcement stays.
+  heartbeat quiet;
+  quiet.load = -0.5;
+  quiet.capacity = -7;
+  ask<double>(aut, atom::heartbeat_v, id, quiet);
+  p = get_provider(id);
+  CHECK(p.load == Approx(0.25));
+  CHECK(p.capacity == 3);
+  // An unknown provider: not_found (register again).
+  auto err = ask_error<double>(aut, atom::heartbeat_v,
+                               std::string{"no-such-provider"},
+                               report("instance-1", 0.25, 3, {}));
+  CHECK(code_of(err) == ec::not_found);
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a provider that drains itself is "
+                 "draining and keeps its members; its deregistration leaves "
+                 "no tombstone", "[gateway]") {
+  auto id = enroll({}, {}, "instance-1").provider_id;
+  auto lobby_id = new_lobby("room");
+  auto member = join(lobby_id, "echo", "Echo");
+  CHECK(ask<bool>(aut, atom::drain_v, id, std::string{}, 30.0));
+  auto p = get_provider(id);
+  CHECK(p.status == provider_status::draining);
+  CHECK_FALSE(p.drain_by_operator);
+  CHECK(p.drain_deadline > 0);
+  auto members = ask<lobby>(lobbies, atom::get_v, lobby_id).sessions;
+  REQUIRE(members.size() == 1);
+  CHECK(members[0].session_id == member.session_id);
+  // A heartbeat keeps it draining.
+  ask<double>(aut, atom::heartbeat_v, id,
+              report("instance-1", 0.01, 99, {member.run_id}));
+  CHECK(get_provider(id).status == provider_status::draining);
+  // It leaves on its own (SIGTERM's drain ended): no tombstone, the same
+  // instance may register again.
+  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{}));
+  CHECK(enroll({}, id, "instance-1").provider_id == id);
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: a drain with an invalid id or "
+                 "timeout is refused and changes nothing", "[gateway]") {
+  auto id = enroll({}, {}, "instance-1").provider_id;
+  for (double timeout : {0.0, std::nan(""), 86401.0, HUGE_VAL}) {
+    INFO("timeout " << timeout);
+    auto err = ask_error<bool>(aut, atom::drain_v, id, std::string{},
+                               timeout);
+    CHECK(code_of(err) == ec::invalid);
+  }
+  auto err = ask_error<bool>(aut, atom::drain_v, std::string{},
+                             std::string{}, 30.0);
+  CHECK(code_of(err) == ec::invalid);
+  CHECK(get_provider(id).status == provider_status::online);
+  err = ask_error<bool>(aut, atom::drain_v, std::string{"no-such-provider"},
+                        std::string{}, 30.0);
+  CHECK(code_of(err) == ec::not_found);
+}
+
+TEST_CASE_METHOD(keyed_gateway_fixture, "gateway: a drain needs the key when "
+                 "keys are configured", "[gateway]") {
+  auto ok = ask<registration_result>(aut, atom::registration_v,
+                                     protocol_version,
+                                     caf_registration({}, "right-key"), host,
+                                     std::vector<bot_run>{});
+  // A member, so that the drain does not end at once.
+  join(new_lobby("room"), "echo", "Echo");
+  auto err = ask_error<bool>(aut, atom::drain_v, ok.provider_id,
+                             std::string{"wrong"}, -1.0);
+  CHECK(code_of(err) == ec::key_invalid);
+  CHECK(get_provider(ok.provider_id).status == provider_status::online);
+  CHECK(ask<bool>(aut, atom::drain_v, ok.provider_id,
+                  std::string{"right-key"}, -1.0));
+  CHECK(get_provider(ok.provider_id).status == provider_status::draining);
+}
+
+TEST_CASE_METHOD(gateway_fixture, "gateway: after an operator removed a "
+                 "provider, its instance's heartbeat and registration answer "
+                 "removed; a new instance registers", "[gateway]") {
+  auto id = enroll({}, {}, "instance-1").provider_id;
+  // DELETE /api/bots/providers/{id} (on purpose).
+  CHECK(ask<bool>(reg, atom::deregister_v, id, std::string{}, true));
+  auto err = ask_error<double>(aut, atom::heartbeat_v, id,
+                               report("instance-1", 0, 100, {}));
+  CHECK(code_of(err) == ec::removed);
+  auto again = ask_error<registration_result>(
+    aut, atom::registration_v, protocol_version,
+    caf_registration(id, {}, "instance-1"), host, std::vector<bot_run>{});
+  CHECK(code_of(again) == ec::removed);
+  CHECK(ask<provider_catalog_ptr>(reg, atom::list_v)->providers.empty());
+  // A restarted provider (a new instance) comes back with its id.
+  CHECK(enroll({}, id, "instance-2").provider_id == id);
 }

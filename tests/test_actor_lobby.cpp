@@ -59,6 +59,7 @@ mock_dispatcher(dispatcher_actor::pointer self,
     [=](atom::done, uint64_t, const http_result&) {
       FAIL("no HTTP link in this test");
     },
+    [=](atom::expire, uint64_t) {},
     [=](atom::event, const provider& p, const std::string& run_id,
         const lobby_event& ev) {
       script->events.push_back({p.name, run_id, ev});

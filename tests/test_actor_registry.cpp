@@ -68,6 +68,11 @@ struct registry_fixture : test::fixture {
     run();
   }
 
+  /// The candidates of a join of `bot` with no preference.
+  provider_list resolve(const std::string& bot) {
+    return ask<placement>(aut, atom::resolve_v, bot, std::string{}).candidates;
+  }
+
   std::string add(const provider_registration& r) {
     return ask<std::string>(aut, atom::registration_v, r);
   }
@@ -114,8 +119,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
   auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "greeter"}));
   auto again = add(reg("alpha", "http://127.0.0.1:9001", {"echo", "poet"}));
   CHECK(again == id);
-  CHECK(ask<provider_list>(aut, atom::resolve_v, "greeter").empty());
-  CHECK(names(ask<provider_list>(aut, atom::resolve_v, "poet"))
+  CHECK(resolve("greeter").empty());
+  CHECK(names(resolve("poet"))
         == std::vector<std::string>{"alpha"});
   // A known id keeps its id even when the endpoint moved.
   auto moved = reg("alpha", "http://127.0.0.1:9002", {"echo"});
@@ -127,7 +132,7 @@ TEST_CASE_METHOD(registry_fixture, "registry: the same endpoint or a known id "
   // A different endpoint without an id is another provider.
   auto other = add(reg("beta", "http://127.0.0.1:9003", {"echo"}));
   CHECK(other != id);
-  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").size() == 2);
+  CHECK(resolve("echo").size() == 2);
   CHECK(on_disk().size() == 2);
 }
 
@@ -155,8 +160,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: heartbeats move last_seen and "
   hb.has_bots = true;
   hb.bots = {bot_info{"poet", ""}};
   ask<double>(aut, atom::heartbeat_v, id, hb);
-  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").empty());
-  CHECK(ask<provider_list>(aut, atom::resolve_v, "poet").size() == 1);
+  CHECK(resolve("echo").empty());
+  CHECK(resolve("poet").size() == 1);
   // Heartbeats are not written one by one, but the flush loop writes them.
   CHECK(on_disk().at(0).bots.at(0).name == "echo");
   advance(5s);
@@ -167,10 +172,11 @@ TEST_CASE_METHOD(registry_fixture, "registry: deregister removes durably",
                  "[registry]") {
   start();
   auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
-  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{}));
+  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{}, true));
   CHECK(on_disk().empty());
   CHECK(stats->providers == 0);
-  CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id, std::string{}))
+  CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id, std::string{},
+                                true))
         == ec::not_found);
   CHECK(code_of(ask_error<provider>(aut, atom::get_v, id)) == ec::not_found);
 }
@@ -192,10 +198,10 @@ TEST_CASE_METHOD(registry_fixture, "registry: with keys configured, a missing "
   r.provider_key = "k2";
   auto id = add(r);
   CHECK(code_of(ask_error<bool>(aut, atom::deregister_v, id,
-                                std::string{"wrong"}))
+                                std::string{"wrong"}, true))
         == ec::key_invalid);
   CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.size() == 1);
-  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{"k1"}));
+  CHECK(ask<bool>(aut, atom::deregister_v, id, std::string{"k1"}, true));
 }
 
 TEST_CASE_METHOD(registry_fixture, "registry: concurrent changes share "
@@ -232,7 +238,7 @@ TEST_CASE_METHOD(registry_fixture, "registry: a registration that cannot be "
   auto err = ask_error<std::string>(aut, atom::registration_v, r);
   CHECK(code_of(err) == ec::storage_failed);
   CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->providers.empty());
-  CHECK(ask<provider_list>(aut, atom::resolve_v, "echo").empty());
+  CHECK(resolve("echo").empty());
   // A retry while the disk is full: the same.
   err = ask_error<std::string>(aut, atom::registration_v, r);
   CHECK(code_of(err) == ec::storage_failed);
@@ -241,7 +247,7 @@ TEST_CASE_METHOD(registry_fixture, "registry: a registration that cannot be "
   test::state_of(store).failing = false;
   auto id = add(r);
   CHECK(add(r) == id);
-  CHECK(names(ask<provider_list>(aut, atom::resolve_v, "echo"))
+  CHECK(names(resolve("echo"))
         == std::vector<std::string>{"alpha"});
   CHECK(test::state_of(store).failed_writes == 2);
   self->send_exit(store, caf::exit_reason::user_shutdown);
@@ -253,7 +259,8 @@ TEST_CASE_METHOD(registry_fixture, "registry: a deregistration or eviction "
   start_on(store);
   auto id = add(reg("alpha", "http://127.0.0.1:9001", {"echo"}));
   test::state_of(store).failing = true;
-  auto err = ask_error<bool>(aut, atom::deregister_v, id, std::string{});
+  auto err = ask_error<bool>(aut, atom::deregister_v, id, std::string{},
+                             true);
   CHECK(code_of(err) == ec::storage_failed);
   advance(120s);
   err = ask_error<std::vector<std::string>>(

@@ -1,16 +1,20 @@
 // The CAF provider protocol on its own: built with VB_WIRE_ONLY (through
 // vb_provider), so nothing here can reach the server's local vocabulary.
-// Pins what protocol version 1 puts on the wire, checks CAF's interface check
+// Pins what protocol version 2 puts on the wire, checks CAF's interface check
 // between versions over a real loopback connection (two actor systems in one
-// process, each with its own middleman), and that voicebot-provider's host
-// gives up with protocol_mismatch at a server of another version.
+// process, each with its own middleman), that voicebot-provider's host
+// gives up with protocol_mismatch at a server of another version, and what
+// the host tells a gateway: its instance, its heartbeats' load, capacity and
+// runs, its drain on SIGTERM, and how it takes removed and rate_limited.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <iomanip>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -39,15 +43,50 @@ using v0_gateway_actor = caf::typed_actor<
   caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
   caf::reacts_to<atom::say, std::string, std::string, std::string>>;
 
+/// The gateway of protocol version 1: hello as in every version; a
+/// heartbeat that carries only the id, and no drain.
+using v1_gateway_actor = caf::typed_actor<
+  caf::replies_to<atom::hello, uint32_t>::with<uint32_t>,
+  caf::replies_to<atom::registration, uint32_t, provider_registration,
+                  bot_host_actor, std::vector<bot_run>>::with<registration_result>,
+  caf::replies_to<atom::heartbeat, std::string>::with<double>,
+  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
+  caf::reacts_to<atom::say, std::string, std::string, std::string>>;
+
 /// A later version's gateway: hello as in every version, and a message this
 /// version does not have.
-using v2_gateway_actor = provider_gateway_actor::extend<
+using v3_gateway_actor = provider_gateway_actor::extend<
   caf::replies_to<atom::heartbeat, std::string, double>::with<double>>;
 
-/// What a stub gateway was sent (it runs on the server node's threads).
+/// What a stub gateway was sent, and what it answers (it runs on the server
+/// node's threads; the test reads and scripts it from its own).
 struct seen {
   std::atomic<int> hellos{0};
   std::atomic<int> registrations{0};
+  std::atomic<int> deregistrations{0};
+  /// The ec a heartbeat is answered with; none: last_seen.
+  std::atomic<ec> heartbeat_answer{ec::none};
+
+  struct drain_call {
+    std::string id;
+    std::string key;
+    double timeout;
+  };
+
+  mutable std::mutex mtx;
+  // Guarded by mtx:
+  std::vector<provider_registration> regs;
+  std::vector<std::chrono::steady_clock::time_point> reg_times;
+  std::vector<heartbeat> heartbeats;
+  std::vector<drain_call> drains;
+  /// The answers of the next registrations, in order, before any succeeds.
+  std::deque<caf::error> refusals;
+
+  template <class F>
+  auto locked(F f) const {
+    std::lock_guard<std::mutex> guard{mtx};
+    return f();
+  }
 };
 
 caf::error refusal(uint32_t theirs, uint32_t speaks) {
@@ -68,16 +107,46 @@ gateway_stub(provider_gateway_actor::pointer self, uint32_t speaks,
         return refusal(v, speaks);
       return speaks;
     },
-    [=](atom::registration, uint32_t v, const provider_registration&,
+    [=](atom::registration, uint32_t v, const provider_registration& reg,
         const bot_host_actor&,
         const std::vector<bot_run>&) -> caf::result<registration_result> {
       ++log->registrations;
       if (v != speaks)
         return refusal(v, speaks);
+      auto refused = log->locked([&] {
+        log->regs.push_back(reg);
+        log->reg_times.push_back(std::chrono::steady_clock::now());
+        caf::error err;
+        if (!log->refusals.empty()) {
+          err = log->refusals.front();
+          log->refusals.pop_front();
+        }
+        return err;
+      });
+      if (refused)
+        return refused;
       return registration_result{"p-1", {}};
     },
-    [=](atom::heartbeat, const std::string&) { return 1.0; },
+    [=](atom::heartbeat, const std::string&,
+        const heartbeat& hb) -> caf::result<double> {
+      log->locked([&] {
+        log->heartbeats.push_back(hb);
+        return 0;
+      });
+      if (auto code = log->heartbeat_answer.load(); code != ec::none)
+        return make_error(code, "scripted");
+      return 1.0;
+    },
+    [=](atom::drain, const std::string& id, const std::string& key,
+        double timeout) {
+      log->locked([&] {
+        log->drains.push_back({id, key, timeout});
+        return 0;
+      });
+      return true;
+    },
     [=](atom::deregister, const std::string&, const std::string&) {
+      ++log->deregistrations;
       return true;
     },
     [=](atom::say, const std::string&, const std::string&,
@@ -102,31 +171,72 @@ v0_gateway_actor::behavior_type v0_gateway_stub(v0_gateway_actor::pointer self,
   };
 }
 
-v2_gateway_actor::behavior_type v2_gateway_stub(v2_gateway_actor::pointer self,
+v1_gateway_actor::behavior_type v1_gateway_stub(v1_gateway_actor::pointer self,
                                                 std::shared_ptr<seen> log) {
   return {
     [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
       ++log->hellos;
-      if (v != 2)
-        return refusal(v, 2);
-      return uint32_t{2};
+      if (v != 1)
+        return refusal(v, 1);
+      return uint32_t{1};
     },
     [=](atom::registration, uint32_t v, const provider_registration&,
         const bot_host_actor&,
         const std::vector<bot_run>&) -> caf::result<registration_result> {
       ++log->registrations;
-      if (v != 2)
-        return refusal(v, 2);
-      return registration_result{"p-2", {}};
+      if (v != 1)
+        return refusal(v, 1);
+      return registration_result{"p-1", {}};
     },
     [=](atom::heartbeat, const std::string&) { return 1.0; },
-    [=](atom::heartbeat, const std::string&, double) { return 1.0; },
     [=](atom::deregister, const std::string&, const std::string&) {
       return true;
     },
     [=](atom::say, const std::string&, const std::string&,
         const std::string&) {},
   };
+}
+
+v3_gateway_actor::behavior_type v3_gateway_stub(v3_gateway_actor::pointer self,
+                                                std::shared_ptr<seen> log) {
+  return {
+    [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
+      ++log->hellos;
+      if (v != 3)
+        return refusal(v, 3);
+      return uint32_t{3};
+    },
+    [=](atom::registration, uint32_t v, const provider_registration&,
+        const bot_host_actor&,
+        const std::vector<bot_run>&) -> caf::result<registration_result> {
+      ++log->registrations;
+      if (v != 3)
+        return refusal(v, 3);
+      return registration_result{"p-3", {}};
+    },
+    [=](atom::heartbeat, const std::string&, const heartbeat&) { return 1.0; },
+    [=](atom::heartbeat, const std::string&, double) { return 1.0; },
+    [=](atom::drain, const std::string&, const std::string&, double) {
+      return true;
+    },
+    [=](atom::deregister, const std::string&, const std::string&) {
+      return true;
+    },
+    [=](atom::say, const std::string&, const std::string&,
+        const std::string&) {},
+  };
+}
+
+/// Polls until `done()` or the limit; answers whether it got there.
+template <class Pred>
+bool wait_until(Pred done, caf::timespan limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
 }
 
 // -- two nodes in one process ----------------------------------------------------
@@ -148,6 +258,7 @@ struct two_nodes {
   caf::actor_system client{client_cfg};
   std::shared_ptr<seen> log = std::make_shared<seen>();
   caf::actor stub;
+  std::vector<host_actor> hosts;
   std::string dir;
 
   two_nodes() {
@@ -156,6 +267,13 @@ struct two_nodes {
   }
 
   ~two_nodes() {
+    // Stop every host at once (its runs with it), as a second SIGTERM does.
+    caf::scoped_actor self{client};
+    for (auto& host : hosts) {
+      self->request(host, 5s, atom::deregister_v)
+        .receive([](bool) {}, [](caf::error&) {});
+      caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+    }
     if (stub)
       caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
     std::error_code ignored;
@@ -170,29 +288,79 @@ struct two_nodes {
     return *port;
   }
 
-  /// Runs voicebot-provider's host against the port until it stops (or
-  /// fails the test after `limit`); returns why it stopped.
-  caf::error host_exit(uint16_t port, caf::timespan limit = 10s) {
+  /// The host's config for a gateway on `port`: quick heartbeats, short
+  /// waits.
+  host_config config(uint16_t port) {
     host_config hc;
     hc.server_port = port;
     hc.state_file = dir + "/state.json";
     hc.call_timeout = 3s;
     hc.backoff_max = 100ms;
-    auto host = client.spawn(provider_host, hc);
+    hc.heartbeat_interval = 50ms;
+    return hc;
+  }
+
+  /// Starts voicebot-provider's host; stopped (at once) when the test ends.
+  host_actor start_host(host_config hc) {
+    auto host = client.spawn(provider_host, std::move(hc));
+    hosts.push_back(host);
+    return host;
+  }
+
+  /// Waits until the host stops (or fails the test after `limit`); returns
+  /// why it stopped.
+  caf::error wait_exit(const host_actor& host, caf::timespan limit = 10s) {
     caf::scoped_actor self{client};
     self->monitor(host);
     caf::error reason;
     bool stopped = false;
-    self->receive([&](caf::down_msg& msg) {
-      reason = msg.reason;
-      stopped = true;
-    },
-                  caf::after(limit) >> [] {});
-    if (!stopped) {
-      caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+    self->receive(
+      [&](caf::down_msg& msg) {
+        reason = msg.reason;
+        stopped = true;
+      },
+      caf::after(limit) >> [] {});
+    if (!stopped)
       FAIL("the provider's host did not stop");
-    }
     return reason;
+  }
+
+  /// Runs voicebot-provider's host against the port until it stops (or
+  /// fails the test after `limit`); returns why it stopped.
+  caf::error host_exit(uint16_t port, caf::timespan limit = 10s) {
+    return wait_exit(start_host(config(port)), limit);
+  }
+
+  /// A join sent to the host as the server would; answers the run id or
+  /// the error's code.
+  caf::expected<std::string> join(const host_actor& host,
+                                  const std::string& session) {
+    caf::scoped_actor self{client};
+    caf::expected<std::string> result{std::string{}};
+    self
+      ->request(host, 5s, atom::join_v,
+                dispatch_request{"echo", "lobby-1", session, "Echo"})
+      .receive([&](std::string& run_id) { result = std::move(run_id); },
+               [&](caf::error& err) { result = std::move(err); });
+    return result;
+  }
+
+  bool stop(const host_actor& host, const std::string& run_id) {
+    caf::scoped_actor self{client};
+    bool had = false;
+    self->request(host, 5s, atom::stop_v, run_id)
+      .receive([&](bool x) { had = x; }, [](caf::error&) {});
+    return had;
+  }
+
+  /// The last heartbeat the stub got, after waiting for `n` more.
+  heartbeat next_heartbeats(size_t n = 1) {
+    auto have = log->locked([&] { return log->heartbeats.size(); });
+    auto got = wait_until([&] {
+      return log->locked([&] { return log->heartbeats.size(); }) >= have + n;
+    });
+    REQUIRE(got);
+    return log->locked([&] { return log->heartbeats.back(); });
   }
 };
 
@@ -235,16 +403,17 @@ TEST_CASE("the wire block starts at caf::first_custom_type_id and keeps its "
   }
 }
 
-TEST_CASE("protocol version 1's interfaces and field layouts are pinned: "
+TEST_CASE("protocol version 2's interfaces and field layouts are pinned: "
           "changing them needs a new version", "[protocol]") {
   // Bumping the version is the moment to update every pin below.
-  REQUIRE(protocol_version == 1);
+  REQUIRE(protocol_version == 2);
   net_config cfg;
   caf::actor_system sys{cfg};
   CHECK(sys.message_types<provider_gateway_actor>()
         == std::set<std::string>{
           "caf::replies_to<deregistr,@str,@str>::with<bool>",
-          "caf::replies_to<heartbeat,@str>::with<double>",
+          "caf::replies_to<drain,@str,@str,double>::with<bool>",
+          "caf::replies_to<heartbeat,@str,vb::heartbeat>::with<double>",
           "caf::replies_to<hello,@u32>::with<@u32>",
           "caf::replies_to<register,@u32,vb::provider_registration,"
           "vb::bot_host_actor,std::vector<vb::bot_run>>::with<"
@@ -258,22 +427,47 @@ TEST_CASE("protocol version 1's interfaces and field layouts are pinned: "
           "caf::replies_to<stop,@str>::with<bool>",
         });
   // Fields in order (strings are a length and the bytes; the enum and bool
-  // one byte; doubles big-endian IEEE 754).
-  CHECK(wire_bytes(sys, provider_registration{"n", "u", "d", "k", "p",
-                                              {bot_info{"b", "x"}},
-                                              transport::caf})
-        == "016e01750164016b0170010162017801");
+  // one byte; integers and doubles big-endian, doubles as IEEE 754).
+  // Version 2 added instance_id and heartbeat_interval to the registration.
+  provider_registration reg;
+  reg.name = "n";
+  reg.base_url = "u";
+  reg.description = "d";
+  reg.provider_key = "k";
+  reg.provider_id = "p";
+  reg.bots = {bot_info{"b", "x"}};
+  reg.via = transport::caf;
+  reg.instance_id = "i";
+  reg.heartbeat_interval = 0.5;
+  reg.has_runs = true;  // not on the wire (HTTP only)
+  reg.runs = {"r"};     // not on the wire (HTTP only)
+  CHECK(wire_bytes(sys, reg)
+        == "016e01750164016b0170010162017801" "0169" "3fe0000000000000");
+  // Version 2's heartbeat: bots (when given), instance, load, capacity,
+  // runs (when given).
+  heartbeat hb;
+  hb.has_bots = true;
+  hb.bots = {bot_info{"b", "x"}};
+  hb.instance_id = "i";
+  hb.load = 0.5;
+  hb.capacity = 3;
+  hb.has_runs = true;
+  hb.runs = {"r1", "r2"};
+  CHECK(wire_bytes(sys, hb)
+        == "01" "0101620178" "0169" "3fe0000000000000" "0000000000000003"
+           "01" "02027231027232");
   CHECK(wire_bytes(sys, dispatch_request{"b", "l", "s", "n"})
         == "0162016c0173016e");
   CHECK(wire_bytes(sys, bot_run{"r", "b", "l", "s", "n"})
         == "01720162016c0173016e");
   CHECK(wire_bytes(sys, registration_result{"p", {"r1", "r2"}})
         == "017002027231027232");
-  session member{"s", "n", true, "b", "p", "r", 1.5};
+  // Version 2 added orphaned and moved_at to the session.
+  session member{"s", "n", true, "b", "p", "r", 1.5, true, 3.5};
   CHECK(wire_bytes(sys, lobby_event{"chat", "l", member, "t", 2.5})
-        == "0463686174016c0173016e010162017001723ff800000000000001744004000000"
-           "000000");
-  // The error codes a provider may see keep their values.
+        == "0463686174016c0173016e010162017001723ff8000000000000"
+           "01400c000000000000" "01744004000000000000");
+  // The error codes a provider may see keep their values (append only).
   CHECK(static_cast<int>(ec::not_found) == 1);
   CHECK(static_cast<int>(ec::key_missing) == 2);
   CHECK(static_cast<int>(ec::key_invalid) == 3);
@@ -282,6 +476,26 @@ TEST_CASE("protocol version 1's interfaces and field layouts are pinned: "
   CHECK(static_cast<int>(ec::rejected) == 6);
   CHECK(static_cast<int>(ec::invalid) == 7);
   CHECK(static_cast<int>(ec::protocol_mismatch) == 8);
+  CHECK(static_cast<int>(ec::removed) == 9);
+  CHECK(static_cast<int>(ec::rate_limited) == 10);
+  CHECK(static_cast<int>(ec::idempotency_key_reused) == 11);
+}
+
+TEST_CASE("a rate_limited error carries its detail and retry_after across "
+          "the wire", "[protocol]") {
+  net_config cfg;
+  caf::actor_system sys{cfg};
+  auto err = make_error(ec::rate_limited, std::string{"too many"}, 1.25);
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  REQUIRE_FALSE(sink(err));
+  caf::error back;
+  caf::binary_deserializer source{sys, buf};
+  REQUIRE_FALSE(source(back));
+  CHECK(code_of(back) == ec::rate_limited);
+  REQUIRE(back.context().match_elements<std::string, double>());
+  CHECK(back.context().get_as<std::string>(0) == "too many");
+  CHECK(back.context().get_as<double>(1) == 1.25);
 }
 
 // -- CAF's interface check ------------------------------------------------------------
@@ -301,14 +515,21 @@ TEST_CASE("a provider built against another interface is refused when it "
                                                      port);
   REQUIRE_FALSE(old);
   CHECK(old.error() == caf::sec::unexpected_actor_messaging_interface);
+  // A provider of version 1 (its heartbeat carried only the id).
+  auto v1 = caf::io::remote_actor<v1_gateway_actor>(net.client, "127.0.0.1",
+                                                    port);
+  REQUIRE_FALSE(v1);
+  CHECK(v1.error() == caf::sec::unexpected_actor_messaging_interface);
   // A later version's handle too.
-  auto later = caf::io::remote_actor<v2_gateway_actor>(net.client,
+  auto later = caf::io::remote_actor<v3_gateway_actor>(net.client,
                                                        "127.0.0.1", port);
   REQUIRE_FALSE(later);
   CHECK(later.error() == caf::sec::unexpected_actor_messaging_interface);
   // What voicebot-provider compares (the middleman's connect answers the
   // published interface): another version's set is not this one's.
   CHECK(net.client.message_types<v0_gateway_actor>()
+        != net.client.message_types<provider_gateway_actor>());
+  CHECK(net.client.message_types<v1_gateway_actor>()
         != net.client.message_types<provider_gateway_actor>());
   // An old registration sent anyway (untyped): answered unexpected_message,
   // never decoded into this version's handler.
@@ -321,32 +542,52 @@ TEST_CASE("a provider built against another interface is refused when it "
     .receive([&](registration_result&) { outcome = "registered"; },
              [&](caf::error& err) { outcome = net.client.render(err); });
   CHECK(outcome == net.client.render(caf::sec::unexpected_message));
+  // So is version 1's heartbeat (the id alone).
+  self
+    ->request(caf::actor_cast<caf::actor>(*same), 5s, atom::heartbeat_v,
+              std::string{"p-1"})
+    .receive([&](double) { outcome = "seen"; },
+             [&](caf::error& err) { outcome = net.client.render(err); });
+  CHECK(outcome == net.client.render(caf::sec::unexpected_message));
   CHECK(net.log->registrations == 0);
+  CHECK(net.log->locked([&] { return net.log->heartbeats.size(); }) == 0);
 }
 
-// -- voicebot-provider's host -------------------------------------------------------
+// -- voicebot-provider's host: versions ---------------------------------------------
 
 TEST_CASE("voicebot-provider gives up with protocol_mismatch when a gateway "
           "of its interface refuses its version at hello", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, uint32_t{2},
+  auto port = net.publish(net.server.spawn(gateway_stub, uint32_t{3},
                                            net.log));
   auto reason = net.host_exit(port);
   CHECK(code_of(reason) == ec::protocol_mismatch);
   auto text = net.client.render(reason);
-  CHECK(contains(text, "protocol version 1, this server speaks version 2"));
+  CHECK(contains(text, "protocol version 2, this server speaks version 3"));
   CHECK(net.log->hellos == 1);
   CHECK(net.log->registrations == 0); // nothing sent after the refusal
 }
 
 TEST_CASE("voicebot-provider gives up with protocol_mismatch at a gateway of "
-          "another interface, naming its version", "[protocol]") {
+          "a later version's interface, naming its version", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(v2_gateway_stub, net.log));
+  auto port = net.publish(net.server.spawn(v3_gateway_stub, net.log));
   auto reason = net.host_exit(port);
   CHECK(code_of(reason) == ec::protocol_mismatch);
   CHECK(contains(net.client.render(reason),
-                 "protocol version 1, this server speaks version 2"));
+                 "protocol version 2, this server speaks version 3"));
+  CHECK(net.log->registrations == 0);
+}
+
+TEST_CASE("voicebot-provider gives up with protocol_mismatch at a gateway of "
+          "protocol version 1, naming both versions", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(v1_gateway_stub, net.log));
+  auto reason = net.host_exit(port);
+  CHECK(code_of(reason) == ec::protocol_mismatch);
+  CHECK(contains(net.client.render(reason),
+                 "protocol version 2, this server speaks version 1"));
+  CHECK(net.log->hellos == 1);
   CHECK(net.log->registrations == 0);
 }
 
@@ -368,10 +609,275 @@ TEST_CASE("voicebot-provider says hello, then registers with its version at "
   host_config hc;
   hc.server_port = port;
   hc.state_file = net.dir + "/state.json";
-  auto host = net.client.spawn(provider_host, hc);
-  for (int i = 0; i < 200 && net.log->registrations == 0; ++i)
-    std::this_thread::sleep_for(10ms);
+  net.start_host(hc);
+  CHECK(wait_until([&] { return net.log->registrations > 0; }));
   CHECK(net.log->hellos == 1);
   CHECK(net.log->registrations == 1);
-  caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+}
+
+// -- voicebot-provider's host: what it reports ------------------------------------
+
+TEST_CASE("voicebot-provider registers with an instance id made once per "
+          "process start and its heartbeat period", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  // The server forgot it (evicted): it registers again, the same instance.
+  net.next_heartbeats();
+  net.log->heartbeat_answer = ec::not_found;
+  REQUIRE(wait_until([&] { return net.log->registrations >= 2; }));
+  net.log->heartbeat_answer = ec::none;
+  auto regs = net.log->locked([&] { return net.log->regs; });
+  REQUIRE(regs.size() >= 2);
+  auto instance = regs[0].instance_id;
+  CHECK(!instance.empty());
+  CHECK(instance.size() <= 64);
+  CHECK(regs[1].instance_id == instance);
+  CHECK(regs[0].heartbeat_interval == Approx(0.05));
+  CHECK(regs[1].provider_id == "p-1"); // the id it got the first time
+  // Its heartbeats carry the instance too.
+  CHECK(net.next_heartbeats().instance_id == instance);
+  // Another start of the program (a new host) is another instance.
+  auto again = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 3; }));
+  auto third = net.log->locked([&] { return net.log->regs.back(); });
+  CHECK(!third.instance_id.empty());
+  CHECK(third.instance_id != instance);
+  (void) host;
+  (void) again;
+}
+
+TEST_CASE("voicebot-provider's heartbeats carry load, capacity and runs; a "
+          "run the server stopped is no longer in them", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto hc = net.config(port);
+  hc.max_runs = 4;
+  auto host = net.start_host(hc);
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto idle = net.next_heartbeats();
+  CHECK(idle.has_runs);
+  CHECK(idle.runs.empty());
+  CHECK(idle.load == 0);
+  CHECK(idle.capacity == 4);
+  CHECK_FALSE(idle.has_bots);
+  auto a = net.join(host, "s-a");
+  auto b = net.join(host, "s-b");
+  REQUIRE(a);
+  REQUIRE(b);
+  auto busy = net.next_heartbeats(2);
+  CHECK(busy.has_runs);
+  CHECK(std::set<std::string>(busy.runs.begin(), busy.runs.end())
+        == std::set<std::string>{*a, *b});
+  CHECK(busy.load == Approx(0.5));
+  CHECK(busy.capacity == 2);
+  // The server stops one: the next heartbeats lack it.
+  CHECK(net.stop(host, *a));
+  auto after = net.next_heartbeats(2);
+  CHECK(after.runs == std::vector<std::string>{*b});
+  CHECK(after.load == Approx(0.25));
+  CHECK(after.capacity == 3);
+  // Full: load 1, capacity 0, and a join beyond is refused.
+  REQUIRE(net.join(host, "s-c"));
+  REQUIRE(net.join(host, "s-d"));
+  REQUIRE(net.join(host, "s-e"));
+  auto over = net.join(host, "s-f");
+  REQUIRE_FALSE(over);
+  CHECK(code_of(over.error()) == ec::unavailable);
+  auto full = net.next_heartbeats(2);
+  CHECK(full.load == 1);
+  CHECK(full.capacity == 0);
+  CHECK(full.runs.size() == 4);
+  // The same membership again is the same run, full or not.
+  CHECK(net.join(host, "s-b") == b);
+}
+
+// -- voicebot-provider's host: removed and rate_limited ----------------------------
+
+TEST_CASE("voicebot-provider gives up with removed when a heartbeat answers "
+          "that it was removed on purpose", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  REQUIRE(net.join(host, "s-a"));
+  net.next_heartbeats();
+  net.log->heartbeat_answer = ec::removed;
+  auto reason = net.wait_exit(host);
+  CHECK(code_of(reason) == ec::removed);
+  CHECK(net.log->registrations == 1); // it does not come back
+  CHECK(net.log->deregistrations == 0);
+}
+
+TEST_CASE("voicebot-provider gives up with removed when its registration "
+          "answers that it was removed on purpose", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  net.log->refusals.push_back(make_error(ec::removed, "Provider was removed"));
+  auto reason = net.host_exit(port);
+  CHECK(code_of(reason) == ec::removed);
+  CHECK(net.log->registrations == 1);
+}
+
+TEST_CASE("voicebot-provider registers again after a rate_limited "
+          "registration, no sooner than its retry_after", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  for (int i = 0; i < 2; ++i)
+    net.log->refusals.push_back(
+      make_error(ec::rate_limited, std::string{"Too many registrations"},
+                 0.3));
+  auto hc = net.config(port);
+  hc.backoff_base = 10ms;
+  hc.backoff_max = 20ms;
+  net.start_host(hc);
+  REQUIRE(wait_until([&] { return net.log->registrations >= 3; }));
+  auto times = net.log->locked([&] { return net.log->reg_times; });
+  REQUIRE(times.size() >= 3);
+  for (size_t i = 1; i < 3; ++i) {
+    auto gap = times[i] - times[i - 1];
+    CHECK(gap >= 300ms);
+    CHECK(gap < 2s);
+  }
+  // Registered now: it heartbeats, on the same connection all along.
+  net.next_heartbeats();
+  CHECK(net.log->hellos == 1);
+}
+
+// -- voicebot-provider's host: the drain of SIGTERM ----------------------------------
+
+TEST_CASE("voicebot-provider drains on SIGTERM: it asks the server with its "
+          "drain timeout, keeps its runs and heartbeats, and quits once the "
+          "server deregistered it", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto hc = net.config(port);
+  hc.key = "the-key";
+  hc.drain_timeout = 30s;
+  auto host = net.start_host(hc);
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto run = net.join(host, "s-a");
+  REQUIRE(run);
+  caf::anon_send(host, atom::drain_v);
+  REQUIRE(wait_until([&] {
+    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
+  }));
+  auto drain = net.log->locked([&] { return net.log->drains[0]; });
+  CHECK(drain.id == "p-1");
+  CHECK(drain.key == "the-key");
+  CHECK(drain.timeout == Approx(30).margin(1));
+  // Draining: its run stays, its heartbeats go on, a new join is refused.
+  auto hb = net.next_heartbeats(3);
+  CHECK(hb.runs == std::vector<std::string>{*run});
+  auto refused = net.join(host, "s-b");
+  REQUIRE_FALSE(refused);
+  CHECK(code_of(refused.error()) == ec::unavailable);
+  // The server deregistered it (its drain ended): the next heartbeat is
+  // not_found, and the host quits normally, without registering again.
+  net.log->heartbeat_answer = ec::not_found;
+  auto reason = net.wait_exit(host);
+  CHECK_FALSE(reason);
+  CHECK(net.log->registrations == 1);
+  CHECK(net.log->deregistrations == 0);
+}
+
+TEST_CASE("voicebot-provider quits normally after a drain that the server "
+          "ended with removed", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  REQUIRE(net.join(host, "s-a"));
+  caf::anon_send(host, atom::drain_v);
+  REQUIRE(wait_until([&] {
+    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
+  }));
+  net.log->heartbeat_answer = ec::removed;
+  CHECK_FALSE(net.wait_exit(host));
+}
+
+TEST_CASE("voicebot-provider's drain ends when it runs nothing any more: it "
+          "deregisters and quits", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto a = net.join(host, "s-a");
+  auto b = net.join(host, "s-b");
+  REQUIRE(a);
+  REQUIRE(b);
+  caf::anon_send(host, atom::drain_v);
+  REQUIRE(wait_until([&] {
+    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
+  }));
+  // The server moves its members elsewhere and stops the runs here.
+  CHECK(net.stop(host, *a));
+  CHECK(net.next_heartbeats(2).runs == std::vector<std::string>{*b});
+  CHECK(net.stop(host, *b));
+  CHECK_FALSE(net.wait_exit(host));
+  CHECK(net.log->deregistrations == 1);
+}
+
+TEST_CASE("voicebot-provider's drain with no runs deregisters and quits at "
+          "once", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  caf::anon_send(host, atom::drain_v);
+  CHECK_FALSE(net.wait_exit(host, 2s));
+  CHECK(net.log->deregistrations == 1);
+  CHECK(net.log->locked([&] { return net.log->drains.size(); }) == 0);
+}
+
+TEST_CASE("voicebot-provider's drain ends when its timeout and grace have "
+          "passed: it stops its runs, deregisters and quits", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto hc = net.config(port);
+  hc.drain_timeout = 300ms;
+  hc.drain_grace = 200ms;
+  auto host = net.start_host(hc);
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  REQUIRE(net.join(host, "s-a"));
+  auto started = std::chrono::steady_clock::now();
+  caf::anon_send(host, atom::drain_v);
+  CHECK_FALSE(net.wait_exit(host, 5s));
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took >= 500ms);
+  CHECK(took < 3s);
+  auto drain = net.log->locked([&] { return net.log->drains.at(0); });
+  CHECK(drain.timeout == Approx(0.3).margin(0.1));
+  CHECK(net.log->deregistrations == 1);
+}
+
+TEST_CASE("voicebot-provider stops at once when asked during a drain (a "
+          "second SIGTERM): it deregisters and answers", "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto host = net.start_host(net.config(port));
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  REQUIRE(net.join(host, "s-a"));
+  caf::anon_send(host, atom::drain_v);
+  REQUIRE(wait_until([&] {
+    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
+  }));
+  caf::scoped_actor self{net.client};
+  bool confirmed = false;
+  self->request(host, 5s, atom::deregister_v)
+    .receive([&](bool ok) { confirmed = ok; }, [](caf::error&) {});
+  CHECK(confirmed);
+  CHECK(net.log->deregistrations == 1);
 }

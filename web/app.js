@@ -6,11 +6,16 @@
 const $ = (sel) => document.querySelector(sel);
 
 const state = {
-  lobby: null,        // {id, name} of the lobby on screen
-  socket: null,       // its WebSocket
-  members: new Map(), // session_id -> session
-  joining: new Set(), // "lobby/bot/nick" of joins in flight
+  lobby: null,          // {id, name} of the lobby on screen
+  socket: null,         // its WebSocket
+  members: new Map(),   // session_id -> session
+  joining: new Set(),   // "lobby/bot/nick" of joins in flight
+  providers: new Map(), // provider_id -> provider, from the last catalog
+  moved: new Map(),     // session_id -> unix s this page saw it move
 };
+
+/// How long a bot member that moved to another provider keeps its marker.
+const MOVED_NOTE_SECONDS = 120;
 
 // -- small helpers --------------------------------------------------------------
 
@@ -80,26 +85,88 @@ async function refreshHealth() {
   }
 }
 
+/// The provider states of SPEC §7: each shown as its name in its own colour,
+/// with what it means as the tooltip.
+const PROVIDER_STATES = {
+  online: 'takes joins',
+  suspect: 'heartbeats are late: gets joins only when no provider of the bot is online',
+  unreachable: 'its link dropped or a dispatch to it failed',
+  draining: 'takes no new joins; keeps its bot members until they move or end',
+};
+
+function providerName(id) {
+  const p = state.providers.get(id);
+  return p ? p.name : id ? `${id.slice(0, 8)}…` : '?';
+}
+
+function clock(unixSeconds) {
+  return new Date(unixSeconds * 1000).toLocaleTimeString();
+}
+
+/// "35 %" and "cap 4" where the provider announced them, "—" otherwise.
+function loadText(p) {
+  const parts = [];
+  if (typeof p.load === 'number') parts.push(`${Math.round(p.load * 100)} %`);
+  if (typeof p.capacity === 'number') parts.push(`cap ${p.capacity}`);
+  return parts.length ? parts.join(' · ') : '—';
+}
+
+function providerRow(p) {
+  const status = p.status || 'online';
+  const notes = [PROVIDER_STATES[status] || status];
+  if (typeof p.heartbeat_interval === 'number') notes.push(`heartbeat every ${p.heartbeat_interval} s`);
+  if (typeof p.lease_expires_at === 'number') notes.push(`lease until ${clock(p.lease_expires_at)}`);
+  const tr = el('tr', {},
+    el('td', { className: 'name', title: p.provider_id }, p.name, ' ', el('span', { className: 'transport', textContent: p.transport })),
+    el('td', { className: 'status' }, el('span', { className: `state status-${status}`, textContent: status, title: notes.join('; ') })),
+    el('td', { className: 'load', textContent: loadText(p) }),
+    el('td', { className: 'runs', textContent: typeof p.active_runs === 'number' ? String(p.active_runs) : '—' }),
+    el('td', { className: 'seen', textContent: typeof p.last_seen === 'number' ? ago(p.last_seen) : '—' }),
+    el('td', { className: 'bots', textContent: (p.bots || []).map((b) => b.name).join(', ') }));
+  tr.dataset.providerId = p.provider_id;
+  tr.dataset.status = status;
+  return tr;
+}
+
 async function refreshCatalog() {
   const [providers, bots] = await Promise.all([call('GET', 'api/bots/providers'), call('GET', 'api/bots')]);
   if (providers.status === 200) {
-    const rows = providers.body.providers.map((p) => el('tr', {},
-      el('td', { textContent: p.name }),
-      el('td', { textContent: p.transport }),
-      el('td', { className: 'status' }, el('span', { className: `status-${p.status}`, textContent: p.status })),
-      el('td', { textContent: ago(p.last_seen) }),
-      el('td', { textContent: p.bots.map((b) => b.name).join(', ') })));
-    $('#provider-table tbody').replaceChildren(...rows);
+    state.providers = new Map(providers.body.providers.map((p) => [p.provider_id, p]));
+    $('#provider-table tbody').replaceChildren(...providers.body.providers.map(providerRow));
+    if (!providers.body.providers.length) {
+      $('#provider-table tbody').append(el('tr', { className: 'empty' }, el('td', { colSpan: 6, textContent: 'no provider registered' })));
+    }
+    if (state.lobby) renderMembers(); // provider names and states on the members
   }
   if (bots.status === 200) {
-    const names = [...new Set(bots.body.bots.map((b) => b.name))].sort();
-    $('#bot-list').replaceChildren(...bots.body.bots.map((b) =>
-      el('li', { textContent: `${b.name}${b.description ? ' — ' + b.description : ''}` })));
+    // One line per bot, however many providers offer it.
+    const byName = new Map();
+    for (const b of bots.body.bots) {
+      const seen = byName.get(b.name) || { description: b.description, providers: 0 };
+      seen.providers += 1;
+      byName.set(b.name, seen);
+    }
+    const names = [...byName.keys()].sort();
+    $('#bot-list').replaceChildren(...names.map((n) => {
+      const b = byName.get(n);
+      const more = b.providers > 1 ? ` (${b.providers} providers)` : '';
+      return el('li', { textContent: `${n}${b.description ? ' — ' + b.description : ''}${more}` });
+    }));
     const select = $('#bot-select');
     const chosen = select.value;
     select.replaceChildren(...names.map((n) => el('option', { value: n, textContent: n })));
     if (names.includes(chosen)) select.value = chosen;
   }
+}
+
+/// At most one catalog refresh in flight, soon after lobby events that
+/// change what providers run (a move, an orphan).
+let catalogSoon = null;
+function refreshCatalogSoon() {
+  if (catalogSoon) return;
+  catalogSoon = setTimeout(async () => {
+    try { await refreshCatalog(); } finally { catalogSoon = null; }
+  }, 300);
 }
 
 // -- lobbies ------------------------------------------------------------------------
@@ -136,6 +203,7 @@ function openLobby(id, name) {
   if (state.socket) state.socket.close();
   state.lobby = { id, name };
   state.members.clear();
+  state.moved.clear();
   location.hash = `lobby=${encodeURIComponent(id)}`;
   $('#lobby-panel').hidden = false;
   $('#lobby-title').textContent = name || id;
@@ -184,6 +252,18 @@ function onEvent(ev) {
       break;
     case 'member_left':
       state.members.delete(ev.member.session_id);
+      state.moved.delete(ev.member.session_id);
+      break;
+    case 'member_moved':
+      // Same session_id and nick, a new provider_id and run_id: replaced in
+      // place (a Map keeps the member's position).
+      state.members.set(ev.member.session_id, ev.member);
+      state.moved.set(ev.member.session_id, Date.now() / 1000); // the page's clock, as below
+      refreshCatalogSoon();
+      break;
+    case 'member_orphaned':
+      state.members.set(ev.member.session_id, { ...ev.member, orphaned: true });
+      refreshCatalogSoon();
       break;
     case 'chat':
       addChat(ev.member, ev.text);
@@ -197,13 +277,46 @@ function onEvent(ev) {
   renderMembers();
 }
 
-function renderMembers() {
-  const items = [...state.members.values()].map((m) => {
-    const li = el('li', { textContent: m.is_bot ? `${m.nick} (${m.bot_name})` : m.nick });
-    li.className = m.is_bot ? 'bot' : 'person';
-    li.dataset.sessionId = m.session_id;
+/// When the bot member moved last, as this page knows it (the server's
+/// moved_at, or the member_moved event it saw); 0: never.
+function movedAt(m) {
+  return Math.max(m.moved_at || 0, state.moved.get(m.session_id) || 0);
+}
+
+function memberItem(m) {
+  const li = el('li', {}, el('span', { className: 'nick', textContent: m.nick }));
+  li.className = m.is_bot ? 'bot' : 'person';
+  li.dataset.sessionId = m.session_id;
+  if (!m.is_bot) return li;
+  li.append(` (${m.bot_name})`, el('span', { className: 'kind', textContent: 'bot' }));
+  li.dataset.providerId = m.provider_id || '';
+  li.dataset.runId = m.run_id || '';
+  if (m.orphaned) {
+    li.classList.add('orphaned');
+    li.append(el('span', { className: 'badge orphaned', textContent: 'waiting for a provider',
+      title: 'its provider was lost and no other provider of this bot could take it yet' }));
     return li;
-  });
+  }
+  const p = state.providers.get(m.provider_id);
+  const where = el('span', { className: 'where', textContent: ` on ${providerName(m.provider_id)}`,
+    title: `provider ${m.provider_id}, run ${m.run_id}` });
+  if (!p && state.providers.size) where.append(' (not registered now)');
+  if (p && p.status && p.status !== 'online') {
+    where.append(' ', el('span', { className: `state status-${p.status}`, textContent: p.status,
+      title: PROVIDER_STATES[p.status] || '' }));
+  }
+  li.append(where);
+  const moved = movedAt(m);
+  if (moved && Date.now() / 1000 - moved < MOVED_NOTE_SECONDS) {
+    li.classList.add('moved');
+    li.append(el('span', { className: 'badge moved', textContent: `moved to provider ${providerName(m.provider_id)}`,
+      title: `at ${clock(moved)}` }));
+  }
+  return li;
+}
+
+function renderMembers() {
+  const items = [...state.members.values()].map(memberItem);
   $('#members').replaceChildren(...items);
   const current = $('#lobby-list li.current');
   if (current && state.lobby) current.textContent = `${state.lobby.name} (${items.length})`;

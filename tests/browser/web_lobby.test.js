@@ -15,147 +15,23 @@
 // $VB_BUILD_DIR/artifacts/.
 'use strict';
 
-const { chromium } = require('playwright-core');
-const { spawn } = require('child_process');
 const fs = require('fs');
-const http = require('http');
 const os = require('os');
 const path = require('path');
+const {
+  BASE, PROVIDER, log, skip, check, requireBinaries, Proc, startServer: start, api, until, fakeProvider,
+  launchBrowser, screenshot, run,
+} = require('./harness');
 
-const SKIP = 77;
 const mode = process.argv[2] === 'voicebot-provider' ? 'provider' : 'http';
-const BUILD = path.resolve(process.env.VB_BUILD_DIR || path.join(__dirname, '..', '..', 'build'));
-const SERVER = path.join(BUILD, 'voicebot-server');
-const PROVIDER = path.join(BUILD, 'voicebot-provider');
-const CHROMIUM = '/usr/bin/chromium';
-const BASE = '/ai-voicebot';
-const started = Date.now();
 
-function log(...args) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s]`, ...args);
-}
-
-function skip(why) {
-  console.log(`SKIP: ${why}`);
-  process.exit(SKIP);
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-  log(`ok: ${what}`);
-}
-
-// -- processes whose log lines we can wait for ------------------------------------
-
-class Proc {
-  constructor(name, file, args) {
-    this.name = name;
-    this.lines = [];
-    this.waiters = [];
-    this.proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((done) => this.proc.on('exit', (code, sig) => done({ code, sig })));
-    let rest = '';
-    const onData = (chunk) => {
-      rest += chunk.toString();
-      const parts = rest.split('\n');
-      rest = parts.pop();
-      for (const line of parts) {
-        this.lines.push(line);
-        this.waiters = this.waiters.filter((w) => !w(line));
-      }
-    };
-    this.proc.stdout.on('data', onData);
-    this.proc.stderr.on('data', onData);
-  }
-
-  /// Resolves with the match of the first line (past or future) matching rx.
-  waitFor(rx, timeoutMs = 20000) {
-    for (const line of this.lines) {
-      const m = rx.exec(line);
-      if (m) return Promise.resolve(m);
-    }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no line matched ${rx}\n${this.lines.join('\n')}`)), timeoutMs);
-      this.waiters.push((line) => {
-        const m = rx.exec(line);
-        if (m) { clearTimeout(timer); resolve(m); }
-        return !!m;
-      });
-    });
-  }
-
-  async kill(signal = 'SIGKILL') {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-    await this.exited;
-  }
-}
-
-async function startServer(dataDir, port, cafPort) {
-  const s = new Proc('voicebot-server', SERVER, [
-    '--host', '127.0.0.1', '--port', String(port), '--caf-port', String(cafPort),
-    '--data-dir', dataDir, '--base-path', BASE, '--log-level', 'info']);
-  const m = await s.waitFor(/listening on http:\/\/[^:]+:(\d+)/);
-  s.port = Number(m[1]);
-  if (mode === 'provider') {
-    const g = await s.waitFor(/provider gateway listening on [^:]+:(\d+)/);
-    s.cafPort = Number(g[1]);
-  }
-  return s;
-}
-
-/// A JSON call to the server.
-async function api(port, method, p, body) {
-  const res = await fetch(`http://127.0.0.1:${port}${BASE}${p}`, {
-    method,
-    headers: body ? { 'Content-Type': 'application/json' } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function until(what, fn, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-// -- a provider of the original HTTP protocol ------------------------------------------
-
-function fakeProvider() {
-  const joins = [];
-  let runs = 0;
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => {
-      const answer = (status, obj) => {
-        res.writeHead(status, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify(obj));
-      };
-      const join = /^\/bots\/([^/]+)\/join$/.exec(req.url);
-      if (req.method === 'POST' && join) {
-        joins.push({ bot: join[1], ...JSON.parse(body) });
-        return answer(200, { status: 'ok', run_id: `run-${++runs}` });
-      }
-      if (req.method === 'POST' && /^\/bots\/runs\/[^/]+\/stop$/.test(req.url)) return answer(200, { status: 'stopped' });
-      if (req.method === 'GET' && req.url === '/bots') return answer(200, [{ name: 'echo' }, { name: 'greeter' }]);
-      answer(404, { detail: 'Not Found' });
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, joins, port: server.address().port })));
-}
+const startServer = (dataDir, port, cafPort) => start(dataDir, port, cafPort, { caf: mode === 'provider' });
 
 // -- the scenario ---------------------------------------------------------------------
 
 async function main() {
-  if (!fs.existsSync(SERVER)) throw new Error(`${SERVER} is missing: build first`);
+  requireBinaries();
   if (mode === 'provider' && !fs.existsSync(PROVIDER)) skip(`${PROVIDER} is not built yet`);
-  if (!fs.existsSync(CHROMIUM)) skip(`${CHROMIUM} is missing (scripts/setup-deps installs it)`);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vb-browser-'));
   const dataDir = path.join(tmp, 'data');
@@ -165,7 +41,7 @@ async function main() {
   const cleanup = async () => {
     if (browser) await browser.close().catch(() => {});
     for (const p of procs) await p.kill('SIGKILL');
-    if (fake) fake.server.close();
+    if (fake) await fake.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   };
   try {
@@ -191,11 +67,7 @@ async function main() {
       return names.includes('echo') && names.includes('greeter');
     });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
     const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -285,27 +157,10 @@ async function main() {
     await page.locator('#provider-table tbody tr').first().waitFor();
     check(pageErrors.length === 0, `no script errors on the page ${pageErrors.join('; ')}`);
 
-    const dir = path.join(BUILD, 'artifacts');
-    fs.mkdirSync(dir, { recursive: true });
-    const shot = path.join(dir, mode === 'provider' ? 'web-lobby.png' : 'web-lobby-http-provider.png');
-    // A loaded machine can take long to render (fonts): a generous limit.
-    await page.screenshot({ path: shot, fullPage: true, timeout: 60000 });
-    log(`screenshot: ${shot}`);
+    await screenshot(page, mode === 'provider' ? 'web-lobby.png' : 'web-lobby-http-provider.png');
   } finally {
     await cleanup();
   }
 }
 
-const guard = setTimeout(() => {
-  console.error('FAIL: the browser test took longer than 110 s');
-  process.exit(1);
-}, 110000);
-
-main().then(() => {
-  clearTimeout(guard);
-  log('PASS');
-  process.exit(0);
-}, (err) => {
-  console.error('FAIL:', err && err.stack ? err.stack : err);
-  process.exit(1);
-});
+run(main);

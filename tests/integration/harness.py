@@ -534,3 +534,45 @@ class ServerTestCase(unittest.TestCase):
         if detail is not None:
             self.assertEqual(body.get("detail"), detail, body)
         return body
+
+
+# -- waiting for a condition and reading /metrics (added for the fleet tests) ----
+
+
+def wait_until(probe, timeout=10, what="condition", every=0.02):
+    """Calls `probe()` until it returns something true, at most `timeout`
+    seconds; returns that value. `every` is the pause between calls (the
+    server offers no way to be told, so it is polled)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout} s (last: {last!r})")
+        time.sleep(every)
+
+
+def metric_samples(server):
+    """GET /metrics as {(name, frozenset of (label, value)): float}."""
+    status, _, text = server.request("GET", "/metrics")
+    if status != 200:
+        raise AssertionError(f"/metrics answered {status}: {text!r}")
+    samples = {}
+    rx = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = rx.match(line)
+        if not m:
+            continue
+        labels = frozenset(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                      m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def metric_value(server, name, **labels):
+    """One sample of /metrics (None when the series is not there)."""
+    return metric_samples(server).get((name, frozenset(labels.items())))

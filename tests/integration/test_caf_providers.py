@@ -1,7 +1,10 @@
-"""CAF providers (SPEC §4): the real voicebot-server and real
+"""CAF providers (SPEC §4, §7): the real voicebot-server and real
 voicebot-provider processes on free loopback ports. Joins over CAF, kill -9
-and restarts of either side, the state file, SIGTERM, keys, and the
-reconciliation of runs with lobby members after a server restart."""
+and restarts of either side, the state file, SIGTERM (a drain), keys, the
+reconciliation of runs with lobby members after a server restart, and what
+protocol version 2 adds: heartbeats with load, capacity and runs, a drain
+on SIGTERM, exit 4 when removed on purpose, and rate-limited
+registrations."""
 
 import os
 import signal
@@ -54,8 +57,37 @@ class CafProviderTest(ServerTestCase):
                 self.fail(f"provider {provider_id} not {want}: {entry}")
             time.sleep(0.05)
 
+    def wait_entry(self, server, provider_id, predicate, timeout=15, what="entry"):
+        """Waits until the provider's listing entry satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.provider_entry(server, provider_id)
+            if predicate(entry):
+                return entry
+            if time.monotonic() > deadline:
+                self.fail(f"provider {provider_id}: no {what}: {entry}")
+            time.sleep(0.05)
+
+    def wait_gone(self, server, provider_id, timeout=15):
+        self.wait_entry(server, provider_id, lambda e: e is None, timeout, "deregistration")
+
     def member_nicks(self, server, lobby_id):
         return sorted(s["nick"] for s in self.sessions(server, lobby_id))
+
+    def member(self, server, lobby_id, session_id):
+        for m in self.sessions(server, lobby_id):
+            if m["session_id"] == session_id:
+                return m
+        return None
+
+    def exit_code(self, p, timeout):
+        """Waits for the provider to exit by itself; returns its exit code."""
+        try:
+            code = p.proc.wait(timeout)
+        except Exception:
+            raise AssertionError(f"the provider did not exit within {timeout} s:\n" + p.log())
+        p._drain()
+        return code
 
     # -- listing and joins -------------------------------------------------
 
@@ -176,6 +208,7 @@ class CafProviderTest(ServerTestCase):
         self.assertEqual([x["provider_id"] for x in res["providers"]], [first])
 
     def test_sigterm_deregisters_and_exits_0(self):
+        # Running nothing, its drain ends at once: it deregisters.
         s = self.start_server()
         p = self.provider(s)
         self.assertEqual(p.stop(signal.SIGTERM), 0, p.log())
@@ -199,31 +232,187 @@ class CafProviderTest(ServerTestCase):
 
     def test_provider_of_another_protocol_version_is_refused_and_exits_5(self):
         s = self.start_server()
-        # --protocol-version (hidden) plays a provider built for version 2.
-        p = self.provider(s, "future", args=["--protocol-version", "2"],
-                          wait_registered=False)
-        self.assertEqual(p.proc.wait(15), 5, p.log())
-        p.wait_for_line(r"protocol mismatch.*CAF provider protocol version 2, "
-                        r"this server speaks version 1", 5)
-        s.wait_for_line(r"CAF provider .*refused: the provider speaks CAF provider "
-                        r"protocol version 2, this server speaks version 1", 5)
-        self.assertEqual(p.count_lines(r"registered as"), 0)
+        # --protocol-version (hidden) plays a provider that says it speaks
+        # version 1 (the protocol before heartbeat reports and drains) or a
+        # later version 3.
+        for version in (1, 3):
+            p = self.provider(s, f"v{version}", args=["--protocol-version", str(version)],
+                              wait_registered=False)
+            self.assertEqual(p.proc.wait(15), 5, p.log())
+            p.wait_for_line(r"protocol mismatch.*CAF provider protocol version %d, "
+                            r"this server speaks version 2" % version, 5)
+            s.wait_for_line(r"CAF provider .*refused: the provider speaks CAF provider "
+                            r"protocol version %d, this server speaks version 2" % version, 5)
+            self.assertEqual(p.count_lines(r"registered as"), 0)
         status, _, res = s.request("GET", "/api/bots/providers")
         self.assertEqual((status, res["providers"]), (200, []))
         # A provider of the server's version is welcome all the same.
         q = self.provider(s, "current")
         self.assertIsNotNone(self.provider_entry(s, q.provider_id))
 
-    def test_server_restart_keeps_exactly_the_members_the_providers_still_run(self):
+    # -- protocol version 2: heartbeats ------------------------------------------
+
+    def test_heartbeats_report_load_capacity_and_runs(self):
+        s = self.start_server()
+        p = self.provider(s, "sized", args=["--max-runs", "4"])
+        entry = self.wait_entry(s, p.provider_id,
+                                lambda e: e and e.get("capacity") == 4, 10, "capacity 4")
+        self.assertEqual(entry["heartbeat_interval"], 0.5)
+        self.assertEqual(entry["load"], 0)
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        entry = self.wait_entry(s, p.provider_id,
+                                lambda e: e and e.get("capacity") == 3, 10, "capacity 3")
+        self.assertEqual(entry["load"], 0.25)
+        self.assertEqual(entry["active_runs"], 1)
+        self.assertEqual(entry["status"], "online")
+        # The member leaves: the run is stopped, and no longer reported.
+        status, _, res = s.request("POST", "/api/bots/leave",
+                                   {"session_id": joined["session_id"]})
+        self.assertEqual(status, 200, res)
+        p.wait_for_line(r"run %s stopped" % joined["run_id"], 10)
+        entry = self.wait_entry(s, p.provider_id,
+                                lambda e: e and e.get("capacity") == 4, 10, "capacity 4 again")
+        self.assertEqual(entry["load"], 0)
+        # A bad flag is refused (exit 2).
+        bad = self.provider(s, "bad", args=["--max-runs", "0"], wait_registered=False)
+        self.assertEqual(bad.proc.wait(10), 2)
+
+    # -- protocol version 2: a drain on SIGTERM ---------------------------------
+
+    def test_sigterm_drains_keeps_its_members_and_exits_0_once_it_runs_nothing(self):
+        s = self.start_server()
+        p = self.provider(s, "drained", args=["--bots", "echo"])
+        q = self.provider(s, "other", args=["--bots", "echo"])
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo",
+                                      provider_id=p.provider_id)
+        self.assertEqual(status, 200, joined)
+        self.assertEqual(joined["provider_id"], p.provider_id)
+        p.proc.send_signal(signal.SIGTERM)
+        p.wait_for_line(r"draining", 5)
+        self.wait_status(s, p.provider_id, "draining", 10)
+        # Still running, still heartbeating, its member stays; new joins go
+        # elsewhere, even when they prefer it.
+        time.sleep(1.5)
+        self.assertIsNone(p.proc.poll(), p.log())
+        self.assertEqual(self.provider_entry(s, p.provider_id)["status"], "draining")
+        self.assertEqual(self.member(s, lobby["id"], joined["session_id"])["provider_id"],
+                         p.provider_id)
+        self.assertIn(joined["run_id"], p.runs())
+        status, _, other = self.join(s, lobby["id"], "echo", "Echo2",
+                                     provider_id=p.provider_id)
+        self.assertEqual(status, 200, other)
+        self.assertEqual(other["provider_id"], q.provider_id)
+        # Its last member leaves: it runs nothing, deregisters, exits 0.
+        status, _, res = s.request("POST", "/api/bots/leave",
+                                   {"session_id": joined["session_id"]})
+        self.assertEqual(status, 200, res)
+        self.assertEqual(self.exit_code(p, 10), 0, p.log())
+        self.wait_gone(s, p.provider_id, 5)
+        self.assertEqual(p.count_lines(r"error"), 0, p.log())
+
+    def test_sigterm_drain_timeout_moves_its_members_and_exits_0(self):
+        s = self.start_server()
+        p = self.provider(s, "slow", args=["--bots", "echo", "--drain-timeout", "1"])
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        q = self.provider(s, "taker", args=["--bots", "echo"])
+        signalled = time.monotonic()
+        p.proc.send_signal(signal.SIGTERM)
+        # Past the timeout the server deregisters it (its member moves to the
+        # other provider) and it exits 0: within the timeout, its grace (2 s
+        # at these heartbeats) and a little.
+        self.assertEqual(self.exit_code(p, 10), 0, p.log())
+        self.assertLess(time.monotonic() - signalled, 6)
+        self.wait_gone(s, p.provider_id, 5)
+        moved = self.wait_entry(
+            s, q.provider_id, lambda e: e and e.get("active_runs") == 1, 10, "moved member")
+        self.assertIsNotNone(moved)
+        m = self.member(s, lobby["id"], joined["session_id"])
+        self.assertIsNotNone(m)
+        self.assertEqual(m["provider_id"], q.provider_id)
+        self.assertEqual(m["nick"], "Echo")
+
+    def test_second_sigterm_stops_at_once(self):
+        s = self.start_server()
+        p = self.provider(s, "impatient", args=["--drain-timeout", "60"])
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        p.proc.send_signal(signal.SIGTERM)
+        self.wait_status(s, p.provider_id, "draining", 10)
+        started = time.monotonic()
+        self.assertEqual(p.stop(signal.SIGTERM, 10), 0, p.log())
+        self.assertLess(time.monotonic() - started, 5)
+        p.wait_for_line(r"second SIGTERM received: stopping now", 1)
+        self.wait_gone(s, p.provider_id, 5)
+
+    def test_sigint_stops_at_once(self):
+        s = self.start_server()
+        p = self.provider(s, "interrupted")
+        lobby = self.create_lobby(s)
+        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        self.assertEqual(p.stop(signal.SIGINT, 10), 0, p.log())
+        self.assertEqual(p.count_lines(r"draining"), 0, p.log())
+        self.wait_gone(s, p.provider_id, 5)
+
+    # -- protocol version 2: removed on purpose ---------------------------------
+
+    def test_operator_delete_makes_the_provider_exit_4(self):
+        s = self.start_server()
+        p = self.provider(s, "unwanted")
+        status, _, res = s.request("DELETE", f"/api/bots/providers/{p.provider_id}")
+        self.assertIn(status, (200, 204), res)
+        # Its next heartbeat answers removed (410): it exits 4 and does not
+        # come back.
+        self.assertEqual(self.exit_code(p, 10), 4, p.log())
+        p.wait_for_line(r"removed .* on purpose", 1)
+        self.assertEqual(p.count_lines(r"registered as"), 1)
+        self.assertIsNone(self.provider_entry(s, p.provider_id))
+        # Started again (a new instance), it registers with its id.
+        again = self.provider(s, "unwanted", state=p.state_file)
+        self.assertEqual(again.provider_id, p.provider_id)
+
+    def test_operator_drain_ends_in_exit_4(self):
+        s = self.start_server()
+        p = self.provider(s, "retired")
+        status, _, res = s.request("POST", f"/api/bots/providers/{p.provider_id}/drain",
+                                   {"timeout": 30})
+        self.assertEqual(status, 200, res)
+        self.assertEqual(res["status"], "draining")
+        # It runs nothing: the drain ends in deregistration with a tombstone,
+        # so its next heartbeat answers removed.
+        self.assertEqual(self.exit_code(p, 10), 4, p.log())
+        self.assertIsNone(self.provider_entry(s, p.provider_id))
+
+    # -- protocol version 2: rate-limited registrations ---------------------
+
+    def test_rate_limited_registrations_wait_and_all_register(self):
+        s = self.start_server("--max-registrations-per-second", "1")
+        ps = [self.provider(s, f"herd-{i}", wait_registered=False) for i in range(3)]
+        ids = [p.wait_registered(20) for p in ps]
+        self.assertEqual(len(set(ids)), 3)
+        limited = sum(p.count_lines(r"registration rate-limited by the server") for p in ps)
+        self.assertGreaterEqual(limited, 1, "\n".join(p.log() for p in ps))
+        status, _, res = s.request("GET", "/api/bots/providers")
+        self.assertEqual(sorted(x["provider_id"] for x in res["providers"]), sorted(ids))
+
+    def test_server_restart_keeps_the_members_still_run_and_dispatches_the_lost_again(self):
         s = self.start_server()
         keeps = self.provider(s, "keeps", args=["--bots", "echo"])
         loses = self.provider(s, "loses", args=["--bots", "greeter"])
         lobby = self.create_lobby(s)
         other = self.create_lobby(s, "other")
+        joined = {}
         for lid, bot, nick in ((lobby["id"], "echo", "E1"), (lobby["id"], "greeter", "G1"),
                                (other["id"], "greeter", "G2"), (other["id"], "echo", "E2")):
             status, _, res = self.join(s, lid, bot, nick)
             self.assertEqual(status, 200, res)
+            joined[nick] = res
         keeps.wait_for_nth(r"run \S+ started", 2, 10)
         kept_runs = keeps.runs()
         self.assertEqual(len(kept_runs), 2)
@@ -239,13 +428,32 @@ class CafProviderTest(ServerTestCase):
         self.assertEqual(keeps.wait_registered(15, after=1), keeps.provider_id)
         self.assertEqual(loses2.wait_registered(15), loses.provider_id)
         s.wait_for_nth(r"CAF provider \S+ reconciled", 2, 15)
-        self.assertEqual(self.member_nicks(s, lobby["id"]), ["E1"])
-        self.assertEqual(self.member_nicks(s, other["id"]), ["E2"])
+        # SPEC §7, reconciliation: the members whose runs a provider still
+        # has stay as they were; the lost ones are dispatched again (here to
+        # the restarted provider, the only one of their bot) with their
+        # session and nick, and get new runs.
+        loses2.wait_for_nth(r"run \S+ started", 2, 10)
         self.assertEqual(sorted(keeps.runs()), sorted(kept_runs))
-        # The lost members are gone for good: a fresh start still has E1, E2.
+        self.assertEqual(len(loses2.runs()), 2)
+        for lid, names in ((lobby["id"], ["E1", "G1"]), (other["id"], ["E2", "G2"])):
+            self.assertEqual(self.member_nicks(s, lid), names)
+        for nick in ("G1", "G2"):
+            lid = lobby["id"] if nick == "G1" else other["id"]
+            m = self.member(s, lid, joined[nick]["session_id"])
+            self.assertIsNotNone(m, nick)
+            self.assertIn(m["run_id"], loses2.runs())
+            self.assertNotEqual(m["run_id"], joined[nick]["run_id"])
+        for nick in ("E1", "E2"):
+            lid = lobby["id"] if nick == "E1" else other["id"]
+            self.assertEqual(self.member(s, lid, joined[nick]["session_id"])["run_id"],
+                             joined[nick]["run_id"])
+        # Durably: a fresh start has the same members and runs.
+        runs_before = {m["session_id"]: m["run_id"]
+                       for lid in (lobby["id"], other["id"]) for m in self.sessions(s, lid)}
         s = self.restart_server(s)
-        self.assertEqual(self.member_nicks(s, lobby["id"]), ["E1"])
-        self.assertEqual(self.member_nicks(s, other["id"]), ["E2"])
+        runs_after = {m["session_id"]: m["run_id"]
+                      for lid in (lobby["id"], other["id"]) for m in self.sessions(s, lid)}
+        self.assertEqual(runs_after, runs_before)
 
     def test_runs_the_server_does_not_know_are_stopped(self):
         s = self.start_server()

@@ -615,12 +615,20 @@ class JoinApiTest(ServerTestCase):
                          "lobby_not_found", "Lobby not found")
         # A provider that does not host the bot does not make it known.
         other = self.register(self.s, self.fake_provider(bots=("weather",)), name="w")
-        self.assertError(self.join(self.s, self.lobby, "echo", "x", provider_id=other), 404,
-                         "bot_not_found")
-        self.assertError(self.join(self.s, self.lobby, "echo", "x", provider_id="unknown"), 404,
+        self.assertError(self.join(self.s, self.lobby, "nobot", "x", provider_id=other), 404,
                          "bot_not_found")
         self.assertEqual(self.fp.calls, [])
         self.assertEqual(self.sessions(self.s, self.lobby), [])
+
+    def test_provider_id_is_a_preference_not_a_pin(self):
+        # SPEC §7: a provider_id that cannot take the bot (it does not host
+        # it, or is unknown) is a preference that cannot be met: the join
+        # goes to a provider of the bot.
+        other = self.register(self.s, self.fake_provider(bots=("weather",)), name="w")
+        for nick, pref in [("x", other), ("y", "unknown")]:
+            status, _, res = self.join(self.s, self.lobby, "echo", nick, provider_id=pref)
+            self.assertEqual(status, 200, res)
+            self.assertEqual(res["provider_id"], self.pid)
 
     def test_invalid_join_is_422(self):
         cases = [
@@ -711,7 +719,16 @@ class JoinApiTest(ServerTestCase):
                          "online")
 
     def test_rejecting_provider_is_502_and_adds_no_member(self):
-        for mode, status_code in [("reject", 500), ("reject", 404), ("reject", 409),
+        # A 5xx is a provider that failed, not an answer (SPEC §7): 503,
+        # after a failover (to nobody here: it is the bot's only provider).
+        self.fp.mode = "reject"
+        self.fp.reject_status = 500
+        status, headers, body = self.join(self.s, self.lobby, "echo", "E")
+        self.assertEqual(status, 503, body)
+        self.assertEqual(body["code"], "provider_unavailable")
+        self.assertIn("retry-after", headers)
+        self.assertEqual(self.sessions(self.s, self.lobby), [])
+        for mode, status_code in [("reject", 404), ("reject", 409),
                                   ("no_run_id", 200)]:
             with self.subTest(mode=mode, status=status_code):
                 self.fp.mode = mode

@@ -1,0 +1,224 @@
+// What the browser tests share: the binaries and Chromium, processes whose
+// log lines a test can wait for, JSON calls to the server, fake providers of
+// the original HTTP protocol, and the pass/fail/skip protocol of ctest
+// (exit 0, 1, or 77 for skipped).
+'use strict';
+
+const { chromium } = require('playwright-core');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const path = require('path');
+
+const SKIP = 77;
+const BUILD = path.resolve(process.env.VB_BUILD_DIR || path.join(__dirname, '..', '..', 'build'));
+const SERVER = path.join(BUILD, 'voicebot-server');
+const PROVIDER = path.join(BUILD, 'voicebot-provider');
+const CHROMIUM = '/usr/bin/chromium';
+const BASE = '/ai-voicebot';
+const started = Date.now();
+
+function log(...args) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s]`, ...args);
+}
+
+function skip(why) {
+  console.log(`SKIP: ${why}`);
+  process.exit(SKIP);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  log(`ok: ${what}`);
+}
+
+/// The server binary and Chromium must be there; a missing Chromium skips.
+function requireBinaries() {
+  if (!fs.existsSync(SERVER)) throw new Error(`${SERVER} is missing: build first`);
+  if (!fs.existsSync(CHROMIUM)) skip(`${CHROMIUM} is missing (scripts/setup-deps installs it)`);
+}
+
+// -- processes whose log lines we can wait for ------------------------------------
+
+/// Every process a test started; none outlives the test, however it ends
+/// (a failed check, the time limit).
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+class Proc {
+  constructor(name, file, args) {
+    this.name = name;
+    this.lines = [];
+    this.waiters = [];
+    this.proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(this.proc);
+    this.proc.on('exit', () => children.delete(this.proc));
+    this.exited = new Promise((done) => this.proc.on('exit', (code, sig) => done({ code, sig })));
+    let rest = '';
+    const onData = (chunk) => {
+      rest += chunk.toString();
+      const parts = rest.split('\n');
+      rest = parts.pop();
+      for (const line of parts) {
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => !w(line));
+      }
+    };
+    this.proc.stdout.on('data', onData);
+    this.proc.stderr.on('data', onData);
+  }
+
+  /// Resolves with the match of the first line (past or future) matching rx.
+  waitFor(rx, timeoutMs = 20000) {
+    for (const line of this.lines) {
+      const m = rx.exec(line);
+      if (m) return Promise.resolve(m);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no line matched ${rx}\n${this.lines.join('\n')}`)), timeoutMs);
+      this.waiters.push((line) => {
+        const m = rx.exec(line);
+        if (m) { clearTimeout(timer); resolve(m); }
+        return !!m;
+      });
+    });
+  }
+
+  async kill(signal = 'SIGKILL') {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    await this.exited;
+  }
+}
+
+/// voicebot-server under BASE on loopback; `extra` are more flags. With
+/// `caf`, also waits for the provider gateway's port (s.cafPort).
+async function startServer(dataDir, port, cafPort, { caf = false, extra = [] } = {}) {
+  const s = new Proc('voicebot-server', SERVER, [
+    '--host', '127.0.0.1', '--port', String(port), '--caf-port', String(cafPort),
+    '--data-dir', dataDir, '--base-path', BASE, '--log-level', 'info', ...extra]);
+  const m = await s.waitFor(/listening on http:\/\/[^:]+:(\d+)/);
+  s.port = Number(m[1]);
+  if (caf) {
+    const g = await s.waitFor(/provider gateway listening on [^:]+:(\d+)/);
+    s.cafPort = Number(g[1]);
+  }
+  return s;
+}
+
+/// A JSON call to the server.
+async function api(port, method, p, body) {
+  const res = await fetch(`http://127.0.0.1:${port}${BASE}${p}`, {
+    method,
+    headers: body ? { 'Content-Type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+async function until(what, fn, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// -- a provider of the original HTTP protocol ------------------------------------------
+
+/// An HTTP provider in this process, on a free loopback port: it accepts
+/// every join (run ids `${runPrefix}1`, 2, …), every stop, and answers the
+/// server's liveness probe (`GET /bots`). It sends no heartbeats, like the
+/// original protocol's providers. `stop()` closes it for good: new
+/// connections are refused and open ones are cut, as when its process dies.
+function fakeProvider({ bots = ['echo', 'greeter'], runPrefix = 'run-' } = {}) {
+  const joins = [];
+  const stops = [];
+  const probes = [];
+  let runs = 0;
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const answer = (status, obj) => {
+        res.writeHead(status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(obj));
+      };
+      const join = /^\/bots\/([^/]+)\/join$/.exec(req.url);
+      if (req.method === 'POST' && join) {
+        const run_id = `${runPrefix}${++runs}`;
+        joins.push({ bot: join[1], run_id, ...JSON.parse(body) });
+        return answer(200, { status: 'ok', run_id });
+      }
+      const stop = /^\/bots\/runs\/([^/]+)\/stop$/.exec(req.url);
+      if (req.method === 'POST' && stop) {
+        stops.push(decodeURIComponent(stop[1]));
+        return answer(200, { status: 'stopped' });
+      }
+      if (req.method === 'GET' && req.url === '/bots') {
+        probes.push(Date.now());
+        return answer(200, bots.map((name) => ({ name })));
+      }
+      answer(404, { detail: 'Not Found' });
+    });
+  });
+  const fake = { server, joins, stops, probes, stopped: false };
+  fake.stop = () => new Promise((done) => {
+    if (fake.stopped) return done();
+    fake.stopped = true;
+    server.close(() => done());
+    server.closeAllConnections(); // the server's keep-alive connections too
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    fake.port = server.address().port;
+    fake.base_url = `http://127.0.0.1:${fake.port}`;
+    resolve(fake);
+  }));
+}
+
+// -- the browser --------------------------------------------------------------------------
+
+async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/// A screenshot into $VB_BUILD_DIR/artifacts/NAME.
+async function screenshot(page, name) {
+  const dir = path.join(BUILD, 'artifacts');
+  fs.mkdirSync(dir, { recursive: true });
+  const shot = path.join(dir, name);
+  // A loaded machine can take long to render (fonts): a generous limit.
+  await page.screenshot({ path: shot, fullPage: true, timeout: 60000 });
+  log(`screenshot: ${shot}`);
+  return shot;
+}
+
+/// Runs main() with an overall time limit, then exits 0 (pass) or 1.
+function run(main, limitMs = 110000) {
+  const guard = setTimeout(() => {
+    console.error(`FAIL: the browser test took longer than ${limitMs / 1000} s`);
+    process.exit(1);
+  }, limitMs);
+  main().then(() => {
+    clearTimeout(guard);
+    log('PASS');
+    process.exit(0);
+  }, (err) => {
+    console.error('FAIL:', err && err.stack ? err.stack : err);
+    process.exit(1);
+  });
+}
+
+module.exports = {
+  SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE,
+  log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider,
+  launchBrowser, screenshot, run,
+};
