@@ -201,7 +201,8 @@ using registry_actor = caf::typed_actor<
   // dispatcher only).
   caf::reacts_to<atom::status, std::string, provider_status>,
   // The number of bot members a provider runs (sent by the directory on
-  // each change): active_runs, and the end of a drain at zero.
+  // each change): active_runs, and the end of a drain at zero. An empty id
+  // ends the directory's census at start-up (providers not named run none).
   caf::reacts_to<atom::runs, std::string, uint64_t>,
   // The actors the registry tells of fleet events (re-dispatch, orphans,
   // lost runs) and asks to stop runs; sent once at start-up.

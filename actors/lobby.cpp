@@ -904,9 +904,12 @@ lobby_directory_actor::behavior_type lobby_directory(
   for (auto& l : initial)
     if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
       st.add(std::move(l));
-  // The registry learns each provider's active runs.
+  // The registry learns each provider's active runs, then that the census
+  // is complete (an empty id).
   for (auto& [provider_id, sessions] : st.by_provider)
     st.report_runs(provider_id);
+  if (st.peers.registry)
+    self->send(st.peers.registry, atom::runs_v, std::string{}, uint64_t{0});
   return {
       [=](atom::create, const lobby_create& c) -> caf::result<lobby_created> {
         auto rp = self->make_response_promise<lobby_created>();

@@ -304,11 +304,15 @@ void registry_state::mark_seen(const std::string& id) {
   auto next = before;
   next.last_seen = unix_now();
   next.lease_expires_at = lease_from_now();
+  auto was_online = before.status == provider_status::online;
   revive(next, before);
   set(i->second, std::move(next));
   i->second.seen = self->clock().now();
   ++version;
   seen_since_flush.insert(id);
+  // Back online without a heartbeat: its heartbeats are due all the same.
+  if (!was_online)
+    arm_suspect(id);
 }
 
 void registry_state::revive(provider& next, const provider& before) {
@@ -333,12 +337,14 @@ double registry_state::lease_from_now() const {
 
 bool registry_state::admit(double& retry_after) {
   auto rate = config.max_registrations_per_second;
+  // A burst of the same size, and never less than one registration.
+  auto burst = std::max(1.0, rate);
   auto now = self->clock().now();
   if (refilled == caf::actor_clock::time_point{}) {
-    tokens = rate;
+    tokens = burst;
   } else {
     auto dt = std::chrono::duration<double>(now - refilled).count();
-    tokens = std::min(rate, tokens + dt * rate);
+    tokens = std::min(burst, tokens + dt * rate);
   }
   refilled = now;
   if (tokens >= 1) {
@@ -824,6 +830,19 @@ registry(registry_actor::stateful_pointer<registry_state> self,
     },
     [=](atom::runs, const std::string& id, uint64_t count) {
       auto& st = self->state;
+      if (id.empty()) {
+        // The directory's census at start-up is complete: a drain loaded
+        // from disk whose provider runs nothing ends now, not at its
+        // deadline.
+        std::vector<std::string> idle;
+        for (auto& [pid, e] : st.providers)
+          if (e.value->status == provider_status::draining
+              && e.value->active_runs == 0)
+            idle.push_back(pid);
+        for (auto& pid : idle)
+          st.end_drain(pid, false);
+        return;
+      }
       auto i = st.providers.find(id);
       if (i == st.providers.end() || i->second.value->active_runs == count)
         return;

@@ -163,6 +163,9 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a failed dispatch (no "
   SECTION("timed out") {
     link->script = [](auto&) { return test::no_answer("timeout"); };
   }
+  SECTION("a 5xx (SPEC §7: the join fails over)") {
+    link->script = [](auto&) { return test::answer(500, "boom"); };
+  }
   SECTION("a base_url the link refuses") {
     // Validation refuses it today; a file from an older version may hold it.
     p.base_url = "http://user:pw@127.0.0.1:9000";

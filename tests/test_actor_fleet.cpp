@@ -368,7 +368,7 @@ struct fleet_fixture : test::fixture {
 
 } // namespace
 
-// -- joins: placement and failover ------------------------------------------------
+// -- joins: placement and failover --------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "fleet joins: 404 for a bot no provider "
                  "offers, 503 when its providers take no joins now",
@@ -478,7 +478,7 @@ TEST_CASE_METHOD(fleet_fixture, "failover: a provider unreachable after a "
   CHECK(status(alpha) == provider_status::online);
 }
 
-// -- late acceptances -----------------------------------------------------------
+// -- late acceptances ---------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "late acceptance: an HTTP provider that "
                  "accepts after the dispatch timeout is told to stop that run "
@@ -558,7 +558,7 @@ TEST_CASE_METHOD(fleet_fixture, "late acceptance: a refusal after the "
   CHECK(stats->late_acceptances == 0);
 }
 
-// -- drains ---------------------------------------------------------------------
+// -- drains -------------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "drain: a draining provider takes no new "
                  "joins, keeps its members, and is deregistered once it runs "
@@ -647,7 +647,7 @@ TEST_CASE_METHOD(fleet_fixture, "drain: at its timeout with no other "
   CHECK(stops_at("alpha", echo.run_id) == 1);
 }
 
-// -- re-dispatch and orphans ------------------------------------------------------
+// -- re-dispatch and orphans --------------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of an evicted "
                  "provider move with their session and nick to a new provider "
@@ -815,7 +815,7 @@ TEST_CASE_METHOD(fleet_fixture, "orphans: a member whose only candidate "
   CHECK(stats->orphaned == 0);
 }
 
-// -- lost runs ------------------------------------------------------------------
+// -- lost runs ----------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "lost runs: a heartbeat whose runs lack a run "
                  "given more than two intervals ago dispatches its member "
@@ -857,7 +857,7 @@ TEST_CASE_METHOD(fleet_fixture, "lost runs: a heartbeat whose runs lack a run "
   CHECK(stats->redispatches == 1);
 }
 
-// -- reconciliation -------------------------------------------------------------
+// -- reconciliation -----------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_fixture, "reconciliation: a provider registering again "
                  "with its runs keeps the members it lists, dispatches the "

@@ -116,7 +116,7 @@ struct fleet_registry_fixture : test::fixture {
 
 } // namespace
 
-// -- placement ------------------------------------------------------------------
+// -- placement ----------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_registry_fixture, "placement: the preferred provider "
                  "first, then least load, fewest active runs, most recently "
@@ -230,7 +230,7 @@ TEST_CASE_METHOD(fleet_registry_fixture, "placement: an unreachable provider "
   CHECK(order("echo") == strings{"b", "a"});
 }
 
-// -- states ---------------------------------------------------------------------
+// -- states -------------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_registry_fixture, "states: a provider that announced "
                  "an interval is suspect after two intervals without a "
@@ -320,11 +320,12 @@ TEST_CASE_METHOD(fleet_registry_fixture, "states: a suspect provider online "
   self->send(aut, atom::seen_v, a); // a join accepted at 10 s
   run();
   REQUIRE(status(a) == provider_status::online);
-  advance(10s); // 20 s since its last heartbeat (its registration)
+  // Two more intervals, and still no heartbeat since its registration.
+  advance(10s);
   CHECK(status(a) == provider_status::suspect);
 }
 
-// -- drains ---------------------------------------------------------------------
+// -- drains -------------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_registry_fixture, "drain: answered with the provider, "
                  "draining, until the timeout or the server's drain_timeout; "
@@ -386,6 +387,24 @@ TEST_CASE_METHOD(fleet_registry_fixture, "drain: deregistered once its runs "
   CHECK(code_of(err) == (by_operator ? ec::removed : ec::not_found));
 }
 
+TEST_CASE_METHOD(fleet_registry_fixture, "drain: a drain that cannot be "
+                 "written is answered storage_failed and changes nothing",
+                 "[fleet][drain]") {
+  start();
+  auto a = add("a");
+  runs(a, 1);
+  test::state_of(store).failing = true;
+  auto err = ask_error<provider>(aut, atom::drain_v, a, drain_request{});
+  CHECK(code_of(err) == ec::storage_failed);
+  CHECK(status(a) == provider_status::online);
+  CHECK(order("echo") == strings{"a"});
+  CHECK(stats->drains == 0);
+  // Nor does its timer end anything later.
+  test::state_of(store).failing = false;
+  advance(3600s);
+  CHECK(status(a) == provider_status::online);
+}
+
 TEST_CASE_METHOD(fleet_registry_fixture, "drain: a drain loaded from disk "
                  "still ends at its deadline", "[fleet][drain]") {
   provider p;
@@ -410,11 +429,12 @@ TEST_CASE_METHOD(fleet_registry_fixture, "drain: a drain loaded from disk "
         == ec::removed);
 }
 
-// -- tombstones -----------------------------------------------------------------
+// -- tombstones ---------------------------------------------------------------
 
 TEST_CASE_METHOD(fleet_registry_fixture, "tombstones: after an operator "
-                 "removed a provider, its instance's heartbeat and registration "
-                 "answer removed and change nothing; a new instance registers",
+                 "removed a provider, its instance's heartbeat and "
+                 "registration answer removed and change nothing; a new "
+                 "instance registers",
                  "[fleet][tombstones]") {
   start();
   auto a = add("a", 0, "i-1");
@@ -492,7 +512,7 @@ TEST_CASE_METHOD(fleet_registry_fixture, "tombstones: kept for stale_after",
   CHECK(ask<std::string>(aut, atom::registration_v, again) == a);
 }
 
-// -- the registration token bucket ------------------------------------------------
+// -- the registration token bucket --------------------------------------------
 
 TEST_CASE_METHOD(fleet_registry_fixture, "registrations: a burst of "
                  "max_registrations_per_second, then rate_limited with "
@@ -539,4 +559,19 @@ TEST_CASE_METHOD(fleet_registry_fixture, "registrations: a burst of "
                                        registration("q4")))
         == ec::rate_limited);
   CHECK(stats->rate_limited == 4);
+}
+
+TEST_CASE_METHOD(fleet_registry_fixture, "registrations: a rate below one per "
+                 "second still admits one registration, then one per "
+                 "1/rate seconds", "[fleet][herds]") {
+  // A positive rate is valid configuration (model/config.cpp); the bucket
+  // holds at least one token, else nothing would ever register.
+  config.max_registrations_per_second = 0.5;
+  start();
+  CHECK_FALSE(add("a").empty());
+  auto err = ask_error<std::string>(aut, atom::registration_v,
+                                    registration("b"));
+  CHECK(code_of(err) == ec::rate_limited);
+  advance(2s);
+  CHECK_FALSE(add("b").empty());
 }
