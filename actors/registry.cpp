@@ -198,13 +198,8 @@ std::string registry_state::upsert(planned p) {
                v.base_url.empty() ? to_string(v.via) : v.base_url, id,
                v.bots.size());
   arm_suspect(id);
-  // Orphaned members of its bots may find a home now.
-  if (!was_online && v.status == provider_status::online && directory) {
-    std::vector<std::string> bots;
-    for (auto& b : v.bots)
-      bots.push_back(b.name);
-    self->send(directory, atom::orphans_v, std::move(bots));
-  }
+  if (!was_online && v.status == provider_status::online)
+    offer_orphans(v);
   return id;
 }
 
@@ -238,6 +233,10 @@ caf::expected<double> registry_state::touch(const std::string& id,
     changed_since_flush.insert(id);
   }
   revive(next, before);
+  // Room again after a full house: orphans of its bots may move in.
+  if (before.capacity == 0 && next.capacity > 0
+      && next.status == provider_status::online)
+    offer_orphans(next);
   // Runs it was given more than two intervals ago and no longer lists are
   // lost (SPEC §7): the directory dispatches them again.
   auto& e = i->second;
@@ -322,10 +321,14 @@ void registry_state::revive(provider& next, const provider& before) {
   spdlog::info("provider {} id={}: {} -> online", next.name, next.provider_id,
                to_string(before.status));
   next.status = provider_status::online;
+  offer_orphans(next);
+}
+
+void registry_state::offer_orphans(const provider& p) {
   if (!directory)
     return;
   std::vector<std::string> bots;
-  for (auto& b : next.bots)
+  for (auto& b : p.bots)
     bots.push_back(b.name);
   self->send(directory, atom::orphans_v, std::move(bots));
 }

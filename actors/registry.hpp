@@ -149,6 +149,8 @@ struct registry_state {
   void bury(const provider& p);
   /// Online again unless draining; tells the directory when it was not.
   void revive(provider& next, const provider& before);
+  /// Tells the directory that `p` can take orphaned members of its bots.
+  void offer_orphans(const provider& p);
   /// Arms the suspect timer of a provider that announced an interval.
   void arm_suspect(const std::string& id);
   /// Removes a provider durably: erased, buried when on purpose, its bot
