@@ -533,6 +533,11 @@ public:
   /// Reads an optional list of run ids, each a string or an object with a
   /// "run_id" (other keys ignored); false when missing or null.
   bool runs(const char* key, std::vector<std::string>& out);
+  /// The list at `key` when it is one of at most `max` items; null when
+  /// absent (`given` false) or refused (an error recorded). No item is
+  /// looked at before its length is known: bounded work.
+  const json* bounded_list(const char* key, std::size_t max, json& loc,
+                           bool& given);
 
 private:
   const json* find(const char* key) const {
@@ -588,19 +593,30 @@ void check_duplicate_bots(const std::vector<bot_info>& bots,
   }
 }
 
-bool object_fields::bots(const char* key, std::vector<bot_info>& out) {
+const json* object_fields::bounded_list(const char* key, std::size_t max,
+                                       json& loc, bool& given) {
   auto v = find(key);
-  if (v == nullptr || v->is_null())
-    return false;
-  auto loc = at(loc_, key);
+  given = v != nullptr && !v->is_null();
+  if (!given)
+    return nullptr;
+  loc = at(loc_, key);
   if (!v->is_array()) {
     errors_.push_back(not_a_list(loc));
-    return true;
+    return nullptr;
   }
-  if (v->size() > max_bots) { // no item is looked at: bounded work
-    errors_.push_back(too_many_items(loc, max_bots));
-    return true;
+  if (v->size() > max) {
+    errors_.push_back(too_many_items(loc, max));
+    return nullptr;
   }
+  return v;
+}
+
+bool object_fields::bots(const char* key, std::vector<bot_info>& out) {
+  json loc;
+  bool given = false;
+  auto v = bounded_list(key, max_bots, loc, given);
+  if (v == nullptr)
+    return given;
   std::vector<bool> name_ok(v->size(), false);
   out.assign(v->size(), bot_info{});
   for (std::size_t i = 0; i < v->size(); ++i) {
@@ -618,18 +634,11 @@ bool object_fields::bots(const char* key, std::vector<bot_info>& out) {
 }
 
 bool object_fields::runs(const char* key, std::vector<std::string>& out) {
-  auto v = find(key);
-  if (v == nullptr || v->is_null())
-    return false;
-  auto loc = at(loc_, key);
-  if (!v->is_array()) {
-    errors_.push_back(not_a_list(loc));
-    return true;
-  }
-  if (v->size() > max_runs) { // no item is looked at: bounded work
-    errors_.push_back(too_many_items(loc, max_runs));
-    return true;
-  }
+  json loc;
+  bool given = false;
+  auto v = bounded_list(key, max_runs, loc, given);
+  if (v == nullptr)
+    return given;
   out.clear();
   out.reserve(v->size());
   for (std::size_t i = 0; i < v->size(); ++i) {
