@@ -83,6 +83,27 @@ class DrainTest(FleetTestCase):
         self.wait_gone(s, pid)
         self.assertEqual(self.heartbeat(s, pid, instance_id="idle-1")[2], REMOVED)
 
+    def test_a_drain_survives_a_kill_9_of_the_server(self):
+        s = self.start_server(*self.FLAGS)
+        old, new = self.fleet_provider("old"), self.fleet_provider("new")
+        old_id = self.enlist(s, old, instance_id="old-1")
+        new_id = self.enlist(s, new)
+        lobby = self.create_lobby(s)["id"]
+        first = self.joined(s, lobby, nick="Echo", provider_id=old_id)
+        self.assertEqual(self.drain(s, old_id, {"timeout": 1.5})[0], 200)
+        s.kill()
+        self.servers.remove(s)
+        s = self.start_server(*self.FLAGS)
+        self.assertEqual(self.entry(s, old_id)["status"], "draining")
+        self.assertEqual(self.joined(s, lobby, nick="new")["provider_id"], new_id)
+        # Its deadline, from before the restart, still holds.
+        m = self.wait_member(s, lobby, first["session_id"],
+                             lambda m: m["provider_id"] == new_id, 10, "moved")
+        self.assertEqual((m["nick"], m["orphaned"]), ("Echo", False))
+        old.wait_for_stop(first["run_id"], 5)
+        self.wait_gone(s, old_id)
+        self.assertEqual(self.heartbeat(s, old_id, instance_id="old-1")[2], REMOVED)
+
     def test_drain_errors_change_nothing(self):
         s = self.start_server(*self.FLAGS)
         fp = self.fleet_provider("p")
