@@ -246,11 +246,12 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
     auto now = find_member(sid);
     return now && now.get() == m.get();
   };
-  // A drained provider still runs the old one: told to stop it once the
-  // member moved, or found no new home (SPEC §7: its drain is over).
+  // A provider drained past its timeout, or removed on purpose, may still
+  // run the old one: told to stop it once the member moved, or found no new
+  // home (SPEC §7: its drain is over; a bot is never in a lobby twice).
   auto stop_old = [this, m, old, why] {
-    if (why != move_reason::drained || old.provider_id.empty()
-        || m->value.run_id.empty())
+    if ((why != move_reason::drained && why != move_reason::removed)
+        || old.provider_id.empty() || m->value.run_id.empty())
       return;
     self
       ->request(peers.dispatcher, peers.dispatch_wait, atom::stop_v, old,

@@ -753,6 +753,8 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of a provider "
   REQUIRE(ask<bool>(reg, atom::deregister_v, alpha, std::string{}, true));
   CHECK(member(room, echo.session_id).provider_id == beta);
   CHECK(stats->redispatches == 1);
+  // It may still run the old one: told to stop it (never a bot twice).
+  CHECK(stops_at("alpha", echo.run_id) == 1);
 }
 
 TEST_CASE_METHOD(fleet_fixture, "orphans: with no candidate a member stays, "
