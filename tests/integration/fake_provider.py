@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 
-from harness import ServerTestCase, wait_until
+from harness import JsonRequestHandler, ServerTestCase, wait_until
 from wsclient import WebSocket
 
 
@@ -59,28 +59,7 @@ class FleetProvider:
     def _serve(self):
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                try:
-                    return json.loads(raw) if raw else None
-                except ValueError:
-                    return raw.decode("utf-8", "replace")
-
-            def _answer(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonRequestHandler):
             def do_GET(self):
                 fake._record("GET", self.path, None)
                 if self.path.rstrip("/") == "/bots":

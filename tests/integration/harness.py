@@ -213,6 +213,34 @@ def run_server_cli(args, cwd, timeout=20):
 # -- a fake bot provider of the original HTTP protocol (SPEC §4) ---------------
 
 
+
+class JsonRequestHandler(http.server.BaseHTTPRequestHandler):
+    """The JSON plumbing of the fake HTTP providers: HTTP/1.1 keep-alive,
+    no access log, a body read as JSON (or text), an answer written as
+    JSON (empty when there is none)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return raw.decode("utf-8", "replace")
+
+    def _answer(self, status, payload=None):
+        data = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class FakeProvider:
     """A provider of the original voicebot HTTP protocol, inside the test
     process: POST /bots/{bot}/join -> {"status":"ok","run_id":...},
@@ -247,28 +275,7 @@ class FakeProvider:
     def _serve(self, port):
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                try:
-                    return json.loads(raw) if raw else None
-                except ValueError:
-                    return raw.decode("utf-8", "replace")
-
-            def _answer(self, status, payload=None):
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonRequestHandler):
             def do_GET(self):
                 fake._record("GET", self.path, None)
                 if self.path.rstrip("/") == "/bots":
