@@ -252,35 +252,6 @@ class CafProviderTest(ServerTestCase):
 
     # -- protocol version 2: heartbeats ------------------------------------------
 
-    def test_heartbeats_report_load_capacity_and_runs(self):
-        s = self.start_server()
-        p = self.provider(s, "sized", args=["--max-runs", "4"])
-        entry = self.wait_entry(s, p.provider_id,
-                                lambda e: e and e.get("capacity") == 4, 10, "capacity 4")
-        self.assertEqual(entry["heartbeat_interval"], 0.5)
-        self.assertEqual(entry["load"], 0)
-        lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
-        entry = self.wait_entry(s, p.provider_id,
-                                lambda e: e and e.get("capacity") == 3, 10, "capacity 3")
-        self.assertEqual(entry["load"], 0.25)
-        self.assertEqual(entry["active_runs"], 1)
-        self.assertEqual(entry["status"], "online")
-        # The member leaves: the run is stopped, and no longer reported.
-        status, _, res = s.request("POST", "/api/bots/leave",
-                                   {"session_id": joined["session_id"]})
-        self.assertEqual(status, 200, res)
-        p.wait_for_line(r"run %s stopped" % joined["run_id"], 10)
-        entry = self.wait_entry(s, p.provider_id,
-                                lambda e: e and e.get("capacity") == 4, 10, "capacity 4 again")
-        self.assertEqual(entry["load"], 0)
-        # A bad flag is refused (exit 2).
-        bad = self.provider(s, "bad", args=["--max-runs", "0"], wait_registered=False)
-        self.assertEqual(bad.proc.wait(10), 2)
-
-    # -- protocol version 2: a drain on SIGTERM ---------------------------------
-
     def test_sigterm_drains_keeps_its_members_and_exits_0_once_it_runs_nothing(self):
         s = self.start_server()
         p = self.provider(s, "drained", args=["--bots", "echo"])
@@ -313,43 +284,6 @@ class CafProviderTest(ServerTestCase):
         self.wait_gone(s, p.provider_id, 5)
         self.assertEqual(p.count_lines(r"error"), 0, p.log())
 
-    def test_sigterm_drain_timeout_moves_its_members_and_exits_0(self):
-        s = self.start_server()
-        p = self.provider(s, "slow", args=["--bots", "echo", "--drain-timeout", "1"])
-        lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
-        q = self.provider(s, "taker", args=["--bots", "echo"])
-        signalled = time.monotonic()
-        p.proc.send_signal(signal.SIGTERM)
-        # Past the timeout the server deregisters it (its member moves to the
-        # other provider) and it exits 0: within the timeout, its grace (2 s
-        # at these heartbeats) and a little.
-        self.assertEqual(self.exit_code(p, 10), 0, p.log())
-        self.assertLess(time.monotonic() - signalled, 6)
-        self.wait_gone(s, p.provider_id, 5)
-        moved = self.wait_entry(
-            s, q.provider_id, lambda e: e and e.get("active_runs") == 1, 10, "moved member")
-        self.assertIsNotNone(moved)
-        m = self.member(s, lobby["id"], joined["session_id"])
-        self.assertIsNotNone(m)
-        self.assertEqual(m["provider_id"], q.provider_id)
-        self.assertEqual(m["nick"], "Echo")
-
-    def test_second_sigterm_stops_at_once(self):
-        s = self.start_server()
-        p = self.provider(s, "impatient", args=["--drain-timeout", "60"])
-        lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
-        p.proc.send_signal(signal.SIGTERM)
-        self.wait_status(s, p.provider_id, "draining", 10)
-        started = time.monotonic()
-        self.assertEqual(p.stop(signal.SIGTERM, 10), 0, p.log())
-        self.assertLess(time.monotonic() - started, 5)
-        p.wait_for_line(r"second SIGTERM received: stopping now", 1)
-        self.wait_gone(s, p.provider_id, 5)
-
     def test_sigint_stops_at_once(self):
         s = self.start_server()
         p = self.provider(s, "interrupted")
@@ -361,45 +295,6 @@ class CafProviderTest(ServerTestCase):
         self.wait_gone(s, p.provider_id, 5)
 
     # -- protocol version 2: removed on purpose ---------------------------------
-
-    def test_operator_delete_makes_the_provider_exit_4(self):
-        s = self.start_server()
-        p = self.provider(s, "unwanted")
-        status, _, res = s.request("DELETE", f"/api/bots/providers/{p.provider_id}")
-        self.assertIn(status, (200, 204), res)
-        # Its next heartbeat answers removed (410): it exits 4 and does not
-        # come back.
-        self.assertEqual(self.exit_code(p, 10), 4, p.log())
-        p.wait_for_line(r"removed .* on purpose", 1)
-        self.assertEqual(p.count_lines(r"registered as"), 1)
-        self.assertIsNone(self.provider_entry(s, p.provider_id))
-        # Started again (a new instance), it registers with its id.
-        again = self.provider(s, "unwanted", state=p.state_file)
-        self.assertEqual(again.provider_id, p.provider_id)
-
-    def test_operator_drain_ends_in_exit_4(self):
-        s = self.start_server()
-        p = self.provider(s, "retired")
-        status, _, res = s.request("POST", f"/api/bots/providers/{p.provider_id}/drain",
-                                   {"timeout": 30})
-        self.assertEqual(status, 200, res)
-        self.assertEqual(res["status"], "draining")
-        # It runs nothing: the drain ends in deregistration with a tombstone,
-        # so its next heartbeat answers removed.
-        self.assertEqual(self.exit_code(p, 10), 4, p.log())
-        self.assertIsNone(self.provider_entry(s, p.provider_id))
-
-    # -- protocol version 2: rate-limited registrations ---------------------
-
-    def test_rate_limited_registrations_wait_and_all_register(self):
-        s = self.start_server("--max-registrations-per-second", "1")
-        ps = [self.provider(s, f"herd-{i}", wait_registered=False) for i in range(3)]
-        ids = [p.wait_registered(20) for p in ps]
-        self.assertEqual(len(set(ids)), 3)
-        limited = sum(p.count_lines(r"registration rate-limited by the server") for p in ps)
-        self.assertGreaterEqual(limited, 1, "\n".join(p.log() for p in ps))
-        status, _, res = s.request("GET", "/api/bots/providers")
-        self.assertEqual(sorted(x["provider_id"] for x in res["providers"]), sorted(ids))
 
     def test_server_restart_keeps_the_members_still_run_and_dispatches_the_lost_again(self):
         s = self.start_server()
