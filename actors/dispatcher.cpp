@@ -85,8 +85,28 @@ uint64_t dispatcher_state::start_join(
   caf::typed_response_promise<std::string> rp, const provider& p) {
   auto id = ++next_join;
   joins.emplace(id, join_call{std::move(rp), p, false});
-  self->delayed_send(self, config.dispatch_timeout, atom::expire_v, id);
+  deadlines.emplace_back(self->clock().now() + config.dispatch_timeout, id);
+  if (!timer_armed) {
+    timer_armed = true;
+    self->delayed_send(self, config.dispatch_timeout, atom::expire_v,
+                       uint64_t{0});
+  }
   return id;
+}
+
+void dispatcher_state::expire_due() {
+  timer_armed = false;
+  auto now = self->clock().now();
+  while (!deadlines.empty() && deadlines.front().first <= now) {
+    auto id = deadlines.front().second;
+    deadlines.pop_front();
+    join_expired(id); // nothing when it was answered meanwhile
+  }
+  if (deadlines.empty())
+    return;
+  timer_armed = true;
+  self->delayed_send(self, deadlines.front().first - now, atom::expire_v,
+                     uint64_t{0});
 }
 
 void dispatcher_state::join_expired(uint64_t id) {
@@ -226,7 +246,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
           st.config.late_window);
         return self->state.joins.at(id).rp;
       },
-      [=](atom::expire, uint64_t id) { self->state.join_expired(id); },
+      [=](atom::expire, uint64_t) { self->state.expire_due(); },
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
         auto& st = self->state;

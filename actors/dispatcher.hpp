@@ -18,7 +18,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <deque>
 #include <unordered_map>
+
+#include <caf/actor_clock.hpp>
 
 #include <caf/typed_response_promise.hpp>
 
@@ -66,9 +69,14 @@ struct dispatcher_state {
     /// Its dispatch timeout passed: the client was answered 503.
     bool expired = false;
   };
-  /// Joins in flight, by id (a timer expires each at dispatch_timeout).
+  /// Joins in flight, by id.
   std::unordered_map<uint64_t, join_call> joins;
   uint64_t next_join = 0;
+  /// Their deadlines in the order they started (all joins have the same
+  /// dispatch_timeout, so this is also deadline order): one timer at a time
+  /// walks them, not one timer per join.
+  std::deque<std::pair<caf::actor_clock::time_point, uint64_t>> deadlines;
+  bool timer_armed = false;
 
   /// Starts a join: the answer within dispatch_timeout goes to the client;
   /// a later acceptance is told to stop.
@@ -78,6 +86,9 @@ struct dispatcher_state {
   void join_answered(uint64_t id, caf::expected<std::string> answer);
   /// A join's dispatch timeout passed.
   void join_expired(uint64_t id);
+  /// The deadline timer fired: expires every join past its deadline, and
+  /// arms the timer for the next one.
+  void expire_due();
 
   /// The actors of connected CAF providers, by provider id.
   std::unordered_map<std::string, bot_host_actor> hosts;

@@ -56,7 +56,7 @@ using dispatcher_actor = caf::typed_actor<
   // within dispatch_timeout, else unavailable (a late acceptance is told to
   // stop).
   caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
-  // Timer: a join call's dispatch timeout passed (call id).
+  // Timer: the dispatch timeout of the oldest join calls passed.
   caf::reacts_to<atom::expire, uint64_t>,
   // Tell the provider to stop a run.
   caf::replies_to<atom::stop, provider, std::string>::with<bool>,

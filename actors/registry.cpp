@@ -851,7 +851,8 @@ registry(registry_actor::stateful_pointer<registry_state> self,
         return;
       auto next = *i->second.value;
       next.active_runs = count;
-      st.set(i->second, std::move(next));
+      // Not in the durable record: its rendered JSON stays as it is.
+      i->second.value = std::make_shared<const provider>(std::move(next));
       ++st.version;
       if (count == 0
           && i->second.value->status == provider_status::draining)
