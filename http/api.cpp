@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/stats.hpp"
+#include "http/bridge.hpp"
+#include "http/error_map.hpp"
 #include "http/metrics.hpp"
 #include "http/openapi.hpp"
 #include "http/routes.hpp"
@@ -22,10 +24,6 @@ namespace vb {
 using json = nlohmann::json;
 
 namespace {
-
-/// How long the front end waits for an actor before answering 504. Joins
-/// call a provider (with failover), so this is above two provider timeouts.
-constexpr auto bridge_timeout = std::chrono::seconds(15);
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -45,102 +43,6 @@ api_reply validation_failed(field_error e) {
   err.code = "validation_error";
   err.errors.push_back(std::move(e));
   return validation_failed(err);
-}
-
-/// "Bot not found" -> "bot_not_found".
-std::string code_from(std::string_view detail) {
-  std::string code;
-  for (auto c : detail) {
-    if (c >= 'A' && c <= 'Z')
-      code += static_cast<char>(c - 'A' + 'a');
-    else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-      code += c;
-    else if (!code.empty() && code.back() != '_')
-      code += '_';
-  }
-  return code;
-}
-
-/// The text attached to an error of ours, if any.
-std::string context_text(const caf::error& err) {
-  auto& ctx = err.context();
-  if (ctx.size() == 1 && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return {};
-}
-
-api_reply unavailable(std::string detail, std::string code) {
-  auto r = api::error(503, detail, code);
-  r.headers.emplace_back("Retry-After", "1");
-  return r;
-}
-
-/// Maps an actor's error to the HTTP answer (SPEC §2, §3).
-api_reply error_reply(const caf::error& err) {
-  auto text = context_text(err);
-  switch (code_of(err)) {
-    case ec::not_found: {
-      auto detail = text.empty() ? std::string{"Not Found"} : text;
-      return api::error(404, detail, code_from(detail));
-    }
-    case ec::key_missing:
-      return api::error(401, "Provider key required", "provider_key_missing");
-    case ec::key_invalid:
-      return api::error(403, "Invalid provider key", "provider_key_invalid");
-    case ec::storage_failed:
-      return unavailable("The change could not be written to disk",
-                         "storage_failed");
-    case ec::unavailable:
-      return unavailable("Bot provider unavailable"
-                           + (text.empty() ? std::string{} : ": " + text),
-                         "provider_unavailable");
-    case ec::rejected:
-      return api::error(502,
-                        "Bot provider rejected the request"
-                          + (text.empty() ? std::string{} : ": " + text),
-                        "provider_rejected");
-    case ec::invalid:
-      return api::error(422, text.empty() ? "Invalid request" : text,
-                        "invalid");
-    case ec::removed: {
-      auto r = api::error(410, "Provider was removed", "removed");
-      return r;
-    }
-    case ec::rate_limited: {
-      // The context: (detail, seconds until a registration is admitted).
-      double wait = 1;
-      auto& ctx = err.context();
-      if (ctx.size() == 2 && ctx.match_element<double>(1))
-        wait = ctx.get_as<double>(1);
-      auto r = api::error(429, "Too many registrations, retry later",
-                          "rate_limited");
-      r.headers.emplace_back(
-        "Retry-After",
-        std::to_string(std::max<long long>(1, static_cast<long long>(
-                                                std::ceil(wait)))));
-      return r;
-    }
-    case ec::idempotency_key_reused: {
-      // A 422 in FastAPI's validation shape, like every 422 here, with its
-      // own code (SPEC §7).
-      request_error e;
-      e.status = 422;
-      e.code = "idempotency_key_reused";
-      field_error f;
-      f.loc = json{"header", "idempotency-key"};
-      f.msg = text.empty() ? "Idempotency-Key was used with another request"
-                           : text;
-      f.type = "value_error.idempotency_key_reused";
-      e.errors.push_back(std::move(f));
-      return api_reply{422, render(e), {}, nullptr};
-    }
-    case ec::protocol_mismatch: // only between the gateway and a provider
-    case ec::none:
-      break;
-  }
-  if (err == caf::sec::request_timeout)
-    return api::error(504, "Timed out", "timeout");
-  return api::error(500, "Internal error", "internal_error");
 }
 
 /// A query parameter's raw value, or empty.
@@ -227,33 +129,6 @@ api::api(backend be, server_options opts,
       openapi_document(opts_.base_path))),
     docs_(std::make_shared<const std::string>(docs_page())) {
 }
-
-namespace {
-
-/// Sends one request to an actor from a short-lived actor, and turns the
-/// answer into a reply. The caller's thread never waits.
-template <class Result, class Handle, class OnOk, class... Ts>
-void ask_within(caf::timespan timeout, caf::actor_system& sys,
-                const Handle& target, api_respond respond, OnOk on_ok,
-                Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(target, timeout, xs...)
-      .then([=](Result& r) { respond(on_ok(r)); },
-            [=](caf::error& err) { respond(error_reply(err)); });
-  });
-}
-
-template <class Result, class Handle, class OnOk, class... Ts>
-void ask(caf::actor_system& sys, const Handle& target, api_respond respond,
-         OnOk on_ok, Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(target, bridge_timeout, xs...)
-      .then([=](Result& r) { respond(on_ok(r)); },
-            [=](caf::error& err) { respond(error_reply(err)); });
-  });
-}
-
-} // namespace
 
 void api::find_lobby(const std::string& lobby_id,
                      std::function<void(api_reply, lobby_actor)> found) const {
