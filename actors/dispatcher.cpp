@@ -45,6 +45,12 @@ caf::error host_error(const provider& p, const caf::error& err) {
     return make_error(ec::unavailable,
                       "provider " + p.name + " unreachable: "
                         + caf::to_string(err));
+  // A provider that cannot take it now (draining, shutting down, full)
+  // says so with `unavailable`: the join fails over, as for a 5xx.
+  if (code_of(err) == ec::unavailable)
+    return make_error(ec::unavailable,
+                      "provider " + p.name + " cannot take it now: "
+                        + caf::to_string(err));
   return make_error(ec::rejected,
                     "provider " + p.name + " refused: " + caf::to_string(err));
 }

@@ -1,6 +1,7 @@
 #include "link/http_client.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <thread>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -111,13 +113,17 @@ std::string describe(const beast::error_code& ec) {
 /// own strand (no lock). A connection goes back after a complete response
 /// that allows keep-alive; the next request to the same endpoint takes it.
 /// One the provider closed meanwhile fails at once and the request is
-/// retried on a new connection (see exchange::retry_fresh).
+/// retried on a new connection (see exchange::retry_fresh). A connection
+/// idle for `idle_timeout` is closed: an endpoint that gets no more
+/// requests (a provider that died or left) keeps no socket open.
 class connection_pool : public std::enable_shared_from_this<connection_pool> {
 public:
   static constexpr std::size_t max_idle_per_endpoint = 64;
   static constexpr std::size_t max_endpoints = 1024;
+  static constexpr auto idle_timeout = std::chrono::seconds(30);
 
-  explicit connection_pool(net::io_context& ioc) : strand_(net::make_strand(ioc)) {
+  explicit connection_pool(net::io_context& ioc)
+    : strand_(net::make_strand(ioc)), timer_(strand_) {
   }
 
   /// Calls `then(optional<socket>)` on `ex` with an idle connection, if any.
@@ -127,7 +133,7 @@ public:
                         then = std::move(then)]() mutable {
       std::optional<tcp::socket> found;
       if (auto i = self->idle_.find(key); i != self->idle_.end()) {
-        found.emplace(std::move(i->second.back()));
+        found.emplace(std::move(i->second.back().sock));
         i->second.pop_back();
         if (i->second.empty())
           self->idle_.erase(i);
@@ -148,13 +154,51 @@ public:
         return; // sock closes here
       auto& list = self->idle_[key];
       if (list.size() < max_idle_per_endpoint)
-        list.push_back(std::move(sock));
+        list.push_back(idle{std::move(sock), clock::now()});
+      self->arm();
     });
   }
 
 private:
+  using clock = std::chrono::steady_clock;
+  struct idle {
+    tcp::socket sock;
+    clock::time_point since;
+  };
+
+  /// On the strand: a sweep in a while, unless one is due already.
+  void arm() {
+    if (armed_)
+      return;
+    armed_ = true;
+    timer_.expires_after(idle_timeout);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      self->armed_ = false;
+      if (ec)
+        return; // the client stops
+      self->sweep();
+    });
+  }
+
+  /// On the strand: closes the connections idle for idle_timeout.
+  void sweep() {
+    auto cutoff = clock::now() - idle_timeout;
+    for (auto i = idle_.begin(); i != idle_.end();) {
+      auto& list = i->second;
+      // Oldest first: they went back in order.
+      auto fresh = std::find_if(list.begin(), list.end(),
+                                [&](const idle& x) { return x.since > cutoff; });
+      list.erase(list.begin(), fresh); // closes them
+      i = list.empty() ? idle_.erase(i) : std::next(i);
+    }
+    if (!idle_.empty())
+      arm();
+  }
+
   net::strand<net::io_context::executor_type> strand_;
-  std::unordered_map<std::string, std::vector<tcp::socket>> idle_;
+  net::steady_timer timer_;
+  bool armed_ = false;
+  std::unordered_map<std::string, std::vector<idle>> idle_;
 };
 
 /// One request on its own strand and its own connection. Every handler holds
