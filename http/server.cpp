@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -13,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -41,6 +44,66 @@ constexpr const char* server_name = "voicebot-server";
 
 class connection;
 
+/// Open HTTP connections per client address, so that one address cannot
+/// take every slot. Shared: a connection outliving the server still
+/// decrements it.
+struct address_counts {
+  std::mutex mtx;
+  std::map<net::ip::address, std::size_t> open;
+
+  /// Counts one more connection from `a` unless it has `cap` already.
+  bool try_add(const net::ip::address& a, std::size_t cap) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto& n = open[a];
+    if (n >= cap)
+      return false;
+    ++n;
+    return true;
+  }
+
+  void remove(const net::ip::address& a) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = open.find(a);
+    if (i != open.end() && --i->second == 0)
+      open.erase(i);
+  }
+};
+
+/// Decodes %XX escapes of a request path. Refuses (nullopt) a malformed
+/// escape, and an escaped '/' or NUL: "%2F" would otherwise make one path
+/// segment look like two, or two like one, to the router.
+std::optional<std::string> percent_decode_path(std::string_view in) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size())
+      return std::nullopt;
+    auto hi = hex(in[i + 1]);
+    auto lo = hex(in[i + 2]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    auto c = static_cast<char>(hi * 16 + lo);
+    if (c == '/' || c == '\0')
+      return std::nullopt;
+    out.push_back(c);
+    i += 2;
+  }
+  return out;
+}
+
 } // namespace
 
 // -- shared state of the front end ----------------------------------------------
@@ -51,6 +114,11 @@ struct http_server::impl {
   // Declared before the io_context: sessions still queued in it when it is
   // destroyed decrement its counters of connections and requests in flight.
   std::shared_ptr<http_metrics> metrics = std::make_shared<http_metrics>();
+  std::shared_ptr<address_counts> per_address
+    = std::make_shared<address_counts>();
+  /// When a refusal past the per-address cap was last logged (acceptor
+  /// strand only): a flood is logged once a second, not once a connection.
+  std::chrono::steady_clock::time_point last_refusal_log;
   net::io_context ioc;
   /// On a strand of its own: accepts, and the list of connections below,
   /// are only touched there.
@@ -66,10 +134,16 @@ struct http_server::impl {
   std::vector<std::thread> threads;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration read_timeout;
+  /// Never longer than read_timeout.
+  std::chrono::steady_clock::duration header_timeout;
 
   explicit impl(server_options o) : opts(std::move(o)) {
-    read_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+    using clock_duration = std::chrono::steady_clock::duration;
+    read_timeout = std::chrono::duration_cast<clock_duration>(
       std::chrono::duration<double>(opts.read_timeout));
+    header_timeout = std::min(
+      read_timeout, std::chrono::duration_cast<clock_duration>(
+                      std::chrono::duration<double>(opts.header_timeout)));
   }
 
   void do_accept();
@@ -83,12 +157,15 @@ namespace {
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
-  connection(tcp::socket&& socket, http_server::impl& srv)
-    : stream_(std::move(socket)), srv_(srv), metrics_(srv.metrics) {
+  connection(tcp::socket&& socket, net::ip::address peer,
+             http_server::impl& srv)
+    : stream_(std::move(socket)), srv_(srv), metrics_(srv.metrics),
+      per_address_(srv.per_address), peer_(std::move(peer)) {
     ++metrics_->connections;
   }
 
   ~connection() {
+    per_address_->remove(peer_);
     --metrics_->connections;
   }
 
@@ -122,35 +199,116 @@ private:
     parser_.emplace();
     parser_->body_limit(srv_.opts.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
-    // One deadline for the whole request: a slow sender is cut off too.
-    stream_.expires_after(srv_.read_timeout);
+    // Two deadlines: the header block within header_timeout (this is also
+    // how long an idle keep-alive connection waits), the whole request
+    // within read_timeout; a slow sender of either is cut off.
+    request_deadline_ = std::chrono::steady_clock::now() + srv_.read_timeout;
+    stream_.expires_after(srv_.header_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&connection::on_header,
+                                                       shared_from_this()));
+  }
+
+  /// True for the errors that end a connection without an answer.
+  static bool is_gone(const beast::error_code& ec) {
+    return ec == bhttp::error::end_of_stream || ec == beast::error::timeout
+           || ec == net::error::connection_reset || ec == net::error::eof
+           || ec == net::error::operation_aborted;
+  }
+
+  /// Answers an error of the parser; false when there is none.
+  bool read_failed(const beast::error_code& ec) {
+    if (!ec)
+      return false;
+    reading_ = false;
+    if (is_gone(ec))
+      do_close();
+    else if (ec == bhttp::error::body_limit)
+      fail(413, "Request body too large", "body_too_large");
+    else if (ec == bhttp::error::header_limit)
+      fail(431, "Request header fields too large", "headers_too_large");
+    else
+      fail(400, "Malformed HTTP request", "bad_request");
+    return true;
+  }
+
+  /// The header block is in: checks it (RFC 9112), answers Expect, and
+  /// reads the body.
+  void on_header(beast::error_code ec, std::size_t) {
+    route_ = -1;
+    if (read_failed(ec))
+      return;
+    auto& req = parser_->get();
+    if (req.version() < 11 && parser_->chunked()) {
+      reading_ = false;
+      return fail(400, "Chunked transfer encoding needs HTTP/1.1",
+                  "bad_request");
+    }
+    if (auto bad = header_problem(req); !bad.empty()) {
+      reading_ = false;
+      return fail(400, bad, "bad_request");
+    }
+    if (parser_->is_done())
+      return on_read({}, 0);
+    auto expect = req[bhttp::field::expect];
+    if (!expect.empty()) {
+      if (!beast::iequals(expect, "100-continue")) {
+        reading_ = false;
+        return fail(417, "Expectation not supported", "expectation_failed");
+      }
+      if (req.version() >= 11) {
+        // The declared length is within the body limit (the parser refused
+        // it with 413 already otherwise): ask for the body.
+        static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        stream_.expires_at(request_deadline_);
+        return net::async_write(
+          stream_, net::buffer(cont, sizeof(cont) - 1),
+          [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec)
+              return self->read_failed(ec), void();
+            self->read_body();
+          });
+      }
+    }
+    read_body();
+  }
+
+  /// What makes a parsed header block unacceptable; empty when nothing.
+  static std::string_view header_problem(const request_t& req) {
+    if (req.version() >= 11 && req.count(bhttp::field::host) != 1)
+      return "HTTP/1.1 needs exactly one Host header";
+    // Duplicate or list-valued lengths, and a length beside a transfer
+    // coding, are how requests are smuggled past a proxy: refuse them.
+    auto lengths = req.count(bhttp::field::content_length);
+    if (lengths > 1
+        || (lengths == 1
+            && req[bhttp::field::content_length].find(',')
+                 != beast::string_view::npos))
+      return "Conflicting Content-Length";
+    auto codings = req.count(bhttp::field::transfer_encoding);
+    if (codings > 0 && lengths > 0)
+      return "Transfer-Encoding with Content-Length";
+    // A transfer coding that does not end in chunked leaves the body's end
+    // unknown: refuse it, or the next bytes would be read as a request.
+    if (codings > 0 && !req.chunked())
+      return "Unsupported transfer encoding";
+    return {};
+  }
+
+  void read_body() {
+    stream_.expires_at(request_deadline_);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&connection::on_read,
                                                 shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    if (read_failed(ec))
+      return;
     reading_ = false;
-    route_ = -1;
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
-        || ec == net::error::connection_reset || ec == net::error::eof
-        || ec == net::error::operation_aborted)
-      return do_close();
-    if (ec == bhttp::error::body_limit)
-      return fail(413, "Request body too large", "body_too_large");
-    if (ec == bhttp::error::header_limit)
-      return fail(431, "Request header fields too large", "headers_too_large");
-    if (ec)
-      return fail(400, "Malformed HTTP request", "bad_request");
     auto& req = parser_->get();
-    if (req.version() < 11 && parser_->chunked())
-      return fail(400, "Chunked transfer encoding needs HTTP/1.1",
-                  "bad_request");
-    // A transfer coding that does not end in chunked leaves the body's end
-    // unknown: refuse it, or the next bytes would be read as a request.
-    if (req.count(bhttp::field::transfer_encoding) > 0 && !parser_->chunked())
-      return fail(400, "Unsupported transfer encoding", "bad_request");
     keep_alive_ = req.keep_alive();
+    http10_ = req.version() < 11;
     started_ = std::chrono::steady_clock::now();
     ++metrics_->in_flight;
     handle(req);
@@ -159,6 +317,7 @@ private:
   /// Answers an unreadable request and closes the connection.
   void fail(unsigned status, std::string_view detail, std::string_view code) {
     keep_alive_ = false;
+    head_ = false;
     ++metrics_->in_flight;
     started_ = std::chrono::steady_clock::now();
     method_ = "-";
@@ -171,10 +330,33 @@ private:
     auto target = std::string_view{req.target().data(), req.target().size()};
     target_ = std::string{target};
     origin_ = std::string{req[bhttp::field::origin]};
+    // HEAD is GET without the body (RFC 9110 §9.3.2).
+    head_ = req.method() == bhttp::verb::head;
+    // Absolute form (RFC 9112 §3.2.2): routed by its path.
+    for (std::string_view scheme : {"http://", "https://"})
+      if (target.size() > scheme.size()
+          && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+        auto rest = target.substr(scheme.size());
+        auto slash = rest.find_first_of("/?");
+        target = slash == std::string_view::npos ? std::string_view{"/"}
+                                                 : rest.substr(slash);
+        if (!target.empty() && target.front() == '?')
+          return write(api::error(400, "Malformed request target",
+                                  "bad_request"));
+        break;
+      }
+    if (target.empty() || target.front() != '/')
+      return write(api::error(400, "Malformed request target", "bad_request"));
     auto q = target.find('?');
-    auto path = target.substr(0, q);
     auto query = q == std::string_view::npos ? std::string_view{}
                                              : target.substr(q + 1);
+    auto decoded = percent_decode_path(target.substr(0, q));
+    if (!decoded)
+      return write(api::error(400, "Malformed or ambiguous percent-encoding "
+                                   "in the path",
+                              "bad_request"));
+    path_ = std::move(*decoded);
+    auto path = std::string_view{path_};
     auto& base = srv_.opts.base_path;
     if (!base.empty()) {
       if (path.substr(0, base.size()) != base
@@ -184,13 +366,13 @@ private:
     }
     if (req.method() == bhttp::verb::options && !origin_.empty())
       return write(preflight(req));
-    if (boost::beast::websocket::is_upgrade(req)) {
+    if (!head_ && boost::beast::websocket::is_upgrade(req)) {
       auto m = match_route("GET", path);
       if (m.id == route_id::lobby_events)
         return upgrade(req, m.params.at(0));
     }
     api_request ar;
-    ar.method = method_;
+    ar.method = head_ ? std::string_view{"GET"} : std::string_view{method_};
     ar.path = path;
     ar.query = query;
     ar.body = req.body();
@@ -308,7 +490,17 @@ private:
     if (srv_.draining.load())
       keep_alive_ = false;
     res.keep_alive(keep_alive_);
+    // An HTTP/1.0 client keeps the connection only when told so.
+    if (http10_ && keep_alive_)
+      res.set(bhttp::field::connection, "keep-alive");
     res.prepare_payload();
+    if (head_) {
+      // The headers GET would send, Content-Length included; no body.
+      auto length = res.payload_size();
+      res.body() = {};
+      if (length)
+        res.content_length(*length);
+    }
   }
 
   /// Writes a response on the strand; the next request is read only after
@@ -346,6 +538,17 @@ private:
   beast::tcp_stream stream_;
   http_server::impl& srv_;
   std::shared_ptr<http_metrics> metrics_;
+  std::shared_ptr<address_counts> per_address_;
+  /// The client's address, counted in per_address_ while this is open.
+  net::ip::address peer_;
+  /// The whole request must be in by then (read_timeout).
+  std::chrono::steady_clock::time_point request_deadline_;
+  /// The current request is HEAD: answered as GET without the body.
+  bool head_ = false;
+  /// The current request is HTTP/1.0.
+  bool http10_ = false;
+  /// The current request's percent-decoded path.
+  std::string path_;
   /// True while waiting for a request (between do_read and on_read).
   bool reading_ = false;
   /// The current request's route in route_table(); -1: none matched.
@@ -377,14 +580,29 @@ void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
     return;
   if (!ec) {
     auto open = metrics->connections.load();
+    beast::error_code peer_ec;
+    auto peer = socket.remote_endpoint(peer_ec).address();
     if (open >= opts.max_connections) {
       ++metrics->refused_connections;
       spdlog::warn("connection refused: {} connections open (the cap)", open);
       beast::error_code ignored;
       socket.close(ignored);
+    } else if (peer_ec
+               || !per_address->try_add(peer,
+                                        opts.max_connections_per_address)) {
+      ++metrics->refused_connections;
+      auto now = std::chrono::steady_clock::now();
+      if (!peer_ec && now - last_refusal_log >= std::chrono::seconds(1)) {
+        last_refusal_log = now;
+        spdlog::warn("connection refused: {} has {} connections open (the "
+                     "per-address cap)",
+                     peer.to_string(), opts.max_connections_per_address);
+      }
+      beast::error_code ignored;
+      socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay{true}, ec);
-      auto c = std::make_shared<connection>(std::move(socket), *this);
+      auto c = std::make_shared<connection>(std::move(socket), peer, *this);
       if (live.size() >= 2 * open + 64)
         live.erase(std::remove_if(live.begin(), live.end(),
                                   [](auto& w) { return w.expired(); }),
