@@ -82,6 +82,14 @@ int main(int argc, char** argv) {
   app.add_option("--name", cfg.name, "provider name shown by the server");
   app.add_option("--description", cfg.description, "provider description");
   app.add_option("--key", cfg.key, "provider key, when the server needs one");
+  std::string tls_cert, tls_key, tls_ca;
+  app.add_option("--tls-cert", tls_cert,
+                 "TLS certificate chain (PEM) of this provider, signed by the "
+                 "CA the server's --caf-tls-ca names");
+  app.add_option("--tls-key", tls_key, "private key (PEM) of --tls-cert");
+  app.add_option("--tls-ca", tls_ca,
+                 "CA certificate (PEM) that must sign the server's "
+                 "certificate");
   app.add_option("--state-file", cfg.state_file,
                  "where the provider keeps its provider_id");
   app.add_option("--bots", bots, "comma list of bots to host");
@@ -131,6 +139,21 @@ int main(int argc, char** argv) {
               << " characters\n";
     return 2;
   }
+  const bool tls = !tls_cert.empty();
+  if (tls != !tls_key.empty() || tls != !tls_ca.empty()) {
+    std::cerr << "voicebot-provider: --tls-cert, --tls-key and --tls-ca go "
+                 "together (mutual TLS): give all three or none\n";
+    return 2;
+  }
+  if (tls
+      && (!vb::readable_pem(tls_cert, "CERTIFICATE")
+          || !vb::readable_pem(tls_key, "PRIVATE KEY")
+          || !vb::readable_pem(tls_ca, "CERTIFICATE"))) {
+    std::cerr << "voicebot-provider: --tls-cert, --tls-key and --tls-ca must "
+                 "be readable PEM files (a certificate, its private key, a "
+                 "CA certificate)\n";
+    return 2;
+  }
   cfg.heartbeat_interval = seconds(heartbeat);
   cfg.backoff_max = seconds(backoff_max);
   cfg.drain_timeout = seconds(drain_timeout);
@@ -144,10 +167,12 @@ int main(int argc, char** argv) {
   auto signals = vb::block_stop_signals();
 
   vb::caf_runtime_config sys_cfg;
+  if (tls)
+    sys_cfg.use_tls(tls_cert, tls_key, tls_ca);
   caf::actor_system sys{sys_cfg};
   auto host = sys.spawn(vb::provider_host, cfg);
-  spdlog::info("voicebot-provider {} hosting {} for {}:{}", cfg.name, bots,
-               cfg.server_host, cfg.server_port);
+  spdlog::info("voicebot-provider {} hosting {} for {}:{}{}", cfg.name, bots,
+               cfg.server_host, cfg.server_port, tls ? " (mutual TLS)" : "");
 
   caf::scoped_actor self{sys};
   self->monitor(host);

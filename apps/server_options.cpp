@@ -59,6 +59,15 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
                  "address of the provider gateway for CAF providers");
   app.add_option("--caf-port", o.caf_port,
                  "port of the provider gateway; 0 picks a free one");
+  app.add_option("--caf-tls-cert", o.caf_tls_cert,
+                 "TLS certificate chain (PEM) of the provider gateway");
+  app.add_option("--caf-tls-key", o.caf_tls_key,
+                 "private key (PEM) of --caf-tls-cert");
+  app.add_option("--caf-tls-ca", o.caf_tls_ca,
+                 "CA certificate (PEM) that must sign a provider's "
+                 "certificate (mutual TLS)");
+  app.add_flag("--caf-insecure", o.caf_insecure,
+               "let the provider gateway listen beyond loopback without TLS");
   app.add_option("--cleanup-interval", o.cleanup_interval,
                  "seconds between cleanup sweeps (fractions allowed)");
   app.add_option("--stale-after", o.stale_after,
@@ -99,8 +108,15 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--read-timeout", o.read_timeout,
                  "seconds to receive a whole request before the connection "
                  "is closed");
+  app.add_option("--header-timeout", o.header_timeout,
+                 "seconds to receive a request's header block (capped by "
+                 "--read-timeout) before the connection is closed");
   app.add_option("--max-connections", o.max_connections,
                  "open connections accepted at once");
+  app.add_option("--max-connections-per-address",
+                 o.max_connections_per_address,
+                 "open connections accepted from one client address; more "
+                 "are closed at accept");
   app.add_option("--http-threads", o.http_threads,
                  "HTTP I/O threads; 0: one per core");
   app.add_option("--cors-origin", o.cors_origins,

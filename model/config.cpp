@@ -19,6 +19,10 @@ json to_json(const server_options& o) {
     {"data_dir", o.data_dir},
     {"caf_host", o.caf_host},
     {"caf_port", o.caf_port},
+    {"caf_tls_cert", o.caf_tls_cert},
+    {"caf_tls_key", o.caf_tls_key},
+    {"caf_tls_ca", o.caf_tls_ca},
+    {"caf_insecure", o.caf_insecure},
     {"cleanup_interval", o.cleanup_interval},
     {"stale_after", o.stale_after},
     {"max_evict_fraction", o.max_evict_fraction},
@@ -33,7 +37,9 @@ json to_json(const server_options& o) {
     {"max_body_bytes", o.max_body_bytes},
     {"max_header_bytes", o.max_header_bytes},
     {"read_timeout", o.read_timeout},
+    {"header_timeout", o.header_timeout},
     {"max_connections", o.max_connections},
+    {"max_connections_per_address", o.max_connections_per_address},
     {"http_threads", o.http_threads},
     {"cors_origins", o.cors_origins},
   };
@@ -51,6 +57,9 @@ std::string read_field(const json& j, const char* key, T& out) {
       for (auto& x : j)
         if (!x.is_string())
           return std::string{key} + ": expected a list of strings";
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (!j.is_boolean())
+        return std::string{key} + ": expected true or false";
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!j.is_number())
         return std::string{key} + ": expected a number";
@@ -84,6 +93,14 @@ std::string apply_config_json(const std::string& text, server_options& o) {
     else if (key == "data_dir") err = read_field(value, "data_dir", o.data_dir);
     else if (key == "caf_host") err = read_field(value, "caf_host", o.caf_host);
     else if (key == "caf_port") err = read_field(value, "caf_port", o.caf_port);
+    else if (key == "caf_tls_cert")
+      err = read_field(value, "caf_tls_cert", o.caf_tls_cert);
+    else if (key == "caf_tls_key")
+      err = read_field(value, "caf_tls_key", o.caf_tls_key);
+    else if (key == "caf_tls_ca")
+      err = read_field(value, "caf_tls_ca", o.caf_tls_ca);
+    else if (key == "caf_insecure")
+      err = read_field(value, "caf_insecure", o.caf_insecure);
     else if (key == "cleanup_interval")
       err = read_field(value, "cleanup_interval", o.cleanup_interval);
     else if (key == "stale_after")
@@ -112,8 +129,13 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "max_header_bytes", o.max_header_bytes);
     else if (key == "read_timeout")
       err = read_field(value, "read_timeout", o.read_timeout);
+    else if (key == "header_timeout")
+      err = read_field(value, "header_timeout", o.header_timeout);
     else if (key == "max_connections")
       err = read_field(value, "max_connections", o.max_connections);
+    else if (key == "max_connections_per_address")
+      err = read_field(value, "max_connections_per_address",
+                       o.max_connections_per_address);
     else if (key == "http_threads")
       err = read_field(value, "http_threads", o.http_threads);
     else if (key == "cors_origins")
@@ -134,6 +156,11 @@ std::string validate(const server_options& o) {
     return "host must not be empty";
   if (o.caf_host.empty())
     return "caf_host must not be empty";
+  if ((o.caf_tls_cert.empty() || o.caf_tls_key.empty() || o.caf_tls_ca.empty())
+      && !(o.caf_tls_cert.empty() && o.caf_tls_key.empty()
+           && o.caf_tls_ca.empty()))
+    return "caf_tls_cert, caf_tls_key and caf_tls_ca go together (mutual "
+           "TLS): give all three or none";
   if (o.data_dir.empty())
     return "data_dir must not be empty";
   if (!o.base_path.empty()
@@ -169,8 +196,12 @@ std::string validate(const server_options& o) {
     return "max_body_bytes and max_header_bytes must be positive";
   if (!positive(o.read_timeout))
     return "read_timeout must be a positive number of seconds";
+  if (!positive(o.header_timeout))
+    return "header_timeout must be a positive number of seconds";
   if (o.max_connections == 0)
     return "max_connections must be positive";
+  if (o.max_connections_per_address == 0)
+    return "max_connections_per_address must be positive";
   return {};
 }
 

@@ -15,6 +15,14 @@ struct server_options {
   std::string data_dir = "./data";
   std::string caf_host = "127.0.0.1";
   uint16_t caf_port = 8001;
+  /// TLS on the provider gateway (SPEC §5): its certificate chain and key,
+  /// and the CA whose signature a provider's certificate needs (mutual TLS).
+  /// All three or none.
+  std::string caf_tls_cert;
+  std::string caf_tls_key;
+  std::string caf_tls_ca;
+  /// A gateway beyond loopback without TLS starts only with this.
+  bool caf_insecure = false;
   double cleanup_interval = 300; // seconds
   double stale_after = 900;      // seconds
   double max_evict_fraction = 0.5;
@@ -38,7 +46,13 @@ struct server_options {
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
   double read_timeout = 30; // seconds for a whole request
+  /// Seconds to receive a request's header block (read_timeout when that
+  /// is shorter): a client trickling headers (slowloris) is cut off early.
+  double header_timeout = 10;
   std::size_t max_connections = 10000;
+  /// Open connections accepted from one client address; more from it are
+  /// closed at accept, so one address cannot take every slot.
+  std::size_t max_connections_per_address = 64;
   unsigned http_threads = 0; // 0: one per core
   std::vector<std::string> cors_origins;
   /// Command line only: print this journal's records and exit.

@@ -117,6 +117,33 @@ TEST_CASE("config: the fleet's options have SPEC §7's defaults and bounds",
   CHECK(validate(sixteen).empty());
 }
 
+TEST_CASE("config: the slow-client limits have their defaults and bounds",
+          "[config]") {
+  server_options o;
+  CHECK(o.header_timeout == 10);
+  CHECK(o.read_timeout == 30);
+  CHECK(o.header_timeout < o.read_timeout);
+  CHECK(o.max_connections_per_address == 64);
+  CHECK(o.max_connections_per_address < o.max_connections);
+  CHECK(apply_config_json(R"({"header_timeout": 2.5,
+    "max_connections_per_address": 3})",
+                          o)
+          .empty());
+  CHECK(o.header_timeout == 2.5);
+  CHECK(o.max_connections_per_address == 3);
+  CHECK(validate(o).empty());
+  CHECK(apply_config_json(R"({"header_timeout": "5"})", o)
+        == "header_timeout: expected a number");
+  CHECK(apply_config_json(R"({"max_connections_per_address": -1})", o)
+        == "max_connections_per_address: expected a non-negative integer");
+  server_options v;
+  v.header_timeout = 0;
+  CHECK_THAT(validate(v), Catch::Contains("header_timeout"));
+  v = {};
+  v.max_connections_per_address = 0;
+  CHECK_THAT(validate(v), Catch::Contains("max_connections_per_address"));
+}
+
 TEST_CASE("config: values from a file apply", "[config]") {
   server_options o;
   CHECK(apply_config_json(R"({"port": 0, "stale_after": 1.5,
@@ -127,4 +154,32 @@ TEST_CASE("config: values from a file apply", "[config]") {
   CHECK(o.stale_after == 1.5);
   CHECK(o.provider_keys == std::vector<std::string>{"a", "b"});
   CHECK(o.base_path == "/x");
+}
+
+TEST_CASE("config: the CAF gateway's TLS options come as a set", "[config]") {
+  server_options o;
+  CHECK(o.caf_tls_cert.empty());
+  CHECK(o.caf_tls_key.empty());
+  CHECK(o.caf_tls_ca.empty());
+  CHECK_FALSE(o.caf_insecure);
+  CHECK(apply_config_json(R"({"caf_tls_cert": "gw.pem", "caf_tls_key":
+    "gw.key", "caf_tls_ca": "ca.pem", "caf_insecure": true})",
+                          o)
+          .empty());
+  CHECK(o.caf_tls_cert == "gw.pem");
+  CHECK(o.caf_tls_key == "gw.key");
+  CHECK(o.caf_tls_ca == "ca.pem");
+  CHECK(o.caf_insecure);
+  CHECK(validate(o).empty());
+  CHECK(apply_config_json(R"({"caf_insecure": 1})", o)
+        == "caf_insecure: expected true or false");
+  CHECK(apply_config_json(R"({"caf_tls_ca": 1})", o)
+        == "caf_tls_ca: expected a string");
+  server_options v;
+  v.caf_tls_cert = "gw.pem";
+  CHECK_THAT(validate(v), Catch::Contains("all three or none"));
+  v.caf_tls_key = "gw.key";
+  CHECK_THAT(validate(v), Catch::Contains("all three or none"));
+  v.caf_tls_ca = "ca.pem";
+  CHECK(validate(v).empty());
 }

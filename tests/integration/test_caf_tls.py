@@ -1,0 +1,248 @@
+"""TLS on the CAF provider gateway (SPEC §5, docs/caf-providers.md): the real
+voicebot-server with --caf-tls-cert/--caf-tls-key/--caf-tls-ca and real
+voicebot-provider processes with --tls-cert/--tls-key/--tls-ca. The
+certificates are made here with the openssl command line: a CA, a server
+certificate and a provider certificate it signed, and a second CA with a
+provider certificate of its own. A provider with the right certificate gets
+online and hosts bots; one without TLS, or with the other CA's certificate,
+is refused at the handshake and never registers, and the server goes on
+serving. Beyond loopback without TLS the server refuses to start (exit 2)
+unless --caf-insecure is given."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import PROVIDER, Provider, ServerTestCase, run_server_cli
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
+            "-subj", f"/CN={name}", cwd=d)
+
+
+def make_cert(d, name, ca):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=d)
+
+
+def loopback_alias_usable(addr):
+    """Linux routes all of 127.0.0.0/8 to lo; elsewhere an alias may be missing."""
+    try:
+        with socket.socket() as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
+
+
+def loopback_host_name():
+    """This machine's name, if it resolves to loopback addresses only."""
+    name = socket.gethostname()
+    if not name or name == "localhost":
+        return None
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo(name, 0, socket.AF_INET)}
+    except OSError:
+        return None
+    if addrs and all(a.startswith("127.") for a in addrs):
+        return name
+    return None
+
+
+class TlsProvider(Provider):
+    """A voicebot-provider on any gateway address (the harness's uses 127.0.0.1)."""
+
+    def __init__(self, workdir, server, name, state_file, args=(), host="127.0.0.1"):
+        super().__init__(workdir, server, name, state_file, args)
+        self.host = host
+
+    def start(self, timeout=20, wait_registered=True):
+        self._spawn([PROVIDER, "--server-host", self.host,
+                     "--server-port", str(self.server.caf_port), "--name", self.name,
+                     "--state-file", self.state_file, "--heartbeat-interval", "0.5",
+                     "--max-backoff", "0.5", "--log-level", "debug"] + self.args)
+        if wait_registered:
+            self.provider_id = self.wait_registered(timeout)
+        return self
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command line")
+class CafTlsTest(ServerTestCase):
+    def setUp(self):
+        super().setUp()
+        self.procs = []
+        self.certs = os.path.join(self.tmp.path, "certs")
+        os.mkdir(self.certs)
+        make_ca(self.certs, "ca")
+        make_cert(self.certs, "server", "ca")
+        make_cert(self.certs, "provider", "ca")
+        make_ca(self.certs, "other-ca")
+        make_cert(self.certs, "intruder", "other-ca")
+
+    def tearDown(self):
+        for p in self.procs:
+            p.kill()
+        super().tearDown()
+
+    def cert(self, name):
+        return os.path.join(self.certs, name)
+
+    def tls_server(self, *args):
+        return self.start_server("--caf-tls-cert", self.cert("server.pem"),
+                                 "--caf-tls-key", self.cert("server.key"),
+                                 "--caf-tls-ca", self.cert("ca.pem"), *args)
+
+    def tls_args(self, who="provider", ca="ca"):
+        return ["--tls-cert", self.cert(who + ".pem"), "--tls-key", self.cert(who + ".key"),
+                "--tls-ca", self.cert(ca + ".pem")]
+
+    def provider(self, server, name, args=(), host="127.0.0.1", **kw):
+        state = os.path.join(self.tmp.path, name + ".state.json")
+        p = TlsProvider(self.tmp.path, server, name, state, list(args), host)
+        self.procs.append(p)
+        return p.start(**kw)
+
+    def listed(self, server):
+        status, _, res = server.request("GET", "/api/bots/providers")
+        self.assertEqual(status, 200, res)
+        return {x["provider_id"]: x for x in res["providers"]}
+
+    def wait_online(self, server, provider_id, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            entry = self.listed(server).get(provider_id)
+            if entry is not None and entry["status"] == "online":
+                return entry
+            if time.monotonic() > deadline:
+                self.fail(f"provider {provider_id} not online: {entry}")
+            time.sleep(0.05)
+
+    def assert_serving(self, server, good):
+        status, _, res = server.request("GET", "/api/health")
+        self.assertEqual(status, 200, res)
+        self.wait_online(server, good.provider_id)
+        lobby = self.create_lobby(server)
+        status, _, res = self.join(server, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, res)
+
+    def test_a_provider_with_a_certificate_of_the_ca_gets_online(self):
+        s = self.tls_server()
+        s.wait_for_line(r"provider gateway listening on 127\.0\.0\.1:\d+ \(mutual TLS\)")
+        p = self.provider(s, "trusted", self.tls_args())
+        self.assertEqual(list(self.listed(s)), [p.provider_id])
+        self.assert_serving(s, p)
+        # SIGINT stops at once and deregisters over the same TLS link.
+        self.assertEqual(p.stop(signal.SIGINT), 0, p.log())
+        self.assertEqual(self.listed(s), {})
+
+    def test_providers_without_tls_or_with_another_ca_are_refused_and_the_server_serves_on(self):
+        s = self.tls_server()
+        good = self.provider(s, "trusted", self.tls_args())
+        # A plain TCP provider: the server expects a TLS ClientHello.
+        plain = self.provider(s, "plain", wait_registered=False)
+        # A provider whose certificate another CA signed (it trusts the
+        # server's CA, so only the server's check refuses it).
+        intruder = self.provider(s, "intruder", self.tls_args("intruder", "ca"),
+                                 wait_registered=False)
+        # A peer that connects and never says anything, and one that sends
+        # garbage: neither holds up the gateway.
+        silent = socket.create_connection(("127.0.0.1", s.caf_port))
+        garbage = socket.create_connection(("127.0.0.1", s.caf_port))
+        garbage.sendall(b"\x16\x03\x01\x00\x05hello" * 50)
+        try:
+            # Each has tried (and retried with backoff) several times.
+            time.sleep(4)
+            for p in (plain, intruder):
+                self.assertIsNone(p.proc.poll(), p.log())  # it retries for ever
+                self.assertEqual(p.count_lines(r"registered as"), 0, p.log())
+                self.assertEqual(p.count_lines(r"connected to"), 0, p.log())
+            self.assertEqual(list(self.listed(s)), [good.provider_id])
+            self.assertIsNone(s.proc.poll(), s.log())
+            self.assert_serving(s, good)
+            # A new trusted provider still gets in while the silent peer
+            # holds its connection open.
+            late = self.provider(s, "late", self.tls_args())
+            self.wait_online(s, late.provider_id)
+            self.assertEqual(sorted(self.listed(s)), sorted([good.provider_id, late.provider_id]))
+        finally:
+            silent.close()
+            garbage.close()
+        self.assertIsNone(s.proc.poll(), s.log())
+        self.assertEqual(s.stop(), 0, s.log())
+
+    def test_a_tls_provider_does_not_talk_to_a_server_of_another_ca(self):
+        # The provider checks the server's certificate too (mutual TLS).
+        s = self.tls_server()
+        p = self.provider(s, "wary", self.tls_args("provider", "other-ca"),
+                          wait_registered=False)
+        time.sleep(3)
+        self.assertEqual(p.count_lines(r"registered as"), 0, p.log())
+        self.assertEqual(self.listed(s), {})
+
+    def test_beyond_loopback_without_tls_the_server_refuses_to_start(self):
+        # It exits before binding anything.
+        res = run_server_cli(["--port", "0", "--caf-port", "0", "--caf-host", "0.0.0.0"],
+                             self.tmp.path)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("TLS", res.stderr)
+        self.assertIn("--caf-insecure", res.stderr)
+        self.assertIn("0.0.0.0", res.stderr)
+        # Half a TLS configuration, or files that are no PEM, are bad flags.
+        res = run_server_cli(["--port", "0", "--caf-port", "0",
+                              "--caf-tls-cert", self.cert("server.pem")], self.tmp.path)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("all three or none", res.stderr)
+        res = run_server_cli(["--port", "0", "--caf-port", "0",
+                              "--caf-tls-cert", self.cert("server.pem"),
+                              "--caf-tls-key", self.cert("server.csr"),
+                              "--caf-tls-ca", self.cert("ca.pem")], self.tmp.path)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("--caf-tls-key", res.stderr)
+        res = subprocess.run([PROVIDER, "--tls-cert", self.cert("provider.pem")],
+                             capture_output=True, text=True, timeout=20)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+
+    def test_all_of_127_0_0_0_8_is_loopback(self):
+        if not loopback_alias_usable("127.0.0.2"):
+            self.skipTest("127.0.0.2 is not usable here")
+        # 127.0.0.2 is loopback: no TLS needed, no warning.
+        s = self.start_server("--caf-host", "127.0.0.2")
+        s.wait_for_line(r"provider gateway listening on 127\.0\.0\.2:\d+$")
+        self.assertEqual(s.count_lines(r"without TLS"), 0, s.log())
+        p = self.provider(s, "alias", host="127.0.0.2")
+        self.wait_online(s, p.provider_id)
+
+    def test_caf_insecure_starts_a_gateway_beyond_loopback_without_tls(self):
+        # The check reads the address as written: a host name (other than
+        # localhost) is beyond loopback. This machine's own name, when it
+        # resolves to loopback only, binds nothing reachable from outside.
+        name = loopback_host_name()
+        if name is None:
+            self.skipTest("no host name that resolves to loopback only")
+        res = run_server_cli(["--port", "0", "--caf-port", "0", "--caf-host", name],
+                             self.tmp.path)
+        self.assertEqual(res.returncode, 2, res.stdout + res.stderr)
+        self.assertIn("TLS", res.stderr)
+        s = self.start_server("--caf-host", name, "--caf-insecure")
+        s.wait_for_line(r"--caf-insecure: the provider gateway listens beyond loopback on "
+                        + re.escape(name) + r" without TLS")
+        p = self.provider(s, "insecure", host=name)
+        self.wait_online(s, p.provider_id)
+        self.assertEqual(s.stop(), 0, s.log())
+
+if __name__ == "__main__":
+    unittest.main()
