@@ -118,7 +118,8 @@ route_match match_route(std::string_view method, std::string_view path) {
   return result;
 }
 
-bool percent_decode(std::string_view in, std::string& out) {
+bool percent_decode(std::string_view in, std::string& out,
+                    std::string_view refused) {
   out.clear();
   out.reserve(in.size());
   auto hex = [](char c) -> int {
@@ -141,7 +142,10 @@ bool percent_decode(std::string_view in, std::string& out) {
     auto lo = hex(in[i + 2]);
     if (hi < 0 || lo < 0)
       return false;
-    out += static_cast<char>(hi * 16 + lo);
+    auto c = static_cast<char>(hi * 16 + lo);
+    if (refused.find(c) != std::string_view::npos)
+      return false;
+    out += c;
     i += 2;
   }
   return true;

@@ -58,6 +58,8 @@ const std::vector<route_entry>& route_table();
 route_match match_route(std::string_view method, std::string_view path);
 
 /// Percent-decodes a path segment; false on a malformed escape.
-bool percent_decode(std::string_view in, std::string& out);
+/// `refused`: characters an escape may not stand for (the call fails).
+bool percent_decode(std::string_view in, std::string& out,
+                    std::string_view refused = {});
 
 } // namespace vb

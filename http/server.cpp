@@ -73,34 +73,9 @@ struct address_counts {
 /// escape, and an escaped '/' or NUL: "%2F" would otherwise make one path
 /// segment look like two, or two like one, to the router.
 std::optional<std::string> percent_decode_path(std::string_view in) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size())
-      return std::nullopt;
-    auto hi = hex(in[i + 1]);
-    auto lo = hex(in[i + 2]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    auto c = static_cast<char>(hi * 16 + lo);
-    if (c == '/' || c == '\0')
-      return std::nullopt;
-    out.push_back(c);
-    i += 2;
-  }
+  if (!percent_decode(in, out, std::string_view{"/\0", 2}))
+    return std::nullopt;
   return out;
 }
 
