@@ -835,7 +835,8 @@ TEST_CASE("voicebot-provider's drain with no runs deregisters and quits at "
   auto host = net.start_host(net.config(port));
   REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
   caf::anon_send(host, atom::drain_v);
-  CHECK_FALSE(net.wait_exit(host, 2s));
+  // A bound for a loaded machine, not a timing claim: it asks for no drain.
+  CHECK_FALSE(net.wait_exit(host, 10s));
   CHECK(net.log->deregistrations == 1);
   CHECK(net.log->locked([&] { return net.log->drains.size(); }) == 0);
 }
