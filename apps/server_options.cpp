@@ -111,6 +111,9 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--header-timeout", o.header_timeout,
                  "seconds to receive a request's header block (capped by "
                  "--read-timeout) before the connection is closed");
+  app.add_option("--write-timeout", o.write_timeout,
+                 "seconds to send one response before the connection is "
+                 "closed (a client reading too slowly)");
   app.add_option("--max-connections", o.max_connections,
                  "open connections accepted at once");
   app.add_option("--max-connections-per-address",

@@ -4,6 +4,7 @@
 // inline (validation errors, health) or from a CAF thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,7 +24,6 @@ class actor_system;
 namespace vb {
 
 struct server_stats;
-struct route_match;
 class http_metrics;
 
 /// The actors and counters the front end talks to.
@@ -56,6 +56,28 @@ struct api_reply {
 
 using api_respond = std::function<void(api_reply)>;
 
+/// What every route's handler works with: the actors, the options, and
+/// what the API rendered once. Built by api's constructor.
+struct api_context {
+  backend be;
+  server_options opts;
+  std::shared_ptr<const http_metrics> metrics;
+  std::chrono::steady_clock::time_point started;
+  /// How long a join may take: every provider it may fail over to, at
+  /// dispatch_timeout each, plus the durable write (SPEC §7).
+  caf::timespan join_timeout;
+  std::shared_ptr<const std::string> openapi; // rendered once, for base_path
+  std::shared_ptr<const std::string> docs;
+};
+
+/// One matched request, handed to its route's handler (http/routes.hpp).
+struct route_call {
+  const api_context& ctx;
+  const api_request& req;
+  std::vector<std::string>& params; // the pattern's {...}, decoded
+  api_respond& respond;             // call exactly once
+};
+
 class api {
 public:
   /// `metrics` are the front end's request counters, reported by /metrics.
@@ -75,7 +97,7 @@ public:
                   std::function<void(api_reply, lobby_actor)> found) const;
 
   caf::actor_system& system() const {
-    return *be_.sys;
+    return *ctx_.be.sys;
   }
 
   /// The reply for an error body with a status (404 routes, 413, ...).
@@ -83,21 +105,7 @@ public:
                          std::string_view code);
 
 private:
-  void handle(route_match& m, const api_request& req,
-              api_respond respond) const;
-
-  /// The answer to GET /metrics, once the registry told its providers.
-  void metrics(api_respond respond) const;
-
-  backend be_;
-  server_options opts_;
-  std::shared_ptr<const http_metrics> metrics_;
-  std::chrono::steady_clock::time_point started_;
-  /// How long a join may take: every provider it may fail over to, at
-  /// dispatch_timeout each, plus the durable write (SPEC §7).
-  caf::timespan join_timeout_;
-  std::shared_ptr<const std::string> openapi_; // rendered once, for base_path
-  std::shared_ptr<const std::string> docs_;
+  api_context ctx_;
 };
 
 } // namespace vb

@@ -114,4 +114,16 @@ api_reply error_reply(const caf::error& err) {
   return api::error(500, "Internal error", "internal_error");
 }
 
+api_reply error_reply(const request_error& err) {
+  return api_reply{static_cast<unsigned>(err.status), render(err), {}, nullptr};
+}
+
+api_reply error_reply(field_error err) {
+  request_error e;
+  e.status = 422;
+  e.code = "validation_error";
+  e.errors.push_back(std::move(err));
+  return error_reply(e);
+}
+
 } // namespace vb

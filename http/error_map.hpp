@@ -1,5 +1,6 @@
-// The map from an actor's error to the HTTP answer (SPEC §2, §3, §7): one
-// place for every status and `code` an actor's refusal becomes.
+// The map from an actor's error, or a refused request, to the HTTP answer
+// (SPEC §2, §3, §7): one place for every status and `code` a refusal
+// becomes.
 #pragma once
 
 #include <caf/error.hpp>
@@ -12,5 +13,15 @@ namespace vb {
 /// Retry-After), 502, 503 (with Retry-After), 504, or 500 for anything
 /// unexpected.
 api_reply error_reply(const caf::error& err);
+
+struct request_error;
+struct field_error;
+
+/// The reply for a request refused before any actor saw it: 422 with the
+/// field errors, or 400 for malformed JSON (model/validate.hpp).
+api_reply error_reply(const request_error& err);
+
+/// 422 for one refused field (a path parameter, a header).
+api_reply error_reply(field_error err);
 
 } // namespace vb

@@ -44,78 +44,45 @@ bool match_pattern(const std::vector<std::string_view>& path,
   return true;
 }
 
-/// The route table's patterns split once, in the table's order.
-const std::vector<std::vector<std::string_view>>& pattern_segments();
-
 } // namespace
 
-const std::vector<route_entry>& route_table() {
-  static const std::vector<route_entry> table{
-    {"GET", "/api/health", route_id::health},
-    {"GET", "/api/openapi.json", route_id::openapi},
-    {"GET", "/docs", route_id::docs},
-    {"GET", "/metrics", route_id::metrics},
-    {"GET", "/api/lobby", route_id::lobby_list},
-    {"POST", "/api/lobby", route_id::lobby_create},
-    {"GET", "/api/lobby/{lobby_id}", route_id::lobby_get},
-    {"POST", "/api/lobby/{lobby_id}/sessions", route_id::session_create},
-    {"DELETE", "/api/lobby/{lobby_id}/sessions/{session_id}",
-     route_id::session_delete},
-    {"POST", "/api/bots/providers/register", route_id::provider_register},
-    {"GET", "/api/bots/providers", route_id::provider_list},
-    {"GET", "/api/bots/providers/{provider_id}", route_id::provider_get},
-    {"POST", "/api/bots/providers/{provider_id}/heartbeat",
-     route_id::provider_heartbeat},
-    {"DELETE", "/api/bots/providers/{provider_id}", route_id::provider_delete},
-    {"POST", "/api/bots/providers/{provider_id}/drain",
-     route_id::provider_drain},
-    {"GET", "/api/bots", route_id::bot_list},
-    {"POST", "/api/bots/{bot_name}/join", route_id::bot_join},
-    {"POST", "/api/bots/leave", route_id::bot_leave},
-    {"GET", "/ws/lobby/{lobby_id}", route_id::lobby_events},
-  };
-  return table;
+router::router(std::vector<route_entry> table) : table_(std::move(table)) {
+  patterns_.reserve(table_.size());
+  for (auto& r : table_)
+    patterns_.push_back(segments(r.pattern));
 }
 
-namespace {
-
-const std::vector<std::vector<std::string_view>>& pattern_segments() {
-  static const auto patterns = [] {
-    std::vector<std::vector<std::string_view>> result;
-    for (auto& r : route_table())
-      result.push_back(segments(r.pattern));
-    return result;
-  }();
-  return patterns;
-}
-
-} // namespace
-
-route_match match_route(std::string_view method, std::string_view path) {
+route_match router::match(std::string_view method,
+                          std::string_view path) const {
   route_match result;
+  // Every pattern is absolute: a path without its leading '/' is none.
+  if (path.empty() || path.front() != '/')
+    return result;
   auto segs = segments(path);
   std::vector<std::string> params;
-  auto& table = route_table();
-  auto& patterns = pattern_segments();
-  for (size_t i = 0; i < table.size(); ++i) {
-    auto& r = table[i];
-    if (!match_pattern(segs, patterns[i], params))
+  for (size_t i = 0; i < table_.size(); ++i) {
+    auto& r = table_[i];
+    if (!match_pattern(segs, patterns_[i], params))
       continue;
     if (method == r.method) {
-      result.id = r.id;
+      result.route = &r;
       result.index = static_cast<int>(i);
       result.params = std::move(params);
       result.allow.clear();
       return result;
     }
-    // A literal route wins over a parameter route of another method only
-    // when nothing matches the method; remember the methods for 405.
+    // The path is known with another method: remember the methods for 405,
+    // and look on (a parameter route of this method may still match).
     if (!result.allow.empty())
       result.allow += ", ";
     result.allow += r.method;
-    result.id = route_id::method_not_allowed;
   }
   return result;
+}
+
+const router& api_router() {
+  static const router r{route_table()};
+  return r;
 }
 
 bool percent_decode(std::string_view in, std::string& out,

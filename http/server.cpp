@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -23,9 +22,9 @@
 
 #include "http/api.hpp"
 #include "http/lobby_socket.hpp"
-#include "http/routes.hpp"
 #include "http/metrics.hpp"
-#include "model/validate.hpp"
+#include "http/request.hpp"
+#include "http/routes.hpp"
 
 namespace vb {
 
@@ -34,26 +33,23 @@ namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
 
-using request_t = bhttp::request<bhttp::string_body>;
-using response_t = bhttp::response<bhttp::string_body>;
-using span_response_t = bhttp::response<bhttp::span_body<const char>>;
+using acceptor_strand = net::any_io_executor;
 
 namespace {
-
-constexpr const char* server_name = "voicebot-server";
 
 class connection;
 
 /// Open HTTP connections per client address, so that one address cannot
-/// take every slot. Shared: a connection outliving the server still
-/// decrements it.
+/// take every slot. Touched on the acceptor's strand only: a connection
+/// ending posts its decrement there. Shared, so that a connection outliving
+/// the server finds it; once the I/O threads are stopped (`closed`),
+/// nothing is posted any more.
 struct address_counts {
-  std::mutex mtx;
   std::map<net::ip::address, std::size_t> open;
+  std::atomic<bool> closed{false};
 
   /// Counts one more connection from `a` unless it has `cap` already.
   bool try_add(const net::ip::address& a, std::size_t cap) {
-    std::lock_guard<std::mutex> guard{mtx};
     auto& n = open[a];
     if (n >= cap)
       return false;
@@ -62,22 +58,11 @@ struct address_counts {
   }
 
   void remove(const net::ip::address& a) {
-    std::lock_guard<std::mutex> guard{mtx};
     auto i = open.find(a);
     if (i != open.end() && --i->second == 0)
       open.erase(i);
   }
 };
-
-/// Decodes %XX escapes of a request path. Refuses (nullopt) a malformed
-/// escape, and an escaped '/' or NUL: "%2F" would otherwise make one path
-/// segment look like two, or two like one, to the router.
-std::optional<std::string> percent_decode_path(std::string_view in) {
-  std::string out;
-  if (!percent_decode(in, out, std::string_view{"/\0", 2}))
-    return std::nullopt;
-  return out;
-}
 
 } // namespace
 
@@ -111,11 +96,14 @@ struct http_server::impl {
   std::chrono::steady_clock::duration read_timeout;
   /// Never longer than read_timeout.
   std::chrono::steady_clock::duration header_timeout;
+  std::chrono::steady_clock::duration write_timeout;
 
   explicit impl(server_options o) : opts(std::move(o)) {
     using clock_duration = std::chrono::steady_clock::duration;
     read_timeout = std::chrono::duration_cast<clock_duration>(
       std::chrono::duration<double>(opts.read_timeout));
+    write_timeout = std::chrono::duration_cast<clock_duration>(
+      std::chrono::duration<double>(opts.write_timeout));
     header_timeout = std::min(
       read_timeout, std::chrono::duration_cast<clock_duration>(
                       std::chrono::duration<double>(opts.header_timeout)));
@@ -135,12 +123,16 @@ public:
   connection(tcp::socket&& socket, net::ip::address peer,
              http_server::impl& srv)
     : stream_(std::move(socket)), srv_(srv), metrics_(srv.metrics),
-      per_address_(srv.per_address), peer_(std::move(peer)) {
+      per_address_(srv.per_address),
+      acceptor_(srv.acceptor->get_executor()), peer_(std::move(peer)) {
     ++metrics_->connections;
   }
 
   ~connection() {
-    per_address_->remove(peer_);
+    if (!per_address_->closed.load())
+      net::post(acceptor_, [counts = per_address_, peer = peer_] {
+        counts->remove(peer);
+      });
     --metrics_->connections;
   }
 
@@ -172,8 +164,7 @@ private:
       return do_close();
     reading_ = true;
     parser_.emplace();
-    parser_->body_limit(srv_.opts.max_body_bytes);
-    parser_->header_limit(static_cast<std::uint32_t>(srv_.opts.max_header_bytes));
+    limit(*parser_, srv_.opts);
     // Two deadlines: the header block within header_timeout (this is also
     // how long an idle keep-alive connection waits), the whole request
     // within read_timeout; a slow sender of either is cut off.
@@ -184,26 +175,16 @@ private:
                                                        shared_from_this()));
   }
 
-  /// True for the errors that end a connection without an answer.
-  static bool is_gone(const beast::error_code& ec) {
-    return ec == bhttp::error::end_of_stream || ec == beast::error::timeout
-           || ec == net::error::connection_reset || ec == net::error::eof
-           || ec == net::error::operation_aborted;
-  }
-
-  /// Answers an error of the parser; false when there is none.
+  /// Answers an error of the parser, or closes when there is no one to
+  /// answer; false when there is no error.
   bool read_failed(const beast::error_code& ec) {
     if (!ec)
       return false;
     reading_ = false;
-    if (is_gone(ec))
-      do_close();
-    else if (ec == bhttp::error::body_limit)
-      fail(413, "Request body too large", "body_too_large");
-    else if (ec == bhttp::error::header_limit)
-      fail(431, "Request header fields too large", "headers_too_large");
+    if (auto r = parse_failure(ec))
+      fail(std::move(*r));
     else
-      fail(400, "Malformed HTTP request", "bad_request");
+      do_close();
     return true;
   }
 
@@ -213,61 +194,28 @@ private:
     route_ = -1;
     if (read_failed(ec))
       return;
-    auto& req = parser_->get();
-    if (req.version() < 11 && parser_->chunked()) {
+    if (auto r = header_refusal(*parser_)) {
       reading_ = false;
-      return fail(400, "Chunked transfer encoding needs HTTP/1.1",
-                  "bad_request");
-    }
-    if (auto bad = header_problem(req); !bad.empty()) {
-      reading_ = false;
-      return fail(400, bad, "bad_request");
+      return fail(std::move(*r));
     }
     if (parser_->is_done())
       return on_read({}, 0);
-    auto expect = req[bhttp::field::expect];
-    if (!expect.empty()) {
-      if (!beast::iequals(expect, "100-continue")) {
-        reading_ = false;
-        return fail(417, "Expectation not supported", "expectation_failed");
-      }
-      if (req.version() >= 11) {
-        // The declared length is within the body limit (the parser refused
-        // it with 413 already otherwise): ask for the body.
-        static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream_.expires_at(request_deadline_);
-        return net::async_write(
-          stream_, net::buffer(cont, sizeof(cont) - 1),
-          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec)
-              return self->read_failed(ec), void();
-            self->read_body();
-          });
-      }
+    auto& req = parser_->get();
+    if (!req[bhttp::field::expect].empty() && req.version() >= 11) {
+      // 100-continue (header_refusal refused any other expectation), and
+      // the declared length is within the body limit (the parser refused
+      // it with 413 already otherwise): ask for the body.
+      static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_at(request_deadline_);
+      return net::async_write(
+        stream_, net::buffer(cont, sizeof(cont) - 1),
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec)
+            return self->read_failed(ec), void();
+          self->read_body();
+        });
     }
     read_body();
-  }
-
-  /// What makes a parsed header block unacceptable; empty when nothing.
-  static std::string_view header_problem(const request_t& req) {
-    if (req.version() >= 11 && req.count(bhttp::field::host) != 1)
-      return "HTTP/1.1 needs exactly one Host header";
-    // Duplicate or list-valued lengths, and a length beside a transfer
-    // coding, are how requests are smuggled past a proxy: refuse them.
-    auto lengths = req.count(bhttp::field::content_length);
-    if (lengths > 1
-        || (lengths == 1
-            && req[bhttp::field::content_length].find(',')
-                 != beast::string_view::npos))
-      return "Conflicting Content-Length";
-    auto codings = req.count(bhttp::field::transfer_encoding);
-    if (codings > 0 && lengths > 0)
-      return "Transfer-Encoding with Content-Length";
-    // A transfer coding that does not end in chunked leaves the body's end
-    // unknown: refuse it, or the next bytes would be read as a request.
-    if (codings > 0 && !req.chunked())
-      return "Unsupported transfer encoding";
-    return {};
   }
 
   void read_body() {
@@ -290,14 +238,14 @@ private:
   }
 
   /// Answers an unreadable request and closes the connection.
-  void fail(unsigned status, std::string_view detail, std::string_view code) {
+  void fail(api_reply r) {
     keep_alive_ = false;
     head_ = false;
     ++metrics_->in_flight;
     started_ = std::chrono::steady_clock::now();
     method_ = "-";
     target_ = "-";
-    write(api::error(status, detail, code));
+    write(std::move(r));
   }
 
   void handle(request_t& req) {
@@ -307,70 +255,32 @@ private:
     origin_ = std::string{req[bhttp::field::origin]};
     // HEAD is GET without the body (RFC 9110 §9.3.2).
     head_ = req.method() == bhttp::verb::head;
-    // Absolute form (RFC 9112 §3.2.2): routed by its path.
-    for (std::string_view scheme : {"http://", "https://"})
-      if (target.size() > scheme.size()
-          && beast::iequals(target.substr(0, scheme.size()), scheme)) {
-        auto rest = target.substr(scheme.size());
-        auto slash = rest.find_first_of("/?");
-        target = slash == std::string_view::npos ? std::string_view{"/"}
-                                                 : rest.substr(slash);
-        if (!target.empty() && target.front() == '?')
-          return write(api::error(400, "Malformed request target",
-                                  "bad_request"));
-        break;
-      }
-    if (target.empty() || target.front() != '/')
-      return write(api::error(400, "Malformed request target", "bad_request"));
-    auto q = target.find('?');
-    auto query = q == std::string_view::npos ? std::string_view{}
-                                             : target.substr(q + 1);
-    auto decoded = percent_decode_path(target.substr(0, q));
-    if (!decoded)
-      return write(api::error(400, "Malformed or ambiguous percent-encoding "
-                                   "in the path",
-                              "bad_request"));
-    path_ = std::move(*decoded);
-    auto path = std::string_view{path_};
-    auto& base = srv_.opts.base_path;
-    if (!base.empty()) {
-      if (path.substr(0, base.size()) != base
-          || (path.size() > base.size() && path[base.size()] != '/'))
-        return write(api::error(404, "Not Found", "not_found"));
-      path.remove_prefix(base.size());
-    }
+    std::string_view query;
+    if (auto r = resolve_target(target, srv_.opts.base_path, path_, query))
+      return write(std::move(*r));
     if (req.method() == bhttp::verb::options && !origin_.empty())
       return write(preflight(req));
     if (!head_ && boost::beast::websocket::is_upgrade(req)) {
-      auto m = match_route("GET", path);
-      if (m.id == route_id::lobby_events)
+      auto m = api_router().match("GET", path_);
+      if (m.route && m.route->kind == route_kind::websocket)
         return upgrade(req, m.params.at(0));
     }
-    api_request ar;
-    ar.method = head_ ? std::string_view{"GET"} : std::string_view{method_};
-    ar.path = path;
-    ar.query = query;
-    ar.body = req.body();
-    auto key = req[std::string_view{"X-Provider-Key"}];
-    ar.provider_key = std::string_view{key.data(), key.size()};
-    if (auto f = req.find(std::string_view{"Idempotency-Key"}); f != req.end())
-      ar.idempotency_key = std::string_view{f->value().data(),
-                                            f->value().size()};
     // A reply from a CAF thread is posted to this connection's strand, the
     // only place that writes; one given inline (health, a validation error)
     // is written at once, on the strand already.
     handling_ = true;
-    route_ = srv_.api->handle(ar, [self = shared_from_this(),
-                          tid = std::this_thread::get_id()](api_reply r) {
-      if (std::this_thread::get_id() == tid && self->handling_.load()) {
-        self->write(std::move(r));
-        return;
-      }
-      auto ex = self->stream_.get_executor();
-      net::post(ex, [self, r = std::move(r)]() mutable {
-        self->write(std::move(r));
+    route_ = srv_.api->handle(
+      api_view(req, path_, query),
+      [self = shared_from_this(), tid = std::this_thread::get_id()](api_reply r) {
+        if (std::this_thread::get_id() == tid && self->handling_.load()) {
+          self->write(std::move(r));
+          return;
+        }
+        auto ex = self->stream_.get_executor();
+        net::post(ex, [self, r = std::move(r)]() mutable {
+          self->write(std::move(r));
+        });
       });
-    });
     handling_ = false;
   }
 
@@ -435,55 +345,28 @@ private:
   }
 
   void write(api_reply r) {
-    if (r.shared_body) {
-      // A cached listing: the body is written from the shared string.
-      shared_body_ = std::move(r.shared_body);
-      span_response_t res{static_cast<bhttp::status>(r.status), 11};
-      res.body() = {shared_body_->data(), shared_body_->size()};
-      decorate(res, r, true);
-      return send(span_res_, std::move(res));
-    }
-    response_t res{static_cast<bhttp::status>(r.status), 11};
-    auto has_body = !r.body.empty();
-    res.body() = std::move(r.body);
-    decorate(res, r, has_body);
-    send(res_, std::move(res));
-  }
-
-  template <class Response>
-  void decorate(Response& res, const api_reply& r, bool has_body) {
-    res.set(bhttp::field::server, server_name);
-    if (has_body)
-      res.set(bhttp::field::content_type, "application/json");
-    for (auto& [name, value] : r.headers)
-      res.set(name, value);
-    if (origin_allowed()) {
-      res.set(bhttp::field::access_control_allow_origin, origin_);
-      res.set(bhttp::field::vary, "Origin");
-    }
     // Shutting down: this is the connection's last response.
     if (srv_.draining.load())
       keep_alive_ = false;
-    res.keep_alive(keep_alive_);
-    // An HTTP/1.0 client keeps the connection only when told so.
-    if (http10_ && keep_alive_)
-      res.set(bhttp::field::connection, "keep-alive");
-    res.prepare_payload();
-    if (head_) {
-      // The headers GET would send, Content-Length included; no body.
-      auto length = res.payload_size();
-      res.body() = {};
-      if (length)
-        res.content_length(*length);
+    response_flags flags{keep_alive_, http10_, head_,
+                         origin_allowed() ? std::string_view{origin_}
+                                          : std::string_view{}};
+    if (r.shared_body) {
+      // A cached listing: the body is written from the shared string.
+      shared_body_ = std::move(r.shared_body);
+      return send(span_res_, make_span_response(r, *shared_body_, flags));
     }
+    send(res_, make_response(std::move(r), flags));
   }
 
   /// Writes a response on the strand; the next request is read only after
-  /// it is written, so pipelined requests are answered in order.
+  /// it is written, so pipelined requests are answered in order. A reader
+  /// too slow to take it within write_timeout is cut off.
   template <class Response>
   void send(std::optional<Response>& slot, Response&& res) {
     status_ = res.result_int();
     slot.emplace(std::move(res));
+    stream_.expires_after(srv_.write_timeout);
     bhttp::async_write(stream_, *slot,
                        beast::bind_front_handler(&connection::on_write,
                                                  shared_from_this()));
@@ -514,6 +397,8 @@ private:
   http_server::impl& srv_;
   std::shared_ptr<http_metrics> metrics_;
   std::shared_ptr<address_counts> per_address_;
+  /// Where per_address_ is counted.
+  acceptor_strand acceptor_;
   /// The client's address, counted in per_address_ while this is open.
   net::ip::address peer_;
   /// The whole request must be in by then (read_timeout).
@@ -522,14 +407,14 @@ private:
   bool head_ = false;
   /// The current request is HTTP/1.0.
   bool http10_ = false;
-  /// The current request's percent-decoded path.
+  /// The current request's path as the API sees it (resolve_target).
   std::string path_;
   /// True while waiting for a request (between do_read and on_read).
   bool reading_ = false;
   /// The current request's route in route_table(); -1: none matched.
   int route_ = -1;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<request_parser_t> parser_;
   std::optional<response_t> res_;
   std::optional<span_response_t> span_res_;
   std::shared_ptr<const std::string> shared_body_;
@@ -542,7 +427,6 @@ private:
   std::string target_;
   std::string origin_;
 };
-
 } // namespace
 
 void http_server::impl::do_accept() {
@@ -658,6 +542,8 @@ void http_server::stop(int grace_ms) {
   for (auto& t : s.threads)
     t.join();
   s.threads.clear();
+  // Connections destroyed from here on (with the io_context) post nothing.
+  s.per_address->closed = true;
 }
 
 } // namespace vb

@@ -38,6 +38,7 @@ json to_json(const server_options& o) {
     {"max_header_bytes", o.max_header_bytes},
     {"read_timeout", o.read_timeout},
     {"header_timeout", o.header_timeout},
+    {"write_timeout", o.write_timeout},
     {"max_connections", o.max_connections},
     {"max_connections_per_address", o.max_connections_per_address},
     {"http_threads", o.http_threads},
@@ -131,6 +132,8 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "read_timeout", o.read_timeout);
     else if (key == "header_timeout")
       err = read_field(value, "header_timeout", o.header_timeout);
+    else if (key == "write_timeout")
+      err = read_field(value, "write_timeout", o.write_timeout);
     else if (key == "max_connections")
       err = read_field(value, "max_connections", o.max_connections);
     else if (key == "max_connections_per_address")
@@ -198,6 +201,8 @@ std::string validate(const server_options& o) {
     return "read_timeout must be a positive number of seconds";
   if (!positive(o.header_timeout))
     return "header_timeout must be a positive number of seconds";
+  if (!positive(o.write_timeout))
+    return "write_timeout must be a positive number of seconds";
   if (o.max_connections == 0)
     return "max_connections must be positive";
   if (o.max_connections_per_address == 0)

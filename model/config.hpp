@@ -49,6 +49,9 @@ struct server_options {
   /// Seconds to receive a request's header block (read_timeout when that
   /// is shorter): a client trickling headers (slowloris) is cut off early.
   double header_timeout = 10;
+  /// Seconds to send one response: a client reading too slowly (slow
+  /// read) is cut off instead of holding its connection.
+  double write_timeout = 30;
   std::size_t max_connections = 10000;
   /// Open connections accepted from one client address; more from it are
   /// closed at accept, so one address cannot take every slot.

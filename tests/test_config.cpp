@@ -123,13 +123,15 @@ TEST_CASE("config: the slow-client limits have their defaults and bounds",
   CHECK(o.header_timeout == 10);
   CHECK(o.read_timeout == 30);
   CHECK(o.header_timeout < o.read_timeout);
+  CHECK(o.write_timeout == 30);
   CHECK(o.max_connections_per_address == 64);
   CHECK(o.max_connections_per_address < o.max_connections);
-  CHECK(apply_config_json(R"({"header_timeout": 2.5,
+  CHECK(apply_config_json(R"({"header_timeout": 2.5, "write_timeout": 4,
     "max_connections_per_address": 3})",
                           o)
           .empty());
   CHECK(o.header_timeout == 2.5);
+  CHECK(o.write_timeout == 4);
   CHECK(o.max_connections_per_address == 3);
   CHECK(validate(o).empty());
   CHECK(apply_config_json(R"({"header_timeout": "5"})", o)
@@ -139,6 +141,9 @@ TEST_CASE("config: the slow-client limits have their defaults and bounds",
   server_options v;
   v.header_timeout = 0;
   CHECK_THAT(validate(v), Catch::Contains("header_timeout"));
+  v = {};
+  v.write_timeout = -1;
+  CHECK_THAT(validate(v), Catch::Contains("write_timeout"));
   v = {};
   v.max_connections_per_address = 0;
   CHECK_THAT(validate(v), Catch::Contains("max_connections_per_address"));

@@ -1,0 +1,397 @@
+// The route table with its handlers, grouped per resource: the service
+// itself (health, the OpenAPI document, /docs, /metrics), lobbies,
+// providers, bots. A handler checks what it can without an actor (path
+// parameters, the body), then asks one actor through the bridge
+// (http/bridge.hpp); the actor's answer or error becomes the reply.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/stats.hpp"
+#include "http/api.hpp"
+#include "http/bridge.hpp"
+#include "http/catalog_cache.hpp"
+#include "http/error_map.hpp"
+#include "http/metrics.hpp"
+#include "http/routes.hpp"
+#include "model/idempotency_codec.hpp"
+#include "model/json.hpp"
+#include "model/validate.hpp"
+
+namespace vb {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+api_reply ok(unsigned status, const json& j) {
+  return api_reply{status, dump(j), {}, nullptr};
+}
+
+api_reply no_content() {
+  return api_reply{204, {}, {}, nullptr};
+}
+
+/// Answers a refused path parameter or header; true when `err` is set.
+bool refused(route_call& c, std::optional<field_error> err) {
+  if (!err)
+    return false;
+  c.respond(error_reply(std::move(*err)));
+  return true;
+}
+
+/// Answers a refused body; true when the parse failed.
+template <class Parsed>
+bool refused(route_call& c, const Parsed& parsed) {
+  if (parsed)
+    return false;
+  c.respond(error_reply(parsed.error));
+  return true;
+}
+
+/// A query parameter's raw value, or empty.
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos)
+      return pair.substr(eq + 1);
+    if (amp == std::string_view::npos)
+      break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+double uptime(const api_context& ctx) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                       - ctx.started)
+    .count();
+}
+
+// -- the service: health, the API's description, metrics ---------------------
+
+namespace service {
+
+void health(route_call& c) {
+  // The hottest route: formatted directly, no JSON tree.
+  auto& st = *c.ctx.be.stats;
+  char buf[160];
+  auto n = std::snprintf(
+    buf, sizeof(buf),
+    R"({"status":"ok","version":"%s","uptime_s":%.3f,"providers":%llu,"lobbies":%llu})",
+    VB_VERSION, std::floor(uptime(c.ctx) * 1000) / 1000,
+    static_cast<unsigned long long>(
+      st.providers.load(std::memory_order_relaxed)),
+    static_cast<unsigned long long>(st.lobbies.load(std::memory_order_relaxed)));
+  c.respond(api_reply{200, std::string(buf, static_cast<size_t>(n)), {}, nullptr});
+}
+
+void openapi(route_call& c) {
+  c.respond(api_reply{200, {}, {}, c.ctx.openapi});
+}
+
+void docs(route_call& c) {
+  c.respond(api_reply{
+    200, {}, {{"Content-Type", "text/html; charset=utf-8"}}, c.ctx.docs});
+}
+
+void metrics(route_call& c) {
+  // Providers by status come from the registry's catalog (the same cached
+  // value the listing uses); everything else from atomics.
+  auto stats = c.ctx.be.stats;
+  auto http = c.ctx.metrics;
+  auto up = uptime(c.ctx);
+  ask<provider_catalog_ptr>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [stats, http, up](provider_catalog_ptr& cat) {
+      provider_counts counts{};
+      for (auto& p : cat->providers)
+        ++counts.at(static_cast<std::size_t>(p.status));
+      api_reply r{200, render_metrics(*http, *stats, counts, up), {}, nullptr};
+      r.headers.emplace_back("Content-Type", metrics_content_type);
+      return r;
+    },
+    atom::list_v);
+}
+
+std::vector<route_entry> routes() {
+  return {
+    {"GET", "/api/health", health},
+    {"GET", "/api/openapi.json", openapi},
+    {"GET", "/docs", docs},
+    {"GET", "/metrics", metrics},
+  };
+}
+
+} // namespace service
+
+// -- lobbies and their sessions -----------------------------------------------
+
+namespace lobbies {
+
+void list(route_call& c) {
+  ask<std::vector<lobby>>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [](std::vector<lobby>& ls) {
+      json list = json::array();
+      for (auto& l : ls)
+        list.push_back(lobby_summary(l));
+      return ok(200, json{{"lobbies", std::move(list)}});
+    },
+    atom::list_v);
+}
+
+void create(route_call& c) {
+  auto parsed = parse_lobby_create(c.req.body);
+  if (refused(c, parsed))
+    return;
+  ask<lobby_created>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [](lobby_created& r) { return ok(r.created ? 201 : 200, json(r.value)); },
+    atom::create_v, *parsed.value);
+}
+
+void get(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "lobby_id")))
+    return;
+  ask<lobby>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [](lobby& l) { return ok(200, json(l)); }, atom::get_v, c.params[0]);
+}
+
+void add_session(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "lobby_id")))
+    return;
+  auto parsed = parse_session_create(c.req.body);
+  if (refused(c, parsed))
+    return;
+  auto lobby_id = c.params[0];
+  ask<session>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [lobby_id](session& s) {
+      json j = s;
+      j["lobby_id"] = lobby_id;
+      return ok(201, j);
+    },
+    atom::add_v, lobby_id, parsed.value->nick);
+}
+
+void remove_session(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "lobby_id"))
+      || refused(c, check_id_path(c.params[1], "session_id")))
+    return;
+  ask<bool>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [](bool) { return no_content(); }, atom::remove_v, c.params[0],
+    c.params[1]);
+}
+
+void events(route_call& c) {
+  // Only a WebSocket upgrade is served here (http/lobby_socket.cpp).
+  auto r = api::error(426, "WebSocket upgrade required", "upgrade_required");
+  r.headers.emplace_back("Upgrade", "websocket");
+  c.respond(std::move(r));
+}
+
+std::vector<route_entry> routes() {
+  return {
+    {"GET", "/api/lobby", list},
+    {"POST", "/api/lobby", create},
+    {"GET", "/api/lobby/{lobby_id}", get},
+    {"POST", "/api/lobby/{lobby_id}/sessions", add_session},
+    {"DELETE", "/api/lobby/{lobby_id}/sessions/{session_id}", remove_session},
+    {"GET", "/ws/lobby/{lobby_id}", events, route_kind::websocket},
+  };
+}
+
+} // namespace lobbies
+
+// -- bot providers (SPEC §4, §7) ---------------------------------------------------
+
+namespace providers {
+
+void register_provider(route_call& c) {
+  auto parsed = parse_provider_registration(c.req.body);
+  if (refused(c, parsed))
+    return;
+  ask<std::string>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](std::string& id) {
+      return ok(200, json{{"provider_id", id}, {"status", "registered"}});
+    },
+    atom::registration_v, *parsed.value);
+}
+
+void list(route_call& c) {
+  ask<provider_catalog_ptr>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](provider_catalog_ptr& cat) {
+      return api_reply{200, {}, {}, rendered(*cat).providers};
+    },
+    atom::list_v);
+}
+
+void get(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "provider_id")))
+    return;
+  ask<provider>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](provider& x) { return ok(200, json(x)); }, atom::get_v, c.params[0]);
+}
+
+void heartbeat(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "provider_id")))
+    return;
+  auto parsed = parse_heartbeat(c.req.body);
+  if (refused(c, parsed))
+    return;
+  ask<double>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](double last_seen) {
+      return ok(200, json{{"status", "ok"}, {"last_seen", last_seen}});
+    },
+    atom::heartbeat_v, c.params[0], *parsed.value);
+}
+
+void remove(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "provider_id")))
+    return;
+  std::string key{c.req.provider_key};
+  if (key.empty()) {
+    std::string decoded;
+    if (percent_decode(query_param(c.req.query, "provider_key"), decoded))
+      key = std::move(decoded);
+  }
+  // Removed on purpose: a tombstone keeps this instance out (SPEC §7).
+  ask<bool>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](bool) { return no_content(); }, atom::deregister_v, c.params[0], key,
+    true);
+}
+
+void drain(route_call& c) {
+  if (refused(c, check_id_path(c.params[0], "provider_id")))
+    return;
+  auto parsed = parse_drain_request(c.req.body);
+  if (refused(c, parsed))
+    return;
+  auto d = *parsed.value;
+  if (d.provider_key.empty())
+    d.provider_key = std::string{c.req.provider_key};
+  d.by_operator = true;
+  ask<provider>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](provider& x) { return ok(200, json(x)); }, atom::drain_v, c.params[0],
+    d);
+}
+
+std::vector<route_entry> routes() {
+  return {
+    {"POST", "/api/bots/providers/register", register_provider},
+    {"GET", "/api/bots/providers", list},
+    {"GET", "/api/bots/providers/{provider_id}", get},
+    {"POST", "/api/bots/providers/{provider_id}/heartbeat", heartbeat},
+    {"DELETE", "/api/bots/providers/{provider_id}", remove},
+    {"POST", "/api/bots/providers/{provider_id}/drain", drain},
+  };
+}
+
+} // namespace providers
+
+// -- bots: the catalog, joins and leaves -----------------------------------------
+
+namespace bots {
+
+void list(route_call& c) {
+  ask<provider_catalog_ptr>(
+    *c.ctx.be.sys, c.ctx.be.registry, c.respond,
+    [](provider_catalog_ptr& cat) {
+      return api_reply{200, {}, {}, rendered(*cat).bots};
+    },
+    atom::list_v);
+}
+
+void join(route_call& c) {
+  auto& name = c.params[0];
+  auto& key = c.req.idempotency_key;
+  if (refused(c, check_bot_name_path(name))
+      || (key && refused(c, check_idempotency_key(*key))))
+    return;
+  auto parsed = parse_join_request(c.req.body);
+  if (refused(c, parsed))
+    return;
+  auto& j = *parsed.value;
+  // Without a nick, the bot is known by its name.
+  bot_join bj{name, j.nick.empty() ? name : j.nick, j.provider_id};
+  auto lobby_id = j.lobby_id;
+  auto joined = [lobby_id](session& s) {
+    return ok(200, json{{"status", "requested"},
+                        {"bot_name", s.bot_name},
+                        {"lobby_id", lobby_id},
+                        {"session_id", s.session_id},
+                        {"provider_id", s.provider_id},
+                        {"run_id", s.run_id},
+                        {"nick", s.nick}});
+  };
+  auto& be = c.ctx.be;
+  // With an Idempotency-Key (SPEC §7) the key's owner answers: the first
+  // accepted answer again, or the join as the directory answers.
+  if (key && be.idempotency)
+    return ask_within<session>(c.ctx.join_timeout, *be.sys, be.idempotency,
+                               c.respond, joined, atom::join_v,
+                               std::string{*key}, join_fingerprint(name, j),
+                               lobby_id, bj);
+  ask_within<session>(c.ctx.join_timeout, *be.sys, be.lobbies, c.respond,
+                      joined, atom::join_v, lobby_id, bj);
+}
+
+void leave(route_call& c) {
+  auto parsed = parse_leave_request(c.req.body);
+  if (refused(c, parsed))
+    return;
+  auto session_id = parsed.value->session_id;
+  ask<std::string>(
+    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
+    [session_id](std::string& lobby_id) {
+      return ok(200, json{{"status", "left"},
+                          {"session_id", session_id},
+                          {"lobby_id", lobby_id}});
+    },
+    atom::leave_v, *parsed.value);
+}
+
+std::vector<route_entry> routes() {
+  return {
+    {"GET", "/api/bots", list},
+    {"POST", "/api/bots/{bot_name}/join", join},
+    {"POST", "/api/bots/leave", leave},
+  };
+}
+
+} // namespace bots
+
+} // namespace
+
+const std::vector<route_entry>& route_table() {
+  static const auto table = [] {
+    std::vector<route_entry> all;
+    for (auto group : {service::routes, lobbies::routes, providers::routes,
+                       bots::routes}) {
+      auto routes = group();
+      all.insert(all.end(), routes.begin(), routes.end());
+    }
+    return all;
+  }();
+  return table;
+}
+
+} // namespace vb
