@@ -150,7 +150,8 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
          pm::MetricType::Gauge,
          static_cast<double>(http.connections.load(std::memory_order_relaxed)));
   single("voicebot_http_connections_refused_total",
-         "Connections closed at accept because max_connections were open.",
+         "Connections closed at accept: max_connections were open, or "
+         "max_connections_per_address from that address.",
          pm::MetricType::Counter, value(http.refused_connections));
 
   // -- registry, lobbies, cleanup --

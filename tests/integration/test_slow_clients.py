@@ -105,6 +105,41 @@ class SlowClientsTest(ServerTestCase):
             self.assertLess(time.monotonic(), deadline, "never served again")
             time.sleep(0.05)
 
+    def test_a_reader_too_slow_is_cut_off_at_the_write_timeout(self):
+        s = self.start_server("--write-timeout", "1")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # A tiny receive window, and requests pipelined past what the
+        # kernel's buffers hold, so a response stays unsent; nothing is read.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", s.port))
+        request = b"GET /api/openapi.json HTTP/1.1\r\nHost: t\r\n\r\n"
+        sock.setblocking(False)
+        sent = 0
+        for _ in range(400):
+            try:
+                sent += sock.send(request)
+            except BlockingIOError:
+                break
+
+        def open_connections():
+            text = s.request("GET", "/metrics")[2]
+            for line in text.splitlines():
+                if line.startswith("voicebot_http_connections "):
+                    return float(line.split()[1])
+            return -1
+
+        self.assertGreater(sent, 0)
+        # The stalled writer closes: only the metrics request's own
+        # connection is left (awaited; the write timeout is 1 s).
+        started = time.monotonic()
+        while open_connections() > 1:
+            self.assertLess(time.monotonic() - started, 15, "the slow reader was never cut off")
+            time.sleep(0.1)
+        sock.close()
+        s.wait_for_line(r"GET /api/openapi.json 200")
+        self.assertEqual(health_from("127.0.0.3", s.port), 200)
+
 
 if __name__ == "__main__":
     unittest.main()
