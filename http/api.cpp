@@ -57,6 +57,15 @@ int api::handle(const api_request& req, api_respond respond) const {
       api_reply r{200, {}, {}, asset->body};
       r.headers.emplace_back("Content-Type", asset->content_type);
       r.headers.emplace_back("Cache-Control", "no-cache");
+      if (asset->content_type.rfind("text/html", 0) == 0) {
+        // The page loads its own files and talks to its own origin only
+        // (fetches and the lobby WebSocket), and is never framed.
+        r.headers.emplace_back(
+          "Content-Security-Policy",
+          "default-src 'self'; connect-src 'self'; object-src 'none'; "
+          "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+        r.headers.emplace_back("X-Frame-Options", "DENY");
+      }
       respond(std::move(r));
       return -1;
     }

@@ -23,6 +23,9 @@ template <class Response>
 void decorate(Response& res, const api_reply& r, bool has_body,
               const response_flags& f) {
   res.set(bhttp::field::server, server_name);
+  // Every body is what its Content-Type says: no browser guesses a script
+  // or a page from a JSON answer.
+  res.set("X-Content-Type-Options", "nosniff");
   if (has_body)
     res.set(bhttp::field::content_type, "application/json");
   for (auto& [name, value] : r.headers)

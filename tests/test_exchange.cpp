@@ -127,3 +127,20 @@ TEST_CASE("exchange: under a base path", "[exchange]") {
   CHECK(status_line(f.send("GET /voiceover/api/health HTTP/1.1\r\nHost: x\r\n\r\n"))
         == "HTTP/1.1 404 Not Found");
 }
+
+TEST_CASE("exchange: the headers a browser is held to", "[exchange]") {
+  front_end f;
+  auto r = f.send("GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(r.find("X-Content-Type-Options: nosniff\r\n") != std::string::npos);
+  r = f.send("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(r.find("X-Content-Type-Options: nosniff\r\n") != std::string::npos);
+  // The page and /docs: their own origin only, never framed.
+  for (auto target : {"/", "/docs"}) {
+    r = f.send(std::string{"GET "} + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(status_line(r) == "HTTP/1.1 200 OK");
+    CHECK(r.find("Content-Security-Policy: ") != std::string::npos);
+    CHECK(r.find("frame-ancestors 'none'") != std::string::npos);
+    CHECK(r.find("connect-src 'self'") != std::string::npos);
+    CHECK(r.find("X-Frame-Options: DENY\r\n") != std::string::npos);
+  }
+}
