@@ -167,6 +167,10 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
     }
     return;
   }
+  if (full()) {
+    rp.deliver(make_error(ec::full, "Lobby is full"));
+    return;
+  }
   pending[key].push_back(std::move(rp));
   self
     ->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name,
@@ -643,7 +647,9 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         self->state.join(j, rp);
         return rp;
       },
-      [=](atom::add, const std::string& nick) {
+      [=](atom::add, const std::string& nick) -> caf::result<session> {
+        if (self->state.full())
+          return make_error(ec::full, "Lobby is full");
         return self->state.add_person(nick);
       },
       [=](atom::reconcile, const std::string& provider_id,
@@ -856,6 +862,10 @@ void lobby_directory_state::create(const lobby_create& c, created_promise rp) {
   if (auto i = creating.find(c.name); i != creating.end()) {
     // Being created moments ago: answered with that creation.
     i->second.push_back(std::move(rp));
+    return;
+  }
+  if (lobbies.size() + creating.size() >= peers.max_lobbies) {
+    rp.deliver(make_error(ec::full, "Too many lobbies"));
     return;
   }
   creating[c.name].push_back(std::move(rp));

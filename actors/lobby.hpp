@@ -65,6 +65,11 @@ struct lobby_peers {
   size_t failover_attempts = 1;
   /// Counts failovers and re-dispatches (may be null).
   std::shared_ptr<server_stats> stats;
+  /// Lobbies the directory holds at most; a creation past it is refused
+  /// (ec::full), so that clients cannot grow the state without bound.
+  size_t max_lobbies = 10000;
+  /// Members (people and bots, joins in flight included) of one lobby.
+  size_t max_members = 1000;
 };
 
 struct lobby_state {
@@ -132,6 +137,11 @@ struct lobby_state {
   void accepted(const join_key& key, session s);
   void finish(const join_key& key, const caf::error& err, const session& s);
   session add_person(const std::string& nick);
+  /// No member more may join: members and joins in flight are at
+  /// peers.max_members.
+  bool full() const {
+    return value.sessions.size() + pending.size() >= peers.max_members;
+  }
   /// Adds a subscriber and sends it the members.
   void subscribe(lobby_subscriber_actor sub);
   /// Forgets a subscriber that died.

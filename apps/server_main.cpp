@@ -216,6 +216,8 @@ int main(int argc, char** argv) {
   peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
   peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
   peers.stats = stats;
+  peers.max_lobbies = opts.max_lobbies;
+  peers.max_members = opts.max_members_per_lobby;
   auto directory = sys.spawn(vb::lobby_directory, std::move(lobbies), peers,
                              stats);
   // The registry tells the lobbies of fleet events (re-dispatch, orphans,

@@ -86,6 +86,11 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--max-registrations-per-second",
                  o.max_registrations_per_second,
                  "registrations admitted per second, then 429");
+  app.add_option("--max-lobbies", o.max_lobbies,
+                 "lobbies held at most; a creation past it is 409");
+  app.add_option("--max-members-per-lobby", o.max_members_per_lobby,
+                 "members (people and bots) of one lobby at most; a join "
+                 "past it is 409");
   app.add_option("--idempotency-ttl", o.idempotency_ttl,
                  "seconds the first answer of a join's Idempotency-Key is "
                  "kept");

@@ -105,6 +105,10 @@ api_reply error_reply(const caf::error& err) {
       e.errors.push_back(std::move(f));
       return api_reply{422, render(e), {}, nullptr};
     }
+    case ec::full: {
+      auto detail = text.empty() ? std::string{"Limit reached"} : text;
+      return api::error(409, detail, code_from(detail));
+    }
     case ec::protocol_mismatch: // only between the gateway and a provider
     case ec::none:
       break;

@@ -41,6 +41,8 @@ json to_json(const server_options& o) {
     {"write_timeout", o.write_timeout},
     {"max_connections", o.max_connections},
     {"max_connections_per_address", o.max_connections_per_address},
+    {"max_lobbies", o.max_lobbies},
+    {"max_members_per_lobby", o.max_members_per_lobby},
     {"http_threads", o.http_threads},
     {"cors_origins", o.cors_origins},
   };
@@ -139,6 +141,11 @@ std::string apply_config_json(const std::string& text, server_options& o) {
     else if (key == "max_connections_per_address")
       err = read_field(value, "max_connections_per_address",
                        o.max_connections_per_address);
+    else if (key == "max_lobbies")
+      err = read_field(value, "max_lobbies", o.max_lobbies);
+    else if (key == "max_members_per_lobby")
+      err = read_field(value, "max_members_per_lobby",
+                       o.max_members_per_lobby);
     else if (key == "http_threads")
       err = read_field(value, "http_threads", o.http_threads);
     else if (key == "cors_origins")
@@ -207,6 +214,8 @@ std::string validate(const server_options& o) {
     return "max_connections must be positive";
   if (o.max_connections_per_address == 0)
     return "max_connections_per_address must be positive";
+  if (o.max_lobbies == 0 || o.max_members_per_lobby == 0)
+    return "max_lobbies and max_members_per_lobby must be positive";
   return {};
 }
 

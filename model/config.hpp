@@ -56,6 +56,11 @@ struct server_options {
   /// Open connections accepted from one client address; more from it are
   /// closed at accept, so one address cannot take every slot.
   std::size_t max_connections_per_address = 64;
+  /// Lobbies held at most, and members (people and bots) of one lobby:
+  /// past either, creations and joins are 409, so that clients cannot grow
+  /// the state without bound.
+  std::size_t max_lobbies = 10000;
+  std::size_t max_members_per_lobby = 1000;
   unsigned http_threads = 0; // 0: one per core
   std::vector<std::string> cors_origins;
   /// Command line only: print this journal's records and exit.

@@ -19,6 +19,7 @@ const char* to_string(ec x) {
     case ec::removed: return "removed";
     case ec::rate_limited: return "rate_limited";
     case ec::idempotency_key_reused: return "idempotency_key_reused";
+    case ec::full: return "full";
   }
   return "unknown";
 }

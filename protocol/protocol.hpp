@@ -77,6 +77,8 @@ enum class ec : uint8_t {
   rate_limited,           // 429: too many registrations; context: (detail,
                           // retry_after seconds as a double)
   idempotency_key_reused, // 422: an Idempotency-Key with another body
+  full,                   // 409: max_lobbies or max_members_per_lobby is
+                          // reached (context: detail)
 };
 
 const char* to_string(ec x);

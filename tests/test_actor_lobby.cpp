@@ -118,13 +118,20 @@ struct lobby_fixture : test::fixture {
     return false;
   }
 
+  /// The limits start() gives the directory.
+  size_t max_lobbies = lobby_peers{}.max_lobbies;
+  size_t max_members = lobby_peers{}.max_members;
+
   /// The directory over a real journal store in the test's directory.
   void start(std::vector<lobby> initial = {}) {
     auto seed = std::make_shared<journal_store_seed>();
     load_lobbies(dir.path, *seed);
     lobby_files = spawn_journal_store(sys, seed, stats, false);
-    aut = sys.spawn(lobby_directory, to_images(std::move(initial)),
-                    lobby_peers{reg, disp, lobby_files.store}, stats);
+    lobby_peers peers{reg, disp, lobby_files.store};
+    peers.max_lobbies = max_lobbies;
+    peers.max_members = max_members;
+    aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
+                    stats);
     run();
   }
 
@@ -444,6 +451,45 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a bot member that leaves is stopped at "
   CHECK(script->stops == std::vector<std::string>{"run-1"});
   CHECK(code_of(ask_error<bool>(aut, atom::remove_v, room.id, s.session_id))
         == ec::not_found);
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: past max_lobbies a creation is "
+                 "refused and changes nothing", "[lobby]") {
+  max_lobbies = 2;
+  start();
+  auto a = create("a");
+  create("b");
+  auto err = ask_error<lobby_created>(aut, atom::create_v,
+                                      lobby_create{"c", false});
+  CHECK(code_of(err) == ec::full);
+  CHECK(on_disk().size() == 2);
+  CHECK(stats->lobbies == 2);
+  // An existing name is still answered with its lobby.
+  auto again = ask<lobby_created>(aut, atom::create_v, lobby_create{"a", false});
+  CHECK_FALSE(again.created);
+  CHECK(again.value.id == a.id);
+}
+
+TEST_CASE_METHOD(lobby_fixture, "lobby: past max_members people and bots "
+                 "are refused and nothing is dispatched", "[lobby]") {
+  max_members = 2;
+  start();
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  ask<session>(aut, atom::add_v, room.id, std::string{"alice"});
+  auto bot = join(room.id, "echo", "Echo");
+  CHECK(code_of(ask_error<session>(aut, atom::add_v, room.id,
+                                   std::string{"bob"}))
+        == ec::full);
+  CHECK(code_of(join_error(room.id, "echo", "Echo 2")) == ec::full);
+  CHECK(script->joins.size() == 1);
+  CHECK(get(room.id).sessions.size() == 2);
+  // The same join again is its existing member, full or not.
+  CHECK(join(room.id, "echo", "Echo").session_id == bot.session_id);
+  // A member leaves: there is room again.
+  ask<std::string>(aut, atom::leave_v, leave_request{bot.session_id, room.id});
+  run();
+  CHECK(join(room.id, "echo", "Echo 3").is_bot);
 }
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "

@@ -346,5 +346,39 @@ class TimeoutsAndCapsTest(ServerTestCase):
             time.sleep(0.05)
 
 
+class StateLimitsTest(ServerTestCase):
+    """max_lobbies and max_members_per_lobby: clients cannot grow the state
+    without bound; past a limit the answer is 409 and nothing changes."""
+
+    def test_lobbies_and_members_past_their_limits_are_409(self):
+        provider = self.fake_provider(("echo",))
+        s = self.start_server("--max-lobbies", "2", "--max-members-per-lobby", "2")
+        self.register(s, provider)
+        a = s.request("POST", "/api/lobby", {"name": "a"})
+        self.assertEqual(a[0], 201)
+        self.assertEqual(s.request("POST", "/api/lobby", {"name": "b"})[0], 201)
+        status, _, body = s.request("POST", "/api/lobby", {"name": "c"})
+        self.assertEqual((status, body["code"]), (409, "too_many_lobbies"), body)
+        self.assertEqual(len(s.request("GET", "/api/lobby")[2]["lobbies"]), 2)
+        # A known name is still its lobby.
+        self.assertEqual(s.request("POST", "/api/lobby", {"name": "a"})[0], 200)
+        lobby_id = a[2]["id"]
+        path = f"/api/lobby/{lobby_id}/sessions"
+        self.assertEqual(s.request("POST", path, {"nick": "alice"})[0], 201)
+        join = s.request("POST", "/api/bots/echo/join", {"lobby_id": lobby_id, "nick": "Echo"})
+        self.assertEqual(join[0], 200, join)
+        status, _, body = s.request("POST", path, {"nick": "bob"})
+        self.assertEqual((status, body["code"]), (409, "lobby_is_full"), body)
+        status, _, body = s.request("POST", "/api/bots/echo/join",
+                                    {"lobby_id": lobby_id, "nick": "Echo 2"})
+        self.assertEqual((status, body["code"]), (409, "lobby_is_full"), body)
+        self.assertEqual(len(provider.joins()), 1)
+        self.assertEqual(len(s.request("GET", f"/api/lobby/{lobby_id}")[2]["sessions"]), 2)
+        # After a restart the limits hold over what was loaded.
+        s.stop()
+        s.start(same_ports=True)
+        self.assertEqual(s.request("POST", "/api/lobby", {"name": "c"})[0], 409)
+
+
 if __name__ == "__main__":
     unittest.main()
