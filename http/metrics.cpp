@@ -153,6 +153,10 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
          "Connections closed at accept: max_connections were open, or "
          "max_connections_per_address from that address.",
          pm::MetricType::Counter, value(http.refused_connections));
+  single("voicebot_http_responses_abandoned_total",
+         "Responses not delivered: the client did not take them within "
+         "write_timeout, or went away while they were written.",
+         pm::MetricType::Counter, value(http.abandoned_responses));
 
   // -- registry, lobbies, cleanup --
   auto by_status = family("voicebot_providers",

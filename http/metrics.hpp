@@ -46,6 +46,10 @@ public:
   std::atomic<std::size_t> sockets{0};
   /// Connections refused at the cap.
   std::atomic<uint64_t> refused_connections{0};
+  /// Responses not delivered: the client stopped reading (write_timeout)
+  /// or went away while the response was being written. Not counted as
+  /// answered.
+  std::atomic<uint64_t> abandoned_responses{0};
 
   /// The request families (voicebot_http_*), read by render_metrics.
   struct slot_view {

@@ -374,10 +374,20 @@ private:
 
   void on_write(beast::error_code ec, std::size_t) {
     auto took = std::chrono::steady_clock::now() - started_;
-    metrics_->record(route_, status_,
-                     std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-    spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_,
-                 std::chrono::duration<double, std::milli>(took).count());
+    auto ms = std::chrono::duration<double, std::milli>(took).count();
+    if (ec) {
+      // Not delivered: a reader too slow (write_timeout) or gone.
+      ++metrics_->abandoned_responses;
+      spdlog::warn("{} {} {} not delivered after {:.3f} ms: {}", method_,
+                   target_, status_, ms,
+                   ec == beast::error::timeout ? "write timeout"
+                                               : ec.message());
+    } else {
+      metrics_->record(
+        route_, status_,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+      spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_, ms);
+    }
     --metrics_->in_flight;
     auto close = ec || !keep_alive_ || srv_.draining.load();
     res_.reset();

@@ -137,7 +137,10 @@ class SlowClientsTest(ServerTestCase):
             self.assertLess(time.monotonic() - started, 15, "the slow reader was never cut off")
             time.sleep(0.1)
         sock.close()
-        s.wait_for_line(r"GET /api/openapi.json 200")
+        # Logged and counted as not delivered, not as answered.
+        s.wait_for_line(r"GET /api/openapi.json 200 not delivered after [0-9.]+ ms: write timeout")
+        text = s.request("GET", "/metrics")[2]
+        self.assertRegex(text, r"\nvoicebot_http_responses_abandoned_total [1-9]")
         self.assertEqual(health_from("127.0.0.3", s.port), 200)
 
 
