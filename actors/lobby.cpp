@@ -323,6 +323,7 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
               // It left meanwhile: the new run has no member.
               moving.erase(sid);
               stop_run(now->value);
+              forget_unused_provider(p.provider_id);
               return;
             }
             write({leave_change(value.id, sid), join_change(value.id, now)},
@@ -333,6 +334,7 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
                                    value.id, sid,
                                    err ? to_string(err) : "it left");
                       stop_run(now->value);
+                      forget_unused_provider(now->value.provider_id);
                       return;
                     }
                     replace_member(now, "member_moved");
@@ -354,13 +356,18 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
 void lobby_state::replace_member(
   const std::shared_ptr<const lobby_image::member>& now, const char* event) {
   auto& s = now->value;
+  std::string old_provider;
   for (auto& m : value.sessions)
     if (m->value.session_id == s.session_id) {
-      drop_bot(m->value);
+      // The new member's provider record (learned) stays for add_bot.
+      old_provider = m->value.provider_id;
+      drop_bot(m->value, false);
       m = now;
       break;
     }
   add_bot(join_key{s.bot_name, s.nick}, now);
+  if (!old_provider.empty())
+    forget_unused_provider(old_provider);
   emit(event, s);
   notify(member_change{value.id, now, s.session_id});
 }
@@ -375,6 +382,7 @@ void lobby_state::accepted(const join_key& key, session s) {
       spdlog::warn("bot {} as '{}' in lobby {} not added: {}", s.bot_name,
                    s.nick, value.id, to_string(err));
       stop_run(s);
+      forget_unused_provider(s.provider_id);
       return finish(key, err, {});
     }
     add_bot(key, m);
@@ -478,7 +486,7 @@ void lobby_state::add_bot(const join_key& key,
   bots.emplace(key, std::move(m));
 }
 
-void lobby_state::drop_bot(const session& s) {
+void lobby_state::drop_bot(const session& s, bool forget) {
   bots.erase(join_key{s.bot_name, s.nick});
   for (auto* by : {&bots_by_provider, &quiet_bots})
     if (auto i = by->find(s.provider_id); i != by->end()) {
@@ -486,6 +494,15 @@ void lobby_state::drop_bot(const session& s) {
       if (i->second.empty())
         by->erase(i);
     }
+  if (forget)
+    forget_unused_provider(s.provider_id);
+}
+
+void lobby_state::forget_unused_provider(const std::string& provider_id) {
+  if (bots_by_provider.count(provider_id) == 0
+      && quiet_bots.count(provider_id) == 0
+      && awaiting.count(provider_id) == 0)
+    providers.erase(provider_id);
 }
 
 void lobby_state::learned(const provider& p) {

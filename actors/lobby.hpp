@@ -111,10 +111,14 @@ struct lobby_state {
   void add_bot(const join_key& key,
                std::shared_ptr<const lobby_image::member> m);
   /// A bot member leaves.
-  void drop_bot(const session& s);
+  void drop_bot(const session& s, bool forget = true);
   /// A bot provider's record: kept for its bots' events; an HTTP provider's
   /// bots leave the event fan-out.
   void learned(const provider& p);
+  /// Drops the record of a provider no bot member of this lobby has any
+  /// more: with providers coming and going, the records would otherwise
+  /// pile up for the lobby's life.
+  void forget_unused_provider(const std::string& provider_id);
   void join(const bot_join& j, session_promise rp);
   /// One dispatch with failover (SPEC §7): the candidates in order, at most
   /// 1 + failover_attempts of them; `ok` with the provider that accepted

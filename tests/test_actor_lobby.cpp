@@ -492,6 +492,29 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: past max_members people and bots "
   CHECK(join(room.id, "echo", "Echo 3").is_bot);
 }
 
+TEST_CASE_METHOD(lobby_fixture, "lobby: providers coming and going leave no "
+                 "records behind in a lobby", "[lobby]") {
+  start();
+  auto room = create("room");
+  auto l = ask<lobby_actor>(aut, atom::subscribe_v, room.id);
+  auto* impl = dynamic_cast<lobby_actor::stateful_pointer<lobby_state>>(
+    caf::actor_cast<caf::abstract_actor*>(l));
+  REQUIRE(impl != nullptr);
+  auto& st = impl->state;
+  for (int i = 0; i < 5; ++i) {
+    auto pid = add_provider("p" + std::to_string(i), {"echo"});
+    auto s = join(room.id, "echo", "Echo " + std::to_string(i), pid);
+    CHECK(st.providers.count(pid) == 1);
+    ask<std::string>(aut, atom::leave_v, leave_request{s.session_id, room.id});
+    run();
+    CHECK(st.providers.count(pid) == 0);
+  }
+  // A member that stays keeps its provider's record.
+  auto pid = add_provider("stays", {"echo"});
+  join(room.id, "echo", "Echo", pid);
+  CHECK(st.providers.size() == 1);
+}
+
 TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "
                  "written to disk", "[lobby]") {
   start();
