@@ -41,7 +41,7 @@ caf::error host_error(const provider& p, const caf::error& err) {
   if (err == caf::sec::request_timeout)
     return make_error(ec::unavailable,
                       "provider " + p.name + " did not answer in time");
-  if (err.category() == caf::atom("system"))
+  if (!err || err.category() == caf::atom("system"))
     return make_error(ec::unavailable,
                       "provider " + p.name + " unreachable: "
                         + caf::to_string(err));

@@ -33,6 +33,8 @@ std::string code_from(std::string_view detail) {
 
 /// The text attached to an error of ours, if any.
 std::string context_text(const caf::error& err) {
+  if (!err)
+    return {}; // a none error has no context to read (CAF 0.17)
   auto& ctx = err.context();
   if (ctx.size() == 1 && ctx.match_element<std::string>(0))
     return ctx.get_as<std::string>(0);

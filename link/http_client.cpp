@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "link/answer.hpp"
 #include "model/url.hpp"
 
 namespace vb {
@@ -89,25 +90,6 @@ public:
 private:
   http_client::callback done_;
 };
-
-std::string describe(const beast::error_code& ec) {
-  if (ec == beast::error::timeout)
-    return "timeout";
-  if (ec == net::error::connection_refused)
-    return "connection refused";
-  if (ec == net::error::host_not_found
-      || ec == net::error::host_not_found_try_again
-      || ec == net::error::no_data)
-    return "host not found";
-  if (ec == bhttp::error::body_limit)
-    return "response too large";
-  if (ec == bhttp::error::header_limit)
-    return "response headers too large";
-  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message
-      || ec == net::error::eof)
-    return "connection closed";
-  return ec.message();
-}
 
 /// Idle keep-alive connections by "host:port", touched only on the pool's
 /// own strand (no lock). A connection goes back after a complete response
@@ -236,9 +218,7 @@ public:
     req_.keep_alive(true);
     req_.prepare_payload();
     key_ = host_ + " " + port_;
-    parser_->body_limit(http_client::max_body_bytes);
-    if (method == bhttp::verb::head)
-      parser_->skip(true); // a HEAD response has headers only
+    answer::set_limits(*parser_, method == bhttp::verb::head);
   }
 
   /// The request's strand.
@@ -299,9 +279,7 @@ private:
     stream_.socket() = tcp::socket{stream_.get_executor()};
     buffer_.clear();
     parser_.emplace();
-    parser_->body_limit(http_client::max_body_bytes);
-    if (req_.method() == bhttp::verb::head)
-      parser_->skip(true);
+    answer::set_limits(*parser_, req_.method() == bhttp::verb::head);
     phase_ = phase::resolving;
     start_fresh();
     return true;
@@ -377,16 +355,13 @@ private:
       return;
     if (ec)
       return fail(ec);
-    auto& res = parser_->get();
-    http_result r;
-    r.status = static_cast<int>(res.result_int());
-    r.body = std::move(res.body());
     // Nothing may follow the response on a connection that goes back.
-    finish(std::move(r), res.keep_alive() && buffer_.size() == 0);
+    bool keep = parser_->get().keep_alive() && buffer_.size() == 0;
+    finish(answer::result_of(*parser_), keep);
   }
 
   void fail(const beast::error_code& ec) {
-    finish(failure(describe(ec)));
+    finish(failure(answer::describe(ec)));
   }
 
   void finish(http_result r, bool keep = false) {

@@ -98,9 +98,12 @@ caf::error make_error(ec x, Ts&&... xs) {
           caf::make_message(std::forward<Ts>(xs)...)};
 }
 
-/// The `ec` of an error of our category, or `ec::none`.
+/// The `ec` of an error of our category, or `ec::none`. A none error has
+/// no category (CAF 0.17 reads through a null pointer for it): a peer can
+/// send one as its refusal (found by fuzz/caf_messages).
 inline ec code_of(const caf::error& e) {
-  return e.category() == ec_category() ? static_cast<ec>(e.code()) : ec::none;
+  return e && e.category() == ec_category() ? static_cast<ec>(e.code())
+                                            : ec::none;
 }
 
 // -- wire types -------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <utility>
@@ -31,6 +32,9 @@ namespace {
 using namespace detail;
 
 using step_fn = std::function<void(journal_step)>;
+
+// No record has this seq: the one after it would be 0.
+constexpr uint64_t max_seq = std::numeric_limits<uint64_t>::max();
 
 
 
@@ -216,14 +220,19 @@ segment_scan scan_segment(std::string_view data) {
       s.why = std::move(why);
       break;
     }
-    if (rec.seq <= prev_seq) {
+    // The highest seq is never written (append() stops below it): after it
+    // the next seq would wrap to 0 and every later record would be refused
+    // as out of order (found by fuzz/journal.cpp).
+    if (rec.seq <= prev_seq || rec.seq == max_seq) {
       s.bad = true;
       s.intact = true;
       s.bad_offset = off;
-      s.why = prev_seq == 0 ? std::string("seq 0")
-                            : "seq " + std::to_string(rec.seq)
-                                + " does not follow seq "
-                                + std::to_string(prev_seq);
+      s.why = rec.seq == max_seq ? "seq " + std::to_string(rec.seq)
+                                     + " leaves no seq to follow"
+              : prev_seq == 0    ? std::string("seq 0")
+                                 : "seq " + std::to_string(rec.seq)
+                                     + " does not follow seq "
+                                     + std::to_string(prev_seq);
       break;
     }
     s.records.push_back(rec);
@@ -619,6 +628,12 @@ bool journal_file::append(const std::vector<std::string_view>& payloads,
   if (!repair(error))
     return false;
   const std::string path = active_path();
+  // next_seq_ is 0 when the snapshot's own seq was the highest (it wrapped).
+  if (next_seq_ == 0 || payloads.size() > max_seq - next_seq_) {
+    error = "journal " + path + ": no sequence numbers left after "
+            + std::to_string(next_seq_ - 1);
+    return false;
+  }
   size_t total = 0;
   for (size_t i = 0; i < payloads.size(); ++i) {
     if (payloads[i].size() > journal_max_payload) {

@@ -1,0 +1,173 @@
+// Fuzz target caf_messages: the CAF decoding of what a CAF provider sends
+// the gateway (protocol/protocol.hpp): a BASP payload is decoded by CAF's
+// binary deserializer into a caf::message of any registered type before
+// any actor of ours sees it, so decoding is a trust boundary (SPEC §5: a
+// provider is another program). Nothing here may crash, leak or hang.
+// docs/fuzzing.md.
+//
+// The actor system registers every type the server does
+// (vb::add_message_types: the wire block and the local ones, since a
+// remote message may name any registered type). The input is decoded as
+// each wire type in turn, as the argument lists of every gateway handler,
+// as a caf::error (a provider's refusal, which the dispatcher prints) and
+// as a caf::message. Whatever decodes is checked as the gateway checks it
+// (check_provider_registration, check_heartbeat), printed as the logs
+// print it (caf::to_string), and re-encoded: encoding what was decoded and
+// decoding that again gives the same bytes.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/interfaces.hpp"
+#include "actors/messages.hpp"
+#include "fuzz/fuzz_util.hpp"
+#include "model/validate.hpp"
+#include "protocol/protocol.hpp"
+
+namespace {
+
+caf::actor_system* sys = nullptr;
+
+/// Encodes `xs`, decodes the encoding and encodes again: the same bytes.
+template <class... Ts>
+void check_round_trip(Ts&... xs) {
+  std::vector<char> first;
+  {
+    caf::binary_serializer sink{*sys, first};
+    if (auto err = sink(xs...))
+      return; // e.g. a handle that cannot be encoded here
+  }
+  std::tuple<Ts...> back;
+  caf::binary_deserializer source{*sys, first};
+  auto err = std::apply([&](auto&... ys) { return source(ys...); }, back);
+  VB_FUZZ_CHECK(!err);
+  VB_FUZZ_CHECK(source.remaining() == 0);
+  std::vector<char> second;
+  caf::binary_serializer sink{*sys, second};
+  VB_FUZZ_CHECK(!std::apply([&](auto&... ys) { return sink(ys...); }, back));
+  VB_FUZZ_CHECK(first == second);
+}
+
+/// Decodes `data` as `Ts...` (one after the other, as the elements of a
+/// message); on success calls `then` with them and checks the round trip.
+template <class... Ts, class F>
+void decode_as(const uint8_t* data, size_t size, F then) {
+  std::tuple<Ts...> xs;
+  caf::binary_deserializer source{*sys, reinterpret_cast<const char*>(data),
+                                  size};
+  auto err = std::apply([&](auto&... ys) { return source(ys...); }, xs);
+  if (err)
+    return;
+  std::apply(then, xs);
+  std::apply([](auto&... ys) { check_round_trip(ys...); }, xs);
+}
+
+template <class... Ts>
+void decode_as(const uint8_t* data, size_t size) {
+  decode_as<Ts...>(data, size, [](auto&...) {});
+}
+
+/// What the gateway does with a registration before anything else.
+void check_registration(vb::provider_registration& reg) {
+  vb::check_provider_registration(reg);
+  VB_FUZZ_CHECK(vb::to_string(reg.via) != nullptr);
+}
+
+/// The gateway's heartbeat check (actors/gateway.cpp), normalizing first.
+void check_heartbeat(vb::heartbeat& hb) {
+  if (hb.load < 0)
+    hb.load = -1;
+  if (hb.capacity < 0)
+    hb.capacity = -1;
+  vb::check_heartbeat(hb);
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  static caf::actor_system_config cfg;
+  vb::add_message_types(cfg);
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  // Never destroyed: the system outlives every input and the exit.
+  sys = new caf::actor_system(cfg);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (sys == nullptr)
+    LLVMFuzzerInitialize(nullptr, nullptr);
+  using namespace vb;
+
+  // The wire types one by one.
+  decode_as<provider_registration>(
+    data, size, [](provider_registration& x) { check_registration(x); });
+  decode_as<heartbeat>(data, size,
+                       [](heartbeat& x) { check_heartbeat(x); });
+  decode_as<bot_info>(data, size);
+  decode_as<std::vector<bot_info>>(data, size);
+  decode_as<session>(data, size);
+  decode_as<dispatch_request>(data, size);
+  decode_as<bot_run>(data, size);
+  decode_as<std::vector<bot_run>>(data, size);
+  decode_as<registration_result>(data, size);
+  decode_as<lobby_event>(data, size);
+  decode_as<bot_host_actor>(data, size);
+  decode_as<provider_gateway_actor>(data, size);
+
+  // The argument lists of the gateway's handlers (provider_gateway_actor),
+  // and the answers a bot host gives (bot_host_actor). An atom crosses as
+  // its caf::atom_value (CAF cannot decode into an atom_constant).
+  decode_as<caf::atom_value, uint32_t>(data, size);
+  decode_as<caf::atom_value, uint32_t, provider_registration,
+            bot_host_actor, std::vector<bot_run>>(
+    data, size,
+    [](auto&, auto&, provider_registration& reg, auto&, auto&) {
+      check_registration(reg);
+    });
+  decode_as<caf::atom_value, std::string, heartbeat>(
+    data, size, [](auto&, std::string& id, heartbeat& hb) {
+      check_id_path(id, "provider_id");
+      check_heartbeat(hb);
+    });
+  decode_as<caf::atom_value, std::string, std::string, double>(data, size);
+  decode_as<caf::atom_value, std::string, std::string>(data, size);
+  decode_as<caf::atom_value, std::string, std::string, std::string>(data, size);
+  decode_as<std::string>(data, size);
+  decode_as<bool>(data, size);
+
+  // A provider's refusal: the dispatcher reads its code and prints it.
+  decode_as<caf::error>(data, size, [](caf::error& err) {
+    // CAF 0.17.6's error::category() dereferences a null error: a decoded
+    // "no error" crashed vb::code_of (protocol/protocol.hpp) until it
+    // checked for it (corpus: crash-none-error).
+    (void) code_of(err);
+    (void) caf::to_string(err);
+    (void) sys->render(err);
+  });
+
+  // Any message: what BASP hands to the gateway's mailbox.
+  decode_as<caf::message>(data, size, [](caf::message& msg) {
+    (void) caf::to_string(msg);
+    (void) msg.match_elements<caf::atom_value, uint32_t>();
+    (void) msg.match_elements<caf::atom_value, uint32_t,
+                              provider_registration, bot_host_actor,
+                              std::vector<bot_run>>();
+    if (msg.match_elements<caf::atom_value, std::string, heartbeat>()) {
+      auto hb = msg.get_as<heartbeat>(2);
+      check_heartbeat(hb);
+    }
+    if (msg.match_elements<caf::atom_value, uint32_t,
+                           provider_registration, bot_host_actor,
+                           std::vector<bot_run>>()) {
+      auto reg = msg.get_as<provider_registration>(2);
+      check_registration(reg);
+    }
+  });
+  return 0;
+}

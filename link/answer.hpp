@@ -1,0 +1,45 @@
+// How the HTTP provider client reads a provider's answer (SPEC §4): the
+// parser's limits, the error words of http_result, and the result of a
+// complete response. link/http_client.cpp reads from its socket with these;
+// read_answer() applies them to bytes in memory, so that the fuzz target
+// fuzz/http_client_answer.cpp parses answers exactly as the client does,
+// without a socket. Beast is in this header: only link/ and fuzz/ include
+// it (actors/ see link/http_link.hpp).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "link/http_link.hpp"
+
+namespace vb::answer {
+
+using response_parser
+  = boost::beast::http::response_parser<boost::beast::http::string_body>;
+
+/// The limits of one answer: a body of at most http_client::max_body_bytes,
+/// Beast's default 8 KiB of headers; headers only after a HEAD.
+void set_limits(response_parser& p, bool head_request);
+
+/// The `error` of an http_result for a failed read, connect or resolve
+/// (the words listed in link/http_link.hpp).
+std::string describe(const boost::system::error_code& ec);
+
+/// The result of a complete response; moves the body out of the parser.
+http_result result_of(response_parser& p);
+
+/// `bytes` as what a provider sent before closing the connection, read as
+/// the client reads its socket (headers, then the rest; `chunk` bytes per
+/// read, at least 1; after the last byte, end of stream). `reusable`, when
+/// not null, says whether the connection would go back to the pool (a
+/// complete keep-alive response with nothing after it).
+http_result read_answer(std::string_view bytes, bool head_request,
+                        std::size_t chunk, bool* reusable = nullptr);
+
+} // namespace vb::answer
