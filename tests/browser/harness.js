@@ -43,6 +43,10 @@ function requireBinaries() {
 /// Every process a test started; none outlives the test, however it ends
 /// (a failed check, the time limit).
 const children = new Set();
+/// Every process started, to look for sanitizer reports at the end
+/// (`scripts/run-tests --sanitize`): one fails the test.
+const allProcs = [];
+const SANITIZER_REPORT = /ERROR: (Address|Leak)Sanitizer|: runtime error: |SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer/;
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
@@ -54,6 +58,7 @@ class Proc {
     this.waiters = [];
     this.proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(this.proc);
+    allProcs.push(this);
     this.proc.on('exit', () => children.delete(this.proc));
     this.exited = new Promise((done) => this.proc.on('exit', (code, sig) => done({ code, sig })));
     let rest = '';
@@ -63,6 +68,7 @@ class Proc {
       rest = parts.pop();
       for (const line of parts) {
         this.lines.push(line);
+        if (SANITIZER_REPORT.test(line)) this.sanitizerReport = true;
         this.waiters = this.waiters.filter((w) => !w(line));
       }
     };
@@ -207,11 +213,21 @@ function run(main, limitMs = 110000) {
     console.error(`FAIL: the browser test took longer than ${limitMs / 1000} s`);
     process.exit(1);
   }, limitMs);
+  const sanitizerReports = () => {
+    const bad = allProcs.filter((p) => p.sanitizerReport);
+    for (const p of bad) console.error(`sanitizer report from ${p.name}:\n${p.lines.join('\n')}`);
+    return bad.length > 0;
+  };
   main().then(() => {
     clearTimeout(guard);
+    if (sanitizerReports()) {
+      console.error('FAIL: sanitizer report');
+      process.exit(1);
+    }
     log('PASS');
     process.exit(0);
   }, (err) => {
+    sanitizerReports();
     console.error('FAIL:', err && err.stack ? err.stack : err);
     process.exit(1);
   });

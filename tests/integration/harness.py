@@ -4,6 +4,7 @@ Used by the integration tests (run through ctest). Only the Python standard
 library: http.client for requests, subprocess for the processes.
 """
 
+import atexit
 import http.client
 import http.server
 import json
@@ -13,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +24,31 @@ import uuid
 BUILD_DIR = os.environ.get("VB_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER = os.path.join(BUILD_DIR, "voicebot-server")
 PROVIDER = os.path.join(BUILD_DIR, "voicebot-provider")
+
+# `scripts/run-tests --sanitize` (docs/testing.md): the binaries are built
+# with ASan and UBSan, so they are slower (every wait of this harness is
+# VB_TIME_SCALE times longer), and a process whose output holds a sanitizer
+# report fails the test that started it (and the whole file, at exit).
+SANITIZE = os.environ.get("VB_SANITIZE") == "1"
+TIME_SCALE = float(os.environ.get("VB_TIME_SCALE") or 1)
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|: runtime error: "
+                              r"|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer")
+SANITIZER_FINDINGS = []  # the log of every process that printed a report
+
+
+def scaled(timeout):
+    return timeout * TIME_SCALE
+
+
+@atexit.register
+def _exit_on_sanitizer_findings():
+    unreported = [f for f in SANITIZER_FINDINGS if not f.get("reported")]
+    if unreported:
+        for f in unreported:
+            sys.stderr.write(f"sanitizer report from {f['what']}:\n{f['log']}\n")
+        sys.stderr.flush()
+    if SANITIZER_FINDINGS:
+        os._exit(1)
 
 
 class Server:
@@ -61,6 +88,7 @@ class Server:
     def wait_for_nth(self, pattern, n, timeout=20):
         """Waits until `n` log lines match; returns the match of the n-th."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -79,17 +107,22 @@ class Server:
             return sum(1 for line in self.lines if rx.search(line))
 
     def _pump(self, proc):
+        report = False
         for line in proc.stdout:
+            report = report or bool(SANITIZER_REPORT.search(line))
             with self.cond:
                 self.lines.append(line.rstrip("\n"))
                 self.cond.notify_all()
         proc.stdout.close()
+        if report:
+            SANITIZER_FINDINGS.append({"what": " ".join(map(str, proc.args)), "log": self.log()})
         with self.cond:
             self.cond.notify_all()
 
     def wait_for_line(self, pattern, timeout=20):
         """Waits until a log line matches; returns it."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         seen = 0
         with self.cond:
@@ -120,7 +153,7 @@ class Server:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(sig)
         try:
-            code = self.proc.wait(timeout)
+            code = self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
             raise AssertionError(f"no exit {timeout} s after signal {sig}:\n" + self.log())
         self._drain()
@@ -139,7 +172,7 @@ class Server:
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         """Returns (status, headers dict, parsed JSON or raw text)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=scaled(timeout))
         try:
             hdrs = dict(headers or {})
             data = body
@@ -388,6 +421,7 @@ class FakeProvider:
 
     def wait_for(self, predicate, timeout=10):
         """Waits until predicate(calls) is true; returns the calls."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             while not predicate(list(self.calls)):
@@ -487,13 +521,31 @@ class ServerTestCase(unittest.TestCase):
         self.tmp = TempDir()
         self.servers = []
         self.providers = []
+        self.findings_before = len(SANITIZER_FINDINGS)
 
     def tearDown(self):
+        if SANITIZE:
+            # A graceful stop, so that LeakSanitizer looks at the server's
+            # exit too (a killed process reports nothing).
+            for p in self.providers:
+                p.release()
+                p.gate.set()
+            for s in self.servers:
+                try:
+                    s.stop(signal.SIGTERM, 10)
+                except AssertionError:
+                    pass  # not what this test checks; killed below
         for s in self.servers:
             s.kill()
         for p in self.providers:
             p.close()
         self.tmp.cleanup()
+        found = SANITIZER_FINDINGS[self.findings_before:]
+        for f in found:
+            f["reported"] = True
+        if found:
+            self.fail("sanitizer report:\n" + "\n\n".join(f"{f['what']}:\n{f['log']}"
+                                                          for f in found))
 
     def start_server(self, *args):
         s = Server(self.tmp.path, args)
@@ -550,6 +602,7 @@ def wait_until(probe, timeout=10, what="condition", every=0.02):
     """Calls `probe()` until it returns something true, at most `timeout`
     seconds; returns that value. `every` is the pause between calls (the
     server offers no way to be told, so it is polled)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while True:
