@@ -282,8 +282,10 @@ class SlowHttpTestTest(ServerTestCase):
         self.assertIn(f"connection refused: {ATTACKER} has {PER_ADDRESS} connections open",
                       s.log())
         self.assertIsNotNone(peak)
-        # The cap holds: the attacker's slots plus the scrape's own.
-        self.assertLessEqual(peak, PER_ADDRESS + 1, gauges)
+        # The cap holds: the attacker's slots plus the prober's own, the
+        # scrape and, at most, its health probe just before it (closed by
+        # the client, not yet by the server, on a loaded machine).
+        self.assertLessEqual(peak, PER_ADDRESS + 2, gauges)
         self.assertTrue(risen, f"the attack never held connections: {gauges}")
         self.assertIsNotNone(
             cut_at, f"the server held the attack's connections until slowhttptest ended "
