@@ -24,6 +24,7 @@
 
 #include "actors/interfaces.hpp"
 #include "actors/messages.hpp"
+#include "fuzz/caf_system.hpp"
 #include "fuzz/fuzz_util.hpp"
 #include "model/validate.hpp"
 #include "protocol/protocol.hpp"
@@ -89,13 +90,7 @@ void check_heartbeat(vb::heartbeat& hb) {
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  static caf::actor_system_config cfg;
-  vb::add_message_types(cfg);
-  cfg.set("scheduler.max-threads", 1);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  // Never destroyed: the system outlives every input and the exit.
-  sys = new caf::actor_system(cfg);
+  sys = vb::fuzz::make_system(1);
   return 0;
 }
 

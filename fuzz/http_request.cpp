@@ -32,6 +32,7 @@
 #include "actors/lobby.hpp"
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
+#include "fuzz/caf_system.hpp"
 #include "fuzz/fuzz_util.hpp"
 #include "http/api.hpp"
 #include "http/exchange.hpp"
@@ -128,13 +129,7 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spdlog::set_level(spdlog::level::off);
-  static caf::actor_system_config cfg;
-  vb::add_message_types(cfg);
-  cfg.set("scheduler.max-threads", 2);
-  cfg.set("logger.verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  // Never destroyed: actors of the last world may still be exiting.
-  sys = new caf::actor_system(cfg);
+  sys = vb::fuzz::make_system(2);
   return 0;
 }
 

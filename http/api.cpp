@@ -7,7 +7,6 @@
 #include "http/openapi.hpp"
 #include "http/routes.hpp"
 #include "http/web_assets.hpp"
-#include "model/json.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
