@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // http_link.hpp: exactly one of two shapes.
   if (r.error.empty()) {
     VB_FUZZ_CHECK(r.answered());
-    VB_FUZZ_CHECK(r.status >= 100 && r.status <= 999);
+    VB_FUZZ_CHECK(r.status >= 200 && r.status <= 599);
     VB_FUZZ_CHECK(r.body.size() <= vb::http_client::max_body_bytes);
     if (head)
       VB_FUZZ_CHECK(r.body.empty());

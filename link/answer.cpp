@@ -93,6 +93,13 @@ std::string describe(const boost::system::error_code& ec) {
   return ec.message();
 }
 
+std::string status_problem(const response_parser& p) {
+  auto status = p.get().result_int();
+  if (status >= 200 && status <= 599)
+    return {};
+  return "bad status " + std::to_string(status);
+}
+
 http_result result_of(response_parser& p) {
   auto& res = p.get();
   http_result r;
@@ -113,6 +120,8 @@ http_result read_answer(std::string_view bytes, bool head_request,
   bhttp::read_header(stream, buffer, parser, ec);
   if (ec)
     return failure(describe(ec));
+  if (auto why = status_problem(parser); !why.empty())
+    return failure(std::move(why));
   bhttp::read(stream, buffer, parser, ec);
   if (ec)
     return failure(describe(ec));

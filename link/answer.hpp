@@ -31,6 +31,13 @@ void set_limits(response_parser& p, bool head_request);
 /// (the words listed in link/http_link.hpp).
 std::string describe(const boost::system::error_code& ec);
 
+/// Why the status of a response whose header was read is not one the client
+/// acts on, or empty when it is: a final status is 200-599 (RFC 9110 §15).
+/// Beast accepts any three digits; a 1xx is not expected (the client sends
+/// no `Expect`, asks no upgrade), and below 100 or from 600 there is no
+/// class to read it by. Such an answer is no answer ("bad status N").
+std::string status_problem(const response_parser& p);
+
 /// The result of a complete response; moves the body out of the parser.
 http_result result_of(response_parser& p);
 

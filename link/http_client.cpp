@@ -345,6 +345,8 @@ private:
     if (phase_ != phase::exchanging || failed_before_answer(ec))
       return;
     got_bytes_ = true;
+    if (auto why = answer::status_problem(*parser_); !why.empty())
+      return finish(failure(std::move(why))); // and the connection closes
     bhttp::async_read(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&exchange::on_read, shared_from_this()));

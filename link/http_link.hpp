@@ -11,8 +11,8 @@
 namespace vb {
 
 /// What one request ended with. Exactly one of two shapes:
-/// - a response: `error` is empty and `status` is the HTTP status (any
-///   status, 2xx or not; `ok()` says whether it was 2xx);
+/// - a response: `error` is empty and `status` is the HTTP status (200 to
+///   599, 2xx or not; `ok()` says whether it was 2xx);
 /// - no (complete) response: `error` says why and `status` is 0, even when a
 ///   status line had been read before the failure (a body over the limit).
 /// It is also the dispatcher's message from the link's thread to itself
@@ -24,6 +24,7 @@ struct http_result {
                       // "connection refused", "timeout", "host not found",
                       // "response too large", "response headers too large",
                       // "connection closed" (EOF before a whole response),
+                      // "bad status N" (a status outside 200-599),
                       // "bad url: <url>", "bad method: <method>",
                       // "https providers are not supported",
                       // "client stopped" (the client was destroyed first),

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "link/answer.hpp"
 #include "link/http_client.hpp"
 #include "model/url.hpp"
 
@@ -36,6 +37,7 @@ constexpr auto wait_limit = 10s; // generous: only a broken client takes this lo
 enum class mode {
   json_ok,             // 200 with a JSON body and Content-Length
   error_500,           // 500 with a JSON body
+  bad_status,          // a status line with status 099, then 103, then 200
   chunked,             // 200, Transfer-Encoding: chunked
   big,                 // 200 with Content-Length: 2 MiB
   big_chunked,         // 200, chunked, 2 MiB in all
@@ -209,6 +211,11 @@ private:
                        + std::to_string(body.size()) + "\r\n\r\n" + body);
         break;
       }
+      case mode::bad_status:
+        // Beast's parser takes any three digits; 099 and an unasked-for 1xx
+        // are not answers the dispatcher can act on.
+        send_all(fd, "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\n{}");
+        break;
       case mode::chunked:
         send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         send_all(fd, "5\r\nhello\r\n");
@@ -420,6 +427,26 @@ TEST_CASE("http client: a 500 is a response, not an error", "[http_client]") {
   CHECK(r.result.status == 500);
   CHECK_FALSE(r.result.ok());
   CHECK(r.result.body == R"({"detail":"boom"})");
+}
+
+TEST_CASE("http client: a status outside 200-599 is no answer",
+          "[http_client]") {
+  test_server server{mode::bad_status};
+  auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
+  CHECK(r.calls == 1);
+  CHECK(r.result.error == "bad status 99");
+  CHECK(r.result.status == 0);
+  CHECK_FALSE(r.result.answered());
+  for (auto [answer, why] :
+       {std::pair{"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n"
+                  "Content-Length: 0\r\n\r\n", "bad status 103"},
+        std::pair{"HTTP/1.1 600 Beyond\r\nContent-Length: 0\r\n\r\n",
+                  "bad status 600"},
+        std::pair{"HTTP/1.1 599 Edge\r\nContent-Length: 0\r\n\r\n", ""}}) {
+    CAPTURE(answer);
+    auto a = vb::answer::read_answer(answer, false, 1);
+    CHECK(a.error == why);
+  }
 }
 
 TEST_CASE("http client: a chunked response is put together", "[http_client]") {
