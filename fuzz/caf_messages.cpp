@@ -14,6 +14,7 @@
 // (check_provider_registration, check_heartbeat), printed as the logs
 // print it (caf::to_string), and re-encoded: encoding what was decoded and
 // decoding that again gives the same bytes.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -33,9 +34,59 @@ namespace {
 
 caf::actor_system* sys = nullptr;
 
+/// A serializer that writes nothing and refuses a float or double that is
+/// not finite. CAF 0.17.6's encoder never returns on an infinite one:
+/// pack754 (caf/detail/ieee_754.hpp) halves it until it is below 2, and
+/// inf / 2 is inf (docs/fuzzing.md, "Findings in CAF"). The decoder can
+/// produce one from a provider's bytes. The server never encodes a
+/// provider's number again (the gateway refuses a non-finite heartbeat load
+/// or drain timeout, and what it sends, last_seen and retry_after, are its
+/// own), so the round trip skips such values.
+class finite_probe final : public caf::serializer {
+public:
+  explicit finite_probe(caf::actor_system& sys) : caf::serializer(sys) {
+  }
+
+  caf::error begin_object(uint16_t&, std::string&) override { return {}; }
+  caf::error end_object() override { return {}; }
+  caf::error begin_sequence(size_t&) override { return {}; }
+  caf::error end_sequence() override { return {}; }
+  caf::error apply_raw(size_t, void*) override { return {}; }
+
+protected:
+  caf::error apply_impl(int8_t&) override { return {}; }
+  caf::error apply_impl(uint8_t&) override { return {}; }
+  caf::error apply_impl(int16_t&) override { return {}; }
+  caf::error apply_impl(uint16_t&) override { return {}; }
+  caf::error apply_impl(int32_t&) override { return {}; }
+  caf::error apply_impl(uint32_t&) override { return {}; }
+  caf::error apply_impl(int64_t&) override { return {}; }
+  caf::error apply_impl(uint64_t&) override { return {}; }
+  caf::error apply_impl(float& x) override { return check(x); }
+  caf::error apply_impl(double& x) override { return check(x); }
+  caf::error apply_impl(long double& x) override { return check(x); }
+  caf::error apply_impl(std::string&) override { return {}; }
+  caf::error apply_impl(std::u16string&) override { return {}; }
+  caf::error apply_impl(std::u32string&) override { return {}; }
+
+private:
+  template <class T>
+  static caf::error check(T x) {
+    if (std::isfinite(x))
+      return {};
+    return caf::sec::invalid_argument;
+  }
+};
+
 /// Encodes `xs`, decodes the encoding and encodes again: the same bytes.
+/// Skipped for a value holding a non-finite number (finite_probe).
 template <class... Ts>
 void check_round_trip(Ts&... xs) {
+  {
+    finite_probe probe{*sys};
+    if (probe(xs...))
+      return;
+  }
   std::vector<char> first;
   {
     caf::binary_serializer sink{*sys, first};

@@ -181,7 +181,11 @@ void exchange(const api& a, const server_options& opts,
   limit(parser, opts);
   beast::error_code ec;
   auto input = boost::asio::const_buffer{bytes.data(), bytes.size()};
+  // Feeds what is left until the header is done (or all of it once it
+  // is); false when the parser took nothing: it needs bytes that never
+  // come (a chunk size cut short), as a connection whose peer went quiet.
   auto feed = [&] {
+    auto before = input.size();
     while (input.size() > 0 && !ec) {
       auto used = parser.put(input, ec);
       input += used;
@@ -193,6 +197,7 @@ void exchange(const api& a, const server_options& opts,
       if (parser.is_header_done() || parser.is_done())
         break;
     }
+    return input.size() < before;
   };
   response_flags closing{false, false, false, {}};
   feed();
@@ -205,7 +210,8 @@ void exchange(const api& a, const server_options& opts,
   if (auto r = header_refusal(parser))
     return answer(std::move(*r), closing);
   while (!parser.is_done() && input.size() > 0 && !ec)
-    feed();
+    if (!feed())
+      break;
   if (ec) {
     auto r = parse_failure(ec);
     return r ? answer(std::move(*r), closing) : done({});
