@@ -1,0 +1,1140 @@
+// The etcd client against a fake JSON gateway on 127.0.0.1 (plain POSIX
+// sockets, one std::thread per connection) that replays the answers of
+// Debian's etcd-server 3.4.23 recorded in the design (cluster-etcd.md §6)
+// and checks what the client sent; then the error shapes (code 14, a
+// streamed error, compaction, a cut stream, a refused endpoint, failing
+// keepalives); then, when `etcd` is installed, a real single member.
+// Waits are on futures and condition variables with a bound.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cluster/etcd_client.hpp"
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using namespace vb::etcd;
+
+namespace {
+
+constexpr auto wait_limit = 10s; // generous: only a broken client takes this long
+using steady = std::chrono::steady_clock;
+
+// -- a fake gateway -------------------------------------------------------------
+
+struct http_request {
+  std::string method, target, head, body; // head: lower-cased header lines
+  steady::time_point at;
+};
+
+bool send_all(int fd, const std::string& data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+/// Reads one request with a Content-Length body; false at end of stream.
+bool read_request(int fd, std::string& carry, http_request& out) {
+  char buf[4096];
+  for (;;) {
+    auto end = carry.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::string head = carry.substr(0, end + 4);
+      for (auto& c : head)
+        if (c >= 'A' && c <= 'Z')
+          c = static_cast<char>(c - 'A' + 'a');
+      std::size_t length = 0;
+      auto pos = head.find("\r\ncontent-length:");
+      if (pos != std::string::npos)
+        length = std::stoul(head.substr(pos + 17));
+      if (carry.size() >= end + 4 + length) {
+        auto line_end = carry.find("\r\n");
+        auto line = carry.substr(0, line_end);
+        auto sp1 = line.find(' ');
+        auto sp2 = line.find(' ', sp1 + 1);
+        out.method = line.substr(0, sp1);
+        out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+        out.head = head;
+        out.body = carry.substr(end + 4, length);
+        out.at = steady::now();
+        carry.erase(0, end + 4 + length);
+        return true;
+      }
+    }
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    carry.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::string answer(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: "
+         "application/json\r\nContent-Length: "
+         + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+std::string chunked_head(int status) {
+  return "HTTP/1.1 " + std::to_string(status)
+         + " X\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n";
+}
+
+std::string chunk(const std::string& data) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
+
+/// A whole chunked answer of one message (how etcd sends errors and
+/// the keepalive result).
+std::string chunked_answer(int status, const std::string& body) {
+  return chunked_head(status) + chunk(body + "\n") + "0\r\n\r\n";
+}
+
+class fake_gateway {
+public:
+  /// Called per request on the connection's thread; writes the answer to fd.
+  using handler = std::function<void(int fd, const http_request&, int nth)>;
+
+  explicit fake_gateway(handler h) : handler_(std::move(h)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listen_fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
+            == 0);
+    REQUIRE(::listen(listen_fd_, 64) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len)
+            == 0);
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~fake_gateway() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    accept_thread_.join();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (int fd : fds_)
+        ::shutdown(fd, SHUT_RDWR);
+    }
+    stop_cv_.notify_all();
+    for (auto& t : conn_threads_)
+      t.join();
+    for (int fd : fds_)
+      ::close(fd);
+    ::close(listen_fd_);
+  }
+
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_);
+  }
+
+  std::vector<http_request> requests() {
+    std::lock_guard<std::mutex> g(mu_);
+    return requests_;
+  }
+
+  /// Requests to `target` so far.
+  std::vector<http_request> requests(const std::string& target) {
+    std::vector<http_request> out;
+    for (auto& r : requests())
+      if (r.target == target)
+        out.push_back(r);
+    return out;
+  }
+
+  /// Waits until `n` requests to `target` arrived (bounded).
+  bool wait_requests(const std::string& target, std::size_t n,
+                     std::chrono::milliseconds limit = wait_limit) {
+    std::unique_lock<std::mutex> g(mu_);
+    return cv_.wait_for(g, limit, [&] {
+      std::size_t k = 0;
+      for (auto& r : requests_)
+        k += r.target == target;
+      return k >= n;
+    });
+  }
+
+  /// Keeps a streaming answer open until the client closes its end or the
+  /// gateway stops.
+  static void hold(int fd) {
+    char buf[256];
+    while (::recv(fd, buf, sizeof buf, 0) > 0) {
+    }
+  }
+
+private:
+  void accept_loop() {
+    while (!stopping_) {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) {
+        if (stopping_ || errno != EINTR)
+          return;
+        continue;
+      }
+      std::lock_guard<std::mutex> g(mu_);
+      fds_.push_back(fd);
+      conn_threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  void serve(int fd) {
+    std::string carry;
+    http_request r;
+    while (!stopping_ && read_request(fd, carry, r)) {
+      int nth;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        requests_.push_back(r);
+        nth = static_cast<int>(std::count_if(
+          requests_.begin(), requests_.end(),
+          [&](const http_request& x) { return x.target == r.target; }));
+      }
+      cv_.notify_all();
+      handler_(fd, r, nth);
+      ::shutdown(fd, SHUT_WR); // one request per connection, as the client does
+    }
+  }
+
+  handler handler_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable stop_cv_;
+  std::vector<int> fds_;
+  std::vector<std::thread> conn_threads_;
+  std::vector<http_request> requests_;
+};
+
+/// A loopback port nobody listens on (bound, then closed).
+std::string refused_url() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+}
+
+/// Runs a unary call and waits for its result.
+template <class R, class Start>
+R await(Start start) {
+  auto p = std::make_shared<std::promise<R>>();
+  auto f = p->get_future();
+  start([p](R r) { p->set_value(std::move(r)); });
+  REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+  return f.get();
+}
+
+/// Collects watch updates and wakes a waiter.
+struct watch_log {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<watch_update> updates;
+
+  etcd_client::watch_callback callback() {
+    return [this](const watch_update& u) {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        updates.push_back(u);
+      }
+      cv.notify_all();
+    };
+  }
+
+  /// Waits until `pred(updates)` holds (bounded).
+  bool wait(std::function<bool(const std::vector<watch_update>&)> pred) {
+    std::unique_lock<std::mutex> g(mu);
+    return cv.wait_for(g, wait_limit, [&] { return pred(updates); });
+  }
+
+  std::vector<watch_event> events() {
+    std::lock_guard<std::mutex> g(mu);
+    std::vector<watch_event> out;
+    for (auto& u : updates)
+      for (auto& e : u.events)
+        out.push_back(e);
+    return out;
+  }
+
+  std::size_t count(watch_update::kind k) {
+    std::lock_guard<std::mutex> g(mu);
+    return static_cast<std::size_t>(std::count_if(
+      updates.begin(), updates.end(),
+      [&](const watch_update& u) { return u.what == k; }));
+  }
+};
+
+const std::string H2 = R"("header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"2","raft_term":"2"})";
+
+std::string header(int rev) {
+  return R"("header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":")"
+         + std::to_string(rev) + R"(","raft_term":"2"})";
+}
+
+etcd_options options_for(std::vector<std::string> endpoints) {
+  etcd_options o;
+  o.endpoints = std::move(endpoints);
+  o.attempt_timeout = 1000ms;
+  o.retry_pause = 20ms;
+  o.watch_backoff = 20ms;
+  o.watch_backoff_max = 100ms;
+  return o;
+}
+
+range_request key_range(std::string key) {
+  range_request r;
+  r.key = std::move(key);
+  return r;
+}
+
+json body_of(const http_request& r) {
+  return json::parse(r.body);
+}
+
+// The recorded answers (§6.2, §6.3, §6.6), by path.
+const std::string member_key = "/vb/lobbies/L1/bots/echo/Echo";
+
+void recorded(int fd, const http_request& r, int) {
+  auto j = json::parse(r.body, nullptr, false);
+  std::string out;
+  if (r.target == "/v3/kv/put") {
+    out = answer(200, "{" + H2 + "}");
+  } else if (r.target == "/v3/kv/range") {
+    if (j.contains("range_end"))
+      out = answer(200, "{" + header(5) + R"(,"kvs":[{"key":"L3ZiL3Byb3ZpZGVycy9wMQ==","create_revision":"3","mod_revision":"3","version":"1","value":"eyJuYW1lIjoieCJ9","lease":"4111120375154390539"},{"key":"L3ZiL3Byb3ZpZGVycy9wMg==","create_revision":"4","mod_revision":"4","version":"1","value":"eQ==","lease":"4111120375154390539"}],"count":"2"})");
+    else
+      out = answer(200, "{" + H2 + R"(,"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"2","version":"1","value":"YmFy"}],"count":"1"})");
+  } else if (r.target == "/v3/kv/deleterange") {
+    out = answer(200, "{" + header(8) + R"(,"deleted":"1","prev_kvs":[{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"6","mod_revision":"7","version":"2","value":"eyJzZXNzaW9uX2lkIjoiczEiLCJ2IjoyfQ=="}]})");
+  } else if (r.target == "/v3/kv/txn") {
+    if (j["compare"][0]["target"] == "CREATE")
+      out = answer(200, "{" + header(25) + R"(,"succeeded":true,"responses":[{"response_put":{"header":{"revision":"25"}}}]})");
+    else
+      out = answer(200, "{" + header(26) + R"(,"responses":[{"response_range":{"header":{"revision":"26"},"kvs":[{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"25","mod_revision":"26","version":"2","value":"eyJzdGF0ZSI6ImpvaW5lZCIsInNlc3Npb25faWQiOiJzLTEiLCJydW5faWQiOiJyLTkifQ=="}],"count":"1"}}]})");
+  } else if (r.target == "/v3/lease/grant") {
+    out = answer(200, "{" + H2 + R"(,"ID":"4111120375154390539","TTL":"5"})");
+  } else if (r.target == "/v3/lease/keepalive") {
+    if (j["ID"] == "12345")
+      out = chunked_answer(200, R"({"result":{)" + H2 + R"(,"ID":"12345"}})");
+    else
+      out = chunked_answer(200, R"({"result":{)" + H2 + R"(,"ID":"4111120375154390539","TTL":"5"}})");
+  } else if (r.target == "/v3/lease/timetolive") {
+    out = answer(200, "{" + H2 + R"(,"ID":"4111120375154390539","TTL":"4","grantedTTL":"5","keys":["L3ZiL3Byb3ZpZGVycy9wMQ==","L3ZiL3Byb3ZpZGVycy9wMg=="]})");
+  } else if (r.target == "/v3/lease/revoke") {
+    out = chunked_answer(404, R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})");
+  } else {
+    out = answer(404, "404 page not found");
+  }
+  send_all(fd, out);
+}
+
+const std::string code14 = R"({"error":"etcdserver: request timed out","message":"etcdserver: request timed out","code":14})";
+
+} // namespace
+
+// -- helpers ----------------------------------------------------------------------
+
+TEST_CASE("base64 and prefix ends are etcd's", "[etcd]") {
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("/vb/providers/p1") == "L3ZiL3Byb3ZpZGVycy9wMQ==");
+  CHECK(base64_encode("y") == "eQ==");
+  std::string out;
+  CHECK(base64_decode("eyJuYW1lIjoieCJ9", out));
+  CHECK(out == R"({"name":"x"})");
+  CHECK_FALSE(base64_decode("a!==", out));
+  CHECK(prefix_end("/vb/") == "/vb0");
+  CHECK(prefix_end(std::string("a\xff", 2)) == "b");
+  CHECK(prefix_end("") == std::string(1, '\0'));
+  CHECK(split_endpoints("http://a:1, http://b:2,") ==
+        std::vector<std::string>{"http://a:1", "http://b:2"});
+}
+
+// -- recorded answers ---------------------------------------------------------------
+
+TEST_CASE("put, range and delete send base64 JSON and read etcd 3.4's answers",
+          "[etcd]") {
+  fake_gateway gw(recorded);
+  etcd_client c(options_for({gw.url()}));
+
+  auto p = await<put_result>([&](auto done) {
+    c.put({"foo", "bar", 4111120375154390539, false}, 2s, done);
+  });
+  REQUIRE_FALSE(p.error);
+  CHECK(p.revision == 2);
+  auto put_req = body_of(gw.requests("/v3/kv/put").at(0));
+  CHECK(put_req["key"] == "Zm9v");
+  CHECK(put_req["value"] == "YmFy");
+  CHECK(put_req["lease"] == "4111120375154390539");
+
+  auto one = await<range_result>([&](auto done) {
+    range_request r;
+    r.key = "foo";
+    c.range(r, 2s, done);
+  });
+  REQUIRE_FALSE(one.error);
+  CHECK(one.revision == 2);
+  CHECK(one.count == 1);
+  REQUIRE(one.kvs.size() == 1);
+  CHECK(one.kvs[0].key == "foo");
+  CHECK(one.kvs[0].value == "bar");
+  CHECK(one.kvs[0].mod_revision == 2);
+  CHECK(one.kvs[0].version == 1);
+
+  auto many = await<range_result>([&](auto done) {
+    range_request r;
+    r.key = "/vb/providers/";
+    r.prefix = true;
+    r.revision = 5;
+    r.limit = 10;
+    c.range(r, 2s, done);
+  });
+  REQUIRE_FALSE(many.error);
+  REQUIRE(many.kvs.size() == 2);
+  CHECK(many.kvs[0].key == "/vb/providers/p1");
+  CHECK(many.kvs[0].value == R"({"name":"x"})");
+  CHECK(many.kvs[0].lease == 4111120375154390539);
+  CHECK(many.kvs[1].value == "y");
+  auto range_req = body_of(gw.requests("/v3/kv/range").at(1));
+  CHECK(range_req["key"] == base64_encode("/vb/providers/"));
+  CHECK(range_req["range_end"] == base64_encode("/vb/providers0"));
+  CHECK(range_req["revision"] == "5");
+  CHECK(range_req["limit"] == "10");
+
+  auto d = await<delete_result>([&](auto done) {
+    c.delete_range({member_key, "", false, true}, 2s, done);
+  });
+  REQUIRE_FALSE(d.error);
+  CHECK(d.revision == 8);
+  CHECK(d.deleted == 1);
+  REQUIRE(d.prev_kvs.size() == 1);
+  CHECK(d.prev_kvs[0].value == R"({"session_id":"s1","v":2})");
+  CHECK(body_of(gw.requests("/v3/kv/deleterange").at(0))["prev_kv"] == true);
+  // Every request is a POST to /v3/...
+  for (auto& r : gw.requests())
+    CHECK(r.method == "POST");
+}
+
+TEST_CASE("a txn sends compares and op lists and reads succeeded true and false",
+          "[etcd]") {
+  fake_gateway gw(recorded);
+  etcd_client c(options_for({gw.url()}));
+
+  txn_request reserve;
+  reserve.compares.push_back(
+    {member_key, compare_target::create, compare_result::equal, "", 0});
+  reserve.success.push_back(txn_op::make(
+    put_request{member_key, R"({"state":"pending"})", 8492559862660706855, false}));
+  reserve.failure.push_back(txn_op::make(key_range(member_key)));
+  auto ok = await<txn_result>([&](auto done) { c.txn(reserve, 2s, done); });
+  REQUIRE_FALSE(ok.error);
+  CHECK(ok.succeeded);
+  CHECK(ok.revision == 25);
+  REQUIRE(ok.responses.size() == 1);
+  CHECK(ok.responses[0].op == txn_op::kind::put);
+  CHECK(ok.responses[0].put.revision == 25);
+
+  auto sent = body_of(gw.requests("/v3/kv/txn").at(0));
+  CHECK(sent["compare"][0] == json{{"key", base64_encode(member_key)},
+                                   {"target", "CREATE"},
+                                   {"result", "EQUAL"},
+                                   {"create_revision", "0"}});
+  CHECK(sent["success"][0]["request_put"]["key"] == base64_encode(member_key));
+  CHECK(sent["success"][0]["request_put"]["lease"] == "8492559862660706855");
+  CHECK(sent["failure"][0]["request_range"]["key"] == base64_encode(member_key));
+
+  txn_request commit;
+  commit.compares.push_back(
+    {member_key, compare_target::mod, compare_result::equal, "", 25});
+  commit.compares.push_back(
+    {member_key, compare_target::lease, compare_result::equal, "", 8492559862660706855});
+  commit.compares.push_back(
+    {member_key, compare_target::value, compare_result::not_equal, "x", 0});
+  commit.compares.push_back(
+    {member_key, compare_target::version, compare_result::greater, "", 1});
+  commit.compares.push_back(
+    {member_key, compare_target::create, compare_result::less, "", 30});
+  commit.success.push_back(txn_op::make(put_request{member_key, "joined"}));
+  commit.success.push_back(txn_op::make(delete_request{"/vb/x/", "", true}));
+  commit.failure.push_back(txn_op::make(key_range(member_key)));
+  auto no = await<txn_result>([&](auto done) { c.txn(commit, 2s, done); });
+  REQUIRE_FALSE(no.error);
+  CHECK_FALSE(no.succeeded); // no "succeeded" field
+  CHECK(no.revision == 26);
+  REQUIRE(no.responses.size() == 1);
+  CHECK(no.responses[0].op == txn_op::kind::range);
+  REQUIRE(no.responses[0].range.kvs.size() == 1);
+  CHECK(no.responses[0].range.kvs[0].value
+        == R"({"state":"joined","session_id":"s-1","run_id":"r-9"})");
+  CHECK(no.responses[0].range.kvs[0].create_revision == 25);
+
+  auto sent2 = body_of(gw.requests("/v3/kv/txn").at(1));
+  CHECK(sent2["compare"][0]["target"] == "MOD");
+  CHECK(sent2["compare"][0]["mod_revision"] == "25");
+  CHECK(sent2["compare"][1]["target"] == "LEASE");
+  CHECK(sent2["compare"][1]["lease"] == "8492559862660706855");
+  CHECK(sent2["compare"][2]["target"] == "VALUE");
+  CHECK(sent2["compare"][2]["result"] == "NOT_EQUAL");
+  CHECK(sent2["compare"][2]["value"] == "eA==");
+  CHECK(sent2["compare"][3]["result"] == "GREATER");
+  CHECK(sent2["compare"][3]["version"] == "1");
+  CHECK(sent2["compare"][4]["result"] == "LESS");
+  CHECK(sent2["success"][1]["request_delete_range"]["range_end"]
+        == base64_encode("/vb/x0"));
+}
+
+TEST_CASE("lease grant, keepalive, timetolive and revoke read the recorded answers",
+          "[etcd]") {
+  fake_gateway gw(recorded);
+  etcd_client c(options_for({gw.url()}));
+
+  auto g = await<lease_result>([&](auto done) { c.lease_grant(5, 2s, done); });
+  REQUIRE_FALSE(g.error);
+  CHECK(g.id == 4111120375154390539);
+  CHECK(g.ttl == 5);
+  CHECK(body_of(gw.requests("/v3/lease/grant").at(0)) == json{{"TTL", 5}});
+
+  auto k = await<lease_result>(
+    [&](auto done) { c.lease_keepalive(g.id, 2s, done); });
+  REQUIRE_FALSE(k.error);
+  CHECK(k.id == g.id);
+  CHECK(k.ttl == 5);
+  CHECK(body_of(gw.requests("/v3/lease/keepalive").at(0))
+        == json{{"ID", "4111120375154390539"}});
+
+  auto gone = await<lease_result>(
+    [&](auto done) { c.lease_keepalive(12345, 2s, done); });
+  REQUIRE_FALSE(gone.error);
+  CHECK(gone.ttl == 0); // no TTL field: the lease is unknown or expired
+
+  auto t = await<lease_ttl_result>(
+    [&](auto done) { c.lease_time_to_live(g.id, true, 2s, done); });
+  REQUIRE_FALSE(t.error);
+  CHECK(t.ttl == 4);
+  CHECK(t.granted_ttl == 5);
+  CHECK(t.keys == std::vector<std::string>{"/vb/providers/p1", "/vb/providers/p2"});
+  CHECK(body_of(gw.requests("/v3/lease/timetolive").at(0))["keys"] == true);
+
+  auto r = await<lease_result>([&](auto done) { c.lease_revoke(g.id, 2s, done); });
+  CHECK(r.error.kind == errc::server);
+  CHECK(r.error.code == grpc::not_found);
+  CHECK(r.error.http_status == 404);
+  CHECK(r.error.message == "etcdserver: requested lease not found");
+}
+
+// -- error shapes -------------------------------------------------------------------
+
+TEST_CASE("a unary call answered code 14 moves to the next endpoint", "[etcd]") {
+  fake_gateway down([](int fd, const http_request&, int) {
+    send_all(fd, chunked_answer(503, code14));
+  });
+  fake_gateway up(recorded);
+  etcd_client c(options_for({down.url(), up.url()}));
+
+  auto p = await<put_result>([&](auto done) { c.put({"foo", "bar"}, 3s, done); });
+  REQUIRE_FALSE(p.error);
+  CHECK(p.revision == 2);
+  CHECK(down.requests("/v3/kv/put").size() == 1);
+  CHECK(up.requests("/v3/kv/put").size() == 1);
+  // The next call starts at the endpoint that answered.
+  auto p2 = await<put_result>([&](auto done) { c.put({"foo", "bar"}, 3s, done); });
+  REQUIRE_FALSE(p2.error);
+  CHECK(down.requests("/v3/kv/put").size() == 1);
+}
+
+TEST_CASE("a refused endpoint is skipped for the next one", "[etcd]") {
+  fake_gateway up(recorded);
+  etcd_client c(options_for({refused_url(), up.url()}));
+  auto r = await<range_result>([&](auto done) {
+    range_request q;
+    q.key = "foo";
+    c.range(q, 3s, done);
+  });
+  REQUIRE_FALSE(r.error);
+  CHECK(r.kvs.at(0).value == "bar");
+}
+
+TEST_CASE("errors other than code 14 come back typed, without rotation", "[etcd]") {
+  fake_gateway first([](int fd, const http_request&, int) {
+    send_all(fd, chunked_answer(400, R"({"error":"etcdserver: mvcc: required revision has been compacted","message":"etcdserver: mvcc: required revision has been compacted","code":11})"));
+  });
+  fake_gateway second(recorded);
+  etcd_client c(options_for({first.url(), second.url()}));
+  auto r = await<range_result>([&](auto done) {
+    range_request q;
+    q.key = "/vb/";
+    q.prefix = true;
+    q.revision = 6;
+    c.range(q, 3s, done);
+  });
+  CHECK(r.error.kind == errc::server);
+  CHECK(r.error.code == grpc::out_of_range);
+  CHECK(r.error.message == "etcdserver: mvcc: required revision has been compacted");
+  CHECK(second.requests().empty());
+}
+
+TEST_CASE("a call whose endpoints all stay unavailable ends at its deadline",
+          "[etcd]") {
+  auto h = [](int fd, const http_request&, int) {
+    send_all(fd, chunked_answer(503, code14));
+  };
+  fake_gateway a(h), b(h);
+  etcd_client c(options_for({a.url(), b.url()}));
+  auto t0 = steady::now();
+  auto p = await<put_result>([&](auto done) { c.put({"k", "v"}, 300ms, done); });
+  auto took = steady::now() - t0;
+  CHECK(p.error.kind == errc::unavailable);
+  CHECK(p.error.code == grpc::unavailable);
+  CHECK(took >= 300ms);
+  CHECK(took < 2s);
+  CHECK(a.requests().size() >= 2); // rounds after the pause
+  CHECK(b.requests().size() >= 2);
+}
+
+// -- watches ------------------------------------------------------------------------
+
+namespace {
+
+const std::string created6 = R"({"result":{)" + header(6) + R"(,"created":true}})";
+const std::string event6 = R"({"result":{)" + header(6) + R"(,"events":[{"kv":{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"6","mod_revision":"6","version":"1","value":"eyJzZXNzaW9uX2lkIjoiczEifQ=="}}]}})";
+const std::string event7 = R"({"result":{)" + header(7) + R"(,"events":[{"kv":{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"6","mod_revision":"7","version":"2","value":"eyJzZXNzaW9uX2lkIjoiczEiLCJ2IjoyfQ=="},"prev_kv":{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"6","mod_revision":"6","version":"1","value":"eyJzZXNzaW9uX2lkIjoiczEifQ=="}}]}})";
+const std::string event8 = R"({"result":{)" + header(8) + R"(,"events":[{"type":"DELETE","kv":{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","mod_revision":"8"},"prev_kv":{"key":"L3ZiL2xvYmJpZXMvTDEvYm90cy9lY2hvL0VjaG8=","create_revision":"6","mod_revision":"7","version":"2","value":"eyJzZXNzaW9uX2lkIjoiczEiLCJ2IjoyfQ=="}}]}})";
+const std::string progress9 = R"({"result":{)" + header(9) + R"(}})";
+
+json create_request_of(const http_request& r) {
+  return json::parse(r.body)["create_request"];
+}
+
+} // namespace
+
+TEST_CASE("a watch delivers the recorded events however the stream is chunked",
+          "[etcd]") {
+  fake_gateway gw([](int fd, const http_request&, int) {
+    // Messages cut across chunks: one and a half, the rest, then two.
+    auto all = created6 + "\n" + event6 + "\n" + event7 + "\n";
+    auto cut = created6.size() + 1 + event6.size() / 2;
+    send_all(fd, chunked_head(200) + chunk(all.substr(0, cut)));
+    send_all(fd, chunk(all.substr(cut)));
+    send_all(fd, chunk(event8 + "\n" + progress9 + "\n"));
+    fake_gateway::hold(fd);
+  });
+  etcd_client c(options_for({gw.url()}));
+  watch_log log;
+  watch_request w;
+  w.key = "/vb/";
+  w.start_revision = 6;
+  auto id = c.watch(w, log.callback());
+  REQUIRE(log.wait([](auto& u) {
+    return !u.empty() && u.back().what == watch_update::kind::progress;
+  }));
+  c.cancel_watch(id);
+
+  auto reqs = gw.requests("/v3/watch");
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].method == "POST");
+  CHECK(reqs[0].head.find("\r\ngrpc-metadata-hasleader: true\r\n")
+        != std::string::npos);
+  CHECK(create_request_of(reqs[0])
+        == json{{"key", "L3ZiLw=="},
+                {"range_end", base64_encode("/vb0")},
+                {"start_revision", "6"},
+                {"prev_kv", true},
+                {"progress_notify", true}});
+
+  CHECK(log.count(watch_update::kind::created) == 1);
+  CHECK(log.count(watch_update::kind::broken) == 0);
+  auto ev = log.events();
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0].type == event_type::put);
+  CHECK(ev[0].kv.key == member_key);
+  CHECK(ev[0].kv.value == R"({"session_id":"s1"})");
+  CHECK(ev[0].kv.mod_revision == 6);
+  CHECK_FALSE(ev[0].prev_kv);
+  CHECK(ev[1].type == event_type::put);
+  CHECK(ev[1].kv.mod_revision == 7);
+  REQUIRE(ev[1].prev_kv);
+  CHECK(ev[1].prev_kv->mod_revision == 6);
+  CHECK(ev[2].type == event_type::del);
+  CHECK(ev[2].kv.mod_revision == 8);
+  REQUIRE(ev[2].prev_kv);
+  CHECK(ev[2].prev_kv->value == R"({"session_id":"s1","v":2})");
+  std::lock_guard<std::mutex> g(log.mu);
+  CHECK(log.updates.back().revision == 9);
+}
+
+TEST_CASE("a streamed error mid-watch reconnects to the next endpoint from "
+          "last_revision+1",
+          "[etcd]") {
+  auto first = [](int fd, const http_request&, int) {
+    send_all(fd, chunked_head(200) + chunk(created6 + "\n") + chunk(event6 + "\n")
+                   + chunk(event7 + "\n")
+                   + chunk(R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}})"
+                           "\n"));
+    fake_gateway::hold(fd);
+  };
+  auto second = [](int fd, const http_request&, int) {
+    send_all(fd, chunked_head(200) + chunk(created6 + "\n") + chunk(event8 + "\n"));
+    fake_gateway::hold(fd);
+  };
+  fake_gateway a(first), b(second);
+  etcd_client c(options_for({a.url(), b.url()}));
+  watch_log log;
+  watch_request w;
+  w.key = "/vb/";
+  auto id = c.watch(w, log.callback());
+  REQUIRE(log.wait([&](auto& u) {
+    std::size_t n = 0;
+    for (auto& x : u)
+      n += x.events.size();
+    return n == 3;
+  }));
+  c.cancel_watch(id);
+
+  REQUIRE(a.requests("/v3/watch").size() == 1);
+  REQUIRE(b.requests("/v3/watch").size() == 1);
+  CHECK_FALSE(create_request_of(a.requests("/v3/watch")[0]).contains("start_revision"));
+  CHECK(create_request_of(b.requests("/v3/watch")[0])["start_revision"] == "8");
+  CHECK(log.count(watch_update::kind::broken) == 1);
+  CHECK(log.count(watch_update::kind::created) == 2);
+  auto ev = log.events();
+  CHECK(ev[0].kv.mod_revision == 6);
+  CHECK(ev[1].kv.mod_revision == 7);
+  CHECK(ev[2].kv.mod_revision == 8);
+}
+
+TEST_CASE("a compaction cancel ends the watch as compacted, not resumed",
+          "[etcd]") {
+  fake_gateway gw([](int fd, const http_request&, int) {
+    send_all(fd, chunked_head(200)
+                   + chunk(R"({"result":{)" + header(9) + R"(,"created":true}})" "\n")
+                   + chunk(R"({"result":{"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","raft_term":"2"},"canceled":true,"compact_revision":"7"}})"
+                           "\n"));
+    fake_gateway::hold(fd);
+  });
+  etcd_client c(options_for({gw.url()}));
+  watch_log log;
+  watch_request w;
+  w.key = "/vb/";
+  w.start_revision = 6;
+  c.watch(w, log.callback());
+  REQUIRE(log.wait([](auto& u) {
+    return !u.empty() && u.back().what == watch_update::kind::compacted;
+  }));
+  {
+    std::lock_guard<std::mutex> g(log.mu);
+    CHECK(log.updates.back().compact_revision == 7);
+  }
+  // No second create_request: the caller resyncs. (Bounded: far longer
+  // than the 20 ms reconnect backoff.)
+  CHECK_FALSE(gw.wait_requests("/v3/watch", 2, 300ms));
+  CHECK(log.count(watch_update::kind::broken) == 0);
+}
+
+TEST_CASE("a chunked watch stream cut mid-line reconnects and delivers no half "
+          "event",
+          "[etcd]") {
+  fake_gateway gw([](int fd, const http_request&, int nth) {
+    if (nth == 1) {
+      // The chunk says 0x200 bytes and ends after half an event: cut.
+      auto half = event6.substr(0, event6.size() / 2);
+      send_all(fd, chunked_head(200) + chunk(created6 + "\n"));
+      char size[16];
+      std::snprintf(size, sizeof size, "%x\r\n", 0x200);
+      send_all(fd, size + half);
+      ::shutdown(fd, SHUT_RDWR);
+      return;
+    }
+    send_all(fd, chunked_head(200) + chunk(created6 + "\n") + chunk(event7 + "\n"));
+    fake_gateway::hold(fd);
+  });
+  etcd_client c(options_for({gw.url(), gw.url()}));
+  watch_log log;
+  watch_request w;
+  w.key = "/vb/";
+  auto id = c.watch(w, log.callback());
+  REQUIRE(log.wait([](auto& u) {
+    for (auto& x : u)
+      if (!x.events.empty())
+        return true;
+    return false;
+  }));
+  c.cancel_watch(id);
+  auto reqs = gw.requests("/v3/watch");
+  REQUIRE(reqs.size() == 2);
+  // The first created said revision 6: the resume starts after it.
+  CHECK(create_request_of(reqs[1])["start_revision"] == "7");
+  auto ev = log.events();
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].kv.mod_revision == 7);
+  CHECK(log.count(watch_update::kind::broken) == 1);
+}
+
+TEST_CASE("a watch resumes after the revision of a progress notification",
+          "[etcd]") {
+  fake_gateway gw([](int fd, const http_request&, int nth) {
+    if (nth == 1) {
+      // From now (revision 6), nothing happened up to 9, then the stream ends.
+      send_all(fd, chunked_head(200) + chunk(created6 + "\n")
+                     + chunk(progress9 + "\n") + "0\r\n\r\n");
+      return;
+    }
+    send_all(fd, chunked_head(200) + chunk(created6 + "\n"));
+    fake_gateway::hold(fd);
+  });
+  etcd_client c(options_for({gw.url()}));
+  watch_log log;
+  watch_request w;
+  w.key = "/vb/";
+  w.progress_notify = true;
+  auto id = c.watch(w, log.callback());
+  REQUIRE(gw.wait_requests("/v3/watch", 2));
+  REQUIRE(log.wait([](auto& u) {
+    std::size_t created = 0;
+    for (auto& x : u)
+      created += x.what == watch_update::kind::created;
+    return created == 2;
+  }));
+  c.cancel_watch(id);
+  auto reqs = gw.requests("/v3/watch");
+  CHECK_FALSE(create_request_of(reqs[0]).contains("start_revision"));
+  CHECK(create_request_of(reqs[1])["start_revision"] == "10");
+  CHECK(log.count(watch_update::kind::progress) == 1);
+  CHECK(log.count(watch_update::kind::broken) == 1);
+}
+
+// -- lease keeper -------------------------------------------------------------------
+
+TEST_CASE("a lease whose keepalives keep failing is lost after the TTL, not "
+          "before",
+          "[etcd]") {
+  std::mutex mu;
+  steady::time_point last_ok{};
+  auto h = [&](int fd, const http_request& r, int nth) {
+    if (r.target == "/v3/lease/grant") {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        last_ok = steady::now();
+      }
+      send_all(fd, answer(200, "{" + H2 + R"(,"ID":"77","TTL":"1"})"));
+    } else if (r.target == "/v3/lease/keepalive" && nth <= 2) {
+      {
+        std::lock_guard<std::mutex> g(mu);
+        last_ok = steady::now();
+      }
+      send_all(fd, chunked_answer(200, R"({"result":{)" + H2 + R"(,"ID":"77","TTL":"1"}})"));
+    } else {
+      send_all(fd, chunked_answer(503, R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}})"));
+    }
+  };
+  fake_gateway gw(h);
+  etcd_client c(options_for({gw.url()}));
+  std::promise<int64_t> granted, lost;
+  auto [keeper, status] = c.keep_lease(
+    1s, [&](int64_t id) { granted.set_value(id); },
+    [&](int64_t id) { lost.set_value(id); });
+  auto g = granted.get_future();
+  REQUIRE(g.wait_for(wait_limit) == std::future_status::ready);
+  CHECK(g.get() == 77);
+  CHECK(status->id() == 77);
+  auto l = lost.get_future();
+  REQUIRE(l.wait_for(wait_limit) == std::future_status::ready);
+  auto lost_at = steady::now();
+  CHECK(l.get() == 77);
+  CHECK(status->lost());
+  auto since = status->since_renewal();
+  REQUIRE(since);
+  CHECK(*since >= 1000ms);
+  std::lock_guard<std::mutex> guard(mu);
+  // Renewed twice (every TTL/3), then failures retried until the TTL ran out.
+  CHECK(gw.requests("/v3/lease/keepalive").size() >= 4);
+  CHECK(lost_at - last_ok >= 950ms); // the request left before its answer
+  CHECK(lost_at - last_ok < 1500ms);
+  c.stop_keeper(keeper, false);
+}
+
+TEST_CASE("a kept lease stays and shows a recent renewal", "[etcd]") {
+  fake_gateway gw([](int fd, const http_request& r, int) {
+    if (r.target == "/v3/lease/grant")
+      send_all(fd, answer(200, "{" + H2 + R"(,"ID":"78","TTL":"1"})"));
+    else
+      send_all(fd, chunked_answer(200, R"({"result":{)" + H2 + R"(,"ID":"78","TTL":"1"}})"));
+  });
+  etcd_client c(options_for({refused_url(), gw.url()}));
+  std::atomic<bool> was_lost{false};
+  auto [keeper, status] = c.keep_lease(1s, nullptr, [&](int64_t) { was_lost = true; });
+  // Six renewals take about 2 s, twice the TTL.
+  REQUIRE(gw.wait_requests("/v3/lease/keepalive", 6));
+  CHECK_FALSE(was_lost);
+  CHECK_FALSE(status->lost());
+  REQUIRE(status->since_renewal());
+  CHECK(*status->since_renewal() < 700ms);
+  c.stop_keeper(keeper, true);
+  REQUIRE(gw.wait_requests("/v3/lease/revoke", 1));
+  CHECK(body_of(gw.requests("/v3/lease/revoke").at(0)) == json{{"ID", "78"}});
+}
+
+// -- a real etcd member -------------------------------------------------------------
+
+namespace {
+
+/// `etcd` on PATH, or "".
+std::string find_etcd() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    auto colon = dirs.find(':', start);
+    if (colon == std::string::npos)
+      colon = dirs.size();
+    auto candidate = dirs.substr(start, colon - start) + "/etcd";
+    if (::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+    start = colon + 1;
+  }
+  return {};
+}
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// One etcd member on free loopback ports in a temp dir; stopped (by its
+/// pid) and removed at the end.
+class etcd_member {
+public:
+  explicit etcd_member(const std::string& binary) {
+    char dir_template[] = "/tmp/vb-etcd-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    dir_ = dir_template;
+    auto client_port = std::to_string(free_port());
+    auto peer_port = std::to_string(free_port());
+    url_ = "http://127.0.0.1:" + client_port;
+    auto peer = "http://127.0.0.1:" + peer_port;
+    std::vector<std::string> args{binary,
+                                  "--name", "t",
+                                  "--data-dir", dir_ + "/data",
+                                  "--listen-client-urls", url_,
+                                  "--advertise-client-urls", url_,
+                                  "--listen-peer-urls", peer,
+                                  "--initial-advertise-peer-urls", peer,
+                                  "--initial-cluster", "t=" + peer,
+                                  "--logger=zap",
+                                  "--log-outputs=stderr"};
+    auto log = dir_ + "/etcd.log";
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      std::freopen(log.c_str(), "w", stderr);
+      std::freopen("/dev/null", "w", stdout);
+      std::vector<char*> argv;
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+
+  ~etcd_member() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  const std::string& url() const {
+    return url_;
+  }
+
+private:
+  std::string dir_;
+  std::string url_;
+  pid_t pid_ = -1;
+};
+
+} // namespace
+
+TEST_CASE("against a real etcd member: put, range, txn, lease, watch",
+          "[etcd][real]") {
+  auto binary = find_etcd();
+  if (binary.empty()) {
+    WARN("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+    return;
+  }
+  etcd_member member(binary);
+  etcd_client c(options_for({member.url()}));
+
+  // Wait until it serves (bounded; each probe is bounded too).
+  status_result st;
+  auto until = steady::now() + 30s;
+  do {
+    st = await<status_result>([&](auto done) { c.status(1s, done); });
+  } while (st.error && steady::now() < until);
+  REQUIRE_FALSE(st.error);
+  CHECK(st.version == "3.4.23");
+  CHECK(st.leader != 0);
+  CHECK(st.leader == st.member_id);
+
+  auto p = await<put_result>([&](auto done) { c.put({"/vb-it/a", "1"}, 5s, done); });
+  REQUIRE_FALSE(p.error);
+  auto r1 = p.revision;
+  CHECK(r1 > 0);
+
+  auto all = await<range_result>([&](auto done) {
+    range_request q;
+    q.key = "/vb-it/";
+    q.prefix = true;
+    c.range(q, 5s, done);
+  });
+  REQUIRE_FALSE(all.error);
+  REQUIRE(all.kvs.size() == 1);
+  CHECK(all.kvs[0].key == "/vb-it/a");
+  CHECK(all.kvs[0].value == "1");
+  CHECK(all.kvs[0].mod_revision == r1);
+
+  txn_request create;
+  create.compares.push_back(
+    {"/vb-it/b", compare_target::create, compare_result::equal, "", 0});
+  create.success.push_back(txn_op::make(put_request{"/vb-it/b", "first"}));
+  create.failure.push_back(txn_op::make(key_range("/vb-it/b")));
+  auto t1 = await<txn_result>([&](auto done) { c.txn(create, 5s, done); });
+  REQUIRE_FALSE(t1.error);
+  CHECK(t1.succeeded);
+  auto t2 = await<txn_result>([&](auto done) { c.txn(create, 5s, done); });
+  REQUIRE_FALSE(t2.error);
+  CHECK_FALSE(t2.succeeded);
+  REQUIRE(t2.responses.size() == 1);
+  REQUIRE(t2.responses[0].range.kvs.size() == 1);
+  CHECK(t2.responses[0].range.kvs[0].value == "first");
+  CHECK(t2.responses[0].range.kvs[0].create_revision == t1.revision);
+
+  auto g = await<lease_result>([&](auto done) { c.lease_grant(5, 5s, done); });
+  REQUIRE_FALSE(g.error);
+  CHECK(g.ttl == 5);
+  auto pl = await<put_result>(
+    [&](auto done) { c.put({"/vb-it/l", "x", g.id}, 5s, done); });
+  REQUIRE_FALSE(pl.error);
+  auto ttl = await<lease_ttl_result>(
+    [&](auto done) { c.lease_time_to_live(g.id, true, 5s, done); });
+  REQUIRE_FALSE(ttl.error);
+  CHECK(ttl.granted_ttl == 5);
+  CHECK(ttl.keys == std::vector<std::string>{"/vb-it/l"});
+  auto k = await<lease_result>([&](auto done) { c.lease_keepalive(g.id, 5s, done); });
+  REQUIRE_FALSE(k.error);
+  CHECK(k.ttl == 5);
+  auto rv = await<lease_result>([&](auto done) { c.lease_revoke(g.id, 5s, done); });
+  REQUIRE_FALSE(rv.error);
+  auto rv2 = await<lease_result>([&](auto done) { c.lease_revoke(g.id, 5s, done); });
+  CHECK(rv2.error.kind == errc::server);
+  CHECK(rv2.error.code == grpc::not_found);
+  auto after = await<range_result>(
+    [&](auto done) { c.range(key_range("/vb-it/l"), 5s, done); });
+  REQUIRE_FALSE(after.error);
+  CHECK(after.kvs.empty());
+
+  // A watch from r1 replays history, then follows a new put.
+  watch_log log;
+  watch_request w;
+  w.key = "/vb-it/";
+  w.start_revision = r1;
+  auto id = c.watch(w, log.callback());
+  REQUIRE(log.wait([](auto& u) {
+    for (auto& x : u)
+      if (x.what == watch_update::kind::created)
+        return true;
+    return false;
+  }));
+  auto p2 = await<put_result>([&](auto done) {
+    c.put({"/vb-it/a", "2", 0, true}, 5s, done);
+  });
+  REQUIRE_FALSE(p2.error);
+  REQUIRE(p2.prev_kv);
+  CHECK(p2.prev_kv->value == "1");
+  REQUIRE(log.wait([&](auto& u) {
+    for (auto& x : u)
+      for (auto& e : x.events)
+        if (e.kv.mod_revision == p2.revision)
+          return true;
+    return false;
+  }));
+  c.cancel_watch(id);
+  auto ev = log.events();
+  REQUIRE(ev.size() >= 4); // a, b, l put, l delete, a again
+  CHECK(ev.front().kv.key == "/vb-it/a");
+  CHECK(ev.front().kv.mod_revision == r1);
+  CHECK(ev.back().kv.value == "2");
+  REQUIRE(ev.back().prev_kv);
+  CHECK(ev.back().prev_kv->value == "1");
+  bool saw_delete = false;
+  for (auto& e : ev)
+    saw_delete = saw_delete || (e.type == event_type::del && e.kv.key == "/vb-it/l");
+  CHECK(saw_delete);
+
+  // A kept lease: granted, then renewed.
+  std::promise<int64_t> granted;
+  auto [keeper, status] = c.keep_lease(
+    3s, [&](int64_t id) { granted.set_value(id); }, nullptr);
+  auto gf = granted.get_future();
+  REQUIRE(gf.wait_for(wait_limit) == std::future_status::ready);
+  auto lease = gf.get();
+  CHECK(lease != 0);
+  auto live = await<lease_ttl_result>(
+    [&](auto done) { c.lease_time_to_live(lease, false, 5s, done); });
+  REQUIRE_FALSE(live.error);
+  CHECK(live.granted_ttl == 3);
+  CHECK(live.ttl > 0);
+  c.stop_keeper(keeper, true);
+}
