@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -198,32 +199,32 @@ std::string printable(std::string_view s) {
 }
 
 /// The gateway writes 64-bit numbers as strings ("6"); numbers are read too.
-int64_t i64(const json& j, const char* name) {
+/// 0 when absent or not a number of type T.
+template <class T>
+T number(const json& j, const char* name) {
   auto i = j.find(name);
   if (i == j.end())
     return 0;
   try {
-    if (i->is_string())
-      return std::stoll(i->get<std::string>());
+    if (i->is_string()) {
+      if constexpr (std::is_signed_v<T>)
+        return std::stoll(i->get<std::string>());
+      else
+        return std::stoull(i->get<std::string>());
+    }
     if (i->is_number())
-      return i->get<int64_t>();
+      return i->get<T>();
   } catch (const std::exception&) {
   }
   return 0;
 }
 
+int64_t i64(const json& j, const char* name) {
+  return number<int64_t>(j, name);
+}
+
 uint64_t u64(const json& j, const char* name) {
-  auto i = j.find(name);
-  if (i == j.end())
-    return 0;
-  try {
-    if (i->is_string())
-      return std::stoull(i->get<std::string>());
-    if (i->is_number())
-      return i->get<uint64_t>();
-  } catch (const std::exception&) {
-  }
-  return 0;
+  return number<uint64_t>(j, name);
 }
 
 bool flag(const json& j, const char* name) {
