@@ -23,6 +23,7 @@
 #include "apps/caf_runtime.hpp"
 #include "apps/stop_signals.hpp"
 #include "model/validate.hpp"
+#include "provider/gateways.hpp"
 #include "provider/host.hpp"
 
 namespace {
@@ -73,12 +74,26 @@ int main(int argc, char** argv) {
   double heartbeat = 5;
   double backoff_max = 5;
   double drain_timeout = 30;
+  std::vector<std::string> servers;
+  std::string server_host = "127.0.0.1";
+  uint16_t server_port = 8001;
   CLI::App app{"voicebot-provider: hosts bots for voicebot-server over CAF"};
   app.option_defaults()->always_capture_default();
-  app.add_option("--server-host", cfg.server_host,
-                 "address of the server's provider gateway");
-  app.add_option("--server-port", cfg.server_port,
-                 "port of the server's provider gateway");
+  auto server_opt
+    = app
+        .add_option("--server", servers,
+                    "a server's provider gateway, HOST:PORT or [IPv6]:PORT; "
+                    "repeat it for several: it connects to the first, and "
+                    "moves to the next (round robin, keeping its id and "
+                    "runs) when connecting fails or the link drops; not "
+                    "with --server-host/--server-port")
+        ->allow_extra_args(false);
+  auto host_opt = app.add_option("--server-host", server_host,
+                                 "address of the one server's provider "
+                                 "gateway (--server names several)");
+  auto port_opt = app.add_option("--server-port", server_port,
+                                 "port of the one server's provider gateway")
+                    ->check(CLI::Range(1, 65535));
   app.add_option("--name", cfg.name, "provider name shown by the server");
   app.add_option("--description", cfg.description, "provider description");
   app.add_option("--key", cfg.key, "provider key, when the server needs one");
@@ -97,7 +112,8 @@ int main(int argc, char** argv) {
                  "seconds between heartbeats")
     ->check(CLI::Range(0.05, 3600.0));
   app.add_option("--max-backoff", backoff_max,
-                 "longest wait between reconnect attempts, in seconds")
+                 "longest wait between reconnect attempts (with several "
+                 "--server: between rounds of them), in seconds")
     ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--max-runs", cfg.max_runs,
                  "most bot runs at once (heartbeats announce load and "
@@ -120,6 +136,32 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     auto rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (server_opt->count() > 0
+      && (host_opt->count() > 0 || port_opt->count() > 0)) {
+    std::cerr << "voicebot-provider: --server names every gateway, "
+                 "--server-host/--server-port name one: give either, not "
+                 "both\n";
+    return 2;
+  }
+  if (server_opt->count() == 0) {
+    if (server_host.empty()) {
+      std::cerr << "voicebot-provider: --server-host: empty host\n";
+      return 2;
+    }
+    cfg.gateways = {vb::gateway_address{server_host, server_port}};
+  } else {
+    cfg.gateways.clear();
+    for (auto& text : servers) {
+      std::string why;
+      auto gw = vb::parse_gateway(text, why);
+      if (!gw) {
+        std::cerr << "voicebot-provider: --server '" << text << "': " << why
+                  << "\n";
+        return 2;
+      }
+      cfg.gateways.push_back(std::move(*gw));
+    }
   }
   cfg.bots = split(bots);
   if (cfg.bots.empty()) {
@@ -171,8 +213,8 @@ int main(int argc, char** argv) {
     sys_cfg.use_tls(tls_cert, tls_key, tls_ca);
   caf::actor_system sys{sys_cfg};
   auto host = sys.spawn(vb::provider_host, cfg);
-  spdlog::info("voicebot-provider {} hosting {} for {}:{}{}", cfg.name, bots,
-               cfg.server_host, cfg.server_port, tls ? " (mutual TLS)" : "");
+  spdlog::info("voicebot-provider {} hosting {} for {}{}", cfg.name, bots,
+               vb::to_string(cfg.gateways), tls ? " (mutual TLS)" : "");
 
   caf::scoped_actor self{sys};
   self->monitor(host);

@@ -89,26 +89,30 @@ void host_state::save_state() {
 
 // -- connection -------------------------------------------------------------------
 
+const gateway_address& host_state::where() const {
+  return config.gateways[current % config.gateways.size()];
+}
+
 void host_state::connect() {
   if (connecting || gateway || leaving)
     return;
   connecting = true;
+  auto target = where();
   // With --tls-cert/--tls-key/--tls-ca the OpenSSL manager is loaded, and
   // its actor (the same interface as the middleman's) connects over mutual
   // TLS; a failed handshake is an error here, retried with backoff.
   auto& sys = self->home_system();
   auto mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle()
                                       : sys.middleman().actor_handle();
-  self->request(mm, config.call_timeout, caf::connect_atom_v,
-                config.server_host, config.server_port)
+  self->request(mm, config.call_timeout, caf::connect_atom_v, target.host,
+                target.port)
     .then(
-      [this](const caf::node_id&, caf::strong_actor_ptr& ptr,
-             const std::set<std::string>& ifs) {
+      [this, target](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                     const std::set<std::string>& ifs) {
         if (!ptr) {
           connecting = false;
-          spdlog::warn("nothing is published at {}:{}", config.server_host,
-                       config.server_port);
-          reconnect_later();
+          spdlog::warn("nothing is published at {}", to_string(target));
+          connect_failed();
           return;
         }
         // CAF's interface check: the gateway's signature (atoms, type
@@ -121,16 +125,33 @@ void host_state::connect() {
         gateway = caf::actor_cast<provider_gateway_actor>(std::move(ptr));
         self->monitor(gateway);
         ++connection;
-        spdlog::info("connected to {}:{}", config.server_host,
-                     config.server_port);
+        spdlog::info("connected to gateway {} ({} of {})", to_string(target),
+                     current % config.gateways.size() + 1,
+                     config.gateways.size());
         say_hello();
       },
-      [this](caf::error& err) {
+      [this, target](caf::error& err) {
         connecting = false;
-        spdlog::debug("cannot reach {}:{}: {}", config.server_host,
-                      config.server_port, caf::to_string(err));
-        reconnect_later();
+        spdlog::debug("cannot reach {}: {}", to_string(target),
+                      caf::to_string(err));
+        connect_failed();
       });
+}
+
+void host_state::connect_failed() {
+  // Round robin: the next gateway at once, until every one of them failed
+  // in this round; then the usual jittered backoff before the next round
+  // (one gateway: every failure is a round, as before there were several).
+  if (leaving)
+    return;
+  current = (current + 1) % config.gateways.size();
+  if (++tried < config.gateways.size()) {
+    spdlog::debug("trying the next gateway, {}", to_string(where()));
+    self->send(self, provider_atom::connect::value);
+    return;
+  }
+  tried = 0;
+  reconnect_later();
 }
 
 caf::timespan host_state::backoff_delay() {
@@ -146,12 +167,19 @@ void host_state::reconnect_later() {
   if (leaving)
     return;
   auto delay = backoff_delay();
-  if (attempt == 1 || attempt % 10 == 0)
-    spdlog::info("server {}:{} not reachable; trying again (attempt {}, "
-                 "next in {} ms)",
-                 config.server_host, config.server_port, attempt,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(delay)
-                   .count());
+  if (attempt == 1 || attempt % 10 == 0) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(delay)
+                .count();
+    if (config.gateways.size() == 1)
+      spdlog::info("server {} not reachable; trying again (attempt {}, next "
+                   "in {} ms)",
+                   to_string(where()), attempt, ms);
+    else
+      spdlog::info("no gateway reachable of {}; trying again (round {}, "
+                   "{} next in {} ms)",
+                   to_string(config.gateways), attempt, to_string(where()),
+                   ms);
+  }
   self->delayed_send(self, delay, provider_atom::connect::value);
 }
 
@@ -169,17 +197,15 @@ void host_state::say_hello() {
         if (conn != connection)
           return;
         if (code_of(err) == ec::protocol_mismatch) {
-          spdlog::error("protocol mismatch, refused by the server at {}:{}: "
-                        "{}",
-                        config.server_host, config.server_port,
-                        self->home_system().render(err));
+          spdlog::error("protocol mismatch, refused by the server at {}: {}",
+                        to_string(where()), self->home_system().render(err));
           give_up(err);
           return;
         }
         spdlog::warn("hello failed: {}", self->home_system().render(err));
         connecting = false;
         drop_gateway();
-        reconnect_later();
+        connect_failed();
       });
 }
 
@@ -195,7 +221,7 @@ void host_state::interface_differs(caf::strong_actor_ptr ptr,
   // `hello` is the same in every protocol version: ask which one it speaks,
   // so that the refusal names both versions.
   auto peer = caf::actor_cast<caf::actor>(std::move(ptr));
-  auto where = config.server_host + ":" + std::to_string(config.server_port);
+  auto where = to_string(this->where()); // the gateway that differs
   auto mine = std::to_string(config.protocol_version);
   auto refused = [this, where](caf::error err) {
     spdlog::error("protocol mismatch with {}, not retrying: {}", where,
@@ -251,12 +277,14 @@ void host_state::register_now() {
         connecting = false;
         registered = true;
         attempt = 0;
+        tried = 0;
         if (res.provider_id != provider_id) {
           provider_id = res.provider_id;
           save_state();
         }
-        spdlog::info("registered as {} with {} runs (instance {})",
-                     provider_id, runs.size(), instance_id);
+        spdlog::info("registered as {} with {} runs (instance {}) at {}",
+                     provider_id, runs.size(), instance_id,
+                     to_string(where()));
         for (auto& run_id : res.unknown_runs)
           stop_run(run_id, "unknown to the server");
         if (leaving)
@@ -321,7 +349,7 @@ void host_state::registration_failed(const caf::error& err) {
     default:
       spdlog::warn("registration failed: {}", sys.render(err));
       drop_gateway();
-      reconnect_later();
+      connect_failed();
   }
 }
 
@@ -342,13 +370,24 @@ void host_state::give_up(const caf::error& reason) {
 void host_state::link_lost(const caf::error& reason) {
   if (leaving)
     return; // its last deregistration fails and it quits
-  spdlog::warn("link to the server lost ({}); reconnecting",
-               caf::to_string(reason));
   gateway = nullptr;
   registered = false;
   connecting = false;
   ++connection;
-  reconnect_later();
+  tried = 0;
+  if (config.gateways.size() == 1) {
+    spdlog::warn("link to the server lost ({}); reconnecting",
+                 caf::to_string(reason));
+    reconnect_later();
+    return;
+  }
+  // Another gateway may well be up: the first attempt there is immediate;
+  // a full round of failures then backs off (connect_failed).
+  auto lost = where();
+  current = (current + 1) % config.gateways.size();
+  spdlog::warn("link to the server at {} lost ({}); moving to gateway {}",
+               to_string(lost), caf::to_string(reason), to_string(where()));
+  self->send(self, provider_atom::connect::value);
 }
 
 // -- heartbeats -------------------------------------------------------------------
@@ -556,6 +595,8 @@ provider_host(host_actor::stateful_pointer<host_state> self,
   auto& st = self->state;
   st.self = self;
   st.config = std::move(config);
+  if (st.config.gateways.empty())
+    st.config.gateways.push_back(gateway_address{"127.0.0.1", 8001});
   st.instance_id = new_uuid(st.rng);
   st.load_state();
   self->set_down_handler([self](const caf::down_msg& msg) {

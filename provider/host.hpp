@@ -15,6 +15,7 @@
 #include <caf/timespan.hpp>
 
 #include "protocol/protocol.hpp"
+#include "provider/gateways.hpp"
 
 namespace vb::provider_atom {
 /// Try to connect to the server now (the reconnect timer).
@@ -33,8 +34,10 @@ namespace vb {
 const std::vector<std::string>& known_bots();
 
 struct host_config {
-  std::string server_host = "127.0.0.1";
-  uint16_t server_port = 8001;
+  /// The servers' provider gateways, in the order it tries them: the first
+  /// first, the next one when connecting fails or the link drops (round
+  /// robin). Never empty.
+  std::vector<gateway_address> gateways{{"127.0.0.1", 8001}};
   std::string name = "voicebot-provider";
   std::string description;
   std::string key;
@@ -106,13 +109,19 @@ struct host_state {
   /// Stopping for good: no reconnects, no joins.
   bool leaving = false;
   uint64_t connection = 0; // counts connections, for heartbeat timers
-  uint32_t attempt = 0;    // failed attempts since the last success
+  uint32_t attempt = 0;    // failed rounds since the last registration
+  /// The gateway it is connected to, or tries next (index in gateways).
+  size_t current = 0;
+  /// Failed attempts in this round of the gateways: a full round backs off.
+  size_t tried = 0;
   std::map<std::string, run_entry> runs;
   std::mt19937_64 rng{std::random_device{}()};
 
   void load_state();
   void save_state();
+  const gateway_address& where() const;
   void connect();
+  void connect_failed();
   void reconnect_later();
   void say_hello();
   void interface_differs(caf::strong_actor_ptr ptr,

@@ -20,6 +20,10 @@
 #include <string>
 #include <thread>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -76,6 +80,8 @@ struct seen {
   mutable std::mutex mtx;
   // Guarded by mtx:
   std::vector<provider_registration> regs;
+  /// The runs each registration listed.
+  std::vector<std::vector<bot_run>> reg_runs;
   std::vector<std::chrono::steady_clock::time_point> reg_times;
   std::vector<heartbeat> heartbeats;
   std::vector<drain_call> drains;
@@ -109,12 +115,13 @@ gateway_stub(provider_gateway_actor::pointer self, uint32_t speaks,
     },
     [=](atom::registration, uint32_t v, const provider_registration& reg,
         const bot_host_actor&,
-        const std::vector<bot_run>&) -> caf::result<registration_result> {
+        const std::vector<bot_run>& runs) -> caf::result<registration_result> {
       ++log->registrations;
       if (v != speaks)
         return refusal(v, speaks);
       auto refused = log->locked([&] {
         log->regs.push_back(reg);
+        log->reg_runs.push_back(runs);
         log->reg_times.push_back(std::chrono::steady_clock::now());
         caf::error err;
         if (!log->refusals.empty()) {
@@ -239,6 +246,21 @@ bool wait_until(Pred done, caf::timespan limit = 10s) {
   return true;
 }
 
+/// A loopback port that refuses connections (nothing listens on it).
+uint16_t refusing_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd); // bound, never listened: the port refuses connections
+  return ntohs(addr.sin_port);
+}
+
 // -- two nodes in one process ----------------------------------------------------
 
 struct net_config : caf::actor_system_config {
@@ -292,7 +314,7 @@ struct two_nodes {
   /// waits.
   host_config config(uint16_t port) {
     host_config hc;
-    hc.server_port = port;
+    hc.gateways = {{"127.0.0.1", port}};
     hc.state_file = dir + "/state.json";
     hc.call_timeout = 3s;
     hc.backoff_max = 100ms;
@@ -607,7 +629,7 @@ TEST_CASE("voicebot-provider says hello, then registers with its version at "
   auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
                                            net.log));
   host_config hc;
-  hc.server_port = port;
+  hc.gateways = {{"127.0.0.1", port}};
   hc.state_file = net.dir + "/state.json";
   net.start_host(hc);
   CHECK(wait_until([&] { return net.log->registrations > 0; }));
@@ -881,4 +903,100 @@ TEST_CASE("voicebot-provider stops at once when asked during a drain (a "
     .receive([&](bool ok) { confirmed = ok; }, [](caf::error&) {});
   CHECK(confirmed);
   CHECK(net.log->deregistrations == 1);
+}
+
+// -- voicebot-provider's host: several gateways --------------------------------------
+
+namespace {
+
+/// A second server node (another instance in cluster mode) with its own stub
+/// gateway; it outlives the `two_nodes` declared after it.
+struct other_server {
+  net_config cfg;
+  caf::actor_system sys{cfg};
+  std::shared_ptr<seen> log = std::make_shared<seen>();
+  caf::actor stub;
+  uint16_t port = 0;
+
+  other_server() {
+    auto gw = sys.spawn(gateway_stub, protocol_version, log);
+    stub = caf::actor_cast<caf::actor>(gw);
+    auto published = caf::io::publish(gw, 0, "127.0.0.1", true);
+    REQUIRE(published);
+    port = *published;
+  }
+
+  ~other_server() {
+    caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
+  }
+};
+
+} // namespace
+
+TEST_CASE("voicebot-provider whose gateway goes away moves to the next "
+          "gateway at once and registers there with its id, its instance "
+          "and its runs", "[protocol][failover]") {
+  other_server b;
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto hc = net.config(port);
+  hc.gateways.push_back({"127.0.0.1", b.port});
+  // A backoff this long would fail the test: the move must not wait.
+  hc.backoff_base = 10min;
+  hc.backoff_max = 10min;
+  auto host = net.start_host(hc);
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto run = net.join(host, "s-a");
+  REQUIRE(run);
+  CHECK(b.log->registrations == 0);
+  // The first server's gateway dies: the link drops.
+  caf::anon_send_exit(net.stub, caf::exit_reason::kill);
+  REQUIRE(wait_until([&] { return b.log->registrations >= 1; }, 5s));
+  auto first = net.log->locked([&] { return net.log->regs.at(0); });
+  auto moved = b.log->locked([&] { return b.log->regs.at(0); });
+  auto runs = b.log->locked([&] { return b.log->reg_runs.at(0); });
+  CHECK(moved.provider_id == "p-1"); // the id the first server gave it
+  CHECK(moved.instance_id == first.instance_id);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].run_id == *run);
+  CHECK(b.log->hellos == 1);
+  // It lives on at the second gateway: heartbeats go there.
+  REQUIRE(wait_until([&] {
+    return b.log->locked([&] { return b.log->heartbeats.size(); }) >= 2;
+  }));
+  CHECK(net.log->registrations == 1);
+}
+
+TEST_CASE("voicebot-provider whose first gateway refuses connections "
+          "registers at the next one without backing off",
+          "[protocol][failover]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  auto hc = net.config(refusing_port());
+  hc.gateways.push_back({"127.0.0.1", port});
+  hc.backoff_base = 10min;
+  hc.backoff_max = 10min;
+  net.start_host(hc);
+  CHECK(wait_until([&] { return net.log->registrations >= 1; }, 5s));
+  CHECK(net.log->hellos == 1);
+}
+
+TEST_CASE("voicebot-provider keeps trying its gateways in rounds, backing "
+          "off between rounds, until one of them is up",
+          "[protocol][failover]") {
+  two_nodes net;
+  auto hc = net.config(refusing_port());
+  hc.gateways.push_back({"127.0.0.1", refusing_port()});
+  hc.backoff_base = 50ms;
+  hc.backoff_max = 50ms;
+  net.start_host(hc);
+  // Both refuse: it goes round and round (nothing to wait for but time).
+  std::this_thread::sleep_for(300ms);
+  // Then the second one comes up, and it registers there.
+  auto gw = net.server.spawn(gateway_stub, protocol_version, net.log);
+  net.stub = caf::actor_cast<caf::actor>(gw);
+  REQUIRE(caf::io::publish(gw, hc.gateways[1].port, "127.0.0.1", true));
+  CHECK(wait_until([&] { return net.log->registrations >= 1; }, 5s));
 }
