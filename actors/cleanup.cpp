@@ -136,6 +136,10 @@ cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
       self->delayed_send(self, st.config.interval, atom::sweep_v);
       if (st.sweeping)
         return;
+      // Cluster mode: one instance sweeps at a time, the one holding the
+      // sweeper key (actors/cluster.cpp).
+      if (st.stats && !st.stats->sweeper.load(std::memory_order_relaxed))
+        return;
       st.sweeping = true;
       self
         ->request(st.registry, sweep_timeout, atom::stale_v,

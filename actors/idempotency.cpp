@@ -24,6 +24,22 @@ store_change del_change(const std::string& key) {
                       {image_op{{}, key, nullptr}}};
 }
 
+/// One entry from its snapshot JSON (idempotency_entry_json), through the
+/// validated snapshot decoder; false (and `why`) unless it is exactly one
+/// entry, of `key`.
+bool decode_entry(const std::string& json, const std::string& key,
+                  idempotency_entry& out, std::string& why) {
+  std::vector<idempotency_entry> es;
+  if (!decode_idempotency(encode_idempotency_fragments({&json}), es, why))
+    return false;
+  if (es.size() != 1 || es[0].key != key) {
+    why = "not one entry of its key";
+    return false;
+  }
+  out = std::move(es[0]);
+  return true;
+}
+
 } // namespace
 
 // -- start-up -------------------------------------------------------------------
@@ -278,6 +294,43 @@ void idempotency_state::sweep() {
       });
 }
 
+void idempotency_state::apply_remote(const remote_batch& batch) {
+  std::set<std::string> named;
+  for (auto& c : batch.changes) {
+    if (!c.parent.empty() || c.key.empty()) {
+      spdlog::warn("idempotency: remote change '{}/{}' is not a key: skipped",
+                   c.parent, c.key);
+      continue;
+    }
+    named.insert(c.key);
+    if (!c.json) {
+      forget(c.key);
+      continue;
+    }
+    idempotency_entry e;
+    std::string why;
+    if (!decode_entry(*c.json, c.key, e, why)) {
+      spdlog::warn("idempotency: remote key \"{}\" skipped: {}", c.key, why);
+      continue;
+    }
+    // The first answer stays: an entry of the key is not replaced, unless
+    // it expired (the key was answered anew); one whose delete is on its
+    // way to the store is left to it.
+    if (auto i = keys.find(c.key);
+        i != keys.end() && (i->second.leaving || i->second.expires_at > now()))
+      continue;
+    remember(std::move(e));
+  }
+  if (!batch.resync)
+    return;
+  std::vector<std::string> gone;
+  for (auto& [key, e] : keys)
+    if (named.count(key) == 0)
+      gone.push_back(key);
+  for (auto& k : gone)
+    forget(k);
+}
+
 // -- the actor ------------------------------------------------------------------
 
 idempotency_actor::behavior_type
@@ -319,6 +372,9 @@ idempotency(idempotency_actor::stateful_pointer<idempotency_state> self,
       self->delayed_send(self, self->state.config.sweep_interval,
                          atom::sweep_v);
       self->state.sweep();
+    },
+    [=](atom::remote, const remote_batch& batch) {
+      self->state.apply_remote(batch);
     },
   };
 }

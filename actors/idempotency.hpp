@@ -121,6 +121,10 @@ struct idempotency_state {
   void unmark(const std::vector<std::string>& ks);
   /// Deletes expired keys (durably, in batches).
   void sweep();
+  /// Cluster mode: keys another instance answered first (remembered unless
+  /// a live entry of the key is here), or forgot; with `resync`, keys the
+  /// batch does not name are forgotten. Nothing is written.
+  void apply_remote(const remote_batch& batch);
 };
 
 /// `initial` comes from load_idempotency_keys; `store` is their store.

@@ -110,7 +110,10 @@ using lobby_actor = caf::typed_actor<
   // from); lines from others, or for another provider's bot, are ignored.
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // Someone on a lobby page says something (nick, text).
-  caf::reacts_to<atom::chat, std::string, std::string>>;
+  caf::reacts_to<atom::chat, std::string, std::string>,
+  // Cluster mode: bot members another instance changed (from the
+  // directory): applied without writing them, announced as local ones are.
+  caf::reacts_to<atom::remote, remote_batch>>;
 
 /// The directory of lobbies: creates them (durably, through the lobbies'
 /// store), lists them, and routes to them.
@@ -132,6 +135,10 @@ using lobby_directory_actor = caf::typed_actor<
   // A lobby's members changed (applied, durable where they must be): the
   // listing and the session index follow.
   caf::reacts_to<atom::persist, member_change>,
+  // Cluster mode: lobbies and members another instance changed (from the
+  // store's watch): applied without writing them again, announced to the
+  // lobbies' subscribers.
+  caf::reacts_to<atom::remote, remote_batch>,
   // A provider registered again with the given runs (provider id, runs,
   // registration time): reconciles every lobby concerned and answers the
   // runs no lobby knows (the provider stops them).
@@ -211,7 +218,10 @@ using registry_actor = caf::typed_actor<
   // count (id, heartbeat count).
   caf::reacts_to<atom::suspect, std::string, uint64_t>,
   // Timer: a provider's drain times out at the given deadline (id, unix s).
-  caf::reacts_to<atom::expire, std::string, double>>;
+  caf::reacts_to<atom::expire, std::string, double>,
+  // Cluster mode: providers another instance changed (from the store's
+  // watch): applied without writing them again.
+  caf::reacts_to<atom::remote, remote_batch>>;
 
 /// Joins with an Idempotency-Key header (SPEC §7): the first accepted answer
 /// of each key is kept, durably (idempotency.journal), for idempotency_ttl.
@@ -222,7 +232,10 @@ using idempotency_actor = caf::typed_actor<
   caf::replies_to<atom::join, std::string, std::string, std::string,
                   bot_join>::with<session>,
   // Timer: forget expired keys.
-  caf::reacts_to<atom::sweep>>;
+  caf::reacts_to<atom::sweep>,
+  // Cluster mode: keys another instance answered first (from the store's
+  // watch).
+  caf::reacts_to<atom::remote, remote_batch>>;
 
 } // namespace vb
 

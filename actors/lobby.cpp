@@ -44,10 +44,71 @@ store_change join_change(const std::string& lobby_id,
     {image_op{lobby_id, m->value.session_id, nullptr, shared_session(m)}}};
 }
 
+/// A new bot member's change in cluster mode: it also commits the
+/// reservation of its name (store_claim).
+store_change claimed_join_change(
+  const std::string& lobby_id,
+  const std::shared_ptr<const lobby_image::member>& m) {
+  auto c = join_change(lobby_id, m);
+  auto& s = m->value;
+  c.claims.push_back(store_claim{lobby_id, s.bot_name, s.nick, s.session_id,
+                                 std::make_shared<const std::string>(
+                                   session_json(s))});
+  return c;
+}
+
 store_change leave_change(const std::string& lobby_id,
                           const std::string& session_id) {
   return store_change{leave_record(lobby_id, session_id),
                       {image_op{lobby_id, session_id, nullptr}}};
+}
+
+/// One lobby of a lobbies snapshot from its parts (a header, members),
+/// through the validated snapshot decoder; false (and `why`) unless it is
+/// exactly one lobby, `id`, with as many members as given.
+bool decode_lobby(const std::string& header,
+                  std::vector<const std::string*> sessions,
+                  const std::string& id, lobby& out, std::string& why) {
+  auto n = sessions.size();
+  std::vector<lobby> ls;
+  if (!decode_lobbies(encode_lobby_parts({lobby_parts{&header,
+                                                      std::move(sessions)}},
+                                         0),
+                      ls, why))
+    return false;
+  if (ls.size() != 1 || ls[0].id != id || ls[0].sessions.size() != n) {
+    why = "not one lobby with the id of its key";
+    return false;
+  }
+  out = std::move(ls[0]);
+  return true;
+}
+
+/// A lobby header from its JSON (lobby_header_json), without sessions.
+bool decode_header(const std::string& json, const std::string& id, lobby& out,
+                   std::string& why) {
+  if (!decode_lobby(json, {}, id, out, why))
+    return false;
+  out.sessions.clear();
+  return true;
+}
+
+/// A member of lobby `lobby_id` from its JSON (session_json).
+bool decode_member(const std::string& json, const std::string& lobby_id,
+                   const std::string& session_id, session& out,
+                   std::string& why) {
+  lobby header;
+  header.id = lobby_id;
+  header.name = lobby_id;
+  lobby l;
+  if (!decode_lobby(lobby_header_json(header), {&json}, lobby_id, l, why))
+    return false;
+  if (!session_id.empty() && l.sessions[0].session_id != session_id) {
+    why = "its session_id is not its key";
+    return false;
+  }
+  out = std::move(l.sessions[0]);
+  return true;
 }
 
 /// A request that timed out while calling a provider is a provider that
@@ -187,25 +248,71 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
                                        "capacity)"),
                         {});
         auto session_id = new_uuid(rng);
-        dispatch(
-          dispatch_request{j.bot_name, value.id, session_id, j.nick},
-          std::move(found.candidates), 0,
-          [this, key, j, session_id](const provider& p, std::string run_id) {
-            // The record the bot's lobby events go out with.
-            learned(p);
-            session s;
-            s.session_id = session_id;
-            s.nick = j.nick;
-            s.is_bot = true;
-            s.bot_name = j.bot_name;
-            s.provider_id = p.provider_id;
-            s.run_id = std::move(run_id);
-            s.joined_at = unix_now();
-            accepted(key, std::move(s));
-          },
-          [this, key](const caf::error& err) { finish(key, err, {}); });
+        if (peers.claims)
+          return reserve(key, j, session_id, std::move(found.candidates));
+        start_dispatch(key, j, session_id, std::move(found.candidates));
       },
       [this, key](caf::error& err) { finish(key, err, {}); });
+}
+
+void lobby_state::reserve(const join_key& key, const bot_join& j,
+                          const std::string& session_id,
+                          provider_list candidates) {
+  // Cluster mode: the name first, so that two instances never dispatch the
+  // same (lobby, bot, nick) at once (design §4.3).
+  self
+    ->request(peers.claims, peers.dispatch_wait * 2, atom::reserve_v,
+              value.id, j.bot_name, j.nick, session_id)
+    .then(
+      [this, key, j, session_id,
+       candidates = std::move(candidates)](std::string& existing) mutable {
+        if (existing.empty())
+          return start_dispatch(key, j, session_id, std::move(candidates));
+        // Another instance's member holds it: that is the answer (its
+        // member arrives here through the store's watch).
+        session s;
+        std::string why;
+        if (!decode_member(existing, value.id, {}, s, why))
+          return finish(key,
+                        make_error(ec::storage_failed,
+                                   "cluster store: a reservation that does "
+                                   "not load: " + why),
+                        {});
+        finish(key, {}, s);
+      },
+      [this, key](caf::error& err) { finish(key, as_store_error(err), {}); });
+}
+
+void lobby_state::release(const std::string& bot_name, const std::string& nick,
+                          const std::string& session_id) {
+  if (peers.claims)
+    caf::anon_send(peers.claims, atom::leave_v, value.id, bot_name, nick,
+                   session_id);
+}
+
+void lobby_state::start_dispatch(const join_key& key, const bot_join& j,
+                                 const std::string& session_id,
+                                 provider_list candidates) {
+  dispatch(
+    dispatch_request{j.bot_name, value.id, session_id, j.nick},
+    std::move(candidates), 0,
+    [this, key, j, session_id](const provider& p, std::string run_id) {
+      // The record the bot's lobby events go out with.
+      learned(p);
+      session s;
+      s.session_id = session_id;
+      s.nick = j.nick;
+      s.is_bot = true;
+      s.bot_name = j.bot_name;
+      s.provider_id = p.provider_id;
+      s.run_id = std::move(run_id);
+      s.joined_at = unix_now();
+      accepted(key, std::move(s));
+    },
+    [this, key, j, session_id](const caf::error& err) {
+      release(j.bot_name, j.nick, session_id);
+      finish(key, err, {});
+    });
 }
 
 void lobby_state::dispatch(dispatch_request req, provider_list candidates,
@@ -373,8 +480,19 @@ void lobby_state::replace_member(
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
+  // Cluster mode: another instance's join of the same bot and nick came
+  // first (through the store's watch): its member is the answer, and this
+  // run goes.
+  if (auto i = bots.find(key); i != bots.end()) {
+    stop_run(s);
+    forget_unused_provider(s.provider_id);
+    release(s.bot_name, s.nick, s.session_id);
+    auto existing = i->second->value;
+    return finish(key, {}, existing);
+  }
   auto m = make_member(std::move(s));
-  write({join_change(value.id, m)},
+  write({peers.claims ? claimed_join_change(value.id, m)
+                      : join_change(value.id, m)},
         [this, key, m](const caf::error& err) {
     auto& s = m->value;
     if (err) {
@@ -383,16 +501,75 @@ void lobby_state::accepted(const join_key& key, session s) {
                    s.nick, value.id, to_string(err));
       stop_run(s);
       forget_unused_provider(s.provider_id);
+      release(s.bot_name, s.nick, s.session_id);
       return finish(key, err, {});
     }
-    add_bot(key, m);
-    value.sessions.push_back(m);
-    spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
-                 s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
-    emit("member_joined", s);
-    notify(member_change{value.id, m, {}});
+    insert_bot(m);
     finish(key, {}, s);
   });
+}
+
+void lobby_state::insert_bot(std::shared_ptr<const lobby_image::member> m) {
+  auto& s = m->value;
+  add_bot(join_key{s.bot_name, s.nick}, m);
+  value.sessions.push_back(m);
+  spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
+               s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
+  emit("member_joined", s);
+  notify(member_change{value.id, std::move(m), {}});
+}
+
+void lobby_state::apply_remote(const remote_batch& batch) {
+  std::set<std::string> named;
+  for (auto& c : batch.changes) {
+    if (c.parent != value.id || c.key.empty()) {
+      spdlog::warn("lobby {}: remote change '{}/{}' is not one of its "
+                   "members: skipped",
+                   value.id, c.parent, c.key);
+      continue;
+    }
+    named.insert(c.key);
+    if (!c.json) {
+      // Its provider is told to stop the run by the instance that removed
+      // it.
+      remove_member(c.key);
+      continue;
+    }
+    session s;
+    std::string why;
+    if (!decode_member(*c.json, value.id, c.key, s, why)) {
+      spdlog::warn("lobby {}: remote member {} skipped: {}", value.id, c.key,
+                   why);
+      continue;
+    }
+    if (!s.is_bot) {
+      spdlog::warn("lobby {}: remote member {} skipped: not a bot", value.id,
+                   c.key);
+      continue;
+    }
+    auto old = find_member(c.key);
+    if (!old) {
+      if (bots.count(join_key{s.bot_name, s.nick}) != 0)
+        spdlog::warn("lobby {}: remote member {} is bot {} as '{}' again",
+                     value.id, c.key, s.bot_name, s.nick);
+      insert_bot(make_member(std::move(s)));
+      continue;
+    }
+    // The same member again (a resync, an echo) changes nothing.
+    if (session_json(old->value) == session_json(s))
+      continue;
+    auto event = s.orphaned && !old->value.orphaned ? "member_orphaned"
+                                                    : "member_moved";
+    replace_member(make_member(std::move(s)), event);
+  }
+  if (!batch.resync)
+    return;
+  std::vector<std::string> gone;
+  for (auto& m : value.sessions)
+    if (m->value.is_bot && named.count(m->value.session_id) == 0)
+      gone.push_back(m->value.session_id);
+  for (auto& sid : gone)
+    remove_member(sid);
 }
 
 void lobby_state::write(store_batch batch,
@@ -731,7 +908,12 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
           return true;
         }
         auto rp = self->make_response_promise<bool>();
-        st.write({leave_change(st.value.id, session_id)},
+        auto change = leave_change(st.value.id, session_id);
+        if (st.peers.claims)
+          change.claims.push_back(store_claim{st.value.id, m->value.bot_name,
+                                              m->value.nick, session_id,
+                                              nullptr});
+        st.write({std::move(change)},
                  [self, rp, m](const caf::error& err) mutable {
                    if (err) {
                      rp.deliver(err);
@@ -756,6 +938,9 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       [=](atom::chat, const std::string& nick, const std::string& text) {
         self->state.chat(nick, text);
       },
+      [=](atom::remote, const remote_batch& batch) {
+        self->state.apply_remote(batch);
+      },
   };
 }
 
@@ -764,7 +949,9 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
 lobby_directory_state::entry& lobby_directory_state::add(lobby_image value) {
   auto id = value.id;
   members += value.sessions.size();
-  by_name[value.name] = id;
+  // A name another lobby has already (two instances created it at once)
+  // stays that lobby's: this one is found by id.
+  by_name.emplace(value.name, id);
   for (auto& m : value.sessions)
     index_member(m, id);
   auto actor = self->spawn<caf::linked>(
@@ -841,6 +1028,92 @@ void lobby_directory_state::report_runs(const std::string& provider_id) {
   auto i = by_provider.find(provider_id);
   uint64_t n = i == by_provider.end() ? 0 : i->second.size();
   self->send(peers.registry, atom::runs_v, provider_id, n);
+}
+
+void lobby_directory_state::apply_remote(const remote_batch& batch) {
+  std::set<std::string> named;
+  // Members by lobby, in the batch's order.
+  std::map<std::string, remote_batch> routed;
+  for (auto& c : batch.changes) {
+    if (c.key.empty()) {
+      spdlog::warn("lobby directory: a remote change without a key: skipped");
+      continue;
+    }
+    if (!c.parent.empty()) {
+      if (find(c.parent) == nullptr) {
+        spdlog::warn("lobby directory: remote member {} of unknown lobby {}: "
+                     "skipped",
+                     c.key, c.parent);
+        continue;
+      }
+      routed[c.parent].changes.push_back(c);
+      continue;
+    }
+    named.insert(c.key);
+    if (!c.json) {
+      routed.erase(c.key);
+      drop(c.key);
+      continue;
+    }
+    // A lobby's header never changes once created.
+    if (find(c.key) != nullptr)
+      continue;
+    lobby l;
+    std::string why;
+    if (!decode_header(*c.json, c.key, l, why)) {
+      spdlog::warn("lobby directory: remote lobby {} skipped: {}", c.key, why);
+      continue;
+    }
+    if (auto i = by_name.find(l.name); i != by_name.end())
+      spdlog::warn("lobby directory: remote lobby {} is named '{}' as lobby "
+                   "{} is: found by id only",
+                   l.id, l.name, i->second);
+    spdlog::info("lobby created elsewhere: '{}' id={}{}", l.name, l.id,
+                 l.is_private ? " (private)" : "");
+    add(to_image(std::move(l)));
+  }
+  if (batch.resync) {
+    std::vector<std::string> gone;
+    for (auto& [id, e] : lobbies)
+      if (named.count(id) == 0)
+        gone.push_back(id);
+    for (auto& id : gone) {
+      routed.erase(id);
+      drop(id);
+    }
+    // Every lobby hears of the resync: bot members it does not name leave.
+    for (auto& [id, e] : lobbies)
+      routed[id].resync = true;
+  }
+  for (auto& [id, members] : routed)
+    if (auto e = find(id))
+      self->send(e->actor, atom::remote_v, std::move(members));
+}
+
+void lobby_directory_state::drop(const std::string& id) {
+  auto i = lobbies.find(id);
+  if (i == lobbies.end())
+    return;
+  auto& e = i->second;
+  std::set<std::string> providers;
+  for (auto& m : e.value.sessions) {
+    unindex_member(m->value);
+    --members;
+    if (m->value.is_bot)
+      providers.insert(m->value.provider_id);
+  }
+  if (auto n = by_name.find(e.value.name); n != by_name.end() && n->second == id)
+    by_name.erase(n);
+  spdlog::info("lobby removed elsewhere: '{}' id={} ({} members)",
+               e.value.name, id, e.value.sessions.size());
+  // Unlinked first: its exit is not the directory's. Its subscribers see
+  // it go down.
+  self->unlink_from(e.actor);
+  self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+  lobbies.erase(i);
+  for (auto& p : providers)
+    report_runs(p);
+  publish_counts();
 }
 
 void lobby_directory_state::redispatch(
@@ -993,6 +1266,9 @@ lobby_directory_actor::behavior_type lobby_directory(
       },
       [=](atom::persist, const member_change& change) {
         self->state.update(change);
+      },
+      [=](atom::remote, const remote_batch& batch) {
+        self->state.apply_remote(batch);
       },
       [=](atom::reconcile, const std::string& provider_id,
           const std::vector<bot_run>& runs,

@@ -70,6 +70,11 @@ struct lobby_peers {
   size_t max_lobbies = 10000;
   /// Members (people and bots, joins in flight included) of one lobby.
   size_t max_members = 1000;
+  /// Cluster mode: where a join reserves its (lobby, bot, nick) before it
+  /// dispatches (the lobbies' etcd store: `reserve` answers "" when the
+  /// name is ours now, else the session JSON of the member that holds it;
+  /// `leave` gives an unused reservation back). Null in the embedded mode.
+  caf::actor claims;
 };
 
 struct lobby_state {
@@ -120,6 +125,17 @@ struct lobby_state {
   /// pile up for the lobby's life.
   void forget_unused_provider(const std::string& provider_id);
   void join(const bot_join& j, session_promise rp);
+  /// Cluster mode: reserves the join's name, then dispatches, or answers
+  /// the member of another instance that holds it.
+  void reserve(const join_key& key, const bot_join& j,
+               const std::string& session_id, provider_list candidates);
+  /// Dispatches a join (after its reservation, in cluster mode).
+  void start_dispatch(const join_key& key, const bot_join& j,
+                      const std::string& session_id, provider_list candidates);
+  /// Cluster mode: gives back a reservation no member holds (a dispatch or
+  /// a commit failed).
+  void release(const std::string& bot_name, const std::string& nick,
+               const std::string& session_id);
   /// One dispatch with failover (SPEC §7): the candidates in order, at most
   /// 1 + failover_attempts of them; `ok` with the provider that accepted
   /// and its run id, or `fail` with the last error.
@@ -139,6 +155,14 @@ struct lobby_state {
   void replace_member(const std::shared_ptr<const lobby_image::member>& now,
                       const char* event);
   void accepted(const join_key& key, session s);
+  /// A durable bot member enters (`bots`, the fan-out, `value`): announced
+  /// and the directory told.
+  void insert_bot(std::shared_ptr<const lobby_image::member> m);
+  /// Cluster mode: bot members another instance changed, without writing
+  /// them: added, replaced (same session id) or removed, announced and told
+  /// to the directory as local changes are; with `resync`, bot members the
+  /// batch does not name leave (people stay: they live on this instance).
+  void apply_remote(const remote_batch& batch);
   void finish(const join_key& key, const caf::error& err, const session& s);
   session add_person(const std::string& nick);
   /// No member more may join: members and joins in flight are at
@@ -234,6 +258,12 @@ struct lobby_directory_state {
   void unindex_member(const session& s);
   /// Tells the registry how many bot members a provider runs.
   void report_runs(const std::string& provider_id);
+  /// Cluster mode: lobbies and members another instance changed, without
+  /// writing them: new lobbies added, members routed to their lobbies;
+  /// with `resync`, lobbies the batch does not name are dropped.
+  void apply_remote(const remote_batch& batch);
+  /// Removes a lobby, its members and its actor (it is gone elsewhere).
+  void drop(const std::string& id);
   /// Sends each lobby concerned its members of `sessions` to dispatch
   /// again.
   void redispatch(const std::unordered_map<std::string, placed>& sessions,

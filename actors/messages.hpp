@@ -64,6 +64,8 @@ VB_ADD_ATOM(runs, "runs")
 VB_ADD_ATOM(suspect, "suspect")
 VB_ADD_ATOM(expire, "expire")
 VB_ADD_ATOM(peers, "peers")
+VB_ADD_ATOM(remote, "remote")
+VB_ADD_ATOM(reserve, "reserve")
 
 namespace vb {
 
@@ -165,15 +167,51 @@ struct image_op {
   std::shared_ptr<const session> member = nullptr;
 };
 
+/// Cluster mode only (SPEC §8): the name a bot member holds in its lobby,
+/// (lobby, bot, nick), so that two instances never commit two members of
+/// one name. A join's change commits the reservation its lobby made before
+/// dispatching (`session` set: the member's session JSON, the commit fails
+/// unless the reservation is still this session's); a leave's change
+/// releases it (`session` null). The embedded store ignores claims: a
+/// lobby's own map is the rule there.
+struct store_claim {
+  std::string lobby_id;
+  std::string bot_name;
+  std::string nick;
+  std::string session_id;
+  std::shared_ptr<const std::string> session;
+};
+
 /// One change for a store (SPEC §3): its journal record, and what it does to
 /// the image the next compaction writes. Local only.
 struct store_change {
   std::string record;
   std::vector<image_op> ops;
+  std::vector<store_claim> claims = {};
 };
 
 /// Changes made durable together, all or none. Local only.
 using store_batch = std::vector<store_change>;
+
+/// A change another instance made to an owner's state (cluster mode, SPEC
+/// §8), as the cluster store's watch saw it: one entry of the owner's image
+/// (the same parent and key as its image_op) set to `json` (the entry's
+/// snapshot JSON: a provider, a lobby, a member, an idempotency key) or
+/// removed (null). The owner applies it without writing it again. Local
+/// only.
+struct remote_change {
+  std::string parent;
+  std::string key;
+  std::shared_ptr<const std::string> json;
+};
+
+/// Remote changes in etcd's revision order. `resync` set: the batch is the
+/// owner's whole state (after a compaction or a lost watch): every entry not
+/// in it is gone.
+struct remote_batch {
+  std::vector<remote_change> changes;
+  bool resync = false;
+};
 
 /// A shared, immutable provider as the registry holds it: handed out by
 /// resolve instead of copies. Local only.
@@ -270,6 +308,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::member_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::store_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::remote_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placement)
 

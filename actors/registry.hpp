@@ -171,8 +171,16 @@ struct registry_state {
   /// Sends a batch to the store; `done` runs in the registry once it is
   /// durable (or failed: then nothing of it was applied).
   void write(store_batch batch, std::function<void(const caf::error&)> done);
+  /// Cluster mode: applies providers another instance changed, without
+  /// writing them (that instance did, and does the re-dispatch); with
+  /// `resync`, providers the batch does not name are erased too.
+  void apply_remote(const remote_batch& batch);
 
 private:
+  /// A provider another instance wrote (`json` is its snapshot text), added
+  /// or replacing ours; what the text lacks stays this instance's view.
+  void put_remote(provider next, std::shared_ptr<const std::string> json,
+                  caf::actor_clock::time_point now);
   void index(const provider& p);
   void unindex(const provider& p);
   /// Something a listing shows changed: a new version, and the count for

@@ -63,7 +63,20 @@ struct journal_stats {
   latency_histogram compaction; // one compaction: snapshot + rotation
 };
 
+/// Where the state lives (SPEC §8), for /api/health.
+enum class store_state : int { embedded = 0, ok = 1, unavailable = 2 };
+
 struct server_stats {
+  /// Embedded, or the cluster store's availability (set by the membership).
+  std::atomic<store_state> store{store_state::embedded};
+  /// Whether this instance runs the cleanup sweeper: always in embedded
+  /// mode; in cluster mode only while it holds the sweeper key in etcd.
+  std::atomic<bool> sweeper{true};
+  /// Cluster mode: transactions committed, and refused or failed (503).
+  std::atomic<uint64_t> cluster_commits{0};
+  std::atomic<uint64_t> cluster_failures{0};
+  /// Cluster mode: changes of other instances applied from the watch.
+  std::atomic<uint64_t> cluster_remote_changes{0};
   std::atomic<uint64_t> providers{0};        // registered now
   std::atomic<uint64_t> lobbies{0};          // existing now
   std::atomic<uint64_t> members{0};          // lobby members now

@@ -3,6 +3,7 @@
 // requests answered → final snapshots → exit 0, all within 5 s.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <future>
@@ -14,9 +15,11 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/cleanup.hpp"
+#include "actors/cluster.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/gateway.hpp"
 #include "actors/idempotency.hpp"
@@ -29,8 +32,12 @@
 #include "apps/caf_runtime.hpp"
 #include "apps/server_options.hpp"
 #include "apps/stop_signals.hpp"
+#include "cluster/etcd_client.hpp"
 #include "http/server.hpp"
 #include "link/http_client.hpp"
+#include "model/clock.hpp"
+#include "model/idempotency_codec.hpp"
+#include "model/snapshot_codec.hpp"
 #include "storage/journal.hpp"
 
 namespace {
@@ -181,18 +188,114 @@ int main(int argc, char** argv) {
   if (caf_tls)
     cfg.use_tls(opts.caf_tls_cert, opts.caf_tls_key, opts.caf_tls_ca);
   caf::actor_system sys{cfg};
+  // Cluster mode (SPEC §8): the instance goes live in etcd, imports the
+  // data directory into an empty etcd once, and starts from etcd's state.
+  std::shared_ptr<vb::cluster_context> cluster;
+  caf::actor membership;
+  int64_t cluster_revision = 0;
+  if (!opts.etcd_endpoints.empty()) {
+    std::string endpoints;
+    for (auto& e : opts.etcd_endpoints)
+      endpoints += (endpoints.empty() ? "" : ",") + e;
+    cluster = std::make_shared<vb::cluster_context>();
+    vb::etcd::etcd_options eo;
+    eo.endpoints = opts.etcd_endpoints;
+    eo.attempt_timeout = std::chrono::milliseconds(1000);
+    cluster->client = std::make_shared<vb::etcd::etcd_client>(eo);
+    cluster->prefix = opts.etcd_prefix;
+    cluster->ttl = std::chrono::seconds(
+      static_cast<long>(std::ceil(opts.instance_ttl)));
+    cluster->instance_id = opts.instance_id;
+    if (cluster->instance_id.empty()) {
+      std::string error;
+      cluster->instance_id = vb::stored_instance_id(opts.data_dir, error);
+      if (cluster->instance_id.empty()) {
+        spdlog::error("cluster: {}", error);
+        return 1;
+      }
+    }
+    nlohmann::json info{{"http", server_url},
+                        {"cluster", opts.cluster_host + ":"
+                                      + std::to_string(opts.cluster_port)},
+                        {"started_at", vb::unix_now()},
+                        {"version", VB_VERSION}};
+    membership = vb::spawn_membership(sys, cluster, stats, info.dump());
+    spdlog::info("cluster: instance {} joining etcd at {} (prefix {})",
+                 cluster->instance_id, endpoints,
+                 opts.etcd_prefix);
+    bool live = false;
+    {
+      caf::scoped_actor self{sys};
+      self->request(membership, std::chrono::seconds(60), vb::atom::get_v)
+        .receive([&](int64_t) { live = true; },
+                 [&](caf::error& err) {
+                   spdlog::error("cluster: no live lease in etcd within 60 s "
+                                 "({}): is etcd running at {}?",
+                                 sys.render(err),
+                                 endpoints);
+                 });
+    }
+    auto fail = [&](const std::string& what) {
+      spdlog::error("cluster: {}", what);
+      anon_send_exit(membership, caf::exit_reason::user_shutdown);
+      return 1;
+    };
+    if (!live)
+      return fail("cannot start without etcd");
+    if (auto err = vb::cluster_import_once(
+          *cluster, {{"providers", provider_seed.get()},
+                     {"lobbies", lobby_seed.get()},
+                     {"idempotency", key_seed.get()}});
+        !err.empty())
+      return fail(err);
+    std::vector<std::string> texts;
+    if (auto err = vb::cluster_load(*cluster,
+                                    {{"providers", vb::render_providers},
+                                     {"lobbies", vb::render_lobbies},
+                                     {"idempotency",
+                                      vb::render_idempotency_keys}},
+                                    texts, cluster_revision);
+        !err.empty())
+      return fail(err);
+    std::string why;
+    std::vector<vb::provider> from_etcd;
+    std::vector<vb::lobby> lobbies_from_etcd;
+    std::vector<vb::idempotency_entry> keys_from_etcd;
+    if (!vb::decode_providers(texts[0], from_etcd, why))
+      return fail("the providers in etcd do not load: " + why);
+    if (!vb::decode_lobbies(texts[1], lobbies_from_etcd, why))
+      return fail("the lobbies in etcd do not load: " + why);
+    if (!vb::decode_idempotency(texts[2], keys_from_etcd, why))
+      return fail("the idempotency keys in etcd do not load: " + why);
+    providers = std::move(from_etcd);
+    lobbies = vb::to_images(std::move(lobbies_from_etcd));
+    idempotency_keys = std::move(keys_from_etcd);
+    spdlog::info("cluster: started from etcd at revision {}: {} providers, "
+                 "{} lobbies, {} idempotency keys",
+                 cluster_revision, providers.size(), lobbies.size(),
+                 idempotency_keys.size());
+  }
   // The provider link for HTTP providers (its own I/O thread); the
   // dispatcher sees it as an http_link.
   std::shared_ptr<vb::http_link> client = std::make_shared<vb::http_client>(1);
   // Each durable file: a store (journal appends, detached: fdatasync never
   // stalls a worker) and the snapshot writer its compactions use.
-  auto provider_files = vb::spawn_journal_store(sys, provider_seed, stats);
-  auto lobby_files = vb::spawn_journal_store(sys, lobby_seed, stats);
+  // In cluster mode, each owner's store is etcd instead (actors/cluster).
+  auto spawn_store = [&](std::shared_ptr<vb::journal_store_seed> seed,
+                         const char* owner) {
+    if (cluster)
+      return vb::store_handles{
+        vb::spawn_etcd_store(sys, cluster, owner, cluster_revision, stats),
+        vb::snapshot_writer_actor{}};
+    return vb::spawn_journal_store(sys, std::move(seed), stats);
+  };
+  auto provider_files = spawn_store(provider_seed, "providers");
+  auto lobby_files = spawn_store(lobby_seed, "lobbies");
   auto provider_store = provider_files.store;
   auto provider_writer = provider_files.writer;
   auto lobby_store = lobby_files.store;
   auto lobby_writer = lobby_files.writer;
-  auto key_files = vb::spawn_journal_store(sys, key_seed, stats);
+  auto key_files = spawn_store(key_seed, "idempotency");
   auto key_store = key_files.store;
   auto key_writer = key_files.writer;
   vb::registry_config rcfg;
@@ -213,6 +316,8 @@ int main(int argc, char** argv) {
   auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher, lobby_store};
+  if (cluster)
+    peers.claims = caf::actor_cast<caf::actor>(lobby_store);
   peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
   peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
   peers.stats = stats;
@@ -234,6 +339,14 @@ int main(int argc, char** argv) {
   auto idempotency = sys.spawn(vb::idempotency, directory, key_store,
                                std::move(idempotency_keys), icfg, stats);
 
+  if (cluster) {
+    // The other instances' changes, from each store's watch, go to their
+    // owners.
+    vb::set_cluster_owner(provider_store, caf::actor_cast<caf::actor>(registry));
+    vb::set_cluster_owner(lobby_store, caf::actor_cast<caf::actor>(directory));
+    vb::set_cluster_owner(key_store, caf::actor_cast<caf::actor>(idempotency));
+  }
+
   // The provider gateway for CAF providers (loopback unless configured).
   auto gateway = sys.spawn(vb::provider_gateway,
                            vb::gateway_peers{registry, dispatcher, directory});
@@ -254,13 +367,26 @@ int main(int argc, char** argv) {
       for (auto& a : owners)
         self->wait_for(a);
     }
+    std::vector<caf::actor> stores;
     for (auto& a : {caf::actor_cast<caf::actor>(provider_store),
                     caf::actor_cast<caf::actor>(lobby_store),
                     caf::actor_cast<caf::actor>(key_store),
                     caf::actor_cast<caf::actor>(provider_writer),
                     caf::actor_cast<caf::actor>(lobby_writer),
                     caf::actor_cast<caf::actor>(key_writer)})
-      anon_send_exit(a, caf::exit_reason::user_shutdown);
+      if (a) {
+        anon_send_exit(a, caf::exit_reason::user_shutdown);
+        stores.push_back(a);
+      }
+    if (membership) {
+      // The lease goes last (revoked: the instance key and the sweeper are
+      // handed on at once), after the stores' last commits.
+      caf::scoped_actor self{sys};
+      for (auto& a : stores)
+        self->wait_for(a);
+      anon_send_exit(membership, caf::exit_reason::user_shutdown);
+      self->wait_for(membership);
+    }
   };
   // With TLS, every accepted connection is a TLS server handshake that
   // requires the provider's certificate, signed by --caf-tls-ca.

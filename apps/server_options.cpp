@@ -130,6 +130,21 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--cors-origin", o.cors_origins,
                  "an origin allowed by CORS; repeatable")
     ->take_all();
+  std::string etcd_endpoints;
+  app.add_option("--etcd-endpoints", etcd_endpoints,
+                 "cluster mode: etcd client URLs, comma-separated "
+                 "(http://HOST:PORT,...); the state lives in etcd");
+  app.add_option("--etcd-prefix", o.etcd_prefix,
+                 "cluster mode: the prefix of every key in etcd");
+  app.add_option("--instance-id", o.instance_id,
+                 "cluster mode: this instance's id (default: the one kept in "
+                 "DATA_DIR/instance_id)");
+  app.add_option("--cluster-host", o.cluster_host,
+                 "cluster mode: address of the CAF port between instances");
+  app.add_option("--cluster-port", o.cluster_port,
+                 "cluster mode: the CAF port between instances; 0 picks one");
+  app.add_option("--instance-ttl", o.instance_ttl,
+                 "cluster mode: seconds of this instance's lease in etcd");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -140,6 +155,15 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
               << "Run with --help for the options.\n";
     exit_code = 2;
     return std::nullopt;
+  }
+  if (!etcd_endpoints.empty()) {
+    o.etcd_endpoints.clear();
+    std::stringstream list{etcd_endpoints};
+    std::string item;
+    while (std::getline(list, item, ','))
+      if (auto b = item.find_first_not_of(' '); b != std::string::npos)
+        o.etcd_endpoints.push_back(
+          item.substr(b, item.find_last_not_of(' ') - b + 1));
   }
   if (auto err = validate(o); !err.empty()) {
     std::cerr << "voicebot-server: " << err << "\n";

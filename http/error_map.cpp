@@ -61,6 +61,10 @@ api_reply error_reply(const caf::error& err) {
     case ec::key_invalid:
       return api::error(403, "Invalid provider key", "provider_key_invalid");
     case ec::storage_failed:
+      // Cluster mode names the store that refused (etcd, SPEC §8).
+      if (text.rfind("cluster store", 0) == 0)
+        return unavailable("The change could not be committed: " + text,
+                           "store_unavailable");
       return unavailable("The change could not be written to disk",
                          "storage_failed");
     case ec::unavailable:

@@ -92,7 +92,20 @@ void health(route_call& c) {
     static_cast<unsigned long long>(
       st.providers.load(std::memory_order_relaxed)),
     static_cast<unsigned long long>(st.lobbies.load(std::memory_order_relaxed)));
-  c.respond(api_reply{200, std::string(buf, static_cast<size_t>(n)), {}, nullptr});
+  std::string body(buf, static_cast<size_t>(n));
+  // Cluster mode (SPEC §8): whether etcd takes changes now. Health itself
+  // never depends on it.
+  switch (st.store.load(std::memory_order_relaxed)) {
+    case store_state::embedded:
+      break;
+    case store_state::ok:
+      body.insert(body.size() - 1, R"(,"store":"ok")");
+      break;
+    case store_state::unavailable:
+      body.insert(body.size() - 1, R"(,"store":"unavailable")");
+      break;
+  }
+  c.respond(api_reply{200, std::move(body), {}, nullptr});
 }
 
 void openapi(route_call& c) {

@@ -1,5 +1,6 @@
 #include "model/config.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -45,6 +46,12 @@ json to_json(const server_options& o) {
     {"max_members_per_lobby", o.max_members_per_lobby},
     {"http_threads", o.http_threads},
     {"cors_origins", o.cors_origins},
+    {"etcd_endpoints", o.etcd_endpoints},
+    {"etcd_prefix", o.etcd_prefix},
+    {"instance_id", o.instance_id},
+    {"cluster_host", o.cluster_host},
+    {"cluster_port", o.cluster_port},
+    {"instance_ttl", o.instance_ttl},
   };
 }
 
@@ -150,6 +157,18 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "http_threads", o.http_threads);
     else if (key == "cors_origins")
       err = read_field(value, "cors_origins", o.cors_origins);
+    else if (key == "etcd_endpoints")
+      err = read_field(value, "etcd_endpoints", o.etcd_endpoints);
+    else if (key == "etcd_prefix")
+      err = read_field(value, "etcd_prefix", o.etcd_prefix);
+    else if (key == "instance_id")
+      err = read_field(value, "instance_id", o.instance_id);
+    else if (key == "cluster_host")
+      err = read_field(value, "cluster_host", o.cluster_host);
+    else if (key == "cluster_port")
+      err = read_field(value, "cluster_port", o.cluster_port);
+    else if (key == "instance_ttl")
+      err = read_field(value, "instance_ttl", o.instance_ttl);
     else if (key.rfind("_", 0) == 0) // "_comment" and the like
       continue;
     else
@@ -216,6 +235,36 @@ std::string validate(const server_options& o) {
     return "max_connections_per_address must be positive";
   if (o.max_lobbies == 0 || o.max_members_per_lobby == 0)
     return "max_lobbies and max_members_per_lobby must be positive";
+  for (auto& e : o.etcd_endpoints) {
+    // http://HOST:PORT with nothing after the port (the JSON gateway's
+    // root); TLS to etcd is not built in (docs/cluster.md).
+    auto ok = e.rfind("http://", 0) == 0 && e.size() > 7;
+    if (ok) {
+      auto rest = e.substr(7);
+      auto colon = rest.rfind(':');
+      ok = colon != std::string::npos && colon > 0 && colon + 1 < rest.size()
+           && rest.find('/') == std::string::npos;
+      if (ok)
+        for (auto c : rest.substr(colon + 1))
+          ok = ok && c >= '0' && c <= '9';
+    }
+    if (!ok)
+      return "etcd endpoint '" + e
+             + "' must be http://HOST:PORT (TLS to etcd is not supported)";
+  }
+  if (o.etcd_prefix.size() < 2 || o.etcd_prefix.front() != '/'
+      || o.etcd_prefix.back() != '/')
+    return "etcd_prefix must start and end with '/' (e.g. /vb/)";
+  if (o.instance_id.size() > 64)
+    return "instance_id must be at most 64 characters";
+  for (unsigned char c : o.instance_id)
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.')
+      return "instance_id may hold letters, digits, '-', '_' and '.' only";
+  if (o.cluster_host.empty())
+    return "cluster_host must not be empty";
+  if (!std::isfinite(o.instance_ttl) || o.instance_ttl < 2
+      || o.instance_ttl > 3600)
+    return "instance_ttl must be between 2 and 3600 seconds";
   return {};
 }
 

@@ -63,6 +63,19 @@ struct server_options {
   std::size_t max_members_per_lobby = 1000;
   unsigned http_threads = 0; // 0: one per core
   std::vector<std::string> cors_origins;
+  // Cluster mode (SPEC §8): with etcd endpoints, the state lives in etcd.
+  /// etcd's client URLs (http://HOST:PORT); none: the embedded mode.
+  std::vector<std::string> etcd_endpoints;
+  /// Every key of this service in etcd starts with this.
+  std::string etcd_prefix = "/vb/";
+  /// This instance's id; empty: the one kept in DATA_DIR/instance_id.
+  std::string instance_id;
+  /// The CAF port between instances (loopback by default; 0 picks one).
+  std::string cluster_host = "127.0.0.1";
+  uint16_t cluster_port = 8002;
+  /// Seconds of the instance's lease in etcd: an instance unheard for this
+  /// long loses its pending joins and its leadership.
+  double instance_ttl = 10;
   /// Command line only: print this journal's records and exit.
   std::string dump_journal;
   /// Command line only, benchmarks only: journal appends skip fdatasync

@@ -92,6 +92,7 @@ lobby_directory_actor::behavior_type scripted_directory(
       return make_error(ec::invalid);
     },
     [=](atom::persist, const member_change&) { never("persist"); },
+    [=](atom::remote, const remote_batch&) { never("remote"); },
     [=](atom::reconcile, const std::string&, const std::vector<bot_run>&,
         double) -> caf::result<std::vector<std::string>> {
       never("reconcile");
@@ -476,4 +477,121 @@ TEST_CASE_METHOD(idempotency_fixture,
   REQUIRE(reloaded.size() == 2);
   CHECK(reloaded[0].key == "k1");
   CHECK(reloaded[0].answer.session_id == first.session_id);
+}
+
+// -- cluster mode: keys another instance answered ------------------------------
+
+namespace {
+
+/// A key as another instance would have written it: its first answer is a
+/// session `session_id` of the default request.
+remote_change remote_key(const std::string& key, const std::string& session_id,
+                         double expires_at = unix_now() + 3000) {
+  request r;
+  session s;
+  s.session_id = session_id;
+  s.nick = "Echo";
+  s.is_bot = true;
+  s.bot_name = "echo";
+  s.provider_id = "p9";
+  s.run_id = "run-" + session_id;
+  idempotency_entry e{key, r.fingerprint(), r.body.lobby_id, s, expires_at};
+  return remote_change{
+    {}, key, std::make_shared<const std::string>(idempotency_entry_json(e))};
+}
+
+struct remote_idempotency_fixture : idempotency_fixture {
+  void remote(std::vector<remote_change> changes, bool resync = false) {
+    self->send(aut, atom::remote_v, remote_batch{std::move(changes), resync});
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(remote_idempotency_fixture,
+                 "a key answered on another instance is answered here with "
+                 "its session, without a join or a write",
+                 "[idempotency][remote]") {
+  start();
+  remote({remote_key("k1", "remote-1")});
+  auto s = join("k1");
+  CHECK(s.session_id == "remote-1");
+  CHECK(s.run_id == "run-remote-1");
+  CHECK(dir().joins.empty());
+  // Another request with that key is refused, as for a key of this one.
+  request other;
+  other.body.nick = "Other";
+  CHECK(code_of(join_error("k1", other)) == ec::idempotency_key_reused);
+  CHECK(disk().records.empty());
+}
+
+TEST_CASE_METHOD(remote_idempotency_fixture,
+                 "a remote key keeps the first answer kept here; one expired "
+                 "here is replaced",
+                 "[idempotency][remote]") {
+  config.sweep_interval = 10h;
+  start();
+  auto first = join("k1");
+  REQUIRE(disk().records.size() == 1);
+  remote({remote_key("k1", "remote-1")});
+  CHECK(same(join("k1"), first));
+  // Expired here (not swept yet): the key was answered anew elsewhere.
+  advance(3601s);
+  remote({remote_key("k1", "remote-2", unix_now() + 3601 + 3000)});
+  CHECK(join("k1").session_id == "remote-2");
+  CHECK(dir().joins.size() == 1);
+  CHECK(disk().records.size() == 1);
+}
+
+TEST_CASE_METHOD(remote_idempotency_fixture,
+                 "a key forgotten on another instance is forgotten here",
+                 "[idempotency][remote]") {
+  start();
+  remote({remote_key("k1", "remote-1"), remote_key("k2", "remote-2")});
+  remote({remote_change{{}, "k1", nullptr}, remote_change{{}, "nope", nullptr}});
+  CHECK(keys().keys.count("k1") == 0);
+  CHECK(keys().by_expiry.size() == 1);
+  // The key joins again.
+  CHECK(join("k1").session_id == "s1");
+  CHECK(join("k2").session_id == "remote-2");
+  CHECK(dir().joins.size() == 1);
+  CHECK(records_with(R"("op":"del")") == 0);
+}
+
+TEST_CASE_METHOD(remote_idempotency_fixture,
+                 "a resync forgets the keys it does not name",
+                 "[idempotency][remote]") {
+  start();
+  join("local");
+  remote({remote_key("k2", "remote-2"), remote_key("k3", "remote-3")});
+  auto written = disk().records.size();
+  remote({remote_key("k3", "remote-3")}, true);
+  CHECK(keys().keys.size() == 1);
+  CHECK(keys().keys.count("k3") == 1);
+  CHECK(keys().by_expiry.size() == 1);
+  CHECK(join("k3").session_id == "remote-3");
+  CHECK(disk().records.size() == written);
+  CHECK(join("local").session_id == "s2"); // joined again
+}
+
+TEST_CASE_METHOD(remote_idempotency_fixture,
+                 "a remote key that does not decode is skipped and the rest "
+                 "applied",
+                 "[idempotency][remote]") {
+  start();
+  auto text = [](std::string parent, std::string key, std::string json) {
+    return remote_change{std::move(parent), std::move(key),
+                         std::make_shared<const std::string>(std::move(json))};
+  };
+  auto good = remote_key("k3", "remote-3");
+  remote({text({}, "k1", "{nope"),
+          text({}, "k1", R"({"key":"k1"})"), // no session
+          text({}, "k2", *good.json),          // another key's entry
+          text("lobby-1", "k3", *good.json),   // not a key
+          text({}, "k2", ""),
+          good});
+  CHECK(keys().keys.size() == 1);
+  CHECK(join("k3").session_id == "remote-3");
+  CHECK(disk().records.empty());
 }

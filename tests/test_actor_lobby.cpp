@@ -10,6 +10,8 @@
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "memory_store.hpp"
+#include "model/journal_codec.hpp"
+#include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
 #include "scripted_link.hpp"
 
@@ -853,4 +855,222 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers loaded "
   // A leave takes a quiet bot out as well.
   CHECK(ask<bool>(aut, atom::remove_v, saved.id, std::string{"s0"}));
   CHECK(ptr->state.quiet_bots.at(web).size() == 1);
+}
+
+// -- cluster mode: lobbies and members another instance changed ---------------
+
+namespace {
+
+lobby remote_lobby(std::string id, std::string name) {
+  lobby l;
+  l.id = std::move(id);
+  l.name = std::move(name);
+  l.created_at = 1000;
+  return l;
+}
+
+session remote_bot(std::string id, std::string nick, std::string bot,
+                   std::string provider_id, std::string run_id) {
+  session s;
+  s.session_id = std::move(id);
+  s.nick = std::move(nick);
+  s.is_bot = true;
+  s.bot_name = std::move(bot);
+  s.provider_id = std::move(provider_id);
+  s.run_id = std::move(run_id);
+  s.joined_at = 1000;
+  return s;
+}
+
+remote_change text(std::string parent, std::string key, std::string json) {
+  return remote_change{std::move(parent), std::move(key),
+                       std::make_shared<const std::string>(std::move(json))};
+}
+
+remote_change header(const lobby& l) {
+  return text({}, l.id, lobby_header_json(l));
+}
+
+remote_change member(const lobby& l, const session& s) {
+  return text(l.id, s.session_id, session_json(s));
+}
+
+remote_change left(const lobby& l, const std::string& session_id) {
+  return remote_change{l.id, session_id, nullptr};
+}
+
+struct remote_fixture : events_fixture {
+  store_actor store = sys.spawn(test::memory_store);
+  std::string pid;
+  lobby one = remote_lobby("0a000000-0000-4000-8000-000000000001", "one");
+  lobby two = remote_lobby("0b000000-0000-4000-8000-000000000002", "two");
+
+  remote_fixture() {
+    pid = add_provider("alpha", {"echo", "greeter"});
+    start_on(store);
+  }
+
+  void remote(std::vector<remote_change> changes, bool resync = false) {
+    self->send(aut, atom::remote_v, remote_batch{std::move(changes), resync});
+    run();
+  }
+
+  const std::vector<std::string>& records() {
+    return test::state_of(store).records;
+  }
+
+  lobby_directory_state& directory() {
+    return caf::actor_cast<
+             lobby_directory_actor::stateful_pointer<lobby_directory_state>>(
+             aut)
+      ->state;
+  }
+
+  uint64_t active_runs() {
+    return ask<provider>(reg, atom::get_v, pid).active_runs;
+  }
+
+  strings listed() {
+    strings out;
+    for (auto& l : ask<std::vector<lobby>>(aut, atom::list_v))
+      out.push_back(l.name);
+    return out;
+  }
+
+  strings members_of(const lobby& l) {
+    strings out;
+    for (auto& s : get(l.id).sessions)
+      out.push_back(s.nick + (s.is_bot ? " " + s.run_id : ""));
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(remote_fixture,
+                 "lobby: a lobby and a bot member created elsewhere are "
+                 "listed, indexed and counted here, and nothing is written",
+                 "[lobby][remote]") {
+  remote({header(one)});
+  CHECK(listed() == strings{"one"});
+  CHECK(get(one.id).created_at == 1000);
+  CHECK(stats->lobbies == 1);
+  // Its name is taken: a creation of it here answers that lobby.
+  auto again = ask<lobby_created>(aut, atom::create_v,
+                                  lobby_create{"one", false});
+  CHECK_FALSE(again.created);
+  CHECK(again.value.id == one.id);
+  remote({member(one, remote_bot("s1", "Echo", "echo", pid, "run-x"))});
+  CHECK(members_of(one) == strings{"Echo run-x"});
+  CHECK(stats->members == 1);
+  CHECK(directory().by_session.at("s1") == one.id);
+  CHECK(directory().by_provider.at(pid).size() == 1);
+  CHECK(active_runs() == 1);
+  // The same bot and nick joining here is that member: nothing dispatched.
+  CHECK(join(one.id, "echo", "Echo").session_id == "s1");
+  CHECK(script->joins.empty());
+  // The header again (an echo) changes nothing.
+  remote({header(one)});
+  CHECK(stats->lobbies == 1);
+  CHECK(members_of(one) == strings{"Echo run-x"});
+  CHECK(records().empty());
+}
+
+TEST_CASE_METHOD(remote_fixture,
+                 "lobby events: a subscriber hears remote bot members join, "
+                 "move, be orphaned and leave, as local ones",
+                 "[lobby][events][remote]") {
+  remote({header(one)});
+  auto f = subscribe(one.id);
+  auto alice = person(one.id, "alice");
+  auto s = remote_bot("s1", "Echo", "echo", pid, "run-x");
+  remote({member(one, s)});
+  s.run_id = "run-y";
+  s.moved_at = 2000;
+  remote({member(one, s)});
+  CHECK(members_of(one) == strings{"alice", "Echo run-y"});
+  CHECK(active_runs() == 1);
+  // The same member again changes nothing.
+  remote({member(one, s)});
+  s.orphaned = true;
+  remote({member(one, s)});
+  CHECK(stats->orphaned == 1);
+  CHECK(active_runs() == 0);
+  remote({left(one, "s1")});
+  CHECK(f->seen == strings{"members", "member_joined", "member_joined",
+                           "member_moved", "member_orphaned", "member_left"});
+  REQUIRE(f->events.size() == 5);
+  CHECK(f->events[1].member.session_id == "s1");
+  CHECK(f->events[1].member.run_id == "run-x");
+  CHECK(f->events[2].member.run_id == "run-y");
+  CHECK(f->events[3].member.orphaned);
+  CHECK(f->events[4].member.nick == "Echo");
+  CHECK(members_of(one) == strings{"alice"});
+  CHECK(stats->members == 1);
+  CHECK(stats->orphaned == 0);
+  CHECK(directory().by_session.count("s1") == 0);
+  CHECK(directory().by_provider.count(pid) == 0);
+  // The member is gone here; its run is the remover's to stop.
+  CHECK(script->stops.empty());
+  CHECK(records().empty());
+}
+
+TEST_CASE_METHOD(remote_fixture,
+                 "lobby: a resync drops the lobbies and bot members it does "
+                 "not name; people stay",
+                 "[lobby][events][remote]") {
+  auto local = create("local");
+  auto written = records().size();
+  auto s1 = remote_bot("s1", "Echo", "echo", pid, "run-1");
+  auto s2 = remote_bot("s2", "Greeter", "greeter", pid, "run-2");
+  auto s3 = remote_bot("s3", "Echo", "echo", pid, "run-3");
+  remote({header(one), header(two), member(one, s1), member(one, s2),
+          member(two, s3)});
+  person(one.id, "alice");
+  auto f = subscribe(one.id);
+  CHECK(stats->lobbies == 3);
+  CHECK(stats->members == 4);
+  CHECK(active_runs() == 3);
+  s1.run_id = "run-4";
+  remote({header(one), member(one, s1)}, true);
+  CHECK(listed() == strings{"one"});
+  CHECK(code_of(ask_error<lobby>(aut, atom::get_v, two.id)) == ec::not_found);
+  CHECK(code_of(ask_error<lobby>(aut, atom::get_v, local.id))
+        == ec::not_found);
+  CHECK(members_of(one) == strings{"Echo run-4", "alice"});
+  CHECK(f->seen == strings{"members", "member_moved", "member_left"});
+  CHECK(stats->lobbies == 1);
+  CHECK(stats->members == 2);
+  CHECK(directory().by_session.count("s2") == 0);
+  CHECK(directory().by_session.count("s3") == 0);
+  CHECK(active_runs() == 1);
+  CHECK(records().size() == written);
+  // The name of a dropped lobby is free again.
+  CHECK(ask<lobby_created>(aut, atom::create_v, lobby_create{"two", false})
+          .created);
+}
+
+TEST_CASE_METHOD(remote_fixture,
+                 "lobby: remote entries that do not decode, or of unknown "
+                 "lobbies, are skipped and the rest applied",
+                 "[lobby][remote]") {
+  auto s1 = remote_bot("s1", "Echo", "echo", pid, "run-1");
+  session person_member;
+  person_member.session_id = "s8";
+  person_member.nick = "bob";
+  remote({text({}, two.id, "{nope"),
+          text({}, two.id, lobby_header_json(one)), // another lobby's header
+          text({}, two.id, ""),
+          member(two, s1), // its lobby is unknown here
+          header(one),
+          text(one.id, "s9", "[1]"),
+          text(one.id, "s9", session_json(s1)), // another member's key
+          text(one.id, "s9", "{}"),             // no session_id
+          member(one, person_member),           // people are not stored
+          member(one, s1)});
+  CHECK(listed() == strings{"one"});
+  CHECK(members_of(one) == strings{"Echo run-1"});
+  CHECK(stats->lobbies == 1);
+  CHECK(stats->members == 1);
+  CHECK(records().empty());
 }

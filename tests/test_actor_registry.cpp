@@ -8,6 +8,7 @@
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "memory_store.hpp"
+#include "model/snapshot_codec.hpp"
 
 using namespace vb;
 using namespace std::chrono_literals;
@@ -324,4 +325,191 @@ TEST_CASE_METHOD(registry_fixture, "registry: evict spares providers seen "
     aut, atom::evict_v, std::vector<std::string>{a, b}, caf::timespan{60s});
   CHECK(evicted == std::vector<std::string>{a});
   CHECK(names(on_disk()) == std::vector<std::string>{"b"});
+}
+
+// -- cluster mode: providers another instance changed -------------------------
+
+namespace {
+
+/// A provider as another instance would have written it.
+provider remote_provider(std::string id, std::string name, std::string url,
+                         std::vector<std::string> bots) {
+  provider p;
+  p.provider_id = std::move(id);
+  p.name = std::move(name);
+  p.base_url = std::move(url);
+  for (auto& b : bots)
+    p.bots.push_back(bot_info{b, ""});
+  p.registered_at = 1000;
+  p.last_seen = 1000;
+  return p;
+}
+
+remote_change put(const provider& p) {
+  return remote_change{{}, p.provider_id,
+                       std::make_shared<const std::string>(provider_json(p))};
+}
+
+remote_change gone(const std::string& id) {
+  return remote_change{{}, id, nullptr};
+}
+
+struct remote_registry_fixture : registry_fixture {
+  store_actor store;
+
+  remote_registry_fixture() {
+    store = sys.spawn(test::memory_store);
+    start_on(store);
+  }
+
+  ~remote_registry_fixture() {
+    self->send_exit(store, caf::exit_reason::user_shutdown);
+  }
+
+  void remote(std::vector<remote_change> changes, bool resync = false) {
+    self->send(aut, atom::remote_v, remote_batch{std::move(changes), resync});
+    run();
+  }
+
+  std::vector<std::string> listed() {
+    return names(ask<provider_catalog_ptr>(aut, atom::list_v)->providers);
+  }
+
+  const std::vector<std::string>& written() {
+    return test::state_of(store).records;
+  }
+};
+
+const std::string id_a = "aaaaaaaa-0000-4000-8000-000000000001";
+const std::string id_b = "bbbbbbbb-0000-4000-8000-000000000002";
+const std::string id_c = "cccccccc-0000-4000-8000-000000000003";
+
+} // namespace
+
+TEST_CASE_METHOD(remote_registry_fixture,
+                 "registry: a provider another instance registered is listed "
+                 "and placed, and nothing is written",
+                 "[registry][remote]") {
+  auto before = ask<provider_catalog_ptr>(aut, atom::list_v)->version;
+  remote({put(remote_provider(id_a, "alpha", "http://10.0.0.1:9001",
+                              {"echo"}))});
+  auto got = ask<provider>(aut, atom::get_v, id_a);
+  CHECK(got.name == "alpha");
+  CHECK(got.base_url == "http://10.0.0.1:9001");
+  CHECK(got.registered_at == 1000);
+  // Not in its text: this instance's own view.
+  CHECK(got.load == -1);
+  CHECK(got.capacity == -1);
+  CHECK(got.lease_expires_at > 1000);
+  CHECK(listed() == std::vector<std::string>{"alpha"});
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->version > before);
+  CHECK(names(resolve("echo")) == std::vector<std::string>{"alpha"});
+  CHECK(stats->providers == 1);
+  // A later flush writes nothing of it either.
+  CHECK(ask<uint64_t>(aut, atom::flush_v) == 0);
+  CHECK(written().empty());
+}
+
+TEST_CASE_METHOD(remote_registry_fixture,
+                 "registry: a remote value replaces a known provider in its "
+                 "place, reindexed, and counts as a sign of life",
+                 "[registry][remote]") {
+  auto a = remote_provider(id_a, "alpha", "http://10.0.0.1:9001", {"echo"});
+  remote({put(a), put(remote_provider(id_b, "beta", "http://10.0.0.2:9001",
+                                      {"echo"}))});
+  auto version = ask<provider_catalog_ptr>(aut, atom::list_v)->version;
+  advance(100s);
+  CHECK(ask<stale_report>(aut, atom::stale_v, caf::timespan{60s}).entries.size()
+        == 2);
+  a.base_url = "http://10.0.0.1:9002";
+  a.bots = {bot_info{"poet", ""}};
+  remote({put(a)});
+  // Its registration order stays.
+  CHECK(listed() == std::vector<std::string>{"alpha", "beta"});
+  CHECK(ask<provider>(aut, atom::get_v, id_a).base_url
+        == "http://10.0.0.1:9002");
+  CHECK(ask<provider_catalog_ptr>(aut, atom::list_v)->version > version);
+  CHECK(names(resolve("echo")) == std::vector<std::string>{"beta"});
+  CHECK(names(resolve("poet")) == std::vector<std::string>{"alpha"});
+  // Someone just wrote it: only beta is unseen for a minute.
+  auto report = ask<stale_report>(aut, atom::stale_v, caf::timespan{60s});
+  REQUIRE(report.entries.size() == 1);
+  CHECK(report.entries[0].provider_id == id_b);
+  // A provider registering here finds the endpoint taken by the remote one.
+  auto r = reg("alpha", "http://10.0.0.1:9002", {"poet"});
+  CHECK(add(r) == id_a);
+  CHECK(stats->providers == 2);
+}
+
+TEST_CASE_METHOD(remote_registry_fixture,
+                 "registry: a provider removed elsewhere is gone here, "
+                 "without a write or a tombstone",
+                 "[registry][remote]") {
+  auto a = remote_provider(id_a, "alpha", "http://10.0.0.1:9001", {"echo"});
+  a.instance_id = "i-1";
+  remote({put(a)});
+  REQUIRE(stats->providers == 1);
+  remote({gone(id_a)});
+  CHECK(code_of(ask_error<provider>(aut, atom::get_v, id_a)) == ec::not_found);
+  CHECK(listed().empty());
+  CHECK(resolve("echo").empty());
+  CHECK(stats->providers == 0);
+  // A removal of what is not here is nothing.
+  remote({gone(id_c)});
+  CHECK(written().empty());
+  // No tombstone here: the same instance registers again.
+  auto r = reg("alpha", "http://10.0.0.1:9001", {"echo"});
+  r.provider_id = id_a;
+  r.instance_id = "i-1";
+  CHECK(add(r) == id_a);
+}
+
+TEST_CASE_METHOD(remote_registry_fixture,
+                 "registry: a resync keeps only the providers it names",
+                 "[registry][remote]") {
+  auto local = add(reg("local", "http://127.0.0.1:9001", {"echo"}));
+  auto records = written().size();
+  remote({put(remote_provider(id_a, "alpha", "http://10.0.0.1:9001",
+                              {"echo"})),
+          put(remote_provider(id_b, "beta", "http://10.0.0.2:9001",
+                              {"greeter"}))});
+  CHECK(listed() == std::vector<std::string>{"local", "alpha", "beta"});
+  auto b = remote_provider(id_b, "beta", "http://10.0.0.2:9001", {"poet"});
+  remote({put(b), put(remote_provider(id_c, "gamma", "http://10.0.0.3:9001",
+                                      {"echo"}))},
+         true);
+  CHECK(listed() == std::vector<std::string>{"beta", "gamma"});
+  CHECK(code_of(ask_error<provider>(aut, atom::get_v, local))
+        == ec::not_found);
+  CHECK(names(resolve("echo")) == std::vector<std::string>{"gamma"});
+  CHECK(resolve("greeter").empty());
+  CHECK(names(resolve("poet")) == std::vector<std::string>{"beta"});
+  CHECK(stats->providers == 2);
+  CHECK(written().size() == records);
+}
+
+TEST_CASE_METHOD(remote_registry_fixture,
+                 "registry: a remote entry that does not decode is skipped "
+                 "and the rest applied",
+                 "[registry][remote]") {
+  auto bad = [](std::string id, std::string text) {
+    return remote_change{{}, std::move(id),
+                         std::make_shared<const std::string>(std::move(text))};
+  };
+  auto b = remote_provider(id_b, "beta", "http://10.0.0.2:9001", {"echo"});
+  remote({bad(id_a, "{not json"),
+          bad(id_a, R"({"provider_id":")" + id_a + R"("})"), // no name
+          put(b),
+          // Two providers in one entry, and one under another key.
+          bad(id_c, provider_json(b) + "," + provider_json(b)),
+          bad(id_c, provider_json(b)),
+          bad(id_c, ""),
+          remote_change{"some-lobby", id_c,
+                        std::make_shared<const std::string>(provider_json(b))},
+          put(remote_provider(id_a, "alpha", "http://10.0.0.1:9001",
+                              {"echo"}))});
+  CHECK(listed() == std::vector<std::string>{"beta", "alpha"});
+  CHECK(code_of(ask_error<provider>(aut, atom::get_v, id_c)) == ec::not_found);
+  CHECK(stats->providers == 2);
+  CHECK(written().empty());
 }

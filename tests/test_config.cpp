@@ -46,6 +46,40 @@ TEST_CASE("config: conf/voicebot-server.json holds every option with its "
   CHECK(o.log_level == "info");
 }
 
+TEST_CASE("config: cluster mode's options are checked", "[config][cluster]") {
+  server_options o;
+  CHECK(validate(o).empty()); // embedded: no endpoints
+  o.etcd_endpoints = {"http://127.0.0.1:2379", "http://[::1]:2380"};
+  CHECK(validate(o).empty());
+  o.etcd_endpoints = {"https://127.0.0.1:2379"};
+  CHECK(validate(o).find("must be http://HOST:PORT") != std::string::npos);
+  o.etcd_endpoints = {"http://127.0.0.1"};
+  CHECK_FALSE(validate(o).empty());
+  o.etcd_endpoints = {"http://127.0.0.1:2379/v3"};
+  CHECK_FALSE(validate(o).empty());
+  o.etcd_endpoints = {"http://127.0.0.1:23x9"};
+  CHECK_FALSE(validate(o).empty());
+  o.etcd_endpoints.clear();
+  o.etcd_prefix = "vb";
+  CHECK(validate(o) == "etcd_prefix must start and end with '/' (e.g. /vb/)");
+  o.etcd_prefix = "/vb/";
+  o.instance_id = "a b";
+  CHECK_FALSE(validate(o).empty());
+  o.instance_id = std::string(65, 'x');
+  CHECK_FALSE(validate(o).empty());
+  o.instance_id = "node-1.eu_west";
+  CHECK(validate(o).empty());
+  o.instance_ttl = 1;
+  CHECK(validate(o) == "instance_ttl must be between 2 and 3600 seconds");
+  o.instance_ttl = 10;
+  CHECK(apply_config_json(R"({"etcd_endpoints":"http://a:1"})", o)
+        == "etcd_endpoints: expected a list of strings");
+  CHECK(apply_config_json(R"({"etcd_endpoints":["http://a:1"],"cluster_port":0})", o)
+          .empty());
+  CHECK(o.etcd_endpoints == std::vector<std::string>{"http://a:1"});
+  CHECK(o.cluster_port == 0);
+}
+
 TEST_CASE("config: bad files and values are refused with a clear message",
           "[config]") {
   server_options o;

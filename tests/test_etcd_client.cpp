@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/etcd_client.hpp"
+#include "etcd_member.hpp"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
@@ -917,95 +918,8 @@ TEST_CASE("a kept lease stays and shows a recent renewal", "[etcd]") {
 
 // -- a real etcd member -------------------------------------------------------------
 
-namespace {
-
-/// `etcd` on PATH, or "".
-std::string find_etcd() {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    auto colon = dirs.find(':', start);
-    if (colon == std::string::npos)
-      colon = dirs.size();
-    auto candidate = dirs.substr(start, colon - start) + "/etcd";
-    if (::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-    start = colon + 1;
-  }
-  return {};
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/// One etcd member on free loopback ports in a temp dir; stopped (by its
-/// pid) and removed at the end.
-class etcd_member {
-public:
-  explicit etcd_member(const std::string& binary) {
-    char dir_template[] = "/tmp/vb-etcd-XXXXXX";
-    REQUIRE(::mkdtemp(dir_template) != nullptr);
-    dir_ = dir_template;
-    auto client_port = std::to_string(free_port());
-    auto peer_port = std::to_string(free_port());
-    url_ = "http://127.0.0.1:" + client_port;
-    auto peer = "http://127.0.0.1:" + peer_port;
-    std::vector<std::string> args{binary,
-                                  "--name", "t",
-                                  "--data-dir", dir_ + "/data",
-                                  "--listen-client-urls", url_,
-                                  "--advertise-client-urls", url_,
-                                  "--listen-peer-urls", peer,
-                                  "--initial-advertise-peer-urls", peer,
-                                  "--initial-cluster", "t=" + peer,
-                                  "--logger=zap",
-                                  "--log-outputs=stderr"};
-    auto log = dir_ + "/etcd.log";
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      std::freopen(log.c_str(), "w", stderr);
-      std::freopen("/dev/null", "w", stdout);
-      std::vector<char*> argv;
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-
-  ~etcd_member() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  const std::string& url() const {
-    return url_;
-  }
-
-private:
-  std::string dir_;
-  std::string url_;
-  pid_t pid_ = -1;
-};
-
-} // namespace
+using vb::test::etcd_member;
+using vb::test::find_etcd;
 
 TEST_CASE("against a real etcd member: put, range, txn, lease, watch",
           "[etcd][real]") {
