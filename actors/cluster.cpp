@@ -5,6 +5,7 @@
 #include <fstream>
 #include <future>
 #include <random>
+#include <set>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
@@ -12,6 +13,7 @@
 #include <unordered_set>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -58,6 +60,17 @@ struct campaign_done {
 
 struct tick {};
 
+/// The links table's watch, and its first read.
+struct links_watch {
+  uint64_t gen = 0;
+  etcd::watch_update update;
+};
+struct links_read {
+  etcd::etcd_error error;
+  int64_t revision = 0;
+  std::vector<etcd::key_value> kvs;
+};
+
 /// A reservation's transaction came back, or its next try is due.
 struct reserve_done {
   uint64_t job = 0;
@@ -75,6 +88,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::resync_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::lease_event)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::campaign_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::tick)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_watch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_read)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_retry)
 
@@ -1224,7 +1239,263 @@ caf::behavior membership_fn(caf::stateful_actor<membership_state>* self,
   };
 }
 
+// -- CAF provider links ------------------------------------------------------------
+
+struct links_state {
+  static inline constexpr const char* name = "cluster-links";
+
+  struct holder {
+    std::string instance;
+    std::string cluster; // HOST:PORT of its cluster gateway
+  };
+
+  caf::stateful_actor<links_state>* self = nullptr;
+  std::shared_ptr<cluster_context> ctx;
+  std::string cluster;
+  std::string prefix;
+  /// Links held here, and the lease they were written under.
+  std::set<std::string> local;
+  int64_t written_lease = 0;
+  /// Every instance's links, from the watch.
+  std::unordered_map<std::string, holder> table;
+  /// Cluster gateways connected so far, by HOST:PORT.
+  std::unordered_map<std::string, caf::actor> gateways;
+  uint64_t watch_id = 0;
+  uint64_t gen = 0;
+
+  std::string value() const {
+    return json{{"iid", ctx->instance_id}, {"cluster", cluster}}.dump();
+  }
+
+  void put(const std::string& id) {
+    auto lease = ctx->lease.load();
+    if (lease == 0)
+      return; // written when the next lease is live
+    etcd::put_request p;
+    p.key = prefix + id;
+    p.value = value();
+    p.lease = lease;
+    ctx->client->put(p, txn_timeout, [id](etcd::put_result r) {
+      if (r.error)
+        spdlog::warn("cluster: recording the link of provider {} failed: {}",
+                     id, describe(r.error));
+    });
+  }
+
+  void drop(const std::string& id) {
+    // Only our own record: the provider may have registered elsewhere since.
+    etcd::txn_request t;
+    t.compares.push_back({prefix + id, etcd::compare_target::value,
+                          etcd::compare_result::equal, value(), 0});
+    etcd::delete_request d;
+    d.key = prefix + id;
+    t.success.push_back(etcd::txn_op::make(std::move(d)));
+    ctx->client->txn(std::move(t), txn_timeout, [](etcd::txn_result) {});
+  }
+
+  void apply(const std::string& key, const std::string* v) {
+    if (key.compare(0, prefix.size(), prefix) != 0)
+      return;
+    auto id = key.substr(prefix.size());
+    if (v == nullptr) {
+      table.erase(id);
+      return;
+    }
+    auto j = json::parse(*v, nullptr, false);
+    if (!j.is_object())
+      return;
+    table[id] = holder{j.value("iid", ""), j.value("cluster", "")};
+  }
+
+  void start() {
+    auto me = caf::actor_cast<caf::actor>(self);
+    range_all(ctx->client, prefix, 0,
+              [me](etcd::etcd_error e, int64_t rev,
+                   std::vector<etcd::key_value> kvs) {
+                caf::anon_send(me, links_read{std::move(e), rev, std::move(kvs)});
+              });
+  }
+
+  void read(links_read& r) {
+    if (r.error) {
+      spdlog::warn("cluster: reading the links failed ({}); retrying",
+                   describe(r.error));
+      self->delayed_send(self, std::chrono::seconds(1), atom::get_v);
+      return;
+    }
+    table.clear();
+    for (auto& kv : r.kvs)
+      apply(kv.key, &kv.value);
+    etcd::watch_request w;
+    w.key = prefix;
+    w.start_revision = r.revision + 1;
+    w.prev_kv = false;
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto g = ++gen;
+    watch_id = ctx->client->watch(w, [me, g](const etcd::watch_update& u) {
+      caf::anon_send(me, links_watch{g, u});
+    });
+  }
+
+  void watched(links_watch& m) {
+    if (m.gen != gen)
+      return;
+    if (m.update.what == etcd::watch_update::kind::compacted) {
+      ctx->client->cancel_watch(watch_id);
+      ++gen;
+      start();
+      return;
+    }
+    for (auto& ev : m.update.events)
+      apply(ev.kv.key,
+            ev.type == etcd::event_type::put ? &ev.kv.value : nullptr);
+  }
+
+  caf::result<caf::actor> resolve(const std::string& id) {
+    auto i = table.find(id);
+    if (i == table.end() || i->second.instance == ctx->instance_id
+        || i->second.cluster.empty())
+      return make_error(ec::unavailable, "no instance holds the link");
+    auto addr = i->second.cluster;
+    if (auto g = gateways.find(addr); g != gateways.end())
+      return g->second;
+    auto colon = addr.rfind(':');
+    auto host = addr.substr(0, colon);
+    auto port = static_cast<uint16_t>(std::stoul(addr.substr(colon + 1)));
+    auto rp = self->make_response_promise<caf::actor>();
+    self
+      ->request(self->system().middleman().actor_handle(), std::chrono::seconds(3),
+                caf::connect_atom::value, host, port)
+      .then(
+        [this, rp, addr](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                         const std::set<std::string>&) mutable {
+          if (!ptr) {
+            rp.deliver(make_error(ec::unavailable, "nothing published at " + addr));
+            return;
+          }
+          auto gw = caf::actor_cast<caf::actor>(ptr);
+          gateways[addr] = gw;
+          self->monitor(gw);
+          rp.deliver(gw);
+        },
+        [rp, addr](caf::error& err) mutable {
+          rp.deliver(make_error(ec::unavailable,
+                                "cannot reach the instance at " + addr + ": "
+                                  + caf::to_string(err)));
+        });
+    return rp;
+  }
+};
+
+caf::behavior links_fn(caf::stateful_actor<links_state>* self,
+                       std::shared_ptr<cluster_context> ctx, std::string cluster) {
+  auto& st = self->state;
+  st.self = self;
+  st.ctx = std::move(ctx);
+  st.cluster = std::move(cluster);
+  st.prefix = st.ctx->prefix + "links/";
+  st.start();
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& gws = self->state.gateways;
+    for (auto i = gws.begin(); i != gws.end(); ++i)
+      if (i->second.address() == msg.source) {
+        gws.erase(i);
+        return;
+      }
+  });
+  self->delayed_send(self, std::chrono::seconds(1), tick{});
+  self->attach_functor([ctx = st.ctx, self] {
+    ctx->client->cancel_watch(self->state.watch_id);
+  });
+  return {
+    [=](atom::registration, const std::string& id) {
+      self->state.local.insert(id);
+      self->state.put(id);
+    },
+    [=](atom::deregister, const std::string& id) {
+      self->state.local.erase(id);
+      self->state.drop(id);
+    },
+    [=](atom::resolve, const std::string& id) -> caf::result<caf::actor> {
+      return self->state.resolve(id);
+    },
+    [=](atom::probe, const std::string& id) {
+      return self->state.table.count(id) != 0;
+    },
+    [=](tick) {
+      // A new lease (after a fence): the links are written again under it.
+      auto& st = self->state;
+      self->delayed_send(self, std::chrono::seconds(1), tick{});
+      auto lease = st.ctx->lease.load();
+      if (lease != 0 && lease != st.written_lease) {
+        st.written_lease = lease;
+        for (auto& id : st.local)
+          st.put(id);
+      }
+    },
+    [=](atom::get) { self->state.start(); },
+    [=](links_read& r) { self->state.read(r); },
+    [=](links_watch& m) { self->state.watched(m); },
+  };
+}
+
+// -- the cluster gateway --------------------------------------------------------
+
+struct gateway_state {
+  static inline constexpr const char* name = "cluster-gateway";
+  dispatcher_actor dispatcher;
+};
+
+/// A provider record enough for the dispatcher's CAF branch (by id).
+provider caf_provider(const std::string& id) {
+  provider p;
+  p.provider_id = id;
+  p.name = id;
+  p.via = transport::caf;
+  return p;
+}
+
+caf::behavior gateway_fn(caf::stateful_actor<gateway_state>* self) {
+  return {
+    [=](atom::peers, dispatcher_actor& d) { self->state.dispatcher = d; },
+    [=](atom::join, const std::string& id,
+        const dispatch_request& req) -> caf::result<std::string> {
+      auto& d = self->state.dispatcher;
+      if (!d)
+        return make_error(ec::unavailable, "this instance is starting");
+      auto rp = self->make_response_promise<std::string>();
+      self->request(d, caf::infinite, atom::join_v, caf_provider(id), req,
+                    atom::remote_v)
+        .then([rp](std::string& run) mutable { rp.deliver(run); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](atom::stop, const std::string& id,
+        const std::string& run_id) -> caf::result<bool> {
+      auto& d = self->state.dispatcher;
+      if (!d)
+        return make_error(ec::unavailable, "this instance is starting");
+      auto rp = self->make_response_promise<bool>();
+      self->request(d, caf::infinite, atom::stop_v, caf_provider(id), run_id,
+                    atom::remote_v)
+        .then([rp](bool had) mutable { rp.deliver(had); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+  };
+}
+
 } // namespace
+
+caf::actor spawn_cluster_links(caf::actor_system& sys,
+                               std::shared_ptr<cluster_context> ctx,
+                               std::string cluster) {
+  return sys.spawn(links_fn, std::move(ctx), std::move(cluster));
+}
+
+caf::actor spawn_cluster_gateway(caf::actor_system& sys) {
+  return sys.spawn(gateway_fn);
+}
 
 caf::actor spawn_membership(caf::actor_system& sys,
                             std::shared_ptr<cluster_context> ctx,

@@ -110,6 +110,24 @@ caf::actor spawn_membership(caf::actor_system& sys,
                             std::shared_ptr<server_stats> stats,
                             std::string info);
 
+/// The table of CAF provider links (PREFIX links/<provider id>: {iid,
+/// cluster}, under the instance's lease, so that a dead instance's links go
+/// with it): told of this instance's links by the dispatcher (registration,
+/// deregister), it rewrites them under a new lease after a fence; `resolve`
+/// answers the cluster gateway of the instance holding a provider's link
+/// (connected over CAF on first use), `probe` whether any instance does.
+/// `cluster` is this instance's cluster gateway as HOST:PORT.
+caf::actor spawn_cluster_links(caf::actor_system& sys,
+                               std::shared_ptr<cluster_context> ctx,
+                               std::string cluster);
+
+/// The instance's door for the others, published on --cluster-port:
+/// (join, provider id, dispatch_request) and (stop, provider id, run id) of
+/// the CAF providers whose link this instance holds, relayed to its
+/// dispatcher (which never forwards them again). Tell it the dispatcher
+/// with (peers, dispatcher) once it exists.
+caf::actor spawn_cluster_gateway(caf::actor_system& sys);
+
 /// The instance id kept in DATA_DIR/instance_id (made on the first start).
 /// Empty with `error` set when the file cannot be read or written.
 std::string stored_instance_id(const std::string& data_dir, std::string& error);

@@ -194,9 +194,80 @@ void dispatcher_state::link_down(const caf::actor_addr& addr,
     auto id = i->first;
     hosts.erase(i);
     spdlog::info("provider {} link down: {}", id, caf::to_string(reason));
+    if (config.links)
+      caf::anon_send(config.links, atom::deregister_v, id);
     unreachable(id);
     return;
   }
+}
+
+caf::result<std::string>
+dispatcher_state::caf_join(const provider& p, const dispatch_request& req,
+                           bool forwarded) {
+  auto host = host_of(p);
+  if (!host && forwarded)
+    return no_link(p); // moved on: the caller re-reads the table
+  if (!host && config.links) {
+    // Cluster mode: the instance holding the link takes the join (its
+    // dispatcher keeps the dispatch timeout and stops a late acceptance).
+    auto rp = self->make_response_promise<std::string>();
+    auto wait = config.dispatch_timeout + std::chrono::seconds(2);
+    self->request(config.links, config.timeout, atom::resolve_v, p.provider_id)
+      .then(
+        [this, rp, p, req, wait](caf::actor& gateway) mutable {
+          self->request(gateway, wait, atom::join_v, p.provider_id, req)
+            .then([rp](std::string& run_id) mutable { rp.deliver(run_id); },
+                  [rp, p](caf::error& err) mutable {
+                    rp.deliver(err == caf::sec::request_timeout
+                                 ? no_link(p)
+                                 : std::move(err));
+                  });
+        },
+        [this, rp, p](caf::error&) mutable {
+          rp.deliver(failed(p, no_link(p)));
+        });
+    return rp;
+  }
+  if (!host)
+    return failed(p, no_link(p));
+  auto id = start_join(self->make_response_promise<std::string>(), p);
+  self->request(host, config.late_window, atom::join_v, req)
+    .then(
+      [this, id](std::string& run_id) { join_answered(id, std::move(run_id)); },
+      [this, id, p](caf::error& err) { join_answered(id, host_error(p, err)); });
+  return joins.at(id).rp;
+}
+
+caf::result<bool> dispatcher_state::caf_stop(const provider& p,
+                                             const std::string& run_id,
+                                             bool forwarded) {
+  auto host = host_of(p);
+  if (!host && forwarded)
+    return no_link(p);
+  if (!host && config.links) {
+    auto rp = self->make_response_promise<bool>();
+    auto wait = config.timeout + std::chrono::seconds(1);
+    self->request(config.links, config.timeout, atom::resolve_v, p.provider_id)
+      .then(
+        [this, rp, p, run_id, wait](caf::actor& gateway) mutable {
+          self->request(gateway, wait, atom::stop_v, p.provider_id, run_id)
+            .then([rp](bool had) mutable { rp.deliver(had); },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        },
+        [this, rp, p](caf::error&) mutable {
+          rp.deliver(failed(p, no_link(p)));
+        });
+    return rp;
+  }
+  if (!host)
+    return failed(p, no_link(p));
+  auto rp = self->make_response_promise<bool>();
+  self->request(host, config.timeout, atom::stop_v, run_id)
+    .then([rp](bool had) mutable { rp.deliver(had); },
+          [this, rp, p](caf::error& err) mutable {
+            rp.deliver(failed(p, host_error(p, err)));
+          });
+  return rp;
 }
 
 dispatcher_actor::behavior_type
@@ -212,21 +283,8 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       [=](atom::join, const provider& p,
           const dispatch_request& req) -> caf::result<std::string> {
         auto& st = self->state;
-        if (p.via == transport::caf) {
-          auto host = st.host_of(p);
-          if (!host)
-            return st.failed(p, no_link(p));
-          auto id = st.start_join(self->make_response_promise<std::string>(), p);
-          self->request(host, st.config.late_window, atom::join_v, req)
-            .then(
-              [self, id](std::string& run_id) {
-                self->state.join_answered(id, std::move(run_id));
-              },
-              [self, id, p](caf::error& err) {
-                self->state.join_answered(id, host_error(p, err));
-              });
-          return self->state.joins.at(id).rp;
-        }
+        if (p.via == transport::caf)
+          return st.caf_join(p, req, false);
         if (p.base_url.empty())
           return st.failed(p, no_endpoint(p));
         auto id = st.start_join(self->make_response_promise<std::string>(), p);
@@ -256,18 +314,8 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       [=](atom::stop, const provider& p,
           const std::string& run_id) -> caf::result<bool> {
         auto& st = self->state;
-        if (p.via == transport::caf) {
-          auto host = st.host_of(p);
-          if (!host)
-            return st.failed(p, no_link(p));
-          auto rp = self->make_response_promise<bool>();
-          self->request(host, st.config.timeout, atom::stop_v, run_id)
-            .then([rp](bool had) mutable { rp.deliver(had); },
-                  [self, rp, p](caf::error& err) mutable {
-                    rp.deliver(self->state.failed(p, host_error(p, err)));
-                  });
-          return rp;
-        }
+        if (p.via == transport::caf)
+          return st.caf_stop(p, run_id, false);
         if (p.base_url.empty())
           return st.failed(p, no_endpoint(p));
         auto rp = self->make_response_promise<bool>();
@@ -283,10 +331,28 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
                 });
         return rp;
       },
+      [=](atom::join, const provider& p, const dispatch_request& req,
+          atom::remote) -> caf::result<std::string> {
+        return self->state.caf_join(p, req, true);
+      },
+      [=](atom::stop, const provider& p, const std::string& run_id,
+          atom::remote) -> caf::result<bool> {
+        return self->state.caf_stop(p, run_id, true);
+      },
       [=](atom::probe, const provider& p) -> caf::result<bool> {
-        // CAF providers: whether their link is up (link_down reports it).
-        if (p.via == transport::caf)
-          return self->state.hosts.count(p.provider_id) != 0;
+        // CAF providers: whether their link is up (link_down reports it),
+        // here or, in cluster mode, on any instance.
+        if (p.via == transport::caf) {
+          auto& st = self->state;
+          if (st.hosts.count(p.provider_id) != 0 || !st.config.links)
+            return st.hosts.count(p.provider_id) != 0;
+          auto rp = self->make_response_promise<bool>();
+          self->request(st.config.links, st.config.timeout, atom::probe_v,
+                        p.provider_id)
+            .then([rp](bool linked) mutable { rp.deliver(linked); },
+                  [rp](caf::error&) mutable { rp.deliver(false); });
+          return rp;
+        }
         if (p.base_url.empty())
           return false;
         auto rp = self->make_response_promise<bool>();
@@ -327,6 +393,8 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         }
         self->monitor(host);
         hosts[id] = std::move(host);
+        if (self->state.config.links)
+          caf::anon_send(self->state.config.links, atom::registration_v, id);
         return true;
       },
       [=](atom::deregister, const std::string& id) {
@@ -334,6 +402,8 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         if (auto i = hosts.find(id); i != hosts.end()) {
           self->demonitor(i->second.address());
           hosts.erase(i);
+          if (self->state.config.links)
+            caf::anon_send(self->state.config.links, atom::deregister_v, id);
         }
       },
   };

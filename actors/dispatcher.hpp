@@ -21,6 +21,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include <caf/actor.hpp>
 #include <caf/actor_clock.hpp>
 
 #include <caf/typed_response_promise.hpp>
@@ -47,6 +48,11 @@ struct dispatcher_config {
   registry_actor registry;
   /// Counts late acceptances (may be null).
   std::shared_ptr<server_stats> stats;
+  /// Cluster mode (SPEC §8): the table of which instance holds each CAF
+  /// provider's link (actors/cluster: told of this instance's links, asked
+  /// for another's cluster gateway). Null in the embedded mode: every link
+  /// is local.
+  caf::actor links;
 };
 
 struct dispatcher_state {
@@ -95,6 +101,12 @@ struct dispatcher_state {
 
   /// The actor of a CAF provider, or null when its link is down.
   bot_host_actor host_of(const provider& p) const;
+  /// A join or stop of a CAF provider (`forwarded`: from another instance,
+  /// which never goes further).
+  caf::result<std::string> caf_join(const provider& p,
+                                    const dispatch_request& req, bool forwarded);
+  caf::result<bool> caf_stop(const provider& p, const std::string& run_id,
+                             bool forwarded);
   /// A CAF provider's link dropped (or it left): forget its actor.
   void link_down(const caf::actor_addr& addr, const caf::error& reason);
 

@@ -56,10 +56,16 @@ using dispatcher_actor = caf::typed_actor<
   // within dispatch_timeout, else unavailable (a late acceptance is told to
   // stop).
   caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
+  // Cluster mode: the same for a join another instance forwarded (over its
+  // cluster gateway): only a link held here, never forwarded again.
+  caf::replies_to<atom::join, provider, dispatch_request, atom::remote>::with<
+    std::string>,
   // Timer: the dispatch timeout of the oldest join calls passed.
   caf::reacts_to<atom::expire, uint64_t>,
   // Tell the provider to stop a run.
   caf::replies_to<atom::stop, provider, std::string>::with<bool>,
+  // Cluster mode: the same, forwarded by another instance.
+  caf::replies_to<atom::stop, provider, std::string, atom::remote>::with<bool>,
   // Is the provider answering at all (GET {base_url}/bots)?
   caf::replies_to<atom::probe, provider>::with<bool>,
   // An outbound call finished (sent by the HTTP link's thread).

@@ -192,6 +192,9 @@ int main(int argc, char** argv) {
   // data directory into an empty etcd once, and starts from etcd's state.
   std::shared_ptr<vb::cluster_context> cluster;
   caf::actor membership;
+  caf::actor cluster_gateway;
+  caf::actor cluster_links;
+  uint16_t cluster_port = 0;
   int64_t cluster_revision = 0;
   if (!opts.etcd_endpoints.empty()) {
     std::string endpoints;
@@ -214,12 +217,28 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    // The door for the other instances' forwarded joins and stops of the
+    // CAF providers linked here (loopback unless configured).
+    cluster_gateway = vb::spawn_cluster_gateway(sys);
+    auto published = sys.middleman().publish(cluster_gateway, opts.cluster_port,
+                                             opts.cluster_host.c_str(), true);
+    if (!published) {
+      spdlog::error("cannot publish the cluster gateway on {}:{}: {}",
+                    opts.cluster_host, opts.cluster_port,
+                    sys.render(published.error()));
+      anon_send_exit(cluster_gateway, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+    cluster_port = *published;
+    spdlog::info("cluster gateway listening on {}:{}", opts.cluster_host,
+                 cluster_port);
+    auto cluster_address = opts.cluster_host + ":" + std::to_string(cluster_port);
     nlohmann::json info{{"http", server_url},
-                        {"cluster", opts.cluster_host + ":"
-                                      + std::to_string(opts.cluster_port)},
+                        {"cluster", cluster_address},
                         {"started_at", vb::unix_now()},
                         {"version", VB_VERSION}};
     membership = vb::spawn_membership(sys, cluster, stats, info.dump());
+    cluster_links = vb::spawn_cluster_links(sys, cluster, cluster_address);
     spdlog::info("cluster: instance {} joining etcd at {} (prefix {})",
                  cluster->instance_id, endpoints,
                  opts.etcd_prefix);
@@ -237,7 +256,8 @@ int main(int argc, char** argv) {
     }
     auto fail = [&](const std::string& what) {
       spdlog::error("cluster: {}", what);
-      anon_send_exit(membership, caf::exit_reason::user_shutdown);
+      for (auto& a : {membership, cluster_links, cluster_gateway})
+        anon_send_exit(a, caf::exit_reason::user_shutdown);
       return 1;
     };
     if (!live)
@@ -313,6 +333,7 @@ int main(int argc, char** argv) {
   dcfg.registry = registry;
   dcfg.dispatch_timeout = seconds(opts.dispatch_timeout);
   dcfg.stats = stats;
+  dcfg.links = cluster_links;
   auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher, lobby_store};
@@ -340,6 +361,7 @@ int main(int argc, char** argv) {
                                std::move(idempotency_keys), icfg, stats);
 
   if (cluster) {
+    caf::anon_send(cluster_gateway, vb::atom::peers_v, dispatcher);
     // The other instances' changes, from each store's watch, go to their
     // owners.
     vb::set_cluster_owner(provider_store, caf::actor_cast<caf::actor>(registry));
@@ -360,6 +382,10 @@ int main(int argc, char** argv) {
                                    caf::actor_cast<caf::actor>(directory),
                                    caf::actor_cast<caf::actor>(dispatcher),
                                    caf::actor_cast<caf::actor>(registry)};
+    if (cluster) {
+      owners.push_back(cluster_gateway);
+      owners.push_back(cluster_links);
+    }
     for (auto& a : owners)
       anon_send_exit(a, caf::exit_reason::user_shutdown);
     {
@@ -500,6 +526,8 @@ int main(int argc, char** argv) {
       caf::unpublish_atom_v, gateway.address(), *caf_port);
   else
     sys.middleman().unpublish(gateway, *caf_port);
+  if (cluster_gateway)
+    sys.middleman().unpublish(cluster_gateway, cluster_port);
   stop_actors();
   sys.await_all_actors_done();
   http.reset();

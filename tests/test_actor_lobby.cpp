@@ -70,6 +70,13 @@ mock_dispatcher(dispatcher_actor::pointer self,
       return true;
     },
     [=](atom::deregister, const std::string&) {},
+    [=](atom::join, const provider&, const dispatch_request&,
+        atom::remote) -> caf::result<std::string> {
+      return make_error(ec::unavailable);
+    },
+    [=](atom::stop, const provider&, const std::string&, atom::remote) {
+      return false;
+    },
   };
 }
 

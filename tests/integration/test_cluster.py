@@ -223,6 +223,51 @@ class ClusterTest(ServerTestCase):
         self.assertEqual(json.loads(list(self.etcd.range_prefix(PREFIX + "joins/")
                                          .values())[0])["session_id"], res["session_id"])
 
+    def test_caf_provider_joins_are_forwarded_and_it_moves_when_its_instance_dies(self):
+        from test_provider_failover import FailoverProvider
+        a = self.instance("a")
+        b = self.instance("b")
+        # The provider knows B's gateway first, then A's.
+        prov = FailoverProvider(self.tmp.path, [b, a], "roamer",
+                                os.path.join(self.tmp.path, "roamer.state"))
+        self.servers.append(prov)
+        prov.start()
+        pid = prov.provider_id
+        links = self.etcd.range_prefix(PREFIX + "links/")
+        self.assertIn(PREFIX + "links/" + pid, links)
+
+        def online_on(s):
+            status, _, body = s.request("GET", "/api/bots/providers")
+            return status == 200 and any(p["provider_id"] == pid and p["status"] == "online"
+                                         for p in body.get("providers", []))
+        wait_until(lambda: online_on(a), 2, "the CAF provider online on A")
+        lobby = self.create_lobby(a, "caf-room")
+        # A join on A, whose link is on B: forwarded over the cluster port.
+        status, _, joined = self.join(a, lobby["id"], "echo", "Forwarded")
+        self.assertEqual(status, 200, joined)
+        self.assertEqual(joined["provider_id"], pid)
+        wait_until(lambda: joined["run_id"] in prov.runs(), 5, "the run at the provider")
+        # A leave on A stops the run at the provider (forwarded too).
+        status, _, res = a.request("POST", "/api/bots/leave",
+                                   {"session_id": joined["session_id"],
+                                    "lobby_id": lobby["id"]})
+        self.assertEqual(status, 200, res)
+        wait_until(lambda: joined["run_id"] not in prov.runs(), 5, "the run stopped")
+        # kill -9 of B: the provider moves to A and registers there with the
+        # same id; its link record follows.
+        b.kill()
+        prov.wait_registered(timeout=20, after=1)
+        with open(os.path.join(self.tmp.path, "a", "instance_id")) as f:
+            a_id = f.read().strip()
+        wait_until(lambda: json.loads(self.etcd.range_prefix(PREFIX + "links/")
+                                      .get(PREFIX + "links/" + pid, "{}")).get("iid") == a_id,
+                   3 * TTL, "the link record naming A")
+        wait_until(lambda: online_on(a), 5, "the CAF provider online on A again")
+        status, _, again = self.join(a, lobby["id"], "echo", "Local")
+        self.assertEqual(status, 200, again)
+        self.assertEqual(again["provider_id"], pid)
+        wait_until(lambda: again["run_id"] in prov.runs(), 5, "the run at the provider")
+
     def test_first_start_imports_the_data_directory_once(self):
         # An embedded server's lobby...
         data = os.path.join(self.tmp.path, "a")
