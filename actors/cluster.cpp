@@ -538,6 +538,8 @@ struct etcd_store_state {
   std::string owner_name;
   std::string prefix;
   caf::actor owner;
+  /// Remote changes that came before the owner was named: kept for it.
+  std::vector<remote_batch> early;
   std::deque<queued> queue;
   /// The transaction in flight: its id, what it answers, its keys.
   uint64_t next_txn = 0;
@@ -777,8 +779,14 @@ struct etcd_store_state {
       return;
     if (stats)
       stats->cluster_remote_changes += batch.changes.size();
+    hand_over(std::move(batch));
+  }
+
+  void hand_over(remote_batch batch) {
     if (owner)
       caf::anon_send(owner, atom::remote_v, std::move(batch));
+    else
+      early.push_back(std::move(batch));
   }
 
   void watch_from(int64_t revision) {
@@ -950,8 +958,7 @@ struct etcd_store_state {
     last_rev = d.revision;
     spdlog::info("cluster: {} resynced: {} entries at revision {}", owner_name,
                  batch.changes.size(), d.revision);
-    if (owner)
-      caf::anon_send(owner, atom::remote_v, std::move(batch));
+    hand_over(std::move(batch));
     watch_from(d.revision + 1);
   }
 };
@@ -1001,7 +1008,13 @@ caf::behavior etcd_store_fn(caf::stateful_actor<etcd_store_state>* self,
       self->state.stopping = true;
       self->state.settle();
     },
-    [=](atom::peers, caf::actor& owner) { self->state.owner = owner; },
+    [=](atom::peers, caf::actor& owner) {
+      auto& st = self->state;
+      st.owner = owner;
+      for (auto& b : st.early)
+        caf::anon_send(owner, atom::remote_v, std::move(b));
+      st.early.clear();
+    },
     [=](txn_done& d) { self->state.committed(d); },
     [=](watch_msg& m) { self->state.watched(m); },
     [=](resync_done& d) { self->state.resynced(d); },

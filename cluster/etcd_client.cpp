@@ -1251,6 +1251,17 @@ void etcd_client::status(milliseconds timeout, callback<status_result> done) {
               }));
 }
 
+void etcd_client::compact(int64_t revision, milliseconds timeout,
+                          callback<put_result> done) {
+  impl_->call("/v3/kv/compaction",
+              json{{"revision", std::to_string(revision)}, {"physical", true}}.dump(),
+              deadline_of(timeout), typed(std::move(done), [](const json& b) {
+                put_result r;
+                r.revision = header_revision(b);
+                return r;
+              }));
+}
+
 uint64_t etcd_client::watch(watch_request r, watch_callback on_update) {
   static std::atomic<uint64_t> ids{1};
   auto id = ids++;

@@ -326,6 +326,10 @@ public:
                           std::chrono::milliseconds timeout,
                           callback<lease_ttl_result> done);
   void status(std::chrono::milliseconds timeout, callback<status_result> done);
+  /// Compacts the history up to `revision` (watches from before it end
+  /// with `compacted`); the result's revision is the header's.
+  void compact(int64_t revision, std::chrono::milliseconds timeout,
+               callback<put_result> done);
 
   /// Starts a watch; returns its id (for cancel_watch).
   uint64_t watch(watch_request r, watch_callback on_update);

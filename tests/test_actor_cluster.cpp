@@ -146,6 +146,32 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
   owner_b->receive([](atom::remote, remote_batch&) { FAIL("B heard its own write"); },
                    caf::after(std::chrono::milliseconds(300)) >> [] {});
 
+  // A store whose watch starts before a compaction resyncs: its owner gets
+  // the whole state at once (every entry, `resync` set).
+  self->request(a.store, std::chrono::seconds(10), atom::write_v,
+                put_provider("p4", R"({"provider_id":"p4"})"))
+    .receive([&](uint64_t r) { rev = r; },
+             [](caf::error& err) { FAIL("commit failed: " << to_string(err)); });
+  owner_b->receive([](atom::remote, remote_batch&) {},
+                   caf::after(std::chrono::seconds(5)) >> [] { FAIL("no p4 on B"); });
+  {
+    std::promise<etcd::put_result> done;
+    a.ctx->client->compact(static_cast<int64_t>(rev), std::chrono::seconds(5),
+                           [&](etcd::put_result r) { done.set_value(std::move(r)); });
+    REQUIRE_FALSE(done.get_future().get().error);
+  }
+  auto late = spawn_etcd_store(sys, b.ctx, "providers", 1, b.stats);
+  caf::scoped_actor late_owner{sys};
+  set_cluster_owner(late, caf::actor_cast<caf::actor>(late_owner));
+  late_owner->receive(
+    [&](atom::remote, remote_batch& batch) {
+      CHECK(batch.resync);
+      REQUIRE(batch.changes.size() == 1);
+      CHECK(batch.changes[0].key == "p4");
+    },
+    caf::after(std::chrono::seconds(10)) >> [] { FAIL("no resync after a compaction"); });
+  self->send_exit(late, caf::exit_reason::user_shutdown);
+
   // One sweeper of the two.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!(a.stats->sweeper || b.stats->sweeper)
@@ -196,7 +222,8 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
                          [&](etcd::range_result res) { got.set_value(std::move(res)); });
     auto res = got.get_future().get();
     REQUIRE_FALSE(res.error);
-    CHECK(res.kvs.empty());
+    REQUIRE(res.kvs.size() == 1); // p4 only
+    CHECK(res.kvs[0].key == "/t/providers/p4");
   }
   // B takes the sweeper once A's key is gone.
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
