@@ -64,11 +64,13 @@ struct tick {};
 struct links_watch {
   uint64_t gen = 0;
   etcd::watch_update update;
+  bool instances = false; // of PREFIX instances/, else of PREFIX links/
 };
 struct links_read {
   etcd::etcd_error error;
   int64_t revision = 0;
   std::vector<etcd::key_value> kvs;
+  bool instances = false;
 };
 
 /// A reservation's transaction came back, or its next try is due.
@@ -78,6 +80,33 @@ struct reserve_done {
 };
 struct reserve_retry {
   uint64_t job = 0;
+};
+/// A release came back (answered: etcd took it, or its compare failed).
+struct release_done {
+  std::string key;
+  std::string session_id;
+  int attempt = 0;
+  bool answered = false;
+  bool deleted = false;
+  /// After a reservation etcd did not answer: it may be applied later, so
+  /// the release is tried again a few times even when it found nothing.
+  bool lingering = false;
+};
+struct release_retry {
+  std::string key;
+  std::string session_id;
+  int attempt = 0;
+  bool lingering = false;
+};
+/// The outcome check of a commit etcd did not answer came back, or is due.
+struct settle_done {
+  uint64_t id = 0;
+  int attempt = 0;
+  etcd::txn_result result;
+};
+struct settle_retry {
+  uint64_t id = 0;
+  int attempt = 0;
 };
 
 } // namespace vb::cluster_detail
@@ -92,6 +121,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_watch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_read)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_retry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::release_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::release_retry)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::settle_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::settle_retry)
 
 namespace vb {
 
@@ -305,9 +338,15 @@ std::string reservation_value(const cluster_context& ctx,
                               const std::string& session_id) {
   return json{{"state", "pending"},
               {"session_id", session_id},
-              {"owner", ctx.instance_id}}
+              {"owner", ctx.instance_id},
+              {"at", unix_now()}}
     .dump();
 }
+
+/// A pending reservation older than this is taken over (its join cannot
+/// still be dispatching: every failover attempt and the commit are far
+/// shorter; its instance lost the answer or could not give it back).
+constexpr double stale_reservation_s = 60;
 
 /// Its value once the member is committed (no lease): the member's session.
 std::string joined_value(const std::string& session_id,
@@ -528,9 +567,15 @@ struct etcd_store_state {
     std::string key;
     std::string session_id;
     std::chrono::steady_clock::time_point deadline;
+    /// The value it puts; the mod revision of a stale one it takes over.
+    std::string value;
+    int64_t takeover = 0;
   };
   std::unordered_map<uint64_t, reserve_job> reserving;
   uint64_t next_job = 0;
+  /// The reservations this instance holds, by key: (session id, value), for
+  /// the commit's compare and the release.
+  std::unordered_map<std::string, std::pair<std::string, std::string>> held_names;
 
   caf::stateful_actor<etcd_store_state>* self = nullptr;
   std::shared_ptr<cluster_context> ctx;
@@ -546,6 +591,8 @@ struct etcd_store_state {
   uint64_t in_flight = 0;
   std::vector<queued> sent;
   std::unordered_set<std::string> sent_keys;
+  /// The reservations the transaction in flight commits (key, session).
+  std::vector<std::pair<std::string, std::string>> committing_names;
   /// Watch events of keys in flight, held until the commit answers (its
   /// own events must not come back as someone else's).
   std::vector<etcd::watch_event> held;
@@ -599,6 +646,7 @@ struct etcd_store_state {
     size_t bytes = 0;
     sent.clear();
     sent_keys.clear();
+    committing_names.clear();
     while (!queue.empty()) {
       auto& next = queue.front();
       size_t n = 0;
@@ -634,10 +682,16 @@ struct etcd_store_state {
             add(std::move(key), nullptr); // a leave gives the name back
             continue;
           }
-          // A join commits its reservation, if it is still its own.
-          txn.compares.push_back({key, etcd::compare_target::value,
-                                  etcd::compare_result::equal,
-                                  reservation_value(*ctx, claim.session_id), 0});
+          // A join commits its reservation, if it is still its own (a
+          // value no reservation has when it is not).
+          auto h = held_names.find(key);
+          txn.compares.push_back(
+            {key, etcd::compare_target::value, etcd::compare_result::equal,
+             h != held_names.end() && h->second.first == claim.session_id
+               ? h->second.second
+               : std::string{"(not reserved here)"},
+             0});
+          committing_names.emplace_back(key, claim.session_id);
           add(std::move(key), std::make_shared<const std::string>(joined_value(
                                 claim.session_id, *claim.session)));
         }
@@ -706,6 +760,107 @@ struct etcd_store_state {
       send_next();
       return;
     }
+    if (r.error && !committing_names.empty()) {
+      // etcd did not answer: the commit may still apply. Its joins' names
+      // decide (design §4.6, indeterminate outcomes): see settle().
+      if (r.error.kind == etcd::errc::unavailable)
+        ctx->failed_ns = steady_ns();
+      in_flight = d.id;
+      return settle(d.id, 0);
+    }
+    finish_commit(r);
+  }
+
+  /// A commit etcd did not answer, with joins in it: the first join's
+  /// reservation is marked taken back (if it is still pending, the commit,
+  /// which compares it, can never apply: failed), or it already holds the
+  /// member (the commit applied: done). Retried while etcd does not answer.
+  void settle(uint64_t id, int attempt) {
+    auto [key, sid] = committing_names.front();
+    auto h = held_names.find(key);
+    if (h == held_names.end() || h->second.first != sid) {
+      etcd::txn_result failed;
+      failed.error.kind = etcd::errc::unavailable;
+      failed.error.message = "the outcome is unknown";
+      return finish_commit(failed);
+    }
+    etcd::txn_request t;
+    t.compares.push_back({key, etcd::compare_target::value,
+                          etcd::compare_result::equal, h->second.second, 0});
+    auto taken_back = json::parse(h->second.second, nullptr, false);
+    taken_back["taken_back"] = true;
+    etcd::put_request p;
+    p.key = key;
+    p.value = taken_back.dump();
+    p.lease = ctx->lease.load();
+    t.success.push_back(etcd::txn_op::make(std::move(p)));
+    etcd::range_request r;
+    r.key = key;
+    t.failure.push_back(etcd::txn_op::make(std::move(r)));
+    auto me = caf::actor_cast<caf::actor>(self);
+    ctx->client->txn(std::move(t), txn_timeout,
+                     [me, id, attempt](etcd::txn_result res) {
+                       caf::anon_send(me, settle_done{id, attempt, std::move(res)});
+                     });
+  }
+
+  void settled(settle_done& d) {
+    if (d.id != in_flight)
+      return;
+    auto [key, sid] = committing_names.front();
+    auto& r = d.result;
+    auto h = held_names.find(key);
+    if (r.error) {
+      if (d.attempt < 20) {
+        self->delayed_send(self, std::chrono::milliseconds(500),
+                           settle_retry{d.id, d.attempt + 1});
+        return;
+      }
+      etcd::txn_result failed;
+      failed.error = r.error;
+      failed.error.message = "the outcome is unknown: " + r.error.message;
+      return finish_commit(failed);
+    }
+    if (r.succeeded) {
+      // Taken back: the commit can never apply. The name is given back.
+      if (h != held_names.end() && h->second.first == sid) {
+        auto v = json::parse(h->second.second, nullptr, false);
+        v["taken_back"] = true;
+        h->second.second = v.dump();
+        release(key, sid, 0);
+      }
+      etcd::txn_result failed;
+      failed.error.kind = etcd::errc::unavailable;
+      failed.error.message = "etcd did not answer in time; nothing applied";
+      return finish_commit(failed);
+    }
+    const etcd::key_value* kv = nullptr;
+    if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
+      kv = &r.responses[0].range.kvs[0];
+    auto v = kv ? json::parse(kv->value, nullptr, false) : json{};
+    if (v.is_object() && v.value("state", "") == "joined"
+        && v.value("session_id", "") == sid) {
+      etcd::txn_result applied;
+      applied.succeeded = true;
+      applied.revision = kv->mod_revision;
+      spdlog::info("cluster: a commit etcd did not answer had applied "
+                   "(revision {})", kv->mod_revision);
+      return finish_commit(applied);
+    }
+    // Neither ours nor the member: the commit cannot apply. Ours taken
+    // back by an earlier try that etcd did not answer: given back.
+    if (v.is_object() && v.value("session_id", "") == sid && h != held_names.end()
+        && h->second.first == sid) {
+      h->second.second = kv->value;
+      release(key, sid, 0);
+    }
+    etcd::txn_result failed;
+    failed.succeeded = false;
+    return finish_commit(failed);
+  }
+
+  void finish_commit(const etcd::txn_result& r) {
+    in_flight = 0;
     if (r.error || !r.succeeded) {
       std::string why;
       if (r.error) {
@@ -727,6 +882,11 @@ struct etcd_store_state {
       for (auto& q : sent)
         if (q.has_rp)
           q.rp.deliver(static_cast<uint64_t>(r.revision));
+      // Committed names are members' now, no longer reservations.
+      for (auto& [key, sid] : committing_names)
+        if (auto h = held_names.find(key);
+            h != held_names.end() && h->second.first == sid)
+          held_names.erase(h);
       if (stats)
         ++stats->cluster_commits;
       ctx->failed_ns = 0;
@@ -845,13 +1005,18 @@ struct etcd_store_state {
       return;
     }
     etcd::txn_request t;
-    t.compares.push_back({job.key, etcd::compare_target::create,
-                          etcd::compare_result::equal, {}, 0});
+    if (job.takeover != 0)
+      t.compares.push_back({job.key, etcd::compare_target::mod,
+                            etcd::compare_result::equal, {}, job.takeover});
+    else
+      t.compares.push_back({job.key, etcd::compare_target::create,
+                            etcd::compare_result::equal, {}, 0});
     t.compares.push_back({ctx->instance_key(), etcd::compare_target::lease,
                           etcd::compare_result::equal, {}, ctx->lease.load()});
+    job.value = reservation_value(*ctx, job.session_id);
     etcd::put_request p;
     p.key = job.key;
-    p.value = reservation_value(*ctx, job.session_id);
+    p.value = job.value;
     p.lease = ctx->lease.load();
     t.success.push_back(etcd::txn_op::make(std::move(p)));
     etcd::range_request r;
@@ -876,12 +1041,18 @@ struct etcd_store_state {
       reserving.erase(i);
     };
     auto& r = d.result;
-    if (r.error)
+    if (r.error) {
+      // It may have been applied all the same: given back, to be sure.
+      held_names[job.key] = {job.session_id, job.value};
+      release(job.key, job.session_id, 0, true);
       return answer(make_error(ec::storage_failed,
                                "cluster store: etcd did not take the join's "
                                "reservation: " + describe(r.error)));
-    if (r.succeeded)
+    }
+    if (r.succeeded) {
+      held_names[job.key] = {job.session_id, job.value};
       return answer(std::string{});
+    }
     const etcd::key_value* kv = nullptr;
     if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
       kv = &r.responses[0].range.kvs[0];
@@ -895,8 +1066,23 @@ struct etcd_store_state {
     auto v = json::parse(kv->value, nullptr, false);
     if (v.is_object() && v.value("state", "") == "joined" && v.contains("session"))
       return answer(v["session"].dump());
-    if (v.is_object() && v.value("session_id", "") == job.session_id)
+    if (v.is_object() && v.value("session_id", "") == job.session_id) {
+      held_names[job.key] = {job.session_id, kv->value};
       return answer(std::string{}); // ours already
+    }
+    // A stale reservation is taken over: one of this instance for another
+    // session (its lobby runs one join of a name at a time, so that join is
+    // over), or anyone's past stale_reservation_s.
+    double at = v.is_object() && v.contains("at") && v["at"].is_number()
+                  ? v["at"].get<double>()
+                  : 0;
+    if (v.is_object()
+        && (v.value("owner", "") == ctx->instance_id
+            || unix_now() - at > stale_reservation_s)) {
+      job.takeover = kv->mod_revision;
+      return reserve(d.job);
+    }
+    job.takeover = 0;
     // Pending on another instance: wait for its commit, or for its
     // reservation to go (a failed dispatch, a lost lease).
     if (std::chrono::steady_clock::now() >= job.deadline)
@@ -907,20 +1093,47 @@ struct etcd_store_state {
                        reserve_retry{d.job});
   }
 
-  /// Gives back a reservation no member holds.
-  void release(const std::string& key, const std::string& session_id) {
+  /// Gives back a reservation no member holds; retried while etcd does
+  /// not answer (a reservation left pending would hold the name until this
+  /// instance's lease ends, or stale_reservation_s).
+  void release(const std::string& key, const std::string& session_id,
+               int attempt, bool lingering = false) {
+    auto h = held_names.find(key);
+    if (h == held_names.end() || h->second.first != session_id)
+      return; // not ours (any more)
     etcd::txn_request t;
     t.compares.push_back({key, etcd::compare_target::value,
-                          etcd::compare_result::equal,
-                          reservation_value(*ctx, session_id), 0});
+                          etcd::compare_result::equal, h->second.second, 0});
     etcd::delete_request d;
     d.key = key;
     t.success.push_back(etcd::txn_op::make(std::move(d)));
-    ctx->client->txn(std::move(t), txn_timeout, [key](etcd::txn_result r) {
-      if (r.error)
-        spdlog::debug("cluster: releasing {} failed: {} (its lease ends it)",
-                      key, describe(r.error));
-    });
+    auto me = caf::actor_cast<caf::actor>(self);
+    ctx->client->txn(std::move(t), txn_timeout,
+                     [me, key, session_id, attempt, lingering](etcd::txn_result r) {
+                       caf::anon_send(me, release_done{key, session_id, attempt,
+                                                       !r.error, r.succeeded,
+                                                       lingering});
+                     });
+  }
+
+  void released(const release_done& d) {
+    if (!d.answered && d.attempt < 300) {
+      self->delayed_send(self, std::chrono::seconds(1),
+                         release_retry{d.key, d.session_id, d.attempt + 1,
+                                       d.lingering});
+      return;
+    }
+    if (d.answered && !d.deleted && d.lingering && d.attempt < 6) {
+      // Nothing found yet: a reservation etcd did not answer may still
+      // apply; looked for again at 1, 2, 4, 8 and 16 s.
+      self->delayed_send(self, std::chrono::seconds(1 << d.attempt),
+                         release_retry{d.key, d.session_id, d.attempt + 1,
+                                       true});
+      return;
+    }
+    if (auto h = held_names.find(d.key);
+        h != held_names.end() && h->second.first == d.session_id)
+      held_names.erase(h);
   }
 
   void resync() {
@@ -1028,7 +1241,7 @@ caf::behavior etcd_store_fn(caf::stateful_actor<etcd_store_state>* self,
       st.reserving.emplace(
         id, etcd_store_state::reserve_job{
               rp, claim_key(*st.ctx, lobby_id, bot, nick), session_id,
-              std::chrono::steady_clock::now() + reserve_wait});
+              std::chrono::steady_clock::now() + reserve_wait, {}, 0});
       st.reserve(id);
       return rp;
     },
@@ -1037,8 +1250,14 @@ caf::behavior etcd_store_fn(caf::stateful_actor<etcd_store_state>* self,
     [=](atom::leave, const std::string& lobby_id, const std::string& bot,
         const std::string& nick, const std::string& session_id) {
       auto& st = self->state;
-      st.release(claim_key(*st.ctx, lobby_id, bot, nick), session_id);
+      st.release(claim_key(*st.ctx, lobby_id, bot, nick), session_id, 0);
     },
+    [=](const release_done& d) { self->state.released(d); },
+    [=](const release_retry& r) {
+      self->state.release(r.key, r.session_id, r.attempt, r.lingering);
+    },
+    [=](settle_done& d) { self->state.settled(d); },
+    [=](const settle_retry& r) { self->state.settle(r.id, r.attempt); },
   };
 }
 
@@ -1202,10 +1421,18 @@ struct membership_state {
     bool ok = ctx->writable();
     if (ok) {
       auto failed = ctx->failed_ns.load();
-      auto* st = ctx->status.load();
-      if (failed != 0 && st != nullptr && st->last_ok_ns_.load() < failed)
+      auto* status = ctx->status.load();
+      if (failed != 0 && status != nullptr && status->last_ok_ns_.load() < failed)
         ok = false;
     }
+    auto* st = ctx->status.load();
+    stats->store_fresh_until_ns
+      = ok && st != nullptr
+          ? st->last_ok_ns_.load()
+              + std::chrono::duration_cast<std::chrono::nanoseconds>(ctx->ttl)
+                    .count()
+                  * 7 / 10
+          : 0;
     stats->store = ok ? store_state::ok : store_state::unavailable;
     if (ok != was_writable)
       spdlog::info("cluster: the store is {}", ok ? "available" : "unavailable");
@@ -1273,8 +1500,14 @@ struct links_state {
   std::unordered_map<std::string, holder> table;
   /// Cluster gateways connected so far, by HOST:PORT.
   std::unordered_map<std::string, caf::actor> gateways;
+  /// The other instances' cluster gateways (HOST:PORT), by instance id,
+  /// for the lines broadcast to every instance (chat, say).
+  std::unordered_map<std::string, std::string> peers;
+  std::string instances_prefix;
   uint64_t watch_id = 0;
   uint64_t gen = 0;
+  uint64_t instances_watch = 0;
+  uint64_t instances_gen = 0;
 
   std::string value() const {
     return json{{"iid", ctx->instance_id}, {"cluster", cluster}}.dump();
@@ -1306,6 +1539,62 @@ struct links_state {
     ctx->client->txn(std::move(t), txn_timeout, [](etcd::txn_result) {});
   }
 
+  void apply_instance(const std::string& key, const std::string* v) {
+    if (key.compare(0, instances_prefix.size(), instances_prefix) != 0)
+      return;
+    auto id = key.substr(instances_prefix.size());
+    if (id == ctx->instance_id)
+      return;
+    auto j = v ? json::parse(*v, nullptr, false) : json{};
+    if (v == nullptr || !j.is_object() || !j.contains("cluster")
+        || !j["cluster"].is_string()) {
+      peers.erase(id);
+      return;
+    }
+    peers[id] = j["cluster"].get<std::string>();
+  }
+
+  /// Connects to a cluster gateway (once), then runs `then` with it.
+  void with_gateway(const std::string& addr,
+                    std::function<void(caf::actor)> then,
+                    std::function<void(caf::error)> failed) {
+    if (auto g = gateways.find(addr); g != gateways.end())
+      return then(g->second);
+    auto colon = addr.rfind(':');
+    if (colon == std::string::npos)
+      return failed(make_error(ec::unavailable, "bad cluster address " + addr));
+    auto host = addr.substr(0, colon);
+    auto port = static_cast<uint16_t>(std::stoul(addr.substr(colon + 1)));
+    self
+      ->request(self->system().middleman().actor_handle(), std::chrono::seconds(3),
+                caf::connect_atom::value, host, port)
+      .then(
+        [this, addr, then, failed](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                                   const std::set<std::string>&) {
+          if (!ptr)
+            return failed(make_error(ec::unavailable, "nothing published at " + addr));
+          auto gw = caf::actor_cast<caf::actor>(ptr);
+          gateways[addr] = gw;
+          self->monitor(gw);
+          then(gw);
+        },
+        [addr, failed](caf::error& err) {
+          failed(make_error(ec::unavailable, "cannot reach the instance at "
+                                               + addr + ": " + caf::to_string(err)));
+        });
+  }
+
+  /// Sends a line to every other instance, best effort.
+  void broadcast(caf::message msg) {
+    for (auto& [id, addr] : peers)
+      with_gateway(
+        addr, [msg](caf::actor gw) { caf::anon_send(gw, msg); },
+        [](caf::error err) {
+          spdlog::debug("cluster: a broadcast line was not delivered: {}",
+                        caf::to_string(err));
+        });
+  }
+
   void apply(const std::string& key, const std::string* v) {
     if (key.compare(0, prefix.size(), prefix) != 0)
       return;
@@ -1320,48 +1609,62 @@ struct links_state {
     table[id] = holder{j.value("iid", ""), j.value("cluster", "")};
   }
 
-  void start() {
+  void start(bool instances) {
     auto me = caf::actor_cast<caf::actor>(self);
-    range_all(ctx->client, prefix, 0,
-              [me](etcd::etcd_error e, int64_t rev,
-                   std::vector<etcd::key_value> kvs) {
-                caf::anon_send(me, links_read{std::move(e), rev, std::move(kvs)});
+    range_all(ctx->client, instances ? instances_prefix : prefix, 0,
+              [me, instances](etcd::etcd_error e, int64_t rev,
+                              std::vector<etcd::key_value> kvs) {
+                caf::anon_send(me, links_read{std::move(e), rev, std::move(kvs),
+                                              instances});
               });
   }
 
   void read(links_read& r) {
     if (r.error) {
-      spdlog::warn("cluster: reading the links failed ({}); retrying",
-                   describe(r.error));
-      self->delayed_send(self, std::chrono::seconds(1), atom::get_v);
+      spdlog::warn("cluster: reading {} failed ({}); retrying",
+                   r.instances ? instances_prefix : prefix, describe(r.error));
+      self->delayed_send(self, std::chrono::seconds(1), atom::get_v, r.instances);
       return;
     }
-    table.clear();
-    for (auto& kv : r.kvs)
-      apply(kv.key, &kv.value);
+    if (r.instances)
+      peers.clear();
+    else
+      table.clear();
+    for (auto& kv : r.kvs) {
+      if (r.instances)
+        apply_instance(kv.key, &kv.value);
+      else
+        apply(kv.key, &kv.value);
+    }
     etcd::watch_request w;
-    w.key = prefix;
+    w.key = r.instances ? instances_prefix : prefix;
     w.start_revision = r.revision + 1;
     w.prev_kv = false;
     auto me = caf::actor_cast<caf::actor>(self);
-    auto g = ++gen;
-    watch_id = ctx->client->watch(w, [me, g](const etcd::watch_update& u) {
-      caf::anon_send(me, links_watch{g, u});
+    auto g = r.instances ? ++instances_gen : ++gen;
+    auto which = r.instances;
+    auto id = ctx->client->watch(w, [me, g, which](const etcd::watch_update& u) {
+      caf::anon_send(me, links_watch{g, u, which});
     });
+    (r.instances ? instances_watch : watch_id) = id;
   }
 
   void watched(links_watch& m) {
-    if (m.gen != gen)
+    if (m.gen != (m.instances ? instances_gen : gen))
       return;
     if (m.update.what == etcd::watch_update::kind::compacted) {
-      ctx->client->cancel_watch(watch_id);
-      ++gen;
-      start();
+      ctx->client->cancel_watch(m.instances ? instances_watch : watch_id);
+      ++(m.instances ? instances_gen : gen);
+      start(m.instances);
       return;
     }
-    for (auto& ev : m.update.events)
-      apply(ev.kv.key,
-            ev.type == etcd::event_type::put ? &ev.kv.value : nullptr);
+    for (auto& ev : m.update.events) {
+      auto* v = ev.type == etcd::event_type::put ? &ev.kv.value : nullptr;
+      if (m.instances)
+        apply_instance(ev.kv.key, v);
+      else
+        apply(ev.kv.key, v);
+    }
   }
 
   caf::result<caf::actor> resolve(const std::string& id) {
@@ -1369,33 +1672,10 @@ struct links_state {
     if (i == table.end() || i->second.instance == ctx->instance_id
         || i->second.cluster.empty())
       return make_error(ec::unavailable, "no instance holds the link");
-    auto addr = i->second.cluster;
-    if (auto g = gateways.find(addr); g != gateways.end())
-      return g->second;
-    auto colon = addr.rfind(':');
-    auto host = addr.substr(0, colon);
-    auto port = static_cast<uint16_t>(std::stoul(addr.substr(colon + 1)));
     auto rp = self->make_response_promise<caf::actor>();
-    self
-      ->request(self->system().middleman().actor_handle(), std::chrono::seconds(3),
-                caf::connect_atom::value, host, port)
-      .then(
-        [this, rp, addr](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                         const std::set<std::string>&) mutable {
-          if (!ptr) {
-            rp.deliver(make_error(ec::unavailable, "nothing published at " + addr));
-            return;
-          }
-          auto gw = caf::actor_cast<caf::actor>(ptr);
-          gateways[addr] = gw;
-          self->monitor(gw);
-          rp.deliver(gw);
-        },
-        [rp, addr](caf::error& err) mutable {
-          rp.deliver(make_error(ec::unavailable,
-                                "cannot reach the instance at " + addr + ": "
-                                  + caf::to_string(err)));
-        });
+    with_gateway(
+      i->second.cluster, [rp](caf::actor gw) mutable { rp.deliver(gw); },
+      [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
     return rp;
   }
 };
@@ -1407,7 +1687,9 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
   st.ctx = std::move(ctx);
   st.cluster = std::move(cluster);
   st.prefix = st.ctx->prefix + "links/";
-  st.start();
+  st.instances_prefix = st.ctx->prefix + "instances/";
+  st.start(false);
+  st.start(true);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& gws = self->state.gateways;
     for (auto i = gws.begin(); i != gws.end(); ++i)
@@ -1419,8 +1701,19 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
   self->delayed_send(self, std::chrono::seconds(1), tick{});
   self->attach_functor([ctx = st.ctx, self] {
     ctx->client->cancel_watch(self->state.watch_id);
+    ctx->client->cancel_watch(self->state.instances_watch);
   });
   return {
+    [=](atom::chat, const std::string& lobby_id, const std::string& nick,
+        const std::string& text) {
+      self->state.broadcast(
+        caf::make_message(atom::chat_v, lobby_id, nick, text, atom::remote_v));
+    },
+    [=](atom::say, const std::string& lobby_id, const std::string& session_id,
+        const std::string& text, const std::string& provider_id) {
+      self->state.broadcast(caf::make_message(atom::say_v, lobby_id, session_id,
+                                              text, provider_id, atom::remote_v));
+    },
     [=](atom::registration, const std::string& id) {
       self->state.local.insert(id);
       self->state.put(id);
@@ -1446,7 +1739,7 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
           st.put(id);
       }
     },
-    [=](atom::get) { self->state.start(); },
+    [=](atom::get, bool instances) { self->state.start(instances); },
     [=](links_read& r) { self->state.read(r); },
     [=](links_watch& m) { self->state.watched(m); },
   };
@@ -1457,6 +1750,7 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
 struct gateway_state {
   static inline constexpr const char* name = "cluster-gateway";
   dispatcher_actor dispatcher;
+  lobby_directory_actor directory;
 };
 
 /// A provider record enough for the dispatcher's CAF branch (by id).
@@ -1470,7 +1764,35 @@ provider caf_provider(const std::string& id) {
 
 caf::behavior gateway_fn(caf::stateful_actor<gateway_state>* self) {
   return {
-    [=](atom::peers, dispatcher_actor& d) { self->state.dispatcher = d; },
+    [=](atom::peers, dispatcher_actor& d, lobby_directory_actor& dir) {
+      self->state.dispatcher = d;
+      self->state.directory = dir;
+    },
+    // Lines said on another instance, for this one's subscribers and CAF
+    // bots (never broadcast again).
+    [=](atom::chat, const std::string& lobby_id, const std::string& nick,
+        const std::string& text, atom::remote) {
+      if (!self->state.directory)
+        return;
+      self->request(self->state.directory, std::chrono::seconds(5),
+                    atom::subscribe_v, lobby_id)
+        .then([=](lobby_actor& l) {
+                caf::anon_send(l, atom::chat_v, nick, text, atom::remote_v);
+              },
+              [](caf::error&) {});
+    },
+    [=](atom::say, const std::string& lobby_id, const std::string& session_id,
+        const std::string& text, const std::string& provider_id, atom::remote) {
+      if (!self->state.directory)
+        return;
+      self->request(self->state.directory, std::chrono::seconds(5),
+                    atom::subscribe_v, lobby_id)
+        .then([=](lobby_actor& l) {
+                caf::anon_send(l, atom::say_v, session_id, text, provider_id,
+                               atom::remote_v);
+              },
+              [](caf::error&) {});
+    },
     [=](atom::join, const std::string& id,
         const dispatch_request& req) -> caf::result<std::string> {
       auto& d = self->state.dispatcher;

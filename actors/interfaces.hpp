@@ -117,6 +117,11 @@ using lobby_actor = caf::typed_actor<
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // Someone on a lobby page says something (nick, text).
   caf::reacts_to<atom::chat, std::string, std::string>,
+  // Cluster mode: the same lines, said on another instance (never
+  // broadcast again).
+  caf::reacts_to<atom::say, std::string, std::string, std::string,
+                 atom::remote>,
+  caf::reacts_to<atom::chat, std::string, std::string, atom::remote>,
   // Cluster mode: bot members another instance changed (from the
   // directory): applied without writing them, announced as local ones are.
   caf::reacts_to<atom::remote, remote_batch>>;

@@ -34,6 +34,17 @@ caf::error as_store_error(caf::error err) {
   return err;
 }
 
+/// A session not found here. In cluster mode, while this instance cannot
+/// reach etcd (or just woke from a pause), its cache may not have seen the
+/// session yet: 503 then, so the client retries, rather than a wrong 404.
+caf::error session_not_found(const std::shared_ptr<server_stats>& stats) {
+  if (stats && stats->store_unavailable())
+    return make_error(ec::storage_failed,
+                      "cluster store: etcd is unavailable or this instance "
+                      "holds no live lease (retry later)");
+  return make_error(ec::not_found, "Session not found");
+}
+
 /// The store change of a bot member joining or leaving a lobby.
 /// The image shares the member with the lobby (rendered when a snapshot
 /// is written); the record carries its JSON.
@@ -218,6 +229,18 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
     i->second.push_back(std::move(rp));
     return;
   }
+  if (peers.claims) {
+    // Cluster mode: etcd decides, never this instance's cache (which may
+    // not have seen another instance's leave yet): the reservation answers
+    // the member that holds the name, or makes the name ours.
+    if (bots.count(key) == 0 && full()) {
+      rp.deliver(make_error(ec::full, "Lobby is full"));
+      return;
+    }
+    pending[key].push_back(std::move(rp));
+    reserve(key, j, new_uuid(rng));
+    return;
+  }
   if (auto i = bots.find(key); i != bots.end()) {
     rp.deliver(i->second->value);
     // Asked for again while orphaned: worth another try at once.
@@ -233,11 +256,18 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
     return;
   }
   pending[key].push_back(std::move(rp));
+  place(key, j, new_uuid(rng));
+}
+
+void lobby_state::place(const join_key& key, const bot_join& j,
+                        const std::string& session_id) {
   self
     ->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name,
               j.provider_id)
     .then(
-      [this, key, j](placement& found) {
+      [this, key, j, session_id](placement& found) {
+        if (!found.known || found.candidates.empty())
+          release(j.bot_name, j.nick, session_id);
         if (!found.known)
           return finish(key, make_error(ec::not_found, "Bot not found"), {});
         if (found.candidates.empty())
@@ -247,29 +277,27 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
                                      + " takes joins now (draining, or at "
                                        "capacity)"),
                         {});
-        auto session_id = new_uuid(rng);
-        if (peers.claims)
-          return reserve(key, j, session_id, std::move(found.candidates));
         start_dispatch(key, j, session_id, std::move(found.candidates));
       },
-      [this, key](caf::error& err) { finish(key, err, {}); });
+      [this, key, j, session_id](caf::error& err) {
+        release(j.bot_name, j.nick, session_id);
+        finish(key, err, {});
+      });
 }
 
 void lobby_state::reserve(const join_key& key, const bot_join& j,
-                          const std::string& session_id,
-                          provider_list candidates) {
+                          const std::string& session_id) {
   // Cluster mode: the name first, so that two instances never dispatch the
   // same (lobby, bot, nick) at once (design §4.3).
   self
     ->request(peers.claims, peers.dispatch_wait * 2, atom::reserve_v,
               value.id, j.bot_name, j.nick, session_id)
     .then(
-      [this, key, j, session_id,
-       candidates = std::move(candidates)](std::string& existing) mutable {
+      [this, key, j, session_id](std::string& existing) {
         if (existing.empty())
-          return start_dispatch(key, j, session_id, std::move(candidates));
-        // Another instance's member holds it: that is the answer (its
-        // member arrives here through the store's watch).
+          return place(key, j, session_id);
+        // A member holds it (made here or on another instance: then it
+        // arrives here through the store's watch): that is the answer.
         session s;
         std::string why;
         if (!decode_member(existing, value.id, {}, s, why))
@@ -278,6 +306,14 @@ void lobby_state::reserve(const join_key& key, const bot_join& j,
                                    "cluster store: a reservation that does "
                                    "not load: " + why),
                         {});
+        // Asked for again while orphaned: worth another try at once.
+        if (auto i = bots.find(key);
+            i != bots.end() && i->second->value.session_id == s.session_id
+            && i->second->value.orphaned) {
+          provider old;
+          old.provider_id = i->second->value.provider_id;
+          move(i->second, old, move_reason::orphan);
+        }
         finish(key, {}, s);
       },
       [this, key](caf::error& err) { finish(key, as_store_error(err), {}); });
@@ -480,10 +516,11 @@ void lobby_state::replace_member(
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
-  // Cluster mode: another instance's join of the same bot and nick came
-  // first (through the store's watch): its member is the answer, and this
-  // run goes.
-  if (auto i = bots.find(key); i != bots.end()) {
+  // A member of the same bot and nick came from another instance's store
+  // (the watch) while this join was dispatched: its member is the answer,
+  // and this run goes. With reservations (the cluster store) that cannot
+  // happen: the name was ours before the dispatch.
+  if (auto i = bots.find(key); i != bots.end() && !peers.claims) {
     stop_run(s);
     forget_unused_provider(s.provider_id);
     release(s.bot_name, s.nick, s.session_id);
@@ -664,7 +701,11 @@ void lobby_state::add_bot(const join_key& key,
 }
 
 void lobby_state::drop_bot(const session& s, bool forget) {
-  bots.erase(join_key{s.bot_name, s.nick});
+  // Only its own entry: in cluster mode a new member of the same name can
+  // be here before the watch removes the one it replaced.
+  if (auto i = bots.find(join_key{s.bot_name, s.nick});
+      i != bots.end() && i->second->value.session_id == s.session_id)
+    bots.erase(i);
   for (auto* by : {&bots_by_provider, &quiet_bots})
     if (auto i = by->find(s.provider_id); i != by->end()) {
       i->second.erase(s.session_id);
@@ -744,7 +785,7 @@ void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
 }
 
 void lobby_state::say(const std::string& session_id, const std::string& text,
-                      const std::string& provider_id) {
+                      const std::string& provider_id, bool broadcast) {
   auto& ss = value.sessions;
   auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
     return m->value.session_id == session_id;
@@ -769,9 +810,14 @@ void lobby_state::say(const std::string& session_id, const std::string& text,
   }
   auto member = (*i)->value;
   emit("chat", member, text);
+  // Cluster mode: the other instances' subscribers and bots hear it too.
+  if (broadcast && peers.broadcast)
+    caf::anon_send(peers.broadcast, atom::say_v, value.id, session_id, text,
+                   provider_id);
 }
 
-void lobby_state::chat(const std::string& nick, const std::string& text) {
+void lobby_state::chat(const std::string& nick, const std::string& text,
+                       bool broadcast) {
   // Checked by the front end already; the lobby does not trust it blindly.
   if (nick.empty() || !printable(nick) || utf8_length(nick) > max_name_length
       || text.empty() || !printable(text, true)
@@ -780,6 +826,8 @@ void lobby_state::chat(const std::string& nick, const std::string& text) {
   session speaker;
   speaker.nick = nick;
   emit("chat", speaker, text);
+  if (broadcast && peers.broadcast)
+    caf::anon_send(peers.broadcast, atom::chat_v, value.id, nick, text);
 }
 
 std::shared_ptr<const lobby_image::member>
@@ -902,7 +950,7 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         auto& st = self->state;
         auto m = st.find_member(session_id);
         if (!m)
-          return make_error(ec::not_found, "Session not found");
+          return session_not_found(st.peers.stats);
         if (!m->value.is_bot) {
           st.remove_member(session_id);
           return true;
@@ -933,10 +981,18 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       },
       [=](atom::say, const std::string& session_id, const std::string& text,
           const std::string& provider_id) {
-        self->state.say(session_id, text, provider_id);
+        self->state.say(session_id, text, provider_id, true);
       },
       [=](atom::chat, const std::string& nick, const std::string& text) {
-        self->state.chat(nick, text);
+        self->state.chat(nick, text, true);
+      },
+      [=](atom::say, const std::string& session_id, const std::string& text,
+          const std::string& provider_id, atom::remote) {
+        self->state.say(session_id, text, provider_id, false);
+      },
+      [=](atom::chat, const std::string& nick, const std::string& text,
+          atom::remote) {
+        self->state.chat(nick, text, false);
       },
       [=](atom::remote, const remote_batch& batch) {
         self->state.apply_remote(batch);
@@ -1251,7 +1307,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         if (r.lobby_id.empty()) {
           e = st.find_session(r.session_id);
           if (e == nullptr)
-            return make_error(ec::not_found, "Session not found");
+            return session_not_found(st.peers.stats);
         } else {
           e = st.find(r.lobby_id);
           if (e == nullptr)

@@ -75,6 +75,9 @@ struct lobby_peers {
   /// name is ours now, else the session JSON of the member that holds it;
   /// `leave` gives an unused reservation back). Null in the embedded mode.
   caf::actor claims;
+  /// Cluster mode: where lines said here go to be broadcast to the other
+  /// instances (chat and say; best effort). Null in the embedded mode.
+  caf::actor broadcast;
 };
 
 struct lobby_state {
@@ -128,7 +131,11 @@ struct lobby_state {
   /// Cluster mode: reserves the join's name, then dispatches, or answers
   /// the member of another instance that holds it.
   void reserve(const join_key& key, const bot_join& j,
-               const std::string& session_id, provider_list candidates);
+               const std::string& session_id);
+  /// Resolves a join's candidates and dispatches it (after its
+  /// reservation, in cluster mode; given back when none can take it).
+  void place(const join_key& key, const bot_join& j,
+             const std::string& session_id);
   /// Dispatches a join (after its reservation, in cluster mode).
   void start_dispatch(const join_key& key, const bot_join& j,
                       const std::string& session_id, provider_list candidates);
@@ -181,9 +188,9 @@ struct lobby_state {
   void tell_bot(const session& bot, const lobby_event& ev);
   /// A member says something; non-members and bad lines are ignored.
   void say(const std::string& session_id, const std::string& text,
-           const std::string& provider_id);
+           const std::string& provider_id, bool broadcast);
   /// Someone on a lobby page says something.
-  void chat(const std::string& nick, const std::string& text);
+  void chat(const std::string& nick, const std::string& text, bool broadcast);
   /// Sends changes to the store; `done` runs in the lobby once they are
   /// durable, or failed (then nothing of them may be applied).
   void write(store_batch batch, std::function<void(const caf::error&)> done);

@@ -69,6 +69,22 @@ enum class store_state : int { embedded = 0, ok = 1, unavailable = 2 };
 struct server_stats {
   /// Embedded, or the cluster store's availability (set by the membership).
   std::atomic<store_state> store{store_state::embedded};
+  /// Cluster mode: until when (steady clock, ns) the lease renewed last is
+  /// surely live: past it, the store is unavailable even before the
+  /// membership's next look (an instance waking from a pause knows at once).
+  std::atomic<int64_t> store_fresh_until_ns{0};
+  /// Whether changes cannot be committed now (cluster mode only).
+  bool store_unavailable() const {
+    auto s = store.load(std::memory_order_relaxed);
+    if (s == store_state::embedded)
+      return false;
+    if (s == store_state::unavailable)
+      return true;
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+    return now > store_fresh_until_ns.load(std::memory_order_relaxed);
+  }
   /// Whether this instance runs the cleanup sweeper: always in embedded
   /// mode; in cluster mode only while it holds the sweeper key in etcd.
   std::atomic<bool> sweeper{true};

@@ -337,8 +337,10 @@ int main(int argc, char** argv) {
   auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
   auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
   vb::lobby_peers peers{registry, dispatcher, lobby_store};
-  if (cluster)
+  if (cluster) {
     peers.claims = caf::actor_cast<caf::actor>(lobby_store);
+    peers.broadcast = cluster_links;
+  }
   peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
   peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
   peers.stats = stats;
@@ -361,7 +363,7 @@ int main(int argc, char** argv) {
                                std::move(idempotency_keys), icfg, stats);
 
   if (cluster) {
-    caf::anon_send(cluster_gateway, vb::atom::peers_v, dispatcher);
+    caf::anon_send(cluster_gateway, vb::atom::peers_v, dispatcher, directory);
     // The other instances' changes, from each store's watch, go to their
     // owners.
     vb::set_cluster_owner(provider_store, caf::actor_cast<caf::actor>(registry));

@@ -95,16 +95,10 @@ void health(route_call& c) {
   std::string body(buf, static_cast<size_t>(n));
   // Cluster mode (SPEC §8): whether etcd takes changes now. Health itself
   // never depends on it.
-  switch (st.store.load(std::memory_order_relaxed)) {
-    case store_state::embedded:
-      break;
-    case store_state::ok:
-      body.insert(body.size() - 1, R"(,"store":"ok")");
-      break;
-    case store_state::unavailable:
-      body.insert(body.size() - 1, R"(,"store":"unavailable")");
-      break;
-  }
+  if (st.store.load(std::memory_order_relaxed) != store_state::embedded)
+    body.insert(body.size() - 1, st.store_unavailable()
+                                   ? R"(,"store":"unavailable")"
+                                   : R"(,"store":"ok")");
   c.respond(api_reply{200, std::move(body), {}, nullptr});
 }
 
