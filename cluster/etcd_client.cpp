@@ -502,8 +502,13 @@ struct etcd_client::impl {
   std::unordered_map<uint64_t, std::shared_ptr<keeper_state>> keepers;
 
   /// Starts a unary call of `path` with `body`; `done` on the I/O thread.
+  /// `resend`: whether a request already sent may be sent again (to the
+  /// next endpoint) when its answer does not come; false for writes that
+  /// must not apply twice (a txn whose compares its own first attempt would
+  /// fail): then the call ends with `unavailable` and the outcome is
+  /// unknown to the caller.
   void call(std::string path, std::string body, clock_type::time_point deadline,
-            once done);
+            once done, bool resend = true);
 };
 
 namespace {
@@ -515,8 +520,9 @@ using impl = etcd_client::impl;
 class unary_call : public std::enable_shared_from_this<unary_call> {
 public:
   unary_call(impl& owner, std::string path, std::string body,
-             clock_type::time_point deadline, once done)
-    : owner_(owner),
+             clock_type::time_point deadline, once done, bool resend)
+    : resend_(resend),
+      owner_(owner),
       path_(std::move(path)),
       body_(std::move(body)),
       deadline_(deadline),
@@ -567,6 +573,7 @@ private:
                            [self](beast::error_code ec, std::size_t) {
                              if (ec)
                                return self->next("write: " + ec.message());
+                             self->sent_ = true;
                              self->read();
                            });
       });
@@ -608,6 +615,14 @@ private:
     if (!answered)
       last_ = {errc::unavailable, 0, 0, ep.text + ": " + why};
     stream_->close();
+    if (sent_ && !resend_) {
+      // It may have applied: never sent again (see impl::call).
+      reply r;
+      r.error = {errc::unavailable, saw_unavailable_ ? grpc::unavailable : 0,
+                 last_.http_status,
+                 "no answer, the outcome is unknown: " + last_.message};
+      return done_(std::move(r));
+    }
     auto n = owner_.endpoints.size();
     index_ = (index_ + 1) % n;
     owner_.current = index_;
@@ -621,6 +636,8 @@ private:
     });
   }
 
+  bool resend_ = true;
+  bool sent_ = false; // the request was written on this attempt or before
   impl& owner_;
   std::string path_;
   std::string body_;
@@ -640,9 +657,10 @@ private:
 } // namespace
 
 void etcd_client::impl::call(std::string path, std::string body,
-                             clock_type::time_point deadline, once done) {
+                             clock_type::time_point deadline, once done,
+                             bool resend) {
   auto c = std::make_shared<unary_call>(*this, std::move(path), std::move(body),
-                                        deadline, std::move(done));
+                                        deadline, std::move(done), resend);
   net::post(ioc, [c] { c->start(); });
 }
 
@@ -1155,6 +1173,14 @@ void etcd_client::txn(txn_request r, milliseconds timeout,
   j["failure"] = json::array();
   for (auto& op : r.failure)
     j["failure"].push_back(op_json(op));
+  // A conditional write is never sent twice: if its first attempt applied
+  // unseen, the second would fail its own compares and report the write as
+  // not done. Its caller settles the unknown outcome instead.
+  bool writes = false;
+  for (auto* ops : {&r.success, &r.failure})
+    for (auto& op : *ops)
+      writes = writes || op.op != txn_op::kind::range;
+  bool resend = r.compares.empty() || !writes;
   impl_->call("/v3/kv/txn", j.dump(), deadline_of(timeout),
               typed(std::move(done), [](const json& b) {
                 txn_result t;
@@ -1178,7 +1204,8 @@ void etcd_client::txn(txn_request r, milliseconds timeout,
                     t.responses.push_back(std::move(o));
                   }
                 return t;
-              }));
+              }),
+              resend);
 }
 
 namespace {

@@ -8,6 +8,10 @@
 //   connection error, an attempt timeout or gRPC code 14 (unavailable) the
 //   call moves to the next endpoint and retries within that deadline; any
 //   other error comes back as an `etcd_error` with its code and message.
+//   A txn with compares and writes is the exception: once sent, it is never
+//   sent again (its first attempt may have applied, and a second would fail
+//   its own compares); a missing answer ends it with `unavailable` and the
+//   outcome is the caller's to settle.
 // - Watches: one streaming `POST /v3/watch` per watch, split on '\n' (never
 //   one chunk = one message). A streamed error object or a cut stream makes
 //   it reconnect to the next endpoint, after a short backoff, from

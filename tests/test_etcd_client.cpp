@@ -585,6 +585,32 @@ TEST_CASE("a unary call answered code 14 moves to the next endpoint", "[etcd]") 
   CHECK(down.requests("/v3/kv/put").size() == 1);
 }
 
+TEST_CASE("a conditional write answered code 14 is not sent again: its outcome "
+          "is the caller's", "[etcd]") {
+  fake_gateway down([](int fd, const http_request&, int) {
+    send_all(fd, chunked_answer(503, code14));
+  });
+  fake_gateway up(recorded);
+  etcd_client c(options_for({down.url(), up.url()}));
+  txn_request reserve;
+  reserve.compares.push_back(
+    {member_key, compare_target::create, compare_result::equal, "", 0});
+  reserve.success.push_back(
+    txn_op::make(put_request{member_key, R"({"state":"pending"})", 0, false}));
+  auto r = await<txn_result>([&](auto done) { c.txn(reserve, 3s, done); });
+  CHECK(r.error.kind == errc::unavailable);
+  CHECK(r.error.code == grpc::unavailable);
+  CHECK(r.error.message.find("outcome is unknown") != std::string::npos);
+  CHECK(down.requests("/v3/kv/txn").size() == 1);
+  CHECK(up.requests("/v3/kv/txn").empty());
+  // A read-only txn (and a write without compares) moves on as any call.
+  txn_request read;
+  read.compares = reserve.compares;
+  read.success.push_back(txn_op::make(key_range(member_key)));
+  await<txn_result>([&](auto done) { c.txn(read, 3s, done); });
+  CHECK(up.requests("/v3/kv/txn").size() == 1);
+}
+
 TEST_CASE("a refused endpoint is skipped for the next one", "[etcd]") {
   fake_gateway up(recorded);
   etcd_client c(options_for({refused_url(), up.url()}));
