@@ -268,6 +268,44 @@ class ClusterTest(ServerTestCase):
         self.assertEqual(again["provider_id"], pid)
         wait_until(lambda: again["run_id"] in prov.runs(), 5, "the run at the provider")
 
+    def test_lobby_events_reach_every_instance_subscribers(self):
+        from wsclient import WebSocket
+        a = self.instance("a")
+        b = self.instance("b")
+        fp = self.fake_provider()
+        self.provider_on_both(a, b, fp)
+        lobby = self.create_lobby(a, "events")
+        wait_until(lambda: lobby["id"] in self.lobby_ids(b), 1, "the lobby on B")
+        on_a = WebSocket(a.port, f"/ws/lobby/{lobby['id']}")
+        on_b = WebSocket(b.port, f"/ws/lobby/{lobby['id']}")
+        try:
+            for ws in (on_a, on_b):
+                self.assertEqual(ws.recv_json()["type"], "members")
+            # A join on A: announced on B too (B's lobby applies it from the
+            # watch); a chat line on A's page: broadcast to B.
+            status, _, joined = self.join(a, lobby["id"], "echo", "Echo")
+            self.assertEqual(status, 200, joined)
+            on_a.send_json({"type": "chat", "nick": "alice", "text": "hi from A"})
+            for ws in (on_a, on_b):
+                got = [ws.recv_json(timeout=5) for _ in range(2)]
+                self.assertEqual(sorted(e["type"] for e in got), ["chat", "member_joined"])
+                chat = next(e for e in got if e["type"] == "chat")
+                self.assertEqual(chat["text"], "hi from A")
+                joined_ev = next(e for e in got if e["type"] == "member_joined")
+                self.assertEqual(joined_ev["member"]["session_id"], joined["session_id"])
+            # A leave on B: announced on A.
+            status, _, res = b.request("POST", "/api/bots/leave",
+                                       {"session_id": joined["session_id"],
+                                        "lobby_id": lobby["id"]})
+            self.assertEqual(status, 200, res)
+            for ws in (on_a, on_b):
+                ev = ws.recv_json(timeout=5)
+                self.assertEqual(ev["type"], "member_left")
+                self.assertEqual(ev["member"]["session_id"], joined["session_id"])
+        finally:
+            on_a.close()
+            on_b.close()
+
     def test_first_start_imports_the_data_directory_once(self):
         # An embedded server's lobby...
         data = os.path.join(self.tmp.path, "a")
