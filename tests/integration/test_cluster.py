@@ -233,8 +233,9 @@ class ClusterTest(ServerTestCase):
         self.servers.append(prov)
         prov.start()
         pid = prov.provider_id
-        links = self.etcd.range_prefix(PREFIX + "links/")
-        self.assertIn(PREFIX + "links/" + pid, links)
+        # The link is recorded in etcd (after the registration, by B).
+        wait_until(lambda: PREFIX + "links/" + pid in self.etcd.range_prefix(PREFIX + "links/"),
+                   2, "the link record")
 
         def online_on(s):
             status, _, body = s.request("GET", "/api/bots/providers")
