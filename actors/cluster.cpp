@@ -1290,8 +1290,6 @@ struct membership_state {
   uint64_t keeper = 0;
   /// The lease granted and not yet lost (its key may not be written yet).
   int64_t granted = 0;
-  /// Every keeper's status stays alive (the stores hold raw pointers).
-  std::vector<std::shared_ptr<const etcd::lease_status>> statuses;
   std::vector<caf::response_promise> ready;
   bool leader = false;
   bool campaigning = false;
@@ -1308,7 +1306,8 @@ struct membership_state {
         caf::anon_send(me, lease_event{lease_event::kind::lost, lease, {}});
       });
     keeper = id;
-    statuses.push_back(status);
+    // Kept with the context: the stores read it through `status`.
+    ctx->statuses.push_back(status);
     ctx->status = status.get();
   }
 

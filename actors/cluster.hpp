@@ -52,6 +52,10 @@ struct cluster_context {
   std::atomic<int64_t> lease{0};
   /// The keeper's view of that lease (renewal age), set with `lease`.
   std::atomic<const etcd::lease_status*> status{nullptr};
+  /// Every keeper status `status` ever pointed to, kept as long as the
+  /// context (any actor holding it may still read one). Written by the
+  /// membership only.
+  std::vector<std::shared_ptr<const etcd::lease_status>> statuses;
   /// When a transaction last failed for want of etcd (steady ns; 0: never).
   std::atomic<int64_t> failed_ns{0};
 
