@@ -752,13 +752,7 @@ struct etcd_store_state {
         i->solo = true;
         queue.push_front(std::move(*i));
       }
-      sent.clear();
-      sent_keys.clear();
-      auto events = std::move(held);
-      held.clear();
-      forward(events);
-      send_next();
-      return;
+      return next_after_commit();
     }
     if (r.error && !committing_names.empty()) {
       // etcd did not answer: the commit may still apply. Its joins' names
@@ -891,9 +885,14 @@ struct etcd_store_state {
         ++stats->cluster_commits;
       ctx->failed_ns = 0;
     }
+    next_after_commit();
+  }
+
+  /// The transaction in flight is over: the events held for its keys go
+  /// on (ours are recognised now), then the next one.
+  void next_after_commit() {
     sent.clear();
     sent_keys.clear();
-    // The events held for those keys: ours are recognised now.
     auto events = std::move(held);
     held.clear();
     forward(events);

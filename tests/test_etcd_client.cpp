@@ -248,15 +248,7 @@ private:
 
 /// A loopback port nobody listens on (bound, then closed).
 std::string refused_url() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  return "http://127.0.0.1:" + std::to_string(vb::test::free_port());
 }
 
 /// Runs a unary call and waits for its result.

@@ -22,21 +22,10 @@ import time
 import unittest
 
 from etcd_cluster import ETCD, EtcdCluster
-from harness import Server, ServerTestCase, scaled
+from harness import Server, ServerTestCase, scaled, wait_until
 
 TTL = 4  # --instance-ttl of the instances here
 PREFIX = "/vbtest/"
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @unittest.skipUnless(ETCD, "etcd is not installed (Debian's etcd-server; "
@@ -133,13 +122,19 @@ class ClusterTest(ServerTestCase):
         wait_until(listed_on_b, 1, "the provider on B")
         return pid
 
-    def test_racing_joins_on_two_instances_give_one_member(self):
+    def pair_with_lobby(self, name):
+        """Instances A and B, a fake provider registered on A and listed on
+        B, and a lobby made on A and listed on B."""
         a = self.instance("a")
         b = self.instance("b")
         fp = self.fake_provider()
         self.provider_on_both(a, b, fp)
-        lobby = self.create_lobby(a, "race")
+        lobby = self.create_lobby(a, name)
         wait_until(lambda: lobby["id"] in self.lobby_ids(b), 1, "the lobby on B")
+        return a, b, fp, lobby
+
+    def test_racing_joins_on_two_instances_give_one_member(self):
+        a, b, fp, lobby = self.pair_with_lobby("race")
         # The provider holds the first join: the second instance's join of
         # the same (lobby, bot, nick) comes while the first is pending.
         fp.mode = "hold"
@@ -191,12 +186,7 @@ class ClusterTest(ServerTestCase):
         self.assertNotEqual(res["session_id"], answers["a"][2]["session_id"])
 
     def test_reservation_of_a_killed_instance_goes_with_its_lease(self):
-        a = self.instance("a")
-        b = self.instance("b")
-        fp = self.fake_provider()
-        self.provider_on_both(a, b, fp)
-        lobby = self.create_lobby(a, "orphan-reservation")
-        wait_until(lambda: lobby["id"] in self.lobby_ids(b), 1, "the lobby on B")
+        a, b, fp, lobby = self.pair_with_lobby("orphan-reservation")
         fp.mode = "hang"
         def held_join():
             try:
@@ -271,12 +261,7 @@ class ClusterTest(ServerTestCase):
 
     def test_lobby_events_reach_every_instance_subscribers(self):
         from wsclient import WebSocket
-        a = self.instance("a")
-        b = self.instance("b")
-        fp = self.fake_provider()
-        self.provider_on_both(a, b, fp)
-        lobby = self.create_lobby(a, "events")
-        wait_until(lambda: lobby["id"] in self.lobby_ids(b), 1, "the lobby on B")
+        a, b, fp, lobby = self.pair_with_lobby("events")
         on_a = WebSocket(a.port, f"/ws/lobby/{lobby['id']}")
         on_b = WebSocket(b.port, f"/ws/lobby/{lobby['id']}")
         try:
