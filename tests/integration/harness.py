@@ -521,9 +521,13 @@ class ServerTestCase(unittest.TestCase):
         self.tmp = TempDir()
         self.servers = []
         self.providers = []
+        # Other processes of a test (voicebot-providers): killed first.
+        self.procs = []
         self.findings_before = len(SANITIZER_FINDINGS)
 
     def tearDown(self):
+        for p in self.procs:
+            p.kill()
         if SANITIZE:
             # A graceful stop, so that LeakSanitizer looks at the server's
             # exit too (a killed process reports nothing).

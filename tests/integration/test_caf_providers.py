@@ -16,15 +16,6 @@ from harness import Provider, ServerTestCase
 
 
 class CafProviderTest(ServerTestCase):
-    def setUp(self):
-        super().setUp()
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            p.kill()
-        super().tearDown()
-
     def provider(self, server, name="caf-provider", state=None, args=(), **kw):
         state = state or os.path.join(self.tmp.path, name + ".state.json")
         p = Provider(self.tmp.path, server, name, state, args)

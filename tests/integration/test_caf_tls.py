@@ -84,7 +84,6 @@ class TlsProvider(Provider):
 class CafTlsTest(ServerTestCase):
     def setUp(self):
         super().setUp()
-        self.procs = []
         self.certs = os.path.join(self.tmp.path, "certs")
         os.mkdir(self.certs)
         make_ca(self.certs, "ca")
@@ -92,11 +91,6 @@ class CafTlsTest(ServerTestCase):
         make_cert(self.certs, "provider", "ca")
         make_ca(self.certs, "other-ca")
         make_cert(self.certs, "intruder", "other-ca")
-
-    def tearDown(self):
-        for p in self.procs:
-            p.kill()
-        super().tearDown()
 
     def cert(self, name):
         return os.path.join(self.certs, name)

@@ -15,15 +15,6 @@ from harness import Provider, metric_value, wait_until
 
 
 class CafFleetTest(FleetTestCase):
-    def setUp(self):
-        super().setUp()
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            p.kill()
-        super().tearDown()
-
     def provider(self, server, name, state=None, args=(), **kw):
         state = state or os.path.join(self.tmp.path, name + ".state.json")
         p = Provider(self.tmp.path, server, name, state, list(args))

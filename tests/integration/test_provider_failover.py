@@ -42,15 +42,6 @@ def refusing_port():
 
 
 class ProviderFailoverTest(ServerTestCase):
-    def setUp(self):
-        super().setUp()
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            p.kill()
-        super().tearDown()
-
     def instance(self, name):
         s = Server(self.tmp.path, ["--data-dir", os.path.join(self.tmp.path, name)])
         self.servers.append(s)
