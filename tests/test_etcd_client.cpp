@@ -33,6 +33,7 @@
 
 #include "cluster/etcd_client.hpp"
 #include "etcd_member.hpp"
+#include "loopback.hpp"
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
@@ -50,18 +51,7 @@ struct http_request {
   steady::time_point at;
 };
 
-bool send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
+using vb::test::send_all;
 
 /// Reads one request with a Content-Length body; false at end of stream.
 bool read_request(int fd, std::string& carry, http_request& out) {

@@ -23,6 +23,7 @@
 #include "link/answer.hpp"
 #include "link/http_client.hpp"
 #include "model/url.hpp"
+#include "loopback.hpp"
 
 using namespace std::chrono_literals;
 using vb::http_client;
@@ -52,18 +53,7 @@ enum class mode {
 
 const std::string json_body = R"({"status":"started","run_id":"r-1"})";
 
-bool send_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
+using vb::test::send_all;
 
 /// Reads one request (headers and a Content-Length body). "" on failure.
 std::string read_request(int fd) {
