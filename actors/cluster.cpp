@@ -613,11 +613,12 @@ struct etcd_store_state {
   }
 
   void fail(std::vector<queued>& items, const std::string& why) {
+    // Counted before the answers go out (a reader may look at once).
+    if (stats)
+      stats->cluster_failures += items.size();
     for (auto& q : items)
       if (q.has_rp)
         q.rp.deliver(make_error(ec::storage_failed, "cluster store: " + why));
-    if (stats)
-      stats->cluster_failures += items.size();
   }
 
   void send_next() {
@@ -873,6 +874,8 @@ struct etcd_store_state {
         auto& rev = own_rev[k];
         rev = std::max(rev, r.revision);
       }
+      if (stats)
+        ++stats->cluster_commits;
       for (auto& q : sent)
         if (q.has_rp)
           q.rp.deliver(static_cast<uint64_t>(r.revision));
@@ -881,8 +884,6 @@ struct etcd_store_state {
         if (auto h = held_names.find(key);
             h != held_names.end() && h->second.first == sid)
           held_names.erase(h);
-      if (stats)
-        ++stats->cluster_commits;
       ctx->failed_ns = 0;
     }
     next_after_commit();
