@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   uint16_t server_port = 8001;
   CLI::App app{"voicebot-provider: hosts bots for voicebot-server over CAF"};
   app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version",
+                       std::string{"voicebot-provider "} + VB_VERSION,
+                       "print the version and exit");
   auto server_opt
     = app
         .add_option("--server", servers,

@@ -46,6 +46,8 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   CLI::App app{"voicebot-server: coordinates AI voice bots, their providers "
                "and lobbies"};
   app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", std::string{"voicebot-server "} + VB_VERSION,
+                       "print the version and exit");
   std::string config_file;
   app.add_option("--config", config_file,
                  "JSON config file; flags win over it");
@@ -148,6 +150,9 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    exit_code = app.exit(e);
+    return std::nullopt;
+  } catch (const CLI::CallForVersion& e) {
     exit_code = app.exit(e);
     return std::nullopt;
   } catch (const CLI::ParseError& e) {

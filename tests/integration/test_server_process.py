@@ -5,9 +5,10 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import unittest
 
-from harness import Server, TempDir, run_server_cli
+from harness import PROVIDER, Server, TempDir, run_server_cli
 
 
 def legacy_snapshot():
@@ -133,6 +134,14 @@ class ServerProcessTest(unittest.TestCase):
                      "--caf-port", "--cleanup-interval", "--stale-after", "--max-evict-fraction",
                      "--provider-key", "--log-level"]:
             self.assertIn(flag, res.stdout)
+
+    def test_version_is_printed_by_both_programs(self):
+        res = run_server_cli(["--version"], self.tmp.path)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertRegex(res.stdout.strip(), r"^voicebot-server \d+\.\d+\.\d+$")
+        res = subprocess.run([PROVIDER, "--version"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertRegex(res.stdout.strip(), r"^voicebot-provider \d+\.\d+\.\d+$")
 
     def test_bad_values_exit_2_with_a_clear_message(self):
         conf = os.path.join(self.tmp.path, "bad.json")
