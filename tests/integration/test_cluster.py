@@ -78,14 +78,7 @@ class ClusterTest(ServerTestCase):
         self.assertEqual(again["id"], lobby["id"])
 
         # A provider registered on A is known to B; a join on B lands.
-        fp = self.fake_provider()
-        pid = self.register(a, fp)
-
-        def listed_on_b():
-            status, _, body = b.request("GET", "/api/bots/providers")
-            return status == 200 and any(p["provider_id"] == pid
-                                         for p in body.get("providers", []))
-        wait_until(listed_on_b, 1, "the provider on B")
+        self.provider_on_both(a, b, self.fake_provider())
         status, _, joined = self.join(b, lobby["id"], "echo", "Echo")
         self.assertEqual(status, 200, joined)
         session = joined["session_id"]
