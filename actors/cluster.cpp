@@ -4,6 +4,7 @@
 #include <deque>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -72,6 +73,11 @@ struct links_read {
   std::vector<etcd::key_value> kvs;
   bool instances = false;
 };
+/// A link the table did not know yet, read from etcd itself.
+struct links_lookup {
+  std::string id;
+  etcd::range_result result;
+};
 
 /// A reservation's transaction came back, or its next try is due.
 struct reserve_done {
@@ -119,6 +125,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::campaign_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::tick)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_watch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_read)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_lookup)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_retry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::release_done)
@@ -1666,16 +1673,56 @@ struct links_state {
     }
   }
 
-  caf::result<caf::actor> resolve(const std::string& id) {
-    auto i = table.find(id);
-    if (i == table.end() || i->second.instance == ctx->instance_id
-        || i->second.cluster.empty())
-      return make_error(ec::unavailable, "no instance holds the link");
-    auto rp = self->make_response_promise<caf::actor>();
+  /// Resolutions waiting for a read of a link the table did not know.
+  std::unordered_map<std::string, std::vector<caf::typed_response_promise<caf::actor>>>
+    lookups;
+
+  void answer(const holder* h, caf::typed_response_promise<caf::actor> rp) {
+    if (h == nullptr || h->instance == ctx->instance_id || h->cluster.empty()) {
+      rp.deliver(make_error(ec::unavailable, "no instance holds the link"));
+      return;
+    }
     with_gateway(
-      i->second.cluster, [rp](caf::actor gw) mutable { rp.deliver(gw); },
+      h->cluster, [rp](caf::actor gw) mutable { rp.deliver(gw); },
       [rp](caf::error err) mutable { rp.deliver(std::move(err)); });
+  }
+
+  caf::result<caf::actor> resolve(const std::string& id) {
+    auto rp = self->make_response_promise<caf::actor>();
+    if (auto i = table.find(id); i != table.end()) {
+      answer(&i->second, rp);
+      return rp;
+    }
+    // Not in the table: the watch may not have brought the record yet (a
+    // provider that registered elsewhere a moment ago). etcd itself says.
+    auto& waiting = lookups[id];
+    waiting.push_back(rp);
+    if (waiting.size() == 1) {
+      etcd::range_request r;
+      r.key = prefix + id;
+      auto me = caf::actor_cast<caf::actor>(self);
+      ctx->client->range(r, read_timeout, [me, id](etcd::range_result res) {
+        caf::anon_send(me, links_lookup{id, std::move(res)});
+      });
+    }
     return rp;
+  }
+
+  void looked_up(links_lookup& m) {
+    auto waiting = std::move(lookups[m.id]);
+    lookups.erase(m.id);
+    // The record read serves these resolutions only: the table stays the
+    // watch's (a removal it brings meanwhile must not be undone by a read).
+    std::optional<holder> h;
+    if (auto i = table.find(m.id); i != table.end())
+      h = i->second;
+    else if (!m.result.error && !m.result.kvs.empty()) {
+      auto j = json::parse(m.result.kvs.front().value, nullptr, false);
+      if (j.is_object())
+        h = holder{j.value("iid", ""), j.value("cluster", "")};
+    }
+    for (auto& rp : waiting)
+      answer(h ? &*h : nullptr, rp);
   }
 };
 
@@ -1741,6 +1788,7 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
     [=](atom::get, bool instances) { self->state.start(instances); },
     [=](links_read& r) { self->state.read(r); },
     [=](links_watch& m) { self->state.watched(m); },
+    [=](links_lookup& m) { self->state.looked_up(m); },
   };
 }
 
