@@ -52,7 +52,11 @@ int api::handle(const api_request& req, api_respond respond) const {
       respond(std::move(r));
       return -1;
     }
-    if (auto asset = find_web_asset(req.path == "/" ? "/index.html" : req.path)) {
+    // "/" is the lobby page, "/status" the operator's page.
+    auto file = req.path == "/" ? std::string_view{"/index.html"}
+                : req.path == "/status" ? std::string_view{"/status.html"}
+                                        : std::string_view{req.path};
+    if (auto asset = find_web_asset(file)) {
       api_reply r{200, {}, {}, asset->body};
       r.headers.emplace_back("Content-Type", asset->content_type);
       r.headers.emplace_back("Cache-Control", "no-cache");
