@@ -131,8 +131,9 @@ using lobby_actor = caf::typed_actor<
 using lobby_directory_actor = caf::typed_actor<
   // Create a lobby, or return the existing one of that name.
   caf::replies_to<atom::create, lobby_create>::with<lobby_created>,
-  // The public lobbies (without their sessions).
-  caf::replies_to<atom::list>::with<std::vector<lobby>>,
+  // The public lobbies at the listing's version (GET /api/lobby shows
+  // them without their sessions).
+  caf::replies_to<atom::list>::with<lobby_listing_ptr>,
   // One lobby with its members.
   caf::replies_to<atom::get, std::string>::with<lobby>,
   // A bot joins a lobby (delegated to the lobby).

@@ -1014,6 +1014,7 @@ lobby_directory_state::entry& lobby_directory_state::add(lobby_image value) {
       lobby_fn, caf::actor_cast<lobby_directory_actor>(self), peers, value);
   auto& e = lobbies[id];
   e = entry{std::move(actor), std::move(value), next_order++};
+  ++listing_version;
   publish_counts();
   return e;
 }
@@ -1050,6 +1051,7 @@ void lobby_directory_state::update(const member_change& change) {
     ++members;
     report_runs(change.added->value.provider_id);
   }
+  ++listing_version;
   publish_counts();
 }
 
@@ -1169,6 +1171,7 @@ void lobby_directory_state::drop(const std::string& id) {
   lobbies.erase(i);
   for (auto& p : providers)
     report_runs(p);
+  ++listing_version;
   publish_counts();
 }
 
@@ -1183,12 +1186,16 @@ void lobby_directory_state::redispatch(
       self->send(e->actor, atom::redispatch_v, ids, old, why);
 }
 
-std::vector<lobby> lobby_directory_state::listing() const {
-  std::vector<lobby> result;
+lobby_listing_ptr lobby_directory_state::listing() const {
+  if (listing_cache && listing_cache->version == listing_version)
+    return listing_cache;
+  auto result = std::make_shared<lobby_listing>();
+  result->version = listing_version;
   for (auto e : in_order(lobbies))
     if (!e->value.is_private)
-      result.push_back(to_lobby(e->value));
-  return result;
+      result->lobbies.push_back(to_lobby(e->value));
+  listing_cache = std::move(result);
+  return listing_cache;
 }
 
 const lobby_directory_state::entry*

@@ -253,7 +253,12 @@ struct lobby_directory_state {
   entry& add(lobby_image value);
   entry* find(const std::string& id);
   void update(const member_change& change);
-  std::vector<lobby> listing() const;
+  /// The public lobbies, rebuilt only when `listing_version` moved.
+  lobby_listing_ptr listing() const;
+  /// Bumped by every change a listing shows (a lobby added or removed, a
+  /// member joining, leaving or changing).
+  uint64_t listing_version = 1;
+  mutable lobby_listing_ptr listing_cache;
   /// The lobby holding a session, or null.
   const entry* find_session(const std::string& session_id) const;
   void create(const lobby_create& c, created_promise rp);

@@ -133,6 +133,15 @@ struct provider_catalog {
 };
 using provider_catalog_ptr = std::shared_ptr<const provider_catalog>;
 
+/// The public lobbies at one version of the directory (bumped by every
+/// change a listing shows), shared like the catalog; the front end caches
+/// what it renders by version. Local only.
+struct lobby_listing {
+  uint64_t version = 0;
+  std::vector<lobby> lobbies; // by creation order
+};
+using lobby_listing_ptr = std::shared_ptr<const lobby_listing>;
+
 /// A snapshot to write: rendered on the writer's thread, so the owner of
 /// the state never spends time serializing. Local only.
 struct snapshot_job {
@@ -306,6 +315,7 @@ typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::snapshot_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_catalog_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::lobby_listing_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::member_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::store_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::remote_batch)

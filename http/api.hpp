@@ -44,6 +44,10 @@ struct api_request {
   std::string_view provider_key; // the X-Provider-Key header
   /// The Idempotency-Key header, when the request has one (even empty).
   std::optional<std::string_view> idempotency_key;
+  /// The If-None-Match and Accept-Encoding headers (empty when absent): the
+  /// polled listings answer 304 or gzip with them (http/catalog_cache.hpp).
+  std::string_view if_none_match;
+  std::string_view accept_encoding;
 };
 
 struct api_reply {

@@ -1,19 +1,175 @@
 #include "http/catalog_cache.hpp"
 
+#include <cctype>
+#include <cstdio>
+#include <random>
+#include <string_view>
 #include <unordered_set>
+
+#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 
 #include "actors/messages.hpp"
+#include "http/api.hpp"
 #include "model/json.hpp"
 
 namespace vb {
 
 using json = nlohmann::json;
 
+namespace {
+
+/// Tells this process's validators from an earlier one's: the versions
+/// start again at every start, so "p-<version>" alone could name another
+/// catalog after a restart.
+const std::string& epoch() {
+  static const std::string value = [] {
+    std::random_device rd;
+    uint64_t v = (uint64_t{rd()} << 32) ^ rd();
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return std::string{buf};
+  }();
+  return value;
+}
+
+std::string etag_of(char kind, uint64_t version) {
+  return "\"" + std::string(1, kind) + "-" + epoch() + "-" + std::to_string(version)
+         + "\"";
+}
+
+std::shared_ptr<const std::string> dump(const json& j) {
+  return std::make_shared<const std::string>(
+    j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+/// The gzip form's validator: a strong ETag names one representation, so
+/// the compressed body has its own ("...-gz").
+std::string gzip_etag(const std::string& etag) {
+  return etag.substr(0, etag.size() - 1) + "-gz\"";
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// Whether an If-None-Match value names `etag` or its gzip form
+/// (RFC 9110 §13.1.2: weak comparison, "*" matches any).
+bool names(std::string_view header, const std::string& etag) {
+  auto gz = gzip_etag(etag);
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    auto item = trim(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view{}
+                                             : header.substr(comma + 1);
+    if (item == "*")
+      return true;
+    if (item.size() > 2 && item.substr(0, 2) == "W/")
+      item.remove_prefix(2);
+    if (item == etag || item == gz)
+      return true;
+  }
+  return false;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i]))
+        != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+/// Whether Accept-Encoding admits gzip: "gzip", "x-gzip" or "*" with a
+/// q-value above 0 (RFC 9110 §12.5.3).
+bool accepts_gzip(std::string_view header) {
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    auto item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{}
+                                             : header.substr(comma + 1);
+    auto semi = item.find(';');
+    auto coding = trim(item.substr(0, semi));
+    if (!iequals(coding, "gzip") && !iequals(coding, "x-gzip") && coding != "*")
+      continue;
+    if (semi == std::string_view::npos)
+      return true;
+    auto param = trim(item.substr(semi + 1));
+    if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=')
+      return true;
+    auto q = trim(param.substr(2));
+    // q=0, q=0.0, q=0.000: refused; anything else admits it.
+    bool zero = !q.empty() && q[0] == '0';
+    for (size_t i = 1; zero && i < q.size(); ++i)
+      zero = q[i] == '.' || q[i] == '0';
+    if (!zero)
+      return true;
+  }
+  return false;
+}
+
+/// Below this a body is sent as it is: the gzip header and trailer, and
+/// the time, buy nothing.
+constexpr size_t gzip_min_bytes = 512;
+
+} // namespace
+
+std::string gzip_compress(const std::string& data) {
+  z_stream zs{};
+  // windowBits 15 + 16: a gzip wrapper; memLevel 8 as zlib's default.
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return {};
+  std::string out;
+  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  auto rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return rc == Z_STREAM_END ? out : std::string{};
+}
+
+request_conditions conditions(const api_request& req) {
+  return {std::string{req.if_none_match}, std::string{req.accept_encoding}};
+}
+
+api_reply conditional_reply(const request_conditions& req, const cached_body& b) {
+  auto gzip = accepts_gzip(req.accept_encoding) && b.body->size() >= gzip_min_bytes;
+  if (gzip && !b.gzip) {
+    auto z = gzip_compress(*b.body);
+    if (z.empty())
+      gzip = false; // zlib failed: the plain body still answers
+    else
+      b.gzip = std::make_shared<const std::string>(std::move(z));
+  }
+  auto etag = gzip ? gzip_etag(b.etag) : b.etag;
+  api_reply r;
+  if (!req.if_none_match.empty() && names(req.if_none_match, b.etag)) {
+    r.status = 304;
+  } else {
+    r.status = 200;
+    r.shared_body = gzip ? b.gzip : b.body;
+    if (gzip)
+      r.headers.emplace_back("Content-Encoding", "gzip");
+  }
+  r.headers.emplace_back("ETag", std::move(etag));
+  r.headers.emplace_back("Vary", "Accept-Encoding");
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  return r;
+}
+
 const rendered_catalog& rendered(const provider_catalog& c) {
   thread_local rendered_catalog cache;
-  if (cache.version == c.version && cache.providers)
+  if (cache.version == c.version && cache.providers.body)
     return cache;
   json providers = json::array();
   json bots = json::array();
@@ -35,13 +191,28 @@ const rendered_catalog& rendered(const provider_catalog& c) {
       }
     }
   }
-  auto dump = [](const json& j) {
-    return std::make_shared<const std::string>(
-      j.dump(-1, ' ', false, json::error_handler_t::replace));
-  };
   cache.version = c.version;
-  cache.providers = dump(json{{"providers", std::move(providers)}});
-  cache.bots = dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}});
+  cache.providers = cached_body{etag_of('p', c.version),
+                                dump(json{{"providers", std::move(providers)}}),
+                                nullptr};
+  cache.bots = cached_body{etag_of('b', c.version),
+                           dump(json{{"bots", std::move(bots)},
+                                     {"providers", std::move(owners)}}),
+                           nullptr};
+  return cache;
+}
+
+const cached_body& rendered(const lobby_listing& l) {
+  thread_local uint64_t version = 0;
+  thread_local cached_body cache;
+  if (version == l.version && cache.body)
+    return cache;
+  json list = json::array();
+  for (auto& x : l.lobbies)
+    list.push_back(lobby_summary(x));
+  version = l.version;
+  cache = cached_body{etag_of('l', l.version), dump(json{{"lobbies", std::move(list)}}),
+                      nullptr};
   return cache;
 }
 

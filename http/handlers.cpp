@@ -156,13 +156,10 @@ std::vector<route_entry> routes() {
 namespace lobbies {
 
 void list(route_call& c) {
-  ask<std::vector<lobby>>(
+  ask<lobby_listing_ptr>(
     *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
-    [](std::vector<lobby>& ls) {
-      json list = json::array();
-      for (auto& l : ls)
-        list.push_back(lobby_summary(l));
-      return ok(200, json{{"lobbies", std::move(list)}});
+    [cond = conditions(c.req)](lobby_listing_ptr& ls) {
+      return conditional_reply(cond, rendered(*ls));
     },
     atom::list_v);
 }
@@ -251,8 +248,8 @@ void register_provider(route_call& c) {
 void list(route_call& c) {
   ask<provider_catalog_ptr>(
     *c.ctx.be.sys, c.ctx.be.registry, c.respond,
-    [](provider_catalog_ptr& cat) {
-      return api_reply{200, {}, {}, rendered(*cat).providers};
+    [cond = conditions(c.req)](provider_catalog_ptr& cat) {
+      return conditional_reply(cond, rendered(*cat).providers);
     },
     atom::list_v);
 }
@@ -331,8 +328,8 @@ namespace bots {
 void list(route_call& c) {
   ask<provider_catalog_ptr>(
     *c.ctx.be.sys, c.ctx.be.registry, c.respond,
-    [](provider_catalog_ptr& cat) {
-      return api_reply{200, {}, {}, rendered(*cat).bots};
+    [cond = conditions(c.req)](provider_catalog_ptr& cat) {
+      return conditional_reply(cond, rendered(*cat).bots);
     },
     atom::list_v);
 }

@@ -32,13 +32,20 @@ void decorate(Response& res, const api_reply& r, bool has_body,
     res.set(name, value);
   if (!f.allowed_origin.empty()) {
     res.set(bhttp::field::access_control_allow_origin, f.allowed_origin);
-    res.set(bhttp::field::vary, "Origin");
+    // A listing varies by Accept-Encoding too (http/catalog_cache.hpp).
+    auto vary = res[bhttp::field::vary];
+    res.set(bhttp::field::vary,
+            vary.empty() ? std::string{"Origin"} : std::string{vary} + ", Origin");
   }
   res.keep_alive(f.keep_alive);
   // An HTTP/1.0 client keeps the connection only when told so.
   if (f.http10 && f.keep_alive)
     res.set(bhttp::field::connection, "keep-alive");
   res.prepare_payload();
+  // A 304 has no body, and no Content-Length of its own either (that would
+  // be the 200's, RFC 9110 §15.4.5).
+  if (r.status == 304)
+    res.erase(bhttp::field::content_length);
   if (f.head) {
     // The headers GET would send, Content-Length included; no body.
     auto length = res.payload_size();
@@ -143,6 +150,10 @@ api_request api_view(const request_t& req, std::string_view path,
   if (auto f = req.find(std::string_view{"Idempotency-Key"}); f != req.end())
     ar.idempotency_key = std::string_view{f->value().data(),
                                           f->value().size()};
+  auto inm = req[bhttp::field::if_none_match];
+  ar.if_none_match = std::string_view{inm.data(), inm.size()};
+  auto ae = req[bhttp::field::accept_encoding];
+  ar.accept_encoding = std::string_view{ae.data(), ae.size()};
   return ar;
 }
 

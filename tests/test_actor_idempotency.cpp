@@ -48,7 +48,7 @@ lobby_directory_actor::behavior_type scripted_directory(
       never("create");
       return make_error(ec::invalid);
     },
-    [=](atom::list) -> caf::result<std::vector<lobby>> {
+    [=](atom::list) -> caf::result<lobby_listing_ptr> {
       never("list");
       return make_error(ec::invalid);
     },

@@ -233,7 +233,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: private lobbies are not listed",
   start();
   create("public");
   auto hidden = create("hidden", true);
-  auto listed = ask<std::vector<lobby>>(aut, atom::list_v);
+  auto listed = ask<lobby_listing_ptr>(aut, atom::list_v)->lobbies;
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].name == "public");
   CHECK(get(hidden.id).name == "hidden");
@@ -370,7 +370,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a join whose record cannot be written "
   test::state_of(store).failing = true;
   CHECK(code_of(join_error(room.id, "echo", "Echo")) == ec::storage_failed);
   CHECK(get(room.id).sessions.empty());
-  CHECK(ask<std::vector<lobby>>(aut, atom::list_v).at(0).sessions.empty());
+  CHECK(ask<lobby_listing_ptr>(aut, atom::list_v)->lobbies.at(0).sessions.empty());
   CHECK(stats->members == 0);
   CHECK(script->stops == std::vector<std::string>{"run-1"});
   // The retry: the same, never a 200 for what is not durable.
@@ -397,7 +397,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a lobby or a leave that cannot be "
   auto err = ask_error<lobby_created>(aut, atom::create_v,
                                       lobby_create{"room", false});
   CHECK(code_of(err) == ec::storage_failed);
-  CHECK(ask<std::vector<lobby>>(aut, atom::list_v).empty());
+  CHECK(ask<lobby_listing_ptr>(aut, atom::list_v)->lobbies.empty());
   test::state_of(store).failing = false;
   auto room = create("room");
   auto s = join(room.id, "echo", "Echo");
@@ -939,7 +939,8 @@ struct remote_fixture : events_fixture {
 
   strings listed() {
     strings out;
-    for (auto& l : ask<std::vector<lobby>>(aut, atom::list_v))
+    auto listing = ask<lobby_listing_ptr>(aut, atom::list_v);
+    for (auto& l : listing->lobbies)
       out.push_back(l.name);
     return out;
   }
