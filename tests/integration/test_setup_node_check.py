@@ -81,7 +81,8 @@ class ScriptTest(unittest.TestCase):
 
     def test_the_committed_lock_files_accept_debian_bookworms_node(self):
         locks = [os.path.join(ROOT, "tools", "package-lock.json"),
-                 os.path.join(ROOT, "tests", "browser", "package-lock.json")]
+                 os.path.join(ROOT, "tests", "browser", "package-lock.json"),
+                 os.path.join(ROOT, "tests", "typescript-client", "package-lock.json")]
         with tempfile.TemporaryDirectory() as tmp:
             node = os.path.join(tmp, "node")
             with open(node, "w") as f:
