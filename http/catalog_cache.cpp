@@ -115,6 +115,16 @@ bool accepts_gzip(std::string_view header) {
   return false;
 }
 
+/// `b` at a new version: a body byte for byte the same as before keeps its
+/// validator (and its gzip form), so a change the listing does not show (a
+/// heartbeat, for GET /api/bots) costs its pollers nothing.
+void renew(cached_body& b, char kind, uint64_t version,
+           std::shared_ptr<const std::string> body) {
+  if (b.body && *b.body == *body)
+    return;
+  b = cached_body{etag_of(kind, version), std::move(body), nullptr};
+}
+
 /// Below this a body is sent as it is: the gzip header and trailer, and
 /// the time, buy nothing.
 constexpr size_t gzip_min_bytes = 512;
@@ -192,13 +202,9 @@ const rendered_catalog& rendered(const provider_catalog& c) {
     }
   }
   cache.version = c.version;
-  cache.providers = cached_body{etag_of('p', c.version),
-                                dump(json{{"providers", std::move(providers)}}),
-                                nullptr};
-  cache.bots = cached_body{etag_of('b', c.version),
-                           dump(json{{"bots", std::move(bots)},
-                                     {"providers", std::move(owners)}}),
-                           nullptr};
+  renew(cache.providers, 'p', c.version, dump(json{{"providers", std::move(providers)}}));
+  renew(cache.bots, 'b', c.version,
+        dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}}));
   return cache;
 }
 
@@ -211,8 +217,7 @@ const cached_body& rendered(const lobby_listing& l) {
   for (auto& x : l.lobbies)
     list.push_back(lobby_summary(x));
   version = l.version;
-  cache = cached_body{etag_of('l', l.version), dump(json{{"lobbies", std::move(list)}}),
-                      nullptr};
+  renew(cache, 'l', l.version, dump(json{{"lobbies", std::move(list)}}));
   return cache;
 }
 

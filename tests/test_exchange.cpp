@@ -248,6 +248,20 @@ TEST_CASE("exchange: a change gives the listings a new ETag", "[exchange][etag]"
   CHECK(body_of(r).find(R"("name":"one")") != std::string::npos);
   r = f.send(get("/api/bots", "If-None-Match: " + bots + "\r\n"));
   CHECK(status_line(r) == "HTTP/1.1 200 OK");
+  // A heartbeat moves the provider's last_seen, not the bots: the bots
+  // listing keeps its validator, the providers listing gets a new one.
+  bots = header_of(r, "ETag");
+  providers = header_of(f.send(get("/api/bots/providers")), "ETag");
+  auto listed = body_of(f.send(get("/api/bots/providers")));
+  auto pid_at = listed.find(R"("provider_id":")");
+  REQUIRE(pid_at != std::string::npos);
+  auto pid = listed.substr(pid_at + 15, listed.find('"', pid_at + 15) - pid_at - 15);
+  REQUIRE(status_line(f.send(post("/api/bots/providers/" + pid + "/heartbeat", "{}")))
+          == "HTTP/1.1 200 OK");
+  CHECK(status_line(f.send(get("/api/bots", "If-None-Match: " + bots + "\r\n")))
+        == "HTTP/1.1 304 Not Modified");
+  CHECK(status_line(f.send(get("/api/bots/providers", "If-None-Match: " + providers + "\r\n")))
+        == "HTTP/1.1 200 OK");
   // The lobby listing moves with lobbies, not with providers.
   CHECK(status_line(f.send(get("/api/lobby", "If-None-Match: " + lobbies + "\r\n")))
         == "HTTP/1.1 304 Not Modified");
