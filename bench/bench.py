@@ -28,6 +28,11 @@ Subcommands:
   proc-delta JSON0 JSON1 N      describe the CPU and context switches between
                                 two samples, per request of N
   report RESULTS_JSONL ROUNDS   print the table, the ratios and the verdicts
+  results-json RESULTS_JSONL ROUNDS OUT [KEY=VALUE...]
+                                write OUT (results.json, what bench/chart.py
+                                draws): per workload and server the median
+                                and per-round req/s, p50, p99, errors, plus
+                                the raw records and KEY=VALUE details
 """
 
 import http.client
@@ -342,11 +347,17 @@ def fmt_ms(ms):
     return f"{ms:.2f} ms"
 
 
-def report(path, rounds):
+def read_results(path):
+    """The records of a results.jsonl (one parse-wrk line per wrk run) and
+    their medians per (workload, server)."""
+    runs = []
     rows = {}
     with open(path) as f:
         for line in f:
+            if not line.strip():
+                continue
             r = json.loads(line)
+            runs.append(r)
             rows.setdefault((r["workload"], r["server"]), []).append(r)
     med = {}
     for key, rs in rows.items():
@@ -360,6 +371,50 @@ def report(path, rounds):
             "n": len(rs),
             "all_rps": [r["rps"] for r in rs],
         }
+    return runs, med
+
+
+def results_json(path, rounds, out, *meta):
+    """Write results.json (what bench/chart.py draws): the run's details,
+    per workload and server the medians and each round's req/s, and the raw
+    parse-wrk records. META: key=value pairs added to the top level."""
+    runs, med = read_results(path)
+    doc = {
+        "format": "voicebot-bench-results/1",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": socket.gethostname(),
+        "rounds": int(rounds),
+    }
+    for kv in meta:
+        k, _, v = kv.partition("=")
+        doc[k] = int(v) if v.isdigit() and k != "commit" else v
+    workloads = []
+    for wl, label in WORKLOADS + [(w, w) for w in sorted({w for w, _ in med}) if w not in dict(WORKLOADS)]:
+        servers = []
+        for srv in SERVERS + sorted({s for w, s in med if w == wl and s not in SERVERS}):
+            m = med.get((wl, srv))
+            if m is None:
+                continue
+            servers.append({
+                "server": srv, "label": SERVER_LABELS.get(srv, srv),
+                "rps_median": m["rps"], "rps_runs": m["all_rps"],
+                "p50_ms_median": m["p50_ms"], "p99_ms_median": m["p99_ms"],
+                "non2xx": m["non2xx"], "sock_errors": m["sock_errors"], "requests": m["requests"],
+            })
+        if servers:
+            workloads.append({"workload": wl, "label": label, "servers": servers})
+    doc["workloads"] = workloads
+    doc["runs"] = runs
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, out)
+    return 0
+
+
+def report(path, rounds):
+    _, med = read_results(path)
     rounds = int(rounds)
     print()
     if rounds > 1:
@@ -469,6 +524,8 @@ def main(argv):
         return parse_wrk(*args)
     if cmd == "report":
         return report(*args)
+    if cmd == "results-json":
+        return results_json(*args)
     print(__doc__)
     return 2
 

@@ -3,6 +3,7 @@
 -- BENCH_MODE=join: every request is POST {"lobby_id":...,"nick":...} with a
 -- nick never used before (a counter per thread, the thread's number and a
 -- per-run prefix), so each one is a real new durable join, not a retry.
+-- BENCH_MODE=conditional and gzip: see below.
 -- Other modes: wrk's own static request (the URL given on the command line).
 --
 -- done() prints one machine-readable line, BENCH_RESULT key=value..., that
@@ -27,6 +28,21 @@ if mode == "join" then
     local body = string.format('{"lobby_id":"%s","nick":"%s%d-%d"}',
                                lobby_id, prefix, counter, thread_no or 0)
     return wrk.format("POST", nil, headers, body)
+  end
+end
+
+-- BENCH_MODE=conditional: GET with If-None-Match: BENCH_ETAG (a poll of an
+-- unchanged listing, answered 304); BENCH_MODE=gzip: GET with
+-- Accept-Encoding: gzip.
+if mode == "conditional" or mode == "gzip" then
+  local headers = {}
+  if mode == "conditional" then
+    headers["If-None-Match"] = os.getenv("BENCH_ETAG") or ""
+  else
+    headers["Accept-Encoding"] = "gzip"
+  end
+  function request()
+    return wrk.format("GET", nil, headers)
   end
 end
 
