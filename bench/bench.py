@@ -12,6 +12,7 @@ Subcommands:
                                 "echo" provider, create the lobby, check the
                                 catalog; prints one JSON line with lobby_id
   lobby BASE NAME               create a lobby, print its id
+  etag URL                      print the ETag of a GET of URL
   check METHOD URL [BODY]       one request; exits 1 unless the answer is 2xx;
                                 prints the status and the start of the body
   count-members BASE LOBBY_ID   print the number of bot sessions in a lobby
@@ -211,6 +212,19 @@ def check(method, url, body=None):
     return 0
 
 
+def etag(url):
+    """Prints the ETag of a GET of `url` (the validator the 304 workloads
+    send back); exits 1 when there is none."""
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=60) as res:
+        tag = res.headers.get("ETag")
+    if not tag:
+        print(f"bench: GET {url}: no ETag", file=sys.stderr)
+        return 1
+    print(tag)
+    return 0
+
+
 def count_members(base, lobby_id):
     status, data = request(f"{base.rstrip('/')}/api/lobby/{lobby_id}", timeout=120)
     if status != 200:
@@ -318,6 +332,8 @@ def parse_wrk(path, round_no="1", server="", workload=""):
         "non2xx": int(fields["status_errors"]),
         "sock_errors": sum(int(fields[k]) for k in ("connect", "read", "write", "timeout")),
         "timeouts": int(fields["timeout"]),
+        # What wrk read per answer, headers included (the bytes a poller pays).
+        "bytes_per_answer": int(fields.get("bytes", 0)) / requests if requests else 0.0,
     }
     print(json.dumps(out))
     return 0
@@ -327,6 +343,12 @@ WORKLOADS = [
     ("health", "GET /api/health"),
     ("providers", "GET /api/bots/providers"),
     ("bots", "GET /api/bots"),
+    # The polled listings revalidated (If-None-Match with the current ETag:
+    # 304) and compressed (Accept-Encoding: gzip), voicebot-server only.
+    ("providers_304", "GET /api/bots/providers, If-None-Match (304)"),
+    ("providers_gz", "GET /api/bots/providers, Accept-Encoding: gzip"),
+    ("bots_304", "GET /api/bots, If-None-Match (304)"),
+    ("bots_gz", "GET /api/bots, Accept-Encoding: gzip"),
     ("join", "POST /api/bots/echo/join"),
 ]
 SERVERS = ["voicebot", "vb_nosync", "seed", "beast_hello"]
@@ -370,6 +392,7 @@ def read_results(path):
             "requests": sum(r["requests"] for r in rs),
             "n": len(rs),
             "all_rps": [r["rps"] for r in rs],
+            "bytes_per_answer": statistics.median(r.get("bytes_per_answer", 0.0) for r in rs),
         }
     return runs, med
 
@@ -400,6 +423,7 @@ def results_json(path, rounds, out, *meta):
                 "rps_median": m["rps"], "rps_runs": m["all_rps"],
                 "p50_ms_median": m["p50_ms"], "p99_ms_median": m["p99_ms"],
                 "non2xx": m["non2xx"], "sock_errors": m["sock_errors"], "requests": m["requests"],
+                "bytes_per_answer": m["bytes_per_answer"],
             })
         if servers:
             workloads.append({"workload": wl, "label": label, "servers": servers})
@@ -422,7 +446,8 @@ def report(path, rounds):
               "non-2xx, socket errors and requests summed over the rounds")
     else:
         print("Results (1 round)")
-    header = ["workload", "server", "req/s", "p50", "p99", "non-2xx", "sock err", "requests"]
+    header = ["workload", "server", "req/s", "p50", "p99", "non-2xx", "sock err", "requests",
+              "bytes/answer"]
     if rounds > 1:
         header.append("req/s per round")
     table = [header]
@@ -433,12 +458,13 @@ def report(path, rounds):
                 continue
             row = [label, SERVER_LABELS.get(srv, srv), f"{m['rps']:,.1f}" if m["rps"] < 100 else f"{m['rps']:,.0f}",
                    fmt_ms(m["p50_ms"]), fmt_ms(m["p99_ms"]), str(m["non2xx"]),
-                   str(m["sock_errors"]), f"{m['requests']:,}"]
+                   str(m["sock_errors"]), f"{m['requests']:,}",
+                   f"{m['bytes_per_answer']:,.0f}"]
             if rounds > 1:
                 row.append(" ".join(f"{x:,.0f}" if x >= 100 else f"{x:.1f}" for x in m["all_rps"]))
             table.append(row)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6, 7}
+    right = {2, 3, 4, 5, 6, 7, 8}
     for k, r in enumerate(table):
         cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
         print("| " + " | ".join(cells) + " |")
@@ -506,6 +532,8 @@ def main(argv):
     if cmd == "lobby":
         print(lobby(args[0], args[1]))
         return 0
+    if cmd == "etag":
+        return etag(*args)
     if cmd == "check":
         return check(*args)
     if cmd == "count-members":

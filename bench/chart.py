@@ -268,7 +268,7 @@ def overview_script(doc, out):
             labels.append(f"{x!r} {top!r} {q(fmt_short(v) + (' !!' if problems(s) else ''))}")
             if s["server"] not in seen:
                 seen.append(s["server"])
-        tics.append(f"{q(wl['workload'] + NL + (wl.get('label') or ''))} {i}")
+        tics.append(f"{q(wl['workload'])} {i}")  # the full labels are on each workload's chart
     seen.sort(key=lambda srv: ORDER.index(srv) if srv in ORDER else len(ORDER))
     keys = [f"NaN with boxes lc rgb {q(colour(srv))} title {q(SERVER_NAMES.get(srv, srv))}" for srv in seen]
     title = "bench/run: req/s per workload (higher is better)" + NL + subtitle(doc, dots=False)
