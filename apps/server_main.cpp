@@ -181,8 +181,15 @@ int main(int argc, char** argv) {
                          : opts.host;
   if (callback_host.find(':') != std::string::npos)
     callback_host = "[" + callback_host + "]";
+  // Behind a proxy the server cannot guess how providers reach it: the
+  // operator says so with --public-url (with the base path).
   auto server_url = "http://" + callback_host + ":" + std::to_string(port)
                     + opts.base_path;
+  if (!opts.public_url.empty()) {
+    server_url = opts.public_url;
+    while (server_url.size() > 1 && server_url.back() == '/')
+      server_url.pop_back();
+  }
 
   caf_config cfg;
   if (caf_tls)

@@ -132,6 +132,14 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.add_option("--cors-origin", o.cors_origins,
                  "an origin allowed by CORS; repeatable")
     ->take_all();
+  app.add_option("--trusted-proxy", o.trusted_proxies,
+                 "a reverse proxy (address or CIDR prefix) whose "
+                 "X-Forwarded-For and X-Forwarded-Proto are believed; "
+                 "repeatable")
+    ->take_all();
+  app.add_option("--public-url", o.public_url,
+                 "the server's public URL (with the base path), sent to "
+                 "HTTP providers as server_url in joins");
   std::string etcd_endpoints;
   app.add_option("--etcd-endpoints", etcd_endpoints,
                  "cluster mode: etcd client URLs, comma-separated "

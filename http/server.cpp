@@ -22,6 +22,7 @@
 
 #include "http/api.hpp"
 #include "http/lobby_socket.hpp"
+#include "model/address.hpp"
 #include "http/metrics.hpp"
 #include "http/request.hpp"
 #include "http/routes.hpp"
@@ -62,7 +63,41 @@ struct address_counts {
     if (i != open.end() && --i->second == 0)
       open.erase(i);
   }
+
+  /// Behind a trusted proxy, one connection carries many clients' requests
+  /// in turn: the cap counts each forwarded client's requests in flight
+  /// instead (as many as the connections it holds at the proxy).
+  std::map<std::string, std::size_t, std::less<>> forwarded;
+
+  bool try_add_forwarded(const std::string& client, std::size_t cap) {
+    auto& n = forwarded[client];
+    if (n >= cap)
+      return false;
+    ++n;
+    return true;
+  }
+
+  void remove_forwarded(const std::string& client) {
+    auto i = forwarded.find(client);
+    if (i != forwarded.end() && --i->second == 0)
+      forwarded.erase(i);
+  }
 };
+
+/// The 16-byte form of a socket's address (model/address.hpp).
+ip_bytes bytes_of(const net::ip::address& a) {
+  ip_bytes out{};
+  if (a.is_v4()) {
+    auto v4 = a.to_v4().to_bytes();
+    out[10] = 0xff;
+    out[11] = 0xff;
+    std::copy(v4.begin(), v4.end(), out.begin() + 12);
+  } else {
+    auto v6 = a.to_v6().to_bytes();
+    std::copy(v6.begin(), v6.end(), out.begin());
+  }
+  return out;
+}
 
 } // namespace
 
@@ -97,8 +132,13 @@ struct http_server::impl {
   /// Never longer than read_timeout.
   std::chrono::steady_clock::duration header_timeout;
   std::chrono::steady_clock::duration write_timeout;
+  /// --trusted-proxy: the peers whose X-Forwarded-For and -Proto count.
+  std::vector<ip_prefix> trusted;
 
   explicit impl(server_options o) : opts(std::move(o)) {
+    for (auto& t : opts.trusted_proxies)
+      if (auto p = parse_address_prefix(t))
+        trusted.push_back(*p);
     using clock_duration = std::chrono::steady_clock::duration;
     read_timeout = std::chrono::duration_cast<clock_duration>(
       std::chrono::duration<double>(opts.read_timeout));
@@ -120,19 +160,25 @@ namespace {
 
 class connection : public std::enable_shared_from_this<connection> {
 public:
+  /// `proxied`: the peer is a trusted proxy, not counted per address at
+  /// accept; its requests are counted per forwarded client instead.
   connection(tcp::socket&& socket, net::ip::address peer,
-             http_server::impl& srv)
+             http_server::impl& srv, bool proxied)
     : stream_(std::move(socket)), srv_(srv), metrics_(srv.metrics),
       per_address_(srv.per_address),
-      acceptor_(srv.acceptor->get_executor()), peer_(std::move(peer)) {
+      acceptor_(srv.acceptor->get_executor()), peer_(std::move(peer)),
+      proxied_(proxied), client_(peer_.to_string()) {
     ++metrics_->connections;
   }
 
   ~connection() {
-    if (!per_address_->closed.load())
-      net::post(acceptor_, [counts = per_address_, peer = peer_] {
-        counts->remove(peer);
-      });
+    if (!per_address_->closed.load()) {
+      if (!proxied_)
+        net::post(acceptor_, [counts = per_address_, peer = peer_] {
+          counts->remove(peer);
+        });
+      release_client();
+    }
     --metrics_->connections;
   }
 
@@ -234,7 +280,51 @@ private:
     http10_ = req.version() < 11;
     started_ = std::chrono::steady_clock::now();
     ++metrics_->in_flight;
-    handle(req);
+    if (!proxied_)
+      return handle(req);
+    // From a trusted proxy: the client and scheme it names, and the
+    // per-address cap for that client, counted on the acceptor's strand.
+    std::string xff;
+    auto [from, to] = req.equal_range(std::string_view{"X-Forwarded-For"});
+    for (auto f = from; f != to; ++f)
+      xff += (xff.empty() ? "" : ",") + std::string{f->value()};
+    client_ = forwarded_client(xff, srv_.trusted).value_or(peer_.to_string());
+    scheme_ = forwarded_scheme(req[std::string_view{"X-Forwarded-Proto"}])
+                .value_or("http");
+    if (per_address_->closed.load())
+      return handle(req);
+    net::post(acceptor_, [self = shared_from_this(), counts = per_address_,
+                          client = client_,
+                          cap = srv_.opts.max_connections_per_address] {
+      auto admitted = counts->try_add_forwarded(client, cap);
+      net::post(self->stream_.get_executor(), [self, admitted] {
+        self->admit(admitted);
+      });
+    });
+  }
+
+  /// On the strand, with the forwarded client counted (or over its cap).
+  void admit(bool admitted) {
+    if (!admitted) {
+      ++metrics_->refused_connections;
+      auto r = api::error(429, "Too many connections from this address",
+                          "too_many_connections");
+      r.headers.emplace_back("Retry-After", "1");
+      return write(std::move(r));
+    }
+    counted_client_ = client_;
+    handle(parser_->get());
+  }
+
+  /// The forwarded client's count of this request, given back.
+  void release_client() {
+    if (counted_client_.empty())
+      return;
+    if (!per_address_->closed.load())
+      net::post(acceptor_, [counts = per_address_, client = counted_client_] {
+        counts->remove_forwarded(client);
+      });
+    counted_client_.clear();
   }
 
   /// Answers an unreadable request and closes the connection.
@@ -306,6 +396,7 @@ private:
   /// On the strand: the connection becomes a WebSocket; this object ends.
   void hand_over(lobby_actor l) {
     --metrics_->in_flight;
+    release_client();
     start_lobby_socket(std::move(stream_), parser_->release(), srv_.api->system(),
                        std::move(l), metrics_->connections,
                        metrics_->sockets);
@@ -386,8 +477,14 @@ private:
       metrics_->record(
         route_, status_,
         std::chrono::duration_cast<std::chrono::nanoseconds>(took));
-      spdlog::info("{} {} {} {:.3f} ms", method_, target_, status_, ms);
+      if (proxied_)
+        spdlog::info("{} {} {} {:.3f} ms from {} via {} ({})", method_, target_,
+                     status_, ms, client_, peer_.to_string(), scheme_);
+      else
+        spdlog::info("{} {} {} {:.3f} ms from {}", method_, target_, status_, ms,
+                     client_);
     }
+    release_client();
     --metrics_->in_flight;
     auto close = ec || !keep_alive_ || srv_.draining.load();
     res_.reset();
@@ -409,8 +506,17 @@ private:
   std::shared_ptr<address_counts> per_address_;
   /// Where per_address_ is counted.
   acceptor_strand acceptor_;
-  /// The client's address, counted in per_address_ while this is open.
+  /// The peer's address, counted in per_address_ while this is open
+  /// (unless it is a trusted proxy).
   net::ip::address peer_;
+  /// The peer is a trusted proxy (--trusted-proxy).
+  bool proxied_ = false;
+  /// The client: the peer, or for a trusted proxy the one X-Forwarded-For
+  /// names (for the current request), and the scheme it was asked with.
+  std::string client_;
+  std::string scheme_ = "http";
+  /// The forwarded client counted in per_address_ for the current request.
+  std::string counted_client_;
   /// The whole request must be in by then (read_timeout).
   std::chrono::steady_clock::time_point request_deadline_;
   /// The current request is HEAD: answered as GET without the body.
@@ -457,8 +563,9 @@ void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
       beast::error_code ignored;
       socket.close(ignored);
     } else if (peer_ec
-               || !per_address->try_add(peer,
-                                        opts.max_connections_per_address)) {
+               || (!is_trusted(bytes_of(peer), trusted)
+                   && !per_address->try_add(peer,
+                                            opts.max_connections_per_address))) {
       ++metrics->refused_connections;
       auto now = std::chrono::steady_clock::now();
       if (!peer_ec && now - last_refusal_log >= std::chrono::seconds(1)) {
@@ -471,7 +578,8 @@ void http_server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
       socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay{true}, ec);
-      auto c = std::make_shared<connection>(std::move(socket), peer, *this);
+      auto c = std::make_shared<connection>(std::move(socket), peer, *this,
+                                            is_trusted(bytes_of(peer), trusted));
       if (live.size() >= 2 * open + 64)
         live.erase(std::remove_if(live.begin(), live.end(),
                                   [](auto& w) { return w.expired(); }),

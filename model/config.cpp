@@ -1,5 +1,8 @@
 #include "model/config.hpp"
 
+#include "model/address.hpp"
+#include "model/url.hpp"
+
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -46,6 +49,8 @@ json to_json(const server_options& o) {
     {"max_members_per_lobby", o.max_members_per_lobby},
     {"http_threads", o.http_threads},
     {"cors_origins", o.cors_origins},
+    {"trusted_proxies", o.trusted_proxies},
+    {"public_url", o.public_url},
     {"etcd_endpoints", o.etcd_endpoints},
     {"etcd_prefix", o.etcd_prefix},
     {"instance_id", o.instance_id},
@@ -157,6 +162,10 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "http_threads", o.http_threads);
     else if (key == "cors_origins")
       err = read_field(value, "cors_origins", o.cors_origins);
+    else if (key == "trusted_proxies")
+      err = read_field(value, "trusted_proxies", o.trusted_proxies);
+    else if (key == "public_url")
+      err = read_field(value, "public_url", o.public_url);
     else if (key == "etcd_endpoints")
       err = read_field(value, "etcd_endpoints", o.etcd_endpoints);
     else if (key == "etcd_prefix")
@@ -235,6 +244,16 @@ std::string validate(const server_options& o) {
     return "max_connections_per_address must be positive";
   if (o.max_lobbies == 0 || o.max_members_per_lobby == 0)
     return "max_lobbies and max_members_per_lobby must be positive";
+  for (auto& t : o.trusted_proxies)
+    if (!parse_address_prefix(t))
+      return "trusted proxy '" + t
+             + "' must be an IP address or a CIDR prefix (10.0.0.0/8, ::1/128)";
+  if (!o.public_url.empty()) {
+    url_parts u;
+    if (parse_url(o.public_url, u) != url_error::none)
+      return "public_url '" + o.public_url
+             + "' must be an http:// or https:// URL without a query";
+  }
   for (auto& e : o.etcd_endpoints) {
     // http://HOST:PORT with nothing after the port (the JSON gateway's
     // root); TLS to etcd is not built in (docs/cluster.md).

@@ -63,6 +63,14 @@ struct server_options {
   std::size_t max_members_per_lobby = 1000;
   unsigned http_threads = 0; // 0: one per core
   std::vector<std::string> cors_origins;
+  // Behind a reverse proxy (docs/deployment.md).
+  /// Addresses (or CIDR prefixes, "10.0.0.0/8") of the proxies whose
+  /// X-Forwarded-For and X-Forwarded-Proto are believed; from any other
+  /// address those headers are ignored.
+  std::vector<std::string> trusted_proxies;
+  /// The server's public URL (with the base path), sent to HTTP providers
+  /// as `server_url` in joins; empty: the listener's own address.
+  std::string public_url;
   // Cluster mode (SPEC §8): with etcd endpoints, the state lives in etcd.
   /// etcd's client URLs (http://HOST:PORT); none: the embedded mode.
   std::vector<std::string> etcd_endpoints;

@@ -222,3 +222,30 @@ TEST_CASE("config: the CAF gateway's TLS options come as a set", "[config]") {
   v.caf_tls_ca = "ca.pem";
   CHECK(validate(v).empty());
 }
+
+TEST_CASE("config: the reverse proxy's options are checked", "[config][proxy]") {
+  server_options o;
+  o.trusted_proxies = {"127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"};
+  CHECK(validate(o).empty());
+  o.trusted_proxies = {"proxy.example"};
+  CHECK(validate(o).find("trusted proxy 'proxy.example' must be an IP address")
+        != std::string::npos);
+  o.trusted_proxies = {"10.0.0.0/40"};
+  CHECK_FALSE(validate(o).empty());
+  o.trusted_proxies.clear();
+  o.public_url = "https://example.org/ai-voicebot";
+  CHECK(validate(o).empty());
+  for (auto bad : {"example.org", "ftp://example.org", "https://example.org/?x=1",
+                   "https://user@example.org"}) {
+    o.public_url = bad;
+    CHECK(validate(o).find("public_url") != std::string::npos);
+  }
+  o.public_url.clear();
+  CHECK(apply_config_json(R"({"trusted_proxies":["127.0.0.1"],)"
+                          R"("public_url":"https://example.org/vb"})", o)
+          .empty());
+  CHECK(o.trusted_proxies == std::vector<std::string>{"127.0.0.1"});
+  CHECK(o.public_url == "https://example.org/vb");
+  CHECK(apply_config_json(R"({"trusted_proxies":"127.0.0.1"})", o)
+        == "trusted_proxies: expected a list of strings");
+}

@@ -250,8 +250,8 @@ class LogTest(ServerTestCase):
             lobby["id"], joined["session_id"]))
         self.assertEqual(s.request("DELETE", f"/api/bots/providers/{pid}")[0], 204)
         s.wait_for_line(r"provider deregistered: id=" + pid)
-        # One line per request: method, path, status, duration.
-        s.wait_for_line(r" info POST /api/bots/leave 200 \d+\.\d{3} ms$")
+        # One line per request: method, path, status, duration, client.
+        s.wait_for_line(r" info POST /api/bots/leave 200 \d+\.\d{3} ms from 127\.0\.0\.1$")
 
     def test_log_level_warn_leaves_out_info_and_debug_shows_more(self):
         # At warn the port is not logged: the test picks it, and learns that
