@@ -95,10 +95,15 @@ public:
   /// On the strand: answers the upgrade request.
   void run(bhttp::request<bhttp::string_body>&& req) {
     req_ = std::move(req);
-    // The WebSocket keeps its own timeouts (pings on an idle connection).
+    // The WebSocket keeps its own timeouts: a ping after 30 s of silence,
+    // closed after 60 s without anything from the peer. Beast's suggestion
+    // (300 s) pings only every 150 s, past the 60 s a reverse proxy waits
+    // by default (nginx's proxy_read_timeout): a quiet lobby would be cut.
     beast::get_lowest_layer(ws_).expires_never();
-    ws_.set_option(
-      websocket::stream_base::timeout::suggested(beast::role_type::server));
+    auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = std::chrono::seconds(60);
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
     ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) {
         res.set(bhttp::field::server, "voicebot-server");

@@ -344,7 +344,7 @@ function sendChat(event) {
   $('#chat-text').value = '';
 }
 
-// -- adding a bot: retried on 503, 404 or no answer ------------------------------------
+// -- adding a bot: retried on 503, 404, a proxy's 502/504 or no answer -------------------
 
 const MAX_RETRIES = 3;
 
@@ -385,7 +385,8 @@ async function joinWithRetries(lobbyId, bot, nick) {
       logJoin(`${nick} (${bot}) joined on attempt ${attempt}`, 'joined');
       return true;
     }
-    const retriable = res.status === 503 || res.status === 404 || res.status === 0;
+    // 502 and 504: a reverse proxy whose server is restarting.
+    const retriable = [503, 404, 502, 504, 0].includes(res.status);
     if (!retriable || attempt > MAX_RETRIES) {
       const why = retriable ? `gave up after ${attempt} attempts` : 'not retried';
       logJoin(`${nick} (${bot}), attempt ${attempt}: ${detail(res)}; ${why}: ${nick} was not added`, 'failed');

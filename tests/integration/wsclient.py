@@ -28,12 +28,19 @@ class Closed(Exception):
 
 
 class WebSocket:
-    def __init__(self, port, path, headers=None, timeout=10, rcvbuf=None):
+    def __init__(self, port, path, headers=None, timeout=10, rcvbuf=None, tls=None,
+                 source=None):
+        """`tls`: an ssl.SSLContext for wss:// (through a TLS proxy);
+        `source`: the local address to connect from."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
         self.sock.connect(("127.0.0.1", port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.buf = b""
         self.close_code = None
         key = base64.b64encode(os.urandom(16)).decode()
