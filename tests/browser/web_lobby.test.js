@@ -6,6 +6,11 @@
 //       greets; skipped (exit 77) while the binary is not built
 //   node web_lobby.test.js http-provider
 //       with a fake provider of the original HTTP protocol, in this process
+//   node web_lobby.test.js proxy
+//       the same, with the page opened through Debian's nginx over HTTPS
+//       (the shipped conf/nginx/voicebot-server.conf, a self-signed
+//       certificate; tests/integration/nginx_proxy.py), WebSocket included;
+//       skipped (77) without nginx or openssl
 //
 // Scenario: open the page, create a lobby, add the echo bot (a double click
 // adds it once), see it among the members, chat (and see the echo with the
@@ -23,9 +28,25 @@ const {
   launchBrowser, screenshot, run,
 } = require('./harness');
 
-const mode = process.argv[2] === 'voicebot-provider' ? 'provider' : 'http';
+const mode = process.argv[2] === 'voicebot-provider' ? 'provider'
+  : process.argv[2] === 'proxy' ? 'proxy' : 'http';
 
-const startServer = (dataDir, port, cafPort) => start(dataDir, port, cafPort, { caf: mode === 'provider' });
+// Through the proxy: the server believes nginx's forwarded headers and
+// tells providers the public URL (set once the proxy's port is known).
+let serverFlags = [];
+const startServer = (dataDir, port, cafPort) =>
+  start(dataDir, port, cafPort, { caf: mode === 'provider', extra: serverFlags });
+
+/// A free loopback port (nginx's, known before the server starts).
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = require('net').createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 // -- the scenario ---------------------------------------------------------------------
 
@@ -45,9 +66,29 @@ async function main() {
     fs.rmSync(tmp, { recursive: true, force: true });
   };
   try {
+    let proxyPort = 0;
+    if (mode === 'proxy') {
+      const { execFileSync } = require('child_process');
+      for (const tool of ['nginx', 'openssl']) {
+        try { execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]); } catch (e) {
+          skip(`${tool} is missing (scripts/setup-deps installs it)`);
+        }
+      }
+      proxyPort = await freePort();
+      serverFlags = ['--trusted-proxy', '127.0.0.1', '--public-url', `https://127.0.0.1:${proxyPort}${BASE}`];
+    }
     let server = await startServer(dataDir, 0, 0);
     procs.push(server);
     log(`server on port ${server.port}`);
+    let origin = `http://127.0.0.1:${server.port}`;
+    if (mode === 'proxy') {
+      const nginx = new Proc('nginx', 'python3', [
+        path.join(__dirname, '..', 'integration', 'nginx_proxy.py'), tmp, String(server.port), String(proxyPort)]);
+      procs.push(nginx);
+      await nginx.waitFor(/nginx listening on/);
+      origin = `https://127.0.0.1:${proxyPort}`;
+      log(`nginx on port ${proxyPort}`);
+    }
     if (mode === 'provider') {
       const provider = new Proc('voicebot-provider', PROVIDER, [
         '--server-host', '127.0.0.1', '--server-port', String(server.cafPort), '--name', 'browser-test',
@@ -68,11 +109,13 @@ async function main() {
     });
 
     browser = await launchBrowser();
-    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    // The proxy's certificate is self-signed: accepted for this page only.
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 },
+      ignoreHTTPSErrors: mode === 'proxy' });
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     page.setDefaultTimeout(20000);
-    await page.goto(`http://127.0.0.1:${server.port}${BASE}/`);
+    await page.goto(`${origin}${BASE}/`);
     await page.locator('#health.ok').waitFor();
 
     // A lobby, live.
@@ -118,7 +161,10 @@ async function main() {
     await page.selectOption('#bot-select', 'greeter');
     await page.fill('#bot-nick', 'Greeter');
     await page.click('#add-bot-button');
-    await page.locator('#join-log li.retry', { hasText: 'no answer' }).waitFor();
+    // Without a proxy the join gets no answer; through nginx, its 503
+    // "restarting" with Retry-After. The page retries both.
+    await page.locator('#join-log li.retry',
+      { hasText: mode === 'proxy' ? 'restarting' : 'no answer' }).waitFor();
     log('the page retries while the server is down');
     server = await startServer(dataDir, port, cafPort);
     procs.push(server);
@@ -157,7 +203,13 @@ async function main() {
     await page.locator('#provider-table tbody tr').first().waitFor();
     check(pageErrors.length === 0, `no script errors on the page ${pageErrors.join('; ')}`);
 
-    await screenshot(page, mode === 'provider' ? 'web-lobby.png' : 'web-lobby-http-provider.png');
+    if (mode === 'proxy') {
+      check(await page.evaluate(() => location.protocol) === 'https:', 'the page came over HTTPS through nginx');
+      await server.waitFor(/GET \/ai-voicebot\/api\/lobby 200 [0-9.]+ ms from 127\.0\.0\.1 via 127\.0\.0\.1 \(https\)/);
+      check(true, 'the server logged the page\'s requests as forwarded over https');
+    }
+    await screenshot(page, { provider: 'web-lobby.png', proxy: 'web-lobby-proxy.png' }[mode]
+      || 'web-lobby-http-provider.png');
   } finally {
     await cleanup();
   }

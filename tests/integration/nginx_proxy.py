@@ -15,6 +15,16 @@ SHIPPED = os.path.join(ROOT, "conf", "nginx", "voicebot-server.conf")
 BASE = "/ai-voicebot"
 
 
+def _die_with_parent():
+    """nginx's master gets SIGTERM when the process that started it dies
+    (a killed test, the browser test's kill of this helper): no nginx
+    outlives its test."""
+    import ctypes
+    import signal
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def missing_tools():
     """What the proxy needs and this machine lacks (a skip message)."""
     return [t for t in ("nginx", "openssl") if not (shutil.which(t) or os.path.exists("/usr/sbin/" + t))]
@@ -85,7 +95,8 @@ http {{
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen([nginx, "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"),
                                       "-e", os.path.join(self.dir, "logs", "error.log")],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -116,3 +127,28 @@ http {{
     @property
     def url(self):
         return f"https://127.0.0.1:{self.port}{BASE}"
+
+
+def main(argv):
+    """python3 nginx_proxy.py WORKDIR UPSTREAM_PORT LISTEN_PORT: runs nginx
+    in front of the server until killed (for the browser test's proxy
+    mode); prints "nginx listening on https://127.0.0.1:PORT/ai-voicebot"."""
+    import signal
+    import sys
+    workdir, upstream, listen = argv[1], int(argv[2]), int(argv[3])
+    n = Nginx(workdir, upstream, listen).start()
+    print(f"nginx listening on {n.url}", flush=True)
+
+    def stop(*_):
+        n.stop()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    n.proc.wait()
+    print("nginx exited: " + n.error_log(), flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv))
