@@ -73,6 +73,12 @@ struct links_read {
   std::vector<etcd::key_value> kvs;
   bool instances = false;
 };
+/// A broadcast line to try again on one instance.
+struct links_resend {
+  std::string addr;
+  caf::message msg;
+  int attempt = 0;
+};
 /// A link the table did not know yet, read from etcd itself.
 struct links_lookup {
   std::string id;
@@ -126,6 +132,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::tick)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_watch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_read)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_lookup)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::links_resend)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::reserve_retry)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::cluster_detail::release_done)
@@ -1557,7 +1564,14 @@ struct links_state {
       peers.erase(id);
       return;
     }
-    peers[id] = j["cluster"].get<std::string>();
+    auto addr = j["cluster"].get<std::string>();
+    auto& known = peers[id];
+    if (known != addr) {
+      known = addr;
+      // Connected now, so that the first line broadcast to it does not
+      // wait for the connection (or get lost with it).
+      with_gateway(addr, [](caf::actor) {}, [](caf::error) {});
+    }
   }
 
   /// Connects to a cluster gateway (once), then runs `then` with it.
@@ -1593,12 +1607,30 @@ struct links_state {
   /// Sends a line to every other instance, best effort.
   void broadcast(caf::message msg) {
     for (auto& [id, addr] : peers)
-      with_gateway(
-        addr, [msg](caf::actor gw) { caf::anon_send(gw, msg); },
-        [](caf::error err) {
-          spdlog::debug("cluster: a broadcast line was not delivered: {}",
-                        caf::to_string(err));
-        });
+      deliver(addr, msg, 0);
+  }
+
+  /// One line to one instance; a connection that cannot be made yet (the
+  /// instance is starting, the machine is busy) is tried twice more.
+  void deliver(const std::string& addr, caf::message msg, int attempt) {
+    with_gateway(
+      addr, [msg](caf::actor gw) { caf::anon_send(gw, msg); },
+      [this, addr, msg, attempt](caf::error err) {
+        if (attempt >= 2) {
+          spdlog::debug("cluster: a broadcast line was not delivered to {}: {}",
+                        addr, caf::to_string(err));
+          return;
+        }
+        self->delayed_send(self, std::chrono::milliseconds(300 * (attempt + 1)),
+                           links_resend{addr, msg, attempt + 1});
+      });
+  }
+
+  void resend(links_resend& m) {
+    // Only to an instance that is still there.
+    for (auto& [id, addr] : peers)
+      if (addr == m.addr)
+        return deliver(m.addr, std::move(m.msg), m.attempt);
   }
 
   void apply(const std::string& key, const std::string* v) {
@@ -1789,6 +1821,7 @@ caf::behavior links_fn(caf::stateful_actor<links_state>* self,
     [=](links_read& r) { self->state.read(r); },
     [=](links_watch& m) { self->state.watched(m); },
     [=](links_lookup& m) { self->state.looked_up(m); },
+    [=](links_resend& m) { self->state.resend(m); },
   };
 }
 
