@@ -12,6 +12,7 @@
 
 #include "actors/messages.hpp"
 #include "http/api.hpp"
+#include "model/header_list.hpp"
 #include "model/json.hpp"
 
 namespace vb {
@@ -50,23 +51,11 @@ std::string gzip_etag(const std::string& etag) {
   return etag.substr(0, etag.size() - 1) + "-gz\"";
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 /// Whether an If-None-Match value names `etag` or its gzip form
 /// (RFC 9110 §13.1.2: weak comparison, "*" matches any).
 bool names(std::string_view header, const std::string& etag) {
   auto gz = gzip_etag(etag);
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    auto item = trim(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view{}
-                                             : header.substr(comma + 1);
+  for (auto item : header_items(header)) {
     if (item == "*")
       return true;
     if (item.size() > 2 && item.substr(0, 2) == "W/")
@@ -90,21 +79,17 @@ bool iequals(std::string_view a, std::string_view b) {
 /// Whether Accept-Encoding admits gzip: "gzip", "x-gzip" or "*" with a
 /// q-value above 0 (RFC 9110 §12.5.3).
 bool accepts_gzip(std::string_view header) {
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    auto item = header.substr(0, comma);
-    header = comma == std::string_view::npos ? std::string_view{}
-                                             : header.substr(comma + 1);
+  for (auto item : header_items(header)) {
     auto semi = item.find(';');
-    auto coding = trim(item.substr(0, semi));
+    auto coding = trim_ows(item.substr(0, semi));
     if (!iequals(coding, "gzip") && !iequals(coding, "x-gzip") && coding != "*")
       continue;
     if (semi == std::string_view::npos)
       return true;
-    auto param = trim(item.substr(semi + 1));
+    auto param = trim_ows(item.substr(semi + 1));
     if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=')
       return true;
-    auto q = trim(param.substr(2));
+    auto q = trim_ows(param.substr(2));
     // q=0, q=0.0, q=0.000: refused; anything else admits it.
     bool zero = !q.empty() && q[0] == '0';
     for (size_t i = 1; zero && i < q.size(); ++i)

@@ -1,35 +1,12 @@
 #include "model/address.hpp"
 
+#include "model/header_list.hpp"
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <cstring>
 
 namespace vb {
-
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-/// Splits a comma-separated header value into its trimmed items.
-std::vector<std::string_view> items(std::string_view v) {
-  std::vector<std::string_view> out;
-  while (true) {
-    auto comma = v.find(',');
-    out.push_back(trim(v.substr(0, comma)));
-    if (comma == std::string_view::npos)
-      break;
-    v.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
-} // namespace
 
 std::optional<ip_bytes> parse_ip(std::string_view text) {
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']')
@@ -128,9 +105,9 @@ std::optional<ip_bytes> entry_address(std::string_view e) {
 
 std::optional<std::string> forwarded_client(std::string_view x_forwarded_for,
                                             const std::vector<ip_prefix>& trusted) {
-  if (trim(x_forwarded_for).empty())
+  if (trim_ows(x_forwarded_for).empty())
     return std::nullopt;
-  auto list = items(x_forwarded_for);
+  auto list = header_items(x_forwarded_for);
   std::optional<ip_bytes> last; // the hop right of the current one
   for (auto i = list.size(); i-- > 0;) {
     auto a = entry_address(list[i]);
@@ -146,7 +123,7 @@ std::optional<std::string> forwarded_client(std::string_view x_forwarded_for,
 }
 
 std::optional<std::string> forwarded_scheme(std::string_view x_forwarded_proto) {
-  auto first = trim(x_forwarded_proto.substr(0, x_forwarded_proto.find(',')));
+  auto first = trim_ows(x_forwarded_proto.substr(0, x_forwarded_proto.find(',')));
   std::string s;
   for (char c : first)
     s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
