@@ -149,13 +149,15 @@ cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
             auto& st = self->state;
             auto d = st.decide(report, self->clock().now());
             if (d.held) {
+              // Counted before it is logged: a reader who sees the line
+              // sees the count.
+              if (st.stats)
+                ++st.stats->held_sweeps;
               spdlog::warn("cleanup: {} of {} providers are stale, more than "
                            "{:.0f}%; holding back {} (a network blip is not a "
                            "dead fleet)",
                            report.entries.size(), report.total,
                            st.config.max_evict_fraction * 100, d.held_count);
-              if (st.stats)
-                ++st.stats->held_sweeps;
             }
             std::vector<stale_entry> victims;
             for (auto& id : d.evict)
