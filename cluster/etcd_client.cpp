@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "model/call_once.hpp"
 #include "model/url.hpp"
 
 namespace vb::etcd {
@@ -430,41 +431,25 @@ struct endpoint {
   tcp::resolver::results_type addresses;
 };
 
-/// Calls the caller's callback at most once; if destroyed first (the client
-/// stopped), with client_stopped.
-class once {
-public:
-  using fn = std::function<void(reply)>;
-  explicit once(fn f) : f_(std::move(f)) {
-  }
-  once(once&& o) noexcept : f_(std::move(o.f_)) {
-    o.f_ = nullptr;
-  }
-  once(const once&) = delete;
-  once& operator=(const once&) = delete;
-  ~once() {
-    if (f_) {
-      reply r;
-      r.error = {errc::client_stopped, 0, 0, "client stopped"};
-      (*this)(std::move(r));
-    }
-  }
-  void operator()(reply r) noexcept {
-    if (!f_)
-      return;
-    auto f = std::move(f_);
-    f_ = nullptr;
-    try {
-      f(std::move(r));
-    } catch (const std::exception& e) {
-      spdlog::error("etcd client: a callback threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("etcd client: a callback threw");
-    }
-  }
+reply client_stopped_reply() {
+  reply r;
+  r.error = {errc::client_stopped, 0, 0, "client stopped"};
+  return r;
+}
 
-private:
-  fn f_;
+void report_callback_threw(const char* what) {
+  if (what)
+    spdlog::error("etcd client: a callback threw: {}", what);
+  else
+    spdlog::error("etcd client: a callback threw");
+}
+
+/// The caller's callback, called exactly once: if dropped unanswered (the
+/// client stopped), with client_stopped.
+struct once : call_once<reply> {
+  explicit once(std::function<void(reply)> f)
+    : call_once(std::move(f), client_stopped_reply, report_callback_threw) {
+  }
 };
 
 template <class F, class... A>

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "link/answer.hpp"
+#include "model/call_once.hpp"
 #include "model/url.hpp"
 
 namespace vb {
@@ -51,44 +52,23 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-/// Owns the caller's callback and calls it at most once. If it is destroyed
-/// without having been called (its request was dropped when the io_context
-/// shut down), it calls it with "client stopped". So every path calls the
-/// callback exactly once, whichever handler happens to hold it last.
-class completion {
-public:
-  explicit completion(http_client::callback done) : done_(std::move(done)) {
+http_result client_stopped() {
+  return failure("client stopped");
+}
+
+void report_completion_threw(const char* what) {
+  if (what)
+    spdlog::error("http client: a completion callback threw: {}", what);
+  else
+    spdlog::error("http client: a completion callback threw");
+}
+
+/// The caller's callback, called exactly once: if its request was dropped
+/// when the io_context shut down, with "client stopped".
+struct completion : call_once<http_result> {
+  explicit completion(http_client::callback done)
+    : call_once(std::move(done), client_stopped, report_completion_threw) {
   }
-
-  completion(completion&& other) noexcept : done_(std::move(other.done_)) {
-    other.done_ = nullptr;
-  }
-
-  completion(const completion&) = delete;
-  completion& operator=(const completion&) = delete;
-  completion& operator=(completion&&) = delete;
-
-  ~completion() {
-    if (done_)
-      (*this)(failure("client stopped"));
-  }
-
-  void operator()(http_result result) noexcept {
-    if (!done_)
-      return;
-    auto done = std::move(done_);
-    done_ = nullptr;
-    try {
-      done(std::move(result));
-    } catch (const std::exception& e) {
-      spdlog::error("http client: a completion callback threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("http client: a completion callback threw");
-    }
-  }
-
-private:
-  http_client::callback done_;
 };
 
 /// Idle keep-alive connections by "host:port", touched only on the pool's

@@ -1,11 +1,13 @@
 // model/: enum names, JSON of the value types, and the snapshot codec.
 #include <catch2/catch.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "model/call_once.hpp"
 #include "model/json.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/types.hpp"
@@ -666,4 +668,49 @@ TEST_CASE("model: a providers snapshot written before the fleet fields "
   CHECK_FALSE(ps[0].drain_by_operator);
   CHECK(ps[0].load < 0);
   CHECK(ps[0].capacity < 0);
+}
+
+namespace {
+
+std::vector<std::string> threw_log;
+
+int dropped_value() {
+  return -1;
+}
+
+void record_threw(const char* what) {
+  threw_log.emplace_back(what ? what : "(unknown)");
+}
+
+} // namespace
+
+TEST_CASE("call_once: called at most once, with the dropped value when "
+          "dropped unanswered, and a throwing callback goes no further",
+          "[model]") {
+  std::vector<int> got;
+  auto keep = [&](int v) { got.push_back(v); };
+  {
+    call_once<int> c(keep, dropped_value, record_threw);
+    CHECK(static_cast<bool>(c));
+    c(7);
+    CHECK_FALSE(static_cast<bool>(c));
+    c(8);
+  }
+  CHECK(got == std::vector<int>{7});
+  got.clear();
+  {
+    call_once<int> c(keep, dropped_value, record_threw);
+    // Moved along a chain of handlers: only the last holder answers.
+    call_once<int> moved(std::move(c));
+    CHECK_FALSE(static_cast<bool>(c));
+  }
+  CHECK(got == std::vector<int>{-1});
+  threw_log.clear();
+  {
+    call_once<int> c([](int) { throw std::runtime_error("boom"); },
+                     dropped_value, record_threw);
+    c(1);
+    call_once<int> d([](int) { throw 3; }, dropped_value, record_threw);
+  }
+  CHECK(threw_log == std::vector<std::string>{"boom", "(unknown)"});
 }
