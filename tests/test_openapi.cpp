@@ -125,6 +125,11 @@ TEST_CASE("openapi: every operation is described: id, summary, parameters, "
       CHECK(responses.contains("400"));
       CHECK(responses.contains("413"));
       CHECK(responses.contains("431"));
+      // Every route can be the wrong method of a path, an unmatched one, or
+      // (behind a trusted proxy) one request too many for its client.
+      CHECK(responses.contains("404"));
+      CHECK(responses.contains("405"));
+      CHECK(responses.contains("429"));
       // A body or a path parameter can be invalid.
       if (op.contains("requestBody") || !declared.empty())
         CHECK(responses.contains("422"));
