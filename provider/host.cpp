@@ -266,13 +266,25 @@ void host_state::register_now() {
   for (auto& b : config.bots)
     reg.bots.push_back(bot_info{b, bot_description(b)});
   auto conn = connection;
+  registering = true;
   self
     ->request(gateway, config.call_timeout, atom::registration_v,
               config.protocol_version, reg,
               caf::actor_cast<bot_host_actor>(self), run_list())
     .then(
       [this, conn](registration_result& res) {
-        if (conn != connection || leaving)
+        if (conn != connection)
+          return;
+        registering = false;
+        if (deregister_when_registered) {
+          // It left meanwhile: the server knows it now, so it is told.
+          registered = true;
+          provider_id = res.provider_id;
+          save_state();
+          deregister_and_quit();
+          return;
+        }
+        if (leaving)
           return;
         connecting = false;
         registered = true;
@@ -296,7 +308,14 @@ void host_state::register_now() {
           ask_drain();
       },
       [this, conn](caf::error& err) {
-        if (conn != connection || leaving)
+        if (conn != connection)
+          return;
+        registering = false;
+        if (deregister_when_registered) {
+          self->quit(); // the server does not know it: nothing to undo
+          return;
+        }
+        if (leaving)
           return;
         connecting = false;
         registration_failed(err);
@@ -359,6 +378,7 @@ void host_state::drop_gateway() {
     gateway = nullptr;
   }
   registered = false;
+  registering = false;
 }
 
 void host_state::give_up(const caf::error& reason) {
@@ -372,6 +392,7 @@ void host_state::link_lost(const caf::error& reason) {
     return; // its last deregistration fails and it quits
   gateway = nullptr;
   registered = false;
+  registering = false; // its answer, if any, is for the old connection
   connecting = false;
   ++connection;
   tried = 0;
@@ -518,10 +539,20 @@ void host_state::leave(const std::string& why, bool deregister) {
   leaving = true;
   spdlog::info("leaving: {}", why);
   stop_runs("shutting down");
+  if (deregister && gateway && !registered && registering) {
+    // Its registration is on the way: the server may register it, so it
+    // waits for the answer (call_timeout at most) and deregisters then.
+    deregister_when_registered = true;
+    return;
+  }
   if (!deregister || !gateway || !registered || provider_id.empty()) {
     self->quit();
     return;
   }
+  deregister_and_quit();
+}
+
+void host_state::deregister_and_quit() {
   self
     ->request(gateway, config.stop_timeout, atom::deregister_v, provider_id,
               config.key)

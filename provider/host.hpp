@@ -108,6 +108,11 @@ struct host_state {
   std::chrono::steady_clock::time_point drain_deadline;
   /// Stopping for good: no reconnects, no joins.
   bool leaving = false;
+  /// A registration is sent and not answered yet.
+  bool registering = false;
+  /// It left while a registration was in flight: it deregisters once that
+  /// is answered (the server may know it by then), then quits.
+  bool deregister_when_registered = false;
   uint64_t connection = 0; // counts connections, for heartbeat timers
   uint32_t attempt = 0;    // failed rounds since the last registration
   /// The gateway it is connected to, or tries next (index in gateways).
@@ -139,6 +144,7 @@ struct host_state {
   void ask_drain();
   void stop_runs(const char* why);
   void leave(const std::string& why, bool deregister);
+  void deregister_and_quit();
   std::vector<bot_run> run_list() const;
   caf::expected<std::string> start_run(const dispatch_request& req);
   bool stop_run(const std::string& run_id, const char* why);

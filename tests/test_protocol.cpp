@@ -70,6 +70,9 @@ struct seen {
   std::atomic<int> deregistrations{0};
   /// The ec a heartbeat is answered with; none: last_seen.
   std::atomic<ec> heartbeat_answer{ec::none};
+  /// How long a registration is held before it is answered (the stub's
+  /// worker thread sleeps: a registration in flight, for the test).
+  std::atomic<int> registration_delay_ms{0};
 
   struct drain_call {
     std::string id;
@@ -117,6 +120,8 @@ gateway_stub(provider_gateway_actor::pointer self, uint32_t speaks,
         const bot_host_actor&,
         const std::vector<bot_run>& runs) -> caf::result<registration_result> {
       ++log->registrations;
+      if (auto ms = log->registration_delay_ms.load(); ms > 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds{ms});
       if (v != speaks)
         return refusal(v, speaks);
       auto refused = log->locked([&] {
@@ -861,6 +866,23 @@ TEST_CASE("voicebot-provider's drain with no runs deregisters and quits at "
   CHECK_FALSE(net.wait_exit(host, 10s));
   CHECK(net.log->deregistrations == 1);
   CHECK(net.log->locked([&] { return net.log->drains.size(); }) == 0);
+}
+
+TEST_CASE("voicebot-provider drained while its registration is in flight "
+          "waits for the answer, deregisters and quits",
+          "[protocol]") {
+  two_nodes net;
+  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
+                                           net.log));
+  net.log->registration_delay_ms = 500;
+  auto host = net.start_host(net.config(port));
+  // The server has the registration; the provider has no answer yet.
+  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  caf::anon_send(host, atom::drain_v);
+  CHECK_FALSE(net.wait_exit(host, 10s));
+  CHECK(net.log->registrations == 1);
+  // The server registered it, so it is told that it left.
+  CHECK(net.log->deregistrations == 1);
 }
 
 TEST_CASE("voicebot-provider's drain ends when its timeout and grace have "
