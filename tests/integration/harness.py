@@ -51,6 +51,16 @@ def _exit_on_sanitizer_findings():
         os._exit(1)
 
 
+def _port_holder(port):
+    """A socket bound to 127.0.0.1:port that does not listen: it keeps the
+    port from other processes while connections to it are refused."""
+    h = socket.socket()
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    h.bind(("127.0.0.1", port))
+    return h
+
+
 class Server:
     """One voicebot-server process. Its log is collected line by line, so a
     test can wait for a line instead of sleeping."""
@@ -353,6 +363,12 @@ class FakeProvider:
             allow_reuse_address = True
             open_sockets = set()  # kept-alive connections, closed by refuse()
 
+            def server_bind(self):
+                # SO_REUSEPORT: refuse() holds the port with a socket that
+                # does not listen, and listen_again() binds beside it.
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                super().server_bind()
+
             def process_request(self, request, client_address):
                 self.open_sockets.add(request)
                 super().process_request(request, client_address)
@@ -375,8 +391,11 @@ class FakeProvider:
         return f"http://127.0.0.1:{self.port}"
 
     def refuse(self):
-        """Closes the listening socket: connections to the port are refused."""
+        """Closes the listening socket: connections to the port are refused.
+        The port stays held (a bound socket that does not listen: a SYN gets
+        a reset), so no other process takes it before listen_again()."""
         if self.httpd is not None:
+            self._holder = _port_holder(self.port)
             self.httpd.shutdown()
             self.httpd.server_close()
             # A stopped provider's connections end too (the server keeps
@@ -391,6 +410,9 @@ class FakeProvider:
     def listen_again(self):
         if self.httpd is None:
             self._serve(self.port)
+            holder, self._holder = getattr(self, "_holder", None), None
+            if holder is not None:
+                holder.close()
 
     def release(self):
         """Lets hanging handlers return (without an answer)."""
@@ -400,6 +422,9 @@ class FakeProvider:
         self.release()
         self.gate.set()
         self.refuse()
+        holder, self._holder = getattr(self, "_holder", None), None
+        if holder is not None:
+            holder.close()
 
     # -- records --
 
