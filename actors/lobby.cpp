@@ -4,6 +4,7 @@
 #include <chrono>
 #include <optional>
 #include <set>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -1175,6 +1176,60 @@ void lobby_directory_state::drop(const std::string& id) {
   publish_counts();
 }
 
+void lobby_directory_state::stop_strays(const std::string& provider_id,
+                                        const std::vector<std::string>& runs) {
+  // In cluster mode a cache cut off from etcd may lack members that other
+  // instances committed: nothing is judged then, and the time starts again.
+  if (stats && stats->store_unavailable()) {
+    strays.erase(provider_id);
+    return;
+  }
+  std::unordered_set<std::string> held;
+  if (auto i = by_provider.find(provider_id); i != by_provider.end())
+    for (auto& [sid, where] : i->second)
+      held.insert(where.member->value.run_id);
+  auto now = unix_now();
+  auto& seen = strays[provider_id];
+  std::unordered_map<std::string, double> next;
+  std::vector<std::string> stop;
+  for (auto& run : runs) {
+    if (run.empty() || held.count(run) != 0)
+      continue;
+    auto j = seen.find(run);
+    auto first = j == seen.end() ? now : j->second;
+    if (now - first >= peers.stray_grace) {
+      stop.push_back(run);
+      first = now; // still listed after another grace: stopped again
+    }
+    next.emplace(run, first);
+  }
+  if (next.empty())
+    strays.erase(provider_id);
+  else
+    seen = std::move(next);
+  if (stop.empty())
+    return;
+  spdlog::warn("provider {} runs {} runs no bot member holds (for {:.0f} s "
+               "or more): they are stopped",
+               provider_id, stop.size(), peers.stray_grace);
+  if (stats)
+    stats->stray_stops += stop.size();
+  self->request(peers.registry, peers.timeout, atom::get_v, provider_id)
+    .then(
+      [this, stop](provider& p) {
+        for (auto& run : stop)
+          self->request(peers.dispatcher, peers.timeout, atom::stop_v, p, run)
+            .then([](bool) {},
+                  [run](caf::error& err) {
+                    spdlog::warn("stop of run {} failed: {}", run,
+                                 to_string(err));
+                  });
+      },
+      [provider_id](caf::error&) {
+        spdlog::warn("stop of stray runs: provider {} is gone", provider_id);
+      });
+}
+
 void lobby_directory_state::redispatch(
   const std::unordered_map<std::string, placed>& sessions,
   const provider& old, move_reason why) {
@@ -1399,6 +1454,7 @@ lobby_directory_actor::behavior_type lobby_directory(
       [=](atom::lost, const std::string& provider_id,
           const std::vector<std::string>& runs, double cutoff) {
         auto& st = self->state;
+        st.stop_strays(provider_id, runs);
         auto i = st.by_provider.find(provider_id);
         if (i == st.by_provider.end())
           return;

@@ -70,6 +70,12 @@ struct lobby_peers {
   size_t max_lobbies = 10000;
   /// Members (people and bots, joins in flight included) of one lobby.
   size_t max_members = 1000;
+  /// How long a run a provider's heartbeats list and no bot member holds
+  /// must stay so before it is stopped (a leave or move whose stop failed).
+  /// Above a join's longest time from dispatch to commit (every failover's
+  /// dispatch_timeout, then the write), so a join in flight is never
+  /// taken for one.
+  double stray_grace = 15;
   /// Cluster mode: where a join reserves its (lobby, bot, nick) before it
   /// dispatches (the lobbies' etcd store: `reserve` answers "" when the
   /// name is ours now, else the session JSON of the member that holds it;
@@ -243,6 +249,10 @@ struct lobby_directory_state {
     by_provider;
   /// Orphaned bot members: session id -> lobby id.
   std::unordered_map<std::string, std::string> orphaned;
+  /// Runs a provider's heartbeats list that no bot member holds: provider
+  /// id -> run id -> when it was first listed so (unix seconds).
+  std::unordered_map<std::string, std::unordered_map<std::string, double>>
+    strays;
   /// Creations on their way to the store, by name: the same name again
   /// waits for the first.
   std::map<std::string, std::vector<created_promise>> creating;
@@ -270,6 +280,10 @@ struct lobby_directory_state {
   void unindex_member(const session& s);
   /// Tells the registry how many bot members a provider runs.
   void report_runs(const std::string& provider_id);
+  /// A heartbeat's runs: those no bot member has held for stray_grace are
+  /// stopped (again after each further grace while they are listed).
+  void stop_strays(const std::string& provider_id,
+                   const std::vector<std::string>& runs);
   /// Cluster mode: lobbies and members another instance changed, without
   /// writing them: new lobbies added, members routed to their lobbies;
   /// with `resync`, lobbies the batch does not name are dropped.

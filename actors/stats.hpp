@@ -109,6 +109,7 @@ struct server_stats {
   std::atomic<uint64_t> removed_answers{0}; // 410s to removed instances
   std::atomic<uint64_t> rate_limited{0};  // registrations answered 429
   std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
+  std::atomic<uint64_t> stray_stops{0}; // runs no member held, stopped
   std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
 
   /// Per file, for /metrics: the snapshot files by name, then any other.

@@ -350,6 +350,8 @@ int main(int argc, char** argv) {
   }
   peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
   peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
+  peers.stray_grace
+    = (opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5;
   peers.stats = stats;
   peers.max_lobbies = opts.max_lobbies;
   peers.max_members = opts.max_members_per_lobby;

@@ -209,6 +209,10 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
          "Joins a provider accepted after their dispatch timeout (told to "
          "stop).",
          pm::MetricType::Counter, value(stats.late_acceptances));
+  single("voicebot_stray_runs_stopped_total",
+         "Runs a provider's heartbeats listed that no bot member held for "
+         "the stray grace (a leave or move whose stop failed), stopped.",
+         pm::MetricType::Counter, value(stats.stray_stops));
 
   // -- snapshots --
   auto writes = family("voicebot_snapshot_writes_total",

@@ -25,6 +25,7 @@ class FleetProvider:
     Answers
       POST /bots/{bot}/join          by `mode` (below)
       POST /bots/runs/{run_id}/stop  200 {"status": "stopped"}, ends the run
+                                     (or `stop_status`, and the run stays)
       GET  /bots                     200 [{name, description}] (the probe)
 
     `mode` for joins:
@@ -45,6 +46,7 @@ class FleetProvider:
         self.mode = "ok"
         self.delay = 0.0
         self.status = 500
+        self.stop_status = 200  # another status: stops fail, the run stays
         self.calls = []
         self.runs = {}
         self.accepted = []  # every run_id it handed out, in order
@@ -74,6 +76,8 @@ class FleetProvider:
                 if len(parts) == 4 and parts[1] == "bots" and parts[3] == "join":
                     return self._join(body)
                 if len(parts) == 5 and parts[1:3] == ["bots", "runs"] and parts[4] == "stop":
+                    if fake.stop_status != 200:
+                        return self._answer(fake.stop_status, {"detail": "nope"})
                     with fake.cond:
                         fake.runs.pop(parts[3], None)
                         fake.cond.notify_all()

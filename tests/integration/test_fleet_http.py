@@ -405,6 +405,43 @@ class RateLimitTest(FleetTestCase):
         self.enlist(s, fp)
 
 
+class StrayRunTest(FleetTestCase):
+    """A run a provider's heartbeats list and no bot member holds (a leave
+    whose stop failed) is stopped once it has stayed so for the stray grace:
+    (failover attempts + 1) x dispatch timeout + 5 s, 6 s here, longer than
+    any join takes from dispatch to commit. A member's run never is."""
+
+    def test_a_leave_whose_stop_failed_is_stopped_at_a_later_heartbeat(self):
+        s = self.start_server(*self.CALM)
+        fp = self.fleet_provider("p")
+        pid = self.enlist(s, fp, heartbeat_interval=0.2, instance_id="p-1")
+        self.beat(s, fp, pid, every=0.2)
+        lobby = self.create_lobby(s)["id"]
+        kept = self.joined(s, lobby, nick="kept")
+        gone = self.joined(s, lobby, nick="gone")
+        # The provider fails its stops for now: the leave is acknowledged
+        # (the member is gone) and the run stays at the provider.
+        fp.stop_status = 500
+        left = time.monotonic()
+        self.assertEqual(s.request("POST", "/api/bots/leave",
+                                   {"session_id": gone["session_id"]})[0], 200)
+        fp.wait_for_stop(gone["run_id"])
+        self.assertIn(gone["run_id"], fp.live_runs())
+        fp.stop_status = 200
+        fp.wait_for(lambda p: gone["run_id"] not in p.runs, timeout=20,
+                    what="stray run stopped")
+        waited = time.monotonic() - left
+        self.assertGreaterEqual(waited, 5.5, "stopped before the grace")
+        self.assertEqual(fp.stops().count(gone["run_id"]), 2)
+        s.wait_for_line(r"provider " + pid + r" runs 1 runs no bot member holds")
+        self.assertEqual(metric_value(s, "voicebot_stray_runs_stopped_total"), 1)
+        # The member's run is untouched.
+        self.assertIn(kept["run_id"], fp.live_runs())
+        self.assertNotIn(kept["run_id"], fp.stops())
+        self.assertEqual([m["session_id"] for m in self.sessions(s, lobby)],
+                         [kept["session_id"]])
+
+
 class MetricsTest(FleetTestCase):
     def test_metrics_have_the_fleet_series(self):
         s = self.start_server(*self.CALM)
@@ -413,7 +450,8 @@ class MetricsTest(FleetTestCase):
                      "voicebot_orphaned_members", "voicebot_provider_drains_total",
                      "voicebot_removed_answers_total",
                      "voicebot_registrations_rate_limited_total",
-                     "voicebot_late_acceptances_total"):
+                     "voicebot_late_acceptances_total",
+                     "voicebot_stray_runs_stopped_total"):
             self.assertIn(name, names)
             self.assertEqual(metric_value(s, name), 0, name)
         for status in ("online", "suspect", "unreachable", "draining"):
