@@ -1031,6 +1031,8 @@ void lobby_directory_state::update(const member_change& change) {
   if (e == nullptr)
     return;
   auto& ss = e->value.sessions;
+  auto was_orphaned = !change.removed.empty()
+                      && orphaned.count(change.removed) != 0;
   if (!change.removed.empty()) {
     auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
       return m->value.session_id == change.removed;
@@ -1051,6 +1053,14 @@ void lobby_directory_state::update(const member_change& change) {
     index_member(change.added, change.lobby_id);
     ++members;
     report_runs(change.added->value.provider_id);
+    // A member orphaned just now: a provider of its bot may have come back
+    // online while the orphaning was being written, and that offer found
+    // no orphan here yet. One more offer a moment later closes the gap
+    // (with no candidate then, it waits for the next one, as ever).
+    auto& a = change.added->value;
+    if (a.is_bot && a.orphaned && !was_orphaned)
+      self->delayed_send(self, orphan_recheck, atom::orphans_v,
+                         std::vector<std::string>{a.bot_name});
   }
   ++listing_version;
   publish_counts();

@@ -249,6 +249,9 @@ struct lobby_directory_state {
     by_provider;
   /// Orphaned bot members: session id -> lobby id.
   std::unordered_map<std::string, std::string> orphaned;
+  /// After a member is orphaned, when its bot's providers are offered it
+  /// once more (see update()).
+  caf::timespan orphan_recheck = std::chrono::seconds(1);
   /// Runs a provider's heartbeats list that no bot member holds: provider
   /// id -> run id -> when it was first listed so (unix seconds).
   std::unordered_map<std::string, std::unordered_map<std::string, double>>
