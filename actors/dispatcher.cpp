@@ -197,6 +197,14 @@ void dispatcher_state::link_down(const caf::actor_addr& addr,
     if (config.links)
       caf::anon_send(config.links, atom::deregister_v, id);
     unreachable(id);
+    // Joins sent over the link just before it went down get no answer:
+    // they fail now (and may fail over), not at their dispatch timeout. An
+    // answer that still comes is a late acceptance, stopped as such.
+    for (auto& [jid, c] : joins)
+      if (!c.expired && c.target.provider_id == id) {
+        c.expired = true;
+        c.rp.deliver(no_link(c.target));
+      }
     return;
   }
 }

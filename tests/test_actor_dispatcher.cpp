@@ -261,6 +261,22 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF provider's accepted "
   CHECK(link->calls.empty());
 }
 
+TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF join in flight when "
+                 "its provider's link goes down fails at once, not at its "
+                 "dispatch timeout", "[dispatcher]") {
+  auto p = add_caf("caf-host");
+  *host_mode = "hang";
+  auto h = self->request(aut, caf::infinite, atom::join_v, p, request());
+  run();
+  self->send_exit(host, caf::exit_reason::remote_link_unreachable);
+  run(); // no time passes
+  caf::error err;
+  h.receive([](std::string&) { FAIL("answered"); },
+            [&](caf::error& e) { err = std::move(e); });
+  CHECK(code_of(err) == ec::unavailable);
+  CHECK(status(p) == provider_status::unreachable);
+}
+
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF provider that refuses "
                  "a join keeps its status; one not connected is unreachable",
                  "[dispatcher]") {
