@@ -53,10 +53,15 @@ class PlacementTest(FleetTestCase):
         lobby = self.create_lobby(s)["id"]
         first = self.joined(s, lobby, nick="one")
         other = "a" if first["provider_id"] == ids["b"] else "b"
+        wait_until(lambda: sorted(e["active_runs"] for e in self.listed(s).values()) == [0, 1],
+                   5, "the first run in the listing")
         # The provider with no run is chosen over the one with a run.
         second = self.joined(s, lobby, nick="two")
         self.assertEqual(second["provider_id"], ids[other])
-        self.assertEqual({e["active_runs"] for e in self.listed(s).values()}, {1})
+        # The count follows the member's write (the lobbies tell the
+        # registry after the fact): awaited, not read at once.
+        wait_until(lambda: {e["active_runs"] for e in self.listed(s).values()} == {1},
+                   5, "one run each in the listing")
         # One run each: the most recently seen wins, whichever it is.
         for name in ("a", "b", "a"):
             self.assertEqual(self.heartbeat(s, ids[name])[0], 200)
