@@ -131,6 +131,30 @@ caf::error as_join_error(const caf::error& err) {
   return err;
 }
 
+/// Tells a provider, by id, to stop these runs, without waiting: the
+/// registry gives the provider, the dispatcher calls it. Failures are
+/// logged (a run left over is stopped at a later heartbeat as a stray).
+template <class Self>
+void stop_runs_of(Self* self, const lobby_peers& peers,
+                  const std::string& provider_id,
+                  std::vector<std::string> runs) {
+  self->request(peers.registry, peers.timeout, atom::get_v, provider_id)
+    .then(
+      [self, peers, runs](provider& p) {
+        for (auto& run : runs)
+          self->request(peers.dispatcher, peers.timeout, atom::stop_v, p, run)
+            .then([](bool) {},
+                  [run](caf::error& err) {
+                    spdlog::warn("stop of run {} failed: {}", run,
+                                 to_string(err));
+                  });
+      },
+      [provider_id, runs](caf::error&) {
+        spdlog::warn("stop of {} runs: provider {} is gone", runs.size(),
+                     provider_id);
+      });
+}
+
 } // namespace
 
 std::vector<lobby_image> load_lobbies(const std::string& dir,
@@ -622,20 +646,7 @@ void lobby_state::notify(member_change change) {
 }
 
 void lobby_state::stop_run(const session& s) {
-  self->request(peers.registry, peers.timeout, atom::get_v, s.provider_id)
-    .then(
-      [this, s](provider& p) {
-        self->request(peers.dispatcher, peers.timeout, atom::stop_v, p, s.run_id)
-          .then([](bool) {},
-                [s](caf::error& err) {
-                  spdlog::warn("stop of run {} failed: {}", s.run_id,
-                               to_string(err));
-                });
-      },
-      [s](caf::error&) {
-        spdlog::warn("stop of run {}: provider {} is gone", s.run_id,
-                     s.provider_id);
-      });
+  stop_runs_of(self, peers, s.provider_id, {s.run_id});
 }
 
 void lobby_state::finish(const join_key& key, const caf::error& err,
@@ -1224,20 +1235,7 @@ void lobby_directory_state::stop_strays(const std::string& provider_id,
                provider_id, stop.size(), peers.stray_grace);
   if (stats)
     stats->stray_stops += stop.size();
-  self->request(peers.registry, peers.timeout, atom::get_v, provider_id)
-    .then(
-      [this, stop](provider& p) {
-        for (auto& run : stop)
-          self->request(peers.dispatcher, peers.timeout, atom::stop_v, p, run)
-            .then([](bool) {},
-                  [run](caf::error& err) {
-                    spdlog::warn("stop of run {} failed: {}", run,
-                                 to_string(err));
-                  });
-      },
-      [provider_id](caf::error&) {
-        spdlog::warn("stop of stray runs: provider {} is gone", provider_id);
-      });
+  stop_runs_of(self, peers, provider_id, std::move(stop));
 }
 
 void lobby_directory_state::redispatch(

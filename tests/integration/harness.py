@@ -310,6 +310,7 @@ class FakeProvider:
         self.released = threading.Event()
         self.gate = threading.Event()
         self.httpd = None
+        self._holder = None  # refuse()'s socket that keeps the port
         self.port = None
         self._serve(port)
 
@@ -410,9 +411,7 @@ class FakeProvider:
     def listen_again(self):
         if self.httpd is None:
             self._serve(self.port)
-            holder, self._holder = getattr(self, "_holder", None), None
-            if holder is not None:
-                holder.close()
+            self._release_port()
 
     def release(self):
         """Lets hanging handlers return (without an answer)."""
@@ -422,9 +421,13 @@ class FakeProvider:
         self.release()
         self.gate.set()
         self.refuse()
-        holder, self._holder = getattr(self, "_holder", None), None
-        if holder is not None:
-            holder.close()
+        self._release_port()
+
+    def _release_port(self):
+        """Closes refuse()'s port holder, if any."""
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     # -- records --
 
