@@ -111,6 +111,8 @@ struct server_stats {
   std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
   std::atomic<uint64_t> stray_stops{0}; // runs no member held, stopped
   std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
+  // -- provider gateway (SPEC §5) --
+  std::atomic<uint64_t> tls_handshake_failures{0}; // connections refused at TLS
 
   /// Per file, for /metrics: the snapshot files by name, then any other.
   static constexpr std::array<std::string_view, 4> snapshot_files{

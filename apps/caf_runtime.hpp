@@ -1,7 +1,8 @@
 // The CAF runtime both programs share: the protocol's message types
 // (protocol/protocol.hpp, so both ends of a connection know the same wire
 // types under the same names and ids), the middleman, and its heartbeats.
-// The server adds its local types on top (add_local_types).
+// The server adds its local types on top (add_local_types). Mutual TLS runs
+// through our own transport (tls/caf_transport.hpp), started beside it.
 #pragma once
 
 #include <chrono>
@@ -10,7 +11,6 @@
 
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
-#include <caf/openssl/manager.hpp>
 
 #include "protocol/protocol.hpp"
 
@@ -27,20 +27,6 @@ struct caf_runtime_config : caf::actor_system_config {
     set("logger.verbosity", caf::atom("quiet"));
   }
 
-  /// Mutual TLS over caf::openssl (SPEC §5): loads the OpenSSL manager with
-  /// this end's certificate chain and key and the CA that signs the other
-  /// end's certificate. Every connection made or accepted through
-  /// openssl::publish / the OpenSSL manager's actor then verifies the peer's
-  /// certificate (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, ciphers
-  /// HIGH:!aNULL:!MD5); a peer without one, or with one another CA signed,
-  /// fails the handshake and is closed. Call before the actor system is made.
-  void use_tls(const std::string& certificate, const std::string& key,
-               const std::string& cafile) {
-    load<caf::openssl::manager>();
-    set("openssl.certificate", certificate);
-    set("openssl.key", key);
-    set("openssl.cafile", cafile);
-  }
 };
 
 /// Whether `path` names a readable PEM file holding `what` (e.g.

@@ -25,6 +25,7 @@
 #include "model/validate.hpp"
 #include "provider/gateways.hpp"
 #include "provider/host.hpp"
+#include "tls/caf_transport.hpp"
 
 namespace {
 
@@ -211,11 +212,29 @@ int main(int argc, char** argv) {
 
   auto signals = vb::block_stop_signals();
 
+  std::shared_ptr<const vb::tls::context> tls_context;
+  if (tls) {
+    std::string err;
+    tls_context = vb::tls::context::load(
+      {tls_cert, tls_key, tls_ca},
+      [](const std::string& peer, const std::string& reason) {
+        spdlog::warn("TLS handshake with {} failed: {}", peer, reason);
+      },
+      err);
+    if (!tls_context) {
+      std::cerr << "voicebot-provider: --tls-*: " << err << "\n";
+      return 2;
+    }
+  }
   vb::caf_runtime_config sys_cfg;
-  if (tls)
-    sys_cfg.use_tls(tls_cert, tls_key, tls_ca);
   caf::actor_system sys{sys_cfg};
-  auto host = sys.spawn(vb::provider_host, cfg);
+  auto transport = tls ? vb::tls::caf_transport::start(sys, tls_context) : nullptr;
+  // The transport's actor is detached: no handle to it may outlive `sys`
+  // (its destructor waits for the actor's thread), so `cfg` keeps none.
+  auto host_cfg = cfg;
+  if (transport)
+    host_cfg.connector = transport->actor();
+  auto host = sys.spawn(vb::provider_host, std::move(host_cfg));
   spdlog::info("voicebot-provider {} hosting {} for {}{}", cfg.name, bots,
                vb::to_string(cfg.gateways), tls ? " (mutual TLS)" : "");
 

@@ -14,7 +14,6 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -39,6 +38,7 @@
 #include "model/idempotency_codec.hpp"
 #include "model/snapshot_codec.hpp"
 #include "storage/journal.hpp"
+#include "tls/caf_transport.hpp"
 
 namespace {
 
@@ -191,10 +191,30 @@ int main(int argc, char** argv) {
       server_url.pop_back();
   }
 
+  // With TLS, every accepted connection is a handshake that requires the
+  // provider's certificate, signed by --caf-tls-ca; one that fails is
+  // counted and logged, and touches no other connection.
+  std::shared_ptr<const vb::tls::context> tls_context;
+  if (caf_tls) {
+    std::string err;
+    tls_context = vb::tls::context::load(
+      {opts.caf_tls_cert, opts.caf_tls_key, opts.caf_tls_ca},
+      [stats](const std::string& peer, const std::string& reason) {
+        stats->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("provider gateway: TLS handshake with {} failed: {}",
+                     peer, reason);
+      },
+      err);
+    if (!tls_context) {
+      std::cerr << "voicebot-server: --caf-tls-*: " << err << "\n";
+      return 2;
+    }
+  }
   caf_config cfg;
-  if (caf_tls)
-    cfg.use_tls(opts.caf_tls_cert, opts.caf_tls_key, opts.caf_tls_ca);
   caf::actor_system sys{cfg};
+  auto tls = caf_tls ? vb::tls::caf_transport::start(sys, tls_context) : nullptr;
+  // The actor that publishes the gateway: the middleman's, or over TLS.
+  auto connections = tls ? tls->actor() : sys.middleman().actor_handle();
   // Cluster mode (SPEC §8): the instance goes live in etcd, imports the
   // data directory into an empty etcd once, and starts from etcd's state.
   std::shared_ptr<vb::cluster_context> cluster;
@@ -425,13 +445,10 @@ int main(int argc, char** argv) {
       self->wait_for(membership);
     }
   };
-  // With TLS, every accepted connection is a TLS server handshake that
-  // requires the provider's certificate, signed by --caf-tls-ca.
-  auto caf_port = caf_tls ? caf::openssl::publish(gateway, opts.caf_port,
-                                                  opts.caf_host.c_str(), true)
-                          : sys.middleman().publish(gateway, opts.caf_port,
-                                                    opts.caf_host.c_str(),
-                                                    true);
+  auto caf_port = caf::make_function_view(connections)(
+    caf::publish_atom_v, opts.caf_port,
+    caf::actor_cast<caf::strong_actor_ptr>(gateway),
+    sys.message_types(gateway), opts.caf_host, true);
   if (!caf_port) {
     spdlog::error("cannot publish the provider gateway on {}:{}: {}",
                   opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
@@ -530,13 +547,8 @@ int main(int argc, char** argv) {
         });
   }
   // CAF providers see the link drop and reconnect with backoff.
-  // caf/openssl/unpublish.hpp of 0.17.6 does not compile (it leaves out
-  // the actor's address): ask the OpenSSL manager's actor directly.
-  if (caf_tls)
-    caf::make_function_view(sys.openssl_manager().actor_handle())(
-      caf::unpublish_atom_v, gateway.address(), *caf_port);
-  else
-    sys.middleman().unpublish(gateway, *caf_port);
+  caf::make_function_view(connections)(caf::unpublish_atom_v,
+                                       gateway.address(), *caf_port);
   if (cluster_gateway)
     sys.middleman().unpublish(cluster_gateway, cluster_port);
   stop_actors();

@@ -213,6 +213,10 @@ std::string render_metrics(const http_metrics& http, const server_stats& stats,
          "Runs a provider's heartbeats listed that no bot member held for "
          "the stray grace (a leave or move whose stop failed), stopped.",
          pm::MetricType::Counter, value(stats.stray_stops));
+  single("voicebot_caf_tls_handshake_failures_total",
+         "Connections to the provider gateway whose mutual TLS handshake "
+         "failed (no certificate, another CA's, expired, not TLS), closed.",
+         pm::MetricType::Counter, value(stats.tls_handshake_failures));
 
   // -- snapshots --
   auto writes = family("voicebot_snapshot_writes_total",

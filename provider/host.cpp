@@ -5,7 +5,6 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-#include <caf/openssl/manager.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -98,12 +97,10 @@ void host_state::connect() {
     return;
   connecting = true;
   auto target = where();
-  // With --tls-cert/--tls-key/--tls-ca the OpenSSL manager is loaded, and
-  // its actor (the same interface as the middleman's) connects over mutual
-  // TLS; a failed handshake is an error here, retried with backoff.
-  auto& sys = self->home_system();
-  auto mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle()
-                                      : sys.middleman().actor_handle();
+  // With --tls-cert/--tls-key/--tls-ca the connector runs mutual TLS; a
+  // failed handshake is an error here, retried with backoff.
+  auto mm = config.connector ? config.connector
+                             : self->home_system().middleman().actor_handle();
   self->request(mm, config.call_timeout, caf::connect_atom_v, target.host,
                 target.port)
     .then(

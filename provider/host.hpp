@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/io/middleman_actor.hpp>
 #include <caf/timespan.hpp>
 
 #include "protocol/protocol.hpp"
@@ -38,6 +39,9 @@ struct host_config {
   /// first, the next one when connecting fails or the link drops (round
   /// robin). Never empty.
   std::vector<gateway_address> gateways{{"127.0.0.1", 8001}};
+  /// The actor that connects to them: the middleman's when null, or the
+  /// mutual TLS transport's (tls/caf_transport.hpp), the same interface.
+  caf::io::middleman_actor connector;
   std::string name = "voicebot-provider";
   std::string description;
   std::string key;

@@ -1,6 +1,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstdlib>
 
 #include <spdlog/spdlog.h>
@@ -11,5 +12,8 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(level));
   else
     spdlog::set_level(spdlog::level::off);
+  // As in both programs (apps/stop_signals.hpp): a peer that went away is
+  // an error on the write, not a signal that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
   return Catch::Session().run(argc, argv);
 }

@@ -6,19 +6,25 @@ certificate and a provider certificate it signed, and a second CA with a
 provider certificate of its own. A provider with the right certificate gets
 online and hosts bots; one without TLS, or with the other CA's certificate,
 is refused at the handshake and never registers, and the server goes on
-serving. Beyond loopback without TLS the server refuses to start (exit 2)
-unless --caf-insecure is given."""
+serving. Strangers that knock for ten seconds (no certificate, another
+CA's, an expired one, plain bytes) never drop a linked provider's link: each
+failed handshake is logged and counted, and touches no other connection.
+Beyond loopback without TLS the server refuses to start (exit 2) unless
+--caf-insecure is given."""
 
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 import unittest
 
-from harness import PROVIDER, Provider, ServerTestCase, run_server_cli
+from harness import (PROVIDER, Provider, ServerTestCase, metric_value, run_server_cli,
+                     wait_until)
 
 
 def openssl(*args, cwd):
@@ -32,11 +38,61 @@ def make_ca(d, name):
             "-subj", f"/CN={name}", cwd=d)
 
 
-def make_cert(d, name, ca):
+def make_cert(d, name, ca, days=2):
+    """`days` -1: expired since yesterday."""
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", cwd=d)
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days), cwd=d)
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Knocker(threading.Thread):
+    """Knocks on the gateway again and again until stopped: a TLS client
+    (Python's ssl, with `cert` or without a certificate) that waits for the
+    server's refusal, or a peer that sends plain bytes. `knocks` counts
+    the connections that were closed."""
+
+    def __init__(self, port, ca, cert=None, plain=False):
+        super().__init__(daemon=True)
+        self.port, self.plain = port, plain
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ctx.check_hostname = False  # the test certificates name no host
+        self.ctx.load_verify_locations(ca)
+        if cert:
+            self.ctx.load_cert_chain(cert + ".pem", cert + ".key")
+        self.knocks = 0
+        self.stopped = threading.Event()
+
+    def knock(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw:
+            if self.plain:
+                raw.sendall(b"\x16\x03\x01\x00\x05hello" * 20)
+                while raw.recv(4096):
+                    pass
+                return
+            with self.ctx.wrap_socket(raw) as conn:
+                # TLS 1.3: the refusal comes after the client's Finished.
+                while conn.recv(4096):
+                    pass
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                self.knock()
+            except (ssl.SSLError, OSError):
+                pass
+            self.knocks += 1
+
+    def stop(self):
+        self.stopped.set()
+        self.join(10)
 
 
 def loopback_alias_usable(addr):
@@ -89,6 +145,7 @@ class CafTlsTest(ServerTestCase):
         make_ca(self.certs, "ca")
         make_cert(self.certs, "server", "ca")
         make_cert(self.certs, "provider", "ca")
+        make_cert(self.certs, "expired", "ca", days=-1)
         make_ca(self.certs, "other-ca")
         make_cert(self.certs, "intruder", "other-ca")
 
@@ -177,6 +234,81 @@ class CafTlsTest(ServerTestCase):
             garbage.close()
         self.assertIsNone(s.proc.poll(), s.log())
         self.assertEqual(s.stop(), 0, s.log())
+
+    def test_a_linked_provider_stays_linked_while_strangers_knock(self):
+        s = self.tls_server()
+        good = self.provider(s, "good", self.tls_args() + ["--max-runs", "100000"])
+        self.wait_online(s, good.provider_id)
+        lobby = self.create_lobby(s)
+        # voicebot-providers that retry for ever: without TLS, and with a
+        # certificate of another CA.
+        self.provider(s, "plain", wait_registered=False)
+        self.provider(s, "intruder", self.tls_args("intruder", "ca"), wait_registered=False)
+        knockers = [Knocker(s.caf_port, self.cert("ca.pem")),
+                    Knocker(s.caf_port, self.cert("ca.pem"), self.cert("intruder")),
+                    Knocker(s.caf_port, self.cert("ca.pem"), self.cert("expired")),
+                    Knocker(s.caf_port, self.cert("ca.pem"), plain=True)]
+        for k in knockers:
+            k.start()
+        joins = 0
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                status, _, res = self.join(s, lobby["id"], "echo", nick=f"Echo {joins}")
+                self.assertEqual(status, 200, res)
+                joins += 1
+                self.assertEqual(self.listed(s)[good.provider_id]["status"], "online")
+        finally:
+            for k in knockers:
+                k.stop()
+        for p in self.procs[1:]:
+            p.kill()
+        for k in knockers:
+            self.assertGreater(k.knocks, 5, "a knocker hardly knocked")
+        knocks = sum(k.knocks for k in knockers)
+        # Every knock failed its handshake, was counted, then logged once.
+        failures = wait_until(
+            lambda: (metric_value(s, "voicebot_caf_tls_handshake_failures_total") or 0)
+            >= knocks and metric_value(s, "voicebot_caf_tls_handshake_failures_total"),
+            what=f"{knocks} handshake failures counted")
+        warned = r"warn.*provider gateway: TLS handshake with 127\.0\.0\.1:\d+ failed: "
+        wait_until(lambda: s.count_lines(warned) >= failures, what="a warning per failure")
+        self.assertEqual(s.count_lines(warned), failures)
+        reasons = {line.split(" failed: ", 1)[1] for line in s.lines if re.search(warned, line)}
+        for reason in ("peer did not return a certificate",
+                       "certificate verify failed (unable to get local issuer certificate)",
+                       "certificate verify failed (certificate has expired)"):
+            self.assertIn(reason, reasons)
+        self.assertGreaterEqual(len(reasons), 4, reasons)  # plain bytes too
+        print(f"knocks {[k.knocks for k in knockers]}, handshake failures {failures}, "
+              f"joins {joins}, reasons {sorted(reasons)}")
+        # The good provider never noticed.
+        self.assertGreater(joins, 20)
+        self.assertEqual(s.count_lines(r"link down"), 0, s.log())
+        self.assertEqual(s.count_lines(r"provider good id=\S+: online ->"), 0, s.log())
+        self.assertEqual(good.count_lines(r"connected to gateway"), 1, good.log())
+        self.assertEqual(self.listed(s)[good.provider_id]["status"], "online")
+        self.assertEqual(s.stop(), 0, s.log())
+
+    def test_peers_that_never_answer_their_handshake_cost_no_cpu(self):
+        # The server's first bytes wait for the handshake; were they polled
+        # for writing, each silent peer would spin the I/O thread (a whole
+        # core with 20 of them).
+        s = self.tls_server()
+        good = self.provider(s, "good", self.tls_args())
+        silent = [socket.create_connection(("127.0.0.1", s.caf_port)) for _ in range(20)]
+        try:
+            self.wait_online(s, good.provider_id)
+            before, started = cpu_seconds(s.proc.pid), time.monotonic()
+            time.sleep(3)
+            used = cpu_seconds(s.proc.pid) - before
+            elapsed = time.monotonic() - started
+            print(f"server CPU with 20 silent peers: {used:.2f} s in {elapsed:.2f} s")
+            self.assertLess(used, 0.5 * elapsed)
+            self.assert_serving(s, good)
+        finally:
+            for c in silent:
+                c.close()
 
     def test_a_tls_provider_does_not_talk_to_a_server_of_another_ca(self):
         # The provider checks the server's certificate too (mutual TLS).

@@ -143,7 +143,7 @@ class PackageTest(unittest.TestCase):
         depends = [d.strip() for d in self.field("Depends").split(",")]
         names = [d.split()[0] for d in depends]
         print("Depends:", ", ".join(depends))
-        for lib in ("adduser", "libcaf-core0.17", "libcaf-io0.17", "libcaf-openssl0.17",
+        for lib in ("adduser", "libcaf-core0.17", "libcaf-io0.17", "libssl3",
                     "libc6", "libstdc++6"):
             with self.subTest(depends=lib):
                 self.assertIn(lib, names)
