@@ -36,16 +36,6 @@ using step_fn = std::function<void(journal_step)>;
 // No record has this seq: the one after it would be 0.
 constexpr uint64_t max_seq = std::numeric_limits<uint64_t>::max();
 
-
-
-
-
-
-
-
-
-
-
 // ftruncate + fsync.
 bool cut_fd(int fd, uint64_t size, const std::string& path,
             std::string& error) {
@@ -256,7 +246,6 @@ segment_scan scan_segment(std::string_view data) {
 
 // -- open: repairs --------------------------------------------------------------
 
-
 // Moves a corrupt segment aside and puts `prefix` (its whole batches before
 // the bad record) in its place: write path.tmp, fsync; link path to the
 // corrupt name; rename path.tmp over path; fsync the directory. At every
@@ -267,27 +256,18 @@ std::string quarantine(const std::string& path, const std::string& dir,
                        std::string_view prefix, const step_fn& step,
                        std::string& error) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = sys_error("open", tmp, errno);
+  auto write_prefix = [&](int fd, int& err) {
+    return write_all(fd, prefix.data(), prefix.size(), err);
+  };
+  if (!write_temp_file(tmp, write_prefix, error))
     return {};
-  }
+  // Whatever fails from here leaves the segment as it was and path.tmp
+  // removed.
   auto fail_tmp = [&](std::string msg) {
-    if (fd >= 0)
-      close_fd(fd);
     ::unlink(tmp.c_str());
     error = std::move(msg);
     return std::string();
   };
-  int err = 0;
-  if (!write_all(fd, prefix.data(), prefix.size(), err))
-    return fail_tmp(sys_error("write", tmp, err));
-  if (::fsync(fd) != 0)
-    return fail_tmp(sys_error("fsync", tmp, errno));
-  int closing = fd;
-  fd = -1;
-  if (close_fd(closing) != 0)
-    return fail_tmp(sys_error("close", tmp, errno));
 
   bool moved = false;
   std::string link_error;
@@ -297,7 +277,7 @@ std::string quarantine(const std::string& path, const std::string& dir,
   step(journal_step::quarantined);
 
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
+    int err = errno;
     // Undo the move aside: the segment stays as it was.
     if (moved)
       ::rename(target.c_str(), path.c_str());

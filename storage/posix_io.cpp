@@ -101,6 +101,33 @@ bool write_all(int fd, const char* data, size_t size, int& err) {
   return true;
 }
 
+bool write_temp_file(const std::string& tmp, const write_contents& contents,
+                     std::string& error) {
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = sys_error("open", tmp, errno);
+    return false;
+  }
+  // A half-written temporary file must not be taken for a complete one.
+  auto fail = [&](const char* what, int err) {
+    if (fd >= 0)
+      close_fd(fd);
+    ::unlink(tmp.c_str());
+    error = sys_error(what, tmp, err);
+    return false;
+  };
+  int err = 0;
+  if (!contents(fd, err))
+    return fail("write", err);
+  if (::fsync(fd) != 0)
+    return fail("fsync", errno);
+  int closing = fd;
+  fd = -1;
+  if (close_fd(closing) != 0)
+    return fail("close", errno);
+  return true;
+}
+
 bool fsync_dir(const std::string& dir, std::string& error) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {

@@ -1,9 +1,10 @@
 // The small POSIX helpers both file protocols use (storage/snapshot_file,
-// storage/journal): error texts, mkdir -p, whole writes, directory fsync,
-// unlink, whole-file reads. Internal to storage/.
+// storage/journal): error texts, mkdir -p, whole writes, durable temporary
+// files, directory fsync, unlink, whole-file reads. Internal to storage/.
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace vb::storage::detail {
@@ -19,6 +20,15 @@ int close_fd(int fd);
 bool ensure_dir(const std::string& dir, std::string& error);
 /// Writes all of [data, data + size), over partial writes and EINTR.
 bool write_all(int fd, const char* data, size_t size, int& err);
+/// Writes a new file's contents to `fd` (with write_all, and any test hooks
+/// between the writes); false, with the errno in `err`, when a write fails.
+using write_contents = std::function<bool(int fd, int& err)>;
+/// The durable half of "write a temporary file, rename it into place":
+/// open(O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), `contents`, fsync,
+/// close. On failure `error` is "open|write|fsync|close TMP: strerror" and
+/// the file is removed (unless open failed). The caller renames it.
+bool write_temp_file(const std::string& tmp, const write_contents& contents,
+                     std::string& error);
 /// fsync of a directory (a rename or a new file in it is durable).
 bool fsync_dir(const std::string& dir, std::string& error);
 /// Removes `path`; true if it existed and was removed. ENOENT is no error.

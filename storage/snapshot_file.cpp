@@ -175,34 +175,26 @@ bool snapshot_file::write(std::string_view contents, std::string& error) {
   const std::string prev_tmp = path_ + ".prev.tmp";
 
   // 1. The new contents in F.tmp, fsynced.
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = sys_error("open", tmp, errno);
+  auto contents_in_halves = [&](int fd, int& err) {
+    step(write_step::tmp_opened);
+    const auto half = contents.size() / 2;
+    if (!write_paced(fd, contents.data(), 0, half, err))
+      return false;
+    step(write_step::tmp_partly_written);
+    if (!write_paced(fd, contents.data(), half, contents.size() - half, err))
+      return false;
+    step(write_step::tmp_written);
+    return true;
+  };
+  if (!write_temp_file(tmp, contents_in_halves, error))
     return false;
-  }
+  step(write_step::tmp_synced);
+  // Whatever fails from here leaves F as it was and F.tmp removed.
   auto fail_tmp = [&](std::string msg) {
-    if (fd >= 0)
-      close_fd(fd);
     ::unlink(tmp.c_str());
     error = std::move(msg);
     return false;
   };
-  step(write_step::tmp_opened);
-  const auto half = contents.size() / 2;
-  int err = 0;
-  if (!write_paced(fd, contents.data(), 0, half, err))
-    return fail_tmp(sys_error("write", tmp, err));
-  step(write_step::tmp_partly_written);
-  if (!write_paced(fd, contents.data(), half, contents.size() - half, err))
-    return fail_tmp(sys_error("write", tmp, err));
-  step(write_step::tmp_written);
-  if (::fsync(fd) != 0)
-    return fail_tmp(sys_error("fsync", tmp, errno));
-  int closing = fd;
-  fd = -1;
-  if (close_fd(closing) != 0)
-    return fail_tmp(sys_error("close", tmp, errno));
-  step(write_step::tmp_synced);
 
   // 2. The current newest generation becomes F.prev, atomically: F.prev
   // always holds a complete generation (or is missing before the second
@@ -217,7 +209,7 @@ bool snapshot_file::write(std::string_view contents, std::string& error) {
       return fail_tmp(sys_error("link", path_, prev_tmp, errno));
     step(write_step::prev_linked);
     if (::rename(prev_tmp.c_str(), prev.c_str()) != 0) {
-      err = errno;
+      int err = errno;
       ::unlink(prev_tmp.c_str());
       return fail_tmp(sys_error("rename", prev_tmp, prev, err));
     }
