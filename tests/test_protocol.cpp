@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -36,31 +38,70 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// -- other versions of the gateway ---------------------------------------------
+// -- the gateways of every protocol version ----------------------------------
+
+// A stub gateway of any version's interface is one template (gateway_stub)
+// that takes, for each message of the interface, its handler below. A new
+// protocol version adds its interface here, a handler for each message it
+// adds, and its row in other_versions().
+
+// Their messages, each once. This version's are protocol.hpp's.
+using hello_msg = caf::replies_to<atom::hello, uint32_t>::with<uint32_t>;
+using registration_msg =
+  caf::replies_to<atom::registration, uint32_t, provider_registration,
+                  bot_host_actor, std::vector<bot_run>>::with<registration_result>;
+using heartbeat_msg =
+  caf::replies_to<atom::heartbeat, std::string, heartbeat>::with<double>;
+using drain_msg =
+  caf::replies_to<atom::drain, std::string, std::string, double>::with<bool>;
+using deregister_msg =
+  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>;
+using say_msg =
+  caf::reacts_to<atom::say, std::string, std::string, std::string>;
+/// The registration before protocol versions: without a version.
+using unversioned_registration_msg =
+  caf::replies_to<atom::registration, provider_registration, bot_host_actor,
+                  std::vector<bot_run>>::with<registration_result>;
+/// The heartbeat of versions 0 and 1: the id alone.
+using id_heartbeat_msg =
+  caf::replies_to<atom::heartbeat, std::string>::with<double>;
+/// A message of a later version that this one does not have.
+using later_heartbeat_msg =
+  caf::replies_to<atom::heartbeat, std::string, double>::with<double>;
+
+static_assert(std::is_same<provider_gateway_actor,
+                           caf::typed_actor<hello_msg, registration_msg,
+                                            heartbeat_msg, drain_msg,
+                                            deregister_msg, say_msg>>::value,
+              "this version's gateway is protocol.hpp's");
 
 /// The gateway before protocol versions (voicebot-server until protocol
 /// version 1): no hello, a registration without a version.
-using v0_gateway_actor = caf::typed_actor<
-  caf::replies_to<atom::registration, provider_registration, bot_host_actor,
-                  std::vector<bot_run>>::with<registration_result>,
-  caf::replies_to<atom::heartbeat, std::string>::with<double>,
-  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
-  caf::reacts_to<atom::say, std::string, std::string, std::string>>;
+using v0_gateway_actor =
+  caf::typed_actor<unversioned_registration_msg, id_heartbeat_msg,
+                   deregister_msg, say_msg>;
 
 /// The gateway of protocol version 1: hello as in every version; a
 /// heartbeat that carries only the id, and no drain.
-using v1_gateway_actor = caf::typed_actor<
-  caf::replies_to<atom::hello, uint32_t>::with<uint32_t>,
-  caf::replies_to<atom::registration, uint32_t, provider_registration,
-                  bot_host_actor, std::vector<bot_run>>::with<registration_result>,
-  caf::replies_to<atom::heartbeat, std::string>::with<double>,
-  caf::replies_to<atom::deregister, std::string, std::string>::with<bool>,
-  caf::reacts_to<atom::say, std::string, std::string, std::string>>;
+using v1_gateway_actor =
+  caf::typed_actor<hello_msg, registration_msg, id_heartbeat_msg,
+                   deregister_msg, say_msg>;
 
 /// A later version's gateway: hello as in every version, and a message this
 /// version does not have.
-using v3_gateway_actor = provider_gateway_actor::extend<
-  caf::replies_to<atom::heartbeat, std::string, double>::with<double>>;
+using v3_gateway_actor = provider_gateway_actor::extend<later_heartbeat_msg>;
+
+/// Polls until `done()` or the limit; answers whether it got there.
+template <class Pred>
+bool wait_until(Pred done, caf::timespan limit = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
 
 /// What a stub gateway was sent, and what it answers (it runs on the server
 /// node's threads; the test reads and scripts it from its own).
@@ -96,6 +137,19 @@ struct seen {
     std::lock_guard<std::mutex> guard{mtx};
     return f();
   }
+
+  size_t heartbeat_count() const {
+    return locked([&] { return heartbeats.size(); });
+  }
+
+  size_t drain_count() const {
+    return locked([&] { return drains.size(); });
+  }
+
+  /// Waits until `n` registrations arrived; answers whether they did.
+  bool wait_registrations(int n, caf::timespan limit = 10s) const {
+    return wait_until([&] { return registrations >= n; }, limit);
+  }
 };
 
 caf::error refusal(uint32_t theirs, uint32_t speaks) {
@@ -105,150 +159,131 @@ caf::error refusal(uint32_t theirs, uint32_t speaks) {
                       + std::to_string(speaks));
 }
 
-/// A gateway of this interface that speaks protocol version `speaks`.
-provider_gateway_actor::behavior_type
-gateway_stub(provider_gateway_actor::pointer self, uint32_t speaks,
-             std::shared_ptr<seen> log) {
-  return {
-    [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
-      ++log->hellos;
-      if (v != speaks)
-        return refusal(v, speaks);
-      return speaks;
-    },
-    [=](atom::registration, uint32_t v, const provider_registration& reg,
-        const bot_host_actor&,
-        const std::vector<bot_run>& runs) -> caf::result<registration_result> {
-      ++log->registrations;
-      if (auto ms = log->registration_delay_ms.load(); ms > 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds{ms});
-      if (v != speaks)
-        return refusal(v, speaks);
-      auto refused = log->locked([&] {
-        log->regs.push_back(reg);
-        log->reg_runs.push_back(runs);
-        log->reg_times.push_back(std::chrono::steady_clock::now());
-        caf::error err;
-        if (!log->refusals.empty()) {
-          err = log->refusals.front();
-          log->refusals.pop_front();
-        }
-        return err;
-      });
-      if (refused)
-        return refused;
-      return registration_result{"p-1", {}};
-    },
-    [=](atom::heartbeat, const std::string&,
-        const heartbeat& hb) -> caf::result<double> {
-      log->locked([&] {
-        log->heartbeats.push_back(hb);
-        return 0;
-      });
-      if (auto code = log->heartbeat_answer.load(); code != ec::none)
-        return make_error(code, "scripted");
-      return 1.0;
-    },
-    [=](atom::drain, const std::string& id, const std::string& key,
-        double timeout) {
-      log->locked([&] {
-        log->drains.push_back({id, key, timeout});
-        return 0;
-      });
-      return true;
-    },
-    [=](atom::deregister, const std::string&, const std::string&) {
-      ++log->deregistrations;
-      return true;
-    },
-    [=](atom::say, const std::string&, const std::string&,
-        const std::string&) {},
+// What a stub gateway does with each message of any version: one handler a
+// message, chosen by the message's signature. `speaks` is the version its
+// hello answers and its registration takes; `log` is what the test reads.
+
+template <class Message>
+struct for_message {};
+
+using log_ptr = std::shared_ptr<seen>;
+
+auto handler(for_message<hello_msg>, uint32_t speaks, const log_ptr& log) {
+  return [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
+    ++log->hellos;
+    if (v != speaks)
+      return refusal(v, speaks);
+    return speaks;
   };
 }
 
-v0_gateway_actor::behavior_type v0_gateway_stub(v0_gateway_actor::pointer self,
-                                                std::shared_ptr<seen> log) {
-  return {
-    [=](atom::registration, const provider_registration&,
-        const bot_host_actor&, const std::vector<bot_run>&) {
-      ++log->registrations;
-      return registration_result{"p-0", {}};
-    },
-    [=](atom::heartbeat, const std::string&) { return 1.0; },
-    [=](atom::deregister, const std::string&, const std::string&) {
-      return true;
-    },
-    [=](atom::say, const std::string&, const std::string&,
-        const std::string&) {},
+auto handler(for_message<registration_msg>, uint32_t speaks,
+             const log_ptr& log) {
+  return [=](atom::registration, uint32_t v, const provider_registration& reg,
+             const bot_host_actor&, const std::vector<bot_run>& runs)
+           -> caf::result<registration_result> {
+    ++log->registrations;
+    if (auto ms = log->registration_delay_ms.load(); ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds{ms});
+    if (v != speaks)
+      return refusal(v, speaks);
+    auto refused = log->locked([&] {
+      log->regs.push_back(reg);
+      log->reg_runs.push_back(runs);
+      log->reg_times.push_back(std::chrono::steady_clock::now());
+      caf::error err;
+      if (!log->refusals.empty()) {
+        err = log->refusals.front();
+        log->refusals.pop_front();
+      }
+      return err;
+    });
+    if (refused)
+      return refused;
+    return registration_result{"p-1", {}}; // the id the tests expect
   };
 }
 
-v1_gateway_actor::behavior_type v1_gateway_stub(v1_gateway_actor::pointer self,
-                                                std::shared_ptr<seen> log) {
-  return {
-    [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
-      ++log->hellos;
-      if (v != 1)
-        return refusal(v, 1);
-      return uint32_t{1};
-    },
-    [=](atom::registration, uint32_t v, const provider_registration&,
-        const bot_host_actor&,
-        const std::vector<bot_run>&) -> caf::result<registration_result> {
-      ++log->registrations;
-      if (v != 1)
-        return refusal(v, 1);
-      return registration_result{"p-1", {}};
-    },
-    [=](atom::heartbeat, const std::string&) { return 1.0; },
-    [=](atom::deregister, const std::string&, const std::string&) {
-      return true;
-    },
-    [=](atom::say, const std::string&, const std::string&,
-        const std::string&) {},
+auto handler(for_message<unversioned_registration_msg>, uint32_t,
+             const log_ptr& log) {
+  return [=](atom::registration, const provider_registration&,
+             const bot_host_actor&, const std::vector<bot_run>&) {
+    ++log->registrations;
+    return registration_result{"p-0", {}};
   };
 }
 
-v3_gateway_actor::behavior_type v3_gateway_stub(v3_gateway_actor::pointer self,
-                                                std::shared_ptr<seen> log) {
-  return {
-    [=](atom::hello, uint32_t v) -> caf::result<uint32_t> {
-      ++log->hellos;
-      if (v != 3)
-        return refusal(v, 3);
-      return uint32_t{3};
-    },
-    [=](atom::registration, uint32_t v, const provider_registration&,
-        const bot_host_actor&,
-        const std::vector<bot_run>&) -> caf::result<registration_result> {
-      ++log->registrations;
-      if (v != 3)
-        return refusal(v, 3);
-      return registration_result{"p-3", {}};
-    },
-    [=](atom::heartbeat, const std::string&, const heartbeat&) { return 1.0; },
-    [=](atom::heartbeat, const std::string&, double) { return 1.0; },
-    [=](atom::drain, const std::string&, const std::string&, double) {
-      return true;
-    },
-    [=](atom::deregister, const std::string&, const std::string&) {
-      return true;
-    },
-    [=](atom::say, const std::string&, const std::string&,
-        const std::string&) {},
+auto handler(for_message<heartbeat_msg>, uint32_t, const log_ptr& log) {
+  return [=](atom::heartbeat, const std::string&,
+             const heartbeat& hb) -> caf::result<double> {
+    log->locked([&] {
+      log->heartbeats.push_back(hb);
+      return 0;
+    });
+    if (auto code = log->heartbeat_answer.load(); code != ec::none)
+      return make_error(code, "scripted");
+    return 1.0;
   };
 }
 
-/// Polls until `done()` or the limit; answers whether it got there.
-template <class Pred>
-bool wait_until(Pred done, caf::timespan limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
+auto handler(for_message<id_heartbeat_msg>, uint32_t, const log_ptr&) {
+  return [=](atom::heartbeat, const std::string&) { return 1.0; };
+}
+
+auto handler(for_message<later_heartbeat_msg>, uint32_t, const log_ptr&) {
+  return [=](atom::heartbeat, const std::string&, double) { return 1.0; };
+}
+
+auto handler(for_message<drain_msg>, uint32_t, const log_ptr& log) {
+  return [=](atom::drain, const std::string& id, const std::string& key,
+             double timeout) {
+    log->locked([&] {
+      log->drains.push_back({id, key, timeout});
+      return 0;
+    });
+    return true;
+  };
+}
+
+auto handler(for_message<deregister_msg>, uint32_t, const log_ptr& log) {
+  return [=](atom::deregister, const std::string&, const std::string&) {
+    ++log->deregistrations;
+    return true;
+  };
+}
+
+auto handler(for_message<say_msg>, uint32_t, const log_ptr&) {
+  return [=](atom::say, const std::string&, const std::string&,
+             const std::string&) {};
+}
+
+template <class... Messages>
+caf::typed_behavior<Messages...>
+stub_behavior(caf::detail::type_list<Messages...>, uint32_t speaks,
+              const log_ptr& log) {
+  return {handler(for_message<Messages>{}, speaks, log)...};
+}
+
+/// A gateway of the interface `Gateway` (of any version) that speaks
+/// protocol version `speaks`: it handles each message of its interface, and
+/// only those.
+template <class Gateway>
+typename Gateway::behavior_type
+gateway_stub(typename Gateway::pointer, uint32_t speaks, log_ptr log) {
+  return stub_behavior(typename Gateway::signatures{}, speaks, log);
+}
+
+/// Spawns a stub gateway of the interface `Gateway` on `sys` and publishes it
+/// on a loopback `port` (0: any); answers the port and keeps the stub's
+/// handle in `stub`.
+template <class Gateway>
+uint16_t publish_gateway(caf::actor_system& sys, caf::actor& stub, log_ptr log,
+                         uint32_t speaks, uint16_t port) {
+  auto gw = sys.spawn(gateway_stub<Gateway>, speaks, std::move(log));
+  stub = caf::actor_cast<caf::actor>(gw);
+  auto published = caf::io::publish(gw, port, "127.0.0.1", true);
+  REQUIRE(published);
+  return *published;
 }
 
 /// A loopback port that refuses connections (nothing listens on it).
@@ -283,7 +318,7 @@ struct two_nodes {
   net_config client_cfg;
   caf::actor_system server{server_cfg};
   caf::actor_system client{client_cfg};
-  std::shared_ptr<seen> log = std::make_shared<seen>();
+  log_ptr log = std::make_shared<seen>();
   caf::actor stub;
   std::vector<host_actor> hosts;
   std::string dir;
@@ -307,12 +342,12 @@ struct two_nodes {
     std::filesystem::remove_all(dir, ignored);
   }
 
-  template <class Handle>
-  uint16_t publish(Handle h) {
-    stub = caf::actor_cast<caf::actor>(h);
-    auto port = caf::io::publish(h, 0, "127.0.0.1", true);
-    REQUIRE(port);
-    return *port;
+  /// Publishes the server's stub gateway: of the interface `Gateway`,
+  /// speaking version `speaks`, on `port` (0: any); answers the port.
+  template <class Gateway = provider_gateway_actor>
+  uint16_t publish_stub(uint32_t speaks = protocol_version,
+                        uint16_t port = 0) {
+    return publish_gateway<Gateway>(server, stub, log, speaks, port);
   }
 
   /// The host's config for a gateway on `port`: quick heartbeats, short
@@ -332,6 +367,20 @@ struct two_nodes {
     auto host = client.spawn(provider_host, std::move(hc));
     hosts.push_back(host);
     return host;
+  }
+
+  /// Starts voicebot-provider's host and waits for its first registration.
+  host_actor registered_host(host_config hc) {
+    auto host = start_host(std::move(hc));
+    REQUIRE(log->wait_registrations(1));
+    return host;
+  }
+
+  /// Sends the host the drain of SIGTERM and waits until it asked the server
+  /// for its drain.
+  void start_drain(const host_actor& host) {
+    caf::anon_send(host, atom::drain_v);
+    REQUIRE(wait_until([&] { return log->drain_count() == 1; }));
   }
 
   /// Waits until the host stops (or fails the test after `limit`); returns
@@ -380,16 +429,92 @@ struct two_nodes {
     return had;
   }
 
+  /// What the gateway at `to` answers a message sent untyped: "answered"
+  /// (an `Answer`), or the error as the client renders it.
+  template <class Answer, class... Ts>
+  std::string untyped_answer(const caf::actor& to, Ts... xs) {
+    caf::scoped_actor self{client};
+    std::string outcome;
+    self->request(to, 5s, std::move(xs)...)
+      .receive([&](Answer&) { outcome = "answered"; },
+               [&](caf::error& err) { outcome = client.render(err); });
+    return outcome;
+  }
+
   /// The last heartbeat the stub got, after waiting for `n` more.
   heartbeat next_heartbeats(size_t n = 1) {
-    auto have = log->locked([&] { return log->heartbeats.size(); });
-    auto got = wait_until([&] {
-      return log->locked([&] { return log->heartbeats.size(); }) >= have + n;
-    });
+    auto have = log->heartbeat_count();
+    auto got = wait_until([&] { return log->heartbeat_count() >= have + n; });
     REQUIRE(got);
     return log->locked([&] { return log->heartbeats.back(); });
   }
 };
+
+// -- the other versions a provider may meet ----------------------------------
+
+/// A gateway of another protocol version than this provider's.
+struct other_version {
+  /// Which gateway, as the test reports it.
+  std::string name;
+  /// Whether its interface is another one than this version's.
+  bool other_interface;
+  /// Whether it has hello (every version since protocol versions).
+  bool has_hello;
+  /// What voicebot-provider's refusal of it says.
+  std::string refusal;
+  /// Publishes its stub on the server node; answers the port.
+  std::function<uint16_t(two_nodes&)> publish;
+  /// Connects a node with that version's handle (its provider's build).
+  std::function<caf::expected<caf::actor>(caf::actor_system&, uint16_t)>
+    connect;
+  /// Its interface as CAF compares it.
+  std::function<std::set<std::string>(caf::actor_system&)> message_types;
+};
+
+/// The row of a gateway of the interface `Gateway` that speaks `speaks`.
+template <class Gateway>
+other_version version_row(std::string name, uint32_t speaks,
+                          std::string refusal) {
+  other_version row;
+  row.name = std::move(name);
+  row.other_interface = !std::is_same<Gateway, provider_gateway_actor>::value;
+  row.has_hello
+    = caf::detail::tl_contains<typename Gateway::signatures, hello_msg>::value;
+  row.refusal = std::move(refusal);
+  row.publish = [speaks](two_nodes& net) {
+    return net.publish_stub<Gateway>(speaks);
+  };
+  row.connect = [](caf::actor_system& sys,
+                   uint16_t port) -> caf::expected<caf::actor> {
+    auto handle = caf::io::remote_actor<Gateway>(sys, "127.0.0.1", port);
+    if (!handle)
+      return std::move(handle.error());
+    return caf::actor_cast<caf::actor>(*handle);
+  };
+  row.message_types = [](caf::actor_system& sys) {
+    return sys.message_types<Gateway>();
+  };
+  return row;
+}
+
+/// Every other version a provider may meet, one row each (its name, its
+/// interface, the version its hello answers and what the refusal says).
+std::vector<other_version> other_versions() {
+  return {
+    version_row<v0_gateway_actor>("from before protocol versions", 0,
+                                  "does not answer hello"),
+    version_row<v1_gateway_actor>(
+      "of protocol version 1", 1,
+      "protocol version 2, this server speaks version 1"),
+    version_row<v3_gateway_actor>(
+      "of a later version's interface", 3,
+      "protocol version 2, this server speaks version 3"),
+    // A later version that kept this interface: only hello tells.
+    version_row<provider_gateway_actor>(
+      "of this interface that speaks version 3", 3,
+      "protocol version 2, this server speaks version 3"),
+  };
+}
 
 template <class T>
 std::string wire_bytes(caf::actor_system& sys, T x) {
@@ -530,114 +655,69 @@ TEST_CASE("a rate_limited error carries its detail and retry_after across "
 TEST_CASE("a provider built against another interface is refused when it "
           "connects, before it sends anything", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
+  auto port = net.publish_stub();
   // This version's handle: accepted.
   auto same = caf::io::remote_actor<provider_gateway_actor>(net.client,
                                                              "127.0.0.1", port);
   REQUIRE(same);
-  // The handle of the gateway before versions (an old provider's build):
-  // CAF compares the interfaces and refuses, naming both.
-  auto old = caf::io::remote_actor<v0_gateway_actor>(net.client, "127.0.0.1",
-                                                     port);
-  REQUIRE_FALSE(old);
-  CHECK(old.error() == caf::sec::unexpected_actor_messaging_interface);
-  // A provider of version 1 (its heartbeat carried only the id).
-  auto v1 = caf::io::remote_actor<v1_gateway_actor>(net.client, "127.0.0.1",
-                                                    port);
-  REQUIRE_FALSE(v1);
-  CHECK(v1.error() == caf::sec::unexpected_actor_messaging_interface);
-  // A later version's handle too.
-  auto later = caf::io::remote_actor<v3_gateway_actor>(net.client,
-                                                       "127.0.0.1", port);
-  REQUIRE_FALSE(later);
-  CHECK(later.error() == caf::sec::unexpected_actor_messaging_interface);
-  // What voicebot-provider compares (the middleman's connect answers the
-  // published interface): another version's set is not this one's.
-  CHECK(net.client.message_types<v0_gateway_actor>()
-        != net.client.message_types<provider_gateway_actor>());
-  CHECK(net.client.message_types<v1_gateway_actor>()
-        != net.client.message_types<provider_gateway_actor>());
-  // An old registration sent anyway (untyped): answered unexpected_message,
-  // never decoded into this version's handler.
-  caf::scoped_actor self{net.client};
-  std::string outcome;
-  self
-    ->request(caf::actor_cast<caf::actor>(*same), 5s, atom::registration_v,
-              provider_registration{}, bot_host_actor{},
-              std::vector<bot_run>{})
-    .receive([&](registration_result&) { outcome = "registered"; },
-             [&](caf::error& err) { outcome = net.client.render(err); });
-  CHECK(outcome == net.client.render(caf::sec::unexpected_message));
-  // So is version 1's heartbeat (the id alone).
-  self
-    ->request(caf::actor_cast<caf::actor>(*same), 5s, atom::heartbeat_v,
-              std::string{"p-1"})
-    .receive([&](double) { outcome = "seen"; },
-             [&](caf::error& err) { outcome = net.client.render(err); });
-  CHECK(outcome == net.client.render(caf::sec::unexpected_message));
+  auto mine = net.client.message_types<provider_gateway_actor>();
+  for (auto& other : other_versions()) {
+    if (!other.other_interface)
+      continue;
+    INFO("the handle of a gateway " << other.name);
+    // Another version's handle (that version's provider's build): CAF
+    // compares the interfaces and refuses, naming both.
+    auto theirs = other.connect(net.client, port);
+    REQUIRE_FALSE(theirs);
+    CHECK(theirs.error() == caf::sec::unexpected_actor_messaging_interface);
+    // What voicebot-provider compares (the middleman's connect answers the
+    // published interface): another version's set is not this one's.
+    CHECK(other.message_types(net.client) != mine);
+  }
+  // Another version's message sent anyway (untyped): answered
+  // unexpected_message, never decoded into this version's handler.
+  auto gateway = caf::actor_cast<caf::actor>(*same);
+  auto unexpected = net.client.render(caf::sec::unexpected_message);
+  // The registration from before versions.
+  CHECK(net.untyped_answer<registration_result>(gateway, atom::registration_v,
+                                                provider_registration{},
+                                                bot_host_actor{},
+                                                std::vector<bot_run>{})
+        == unexpected);
+  // Version 1's heartbeat (the id alone).
+  CHECK(net.untyped_answer<double>(gateway, atom::heartbeat_v,
+                                   std::string{"p-1"})
+        == unexpected);
   CHECK(net.log->registrations == 0);
-  CHECK(net.log->locked([&] { return net.log->heartbeats.size(); }) == 0);
+  CHECK(net.log->heartbeat_count() == 0);
 }
 
 // -- voicebot-provider's host: versions ---------------------------------------------
 
-TEST_CASE("voicebot-provider gives up with protocol_mismatch when a gateway "
-          "of its interface refuses its version at hello", "[protocol]") {
-  two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, uint32_t{3},
-                                           net.log));
-  auto reason = net.host_exit(port);
-  CHECK(code_of(reason) == ec::protocol_mismatch);
-  auto text = net.client.render(reason);
-  CHECK(contains(text, "protocol version 2, this server speaks version 3"));
-  CHECK(net.log->hellos == 1);
-  CHECK(net.log->registrations == 0); // nothing sent after the refusal
-}
-
 TEST_CASE("voicebot-provider gives up with protocol_mismatch at a gateway of "
-          "a later version's interface, naming its version", "[protocol]") {
-  two_nodes net;
-  auto port = net.publish(net.server.spawn(v3_gateway_stub, net.log));
-  auto reason = net.host_exit(port);
-  CHECK(code_of(reason) == ec::protocol_mismatch);
-  CHECK(contains(net.client.render(reason),
-                 "protocol version 2, this server speaks version 3"));
-  CHECK(net.log->registrations == 0);
-}
-
-TEST_CASE("voicebot-provider gives up with protocol_mismatch at a gateway of "
-          "protocol version 1, naming both versions", "[protocol]") {
-  two_nodes net;
-  auto port = net.publish(net.server.spawn(v1_gateway_stub, net.log));
-  auto reason = net.host_exit(port);
-  CHECK(code_of(reason) == ec::protocol_mismatch);
-  CHECK(contains(net.client.render(reason),
-                 "protocol version 2, this server speaks version 1"));
-  CHECK(net.log->hellos == 1);
-  CHECK(net.log->registrations == 0);
-}
-
-TEST_CASE("voicebot-provider gives up with protocol_mismatch at a gateway "
-          "from before protocol versions", "[protocol]") {
-  two_nodes net;
-  auto port = net.publish(net.server.spawn(v0_gateway_stub, net.log));
-  auto reason = net.host_exit(port);
-  CHECK(code_of(reason) == ec::protocol_mismatch);
-  CHECK(contains(net.client.render(reason), "does not answer hello"));
-  CHECK(net.log->registrations == 0);
+          "another protocol version, naming both versions where it can",
+          "[protocol]") {
+  for (auto& other : other_versions()) {
+    DYNAMIC_SECTION("a gateway " << other.name) {
+      two_nodes net;
+      auto reason = net.host_exit(other.publish(net));
+      CHECK(code_of(reason) == ec::protocol_mismatch);
+      CHECK(contains(net.client.render(reason), other.refusal));
+      // It asks which version the gateway speaks; nothing after the refusal.
+      CHECK(net.log->hellos == (other.has_hello ? 1 : 0));
+      CHECK(net.log->registrations == 0);
+    }
+  }
 }
 
 TEST_CASE("voicebot-provider says hello, then registers with its version at "
           "a gateway of its own version", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
   host_config hc;
-  hc.gateways = {{"127.0.0.1", port}};
+  hc.gateways = {{"127.0.0.1", net.publish_stub()}};
   hc.state_file = net.dir + "/state.json";
   net.start_host(hc);
-  CHECK(wait_until([&] { return net.log->registrations > 0; }));
+  CHECK(net.log->wait_registrations(1));
   CHECK(net.log->hellos == 1);
   CHECK(net.log->registrations == 1);
 }
@@ -647,14 +727,12 @@ TEST_CASE("voicebot-provider says hello, then registers with its version at "
 TEST_CASE("voicebot-provider registers with an instance id made once per "
           "process start and its heartbeat period", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto port = net.publish_stub();
+  auto host = net.registered_host(net.config(port));
   // The server forgot it (evicted): it registers again, the same instance.
   net.next_heartbeats();
   net.log->heartbeat_answer = ec::not_found;
-  REQUIRE(wait_until([&] { return net.log->registrations >= 2; }));
+  REQUIRE(net.log->wait_registrations(2));
   net.log->heartbeat_answer = ec::none;
   auto regs = net.log->locked([&] { return net.log->regs; });
   REQUIRE(regs.size() >= 2);
@@ -668,7 +746,7 @@ TEST_CASE("voicebot-provider registers with an instance id made once per "
   CHECK(net.next_heartbeats().instance_id == instance);
   // Another start of the program (a new host) is another instance.
   auto again = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 3; }));
+  REQUIRE(net.log->wait_registrations(3));
   auto third = net.log->locked([&] { return net.log->regs.back(); });
   CHECK(!third.instance_id.empty());
   CHECK(third.instance_id != instance);
@@ -679,12 +757,9 @@ TEST_CASE("voicebot-provider registers with an instance id made once per "
 TEST_CASE("voicebot-provider's heartbeats carry load, capacity and runs; a "
           "run the server stopped is no longer in them", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto hc = net.config(port);
+  auto hc = net.config(net.publish_stub());
   hc.max_runs = 4;
-  auto host = net.start_host(hc);
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(hc);
   auto idle = net.next_heartbeats();
   CHECK(idle.has_runs);
   CHECK(idle.runs.empty());
@@ -727,10 +802,7 @@ TEST_CASE("voicebot-provider's heartbeats carry load, capacity and runs; a "
 TEST_CASE("voicebot-provider gives up with removed when a heartbeat answers "
           "that it was removed on purpose", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(net.config(net.publish_stub()));
   REQUIRE(net.join(host, "s-a"));
   net.next_heartbeats();
   net.log->heartbeat_answer = ec::removed;
@@ -743,8 +815,7 @@ TEST_CASE("voicebot-provider gives up with removed when a heartbeat answers "
 TEST_CASE("voicebot-provider gives up with removed when its registration "
           "answers that it was removed on purpose", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
+  auto port = net.publish_stub();
   net.log->refusals.push_back(make_error(ec::removed, "Provider was removed"));
   auto reason = net.host_exit(port);
   CHECK(code_of(reason) == ec::removed);
@@ -754,8 +825,7 @@ TEST_CASE("voicebot-provider gives up with removed when its registration "
 TEST_CASE("voicebot-provider registers again after a rate_limited "
           "registration, no sooner than its retry_after", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
+  auto port = net.publish_stub();
   for (int i = 0; i < 2; ++i)
     net.log->refusals.push_back(
       make_error(ec::rate_limited, std::string{"Too many registrations"},
@@ -764,7 +834,7 @@ TEST_CASE("voicebot-provider registers again after a rate_limited "
   hc.backoff_base = 10ms;
   hc.backoff_max = 20ms;
   net.start_host(hc);
-  REQUIRE(wait_until([&] { return net.log->registrations >= 3; }));
+  REQUIRE(net.log->wait_registrations(3));
   auto times = net.log->locked([&] { return net.log->reg_times; });
   REQUIRE(times.size() >= 3);
   for (size_t i = 1; i < 3; ++i) {
@@ -783,19 +853,13 @@ TEST_CASE("voicebot-provider drains on SIGTERM: it asks the server with its "
           "drain timeout, keeps its runs and heartbeats, and quits once the "
           "server deregistered it", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto hc = net.config(port);
+  auto hc = net.config(net.publish_stub());
   hc.key = "the-key";
   hc.drain_timeout = 30s;
-  auto host = net.start_host(hc);
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(hc);
   auto run = net.join(host, "s-a");
   REQUIRE(run);
-  caf::anon_send(host, atom::drain_v);
-  REQUIRE(wait_until([&] {
-    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
-  }));
+  net.start_drain(host);
   auto drain = net.log->locked([&] { return net.log->drains[0]; });
   CHECK(drain.id == "p-1");
   CHECK(drain.key == "the-key");
@@ -818,15 +882,9 @@ TEST_CASE("voicebot-provider drains on SIGTERM: it asks the server with its "
 TEST_CASE("voicebot-provider quits normally after a drain that the server "
           "ended with removed", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(net.config(net.publish_stub()));
   REQUIRE(net.join(host, "s-a"));
-  caf::anon_send(host, atom::drain_v);
-  REQUIRE(wait_until([&] {
-    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
-  }));
+  net.start_drain(host);
   net.log->heartbeat_answer = ec::removed;
   CHECK_FALSE(net.wait_exit(host));
 }
@@ -834,18 +892,12 @@ TEST_CASE("voicebot-provider quits normally after a drain that the server "
 TEST_CASE("voicebot-provider's drain ends when it runs nothing any more: it "
           "deregisters and quits", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(net.config(net.publish_stub()));
   auto a = net.join(host, "s-a");
   auto b = net.join(host, "s-b");
   REQUIRE(a);
   REQUIRE(b);
-  caf::anon_send(host, atom::drain_v);
-  REQUIRE(wait_until([&] {
-    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
-  }));
+  net.start_drain(host);
   // The server moves its members elsewhere and stops the runs here.
   CHECK(net.stop(host, *a));
   CHECK(net.next_heartbeats(2).runs == std::vector<std::string>{*b});
@@ -857,27 +909,23 @@ TEST_CASE("voicebot-provider's drain ends when it runs nothing any more: it "
 TEST_CASE("voicebot-provider's drain with no runs deregisters and quits at "
           "once", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(net.config(net.publish_stub()));
   caf::anon_send(host, atom::drain_v);
   // A bound for a loaded machine, not a timing claim: it asks for no drain.
   CHECK_FALSE(net.wait_exit(host, 10s));
   CHECK(net.log->deregistrations == 1);
-  CHECK(net.log->locked([&] { return net.log->drains.size(); }) == 0);
+  CHECK(net.log->drain_count() == 0);
 }
 
 TEST_CASE("voicebot-provider drained while its registration is in flight "
           "waits for the answer, deregisters and quits",
           "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
+  auto port = net.publish_stub();
   net.log->registration_delay_ms = 500;
   auto host = net.start_host(net.config(port));
   // The server has the registration; the provider has no answer yet.
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  REQUIRE(net.log->wait_registrations(1));
   caf::anon_send(host, atom::drain_v);
   CHECK_FALSE(net.wait_exit(host, 10s));
   CHECK(net.log->registrations == 1);
@@ -888,13 +936,10 @@ TEST_CASE("voicebot-provider drained while its registration is in flight "
 TEST_CASE("voicebot-provider's drain ends when its timeout and grace have "
           "passed: it stops its runs, deregisters and quits", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto hc = net.config(port);
+  auto hc = net.config(net.publish_stub());
   hc.drain_timeout = 300ms;
   hc.drain_grace = 200ms;
-  auto host = net.start_host(hc);
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(hc);
   REQUIRE(net.join(host, "s-a"));
   auto started = std::chrono::steady_clock::now();
   caf::anon_send(host, atom::drain_v);
@@ -910,15 +955,9 @@ TEST_CASE("voicebot-provider's drain ends when its timeout and grace have "
 TEST_CASE("voicebot-provider stops at once when asked during a drain (a "
           "second SIGTERM): it deregisters and answers", "[protocol]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto host = net.start_host(net.config(port));
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(net.config(net.publish_stub()));
   REQUIRE(net.join(host, "s-a"));
-  caf::anon_send(host, atom::drain_v);
-  REQUIRE(wait_until([&] {
-    return net.log->locked([&] { return net.log->drains.size(); }) == 1;
-  }));
+  net.start_drain(host);
   caf::scoped_actor self{net.client};
   bool confirmed = false;
   self->request(host, 5s, atom::deregister_v)
@@ -936,17 +975,10 @@ namespace {
 struct other_server {
   net_config cfg;
   caf::actor_system sys{cfg};
-  std::shared_ptr<seen> log = std::make_shared<seen>();
+  log_ptr log = std::make_shared<seen>();
   caf::actor stub;
-  uint16_t port = 0;
-
-  other_server() {
-    auto gw = sys.spawn(gateway_stub, protocol_version, log);
-    stub = caf::actor_cast<caf::actor>(gw);
-    auto published = caf::io::publish(gw, 0, "127.0.0.1", true);
-    REQUIRE(published);
-    port = *published;
-  }
+  uint16_t port = publish_gateway<provider_gateway_actor>(sys, stub, log,
+                                                          protocol_version, 0);
 
   ~other_server() {
     caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
@@ -960,21 +992,18 @@ TEST_CASE("voicebot-provider whose gateway goes away moves to the next "
           "and its runs", "[protocol][failover]") {
   other_server b;
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
-  auto hc = net.config(port);
+  auto hc = net.config(net.publish_stub());
   hc.gateways.push_back({"127.0.0.1", b.port});
   // A backoff this long would fail the test: the move must not wait.
   hc.backoff_base = 10min;
   hc.backoff_max = 10min;
-  auto host = net.start_host(hc);
-  REQUIRE(wait_until([&] { return net.log->registrations >= 1; }));
+  auto host = net.registered_host(hc);
   auto run = net.join(host, "s-a");
   REQUIRE(run);
   CHECK(b.log->registrations == 0);
   // The first server's gateway dies: the link drops.
   caf::anon_send_exit(net.stub, caf::exit_reason::kill);
-  REQUIRE(wait_until([&] { return b.log->registrations >= 1; }, 5s));
+  REQUIRE(b.log->wait_registrations(1, 5s));
   auto first = net.log->locked([&] { return net.log->regs.at(0); });
   auto moved = b.log->locked([&] { return b.log->regs.at(0); });
   auto runs = b.log->locked([&] { return b.log->reg_runs.at(0); });
@@ -984,9 +1013,7 @@ TEST_CASE("voicebot-provider whose gateway goes away moves to the next "
   CHECK(runs[0].run_id == *run);
   CHECK(b.log->hellos == 1);
   // It lives on at the second gateway: heartbeats go there.
-  REQUIRE(wait_until([&] {
-    return b.log->locked([&] { return b.log->heartbeats.size(); }) >= 2;
-  }));
+  REQUIRE(wait_until([&] { return b.log->heartbeat_count() >= 2; }));
   CHECK(net.log->registrations == 1);
 }
 
@@ -994,14 +1021,13 @@ TEST_CASE("voicebot-provider whose first gateway refuses connections "
           "registers at the next one without backing off",
           "[protocol][failover]") {
   two_nodes net;
-  auto port = net.publish(net.server.spawn(gateway_stub, protocol_version,
-                                           net.log));
+  auto port = net.publish_stub();
   auto hc = net.config(refusing_port());
   hc.gateways.push_back({"127.0.0.1", port});
   hc.backoff_base = 10min;
   hc.backoff_max = 10min;
   net.start_host(hc);
-  CHECK(wait_until([&] { return net.log->registrations >= 1; }, 5s));
+  CHECK(net.log->wait_registrations(1, 5s));
   CHECK(net.log->hellos == 1);
 }
 
@@ -1017,8 +1043,6 @@ TEST_CASE("voicebot-provider keeps trying its gateways in rounds, backing "
   // Both refuse: it goes round and round (nothing to wait for but time).
   std::this_thread::sleep_for(300ms);
   // Then the second one comes up, and it registers there.
-  auto gw = net.server.spawn(gateway_stub, protocol_version, net.log);
-  net.stub = caf::actor_cast<caf::actor>(gw);
-  REQUIRE(caf::io::publish(gw, hc.gateways[1].port, "127.0.0.1", true));
-  CHECK(wait_until([&] { return net.log->registrations >= 1; }, 5s));
+  net.publish_stub(protocol_version, hc.gateways[1].port);
+  CHECK(net.log->wait_registrations(1, 5s));
 }
