@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/json.hpp"
+#include "model/record_codec.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -14,11 +15,6 @@ namespace vb {
 using nlohmann::json;
 
 namespace {
-
-/// Compact dump that never throws (invalid UTF-8 becomes U+FFFD).
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 /// Parses a JSON object, the depth checked first.
 bool parse_object(const std::string& text, json& j, const char* what,
@@ -104,29 +100,24 @@ bool read_entry(const json& j, idempotency_entry& e, std::string& why) {
 
 std::string join_fingerprint(std::string_view bot_name, const join_request& j) {
   // A JSON array: unambiguous whatever the fields hold.
-  return dump(json::array(
+  return compact_json(json::array(
     {std::string{bot_name}, j.lobby_id, j.nick, j.provider_id}));
 }
 
 std::string idempotency_entry_json(const idempotency_entry& e) {
-  return dump(json{{"key", e.key},
-                   {"fingerprint", e.fingerprint},
-                   {"lobby_id", e.lobby_id},
-                   {"expires_at", e.expires_at},
-                   {"session", e.answer}});
+  return compact_json(json{{"key", e.key},
+                           {"fingerprint", e.fingerprint},
+                           {"lobby_id", e.lobby_id},
+                           {"expires_at", e.expires_at},
+                           {"session", e.answer}});
 }
 
 std::string idempotency_put_record(const std::string& entry_json) {
-  std::string out;
-  out.reserve(entry_json.size() + 24);
-  out += R"({"op":"put","entry":)";
-  out += entry_json;
-  out += '}';
-  return out;
+  return op_record("put", {{"entry", entry_json}});
 }
 
 std::string idempotency_del_record(const std::string& key) {
-  return dump(json{{"op", "del"}, {"key", key}});
+  return compact_json(json{{"op", "del"}, {"key", key}});
 }
 
 std::string
@@ -138,7 +129,7 @@ encode_idempotency_fragments(const std::vector<const std::string*>& entries,
   std::string out;
   out.reserve(size);
   out += R"({"format":)";
-  out += dump(json(idempotency_format));
+  out += compact_json(json(idempotency_format));
   out += ',';
   if (journal_seq != 0) {
     out += R"("journal_seq":)";
@@ -225,13 +216,7 @@ bool decode_idempotency(const std::string& text,
 
 // -- replay ---------------------------------------------------------------------
 
-idempotency_replay::idempotency_replay(std::vector<idempotency_entry> base) {
-  for (auto& e : base) {
-    index_[e.key] = items_.size();
-    items_.push_back(std::make_unique<idempotency_entry>(std::move(e)));
-  }
-}
-
+template <>
 bool idempotency_replay::apply(const std::string& payload, std::string& why) {
   try {
     json j;
@@ -251,22 +236,14 @@ bool idempotency_replay::apply(const std::string& payload, std::string& why) {
       idempotency_entry e;
       if (!read_entry(*i, e, why))
         return false;
-      if (auto k = index_.find(e.key); k != index_.end()) {
-        *items_[k->second] = std::move(e);
-      } else {
-        index_[e.key] = items_.size();
-        items_.push_back(std::make_unique<idempotency_entry>(std::move(e)));
-      }
+      items_.put(std::move(e));
       return true;
     }
     if (*op == "del") {
       std::string key;
       if (!string_field(j, "key", key, why))
         return false;
-      if (auto k = index_.find(key); k != index_.end()) {
-        items_[k->second].reset();
-        index_.erase(k);
-      }
+      items_.erase(key);
       return true;
     }
     why = "unknown op " + op->dump();
@@ -275,17 +252,6 @@ bool idempotency_replay::apply(const std::string& payload, std::string& why) {
     why = std::string{"cannot decode record: "} + error_message(e);
     return false;
   }
-}
-
-std::vector<idempotency_entry> idempotency_replay::result() {
-  std::vector<idempotency_entry> out;
-  out.reserve(index_.size());
-  for (auto& e : items_)
-    if (e)
-      out.push_back(std::move(*e));
-  items_.clear();
-  index_.clear();
-  return out;
 }
 
 } // namespace vb

@@ -15,12 +15,11 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "model/keyed_replay.hpp"
 #include "model/types.hpp"
 
 namespace vb {
@@ -66,19 +65,11 @@ bool decode_idempotency(const std::string& text,
                         std::vector<idempotency_entry>& out, std::string& why,
                         uint64_t* journal_seq = nullptr);
 
-/// Keys as a snapshot left them, with journal records applied in order.
-class idempotency_replay {
-public:
-  explicit idempotency_replay(std::vector<idempotency_entry> base);
-  /// Applies one record; false (and `why`) when it does not decode, and
-  /// then nothing changed.
-  bool apply(const std::string& payload, std::string& why);
-  /// The keys, in the order they were first put.
-  std::vector<idempotency_entry> result();
-
-private:
-  std::vector<std::unique_ptr<idempotency_entry>> items_; // null: deleted
-  std::unordered_map<std::string, size_t> index_;
-};
+/// Keys as a snapshot left them, with journal records applied in order;
+/// result() lists them in the order they were first put.
+using idempotency_replay =
+  keyed_replay<idempotency_entry, &idempotency_entry::key>;
+template <>
+bool idempotency_replay::apply(const std::string& payload, std::string& why);
 
 } // namespace vb

@@ -7,6 +7,7 @@
 
 #include "model/json.hpp"
 #include "model/lobby_sax.hpp"
+#include "model/record_codec.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -14,10 +15,6 @@ namespace vb {
 using nlohmann::json;
 
 namespace {
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 /// Parses a record: an object with a string "op".
 bool parse_record(const std::string& payload, json& j, std::string& op,
@@ -51,16 +48,11 @@ const std::string& string_field(const json& j, const char* key) {
 } // namespace
 
 std::string provider_put_record(const std::string& provider_json) {
-  std::string out;
-  out.reserve(provider_json.size() + 32);
-  out += R"({"op":"put","provider":)";
-  out += provider_json;
-  out += '}';
-  return out;
+  return op_record("put", {{"provider", provider_json}});
 }
 
 std::string provider_del_record(const std::string& provider_id) {
-  return dump(json{{"op", "del"}, {"provider_id", provider_id}});
+  return compact_json(json{{"op", "del"}, {"provider_id", provider_id}});
 }
 
 std::string provider_seen_record(
@@ -68,44 +60,34 @@ std::string provider_seen_record(
   json seen = json::object();
   for (auto& [id, t] : last_seen)
     seen[id] = t;
-  return dump(json{{"op", "seen"}, {"last_seen", std::move(seen)}});
+  return compact_json(json{{"op", "seen"}, {"last_seen", std::move(seen)}});
 }
 
 std::string lobby_header_json(const lobby& header) {
   auto j = lobby_summary(header);
   j.erase("members");
-  return dump(j);
+  return compact_json(j);
 }
 
 std::string lobby_record(const lobby& header) {
-  return R"({"op":"lobby","lobby":)" + lobby_header_json(header) + "}";
+  return op_record("lobby", {{"lobby", lobby_header_json(header)}});
 }
 
 std::string join_record(const std::string& lobby_id,
                         const std::string& session_json) {
-  std::string out = R"({"op":"join","lobby_id":)";
-  out += dump(json(lobby_id));
-  out += R"(,"session":)";
-  out += session_json;
-  out += '}';
-  return out;
+  return op_record("join", {{"lobby_id", compact_json(json(lobby_id))},
+                            {"session", session_json}});
 }
 
 std::string leave_record(const std::string& lobby_id,
                          const std::string& session_id) {
-  return dump(
+  return compact_json(
     json{{"op", "leave"}, {"lobby_id", lobby_id}, {"session_id", session_id}});
 }
 
 // -- providers ----------------------------------------------------------------
 
-provider_replay::provider_replay(std::vector<provider> base) {
-  for (auto& p : base) {
-    index_[p.provider_id] = items_.size();
-    items_.push_back(std::make_unique<provider>(std::move(p)));
-  }
-}
-
+template <>
 bool provider_replay::apply(const std::string& payload, std::string& why) {
   try {
     json j;
@@ -123,21 +105,11 @@ bool provider_replay::apply(const std::string& payload, std::string& why) {
         why = "put record: provider without provider_id or name";
         return false;
       }
-      if (auto k = index_.find(p.provider_id); k != index_.end()
-                                               && items_[k->second]) {
-        *items_[k->second] = std::move(p);
-      } else {
-        index_[p.provider_id] = items_.size();
-        items_.push_back(std::make_unique<provider>(std::move(p)));
-      }
+      items_.put(std::move(p));
       return true;
     }
     if (op == "del") {
-      auto& id = string_field(j, "provider_id");
-      if (auto k = index_.find(id); k != index_.end()) {
-        items_[k->second].reset();
-        index_.erase(k);
-      }
+      items_.erase(string_field(j, "provider_id"));
       return true;
     }
     if (op == "seen") {
@@ -147,8 +119,8 @@ bool provider_replay::apply(const std::string& payload, std::string& why) {
         return false;
       }
       for (auto& [id, t] : i->items())
-        if (auto k = index_.find(id); k != index_.end() && t.is_number())
-          items_[k->second]->last_seen = t.get<double>();
+        if (auto* p = items_.find(id); p && t.is_number())
+          p->last_seen = t.get<double>();
       return true;
     }
     why = "unknown op \"" + op + "\"";
@@ -159,26 +131,13 @@ bool provider_replay::apply(const std::string& payload, std::string& why) {
   }
 }
 
-std::vector<provider> provider_replay::result() {
-  std::vector<provider> out;
-  out.reserve(index_.size());
-  for (auto& p : items_)
-    if (p)
-      out.push_back(std::move(*p));
-  items_.clear();
-  index_.clear();
-  return out;
-}
-
 // -- lobbies ------------------------------------------------------------------
 
 lobby_replay::lobby_replay(std::vector<lobby> base) {
   for (auto& l : base) {
     item it;
-    for (auto& s : l.sessions) {
-      it.index[s.session_id] = it.members.size();
-      it.members.push_back(std::make_unique<session>(std::move(s)));
-    }
+    for (auto& s : l.sessions)
+      it.members.add(std::move(s));
     l.sessions.clear();
     it.header = std::move(l);
     index_[it.header.id] = items_.size();
@@ -265,24 +224,14 @@ bool lobby_replay::apply_doc(detail::lobby_record_doc& r, std::string& why) {
     }
     auto& it = items_[k->second];
     if (r.op == "leave") {
-      if (auto m = it.index.find(r.session_id); m != it.index.end()) {
-        it.members[m->second].reset();
-        it.index.erase(m);
-      }
+      it.members.erase(r.session_id);
       return true;
     }
     if (!r.has_session || r.member.session_id.empty()) {
       why = "join record without a session id";
       return false;
     }
-    auto& s = r.member;
-    if (auto m = it.index.find(s.session_id);
-        m != it.index.end() && it.members[m->second]) {
-      *it.members[m->second] = std::move(s);
-    } else {
-      it.index[s.session_id] = it.members.size();
-      it.members.push_back(std::make_unique<session>(std::move(s)));
-    }
+    it.members.put(std::move(r.member));
     return true;
   }
 }
@@ -292,10 +241,7 @@ std::vector<lobby> lobby_replay::result() {
   out.reserve(items_.size());
   for (auto& it : items_) {
     auto l = std::move(it.header);
-    l.sessions.reserve(it.index.size());
-    for (auto& m : it.members)
-      if (m)
-        l.sessions.push_back(std::move(*m));
+    l.sessions = it.members.take();
     out.push_back(std::move(l));
   }
   items_.clear();

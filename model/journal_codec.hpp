@@ -16,12 +16,12 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "model/keyed_replay.hpp"
 #include "model/lobby_sax.hpp"
 #include "model/types.hpp"
 
@@ -42,20 +42,11 @@ std::string leave_record(const std::string& lobby_id,
 /// before its sessions.
 std::string lobby_header_json(const lobby& header);
 
-/// Providers as a snapshot left them, with journal records applied in order.
-class provider_replay {
-public:
-  explicit provider_replay(std::vector<provider> base);
-  /// Applies one record; false (and `why`) when it does not decode, and
-  /// then nothing changed.
-  bool apply(const std::string& payload, std::string& why);
-  /// The providers, in registration order.
-  std::vector<provider> result();
-
-private:
-  std::vector<std::unique_ptr<provider>> items_; // null: deleted
-  std::unordered_map<std::string, size_t> index_;
-};
+/// Providers as a snapshot left them, with journal records applied in
+/// order; result() lists them in registration order.
+using provider_replay = keyed_replay<provider, &provider::provider_id>;
+template <>
+bool provider_replay::apply(const std::string& payload, std::string& why);
 
 /// Lobbies (with their bot members) as a snapshot left them, with journal
 /// records applied in order.
@@ -80,9 +71,8 @@ private:
   size_t next_parsed_ = 0;
 
   struct item {
-    lobby header;
-    std::vector<std::unique_ptr<session>> members; // null: left
-    std::unordered_map<std::string, size_t> index;
+    lobby header; // without its sessions
+    keyed_items<session, &session::session_id> members;
   };
   std::vector<item> items_;
   std::unordered_map<std::string, size_t> index_;

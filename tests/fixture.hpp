@@ -4,13 +4,13 @@
 #pragma once
 
 #include <chrono>
-#include <cstdlib>
 #include <string>
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/interfaces.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace vb::test {
 
@@ -67,19 +67,6 @@ struct fixture {
     caf::error result;
     rh.receive([&](T&) {}, [&](caf::error& err) { result = std::move(err); });
     return result;
-  }
-};
-
-/// A fresh temporary directory, removed with its contents at the end.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/vb-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    [[maybe_unused]] auto rc = std::system(cmd.c_str());
   }
 };
 

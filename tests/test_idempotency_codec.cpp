@@ -4,7 +4,6 @@
 // corruption, rotation) is tested in test_journal.cpp.
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +12,7 @@
 
 #include "model/idempotency_codec.hpp"
 #include "storage/journal.hpp"
+#include "tests/temp_dir.hpp"
 
 using nlohmann::json;
 using namespace vb;
@@ -53,18 +53,6 @@ std::vector<std::string> keys_of(const std::vector<idempotency_entry>& es) {
     out.push_back(e.key);
   return out;
 }
-
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/vb-idem-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    [[maybe_unused]] auto rc = std::system(cmd.c_str());
-  }
-};
 
 } // namespace
 
@@ -189,7 +177,7 @@ TEST_CASE("a record that does not decode is refused and changes nothing",
 TEST_CASE("keys written to an idempotency journal come back from it: a put "
           "then a del of another key, replayed after the snapshot's seq",
           "[idempotency_codec]") {
-  temp_dir dir;
+  test::temp_dir dir;
   auto a = entry("a", "s1");
   auto b = entry("b", "s2");
   std::string snapshot;
@@ -221,4 +209,12 @@ TEST_CASE("keys written to an idempotency journal come back from it: a put "
   auto out = replay.result();
   REQUIRE(out.size() == 1);
   CHECK(same(out[0], b));
+}
+
+TEST_CASE("idempotency records keep their bytes: a put has \"op\" first and "
+          "the entry as given, a del its keys sorted", "[idempotency_codec]") {
+  CHECK(idempotency_put_record(R"({"key":"k"})")
+        == R"({"op":"put","entry":{"key":"k"}})");
+  CHECK(idempotency_del_record("k \"1\" \xff")
+        == "{\"key\":\"k \\\"1\\\" \xef\xbf\xbd\",\"op\":\"del\"}");
 }

@@ -317,3 +317,21 @@ TEST_CASE("a snapshot names the last journal record it holds; older files "
                              back, why, &seq));
   CHECK_THAT(why, Catch::Contains("journal_seq"));
 }
+
+TEST_CASE("journal records keep their bytes: a record around rendered JSON "
+          "has \"op\" first, a record of plain values its keys sorted",
+          "[journal_codec]") {
+  CHECK(provider_put_record(R"({"provider_id":"p1"})")
+        == R"({"op":"put","provider":{"provider_id":"p1"}})");
+  CHECK(provider_del_record("p1") == R"({"op":"del","provider_id":"p1"})");
+  CHECK(provider_seen_record({{"p2", 2.5}, {"p1", 1.0}})
+        == R"({"last_seen":{"p1":1.0,"p2":2.5},"op":"seen"})");
+  CHECK(lobby_record(room("l1"))
+        == R"({"op":"lobby","lobby":{"created_at":1700000000.0,"id":"l1",)"
+           R"("name":"room l1","private":false}})");
+  CHECK(join_record("l \"1\" \xff", R"({"session_id":"s1"})")
+        == "{\"op\":\"join\",\"lobby_id\":\"l \\\"1\\\" \xef\xbf\xbd\","
+           "\"session\":{\"session_id\":\"s1\"}}");
+  CHECK(leave_record("l1", "s1")
+        == R"({"lobby_id":"l1","op":"leave","session_id":"s1"})");
+}
