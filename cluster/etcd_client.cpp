@@ -7,7 +7,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,7 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "link/round_trip.hpp"
 #include "model/call_once.hpp"
+#include "model/log_text.hpp"
 #include "model/url.hpp"
 
 namespace vb::etcd {
@@ -185,19 +186,6 @@ txn_op txn_op::make(delete_request r) {
 // -- JSON of the gateway ------------------------------------------------------------
 
 namespace {
-
-/// For messages: at most 200 characters, control characters replaced.
-std::string printable(std::string_view s) {
-  std::string out(s.substr(0, 200));
-  for (auto& c : out) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f)
-      c = '?';
-  }
-  if (s.size() > 200)
-    out += "...";
-  return out;
-}
 
 /// The gateway writes 64-bit numbers as strings ("6"); numbers are read too.
 /// 0 when absent or not a number of type T.
@@ -391,7 +379,7 @@ reply interpret(unsigned status, const std::string& text) {
   auto j = json::parse(first, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     r.error = {errc::bad_answer, 0, static_cast<int>(status),
-               "HTTP " + std::to_string(status) + ": " + printable(text)};
+               "HTTP " + std::to_string(status) + ": " + log_text(text)};
     return r;
   }
   if (auto e = j.find("error"); e != j.end()) {
@@ -414,7 +402,7 @@ reply interpret(unsigned status, const std::string& text) {
     j = *res;
   if (status != 200) {
     r.error = {errc::bad_answer, 0, static_cast<int>(status),
-               "HTTP " + std::to_string(status) + ": " + printable(text)};
+               "HTTP " + std::to_string(status) + ": " + log_text(text)};
     return r;
   }
   r.body = std::move(j);
@@ -459,9 +447,9 @@ void guarded(const F& f, A&&... a) noexcept {
   try {
     f(std::forward<A>(a)...);
   } catch (const std::exception& e) {
-    spdlog::error("etcd client: a callback threw: {}", e.what());
+    report_callback_threw(e.what());
   } catch (...) {
-    spdlog::error("etcd client: a callback threw");
+    report_callback_threw(nullptr);
   }
 }
 
@@ -500,8 +488,9 @@ namespace {
 
 using impl = etcd_client::impl;
 
-/// One unary call: attempts on the endpoints in turn until one answers
-/// something other than "unavailable", or the deadline.
+/// One unary call: attempts (each one round trip, link/round_trip.hpp) on
+/// the endpoints in turn until one answers something other than
+/// "unavailable", or the deadline.
 class unary_call : public std::enable_shared_from_this<unary_call> {
 public:
   unary_call(impl& owner, std::string path, std::string body,
@@ -535,55 +524,41 @@ private:
       return done_(std::move(r));
     }
     auto& ep = owner_.endpoints[index_];
-    stream_.emplace(owner_.ioc);
-    parser_.emplace();
-    parser_->body_limit(owner_.options.max_body_bytes);
-    buffer_.clear();
-    req_ = {};
-    req_.method(bhttp::verb::post);
-    req_.target(path_);
-    req_.version(11);
-    req_.set(bhttp::field::host, ep.host_field);
-    req_.set(bhttp::field::content_type, "application/json");
-    req_.body() = body_;
-    req_.keep_alive(false);
-    req_.prepare_payload();
-    stream_->expires_at(std::min(deadline_, now + owner_.options.attempt_timeout));
-    stream_->async_connect(
-      ep.addresses, [self = shared_from_this()](beast::error_code ec,
-                                                const tcp::endpoint&) {
-        if (ec)
-          return self->next("connect: " + ec.message());
-        bhttp::async_write(*self->stream_, self->req_,
-                           [self](beast::error_code ec, std::size_t) {
-                             if (ec)
-                               return self->next("write: " + ec.message());
-                             self->sent_ = true;
-                             self->read();
-                           });
-      });
+    round_trip::request req;
+    req.method(bhttp::verb::post);
+    req.target(path_);
+    req.version(11);
+    req.set(bhttp::field::host, ep.host_field);
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body_;
+    req.keep_alive(false);
+    req.prepare_payload();
+    round_trip::peer to;
+    to.addresses = ep.addresses;
+    // Any status is read on: interpret() judges the answer.
+    round_trip::reading rules{owner_.options.max_body_bytes, nullptr};
+    round_trip::start(owner_.ioc.get_executor(), std::move(to), std::move(req),
+                      rules,
+                      std::min(deadline_, now + owner_.options.attempt_timeout),
+                      [self = shared_from_this()](round_trip::outcome o) {
+                        self->on_outcome(std::move(o));
+                      },
+                      report_callback_threw);
   }
 
-  void read() {
-    bhttp::async_read(*stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec,
-                                                  std::size_t) {
-                        self->on_read(ec);
-                      });
-  }
-
-  void on_read(beast::error_code ec) {
-    if (ec == bhttp::error::body_limit) {
+  void on_outcome(round_trip::outcome o) {
+    if (o.dropped)
+      return; // the client stops: done_ reports client_stopped
+    sent_ = sent_ || o.sent;
+    if (o.error == bhttp::error::body_limit) {
       reply r;
       r.error = {errc::bad_answer, 0, 0, "answer too large"};
       return done_(std::move(r));
     }
-    if (ec)
-      return next("read: " + ec.message());
-    beast::error_code ignored;
-    stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-    auto& res = parser_->get();
-    auto r = interpret(res.result_int(), res.body());
+    if (o.at != round_trip::step::done)
+      return next(std::string(round_trip::to_string(o.at)) + ": "
+                  + o.error.message());
+    auto r = interpret(o.res.result_int(), o.res.body());
     if (is_unavailable(r.error)) {
       last_ = r.error;
       saw_unavailable_ = true;
@@ -599,7 +574,6 @@ private:
     spdlog::debug("etcd client: {} {}: {}", ep.text, path_, why);
     if (!answered)
       last_ = {errc::unavailable, 0, 0, ep.text + ": " + why};
-    stream_->close();
     if (sent_ && !resend_) {
       // It may have applied: never sent again (see impl::call).
       reply r;
@@ -628,10 +602,6 @@ private:
   std::string body_;
   clock_type::time_point deadline_;
   net::steady_timer pause_;
-  std::optional<beast::tcp_stream> stream_;
-  beast::flat_buffer buffer_;
-  bhttp::request<bhttp::string_body> req_;
-  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
   std::size_t index_ = 0;
   std::size_t tries_ = 0;
   bool saw_unavailable_ = false; // an endpoint answered code 14
@@ -801,13 +771,13 @@ private:
       return true;
     auto j = json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
-      reconnect_why_ = "bad message: " + printable(line);
+      reconnect_why_ = "bad message: " + log_text(line);
       return false;
     }
     if (auto e = j.find("error"); e != j.end()) {
       auto msg = e->is_object() && e->contains("message") && (*e)["message"].is_string()
                    ? (*e)["message"].get<std::string>()
-                   : printable(e->dump());
+                   : log_text(e->dump());
       reconnect_why_ = "error: " + msg;
       return false;
     }
@@ -1075,7 +1045,7 @@ etcd_client::etcd_client(etcd_options options)
   for (auto& text : impl_->options.endpoints) {
     url_parts parts;
     if (parse_url(text, parts) != url_error::none || parts.scheme != "http") {
-      impl_->config_error = "bad etcd endpoint: " + printable(text);
+      impl_->config_error = "bad etcd endpoint: " + log_text(text);
       break;
     }
     boost::system::error_code ec;
@@ -1084,10 +1054,8 @@ etcd_client::etcd_client(etcd_options options)
       impl_->config_error = "cannot resolve " + text + ": " + ec.message();
       break;
     }
-    auto host = parts.host.find(':') == std::string::npos
-                  ? parts.host
-                  : "[" + parts.host + "]";
-    impl_->endpoints.push_back({text, host + ":" + parts.port, addresses});
+    impl_->endpoints.push_back(
+      {text, round_trip::host_field(parts.host, parts.port), addresses});
   }
   if (!impl_->config_error.empty())
     spdlog::error("etcd client: {}", impl_->config_error);

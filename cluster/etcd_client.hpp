@@ -1,7 +1,8 @@
 // The etcd client of cluster mode (design cluster-etcd.md §4.3): etcd v3's
 // JSON gateway (`POST /v3/...`, HTTP/1.1) on Beast, on the client's own I/O
-// thread, like link/http_client. Keys and values are plain strings here; the
-// client does the base64 of the wire itself.
+// thread, like link/http_client; a unary call's attempt is the same round
+// trip as the provider link's (link/round_trip.hpp). Keys and values are
+// plain strings here; the client does the base64 of the wire itself.
 //
 // - Unary calls (range, put, delete_range, txn, lease grant / revoke /
 //   keepalive / timetolive, maintenance status) each have ONE deadline. On a

@@ -59,19 +59,18 @@ private:
   std::size_t pos_ = 0;
 };
 
-http_result failure(std::string error) {
+/// The result of a whole response; moves the body out.
+http_result answered(round_trip::response& res) {
   http_result r;
-  r.error = std::move(error);
-  r.timed_out = r.error == "timeout";
+  r.status = static_cast<int>(res.result_int());
+  r.body = std::move(res.body());
   return r;
 }
 
 } // namespace
 
-void set_limits(response_parser& p, bool head_request) {
-  p.body_limit(http_client::max_body_bytes);
-  if (head_request)
-    p.skip(true); // a HEAD response has headers only
+round_trip::reading rules() {
+  return {http_client::max_body_bytes, status_problem};
 }
 
 std::string describe(const boost::system::error_code& ec) {
@@ -100,12 +99,21 @@ std::string status_problem(const response_parser& p) {
   return "bad status " + std::to_string(status);
 }
 
-http_result result_of(response_parser& p) {
-  auto& res = p.get();
+http_result failure(std::string error) {
   http_result r;
-  r.status = static_cast<int>(res.result_int());
-  r.body = std::move(res.body());
+  r.error = std::move(error);
+  r.timed_out = r.error == "timeout";
   return r;
+}
+
+http_result result_of(round_trip::outcome o) {
+  if (o.dropped)
+    return failure("client stopped");
+  if (o.at == round_trip::step::done)
+    return answered(o.res);
+  if (!o.refused.empty())
+    return failure(std::move(o.refused));
+  return failure(describe(o.error));
 }
 
 http_result read_answer(std::string_view bytes, bool head_request,
@@ -115,21 +123,20 @@ http_result read_answer(std::string_view bytes, bool head_request,
   memory_stream stream(bytes, chunk);
   beast::flat_buffer buffer;
   response_parser parser;
-  set_limits(parser, head_request);
+  auto how = rules();
+  round_trip::prepare(parser, how, head_request);
   boost::system::error_code ec;
   bhttp::read_header(stream, buffer, parser, ec);
   if (ec)
     return failure(describe(ec));
-  if (auto why = status_problem(parser); !why.empty())
+  if (auto why = round_trip::refusal(how, parser); !why.empty())
     return failure(std::move(why));
   bhttp::read(stream, buffer, parser, ec);
   if (ec)
     return failure(describe(ec));
-  bool keep = parser.get().keep_alive();
-  auto r = result_of(parser);
   if (reusable)
-    *reusable = keep && buffer.size() == 0;
-  return r;
+    *reusable = round_trip::reusable(parser, buffer.size());
+  return answered(parser.get());
 }
 
 } // namespace vb::answer

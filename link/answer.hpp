@@ -1,7 +1,8 @@
-// How the HTTP provider client reads a provider's answer (SPEC §4): the
-// parser's limits, the error words of http_result, and the result of a
-// complete response. link/http_client.cpp reads from its socket with these;
-// read_answer() applies them to bytes in memory, so that the fuzz target
+// How the HTTP provider client reads a provider's answer (SPEC §4): its
+// reading rules (limits, the status it acts on), the error words of
+// http_result, and the result of a round trip (link/round_trip.hpp).
+// link/http_client.cpp reads from its socket with these; read_answer()
+// applies them to bytes in memory, so that the fuzz target
 // fuzz/http_client_answer.cpp parses answers exactly as the client does,
 // without a socket. Beast is in this header: only link/ and fuzz/ include
 // it (actors/ see link/http_link.hpp).
@@ -11,21 +12,19 @@
 #include <string>
 #include <string_view>
 
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "link/http_link.hpp"
+#include "link/round_trip.hpp"
 
 namespace vb::answer {
 
-using response_parser
-  = boost::beast::http::response_parser<boost::beast::http::string_body>;
+using response_parser = round_trip::response_parser;
 
-/// The limits of one answer: a body of at most http_client::max_body_bytes,
-/// Beast's default 8 KiB of headers; headers only after a HEAD.
-void set_limits(response_parser& p, bool head_request);
+/// The client's reading: a body of at most http_client::max_body_bytes,
+/// Beast's default 8 KiB of headers, headers only after a HEAD, and a status
+/// refused by status_problem().
+round_trip::reading rules();
 
 /// The `error` of an http_result for a failed read, connect or resolve
 /// (the words listed in link/http_link.hpp).
@@ -38,8 +37,12 @@ std::string describe(const boost::system::error_code& ec);
 /// class to read it by. Such an answer is no answer ("bad status N").
 std::string status_problem(const response_parser& p);
 
-/// The result of a complete response; moves the body out of the parser.
-http_result result_of(response_parser& p);
+/// No answer: `error` (timed_out when it is "timeout").
+http_result failure(std::string error);
+
+/// The result of a round trip to a provider: the answer, or why there is
+/// none ("client stopped" when it was dropped).
+http_result result_of(round_trip::outcome o);
 
 /// `bytes` as what a provider sent before closing the connection, read as
 /// the client reads its socket (headers, then the rest; `chunk` bytes per

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -12,17 +11,17 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
 #include "link/answer.hpp"
+#include "link/round_trip.hpp"
 #include "model/call_once.hpp"
+#include "model/log_text.hpp"
 #include "model/url.hpp"
 
 namespace vb {
 
-namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = boost::asio::ip::tcp;
@@ -33,27 +32,8 @@ namespace {
 
 constexpr const char* user_agent = "voicebot-server";
 
-http_result failure(std::string error) {
-  http_result r;
-  r.error = std::move(error);
-  return r;
-}
-
-/// For error messages: at most 200 characters, control characters replaced.
-std::string printable(std::string_view s) {
-  std::string out(s.substr(0, 200));
-  for (auto& c : out) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f)
-      c = '?';
-  }
-  if (s.size() > 200)
-    out += "...";
-  return out;
-}
-
 http_result client_stopped() {
-  return failure("client stopped");
+  return answer::failure("client stopped");
 }
 
 void report_completion_threw(const char* what) {
@@ -75,7 +55,7 @@ struct completion : call_once<http_result> {
 /// own strand (no lock). A connection goes back after a complete response
 /// that allows keep-alive; the next request to the same endpoint takes it.
 /// One the provider closed meanwhile fails at once and the request is
-/// retried on a new connection (see exchange::retry_fresh). A connection
+/// retried on a new connection (link/round_trip.hpp's peer::kept). A connection
 /// idle for `idle_timeout` is closed: an endpoint that gets no more
 /// requests (a provider that died or left) keeps no socket open.
 class connection_pool : public std::enable_shared_from_this<connection_pool> {
@@ -163,223 +143,50 @@ private:
   std::unordered_map<std::string, std::vector<idle>> idle_;
 };
 
-/// One request on its own strand and its own connection. Every handler holds
-/// a shared_ptr to it, so it lives until its last operation ends (or until
-/// the io_context drops the pending operations when the client stops).
-class exchange : public std::enable_shared_from_this<exchange> {
-public:
-  using executor = net::strand<net::io_context::executor_type>;
+/// The request to a provider: HTTP/1.1, kept alive, JSON both ways.
+round_trip::request request_to(const url_parts& url, bhttp::verb method,
+                               std::string body) {
+  round_trip::request req;
+  req.method(method);
+  req.target(url.target);
+  req.version(11);
+  req.set(bhttp::field::host, round_trip::host_field(url.host, url.port, "80"));
+  req.set(bhttp::field::user_agent, user_agent);
+  req.set(bhttp::field::accept, "application/json");
+  if (!body.empty())
+    req.set(bhttp::field::content_type, "application/json");
+  req.body() = std::move(body);
+  req.keep_alive(true);
+  req.prepare_payload();
+  return req;
+}
 
-  exchange(executor ex, std::shared_ptr<connection_pool> pool, url_parts url,
-           bhttp::verb method, std::string body,
-           std::chrono::steady_clock::time_point deadline, completion done)
-    : pool_(std::move(pool)),
-      resolver_(ex),
-      resolve_timer_(ex),
-      stream_(ex),
-      deadline_(deadline),
-      host_(std::move(url.host)),
-      port_(std::move(url.port)),
-      done_(std::move(done)) {
-    req_.method(method);
-    req_.target(url.target);
-    req_.version(11);
-    auto host_field = host_.find(':') == std::string::npos
-                        ? host_
-                        : "[" + host_ + "]";
-    if (port_ != "80")
-      host_field += ":" + port_;
-    req_.set(bhttp::field::host, host_field);
-    req_.set(bhttp::field::user_agent, user_agent);
-    req_.set(bhttp::field::accept, "application/json");
-    if (!body.empty())
-      req_.set(bhttp::field::content_type, "application/json");
-    req_.body() = std::move(body);
-    req_.keep_alive(true);
-    req_.prepare_payload();
-    key_ = host_ + " " + port_;
-    answer::set_limits(*parser_, method == bhttp::verb::head);
-  }
-
-  /// The request's strand.
-  net::any_io_executor get_executor() {
-    return stream_.get_executor();
-  }
-
-  /// Runs on the strand: an idle connection to the endpoint if there is
-  /// one, else a new one.
-  void start() {
-    pool_->take(key_, get_executor(),
-                [self = shared_from_this()](std::optional<tcp::socket> sock) {
-                  if (self->phase_ != phase::resolving)
-                    return;
-                  if (!sock)
-                    return self->start_fresh();
-                  // The connection moves to this request's own socket.
-                  beast::error_code ec;
-                  auto protocol = sock->local_endpoint(ec).protocol();
-                  if (!ec) {
-                    auto fd = sock->release(ec);
-                    if (!ec)
-                      self->stream_.socket().assign(protocol, fd, ec);
-                  }
-                  if (ec)
-                    return self->start_fresh();
-                  self->reused_ = true;
-                  self->phase_ = phase::exchanging;
-                  self->stream_.expires_at(self->deadline_);
-                  self->send();
-                });
-  }
-
-private:
-  /// Resolves and connects.
-  void start_fresh() {
-    // The stream's timer does not cover the resolver: a timer of our own
-    // does, for the same deadline.
-    resolve_timer_.expires_at(deadline_);
-    resolve_timer_.async_wait(
-      beast::bind_front_handler(&exchange::on_resolve_deadline,
-                                shared_from_this()));
-    resolver_.async_resolve(
-      host_, port_, tcp::resolver::numeric_service,
-      beast::bind_front_handler(&exchange::on_resolve, shared_from_this()));
-  }
-
-  /// A reused connection failed before any answer: the provider closed it
-  /// while it was idle. Once, on a new connection.
-  bool retry_fresh(const beast::error_code& ec) {
-    if (!reused_ || got_bytes_ || std::chrono::steady_clock::now() >= deadline_)
-      return false;
-    if (ec == beast::error::timeout)
-      return false;
-    reused_ = false;
-    beast::error_code ignored;
-    stream_.socket().close(ignored);
-    stream_.socket() = tcp::socket{stream_.get_executor()};
-    buffer_.clear();
-    parser_.emplace();
-    answer::set_limits(*parser_, req_.method() == bhttp::verb::head);
-    phase_ = phase::resolving;
-    start_fresh();
-    return true;
-  }
-
-  void on_resolve_deadline(beast::error_code ec) {
-    if (ec || phase_ != phase::resolving)
-      return; // cancelled, or the lookup finished first
-    // Answer now; a lookup inside getaddrinfo ends on its own and is ignored.
-    resolver_.cancel();
-    finish(failure("timeout"));
-  }
-
-  void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
-    if (phase_ != phase::resolving)
-      return;
-    resolve_timer_.cancel();
-    if (ec)
-      return fail(ec);
-    phase_ = phase::exchanging;
-    // One deadline for connect, write and read together.
-    stream_.expires_at(deadline_);
-    stream_.async_connect(
-      results,
-      beast::bind_front_handler(&exchange::on_connect, shared_from_this()));
-  }
-
-  void on_connect(beast::error_code ec, const tcp::endpoint&) {
-    if (phase_ != phase::exchanging)
-      return;
-    if (ec)
-      return fail(ec);
-    beast::error_code ignored;
-    stream_.socket().set_option(tcp::no_delay(true), ignored);
-    send();
-  }
-
-  void send() {
-    bhttp::async_write(
-      stream_, req_,
-      beast::bind_front_handler(&exchange::on_write, shared_from_this()));
-  }
-
-  /// Before any answer: a failure on a pooled connection is retried on a
-  /// new one (once); other failures end the request. True when it failed.
-  bool failed_before_answer(const beast::error_code& ec) {
-    if (!ec)
-      return false;
-    if (!retry_fresh(ec))
-      fail(ec);
-    return true;
-  }
-
-  void on_write(beast::error_code ec, std::size_t) {
-    if (phase_ != phase::exchanging || failed_before_answer(ec))
-      return;
-    bhttp::async_read_header(
-      stream_, buffer_, *parser_,
-      beast::bind_front_handler(&exchange::on_header, shared_from_this()));
-  }
-
-  void on_header(beast::error_code ec, std::size_t) {
-    if (phase_ != phase::exchanging || failed_before_answer(ec))
-      return;
-    got_bytes_ = true;
-    if (auto why = answer::status_problem(*parser_); !why.empty())
-      return finish(failure(std::move(why))); // and the connection closes
-    bhttp::async_read(
-      stream_, buffer_, *parser_,
-      beast::bind_front_handler(&exchange::on_read, shared_from_this()));
-  }
-
-  void on_read(beast::error_code ec, std::size_t) {
-    if (phase_ != phase::exchanging)
-      return;
-    if (ec)
-      return fail(ec);
-    // Nothing may follow the response on a connection that goes back.
-    bool keep = parser_->get().keep_alive() && buffer_.size() == 0;
-    finish(answer::result_of(*parser_), keep);
-  }
-
-  void fail(const beast::error_code& ec) {
-    finish(failure(answer::describe(ec)));
-  }
-
-  void finish(http_result r, bool keep = false) {
-    phase_ = phase::done;
-    r.timed_out = r.error == "timeout";
-    beast::error_code ignored;
-    resolve_timer_.cancel();
-    if (keep) {
-      stream_.expires_never();
-      pool_->give(key_, stream_.release_socket());
-    } else {
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_.close();
-    }
-    done_(std::move(r));
-  }
-
-  enum class phase { resolving, exchanging, done };
-
-  std::shared_ptr<connection_pool> pool_;
-  tcp::resolver resolver_;
-  net::steady_timer resolve_timer_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  bhttp::request<bhttp::string_body> req_;
-  std::optional<bhttp::response_parser<bhttp::string_body>> parser_{
-    std::in_place};
-  std::string key_;
-  bool reused_ = false;    // on a connection from the pool
-  bool got_bytes_ = false; // a response header arrived
-  std::chrono::steady_clock::time_point deadline_;
-  std::string host_;
-  std::string port_;
-  phase phase_ = phase::resolving;
-  completion done_;
-};
+/// One request on its own strand: an idle connection to the endpoint if the
+/// pool has one, else a new one; after an answer that allows it, the
+/// connection goes back to the pool.
+void send(std::shared_ptr<connection_pool> pool, url_parts url,
+          round_trip::request req,
+          std::chrono::steady_clock::time_point deadline,
+          net::strand<net::io_context::executor_type> ex, completion done) {
+  auto key = url.host + " " + url.port;
+  round_trip::peer to;
+  to.host = std::move(url.host);
+  to.port = std::move(url.port);
+  pool->take(key, ex,
+             [pool, key, to = std::move(to), req = std::move(req), deadline, ex,
+              done = std::make_shared<completion>(std::move(done))](
+               std::optional<tcp::socket> sock) mutable {
+               to.kept = std::move(sock);
+               round_trip::start(
+                 ex, std::move(to), std::move(req), answer::rules(), deadline,
+                 [pool, key, done](round_trip::outcome o) {
+                   if (o.kept)
+                     pool->give(key, std::move(*o.kept));
+                   (*done)(answer::result_of(std::move(o)));
+                 },
+                 report_completion_threw);
+             });
+}
 
 } // namespace
 
@@ -395,7 +202,7 @@ struct http_client::impl {
   /// Calls `done` with `error` from an I/O thread, never inline.
   void post_failure(completion done, std::string error) {
     net::post(ioc, [done = std::move(done), error = std::move(error)]() mutable {
-      done(failure(std::move(error)));
+      done(answer::failure(std::move(error)));
     });
   }
 };
@@ -414,8 +221,9 @@ http_client::~http_client() {
   for (auto& t : impl_->threads)
     t.join();
   // Destroying the io_context (with impl_) destroys the operations it still
-  // holds; the last one of each request destroys its exchange, whose
-  // completion then reports "client stopped" on this thread.
+  // holds; the last one of each request drops its round trip (or its wait
+  // for the pool), whose completion then reports "client stopped" on this
+  // thread.
   impl_.reset();
 }
 
@@ -425,24 +233,22 @@ void http_client::request(std::string method, std::string url,
   completion c(std::move(done));
   url_parts parts;
   if (parse_url(url, parts) != url_error::none)
-    return impl_->post_failure(std::move(c), "bad url: " + printable(url));
+    return impl_->post_failure(std::move(c), "bad url: " + log_text(url));
   if (parts.scheme != "http")
     return impl_->post_failure(std::move(c),
                                "https providers are not supported");
   auto verb = bhttp::string_to_verb(method);
   if (verb == bhttp::verb::unknown)
     return impl_->post_failure(std::move(c),
-                               "bad method: " + printable(method));
+                               "bad method: " + log_text(method));
   // The deadline starts now, so time queued behind other work counts too.
   // Clamped to [0, 24 h] so that no addition overflows.
   timeout = std::clamp(timeout, std::chrono::milliseconds{0},
                        std::chrono::milliseconds{std::chrono::hours{24}});
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto ex = std::make_shared<exchange>(net::make_strand(impl_->ioc),
-                                       impl_->pool, std::move(parts), verb,
-                                       std::move(body),
-                                       deadline, std::move(c));
-  net::post(ex->get_executor(), [ex] { ex->start(); });
+  auto req = request_to(parts, verb, std::move(body));
+  send(impl_->pool, std::move(parts), std::move(req), deadline,
+       net::make_strand(impl_->ioc), std::move(c));
 }
 
 } // namespace vb

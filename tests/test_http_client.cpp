@@ -562,6 +562,13 @@ TEST_CASE("http client: errors known at once are posted, not called inline",
     CHECK(r.calls == 1);
     CHECK(r.result.error.rfind("bad url: ", 0) == 0);
   }
+  SECTION("a long URL with control characters is quoted cut and cleaned") {
+    std::string url = "http://h/\r\n" + std::string(300, 'a');
+    auto r = run_one("GET", url);
+    CHECK(r.calls == 1);
+    CHECK(r.result.error
+          == "bad url: http://h/??" + std::string(189, 'a') + "...");
+  }
   SECTION("https") {
     auto r = run_one("POST", "https://provider.example:8443/bots/x/join", "{}");
     CHECK(r.calls == 1);
