@@ -47,21 +47,8 @@ bool decode_entry(const std::string& json, const std::string& key,
 std::vector<idempotency_entry>
 load_idempotency_keys(const std::string& dir, journal_store_seed& seed,
                       server_stats* stats) {
-  std::vector<idempotency_entry> base;
-  std::unique_ptr<idempotency_replay> replay;
-  load_durable(
-    dir, idempotency_file_name,
-    [&](const std::string& text, uint64_t& seq, std::string& why) {
-      base.clear();
-      return decode_idempotency(text, base, why, &seq);
-    },
-    [&](const std::string& record, std::string& why) {
-      if (!replay)
-        replay = std::make_unique<idempotency_replay>(std::move(base));
-      return replay->apply(record, why);
-    },
-    seed, stats);
-  auto result = replay ? replay->result() : std::move(base);
+  auto result = load_values<idempotency_replay>(dir, idempotency_file_name,
+                                                decode_idempotency, seed, stats);
   seed.render = render_idempotency_keys;
   seed.image.reserve(result.size());
   for (auto& e : result)

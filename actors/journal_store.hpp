@@ -15,7 +15,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <caf/typed_response_promise.hpp>
@@ -106,6 +108,48 @@ bool load_durable(const std::string& dir, const std::string& file_name,
                   journal_store_seed& seed, server_stats* stats,
                   const std::function<void(std::vector<const std::string*>)>&
                     preparse = {});
+
+template <class Replay, class = void>
+struct has_preparse : std::false_type {};
+template <class Replay>
+struct has_preparse<Replay, std::void_t<decltype(std::declval<Replay&>().preparse(
+                              std::declval<std::vector<const std::string*>>()))>>
+  : std::true_type {};
+
+/// An owner's values as load_durable finds them, one shape for every owner:
+/// the newest valid snapshot's values (`decode`: decode_providers, ...),
+/// then a `Replay` made of them applies the journal's records (and, if it
+/// has preparse(), sees all their payloads first).
+template <class Replay, class T>
+std::vector<T>
+load_values(const std::string& dir, const std::string& file_name,
+            bool (*decode)(const std::string&, std::vector<T>&, std::string&,
+                           uint64_t*),
+            journal_store_seed& seed, server_stats* stats) {
+  std::vector<T> base;
+  std::unique_ptr<Replay> replay;
+  auto started = [&]() -> Replay& {
+    if (!replay)
+      replay = std::make_unique<Replay>(std::move(base));
+    return *replay;
+  };
+  std::function<void(std::vector<const std::string*>)> preparse;
+  if constexpr (has_preparse<Replay>::value)
+    preparse = [&](std::vector<const std::string*> payloads) {
+      started().preparse(std::move(payloads));
+    };
+  load_durable(
+    dir, file_name,
+    [&](const std::string& text, uint64_t& seq, std::string& why) {
+      base.clear();
+      return decode(text, base, why, &seq);
+    },
+    [&](const std::string& record, std::string& why) {
+      return started().apply(record, why);
+    },
+    seed, stats, preparse);
+  return replay ? replay->result() : std::move(base);
+}
 
 struct journal_store_state {
   static inline constexpr const char* name = "journal-store";

@@ -40,21 +40,8 @@ bool decode_provider(const std::string& json, const std::string& id,
 std::vector<provider> load_providers(const std::string& dir,
                                      journal_store_seed& seed,
                                      server_stats* stats) {
-  std::vector<provider> base;
-  std::unique_ptr<provider_replay> replay;
-  load_durable(
-    dir, providers_file_name,
-    [&](const std::string& text, uint64_t& seq, std::string& why) {
-      base.clear();
-      return decode_providers(text, base, why, &seq);
-    },
-    [&](const std::string& record, std::string& why) {
-      if (!replay)
-        replay = std::make_unique<provider_replay>(std::move(base));
-      return replay->apply(record, why);
-    },
-    seed, stats);
-  auto result = replay ? replay->result() : std::move(base);
+  auto result = load_values<provider_replay>(dir, providers_file_name,
+                                             decode_providers, seed, stats);
   seed.render = render_providers;
   for (auto& p : result)
     seed.image.apply(image_op{{}, p.provider_id,
