@@ -23,7 +23,7 @@
 #include "actors/gateway.hpp"
 #include "actors/idempotency.hpp"
 #include "actors/journal_store.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"

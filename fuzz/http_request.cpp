@@ -29,7 +29,7 @@
 #include "actors/dispatcher.hpp"
 #include "actors/idempotency.hpp"
 #include "actors/interfaces.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "fuzz/caf_system.hpp"

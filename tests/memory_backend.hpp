@@ -13,7 +13,7 @@
 
 #include "actors/dispatcher.hpp"
 #include "actors/idempotency.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "http/api.hpp"

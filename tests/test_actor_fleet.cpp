@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/dispatcher.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"

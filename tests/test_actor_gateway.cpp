@@ -6,7 +6,7 @@
 
 #include "actors/dispatcher.hpp"
 #include "actors/gateway.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "actors/dispatcher.hpp"
-#include "actors/lobby.hpp"
+#include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"

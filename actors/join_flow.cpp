@@ -1,0 +1,376 @@
+// The join flow of a lobby (SPEC §3, §7): claim the name, resolve the
+// bot's candidates, dispatch with failover, commit the member durably, and
+// the same dispatch for a member moved to a new run.
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <set>
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/in_order.hpp"
+#include "actors/journal_store.hpp"
+#include "actors/stats.hpp"
+#include "model/clock.hpp"
+#include "model/ids.hpp"
+#include "model/journal_codec.hpp"
+#include "model/snapshot_codec.hpp"
+#include "model/validate.hpp"
+#include "actors/lobby_shared.hpp"
+
+namespace vb {
+
+namespace {
+
+/// A request that timed out while calling a provider is a provider that
+/// cannot be reached now.
+caf::error as_join_error(const caf::error& err) {
+  if (err == caf::sec::request_timeout)
+    return make_error(ec::unavailable, "Bot provider did not answer in time");
+  return err;
+}
+
+} // namespace
+
+void lobby_state::join(const bot_join& j, session_promise rp) {
+  join_key key{j.bot_name, j.nick};
+  if (auto i = pending.find(key); i != pending.end()) {
+    // The same join is in flight: share its answer.
+    i->second.push_back(std::move(rp));
+    return;
+  }
+  if (peers.claims) {
+    // Cluster mode: etcd decides, never this instance's cache (which may
+    // not have seen another instance's leave yet): the reservation answers
+    // the member that holds the name, or makes the name ours.
+    if (bots.count(key) == 0 && full()) {
+      rp.deliver(make_error(ec::full, "Lobby is full"));
+      return;
+    }
+    pending[key].push_back(std::move(rp));
+    reserve(key, j, new_uuid(rng));
+    return;
+  }
+  if (auto i = bots.find(key); i != bots.end()) {
+    rp.deliver(i->second->value);
+    // Asked for again while orphaned: worth another try at once.
+    if (i->second->value.orphaned) {
+      provider old;
+      old.provider_id = i->second->value.provider_id;
+      move(i->second, old, move_reason::orphan);
+    }
+    return;
+  }
+  if (full()) {
+    rp.deliver(make_error(ec::full, "Lobby is full"));
+    return;
+  }
+  pending[key].push_back(std::move(rp));
+  place(key, j, new_uuid(rng));
+}
+
+void lobby_state::place(const join_key& key, const bot_join& j,
+                        const std::string& session_id) {
+  self
+    ->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name,
+              j.provider_id)
+    .then(
+      [this, key, j, session_id](placement& found) {
+        if (!found.known || found.candidates.empty())
+          release(j.bot_name, j.nick, session_id);
+        if (!found.known)
+          return finish(key, make_error(ec::not_found, "Bot not found"), {});
+        if (found.candidates.empty())
+          return finish(key,
+                        make_error(ec::unavailable,
+                                   "no provider of " + j.bot_name
+                                     + " takes joins now (draining, or at "
+                                       "capacity)"),
+                        {});
+        start_dispatch(key, j, session_id, std::move(found.candidates));
+      },
+      [this, key, j, session_id](caf::error& err) {
+        release(j.bot_name, j.nick, session_id);
+        finish(key, err, {});
+      });
+}
+
+void lobby_state::reserve(const join_key& key, const bot_join& j,
+                          const std::string& session_id) {
+  // Cluster mode: the name first, so that two instances never dispatch the
+  // same (lobby, bot, nick) at once (design §4.3).
+  self
+    ->request(peers.claims, peers.dispatch_wait * 2, atom::reserve_v,
+              value.id, j.bot_name, j.nick, session_id)
+    .then(
+      [this, key, j, session_id](std::string& existing) {
+        if (existing.empty())
+          return place(key, j, session_id);
+        // A member holds it (made here or on another instance: then it
+        // arrives here through the store's watch): that is the answer.
+        session s;
+        std::string why;
+        if (!decode_member(existing, value.id, {}, s, why))
+          return finish(key,
+                        make_error(ec::storage_failed,
+                                   "cluster store: a reservation that does "
+                                   "not load: " + why),
+                        {});
+        // Asked for again while orphaned: worth another try at once.
+        if (auto i = bots.find(key);
+            i != bots.end() && i->second->value.session_id == s.session_id
+            && i->second->value.orphaned) {
+          provider old;
+          old.provider_id = i->second->value.provider_id;
+          move(i->second, old, move_reason::orphan);
+        }
+        finish(key, {}, s);
+      },
+      [this, key](caf::error& err) { finish(key, as_store_error(err), {}); });
+}
+
+void lobby_state::release(const std::string& bot_name, const std::string& nick,
+                          const std::string& session_id) {
+  if (peers.claims)
+    caf::anon_send(peers.claims, atom::leave_v, value.id, bot_name, nick,
+                   session_id);
+}
+
+void lobby_state::start_dispatch(const join_key& key, const bot_join& j,
+                                 const std::string& session_id,
+                                 provider_list candidates) {
+  dispatch(
+    dispatch_request{j.bot_name, value.id, session_id, j.nick},
+    std::move(candidates), 0,
+    [this, key, j, session_id](const provider& p, std::string run_id) {
+      // The record the bot's lobby events go out with.
+      learned(p);
+      session s;
+      s.session_id = session_id;
+      s.nick = j.nick;
+      s.is_bot = true;
+      s.bot_name = j.bot_name;
+      s.provider_id = p.provider_id;
+      s.run_id = std::move(run_id);
+      s.joined_at = unix_now();
+      accepted(key, std::move(s));
+    },
+    [this, key, j, session_id](const caf::error& err) {
+      release(j.bot_name, j.nick, session_id);
+      finish(key, err, {});
+    });
+}
+
+void lobby_state::dispatch(dispatch_request req, provider_list candidates,
+                           size_t attempt, accepted_fn ok, failed_fn fail) {
+  auto pp = candidates[attempt];
+  self->request(peers.dispatcher, peers.dispatch_wait, atom::join_v, *pp, req)
+    .then(
+      [pp, ok](std::string& run_id) {
+        // (The dispatcher told the registry the provider was seen.)
+        ok(*pp, std::move(run_id));
+      },
+      [this, req, candidates, attempt, ok, fail](caf::error& raw) {
+        auto err = as_join_error(raw);
+        auto& p = *candidates[attempt];
+        spdlog::warn("dispatch of {} into lobby {} via provider {} failed: {}",
+                     req.bot_name, value.id, p.name, to_string(err));
+        // (The dispatcher told the registry if the provider was
+        // unreachable.) Failover: a provider that could not be reached
+        // (refused, 5xx, timed out) is followed by the next candidate; a
+        // rejection (4xx) is an answer.
+        auto next = attempt + 1;
+        if (code_of(err) == ec::unavailable && next < candidates.size()
+            && next <= peers.failover_attempts) {
+          if (peers.stats)
+            ++peers.stats->failovers;
+          return dispatch(req, candidates, next, ok, fail);
+        }
+        fail(err);
+      });
+}
+
+void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
+                       provider old, move_reason why) {
+  auto sid = m->value.session_id;
+  if (!moving.insert(sid).second)
+    return;
+  auto bot = m->value.bot_name;
+  spdlog::info("lobby {}: bot {} as '{}' (session {}) is dispatched again: {}",
+               value.id, bot, m->value.nick, sid, to_string(why));
+  // Whether the member is still the one this move started from.
+  auto current = [this, sid, m]() {
+    auto now = find_member(sid);
+    return now && now.get() == m.get();
+  };
+  // A provider drained past its timeout, or removed on purpose, may still
+  // run the old one: told to stop it once the member moved, or found no new
+  // home (SPEC §7: its drain is over; a bot is never in a lobby twice).
+  auto stop_old = [this, m, old, why] {
+    if ((why != move_reason::drained && why != move_reason::removed)
+        || old.provider_id.empty() || m->value.run_id.empty())
+      return;
+    self
+      ->request(peers.dispatcher, peers.dispatch_wait, atom::stop_v, old,
+                m->value.run_id)
+      .then([](bool) {},
+            [run = m->value.run_id](caf::error& err) {
+              spdlog::warn("stop of run {} failed: {}", run, to_string(err));
+            });
+  };
+  auto orphan = [this, sid, m, current, stop_old](const caf::error& err) {
+    moving.erase(sid);
+    if (!current())
+      return;
+    stop_old();
+    if (m->value.orphaned)
+      return; // still orphaned; tried again when a provider comes
+    spdlog::warn("lobby {}: bot {} as '{}' is orphaned: {}", value.id,
+                 m->value.bot_name, m->value.nick, to_string(err));
+    auto s = m->value;
+    s.orphaned = true;
+    auto now = make_member(std::move(s));
+    write({leave_change(value.id, m->value.session_id), join_change(value.id, now)},
+          [this, now, current](const caf::error& err) {
+            if (err) {
+              spdlog::warn("lobby {}: orphaned mark of {} not written: {}",
+                           value.id, now->value.session_id, to_string(err));
+              return;
+            }
+            if (current())
+              replace_member(now, "member_orphaned");
+          });
+  };
+  self->request(peers.registry, peers.timeout, atom::resolve_v, bot,
+                std::string{})
+    .then(
+      [this, m, old, sid, current, orphan, stop_old](placement& found) {
+        // Another provider first; the one it leaves only as the last.
+        provider_list candidates;
+        provider_ptr same;
+        for (auto& p : found.candidates)
+          if (p->provider_id == old.provider_id)
+            same = p;
+          else
+            candidates.push_back(p);
+        if (same)
+          candidates.push_back(same);
+        if (candidates.empty())
+          return orphan(make_error(ec::unavailable, "no provider of "
+                                                      + m->value.bot_name
+                                                      + " can take it"));
+        auto& s = m->value;
+        dispatch(
+          dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
+          std::move(candidates), 0,
+          [this, m, sid, current, stop_old](const provider& p,
+                                            std::string run_id) {
+            learned(p);
+            auto s = m->value;
+            s.provider_id = p.provider_id;
+            s.run_id = std::move(run_id);
+            s.orphaned = false;
+            s.moved_at = unix_now();
+            auto now = make_member(std::move(s));
+            if (!current()) {
+              // It left meanwhile: the new run has no member.
+              moving.erase(sid);
+              stop_run(now->value);
+              forget_unused_provider(p.provider_id);
+              return;
+            }
+            write({leave_change(value.id, sid), join_change(value.id, now)},
+                  [this, now, sid, current, stop_old](const caf::error& err) {
+                    moving.erase(sid);
+                    if (err || !current()) {
+                      spdlog::warn("lobby {}: move of {} not applied: {}",
+                                   value.id, sid,
+                                   err ? to_string(err) : "it left");
+                      stop_run(now->value);
+                      forget_unused_provider(now->value.provider_id);
+                      return;
+                    }
+                    replace_member(now, "member_moved");
+                    if (peers.stats)
+                      ++peers.stats->redispatches;
+                    spdlog::info("lobby {}: bot {} as '{}' moved to provider "
+                                 "{} (run {})",
+                                 value.id, now->value.bot_name,
+                                 now->value.nick, now->value.provider_id,
+                                 now->value.run_id);
+                    stop_old();
+                  });
+          },
+          orphan);
+      },
+      [orphan](caf::error& err) { orphan(err); });
+}
+
+void lobby_state::replace_member(
+  const std::shared_ptr<const lobby_image::member>& now, const char* event) {
+  auto& s = now->value;
+  std::string old_provider;
+  for (auto& m : value.sessions)
+    if (m->value.session_id == s.session_id) {
+      // The new member's provider record (learned) stays for add_bot.
+      old_provider = m->value.provider_id;
+      drop_bot(m->value, false);
+      m = now;
+      break;
+    }
+  add_bot(join_key{s.bot_name, s.nick}, now);
+  if (!old_provider.empty())
+    forget_unused_provider(old_provider);
+  emit(event, s);
+  notify(member_change{value.id, now, s.session_id});
+}
+
+void lobby_state::accepted(const join_key& key, session s) {
+  // A member of the same bot and nick came from another instance's store
+  // (the watch) while this join was dispatched: its member is the answer,
+  // and this run goes. With reservations (the cluster store) that cannot
+  // happen: the name was ours before the dispatch.
+  if (auto i = bots.find(key); i != bots.end() && !peers.claims) {
+    stop_run(s);
+    forget_unused_provider(s.provider_id);
+    release(s.bot_name, s.nick, s.session_id);
+    auto existing = i->second->value;
+    return finish(key, {}, existing);
+  }
+  auto m = make_member(std::move(s));
+  write({peers.claims ? claimed_join_change(value.id, m)
+                      : join_change(value.id, m)},
+        [this, key, m](const caf::error& err) {
+    auto& s = m->value;
+    if (err) {
+      // Not on disk: the member never existed; the provider's run goes.
+      spdlog::warn("bot {} as '{}' in lobby {} not added: {}", s.bot_name,
+                   s.nick, value.id, to_string(err));
+      stop_run(s);
+      forget_unused_provider(s.provider_id);
+      release(s.bot_name, s.nick, s.session_id);
+      return finish(key, err, {});
+    }
+    insert_bot(m);
+    finish(key, {}, s);
+  });
+}
+
+void lobby_state::finish(const join_key& key, const caf::error& err,
+                         const session& s) {
+  auto i = pending.find(key);
+  if (i == pending.end())
+    return;
+  auto waiting = std::move(i->second);
+  pending.erase(i);
+  for (auto& rp : waiting) {
+    if (err)
+      rp.deliver(err);
+    else
+      rp.deliver(s);
+  }
+}
+
+} // namespace vb
