@@ -200,11 +200,6 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
   auto bot = m->value.bot_name;
   spdlog::info("lobby {}: bot {} as '{}' (session {}) is dispatched again: {}",
                value.id, bot, m->value.nick, sid, to_string(why));
-  // Whether the member is still the one this move started from.
-  auto current = [this, sid, m]() {
-    auto now = find_member(sid);
-    return now && now.get() == m.get();
-  };
   // A provider drained past its timeout, or removed on purpose, may still
   // run the old one: told to stop it once the member moved, or found no new
   // home (SPEC §7: its drain is over; a bot is never in a lobby twice).
@@ -220,9 +215,9 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
               spdlog::warn("stop of run {} failed: {}", run, to_string(err));
             });
   };
-  auto orphan = [this, sid, m, current, stop_old](const caf::error& err) {
+  auto orphan = [this, sid, m, stop_old](const caf::error& err) {
     moving.erase(sid);
-    if (!current())
+    if (!is_current(m))
       return;
     stop_old();
     if (m->value.orphaned)
@@ -231,22 +226,12 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
                  m->value.bot_name, m->value.nick, to_string(err));
     auto s = m->value;
     s.orphaned = true;
-    auto now = make_member(std::move(s));
-    write({leave_change(value.id, m->value.session_id), join_change(value.id, now)},
-          [this, now, current](const caf::error& err) {
-            if (err) {
-              spdlog::warn("lobby {}: orphaned mark of {} not written: {}",
-                           value.id, now->value.session_id, to_string(err));
-              return;
-            }
-            if (current())
-              replace_member(now, "member_orphaned");
-          });
+    mark_orphaned(m, make_member(std::move(s)));
   };
   self->request(peers.registry, peers.timeout, atom::resolve_v, bot,
                 std::string{})
     .then(
-      [this, m, old, sid, current, orphan, stop_old](placement& found) {
+      [this, m, old, orphan, stop_old](placement& found) {
         // Another provider first; the one it leaves only as the last.
         provider_list candidates;
         provider_ptr same;
@@ -265,7 +250,7 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
         dispatch(
           dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
           std::move(candidates), 0,
-          [this, m, sid, current, stop_old](const provider& p,
+          [this, m, stop_old](const provider& p,
                                             std::string run_id) {
             learned(p);
             auto s = m->value;
@@ -273,35 +258,7 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
             s.run_id = std::move(run_id);
             s.orphaned = false;
             s.moved_at = unix_now();
-            auto now = make_member(std::move(s));
-            if (!current()) {
-              // It left meanwhile: the new run has no member.
-              moving.erase(sid);
-              stop_run(now->value);
-              forget_unused_provider(p.provider_id);
-              return;
-            }
-            write({leave_change(value.id, sid), join_change(value.id, now)},
-                  [this, now, sid, current, stop_old](const caf::error& err) {
-                    moving.erase(sid);
-                    if (err || !current()) {
-                      spdlog::warn("lobby {}: move of {} not applied: {}",
-                                   value.id, sid,
-                                   err ? to_string(err) : "it left");
-                      stop_run(now->value);
-                      forget_unused_provider(now->value.provider_id);
-                      return;
-                    }
-                    replace_member(now, "member_moved");
-                    if (peers.stats)
-                      ++peers.stats->redispatches;
-                    spdlog::info("lobby {}: bot {} as '{}' moved to provider "
-                                 "{} (run {})",
-                                 value.id, now->value.bot_name,
-                                 now->value.nick, now->value.provider_id,
-                                 now->value.run_id);
-                    stop_old();
-                  });
+            commit_move(m, make_member(std::move(s)), stop_old);
           },
           orphan);
       },
@@ -371,6 +328,125 @@ void lobby_state::finish(const join_key& key, const caf::error& err,
     else
       rp.deliver(s);
   }
+}
+
+bool lobby_state::is_current(
+  const std::shared_ptr<const lobby_image::member>& m) const {
+  auto now = find_member(m->value.session_id);
+  return now && now.get() == m.get();
+}
+
+void lobby_state::commit_move(std::shared_ptr<const lobby_image::member> from,
+                              std::shared_ptr<const lobby_image::member> now,
+                              std::function<void()> stop_old) {
+  auto sid = from->value.session_id;
+  if (!is_current(from)) {
+    // It left meanwhile: the new run has no member.
+    moving.erase(sid);
+    stop_run(now->value);
+    forget_unused_provider(now->value.provider_id);
+    return;
+  }
+  if (wait_for_write(sid, [this, from, now, stop_old] {
+        commit_move(from, now, stop_old);
+      }))
+    return;
+  write_member(
+    sid, {leave_change(value.id, sid), join_change(value.id, now)},
+    [this, from, now, sid, stop_old](const caf::error& err) {
+      moving.erase(sid);
+      if (err || !is_current(from)) {
+        spdlog::warn("lobby {}: move of {} not applied: {}", value.id, sid,
+                     err ? to_string(err) : "it left");
+        stop_run(now->value);
+        forget_unused_provider(now->value.provider_id);
+        return;
+      }
+      replace_member(now, "member_moved");
+      if (peers.stats)
+        ++peers.stats->redispatches;
+      spdlog::info("lobby {}: bot {} as '{}' moved to provider {} (run {})",
+                   value.id, now->value.bot_name, now->value.nick,
+                   now->value.provider_id, now->value.run_id);
+      stop_old();
+    });
+}
+
+void lobby_state::mark_orphaned(std::shared_ptr<const lobby_image::member> from,
+                                std::shared_ptr<const lobby_image::member> now) {
+  auto sid = from->value.session_id;
+  if (!is_current(from))
+    return;
+  if (wait_for_write(sid, [this, from, now] { mark_orphaned(from, now); }))
+    return;
+  write_member(sid, {leave_change(value.id, sid), join_change(value.id, now)},
+               [this, from, now](const caf::error& err) {
+                 if (err) {
+                   spdlog::warn("lobby {}: orphaned mark of {} not written: {}",
+                                value.id, now->value.session_id, to_string(err));
+                   return;
+                 }
+                 if (is_current(from))
+                   replace_member(now, "member_orphaned");
+               });
+}
+
+bool lobby_state::wait_for_write(const std::string& sid,
+                                 std::function<void()> retry) {
+  auto i = writing.find(sid);
+  if (i == writing.end())
+    return false;
+  i->second.push_back(std::move(retry));
+  return true;
+}
+
+void lobby_state::write_member(const std::string& sid, store_batch batch,
+                               std::function<void(const caf::error&)> done) {
+  writing.emplace(sid, std::vector<std::function<void()>>{});
+  write(std::move(batch), [this, sid, done](const caf::error& err) {
+    done(err);
+    auto i = writing.find(sid);
+    if (i == writing.end())
+      return;
+    auto waiting = std::move(i->second);
+    writing.erase(i);
+    // Each decides again on what is now: the first to write takes the
+    // member, the others wait behind it.
+    for (auto& retry : waiting)
+      retry();
+  });
+}
+
+void lobby_state::leave(const std::string& sid,
+                        caf::typed_response_promise<bool> rp) {
+  auto m = find_member(sid);
+  if (!m) {
+    rp.deliver(session_not_found(peers.stats));
+    return;
+  }
+  if (!m->value.is_bot) {
+    remove_member(sid);
+    rp.deliver(true);
+    return;
+  }
+  if (wait_for_write(sid, [this, sid, rp]() mutable { leave(sid, rp); }))
+    return;
+  auto change = leave_change(value.id, sid);
+  if (peers.claims)
+    change.claims.push_back(
+      store_claim{value.id, m->value.bot_name, m->value.nick, sid, nullptr});
+  write_member(sid, {std::move(change)},
+               [this, rp, m](const caf::error& err) mutable {
+                 if (err) {
+                   rp.deliver(err);
+                   return;
+                 }
+                 remove_member(m->value.session_id);
+                 rp.deliver(true);
+                 // Tell the provider to stop the run; the member is gone
+                 // either way.
+                 stop_run(m->value);
+               });
 }
 
 } // namespace vb

@@ -395,33 +395,8 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         }
       },
       [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
-        auto& st = self->state;
-        auto m = st.find_member(session_id);
-        if (!m)
-          return session_not_found(st.peers.stats);
-        if (!m->value.is_bot) {
-          st.remove_member(session_id);
-          return true;
-        }
         auto rp = self->make_response_promise<bool>();
-        auto change = leave_change(st.value.id, session_id);
-        if (st.peers.claims)
-          change.claims.push_back(store_claim{st.value.id, m->value.bot_name,
-                                              m->value.nick, session_id,
-                                              nullptr});
-        st.write({std::move(change)},
-                 [self, rp, m](const caf::error& err) mutable {
-                   if (err) {
-                     rp.deliver(err);
-                     return;
-                   }
-                   auto& st = self->state;
-                   st.remove_member(m->value.session_id);
-                   rp.deliver(true);
-                   // Tell the provider to stop the run; the member is gone
-                   // either way.
-                   st.stop_run(m->value);
-                 });
+        self->state.leave(session_id, rp);
         return rp;
       },
       [=](atom::subscribe, lobby_subscriber_actor sub) {

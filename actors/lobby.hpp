@@ -169,6 +169,30 @@ struct lobby_state {
   /// the directory told).
   void replace_member(const std::shared_ptr<const lobby_image::member>& now,
                       const char* event);
+  /// A moved member's new run, written (as `sid`'s one write in flight)
+  /// and put in place, unless the member left or changed meanwhile.
+  void commit_move(std::shared_ptr<const lobby_image::member> from,
+                   std::shared_ptr<const lobby_image::member> now,
+                   std::function<void()> stop_old);
+  /// A member no provider takes, marked orphaned the same way.
+  void mark_orphaned(std::shared_ptr<const lobby_image::member> from,
+                     std::shared_ptr<const lobby_image::member> now);
+  /// Whether `m` is still the member of its session id.
+  bool is_current(const std::shared_ptr<const lobby_image::member>& m) const;
+  /// A member leaves (SPEC §3: answered once durable), after any write of
+  /// it in flight.
+  void leave(const std::string& sid, caf::typed_response_promise<bool> rp);
+  /// Bot members with a write in flight (a leave, a move, an orphan mark),
+  /// by session id, with what waits for it. Two writes of one member never
+  /// cross in the store: a leave answered before a move's write landed
+  /// would come back at the next start.
+  std::unordered_map<std::string, std::vector<std::function<void()>>> writing;
+  /// Queues `retry` behind `sid`'s write in flight; false when there is none.
+  bool wait_for_write(const std::string& sid, std::function<void()> retry);
+  /// Writes `batch` as `sid`'s one write in flight: `done` runs, then what
+  /// waited for it, each deciding again.
+  void write_member(const std::string& sid, store_batch batch,
+                    std::function<void(const caf::error&)> done);
   void accepted(const join_key& key, session s);
   /// A durable bot member enters (`bots`, the fan-out, `value`): announced
   /// and the directory told.

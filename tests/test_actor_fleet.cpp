@@ -716,6 +716,63 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a member that leaves while it "
   CHECK(stats->redispatches == 0);
 }
 
+TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a leave and a move's write of "
+                 "one member never cross in the store", "[fleet][redispatch]") {
+  // Crossed, an acknowledged leave came back at the next start (the move's
+  // join record last), or the new run outlived its member.
+  start();
+  auto alpha = add("alpha");
+  auto room = create("room");
+  auto echo = join(room, "Echo", alpha);
+  add("beta");
+  mode["beta"] = "hold";
+  evict(alpha);
+  REQUIRE(link->held.size() == 1);
+  auto before = record_count();
+  test::state_of(lobby_store).holding = true;
+  SECTION("the leave is written first: the move is not") {
+    auto leave = self->request(dir, caf::infinite, atom::remove_v, room,
+                               echo.session_id);
+    run();
+    REQUIRE(test::state_of(lobby_store).held.size() == 1);
+    link->release(0, test::accepted("beta-new"));
+    run();
+    // The move's write waits for the leave's: the store has one.
+    CHECK(test::state_of(lobby_store).held.size() == 1);
+    test::release_writes(lobby_store);
+    run();
+    bool left = false;
+    leave.receive([&](bool ok) { left = ok; },
+                  [&](caf::error& err) { FAIL(sys.render(err)); });
+    CHECK(left);
+    CHECK(records_since(before) == strings{"leave " + echo.session_id});
+    CHECK(stops_at("beta", "beta-new") == 1);
+    CHECK(stats->redispatches == 0);
+  }
+  SECTION("the move is written first: the leave follows and stops the new "
+          "run") {
+    link->release(0, test::accepted("beta-new"));
+    run();
+    REQUIRE(test::state_of(lobby_store).held.size() == 1);
+    auto leave = self->request(dir, caf::infinite, atom::remove_v, room,
+                               echo.session_id);
+    run();
+    CHECK(test::state_of(lobby_store).held.size() == 1);
+    test::release_writes(lobby_store);
+    run();
+    bool left = false;
+    leave.receive([&](bool ok) { left = ok; },
+                  [&](caf::error& err) { FAIL(sys.render(err)); });
+    CHECK(left);
+    auto records = records_since(before);
+    REQUIRE(records.size() == 3);
+    CHECK(records.back() == "leave " + echo.session_id);
+    CHECK(stops_at("beta", "beta-new") == 1);
+    CHECK(stats->redispatches == 1);
+  }
+  CHECK(members(room).empty());
+}
+
 TEST_CASE_METHOD(fleet_fixture, "states: a CAF provider whose link drops is "
                  "unreachable and its joins 503; connected and registered "
                  "again, it is online", "[fleet][states]") {
