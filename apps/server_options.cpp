@@ -3,6 +3,9 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -23,11 +26,159 @@ std::optional<std::string> config_path(int argc, char** argv) {
   return std::nullopt;
 }
 
+/// What the command line is parsed into: the options, and the two flags
+/// that are not options themselves.
+struct command_line {
+  server_options options;
+  std::string config_file;    // read first, by config_path
+  std::string etcd_endpoints; // comma-separated, split after parsing
+};
+
+/// The field a flag sets: one of the options, or of the command line.
+template <class T>
+T& field(command_line& c, T server_options::*member) {
+  return c.options.*member;
+}
+template <class T>
+T& field(command_line& c, T command_line::*member) {
+  return c.*member;
+}
+
+/// Adds the flag that sets `member`: a switch for a bool, repeatable for a
+/// list, else an option taking one value.
+template <auto member>
+CLI::Option* bind(CLI::App& app, command_line& c, const char* name,
+                  const char* help) {
+  auto& x = field(c, member);
+  using T = std::remove_reference_t<decltype(x)>;
+  if constexpr (std::is_same_v<T, bool>)
+    return app.add_flag(name, x, help);
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+    return app.add_option(name, x, help)->take_all();
+  else
+    return app.add_option(name, x, help);
+}
+
+/// bind, and hidden from --help.
+template <auto member>
+CLI::Option* hidden(CLI::App& app, command_line& c, const char* name,
+                    const char* help) {
+  return bind<member>(app, c, name, help)->group("");
+}
+
+/// One flag: its name, how it is added (and what it sets), its help.
+struct flag_row {
+  const char* name;
+  CLI::Option* (*add)(CLI::App&, command_line&, const char*, const char*);
+  const char* help;
+};
+
+/// Every flag but --help and --version, in the order --help lists them.
+const flag_row flags[] = {
+  {"--config", bind<&command_line::config_file>,
+   "JSON config file; flags win over it"},
+  {"--host", bind<&server_options::host>, "HTTP listener address"},
+  {"--port", bind<&server_options::port>,
+   "HTTP port; 0 picks a free one and logs it"},
+  {"--base-path", bind<&server_options::base_path>,
+   "prefix for every route, e.g. /ai-voicebot"},
+  {"--data-dir", bind<&server_options::data_dir>,
+   "where the snapshots and journals live (created if missing)"},
+  {"--caf-host", bind<&server_options::caf_host>,
+   "address of the provider gateway for CAF providers"},
+  {"--caf-port", bind<&server_options::caf_port>,
+   "port of the provider gateway; 0 picks a free one"},
+  {"--caf-tls-cert", bind<&server_options::caf_tls_cert>,
+   "TLS certificate chain (PEM) of the provider gateway"},
+  {"--caf-tls-key", bind<&server_options::caf_tls_key>,
+   "private key (PEM) of --caf-tls-cert"},
+  {"--caf-tls-ca", bind<&server_options::caf_tls_ca>,
+   "CA certificate (PEM) that must sign a provider's certificate (mutual "
+   "TLS)"},
+  {"--caf-insecure", bind<&server_options::caf_insecure>,
+   "let the provider gateway listen beyond loopback without TLS"},
+  {"--cleanup-interval", bind<&server_options::cleanup_interval>,
+   "seconds between cleanup sweeps (fractions allowed)"},
+  {"--stale-after", bind<&server_options::stale_after>,
+   "seconds unseen before a provider is evicted"},
+  {"--max-evict-fraction", bind<&server_options::max_evict_fraction>,
+   "a sweep that would evict more than this share evicts none"},
+  {"--journal-max-bytes", bind<&server_options::journal_max_bytes>,
+   "a journal past this size is compacted into a new snapshot"},
+  {"--dispatch-timeout", bind<&server_options::dispatch_timeout>,
+   "seconds a provider has to accept a join before the next one is tried"},
+  {"--failover-attempts", bind<&server_options::failover_attempts>,
+   "further providers a failed join is tried on (0 to 16)"},
+  {"--drain-timeout", bind<&server_options::drain_timeout>,
+   "default seconds a draining provider keeps its bot members"},
+  {"--max-registrations-per-second",
+   bind<&server_options::max_registrations_per_second>,
+   "registrations admitted per second, then 429"},
+  {"--max-lobbies", bind<&server_options::max_lobbies>,
+   "lobbies held at most; a creation past it is 409"},
+  {"--max-members-per-lobby", bind<&server_options::max_members_per_lobby>,
+   "members (people and bots) of one lobby at most; a join past it is 409"},
+  {"--idempotency-ttl", bind<&server_options::idempotency_ttl>,
+   "seconds the first answer of a join's Idempotency-Key is kept"},
+  {"--dump-journal", bind<&server_options::dump_journal>,
+   "print a journal's records as JSON lines and exit (0, or 1 naming the "
+   "offset of the first bad record)"},
+  {"--bench-no-sync", hidden<&server_options::bench_no_sync>,
+   "benchmarks only: journal appends skip fdatasync, so NOTHING is durable "
+   "(the relay ceiling of bench/run)"},
+  {"--provider-key", bind<&server_options::provider_keys>,
+   "accepted provider key; repeatable"},
+  {"--log-level", bind<&server_options::log_level>,
+   "trace, debug, info, warn or error"},
+  {"--max-body-bytes", bind<&server_options::max_body_bytes>,
+   "request body limit (413 past it)"},
+  {"--max-header-bytes", bind<&server_options::max_header_bytes>,
+   "request header block limit (431 past it)"},
+  {"--read-timeout", bind<&server_options::read_timeout>,
+   "seconds to receive a whole request before the connection is closed"},
+  {"--header-timeout", bind<&server_options::header_timeout>,
+   "seconds to receive a request's header block (capped by --read-timeout) "
+   "before the connection is closed"},
+  {"--write-timeout", bind<&server_options::write_timeout>,
+   "seconds to send one response before the connection is closed (a client "
+   "reading too slowly)"},
+  {"--max-connections", bind<&server_options::max_connections>,
+   "open connections accepted at once"},
+  {"--max-connections-per-address",
+   bind<&server_options::max_connections_per_address>,
+   "open connections accepted from one client address; more are closed at "
+   "accept"},
+  {"--http-threads", bind<&server_options::http_threads>,
+   "HTTP I/O threads; 0: one per core"},
+  {"--cors-origin", bind<&server_options::cors_origins>,
+   "an origin allowed by CORS; repeatable"},
+  {"--trusted-proxy", bind<&server_options::trusted_proxies>,
+   "a reverse proxy (address or CIDR prefix) whose X-Forwarded-For and "
+   "X-Forwarded-Proto are believed; repeatable"},
+  {"--public-url", bind<&server_options::public_url>,
+   "the server's public URL (with the base path), sent to HTTP providers as "
+   "server_url in joins"},
+  {"--etcd-endpoints", bind<&command_line::etcd_endpoints>,
+   "cluster mode: etcd client URLs, comma-separated (http://HOST:PORT,...); "
+   "the state lives in etcd"},
+  {"--etcd-prefix", bind<&server_options::etcd_prefix>,
+   "cluster mode: the prefix of every key in etcd"},
+  {"--instance-id", bind<&server_options::instance_id>,
+   "cluster mode: this instance's id (default: the one kept in "
+   "DATA_DIR/instance_id)"},
+  {"--cluster-host", bind<&server_options::cluster_host>,
+   "cluster mode: address of the CAF port between instances"},
+  {"--cluster-port", bind<&server_options::cluster_port>,
+   "cluster mode: the CAF port between instances; 0 picks one"},
+  {"--instance-ttl", bind<&server_options::instance_ttl>,
+   "cluster mode: seconds of this instance's lease in etcd"},
+};
+
 } // namespace
 
 std::optional<server_options> parse_server_options(int argc, char** argv,
                                                    int& exit_code) {
-  server_options o;
+  command_line c;
   if (auto path = config_path(argc, argv)) {
     std::ifstream in{*path};
     if (!in) {
@@ -37,7 +188,7 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
     }
     std::stringstream text;
     text << in.rdbuf();
-    if (auto err = apply_config_json(text.str(), o); !err.empty()) {
+    if (auto err = apply_config_json(text.str(), c.options); !err.empty()) {
       std::cerr << "voicebot-server: " << *path << ": " << err << "\n";
       exit_code = 2;
       return std::nullopt;
@@ -48,113 +199,8 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
   app.option_defaults()->always_capture_default();
   app.set_version_flag("--version", std::string{"voicebot-server "} + VB_VERSION,
                        "print the version and exit");
-  std::string config_file;
-  app.add_option("--config", config_file,
-                 "JSON config file; flags win over it");
-  app.add_option("--host", o.host, "HTTP listener address");
-  app.add_option("--port", o.port, "HTTP port; 0 picks a free one and logs it");
-  app.add_option("--base-path", o.base_path,
-                 "prefix for every route, e.g. /ai-voicebot");
-  app.add_option("--data-dir", o.data_dir,
-                 "where the snapshots and journals live (created if missing)");
-  app.add_option("--caf-host", o.caf_host,
-                 "address of the provider gateway for CAF providers");
-  app.add_option("--caf-port", o.caf_port,
-                 "port of the provider gateway; 0 picks a free one");
-  app.add_option("--caf-tls-cert", o.caf_tls_cert,
-                 "TLS certificate chain (PEM) of the provider gateway");
-  app.add_option("--caf-tls-key", o.caf_tls_key,
-                 "private key (PEM) of --caf-tls-cert");
-  app.add_option("--caf-tls-ca", o.caf_tls_ca,
-                 "CA certificate (PEM) that must sign a provider's "
-                 "certificate (mutual TLS)");
-  app.add_flag("--caf-insecure", o.caf_insecure,
-               "let the provider gateway listen beyond loopback without TLS");
-  app.add_option("--cleanup-interval", o.cleanup_interval,
-                 "seconds between cleanup sweeps (fractions allowed)");
-  app.add_option("--stale-after", o.stale_after,
-                 "seconds unseen before a provider is evicted");
-  app.add_option("--max-evict-fraction", o.max_evict_fraction,
-                 "a sweep that would evict more than this share evicts none");
-  app.add_option("--journal-max-bytes", o.journal_max_bytes,
-                 "a journal past this size is compacted into a new snapshot");
-  app.add_option("--dispatch-timeout", o.dispatch_timeout,
-                 "seconds a provider has to accept a join before the next "
-                 "one is tried");
-  app.add_option("--failover-attempts", o.failover_attempts,
-                 "further providers a failed join is tried on (0 to 16)");
-  app.add_option("--drain-timeout", o.drain_timeout,
-                 "default seconds a draining provider keeps its bot members");
-  app.add_option("--max-registrations-per-second",
-                 o.max_registrations_per_second,
-                 "registrations admitted per second, then 429");
-  app.add_option("--max-lobbies", o.max_lobbies,
-                 "lobbies held at most; a creation past it is 409");
-  app.add_option("--max-members-per-lobby", o.max_members_per_lobby,
-                 "members (people and bots) of one lobby at most; a join "
-                 "past it is 409");
-  app.add_option("--idempotency-ttl", o.idempotency_ttl,
-                 "seconds the first answer of a join's Idempotency-Key is "
-                 "kept");
-  app.add_option("--dump-journal", o.dump_journal,
-                 "print a journal's records as JSON lines and exit (0, or 1 "
-                 "naming the offset of the first bad record)");
-  app.add_flag("--bench-no-sync", o.bench_no_sync,
-               "benchmarks only: journal appends skip fdatasync, so NOTHING "
-               "is durable (the relay ceiling of bench/run)")
-    ->group(""); // hidden from --help
-  app.add_option("--provider-key", o.provider_keys,
-                 "accepted provider key; repeatable")
-    ->take_all();
-  app.add_option("--log-level", o.log_level,
-                 "trace, debug, info, warn or error");
-  app.add_option("--max-body-bytes", o.max_body_bytes,
-                 "request body limit (413 past it)");
-  app.add_option("--max-header-bytes", o.max_header_bytes,
-                 "request header block limit (431 past it)");
-  app.add_option("--read-timeout", o.read_timeout,
-                 "seconds to receive a whole request before the connection "
-                 "is closed");
-  app.add_option("--header-timeout", o.header_timeout,
-                 "seconds to receive a request's header block (capped by "
-                 "--read-timeout) before the connection is closed");
-  app.add_option("--write-timeout", o.write_timeout,
-                 "seconds to send one response before the connection is "
-                 "closed (a client reading too slowly)");
-  app.add_option("--max-connections", o.max_connections,
-                 "open connections accepted at once");
-  app.add_option("--max-connections-per-address",
-                 o.max_connections_per_address,
-                 "open connections accepted from one client address; more "
-                 "are closed at accept");
-  app.add_option("--http-threads", o.http_threads,
-                 "HTTP I/O threads; 0: one per core");
-  app.add_option("--cors-origin", o.cors_origins,
-                 "an origin allowed by CORS; repeatable")
-    ->take_all();
-  app.add_option("--trusted-proxy", o.trusted_proxies,
-                 "a reverse proxy (address or CIDR prefix) whose "
-                 "X-Forwarded-For and X-Forwarded-Proto are believed; "
-                 "repeatable")
-    ->take_all();
-  app.add_option("--public-url", o.public_url,
-                 "the server's public URL (with the base path), sent to "
-                 "HTTP providers as server_url in joins");
-  std::string etcd_endpoints;
-  app.add_option("--etcd-endpoints", etcd_endpoints,
-                 "cluster mode: etcd client URLs, comma-separated "
-                 "(http://HOST:PORT,...); the state lives in etcd");
-  app.add_option("--etcd-prefix", o.etcd_prefix,
-                 "cluster mode: the prefix of every key in etcd");
-  app.add_option("--instance-id", o.instance_id,
-                 "cluster mode: this instance's id (default: the one kept in "
-                 "DATA_DIR/instance_id)");
-  app.add_option("--cluster-host", o.cluster_host,
-                 "cluster mode: address of the CAF port between instances");
-  app.add_option("--cluster-port", o.cluster_port,
-                 "cluster mode: the CAF port between instances; 0 picks one");
-  app.add_option("--instance-ttl", o.instance_ttl,
-                 "cluster mode: seconds of this instance's lease in etcd");
+  for (auto& f : flags)
+    f.add(app, c, f.name, f.help);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -169,9 +215,10 @@ std::optional<server_options> parse_server_options(int argc, char** argv,
     exit_code = 2;
     return std::nullopt;
   }
-  if (!etcd_endpoints.empty()) {
+  auto& o = c.options;
+  if (!c.etcd_endpoints.empty()) {
     o.etcd_endpoints.clear();
-    std::stringstream list{etcd_endpoints};
+    std::stringstream list{c.etcd_endpoints};
     std::string item;
     while (std::getline(list, item, ','))
       if (auto b = item.find_first_not_of(' '); b != std::string::npos)

@@ -9,20 +9,41 @@ using nlohmann::json;
 
 namespace {
 
-[[noreturn]] void fail(const char* key, const char* expected,
-                       const json& value) {
-  throw json::type_error::create(302,
-                                 std::string{"field '"} + key + "' must be "
-                                   + expected + ", not "
-                                   + value.type_name(),
-                                 nullptr);
-}
+/// A JSON type a field must have: its test, and its words in the error.
+struct json_type {
+  bool (json::*is)() const;
+  const char* words;
+};
 
-/// The member `key` of `j`, or nullptr when it is missing or null.
-const json* present(const json& j, const char* key) {
+constexpr json_type a_string{&json::is_string, "a string"};
+constexpr json_type an_array{&json::is_array, "an array"};
+
+/// The JSON type of a field of each C++ type that `read` reads.
+template <class T>
+constexpr json_type type_of{};
+template <>
+constexpr json_type type_of<std::string> = a_string;
+template <>
+constexpr json_type type_of<double>{&json::is_number, "a number"};
+template <>
+constexpr json_type type_of<int64_t>{&json::is_number_integer, "an integer"};
+template <>
+constexpr json_type type_of<uint64_t>{&json::is_number_unsigned,
+                                      "a non-negative integer"};
+template <>
+constexpr json_type type_of<bool>{&json::is_boolean, "a boolean"};
+
+/// The member `key` of `j`, or nullptr when it is missing or null; one of
+/// another JSON type than `type` throws a type error naming the field.
+const json* present(const json& j, const char* key, const json_type& type) {
   auto i = j.find(key);
   if (i == j.end() || i->is_null())
     return nullptr;
+  if (!((*i).*type.is)())
+    throw json::type_error::create(302,
+                                   std::string{"field '"} + key + "' must be "
+                                     + type.words + ", not " + i->type_name(),
+                                   nullptr);
   return &*i;
 }
 
@@ -34,66 +55,27 @@ void require_object(const json& j, const char* what) {
                                    nullptr);
 }
 
-void read(const json& j, const char* key, std::string& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_string())
-      fail(key, "a string", *v);
-    out = v->get_ref<const std::string&>();
-  }
-}
-
-void read(const json& j, const char* key, double& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_number())
-      fail(key, "a number", *v);
-    out = v->get<double>();
-  }
-}
-
-void read(const json& j, const char* key, int64_t& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_number_integer())
-      fail(key, "an integer", *v);
-    out = v->get<int64_t>();
-  }
-}
-
-void read(const json& j, const char* key, uint64_t& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_number_unsigned())
-      fail(key, "a non-negative integer", *v);
-    out = v->get<uint64_t>();
-  }
-}
-
-void read(const json& j, const char* key, bool& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_boolean())
-      fail(key, "a boolean", *v);
-    out = v->get<bool>();
-  }
+template <class T>
+void read(const json& j, const char* key, T& out) {
+  static_assert(type_of<T>.is != nullptr, "a field type read() knows");
+  if (auto v = present(j, key, type_of<T>))
+    v->get_to(out);
 }
 
 template <class Enum>
 void read_enum(const json& j, const char* key, Enum& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_string())
-      fail(key, "a string", *v);
-    if (!from_string(v->get_ref<const std::string&>(), out))
-      throw json::type_error::create(302,
-                                     std::string{"field '"} + key
-                                       + "' has an unknown value \""
-                                       + v->get_ref<const std::string&>()
-                                       + "\"",
-                                     nullptr);
-  }
+  auto v = present(j, key, a_string);
+  if (v != nullptr && !from_string(v->get_ref<const std::string&>(), out))
+    throw json::type_error::create(302,
+                                   std::string{"field '"} + key
+                                     + "' has an unknown value \""
+                                     + v->get_ref<const std::string&>() + "\"",
+                                   nullptr);
 }
 
 template <class T>
 void read_list(const json& j, const char* key, std::vector<T>& out) {
-  if (auto v = present(j, key)) {
-    if (!v->is_array())
-      fail(key, "an array", *v);
+  if (auto v = present(j, key, an_array)) {
     out.clear();
     out.reserve(v->size());
     for (std::size_t i = 0; i < v->size(); ++i) {

@@ -9,6 +9,7 @@
 
 #include "model/json.hpp"
 #include "model/lobby_sax.hpp"
+#include "model/record_codec.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -16,11 +17,6 @@ namespace vb {
 using nlohmann::json;
 
 namespace {
-
-/// Compact dump that never throws (invalid UTF-8 becomes U+FFFD).
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 // -- parsing -------------------------------------------------------------------
 
@@ -54,8 +50,8 @@ std::string parse_error_message(const std::string& text) {
   return sax.message.empty() ? "not JSON" : sax.message;
 }
 
-/// Parses a snapshot into a JSON object, the depth checked first.
-bool parse_snapshot(const std::string& text, json& j, std::string& why) {
+/// What every snapshot's text is checked for before it is parsed.
+bool check_text(const std::string& text, std::string& why) {
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     why = "empty file";
     return false;
@@ -65,6 +61,13 @@ bool parse_snapshot(const std::string& text, json& j, std::string& why) {
           + " levels";
     return false;
   }
+  return true;
+}
+
+/// Parses a snapshot into a JSON object, the depth checked first.
+bool parse_snapshot(const std::string& text, json& j, std::string& why) {
+  if (!check_text(text, why))
+    return false;
   j = json::parse(text, nullptr, false);
   if (j.is_discarded()) {
     why = "malformed JSON (" + parse_error_message(text) + ")";
@@ -84,28 +87,36 @@ bool has_format(const json& j) {
   return f != j.end() && f->is_string();
 }
 
-/// Checks {"format": expected, "version": 1}.
-bool check_header(const json& j, const char* expected, std::string& why) {
-  if (!has_format(j)) {
+/// Checks {"format": expected, "version": 1} as read: `format` is nullptr
+/// when there is no string "format", `version` when no integer "version".
+bool check_header(const std::string* format, const char* expected,
+                  const json* version, std::string& why) {
+  if (format == nullptr) {
     why = std::string{"no \"format\" field (expected \""} + expected + "\")";
     return false;
   }
-  const auto& format = j["format"].get_ref<const std::string&>();
-  if (format != expected) {
-    why = "format is \"" + format + "\", expected \"" + expected + "\"";
+  if (*format != expected) {
+    why = "format is \"" + *format + "\", expected \"" + expected + "\"";
     return false;
   }
-  auto v = j.find("version");
-  if (v == j.end() || !v->is_number_integer()) {
+  if (version == nullptr) {
     why = "no integer \"version\" field";
     return false;
   }
-  if (*v != snapshot_version) {
-    why = "unsupported version " + v->dump() + " (this server reads version "
-          + std::to_string(snapshot_version) + ")";
+  if (*version != snapshot_version) {
+    why = "unsupported version " + version->dump()
+          + " (this server reads version " + std::to_string(snapshot_version)
+          + ")";
     return false;
   }
   return true;
+}
+
+bool check_header(const json& j, const char* expected, std::string& why) {
+  auto v = j.find("version");
+  return check_header(
+    has_format(j) ? &j.find("format")->get_ref<const std::string&>() : nullptr,
+    expected, v != j.end() && v->is_number_integer() ? &*v : nullptr, why);
 }
 
 /// The array `key` of a snapshot object.
@@ -131,29 +142,49 @@ bool convert(const json& j, const std::string& where, T& out,
   }
 }
 
+/// How an entry of one kind (a provider, a lobby) names its id and its
+/// items in the reasons.
+struct entry_words {
+  const char* id;       // "provider_id"
+  const char* items;    // "bots"
+  const char* item_key; // "name"
+};
+
+/// Checks one entry: an id and a name, a key on each of its items, and an
+/// id no earlier entry had (`ids`).
+template <class Item>
+bool check_entry(const entry_words& words, const std::string& where,
+                 const std::string& id, const std::string& name,
+                 const std::vector<Item>& items, std::string Item::*item_key,
+                 std::unordered_set<std::string>& ids, std::string& why) {
+  if (id.empty()) {
+    why = where + ": no " + words.id;
+    return false;
+  }
+  if (name.empty()) {
+    why = where + ": no name";
+    return false;
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if ((items[i].*item_key).empty()) {
+      why = where + ": " + words.items + "[" + std::to_string(i) + "] has no "
+            + words.item_key;
+      return false;
+    }
+  }
+  if (!ids.insert(id).second) {
+    why = where + ": duplicate " + words.id + " \"" + id + "\"";
+    return false;
+  }
+  return true;
+}
+
 // -- providers -----------------------------------------------------------------
 
 bool check_provider(const provider& p, const std::string& where,
                     std::unordered_set<std::string>& ids, std::string& why) {
-  if (p.provider_id.empty()) {
-    why = where + ": no provider_id";
-    return false;
-  }
-  if (p.name.empty()) {
-    why = where + ": no name";
-    return false;
-  }
-  for (std::size_t i = 0; i < p.bots.size(); ++i) {
-    if (p.bots[i].name.empty()) {
-      why = where + ": bots[" + std::to_string(i) + "] has no name";
-      return false;
-    }
-  }
-  if (!ids.insert(p.provider_id).second) {
-    why = where + ": duplicate provider_id \"" + p.provider_id + "\"";
-    return false;
-  }
-  return true;
+  return check_entry({"provider_id", "bots", "name"}, where, p.provider_id,
+                     p.name, p.bots, &bot_info::name, ids, why);
 }
 
 bool decode_our_providers(const json& j, std::vector<provider>& out,
@@ -197,25 +228,8 @@ bool decode_legacy_providers(const json& j, std::vector<provider>& out,
 
 bool check_lobby(const lobby& l, const std::string& where,
                  std::unordered_set<std::string>& ids, std::string& why) {
-  if (l.id.empty()) {
-    why = where + ": no id";
-    return false;
-  }
-  if (l.name.empty()) {
-    why = where + ": no name";
-    return false;
-  }
-  for (std::size_t i = 0; i < l.sessions.size(); ++i) {
-    if (l.sessions[i].session_id.empty()) {
-      why = where + ": sessions[" + std::to_string(i) + "] has no session_id";
-      return false;
-    }
-  }
-  if (!ids.insert(l.id).second) {
-    why = where + ": duplicate id \"" + l.id + "\"";
-    return false;
-  }
-  return true;
+  return check_entry({"id", "sessions", "session_id"}, where, l.id, l.name,
+                     l.sessions, &session::session_id, ids, why);
 }
 
 /// Runs a decoder without letting anything escape; `out` changes only on
@@ -242,10 +256,19 @@ bool guarded(const std::string& text, std::vector<T>& out, std::string& why,
 
 namespace {
 
-std::string seq_field(uint64_t journal_seq) {
-  if (journal_seq == 0)
-    return {};
-  return R"("journal_seq":)" + std::to_string(journal_seq) + ",";
+/// `{"format":"<format>",["journal_seq":<seq>,]"<list>":[`: a snapshot
+/// written from fragments up to its list, keys in nlohmann's order.
+std::string snapshot_head(const char* format, uint64_t journal_seq,
+                          const char* list) {
+  std::string out = R"({"format":)" + compact_json(json(format)) + ",";
+  if (journal_seq != 0)
+    out += R"("journal_seq":)" + std::to_string(journal_seq) + ",";
+  return out + '"' + list + "\":[";
+}
+
+/// What follows the list of snapshot_head.
+std::string snapshot_tail() {
+  return R"(],"version":)" + std::to_string(snapshot_version) + "}";
 }
 
 /// The "journal_seq" of a snapshot object, 0 when absent.
@@ -270,9 +293,9 @@ std::string encode_providers(const std::vector<provider>& ps) {
   auto list = json::array();
   for (auto& p : ps)
     list.push_back(snapshot_json(p));
-  return dump(json{{"format", providers_format},
-                   {"version", snapshot_version},
-                   {"providers", std::move(list)}});
+  return compact_json(json{{"format", providers_format},
+                           {"version", snapshot_version},
+                           {"providers", std::move(list)}});
 }
 
 bool decode_providers(const std::string& text, std::vector<provider>& out,
@@ -289,9 +312,9 @@ bool decode_providers(const std::string& text, std::vector<provider>& out,
 }
 
 std::string encode_lobbies(const std::vector<lobby>& ls) {
-  return dump(json{{"format", lobbies_format},
-                   {"version", snapshot_version},
-                   {"lobbies", ls}});
+  return compact_json(json{{"format", lobbies_format},
+                           {"version", snapshot_version},
+                           {"lobbies", ls}});
 }
 
 namespace {
@@ -304,7 +327,8 @@ namespace {
 void put_string(std::string& out, const std::string& s) {
   for (unsigned char c : s)
     if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      out += dump(json(s)); // escapes and invalid UTF-8: nlohmann's rules
+      // Escapes and invalid UTF-8: nlohmann's rules.
+      out += compact_json(json(s));
       return;
     }
   out += '"';
@@ -404,8 +428,7 @@ encode_provider_fragments(const std::vector<const std::string*>& ps,
     size += p->size() + 1;
   std::string out;
   out.reserve(size);
-  out += R"({"format":)" + dump(json(providers_format)) + ","
-         + seq_field(journal_seq) + R"("providers":[)";
+  out += snapshot_head(providers_format, journal_seq, "providers");
   bool first = true;
   for (auto p : ps) {
     if (!first)
@@ -413,7 +436,7 @@ encode_provider_fragments(const std::vector<const std::string*>& ps,
     first = false;
     out += *p;
   }
-  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
+  out += snapshot_tail();
   return out;
 }
 
@@ -454,7 +477,7 @@ std::string encode_lobby_fragments(const std::vector<lobby_fragments>& ls) {
   for (auto& l : ls) {
     auto head = lobby_summary(*l.header);
     head["members"] = l.sessions.size();
-    headers.push_back(dump(head));
+    headers.push_back(compact_json(head));
   }
   for (size_t i = 0; i < ls.size(); ++i)
     parts.push_back(lobby_parts{&headers[i], ls[i].sessions});
@@ -471,8 +494,7 @@ std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,
   }
   std::string out;
   out.reserve(size);
-  out += R"({"format":)" + dump(json(lobbies_format)) + ","
-         + seq_field(journal_seq) + R"("lobbies":[)";
+  out += snapshot_head(lobbies_format, journal_seq, "lobbies");
   bool first_lobby = true;
   for (auto& l : ls) {
     if (!first_lobby)
@@ -489,7 +511,7 @@ std::string encode_lobby_parts(const std::vector<lobby_parts>& ls,
     }
     out += "]}";
   }
-  out += R"(],"version":)" + std::to_string(snapshot_version) + "}";
+  out += snapshot_tail();
   return out;
 }
 
@@ -498,38 +520,13 @@ bool decode_lobbies(const std::string& text, std::vector<lobby>& out,
   // Read with SAX into the structs: a snapshot of a hundred thousand
   // members never becomes a JSON value.
   try {
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
-      why = "empty file";
-      return false;
-    }
-    if (json_depth(text) > max_json_depth) {
-      why = "JSON nested deeper than " + std::to_string(max_json_depth)
-            + " levels";
-      return false;
-    }
     detail::lobbies_doc doc;
-    if (!detail::read_lobbies_doc(text, doc, why))
+    if (!check_text(text, why) || !detail::read_lobbies_doc(text, doc, why))
       return false;
-    if (!doc.has_format) {
-      why = std::string{"no \"format\" field (expected \""} + lobbies_format
-            + "\")";
+    json version = doc.version;
+    if (!check_header(doc.has_format ? &doc.format : nullptr, lobbies_format,
+                      doc.has_version ? &version : nullptr, why))
       return false;
-    }
-    if (doc.format != lobbies_format) {
-      why = "format is \"" + doc.format + "\", expected \"" + lobbies_format
-            + "\"";
-      return false;
-    }
-    if (!doc.has_version) {
-      why = "no integer \"version\" field";
-      return false;
-    }
-    if (doc.version != snapshot_version) {
-      why = "unsupported version " + std::to_string(doc.version)
-            + " (this server reads version " + std::to_string(snapshot_version)
-            + ")";
-      return false;
-    }
     if (!doc.has_lobbies) {
       why = "no \"lobbies\" array";
       return false;

@@ -1,10 +1,12 @@
 // /metrics: lock-free recording and the Prometheus text rendering.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "actors/stats.hpp"
@@ -133,4 +135,110 @@ TEST_CASE("metrics: recording from many threads loses nothing", "[metrics]") {
   auto text = vb::render_metrics(m, stats, {}, 0);
   CHECK(sample(text, R"(voicebot_http_requests_total{method="GET",route="/api/health",status="200"})")
         == 40000);
+}
+
+TEST_CASE("metrics: every family in its place, each value from its own counter",
+          "[metrics]") {
+  vb::http_metrics m;
+  m.in_flight = 1;
+  m.connections = 2;
+  m.refused_connections = 3;
+  m.abandoned_responses = 4;
+  vb::server_stats stats;
+  auto& lobbies = stats.journal("lobbies.json");
+  // Each counter of the actors, and the series that reports it.
+  const std::pair<std::atomic<uint64_t>*, const char*> counters[] = {
+    {&stats.lobbies, "voicebot_lobbies"},
+    {&stats.members, "voicebot_lobby_members"},
+    {&stats.evictions, "voicebot_provider_evictions_total"},
+    {&stats.held_sweeps, "voicebot_cleanup_held_sweeps_total"},
+    {&stats.failovers, "voicebot_join_failovers_total"},
+    {&stats.redispatches, "voicebot_redispatches_total"},
+    {&stats.orphaned, "voicebot_orphaned_members"},
+    {&stats.drains, "voicebot_provider_drains_total"},
+    {&stats.removed_answers, "voicebot_removed_answers_total"},
+    {&stats.rate_limited, "voicebot_registrations_rate_limited_total"},
+    {&stats.idempotent_replays, "voicebot_idempotent_replays_total"},
+    {&stats.late_acceptances, "voicebot_late_acceptances_total"},
+    {&stats.stray_stops, "voicebot_stray_runs_stopped_total"},
+    {&stats.tls_handshake_failures, "voicebot_caf_tls_handshake_failures_total"},
+    {&stats.quarantined_snapshots,
+     R"(voicebot_quarantined_files_total{file="any",kind="snapshot"})"},
+    {&lobbies.appends, R"(voicebot_journal_appends_total{file="lobbies.json"})"},
+    {&lobbies.records, R"(voicebot_journal_records_total{file="lobbies.json"})"},
+    {&lobbies.failures,
+     R"(voicebot_journal_append_failures_total{file="lobbies.json"})"},
+    {&lobbies.bytes, R"(voicebot_journal_bytes{file="lobbies.json"})"},
+    {&lobbies.compactions,
+     R"(voicebot_journal_compactions_total{file="lobbies.json"})"},
+    {&lobbies.compaction_failures,
+     R"(voicebot_journal_compaction_failures_total{file="lobbies.json"})"},
+    {&lobbies.quarantined,
+     R"(voicebot_quarantined_files_total{file="lobbies.json",kind="journal"})"},
+    {&lobbies.truncated,
+     R"(voicebot_journal_torn_tails_total{file="lobbies.json"})"},
+  };
+  uint64_t next = 5;
+  for (auto& [counter, series] : counters)
+    *counter = next++;
+  auto text = vb::render_metrics(m, stats, {}, 1.23456);
+  INFO(text);
+
+  // Name and type of every family, in order (dashboards and promtool read
+  // them; a new family is a new row here).
+  std::vector<std::string> families;
+  std::regex type_line{"# TYPE (\\S+ \\S+)"};
+  for (std::sregex_iterator i{text.begin(), text.end(), type_line}, end;
+       i != end; ++i)
+    families.push_back((*i)[1]);
+  CHECK(families == std::vector<std::string>{
+    "voicebot_build_info gauge",
+    "voicebot_uptime_seconds gauge",
+    "voicebot_http_requests_total counter",
+    "voicebot_http_request_duration_seconds histogram",
+    "voicebot_http_requests_in_flight gauge",
+    "voicebot_http_connections gauge",
+    "voicebot_http_connections_refused_total counter",
+    "voicebot_http_responses_abandoned_total counter",
+    "voicebot_providers gauge",
+    "voicebot_lobbies gauge",
+    "voicebot_lobby_members gauge",
+    "voicebot_provider_evictions_total counter",
+    "voicebot_cleanup_held_sweeps_total counter",
+    "voicebot_join_failovers_total counter",
+    "voicebot_redispatches_total counter",
+    "voicebot_orphaned_members gauge",
+    "voicebot_provider_drains_total counter",
+    "voicebot_removed_answers_total counter",
+    "voicebot_registrations_rate_limited_total counter",
+    "voicebot_idempotent_replays_total counter",
+    "voicebot_late_acceptances_total counter",
+    "voicebot_stray_runs_stopped_total counter",
+    "voicebot_caf_tls_handshake_failures_total counter",
+    "voicebot_snapshot_writes_total counter",
+    "voicebot_snapshot_write_failures_total counter",
+    "voicebot_snapshot_write_duration_seconds histogram",
+    "voicebot_journal_appends_total counter",
+    "voicebot_journal_records_total counter",
+    "voicebot_journal_append_failures_total counter",
+    "voicebot_journal_append_duration_seconds histogram",
+    "voicebot_journal_bytes gauge",
+    "voicebot_journal_compactions_total counter",
+    "voicebot_journal_compaction_failures_total counter",
+    "voicebot_journal_compaction_duration_seconds histogram",
+    "voicebot_quarantined_files_total counter",
+    "voicebot_journal_torn_tails_total counter"});
+
+  CHECK(sample(text, R"(voicebot_build_info{version=")" VB_VERSION "\"}") == 1);
+  CHECK(sample(text, "voicebot_uptime_seconds") == 1.234); // whole ms
+  CHECK(sample(text, "voicebot_http_requests_in_flight") == 1);
+  CHECK(sample(text, "voicebot_http_connections") == 2);
+  CHECK(sample(text, "voicebot_http_connections_refused_total") == 3);
+  CHECK(sample(text, "voicebot_http_responses_abandoned_total") == 4);
+  for (auto& [counter, series] : counters) {
+    INFO(series);
+    CHECK(sample(text, series) == static_cast<double>(counter->load()));
+  }
+  // Journals of the named files only: "other" has none.
+  CHECK(text.find(R"(voicebot_journal_bytes{file="other"})") == std::string::npos);
 }

@@ -561,6 +561,10 @@ TEST_CASE("model: corrupt lobbies snapshots are rejected with a reason",
   rejects_lobbies("[]", "top level is array");
   rejects_lobbies("{}", "no \"format\" field");
   rejects_lobbies(encode_providers({}), "format is \"voicebot-server/bot_providers\"");
+  rejects_lobbies(R"({"format":"voicebot-server/lobbies","lobbies":[]})",
+                  "no integer \"version\" field");
+  rejects_lobbies(R"({"format":"voicebot-server/lobbies","version":2,"lobbies":[]})",
+                  "unsupported version 2 (this server reads version 1)");
   rejects_lobbies(std::string(100000, '{'), "nested deeper than 64");
   const std::string head = R"({"format":"voicebot-server/lobbies","version":1,"lobbies":)";
   rejects_lobbies(head + R"(null})", "no \"lobbies\" array");
