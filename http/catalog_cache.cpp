@@ -21,9 +21,9 @@ using json = nlohmann::json;
 
 namespace {
 
-/// Tells this process's validators from an earlier one's: the versions
-/// start again at every start, so "p-<version>" alone could name another
-/// catalog after a restart.
+/// Tells this process's validators from an earlier one's: a listing that
+/// reads the same after a restart may still be another (its answers were
+/// not all seen), and hashes are only compared within one process.
 const std::string& epoch() {
   static const std::string value = [] {
     std::random_device rd;
@@ -35,9 +35,15 @@ const std::string& epoch() {
   return value;
 }
 
-std::string etag_of(char kind, uint64_t version) {
-  return "\"" + std::string(1, kind) + "-" + epoch() + "-" + std::to_string(version)
-         + "\"";
+/// The validator of `body`: made of its bytes, so that every thread
+/// (each renders into its own cache) names the same body alike, and a
+/// change the listing does not show keeps it; the epoch tells it from an
+/// earlier process's.
+std::string etag_of(char kind, const std::string& body) {
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(std::hash<std::string>{}(body)));
+  return "\"" + std::string(1, kind) + "-" + epoch() + "-" + hash + "\"";
 }
 
 std::shared_ptr<const std::string> dump(const json& j) {
@@ -103,11 +109,10 @@ bool accepts_gzip(std::string_view header) {
 /// `b` at a new version: a body byte for byte the same as before keeps its
 /// validator (and its gzip form), so a change the listing does not show (a
 /// heartbeat, for GET /api/bots) costs its pollers nothing.
-void renew(cached_body& b, char kind, uint64_t version,
-           std::shared_ptr<const std::string> body) {
+void renew(cached_body& b, char kind, std::shared_ptr<const std::string> body) {
   if (b.body && *b.body == *body)
     return;
-  b = cached_body{etag_of(kind, version), std::move(body), nullptr};
+  b = cached_body{etag_of(kind, *body), std::move(body), nullptr};
 }
 
 /// Below this a body is sent as it is: the gzip header and trailer, and
@@ -187,8 +192,8 @@ const rendered_catalog& rendered(const provider_catalog& c) {
     }
   }
   cache.version = c.version;
-  renew(cache.providers, 'p', c.version, dump(json{{"providers", std::move(providers)}}));
-  renew(cache.bots, 'b', c.version,
+  renew(cache.providers, 'p', dump(json{{"providers", std::move(providers)}}));
+  renew(cache.bots, 'b',
         dump(json{{"bots", std::move(bots)}, {"providers", std::move(owners)}}));
   return cache;
 }
@@ -202,7 +207,7 @@ const cached_body& rendered(const lobby_listing& l) {
   for (auto& x : l.lobbies)
     list.push_back(lobby_summary(x));
   version = l.version;
-  renew(cache, 'l', l.version, dump(json{{"lobbies", std::move(list)}}));
+  renew(cache, 'l', dump(json{{"lobbies", std::move(list)}}));
   return cache;
 }
 
