@@ -163,6 +163,18 @@ struct fleet_fixture : test::fixture {
     run();
   }
 
+  /// Echo, joined at alpha in `room`, being moved: alpha is evicted and
+  /// beta, its only other provider, holds the new join unanswered.
+  session moving_echo(const std::string& room) {
+    auto alpha = add("alpha");
+    auto echo = join(room, "Echo", alpha);
+    add("beta");
+    mode["beta"] = "hold";
+    evict(alpha);
+    REQUIRE(link->held.size() == 1);
+    return echo;
+  }
+
   static provider_registration registration(const std::string& name,
                                             const std::string& instance = {},
                                             double interval = 0) {
@@ -699,13 +711,8 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a member that leaves while it "
                  "is being moved is not brought back, and its new run is "
                  "stopped", "[fleet][redispatch]") {
   start();
-  auto alpha = add("alpha");
   auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
-  add("beta");
-  mode["beta"] = "hold";
-  evict(alpha);
-  REQUIRE(link->held.size() == 1);
+  auto echo = moving_echo(room);
   CHECK(ask<bool>(dir, atom::remove_v, room, echo.session_id));
   auto before = record_count();
   link->release(0, test::accepted("beta-new"));
@@ -721,15 +728,16 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a leave and a move's write of "
   // Crossed, an acknowledged leave came back at the next start (the move's
   // join record last), or the new run outlived its member.
   start();
-  auto alpha = add("alpha");
   auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
-  add("beta");
-  mode["beta"] = "hold";
-  evict(alpha);
-  REQUIRE(link->held.size() == 1);
+  auto echo = moving_echo(room);
   auto before = record_count();
   test::state_of(lobby_store).holding = true;
+  auto left = [this](auto& rh) {
+    bool ok = false;
+    rh.receive([&](bool x) { ok = x; },
+               [&](caf::error& err) { FAIL(sys.render(err)); });
+    return ok;
+  };
   SECTION("the leave is written first: the move is not") {
     auto leave = self->request(dir, caf::infinite, atom::remove_v, room,
                                echo.session_id);
@@ -741,10 +749,7 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a leave and a move's write of "
     CHECK(test::state_of(lobby_store).held.size() == 1);
     test::release_writes(lobby_store);
     run();
-    bool left = false;
-    leave.receive([&](bool ok) { left = ok; },
-                  [&](caf::error& err) { FAIL(sys.render(err)); });
-    CHECK(left);
+    CHECK(left(leave));
     CHECK(records_since(before) == strings{"leave " + echo.session_id});
     CHECK(stops_at("beta", "beta-new") == 1);
     CHECK(stats->redispatches == 0);
@@ -760,10 +765,7 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a leave and a move's write of "
     CHECK(test::state_of(lobby_store).held.size() == 1);
     test::release_writes(lobby_store);
     run();
-    bool left = false;
-    leave.receive([&](bool ok) { left = ok; },
-                  [&](caf::error& err) { FAIL(sys.render(err)); });
-    CHECK(left);
+    CHECK(left(leave));
     auto records = records_since(before);
     REQUIRE(records.size() == 3);
     CHECK(records.back() == "leave " + echo.session_id);
