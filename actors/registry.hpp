@@ -175,8 +175,49 @@ struct registry_state {
   /// writing them (that instance did, and does the re-dispatch); with
   /// `resync`, providers the batch does not name are erased too.
   void apply_remote(const remote_batch& batch);
+  /// Sends the periodic record, if any, with no acknowledgement wanted.
+  void flush_seen();
+
+  // -- the handlers' steps, one member each (no callback nests in another) ---
+
+  /// Why a registration is turned away now (rate, key, tombstone), or none;
+  /// it takes a token from the registration bucket.
+  caf::error refuse(const provider_registration& reg);
+  /// Writes a registration; `rp` gets the provider id once it is durable.
+  void enroll(const provider_registration& reg,
+              caf::typed_response_promise<std::string> rp);
+  /// Removes a known provider at its request; `rp` gets true once durable.
+  void deregister(const std::string& id, bool on_purpose,
+                  caf::typed_response_promise<bool> rp);
+  /// Drains a known provider; `rp` gets it, draining, once durable.
+  void drain(const std::string& id, const drain_request& req,
+             caf::typed_response_promise<provider> rp);
+  /// Evicts the (evictable) providers of `ids`; `rp` gets those evicted.
+  void evict(std::vector<std::string> ids,
+             caf::typed_response_promise<std::vector<std::string>> rp);
+  /// A provider's bot member count (`id` empty: the start-up census is
+  /// complete).
+  void count_runs(const std::string& id, uint64_t count);
+  /// The suspect timer armed at heartbeat `beats` fired.
+  void suspect(const std::string& id, uint64_t beats);
+  /// The drain timer of `deadline` fired.
+  void expire(const std::string& id, double deadline);
 
 private:
+  /// A registration's write answered: applied and answered, then reconciled.
+  void enrolled(const caf::error& err, std::shared_ptr<planned> p,
+                std::shared_ptr<std::vector<std::string>> runs, double since,
+                caf::typed_response_promise<std::string> rp);
+  /// Asks the directory which runs a provider listed that no member holds.
+  void reconcile(const std::string& id, const std::vector<std::string>& runs,
+                 double since);
+  /// Tells a provider to stop the runs no member holds.
+  void stop_unheld(const std::string& id,
+                   const std::vector<std::string>& runs);
+  /// A drain's write answered: the provider drains from now on.
+  void drained(const caf::error& err, const std::string& id,
+               const provider& next, double timeout,
+               caf::typed_response_promise<provider> rp);
   /// A provider another instance wrote (`json` is its snapshot text), added
   /// or replacing ours; what the text lacks stays this instance's view.
   void put_remote(provider next, std::shared_ptr<const std::string> json,
