@@ -137,7 +137,7 @@ cleanup(cleanup_actor::stateful_pointer<cleanup_state> self,
       if (st.sweeping)
         return;
       // Cluster mode: one instance sweeps at a time, the one holding the
-      // sweeper key (actors/cluster.cpp).
+      // sweeper key (cluster/membership.cpp).
       if (st.stats && !st.stats->sweeper.load(std::memory_order_relaxed))
         return;
       st.sweeping = true;

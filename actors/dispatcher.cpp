@@ -55,17 +55,17 @@ caf::error host_error(const provider& p, const caf::error& err) {
                     "provider " + p.name + " refused: " + caf::to_string(err));
 }
 
-caf::error no_link(const provider& p) {
-  return make_error(ec::unavailable,
-                    "provider " + p.name + " is not connected");
-}
-
 caf::error no_endpoint(const provider& p) {
   return make_error(ec::unavailable,
                     "provider " + p.name + " has no reachable endpoint");
 }
 
 } // namespace
+
+caf::error no_link(const provider& p) {
+  return make_error(ec::unavailable,
+                    "provider " + p.name + " is not connected");
+}
 
 void dispatcher_state::call(std::string method, std::string url,
                             std::string body,
@@ -194,8 +194,7 @@ void dispatcher_state::link_down(const caf::actor_addr& addr,
     auto id = i->first;
     hosts.erase(i);
     spdlog::info("provider {} link down: {}", id, caf::to_string(reason));
-    if (config.links)
-      caf::anon_send(config.links, atom::deregister_v, id);
+    config.elsewhere->unlinked(id);
     unreachable(id);
     // Joins sent over the link just before it went down get no answer:
     // they fail now (and may fail over), not at their dispatch timeout. An
@@ -215,29 +214,8 @@ dispatcher_state::caf_join(const provider& p, const dispatch_request& req,
   auto host = host_of(p);
   if (!host && forwarded)
     return no_link(p); // moved on: the caller re-reads the table
-  if (!host && config.links) {
-    // Cluster mode: the instance holding the link takes the join (its
-    // dispatcher keeps the dispatch timeout and stops a late acceptance).
-    auto rp = self->make_response_promise<std::string>();
-    auto wait = config.dispatch_timeout + std::chrono::seconds(2);
-    self->request(config.links, config.timeout, atom::resolve_v, p.provider_id)
-      .then(
-        [this, rp, p, req, wait](caf::actor& gateway) mutable {
-          self->request(gateway, wait, atom::join_v, p.provider_id, req)
-            .then([rp](std::string& run_id) mutable { rp.deliver(run_id); },
-                  [rp, p](caf::error& err) mutable {
-                    rp.deliver(err == caf::sec::request_timeout
-                                 ? no_link(p)
-                                 : std::move(err));
-                  });
-        },
-        [this, rp, p](caf::error&) mutable {
-          rp.deliver(failed(p, no_link(p)));
-        });
-    return rp;
-  }
   if (!host)
-    return failed(p, no_link(p));
+    return config.elsewhere->join(*this, p, req);
   auto id = start_join(self->make_response_promise<std::string>(), p);
   self->request(host, config.late_window, atom::join_v, req)
     .then(
@@ -252,23 +230,8 @@ caf::result<bool> dispatcher_state::caf_stop(const provider& p,
   auto host = host_of(p);
   if (!host && forwarded)
     return no_link(p);
-  if (!host && config.links) {
-    auto rp = self->make_response_promise<bool>();
-    auto wait = config.timeout + std::chrono::seconds(1);
-    self->request(config.links, config.timeout, atom::resolve_v, p.provider_id)
-      .then(
-        [this, rp, p, run_id, wait](caf::actor& gateway) mutable {
-          self->request(gateway, wait, atom::stop_v, p.provider_id, run_id)
-            .then([rp](bool had) mutable { rp.deliver(had); },
-                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-        },
-        [this, rp, p](caf::error&) mutable {
-          rp.deliver(failed(p, no_link(p)));
-        });
-    return rp;
-  }
   if (!host)
-    return failed(p, no_link(p));
+    return config.elsewhere->stop(*this, p, run_id);
   auto rp = self->make_response_promise<bool>();
   self->request(host, config.timeout, atom::stop_v, run_id)
     .then([rp](bool had) mutable { rp.deliver(had); },
@@ -352,14 +315,9 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         // here or, in cluster mode, on any instance.
         if (p.via == transport::caf) {
           auto& st = self->state;
-          if (st.hosts.count(p.provider_id) != 0 || !st.config.links)
-            return st.hosts.count(p.provider_id) != 0;
-          auto rp = self->make_response_promise<bool>();
-          self->request(st.config.links, st.config.timeout, atom::probe_v,
-                        p.provider_id)
-            .then([rp](bool linked) mutable { rp.deliver(linked); },
-                  [rp](caf::error&) mutable { rp.deliver(false); });
-          return rp;
+          if (st.hosts.count(p.provider_id) != 0)
+            return true;
+          return st.config.elsewhere->probe(st, p);
         }
         if (p.base_url.empty())
           return false;
@@ -401,8 +359,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         }
         self->monitor(host);
         hosts[id] = std::move(host);
-        if (self->state.config.links)
-          caf::anon_send(self->state.config.links, atom::registration_v, id);
+        self->state.config.elsewhere->linked(id);
         return true;
       },
       [=](atom::deregister, const std::string& id) {
@@ -410,8 +367,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         if (auto i = hosts.find(id); i != hosts.end()) {
           self->demonitor(i->second.address());
           hosts.erase(i);
-          if (self->state.config.links)
-            caf::anon_send(self->state.config.links, atom::deregister_v, id);
+          self->state.config.elsewhere->unlinked(id);
         }
       },
   };

@@ -27,6 +27,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/interfaces.hpp"
+#include "actors/ports.hpp"
 
 namespace vb {
 
@@ -48,11 +49,9 @@ struct dispatcher_config {
   registry_actor registry;
   /// Counts late acceptances (may be null).
   std::shared_ptr<server_stats> stats;
-  /// Cluster mode (SPEC §8): the table of which instance holds each CAF
-  /// provider's link (actors/cluster: told of this instance's links, asked
-  /// for another's cluster gateway). Null in the embedded mode: every link
-  /// is local.
-  caf::actor links;
+  /// The CAF providers whose link another instance holds (actors/ports.hpp):
+  /// none (embedded), or the cluster's link table.
+  std::shared_ptr<const link_port> elsewhere = local_links();
 };
 
 struct dispatcher_state {
@@ -124,6 +123,9 @@ struct dispatcher_state {
   /// answer), nothing for a refusal. Returns `err`, to deliver.
   caf::error failed(const provider& p, caf::error err);
 };
+
+/// The error of a CAF provider whose link no instance holds.
+caf::error no_link(const provider& p);
 
 dispatcher_actor::behavior_type
 dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,

@@ -78,6 +78,14 @@ using dispatcher_actor = caf::typed_actor<
   // Forget a CAF provider's actor (it deregistered).
   caf::reacts_to<atom::deregister, std::string>>;
 
+/// Cluster mode: an owner of state (registry, lobby directory, lobby,
+/// idempotency) takes the changes another instance made, from its store's
+/// watch: applied without writing them again. Written once, added to each
+/// owner's interface with extend_with.
+using remote_owner_actor = caf::typed_actor<
+  // Changes another instance committed (or, with `resync`, everything).
+  caf::reacts_to<atom::remote, remote_batch>>;
+
 /// A live view of one lobby (one WebSocket connection): the lobby sends it
 /// its members once, then every event, and never waits for it.
 using lobby_subscriber_actor = caf::typed_actor<
@@ -121,10 +129,10 @@ using lobby_actor = caf::typed_actor<
   // broadcast again).
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  atom::remote>,
-  caf::reacts_to<atom::chat, std::string, std::string, atom::remote>,
-  // Cluster mode: bot members another instance changed (from the
+  caf::reacts_to<atom::chat, std::string, std::string, atom::remote>>::
+  // Cluster mode: bot members another instance changed (routed by the
   // directory): applied without writing them, announced as local ones are.
-  caf::reacts_to<atom::remote, remote_batch>>;
+  extend_with<remote_owner_actor>;
 
 /// The directory of lobbies: creates them (durably, through the lobbies'
 /// store), lists them, and routes to them.
@@ -147,10 +155,6 @@ using lobby_directory_actor = caf::typed_actor<
   // A lobby's members changed (applied, durable where they must be): the
   // listing and the session index follow.
   caf::reacts_to<atom::persist, member_change>,
-  // Cluster mode: lobbies and members another instance changed (from the
-  // store's watch): applied without writing them again, announced to the
-  // lobbies' subscribers.
-  caf::reacts_to<atom::remote, remote_batch>,
   // A provider registered again with the given runs (provider id, runs,
   // registration time): reconciles every lobby concerned and answers the
   // runs no lobby knows (the provider stops them).
@@ -171,7 +175,62 @@ using lobby_directory_actor = caf::typed_actor<
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  std::string>,
   // The actor of a lobby, to subscribe to its events.
-  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>>;
+  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>>::
+  // Cluster mode: lobbies and members another instance changed: applied
+  // without writing them again, announced to the lobbies' subscribers.
+  extend_with<remote_owner_actor>;
+
+/// Cluster mode (design §4.3): the reservations of joins' names in etcd,
+/// kept by the lobbies' store. A join reserves its (lobby, bot, nick)
+/// before it dispatches, so two instances never dispatch one name at once.
+using claims_actor = caf::typed_actor<
+  // Reserve a name (lobby id, bot, nick) for a session: answers "" when it
+  // is the session's now, else the session JSON of the member holding it.
+  caf::replies_to<atom::reserve, std::string, std::string, std::string,
+                  std::string>::with<std::string>,
+  // Give back a reservation no member holds (a dispatch or commit failed).
+  caf::reacts_to<atom::leave, std::string, std::string, std::string,
+                 std::string>>;
+
+/// Cluster mode: what each instance publishes on its cluster port for the
+/// others (the CAF providers' joins and stops it holds the links of, and
+/// the lines said elsewhere). Never forwards anything again.
+using cluster_relay_actor = caf::typed_actor<
+  // A join for a CAF provider linked here (provider id, request).
+  caf::replies_to<atom::join, std::string, dispatch_request>::with<std::string>,
+  // A stop for a CAF provider linked here (provider id, run id).
+  caf::replies_to<atom::stop, std::string, std::string>::with<bool>,
+  // A chat line said on another instance (lobby id, nick, text).
+  caf::reacts_to<atom::chat, std::string, std::string, std::string,
+                 atom::remote>,
+  // A bot member's line said on another instance (lobby id, session id,
+  // text, provider id).
+  caf::reacts_to<atom::say, std::string, std::string, std::string,
+                 std::string, atom::remote>,
+  // The local actors it relays to; sent once at start-up.
+  caf::reacts_to<atom::peers, dispatcher_actor, lobby_directory_actor>>;
+
+/// Cluster mode: lines said here, for every other instance (best effort).
+using line_relay_actor = caf::typed_actor<
+  // A chat line (lobby id, nick, text).
+  caf::reacts_to<atom::chat, std::string, std::string, std::string>,
+  // A bot member's line (lobby id, session id, text, provider id).
+  caf::reacts_to<atom::say, std::string, std::string, std::string,
+                 std::string>>;
+
+/// Cluster mode: which instance holds each CAF provider's link (etcd's
+/// PREFIX links/, under each instance's lease), and the other instances'
+/// relays; it also sends the lines said here to them.
+using provider_links_actor = caf::typed_actor<
+  // A provider linked here.
+  caf::reacts_to<atom::registration, std::string>,
+  // A provider's link here is gone.
+  caf::reacts_to<atom::deregister, std::string>,
+  // The relay of the instance holding a provider's link (error: none).
+  caf::replies_to<atom::resolve, std::string>::with<cluster_relay_actor>,
+  // Whether any instance holds a provider's link.
+  caf::replies_to<atom::probe, std::string>::with<bool>>::
+  extend_with<line_relay_actor>;
 
 /// Wakes every cleanup interval and asks the registry to evict stale
 /// providers, with the mass-eviction guard of SPEC §3.
@@ -230,10 +289,9 @@ using registry_actor = caf::typed_actor<
   // count (id, heartbeat count).
   caf::reacts_to<atom::suspect, std::string, uint64_t>,
   // Timer: a provider's drain times out at the given deadline (id, unix s).
-  caf::reacts_to<atom::expire, std::string, double>,
-  // Cluster mode: providers another instance changed (from the store's
-  // watch): applied without writing them again.
-  caf::reacts_to<atom::remote, remote_batch>>;
+  caf::reacts_to<atom::expire, std::string, double>>::
+  // Cluster mode: providers another instance changed.
+  extend_with<remote_owner_actor>;
 
 /// Joins with an Idempotency-Key header (SPEC §7): the first accepted answer
 /// of each key is kept, durably (idempotency.journal), for idempotency_ttl.
@@ -244,10 +302,9 @@ using idempotency_actor = caf::typed_actor<
   caf::replies_to<atom::join, std::string, std::string, std::string,
                   bot_join>::with<session>,
   // Timer: forget expired keys.
-  caf::reacts_to<atom::sweep>,
-  // Cluster mode: keys another instance answered first (from the store's
-  // watch).
-  caf::reacts_to<atom::remote, remote_batch>>;
+  caf::reacts_to<atom::sweep>>::
+  // Cluster mode: keys another instance answered first.
+  extend_with<remote_owner_actor>;
 
 } // namespace vb
 
@@ -262,6 +319,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_actors, caf::id_block::vb_local::end)
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::lobby_directory_actor))
   CAF_ADD_TYPE_ID(vb_actors, (vb::idempotency_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::remote_owner_actor))
+  CAF_ADD_TYPE_ID(vb_actors, (vb::cluster_relay_actor))
 CAF_END_TYPE_ID_BLOCK(vb_actors)
 
 namespace vb {

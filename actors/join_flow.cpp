@@ -41,34 +41,28 @@ void lobby_state::join(const bot_join& j, session_promise rp) {
     i->second.push_back(std::move(rp));
     return;
   }
-  if (peers.claims) {
-    // Cluster mode: etcd decides, never this instance's cache (which may
-    // not have seen another instance's leave yet): the reservation answers
-    // the member that holds the name, or makes the name ours.
-    if (bots.count(key) == 0 && full()) {
-      rp.deliver(make_error(ec::full, "Lobby is full"));
-      return;
-    }
-    pending[key].push_back(std::move(rp));
-    reserve(key, j, new_uuid(rng));
-    return;
-  }
-  if (auto i = bots.find(key); i != bots.end()) {
-    rp.deliver(i->second->value);
-    // Asked for again while orphaned: worth another try at once.
-    if (i->second->value.orphaned) {
-      provider old;
-      old.provider_id = i->second->value.provider_id;
-      move(i->second, old, move_reason::orphan);
-    }
-    return;
-  }
-  if (full()) {
+  if (bots.count(key) == 0 && full()) {
     rp.deliver(make_error(ec::full, "Lobby is full"));
     return;
   }
   pending[key].push_back(std::move(rp));
-  place(key, j, new_uuid(rng));
+  peers.claims->reserve(*this, key, j, new_uuid(rng));
+}
+
+void lobby_state::claimed(const join_key& key, const bot_join& j,
+                          const std::string& session_id,
+                          const std::optional<session>& holder) {
+  if (!holder)
+    return place(key, j, session_id);
+  // Asked for again while orphaned: worth another try at once.
+  if (auto i = bots.find(key);
+      i != bots.end() && i->second->value.session_id == holder->session_id
+      && i->second->value.orphaned) {
+    provider old;
+    old.provider_id = i->second->value.provider_id;
+    move(i->second, old, move_reason::orphan);
+  }
+  finish(key, {}, *holder);
 }
 
 void lobby_state::place(const join_key& key, const bot_join& j,
@@ -97,45 +91,9 @@ void lobby_state::place(const join_key& key, const bot_join& j,
       });
 }
 
-void lobby_state::reserve(const join_key& key, const bot_join& j,
-                          const std::string& session_id) {
-  // Cluster mode: the name first, so that two instances never dispatch the
-  // same (lobby, bot, nick) at once (design §4.3).
-  self
-    ->request(peers.claims, peers.dispatch_wait * 2, atom::reserve_v,
-              value.id, j.bot_name, j.nick, session_id)
-    .then(
-      [this, key, j, session_id](std::string& existing) {
-        if (existing.empty())
-          return place(key, j, session_id);
-        // A member holds it (made here or on another instance: then it
-        // arrives here through the store's watch): that is the answer.
-        session s;
-        std::string why;
-        if (!decode_member(existing, value.id, {}, s, why))
-          return finish(key,
-                        make_error(ec::storage_failed,
-                                   "cluster store: a reservation that does "
-                                   "not load: " + why),
-                        {});
-        // Asked for again while orphaned: worth another try at once.
-        if (auto i = bots.find(key);
-            i != bots.end() && i->second->value.session_id == s.session_id
-            && i->second->value.orphaned) {
-          provider old;
-          old.provider_id = i->second->value.provider_id;
-          move(i->second, old, move_reason::orphan);
-        }
-        finish(key, {}, s);
-      },
-      [this, key](caf::error& err) { finish(key, as_store_error(err), {}); });
-}
-
 void lobby_state::release(const std::string& bot_name, const std::string& nick,
                           const std::string& session_id) {
-  if (peers.claims)
-    caf::anon_send(peers.claims, atom::leave_v, value.id, bot_name, nick,
-                   session_id);
+  peers.claims->release(*this, bot_name, nick, session_id);
 }
 
 void lobby_state::start_dispatch(const join_key& key, const bot_join& j,
@@ -285,20 +243,8 @@ void lobby_state::replace_member(
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
-  // A member of the same bot and nick came from another instance's store
-  // (the watch) while this join was dispatched: its member is the answer,
-  // and this run goes. With reservations (the cluster store) that cannot
-  // happen: the name was ours before the dispatch.
-  if (auto i = bots.find(key); i != bots.end() && !peers.claims) {
-    stop_run(s);
-    forget_unused_provider(s.provider_id);
-    release(s.bot_name, s.nick, s.session_id);
-    auto existing = i->second->value;
-    return finish(key, {}, existing);
-  }
   auto m = make_member(std::move(s));
-  write({peers.claims ? claimed_join_change(value.id, m)
-                      : join_change(value.id, m)},
+  write({peers.claims->join_change(value.id, m)},
         [this, key, m](const caf::error& err) {
     auto& s = m->value;
     if (err) {
@@ -431,11 +377,7 @@ void lobby_state::leave(const std::string& sid,
   }
   if (wait_for_write(sid, [this, sid, rp]() mutable { leave(sid, rp); }))
     return;
-  auto change = leave_change(value.id, sid);
-  if (peers.claims)
-    change.claims.push_back(
-      store_claim{value.id, m->value.bot_name, m->value.nick, sid, nullptr});
-  write_member(sid, {std::move(change)},
+  write_member(sid, {peers.claims->leave_change(value.id, m->value)},
                [this, rp, m](const caf::error& err) mutable {
                  if (err) {
                    rp.deliver(err);

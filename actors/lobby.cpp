@@ -233,7 +233,7 @@ void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
 }
 
 void lobby_state::say(const std::string& session_id, const std::string& text,
-                      const std::string& provider_id, bool broadcast) {
+                      const std::string& provider_id, bool here) {
   auto& ss = value.sessions;
   auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
     return m->value.session_id == session_id;
@@ -258,14 +258,13 @@ void lobby_state::say(const std::string& session_id, const std::string& text,
   }
   auto member = (*i)->value;
   emit("chat", member, text);
-  // Cluster mode: the other instances' subscribers and bots hear it too.
-  if (broadcast && peers.broadcast)
-    caf::anon_send(peers.broadcast, atom::say_v, value.id, session_id, text,
-                   provider_id);
+  // Said here: the other instances' subscribers and bots hear it too.
+  if (here)
+    peers.lines->said(value.id, session_id, text, provider_id);
 }
 
 void lobby_state::chat(const std::string& nick, const std::string& text,
-                       bool broadcast) {
+                       bool here) {
   // Checked by the front end already; the lobby does not trust it blindly.
   if (nick.empty() || !printable(nick) || utf8_length(nick) > max_name_length
       || text.empty() || !printable(text, true)
@@ -274,8 +273,8 @@ void lobby_state::chat(const std::string& nick, const std::string& text,
   session speaker;
   speaker.nick = nick;
   emit("chat", speaker, text);
-  if (broadcast && peers.broadcast)
-    caf::anon_send(peers.broadcast, atom::chat_v, value.id, nick, text);
+  if (here)
+    peers.lines->chatted(value.id, nick, text);
 }
 
 std::shared_ptr<const lobby_image::member>

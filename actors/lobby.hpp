@@ -20,6 +20,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "actors/interfaces.hpp"
+#include "actors/ports.hpp"
 
 namespace vb {
 
@@ -78,14 +79,12 @@ struct lobby_peers {
   /// dispatch_timeout, then the write), so a join in flight is never
   /// taken for one.
   double stray_grace = 15;
-  /// Cluster mode: where a join reserves its (lobby, bot, nick) before it
-  /// dispatches (the lobbies' etcd store: `reserve` answers "" when the
-  /// name is ours now, else the session JSON of the member that holds it;
-  /// `leave` gives an unused reservation back). Null in the embedded mode.
-  caf::actor claims;
-  /// Cluster mode: where lines said here go to be broadcast to the other
-  /// instances (chat and say; best effort). Null in the embedded mode.
-  caf::actor broadcast;
+  /// Who may take a join's name (actors/ports.hpp): the lobby's own
+  /// members (embedded), or a reservation in etcd (cluster).
+  std::shared_ptr<const claim_port> claims = local_claims();
+  /// Where lines said here go beyond this instance: nowhere (embedded), or
+  /// to every other instance (cluster).
+  std::shared_ptr<const line_port> lines = local_lines();
 };
 
 struct lobby_state {
@@ -136,10 +135,11 @@ struct lobby_state {
   /// pile up for the lobby's life.
   void forget_unused_provider(const std::string& provider_id);
   void join(const bot_join& j, session_promise rp);
-  /// Cluster mode: reserves the join's name, then dispatches, or answers
-  /// the member of another instance that holds it.
-  void reserve(const join_key& key, const bot_join& j,
-               const std::string& session_id);
+  /// The join's name is claimed (actors/ports.hpp): the member holding it
+  /// is the answer; none, the join is placed.
+  void claimed(const join_key& key, const bot_join& j,
+               const std::string& session_id,
+               const std::optional<session>& holder);
   /// Resolves a join's candidates and dispatches it (after its
   /// reservation, in cluster mode; given back when none can take it).
   void place(const join_key& key, const bot_join& j,
@@ -147,8 +147,8 @@ struct lobby_state {
   /// Dispatches a join (after its reservation, in cluster mode).
   void start_dispatch(const join_key& key, const bot_join& j,
                       const std::string& session_id, provider_list candidates);
-  /// Cluster mode: gives back a reservation no member holds (a dispatch or
-  /// a commit failed).
+  /// Gives back a claimed name no member holds (a dispatch or a commit
+  /// failed).
   void release(const std::string& bot_name, const std::string& nick,
                const std::string& session_id);
   /// One dispatch with failover (SPEC §7): the candidates in order, at most
@@ -220,9 +220,9 @@ struct lobby_state {
   void tell_bot(const session& bot, const lobby_event& ev);
   /// A member says something; non-members and bad lines are ignored.
   void say(const std::string& session_id, const std::string& text,
-           const std::string& provider_id, bool broadcast);
+           const std::string& provider_id, bool here);
   /// Someone on a lobby page says something.
-  void chat(const std::string& nick, const std::string& text, bool broadcast);
+  void chat(const std::string& nick, const std::string& text, bool here);
   /// Sends changes to the store; `done` runs in the lobby once they are
   /// durable, or failed (then nothing of them may be applied).
   void write(store_batch batch, std::function<void(const caf::error&)> done);

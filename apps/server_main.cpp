@@ -18,7 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/cleanup.hpp"
-#include "actors/cluster.hpp"
+#include "cluster/wiring.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/gateway.hpp"
 #include "actors/idempotency.hpp"
@@ -31,7 +31,7 @@
 #include "apps/caf_runtime.hpp"
 #include "apps/server_options.hpp"
 #include "apps/stop_signals.hpp"
-#include "cluster/etcd_client.hpp"
+#include "etcd/etcd_client.hpp"
 #include "http/server.hpp"
 #include "link/http_client.hpp"
 #include "model/clock.hpp"
@@ -52,6 +52,7 @@ struct caf_config : vb::caf_runtime_config {
     // The wire block is registered by caf_runtime_config; the server's own
     // types follow it.
     vb::add_local_types(*this);
+    vb::add_cluster_types(*this);
     // An idle CAF worker polls its queue and sleeps in between; by default
     // it sleeps 10 ms once relaxed, which adds up to 10 ms to every actor
     // hop of a lightly loaded server (a join takes several). 1 ms keeps
@@ -215,240 +216,72 @@ int main(int argc, char** argv) {
   auto tls = caf_tls ? vb::tls::caf_transport::start(sys, tls_context) : nullptr;
   // The actor that publishes the gateway: the middleman's, or over TLS.
   auto connections = tls ? tls->actor() : sys.middleman().actor_handle();
+  vb::graph_state state{std::move(providers), std::move(lobbies),
+                        std::move(idempotency_keys)};
   // Cluster mode (SPEC §8): the instance goes live in etcd, imports the
   // data directory into an empty etcd once, and starts from etcd's state.
-  std::shared_ptr<vb::cluster_context> cluster;
-  caf::actor membership;
-  caf::actor cluster_gateway;
-  caf::actor cluster_links;
-  uint16_t cluster_port = 0;
-  int64_t cluster_revision = 0;
+  std::optional<vb::cluster_instance> cluster;
   if (!opts.etcd_endpoints.empty()) {
-    std::string endpoints;
-    for (auto& e : opts.etcd_endpoints)
-      endpoints += (endpoints.empty() ? "" : ",") + e;
-    cluster = std::make_shared<vb::cluster_context>();
-    vb::etcd::etcd_options eo;
-    eo.endpoints = opts.etcd_endpoints;
-    eo.attempt_timeout = std::chrono::milliseconds(1000);
-    cluster->client = std::make_shared<vb::etcd::etcd_client>(eo);
-    cluster->prefix = opts.etcd_prefix;
-    cluster->ttl = std::chrono::seconds(
-      static_cast<long>(std::ceil(opts.instance_ttl)));
-    cluster->instance_id = opts.instance_id;
-    if (cluster->instance_id.empty()) {
-      std::string error;
-      cluster->instance_id = vb::stored_instance_id(opts.data_dir, error);
-      if (cluster->instance_id.empty()) {
-        spdlog::error("cluster: {}", error);
-        return 1;
-      }
-    }
-    // The door for the other instances' forwarded joins and stops of the
-    // CAF providers linked here (loopback unless configured).
-    cluster_gateway = vb::spawn_cluster_gateway(sys);
-    auto published = sys.middleman().publish(cluster_gateway, opts.cluster_port,
-                                             opts.cluster_host.c_str(), true);
-    if (!published) {
-      spdlog::error("cannot publish the cluster gateway on {}:{}: {}",
-                    opts.cluster_host, opts.cluster_port,
-                    sys.render(published.error()));
-      anon_send_exit(cluster_gateway, caf::exit_reason::user_shutdown);
+    vb::cluster_options co;
+    co.endpoints = opts.etcd_endpoints;
+    co.prefix = opts.etcd_prefix;
+    co.ttl = opts.instance_ttl;
+    co.instance_id = opts.instance_id;
+    co.data_dir = opts.data_dir;
+    co.host = opts.cluster_host;
+    co.port = opts.cluster_port;
+    co.server_url = server_url;
+    co.version = VB_VERSION;
+    cluster.emplace();
+    if (auto err = vb::start_cluster(sys, co, stats,
+                                     {{"providers", provider_seed.get()},
+                                      {"lobbies", lobby_seed.get()},
+                                      {"idempotency", key_seed.get()}},
+                                     state, *cluster);
+        !err.empty()) {
+      spdlog::error("cluster: {}", err);
       return 1;
     }
-    cluster_port = *published;
-    spdlog::info("cluster gateway listening on {}:{}", opts.cluster_host,
-                 cluster_port);
-    auto cluster_address = opts.cluster_host + ":" + std::to_string(cluster_port);
-    nlohmann::json info{{"http", server_url},
-                        {"cluster", cluster_address},
-                        {"started_at", vb::unix_now()},
-                        {"version", VB_VERSION}};
-    membership = vb::spawn_membership(sys, cluster, stats, info.dump());
-    cluster_links = vb::spawn_cluster_links(sys, cluster, cluster_address);
-    spdlog::info("cluster: instance {} joining etcd at {} (prefix {})",
-                 cluster->instance_id, endpoints,
-                 opts.etcd_prefix);
-    bool live = false;
-    {
-      caf::scoped_actor self{sys};
-      self->request(membership, std::chrono::seconds(60), vb::atom::get_v)
-        .receive([&](int64_t) { live = true; },
-                 [&](caf::error& err) {
-                   spdlog::error("cluster: no live lease in etcd within 60 s "
-                                 "({}): is etcd running at {}?",
-                                 sys.render(err),
-                                 endpoints);
-                 });
-    }
-    auto fail = [&](const std::string& what) {
-      spdlog::error("cluster: {}", what);
-      for (auto& a : {membership, cluster_links, cluster_gateway})
-        anon_send_exit(a, caf::exit_reason::user_shutdown);
-      return 1;
-    };
-    if (!live)
-      return fail("cannot start without etcd");
-    if (auto err = vb::cluster_import_once(
-          *cluster, {{"providers", provider_seed.get()},
-                     {"lobbies", lobby_seed.get()},
-                     {"idempotency", key_seed.get()}});
-        !err.empty())
-      return fail(err);
-    std::vector<std::string> texts;
-    if (auto err = vb::cluster_load(*cluster,
-                                    {{"providers", vb::render_providers},
-                                     {"lobbies", vb::render_lobbies},
-                                     {"idempotency",
-                                      vb::render_idempotency_keys}},
-                                    texts, cluster_revision);
-        !err.empty())
-      return fail(err);
-    std::string why;
-    std::vector<vb::provider> from_etcd;
-    std::vector<vb::lobby> lobbies_from_etcd;
-    std::vector<vb::idempotency_entry> keys_from_etcd;
-    if (!vb::decode_providers(texts[0], from_etcd, why))
-      return fail("the providers in etcd do not load: " + why);
-    if (!vb::decode_lobbies(texts[1], lobbies_from_etcd, why))
-      return fail("the lobbies in etcd do not load: " + why);
-    if (!vb::decode_idempotency(texts[2], keys_from_etcd, why))
-      return fail("the idempotency keys in etcd do not load: " + why);
-    providers = std::move(from_etcd);
-    lobbies = vb::to_images(std::move(lobbies_from_etcd));
-    idempotency_keys = std::move(keys_from_etcd);
-    spdlog::info("cluster: started from etcd at revision {}: {} providers, "
-                 "{} lobbies, {} idempotency keys",
-                 cluster_revision, providers.size(), lobbies.size(),
-                 idempotency_keys.size());
   }
   // The provider link for HTTP providers (its own I/O thread); the
   // dispatcher sees it as an http_link.
   std::shared_ptr<vb::http_link> client = std::make_shared<vb::http_client>(1);
-  // Each durable file: a store (journal appends, detached: fdatasync never
-  // stalls a worker) and the snapshot writer its compactions use.
-  // In cluster mode, each owner's store is etcd instead (actors/cluster).
-  auto spawn_store = [&](std::shared_ptr<vb::journal_store_seed> seed,
-                         const char* owner) {
-    if (cluster)
-      return vb::store_handles{
-        vb::spawn_etcd_store(sys, cluster, owner, cluster_revision, stats),
-        vb::snapshot_writer_actor{}};
-    return vb::spawn_journal_store(sys, std::move(seed), stats);
-  };
-  auto provider_files = spawn_store(provider_seed, "providers");
-  auto lobby_files = spawn_store(lobby_seed, "lobbies");
-  auto provider_store = provider_files.store;
-  auto provider_writer = provider_files.writer;
-  auto lobby_store = lobby_files.store;
-  auto lobby_writer = lobby_files.writer;
-  auto key_files = spawn_store(key_seed, "idempotency");
-  auto key_store = key_files.store;
-  auto key_writer = key_files.writer;
-  vb::registry_config rcfg;
-  rcfg.provider_keys = opts.provider_keys;
-  rcfg.stale_after = seconds(opts.stale_after);
-  rcfg.drain_timeout = seconds(opts.drain_timeout);
-  rcfg.max_registrations_per_second = opts.max_registrations_per_second;
-  auto registry = sys.spawn(vb::registry, provider_store, std::move(providers),
-                            rcfg, stats);
-  vb::cleanup_config ccfg{seconds(opts.cleanup_interval),
-                          seconds(opts.stale_after), opts.max_evict_fraction};
-
-  vb::dispatcher_config dcfg;
-  dcfg.server_url = server_url;
-  dcfg.registry = registry;
-  dcfg.dispatch_timeout = seconds(opts.dispatch_timeout);
-  dcfg.stats = stats;
-  dcfg.links = cluster_links;
-  auto dispatcher = sys.spawn(vb::dispatcher, client, dcfg);
-  auto cleanup = sys.spawn(vb::cleanup, registry, ccfg, stats, dispatcher);
-  vb::lobby_peers peers{registry, dispatcher, lobby_store};
-  if (cluster) {
-    peers.claims = caf::actor_cast<caf::actor>(lobby_store);
-    peers.broadcast = cluster_links;
-  }
+  // The mode is the stores and ports the one graph is spawned on: a journal
+  // store per durable file (embedded), or etcd (cluster).
+  auto ports = cluster ? vb::cluster_ports(sys, *cluster, stats)
+                       : vb::embedded_ports(sys, provider_seed, lobby_seed,
+                                            key_seed, stats);
+  vb::graph_config gc;
+  gc.registry.provider_keys = opts.provider_keys;
+  gc.registry.stale_after = seconds(opts.stale_after);
+  gc.registry.drain_timeout = seconds(opts.drain_timeout);
+  gc.registry.max_registrations_per_second = opts.max_registrations_per_second;
+  gc.cleanup = vb::cleanup_config{seconds(opts.cleanup_interval),
+                                  seconds(opts.stale_after),
+                                  opts.max_evict_fraction};
+  gc.dispatcher.server_url = server_url;
+  gc.dispatcher.dispatch_timeout = seconds(opts.dispatch_timeout);
+  auto& peers = gc.lobbies;
   peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
   peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
   peers.stray_grace
     = (opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5;
-  peers.stats = stats;
   peers.max_lobbies = opts.max_lobbies;
   peers.max_members = opts.max_members_per_lobby;
-  auto directory = sys.spawn(vb::lobby_directory, std::move(lobbies), peers,
-                             stats);
-  // The registry tells the lobbies of fleet events (re-dispatch, orphans,
-  // lost runs) and the dispatcher of runs to stop.
-  caf::anon_send(registry, vb::atom::peers_v, directory, dispatcher);
   // Joins with an Idempotency-Key (SPEC §7). Its wait for the directory is
   // above the front end's (every failover at dispatch_timeout, then the
   // write), so a join the client gave up on is still remembered.
-  vb::idempotency_config icfg;
-  icfg.ttl = seconds(opts.idempotency_ttl);
-  icfg.join_timeout = seconds(
+  gc.idempotency.ttl = seconds(opts.idempotency_ttl);
+  gc.idempotency.join_timeout = seconds(
     std::max(60.0, 2 * ((opts.failover_attempts + 1.0)
                           * (opts.dispatch_timeout + 1) + 10)));
-  auto idempotency = sys.spawn(vb::idempotency, directory, key_store,
-                               std::move(idempotency_keys), icfg, stats);
-
-  if (cluster) {
-    caf::anon_send(cluster_gateway, vb::atom::peers_v, dispatcher, directory);
-    // The other instances' changes, from each store's watch, go to their
-    // owners.
-    vb::set_cluster_owner(provider_store, caf::actor_cast<caf::actor>(registry));
-    vb::set_cluster_owner(lobby_store, caf::actor_cast<caf::actor>(directory));
-    vb::set_cluster_owner(key_store, caf::actor_cast<caf::actor>(idempotency));
-  }
-
-  // The provider gateway for CAF providers (loopback unless configured).
-  auto gateway = sys.spawn(vb::provider_gateway,
-                           vb::gateway_peers{registry, dispatcher, directory});
-  // Every long-lived actor, in the order they are told to exit: the owners
-  // first (the registry hands its last heartbeats to its store on exit),
-  // then, once they are gone, the stores (each writes what it was sent).
-  auto stop_actors = [&] {
-    std::vector<caf::actor> owners{caf::actor_cast<caf::actor>(gateway),
-                                   caf::actor_cast<caf::actor>(idempotency),
-                                   caf::actor_cast<caf::actor>(cleanup),
-                                   caf::actor_cast<caf::actor>(directory),
-                                   caf::actor_cast<caf::actor>(dispatcher),
-                                   caf::actor_cast<caf::actor>(registry)};
-    if (cluster) {
-      owners.push_back(cluster_gateway);
-      owners.push_back(cluster_links);
-    }
-    for (auto& a : owners)
-      anon_send_exit(a, caf::exit_reason::user_shutdown);
-    {
-      caf::scoped_actor self{sys};
-      for (auto& a : owners)
-        self->wait_for(a);
-    }
-    std::vector<caf::actor> stores;
-    for (auto& a : {caf::actor_cast<caf::actor>(provider_store),
-                    caf::actor_cast<caf::actor>(lobby_store),
-                    caf::actor_cast<caf::actor>(key_store),
-                    caf::actor_cast<caf::actor>(provider_writer),
-                    caf::actor_cast<caf::actor>(lobby_writer),
-                    caf::actor_cast<caf::actor>(key_writer)})
-      if (a) {
-        anon_send_exit(a, caf::exit_reason::user_shutdown);
-        stores.push_back(a);
-      }
-    if (membership) {
-      // The lease goes last (revoked: the instance key and the sweeper are
-      // handed on at once), after the stores' last commits.
-      caf::scoped_actor self{sys};
-      for (auto& a : stores)
-        self->wait_for(a);
-      anon_send_exit(membership, caf::exit_reason::user_shutdown);
-      self->wait_for(membership);
-    }
-  };
+  auto g = vb::spawn_graph(sys, gc, std::move(ports), std::move(state), client,
+                           stats);
+  auto stop_actors = [&] { g.stop(sys); };
   auto caf_port = caf::make_function_view(connections)(
     caf::publish_atom_v, opts.caf_port,
-    caf::actor_cast<caf::strong_actor_ptr>(gateway),
-    sys.message_types(gateway), opts.caf_host, true);
+    caf::actor_cast<caf::strong_actor_ptr>(g.gateway),
+    sys.message_types(g.gateway), opts.caf_host, true);
   if (!caf_port) {
     spdlog::error("cannot publish the provider gateway on {}:{}: {}",
                   opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
@@ -471,14 +304,14 @@ int main(int argc, char** argv) {
     auto failed = [&](caf::error& err) {
       spdlog::error("start-up: {}", sys.render(err));
     };
-    self->request(registry, std::chrono::seconds(10), vb::atom::list_v)
+    self->request(g.registry, std::chrono::seconds(10), vb::atom::list_v)
       .receive([](vb::provider_catalog_ptr&) {}, failed);
     // Any answer will do (a listing would copy every member).
-    self->request(directory, std::chrono::seconds(10), vb::atom::get_v,
+    self->request(g.directory, std::chrono::seconds(10), vb::atom::get_v,
                   std::string{})
       .receive([](vb::lobby&) {}, [](caf::error&) {});
   }
-  http->start(vb::backend{&sys, registry, directory, stats, idempotency});
+  http->start(vb::backend{&sys, g.registry, g.directory, stats, g.idempotency});
   spdlog::info("voicebot-server {} listening on http://{}:{}{}", VB_VERSION,
                opts.host, port, opts.base_path);
   // Snapshots are loaded and the listener is bound and accepting.
@@ -513,20 +346,20 @@ int main(int argc, char** argv) {
             rc = 1;
           });
     };
-    flush(registry, "provider");
+    flush(g.registry, "provider");
     // The final snapshots, so that a restart replays no journal: all three
     // at once (each store has its own writer), within what is left of the
     // budget. One not finished in time loses nothing: every record is in
     // its journal already (the barrier above), and the next start replays
     // it; a snapshot cut short is never the one loaded (temp file, rename).
     auto deadline = left();
-    std::vector<std::pair<decltype(self->request(provider_store, deadline,
+    std::vector<std::pair<decltype(self->request(g.ports.providers.store, deadline,
                                                  vb::atom::compact_v)),
                           const char*>>
       compactions;
-    for (auto& [store, what] : {std::pair{provider_store, "provider"},
-                                std::pair{lobby_store, "lobby"},
-                                std::pair{key_store, "idempotency key"}})
+    for (auto& [store, what] : {std::pair{g.ports.providers.store, "provider"},
+                                std::pair{g.ports.lobbies.store, "lobby"},
+                                std::pair{g.ports.keys.store, "idempotency key"}})
       compactions.emplace_back(
         self->request(store, deadline, vb::atom::compact_v), what);
     for (auto& [pending, what] : compactions)
@@ -548,9 +381,9 @@ int main(int argc, char** argv) {
   }
   // CAF providers see the link drop and reconnect with backoff.
   caf::make_function_view(connections)(caf::unpublish_atom_v,
-                                       gateway.address(), *caf_port);
-  if (cluster_gateway)
-    sys.middleman().unpublish(cluster_gateway, cluster_port);
+                                       g.gateway.address(), *caf_port);
+  if (cluster)
+    sys.middleman().unpublish(cluster->relay, cluster->port);
   stop_actors();
   sys.await_all_actors_done();
   http.reset();

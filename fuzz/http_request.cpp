@@ -26,11 +26,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/dispatcher.hpp"
-#include "actors/idempotency.hpp"
-#include "actors/interfaces.hpp"
-#include "actors/directory.hpp"
-#include "actors/registry.hpp"
+#include "actors/graph.hpp"
 #include "actors/stats.hpp"
 #include "fuzz/caf_system.hpp"
 #include "fuzz/fuzz_util.hpp"
@@ -68,53 +64,31 @@ struct world {
   vb::server_options opts;
   std::shared_ptr<vb::server_stats> stats
     = std::make_shared<vb::server_stats>();
-  std::vector<caf::actor> actors;
+  vb::graph graph;
   std::unique_ptr<vb::api> front;
 
   world() {
     opts.dispatch_timeout = 2;
-    auto provider_store = sys->spawn(vb::test::memory_store);
-    auto lobby_store = sys->spawn(vb::test::memory_store);
-    auto key_store = sys->spawn(vb::test::memory_store);
-    vb::registry_config rcfg;
-    auto registry = sys->spawn(vb::registry, provider_store,
-                               std::vector<vb::provider>{}, rcfg, stats);
-    vb::dispatcher_config dcfg;
-    dcfg.server_url = "http://127.0.0.1:8000";
-    dcfg.registry = registry;
-    dcfg.dispatch_timeout = 2s;
-    dcfg.stats = stats;
-    auto dispatcher = sys->spawn(vb::dispatcher,
-                                 std::make_shared<accepting_link>(), dcfg);
-    vb::lobby_peers peers{registry, dispatcher, lobby_store};
-    peers.stats = stats;
-    auto directory = sys->spawn(vb::lobby_directory,
-                                std::vector<vb::lobby_image>{}, peers, stats);
-    caf::anon_send(registry, vb::atom::peers_v, directory, dispatcher);
-    vb::idempotency_config icfg;
-    auto idempotency = sys->spawn(vb::idempotency, directory, key_store,
-                                  std::vector<vb::idempotency_entry>{}, icfg,
-                                  stats);
-    for (auto a : {caf::actor_cast<caf::actor>(idempotency),
-                   caf::actor_cast<caf::actor>(directory),
-                   caf::actor_cast<caf::actor>(dispatcher),
-                   caf::actor_cast<caf::actor>(registry),
-                   caf::actor_cast<caf::actor>(provider_store),
-                   caf::actor_cast<caf::actor>(lobby_store),
-                   caf::actor_cast<caf::actor>(key_store)})
-      actors.push_back(a);
+    // The graph the server spawns (actors/graph), on stores in memory and a
+    // link that accepts every join.
+    vb::graph_ports ports;
+    ports.providers.store = sys->spawn(vb::test::memory_store);
+    ports.lobbies.store = sys->spawn(vb::test::memory_store);
+    ports.keys.store = sys->spawn(vb::test::memory_store);
+    vb::graph_config config;
+    config.dispatcher.server_url = "http://127.0.0.1:8000";
+    config.dispatcher.dispatch_timeout = 2s;
+    graph = vb::spawn_graph(*sys, config, std::move(ports), {},
+                            std::make_shared<accepting_link>(), stats);
     front = std::make_unique<vb::api>(
-      vb::backend{sys, registry, directory, stats, idempotency}, opts,
-      std::make_shared<vb::http_metrics>());
+      vb::backend{sys, graph.registry, graph.directory, stats,
+                  graph.idempotency},
+      opts, std::make_shared<vb::http_metrics>());
   }
 
   ~world() {
     front.reset();
-    for (auto& a : actors)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-    caf::scoped_actor self{*sys};
-    for (auto& a : actors)
-      self->wait_for(a);
+    graph.stop(*sys);
   }
 };
 

@@ -1,11 +1,11 @@
 // One HTTP/1.1 round trip on Beast, the core under both outbound clients
-// (link/http_client.cpp for HTTP providers, cluster/etcd_client.cpp for its
+// (link/http_client.cpp for HTTP providers, etcd/unary.cpp for its
 // unary calls): connect (or reuse a kept-alive connection), send one
 // request, read one answer within limits and a deadline, report the outcome
 // exactly once. What is each client's own stays there: the provider link's
 // pool and answer words (link/answer.hpp), the etcd client's endpoint
 // rotation and JSON. Beast is in this header: only link/, fuzz/ and
-// cluster/*.cpp include it; the clients' public headers stay plain.
+// etcd/*.cpp include it; the clients' public headers stay plain.
 #pragma once
 
 #include <chrono>

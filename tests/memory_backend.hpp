@@ -11,10 +11,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/dispatcher.hpp"
-#include "actors/idempotency.hpp"
-#include "actors/directory.hpp"
-#include "actors/registry.hpp"
+#include "actors/graph.hpp"
 #include "actors/stats.hpp"
 #include "http/api.hpp"
 #include "tests/memory_store.hpp"
@@ -44,45 +41,26 @@ struct memory_backend {
   backend be;
 
   memory_backend() {
-    auto provider_store = sys.spawn(memory_store);
-    auto lobby_store = sys.spawn(memory_store);
-    auto key_store = sys.spawn(memory_store);
-    auto registry = sys.spawn(vb::registry, provider_store,
-                              std::vector<provider>{}, registry_config{},
-                              stats);
-    dispatcher_config dc;
-    dc.registry = registry;
-    dc.stats = stats;
-    dc.server_url = "http://127.0.0.1:1";
-    auto dispatcher = sys.spawn(vb::dispatcher,
-                                std::shared_ptr<http_link>{
-                                  std::make_shared<refusing_link>()},
-                                dc);
-    lobby_peers peers{registry, dispatcher, lobby_store};
-    peers.stats = stats;
-    auto directory = sys.spawn(lobby_directory, std::vector<lobby_image>{},
-                               peers, stats);
-    caf::anon_send(registry, atom::peers_v, directory, dispatcher);
-    auto keys = sys.spawn(idempotency, directory, key_store,
-                          std::vector<idempotency_entry>{},
-                          idempotency_config{}, stats);
-    be = backend{&sys, registry, directory, stats, keys};
-    owned_ = {caf::actor_cast<caf::actor>(registry),
-              caf::actor_cast<caf::actor>(dispatcher),
-              caf::actor_cast<caf::actor>(directory),
-              caf::actor_cast<caf::actor>(keys),
-              caf::actor_cast<caf::actor>(provider_store),
-              caf::actor_cast<caf::actor>(lobby_store),
-              caf::actor_cast<caf::actor>(key_store)};
+    // The graph the server spawns (actors/graph), on the embedded ports with
+    // stores in memory.
+    graph_ports ports;
+    ports.providers.store = sys.spawn(memory_store);
+    ports.lobbies.store = sys.spawn(memory_store);
+    ports.keys.store = sys.spawn(memory_store);
+    graph_config config;
+    config.dispatcher.server_url = "http://127.0.0.1:1";
+    graph_ = spawn_graph(sys, config, std::move(ports), {},
+                         std::make_shared<refusing_link>(), stats);
+    be = backend{&sys, graph_.registry, graph_.directory, stats,
+                 graph_.idempotency};
   }
 
   ~memory_backend() {
-    for (auto& a : owned_)
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    graph_.stop(sys);
   }
 
 private:
-  std::vector<caf::actor> owned_;
+  graph graph_;
 };
 
 } // namespace vb::test

@@ -11,9 +11,9 @@
 
 #include <caf/all.hpp>
 
-#include "actors/cluster.hpp"
+#include "cluster/cluster.hpp"
 #include "actors/stats.hpp"
-#include "cluster/etcd_client.hpp"
+#include "etcd/etcd_client.hpp"
 #include "etcd_member.hpp"
 
 using namespace vb;
@@ -55,6 +55,7 @@ struct real_config : caf::actor_system_config {
   real_config() {
     set("logger.verbosity", caf::atom("quiet"));
     vb::add_message_types(*this);
+    vb::add_cluster_types(*this);
   }
 };
 
@@ -62,8 +63,8 @@ struct real_config : caf::actor_system_config {
 struct instance {
   std::shared_ptr<cluster_context> ctx = std::make_shared<cluster_context>();
   std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
-  caf::actor membership;
-  store_actor store;
+  membership_actor membership;
+  etcd_store_handles store;
 
   instance(caf::actor_system& sys, const std::string& url,
            const std::string& id) {
@@ -76,6 +77,12 @@ struct instance {
     membership = spawn_membership(sys, ctx, stats, "{}");
   }
 };
+
+/// A scoped actor stands for a store's owner (what it hears is checked).
+void own(const etcd_store_handles& store, caf::scoped_actor& owner) {
+  caf::anon_send(store.owner, atom::peers_v,
+                 caf::actor_cast<remote_owner_actor>(owner));
+}
 
 store_batch put_provider(const std::string& id, const std::string& json) {
   return {store_change{"record",
@@ -107,13 +114,13 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
   // Each store's owner is a scoped actor here.
   caf::scoped_actor owner_a{sys};
   caf::scoped_actor owner_b{sys};
-  set_cluster_owner(a.store, caf::actor_cast<caf::actor>(owner_a));
-  set_cluster_owner(b.store, caf::actor_cast<caf::actor>(owner_b));
+  own(a.store, owner_a);
+  own(b.store, owner_b);
   // Let both watches be created before the first commit.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
   uint64_t rev = 0;
-  self->request(a.store, std::chrono::seconds(10), atom::write_v,
+  self->request(a.store.store, std::chrono::seconds(10), atom::write_v,
                 put_provider("p1", R"({"provider_id":"p1"})"))
     .receive([&](uint64_t r) { rev = r; },
              [](caf::error& err) { FAIL("commit failed: " << to_string(err)); });
@@ -132,7 +139,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
     },
     caf::after(std::chrono::seconds(5)) >> [] { FAIL("no remote change on B"); });
   // B removes it: A's owner hears the removal, the first thing it hears.
-  self->request(b.store, std::chrono::seconds(10), atom::write_v,
+  self->request(b.store.store, std::chrono::seconds(10), atom::write_v,
                 store_batch{store_change{"record", {image_op{{}, "p1", nullptr}}}})
     .receive([](uint64_t) {},
              [](caf::error& err) { FAIL("commit failed: " << to_string(err)); });
@@ -148,7 +155,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
 
   // A store whose watch starts before a compaction resyncs: its owner gets
   // the whole state at once (every entry, `resync` set).
-  self->request(a.store, std::chrono::seconds(10), atom::write_v,
+  self->request(a.store.store, std::chrono::seconds(10), atom::write_v,
                 put_provider("p4", R"({"provider_id":"p4"})"))
     .receive([&](uint64_t r) { rev = r; },
              [](caf::error& err) { FAIL("commit failed: " << to_string(err)); });
@@ -162,7 +169,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
   }
   auto late = spawn_etcd_store(sys, b.ctx, "providers", 1, b.stats);
   caf::scoped_actor late_owner{sys};
-  set_cluster_owner(late, caf::actor_cast<caf::actor>(late_owner));
+  own(late, late_owner);
   late_owner->receive(
     [&](atom::remote, remote_batch& batch) {
       CHECK(batch.resync);
@@ -170,7 +177,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
       CHECK(batch.changes[0].key == "p4");
     },
     caf::after(std::chrono::seconds(10)) >> [] { FAIL("no resync after a compaction"); });
-  self->send_exit(late, caf::exit_reason::user_shutdown);
+  self->send_exit(late.store, caf::exit_reason::user_shutdown);
 
   // One sweeper of the two.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -199,7 +206,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(a.ctx->lease == 0);
   CHECK(instance_keys() == 1);
-  self->request(a.store, std::chrono::seconds(10), atom::write_v,
+  self->request(a.store.store, std::chrono::seconds(10), atom::write_v,
                 put_provider("p2", "{}"))
     .receive([](uint64_t) { FAIL("a commit without a live lease"); },
              [](caf::error& err) { CHECK(code_of(err) == ec::storage_failed); });
@@ -207,7 +214,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
   // A zombie that still believes in its old lease is refused by etcd: the
   // instance key no longer holds that lease (the fence of every commit).
   a.ctx->lease = old_lease;
-  self->request(a.store, std::chrono::seconds(10), atom::write_v,
+  self->request(a.store.store, std::chrono::seconds(10), atom::write_v,
                 put_provider("p3", "{}"))
     .receive([](uint64_t) { FAIL("a zombie's commit went through"); },
              [](caf::error& err) { CHECK(code_of(err) == ec::storage_failed); });
@@ -230,7 +237,7 @@ TEST_CASE("two instances share one etcd: commits, remote changes, fencing",
   while (!b.stats->sweeper && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(b.stats->sweeper);
-  for (auto& s : {a.store, b.store})
+  for (auto& s : {a.store.store, b.store.store})
     self->send_exit(s, caf::exit_reason::user_shutdown);
   self->send_exit(b.membership, caf::exit_reason::user_shutdown);
 }

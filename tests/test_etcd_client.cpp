@@ -31,7 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cluster/etcd_client.hpp"
+#include "etcd/etcd_client.hpp"
 #include "etcd_member.hpp"
 #include "loopback.hpp"
 

@@ -307,39 +307,41 @@ public:
   /// Stops the I/O thread. Calls in flight end with client_stopped (on the
   /// destroying thread); watches and keepers end silently. Do not destroy
   /// it from one of its callbacks.
-  ~etcd_client();
+  virtual ~etcd_client();
 
   etcd_client(const etcd_client&) = delete;
   etcd_client& operator=(const etcd_client&) = delete;
 
-  void range(range_request r, std::chrono::milliseconds timeout,
-             callback<range_result> done);
-  void put(put_request r, std::chrono::milliseconds timeout,
-           callback<put_result> done);
-  void delete_range(delete_request r, std::chrono::milliseconds timeout,
-                    callback<delete_result> done);
-  void txn(txn_request r, std::chrono::milliseconds timeout,
-           callback<txn_result> done);
-  void lease_grant(int64_t ttl_seconds, std::chrono::milliseconds timeout,
-                   callback<lease_result> done);
-  void lease_revoke(int64_t id, std::chrono::milliseconds timeout,
-                    callback<lease_result> done);
+  virtual void range(range_request r, std::chrono::milliseconds timeout,
+                     callback<range_result> done);
+  virtual void put(put_request r, std::chrono::milliseconds timeout,
+                   callback<put_result> done);
+  virtual void delete_range(delete_request r, std::chrono::milliseconds timeout,
+                            callback<delete_result> done);
+  virtual void txn(txn_request r, std::chrono::milliseconds timeout,
+                   callback<txn_result> done);
+  virtual void lease_grant(int64_t ttl_seconds,
+                           std::chrono::milliseconds timeout,
+                           callback<lease_result> done);
+  virtual void lease_revoke(int64_t id, std::chrono::milliseconds timeout,
+                            callback<lease_result> done);
   /// The unary form (one request, one answer); ttl 0 = lease gone.
-  void lease_keepalive(int64_t id, std::chrono::milliseconds timeout,
-                       callback<lease_result> done);
-  void lease_time_to_live(int64_t id, bool keys,
-                          std::chrono::milliseconds timeout,
-                          callback<lease_ttl_result> done);
-  void status(std::chrono::milliseconds timeout, callback<status_result> done);
+  virtual void lease_keepalive(int64_t id, std::chrono::milliseconds timeout,
+                               callback<lease_result> done);
+  virtual void lease_time_to_live(int64_t id, bool keys,
+                                  std::chrono::milliseconds timeout,
+                                  callback<lease_ttl_result> done);
+  virtual void status(std::chrono::milliseconds timeout,
+                      callback<status_result> done);
   /// Compacts the history up to `revision` (watches from before it end
   /// with `compacted`); the result's revision is the header's.
-  void compact(int64_t revision, std::chrono::milliseconds timeout,
-               callback<put_result> done);
+  virtual void compact(int64_t revision, std::chrono::milliseconds timeout,
+                       callback<put_result> done);
 
   /// Starts a watch; returns its id (for cancel_watch).
-  uint64_t watch(watch_request r, watch_callback on_update);
+  virtual uint64_t watch(watch_request r, watch_callback on_update);
   /// Ends a watch: no callback after the cancel has run on the I/O thread.
-  void cancel_watch(uint64_t id);
+  virtual void cancel_watch(uint64_t id);
 
   /// Grants a lease of `ttl` and keeps it: renewals every TTL/3, a failed
   /// one retried (rotating endpoints) until TTL has passed since the last
@@ -347,13 +349,20 @@ public:
   /// saying the lease is gone ends it at once. A failed grant is retried
   /// every TTL/3 until it succeeds (`on_granted(id)`) or the keeper stops.
   /// Returns the keeper's id and its shared status.
-  std::pair<uint64_t, std::shared_ptr<const lease_status>>
+  virtual std::pair<uint64_t, std::shared_ptr<const lease_status>>
   keep_lease(std::chrono::seconds ttl, std::function<void(int64_t)> on_granted,
              std::function<void(int64_t)> on_lost);
   /// Stops a keeper (no more callbacks), revoking its lease when asked.
-  void stop_keeper(uint64_t id, bool revoke);
+  virtual void stop_keeper(uint64_t id, bool revoke);
 
-  struct impl; // opaque: Beast and Asio stay in etcd_client.cpp
+  struct impl; // opaque: Beast and Asio stay in etcd/*.cpp
+
+protected:
+  /// For test doubles (tests/scripted_etcd.hpp), which override every call
+  /// above: no I/O thread, no endpoints (impl_ stays null, and the
+  /// destructor does nothing then). The real calls are never reached on a
+  /// double.
+  etcd_client() = default;
 
 private:
   std::shared_ptr<impl> impl_;

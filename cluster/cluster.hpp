@@ -1,5 +1,7 @@
 // Cluster mode (SPEC §8, design cluster-etcd.md §4): the owners' state in
-// etcd instead of the data directory's journals.
+// etcd instead of the data directory's journals. Its actors implement the
+// ports of actors/ (store_actor, claims_actor, provider_links_actor,
+// cluster_relay_actor); docs/architecture.md shows the two wirings.
 //
 // - etcd_store: the owners' store seam (store_actor) on etcd. Each batch of
 //   changes is one transaction (batches waiting behind an in-flight one
@@ -96,41 +98,60 @@ std::string cluster_load(cluster_context& ctx,
                            owners,
                          std::vector<std::string>& texts, int64_t& revision);
 
-/// The store of one owner in etcd; its watch starts after `revision`. Tell
-/// it its owner with set_cluster_owner once the owner exists.
-store_actor spawn_etcd_store(caf::actor_system& sys,
-                             std::shared_ptr<cluster_context> ctx,
-                             std::string owner, int64_t revision,
-                             std::shared_ptr<server_stats> stats);
-/// Where the store sends the other instances' changes (a registry, a lobby
-/// directory, an idempotency actor).
-void set_cluster_owner(const store_actor& store, const caf::actor& owner);
+/// The instance's membership (cluster/membership): its lease, its key,
+/// the sweeper's election.
+using membership_actor = caf::typed_actor<
+  // Answers the lease id once the instance key is written with a live
+  // lease (at start-up: the instance is live).
+  caf::replies_to<atom::get>::with<int64_t>>;
 
-/// The instance's membership: spawned at start-up; `ready` answers (with
-/// the lease id) once the instance key is written with a live lease.
-/// `info` is the JSON value of the instance key.
-caf::actor spawn_membership(caf::actor_system& sys,
-                            std::shared_ptr<cluster_context> ctx,
-                            std::shared_ptr<server_stats> stats,
-                            std::string info);
+/// The store of one owner in etcd (cluster/store), and, for the lobbies,
+/// the reservations of joins' names (the same actor: a commit checks its
+/// reservation in the same transaction).
+struct etcd_store_handles {
+  store_actor store;
+  claims_actor claims;
+  /// Where the store sends the other instances' changes: tell it once the
+  /// owner exists (the registry, the lobby directory, the idempotency
+  /// actor); changes that come before are kept for it.
+  caf::typed_actor<caf::reacts_to<atom::peers, remote_owner_actor>> owner;
+};
+
+/// The store of one owner in etcd; its watch starts after `revision`.
+etcd_store_handles spawn_etcd_store(caf::actor_system& sys,
+                                    std::shared_ptr<cluster_context> ctx,
+                                    std::string owner, int64_t revision,
+                                    std::shared_ptr<server_stats> stats);
+
+/// The instance's membership: spawned at start-up. `info` is the JSON value
+/// of the instance key.
+membership_actor spawn_membership(caf::actor_system& sys,
+                                  std::shared_ptr<cluster_context> ctx,
+                                  std::shared_ptr<server_stats> stats,
+                                  std::string info);
 
 /// The table of CAF provider links (PREFIX links/<provider id>: {iid,
 /// cluster}, under the instance's lease, so that a dead instance's links go
 /// with it): told of this instance's links by the dispatcher (registration,
 /// deregister), it rewrites them under a new lease after a fence; `resolve`
-/// answers the cluster gateway of the instance holding a provider's link
-/// (connected over CAF on first use), `probe` whether any instance does.
-/// `cluster` is this instance's cluster gateway as HOST:PORT.
-caf::actor spawn_cluster_links(caf::actor_system& sys,
-                               std::shared_ptr<cluster_context> ctx,
-                               std::string cluster);
+/// answers the relay of the instance holding a provider's link (connected
+/// over CAF on first use), `probe` whether any instance does. It also sends
+/// the lines said here to every other instance's relay. `cluster` is this
+/// instance's cluster port as HOST:PORT.
+provider_links_actor spawn_cluster_links(caf::actor_system& sys,
+                                         std::shared_ptr<cluster_context> ctx,
+                                         std::string cluster);
 
-/// The instance's door for the others, published on --cluster-port:
-/// (join, provider id, dispatch_request) and (stop, provider id, run id) of
-/// the CAF providers whose link this instance holds, relayed to its
-/// dispatcher (which never forwards them again). Tell it the dispatcher
-/// with (peers, dispatcher) once it exists.
-caf::actor spawn_cluster_gateway(caf::actor_system& sys);
+/// The instance's relay, published on --cluster-port: the joins and stops
+/// of the CAF providers whose link this instance holds, relayed to its
+/// dispatcher (which never forwards them again), and the lines said on
+/// other instances, to the lobby. Tell it the dispatcher and the directory
+/// with (peers, ...) once they exist.
+cluster_relay_actor spawn_cluster_relay(caf::actor_system& sys);
+
+/// Registers cluster mode's own messages with a CAF config (the server's,
+/// and the tests of the cluster actors), after add_message_types.
+void add_cluster_types(caf::actor_system_config& cfg);
 
 /// The instance id kept in DATA_DIR/instance_id (made on the first start).
 /// Empty with `error` set when the file cannot be read or written.

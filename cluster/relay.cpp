@@ -1,0 +1,86 @@
+// What an instance publishes on its cluster port for the others.
+
+#include <spdlog/spdlog.h>
+
+#include "cluster/internal.hpp"
+
+namespace vb {
+
+using namespace cluster_detail;
+
+namespace {
+
+struct relay_state {
+  static inline constexpr const char* name = "cluster-relay";
+  dispatcher_actor dispatcher;
+  lobby_directory_actor directory;
+};
+
+/// A provider record enough for the dispatcher's CAF branch (by id).
+provider caf_provider(const std::string& id) {
+  provider p;
+  p.provider_id = id;
+  p.name = id;
+  p.via = transport::caf;
+  return p;
+}
+
+cluster_relay_actor::behavior_type
+relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
+  return {
+    [=](atom::peers, dispatcher_actor& d, lobby_directory_actor& dir) {
+      self->state.dispatcher = d;
+      self->state.directory = dir;
+    },
+    // Lines said on another instance, for this one's subscribers and CAF
+    // bots (never broadcast again).
+    [=](atom::chat, const std::string& lobby_id, const std::string& nick,
+        const std::string& text, atom::remote) {
+      if (!self->state.directory)
+        return;
+      self->request(self->state.directory, std::chrono::seconds(5),
+                    atom::subscribe_v, lobby_id)
+        .then([=](lobby_actor& l) {
+                caf::anon_send(l, atom::chat_v, nick, text, atom::remote_v);
+              },
+              [](caf::error&) {});
+    },
+    [=](atom::say, const std::string& lobby_id, const std::string& session_id,
+        const std::string& text, const std::string& provider_id, atom::remote) {
+      if (!self->state.directory)
+        return;
+      self->request(self->state.directory, std::chrono::seconds(5),
+                    atom::subscribe_v, lobby_id)
+        .then([=](lobby_actor& l) {
+                caf::anon_send(l, atom::say_v, session_id, text, provider_id,
+                               atom::remote_v);
+              },
+              [](caf::error&) {});
+    },
+    [=](atom::join, const std::string& id,
+        const dispatch_request& req) -> caf::result<std::string> {
+      auto& d = self->state.dispatcher;
+      if (!d)
+        return make_error(ec::unavailable, "this instance is starting");
+      // The dispatcher answers the caller itself (within its timeouts).
+      return self->delegate(d, atom::join_v, caf_provider(id), req,
+                            atom::remote_v);
+    },
+    [=](atom::stop, const std::string& id,
+        const std::string& run_id) -> caf::result<bool> {
+      auto& d = self->state.dispatcher;
+      if (!d)
+        return make_error(ec::unavailable, "this instance is starting");
+      return self->delegate(d, atom::stop_v, caf_provider(id), run_id,
+                            atom::remote_v);
+    },
+  };
+}
+
+} // namespace
+
+cluster_relay_actor spawn_cluster_relay(caf::actor_system& sys) {
+  return sys.spawn(relay_fn);
+}
+
+} // namespace vb
