@@ -203,10 +203,16 @@ void journal_store_state::enqueue(store_batch batch, waiting w) {
   for (auto& c : batch)
     pending.push_back(std::move(c));
   waiters.push_back(std::move(w));
-  if (!flush_scheduled) {
-    flush_scheduled = true;
-    self->send(self, atom::flush_v, atom::sweep_v);
+  if (flush_scheduled)
+    return;
+  // Nothing else queued: this change is the whole batch, written now. With
+  // more waiting, the self-message gathers them first (the group commit).
+  if (self->mailbox().empty()) {
+    write_pending();
+    return;
   }
+  flush_scheduled = true;
+  self->send(self, atom::flush_v, atom::sweep_v);
 }
 
 bool journal_store_state::write_pending() {

@@ -13,7 +13,7 @@ namespace vb {
 
 api_reply api::error(unsigned status, std::string_view detail,
                      std::string_view code) {
-  return api_reply{status, error_body(detail, code), {}, nullptr};
+  return api_reply{status, error_body(detail, code), {}, nullptr, {}};
 }
 
 api::api(backend be, server_options opts,
@@ -47,7 +47,7 @@ int api::handle(const api_request& req, api_respond respond) const {
   if (req.method == "GET") {
     if (req.path.empty()) {
       // "/base" → "/base/", so the page's relative URLs resolve under it.
-      auto r = api_reply{308, {}, {}, nullptr};
+      auto r = api_reply{308, {}, {}, nullptr, {}};
       r.headers.emplace_back("Location", ctx_.opts.base_path + "/");
       respond(std::move(r));
       return -1;
@@ -57,7 +57,7 @@ int api::handle(const api_request& req, api_respond respond) const {
                 : req.path == "/status" ? std::string_view{"/status.html"}
                                         : std::string_view{req.path};
     if (auto asset = find_web_asset(file)) {
-      api_reply r{200, {}, {}, asset->body};
+      api_reply r{200, {}, {}, asset->body, {}};
       r.headers.emplace_back("Content-Type", asset->content_type);
       r.headers.emplace_back("Cache-Control", "no-cache");
       if (asset->content_type.rfind("text/html", 0) == 0) {

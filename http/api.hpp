@@ -56,6 +56,9 @@ struct api_reply {
   std::vector<std::pair<std::string, std::string>> headers;
   /// A large cached body, written without a copy (used instead of `body`).
   std::shared_ptr<const std::string> shared_body;
+  /// Runs on the connection's thread before the reply is written (a
+  /// thread's cache learns from the answer: http/lobby_cache.hpp).
+  std::function<void()> then;
 };
 
 using api_respond = std::function<void(api_reply)>;

@@ -109,7 +109,7 @@ api_reply error_reply(const caf::error& err) {
                            : text;
       f.type = "value_error.idempotency_key_reused";
       e.errors.push_back(std::move(f));
-      return api_reply{422, render(e), {}, nullptr};
+      return api_reply{422, render(e), {}, nullptr, {}};
     }
     case ec::full: {
       auto detail = text.empty() ? std::string{"Limit reached"} : text;
@@ -125,7 +125,7 @@ api_reply error_reply(const caf::error& err) {
 }
 
 api_reply error_reply(const request_error& err) {
-  return api_reply{static_cast<unsigned>(err.status), render(err), {}, nullptr};
+  return api_reply{static_cast<unsigned>(err.status), render(err), {}, nullptr, {}};
 }
 
 api_reply error_reply(field_error err) {

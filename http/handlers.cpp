@@ -14,6 +14,7 @@
 #include "http/api.hpp"
 #include "http/bridge.hpp"
 #include "http/catalog_cache.hpp"
+#include "http/lobby_cache.hpp"
 #include "http/error_map.hpp"
 #include "http/metrics.hpp"
 #include "http/routes.hpp"
@@ -32,11 +33,11 @@ std::string dump(const json& j) {
 }
 
 api_reply ok(unsigned status, const json& j) {
-  return api_reply{status, dump(j), {}, nullptr};
+  return api_reply{status, dump(j), {}, nullptr, {}};
 }
 
 api_reply no_content() {
-  return api_reply{204, {}, {}, nullptr};
+  return api_reply{204, {}, {}, nullptr, {}};
 }
 
 /// Answers a refused path parameter or header; true when `err` is set.
@@ -99,11 +100,11 @@ void health(route_call& c) {
     body.insert(body.size() - 1, st.store_unavailable()
                                    ? R"(,"store":"unavailable")"
                                    : R"(,"store":"ok")");
-  c.respond(api_reply{200, std::move(body), {}, nullptr});
+  c.respond(api_reply{200, std::move(body), {}, nullptr, {}});
 }
 
 void openapi(route_call& c) {
-  c.respond(api_reply{200, {}, {}, c.ctx.openapi});
+  c.respond(api_reply{200, {}, {}, c.ctx.openapi, {}});
 }
 
 void docs(route_call& c) {
@@ -118,7 +119,8 @@ void docs(route_call& c) {
       "'unsafe-inline'; connect-src 'self'; base-uri 'none'; "
       "frame-ancestors 'none'"},
      {"X-Frame-Options", "DENY"}},
-    c.ctx.docs});
+    c.ctx.docs,
+    {}});
 }
 
 void metrics(route_call& c) {
@@ -133,7 +135,8 @@ void metrics(route_call& c) {
       provider_counts counts{};
       for (auto& p : cat->providers)
         ++counts.at(static_cast<std::size_t>(p.status));
-      api_reply r{200, render_metrics(*http, *stats, counts, up), {}, nullptr};
+      api_reply r{200, render_metrics(*http, *stats, counts, up), {}, nullptr,
+                  {}};
       r.headers.emplace_back("Content-Type", metrics_content_type);
       return r;
     },
@@ -334,6 +337,54 @@ void list(route_call& c) {
     atom::list_v);
 }
 
+/// A join without a key, on its way to the lobby.
+struct lobby_join {
+  caf::timespan timeout;
+  lobby_directory_actor directory;
+  std::string lobby_id;
+  bot_join bj;
+  api_respond respond;
+  std::function<api_reply(session&)> joined;
+};
+using lobby_join_ptr = std::shared_ptr<const lobby_join>;
+
+/// Through the directory, which delegates to the lobby: the answer's
+/// sender is the lobby, remembered on the connection's thread for the next
+/// join (`forget`: a remembered lobby was gone).
+void join_via_directory(caf::event_based_actor* self, lobby_join_ptr j,
+                        bool forget) {
+  self->request(j->directory, j->timeout, atom::join_v, j->lobby_id, j->bj)
+    .then(
+      [self, j](session& s) {
+        auto r = j->joined(s);
+        auto from = self->current_sender();
+        if (from && from != caf::actor_cast<caf::strong_actor_ptr>(j->directory))
+          r.then = [id = j->lobby_id, l = caf::actor_cast<lobby_actor>(from)] {
+            remember_lobby(id, l);
+          };
+        j->respond(std::move(r));
+      },
+      [j, forget](caf::error& err) {
+        auto r = error_reply(err);
+        if (forget)
+          r.then = [id = j->lobby_id] { forget_lobby(id); };
+        j->respond(std::move(r));
+      });
+}
+
+/// Straight to the lobby this thread knows; the directory again if its
+/// actor is gone (the lobby was removed elsewhere).
+void join_via_lobby(caf::event_based_actor* self, lobby_join_ptr j,
+                    lobby_actor lobby) {
+  self->request(lobby, j->timeout, atom::join_v, j->bj)
+    .then([j](session& s) { j->respond(j->joined(s)); },
+          [self, j](caf::error& err) {
+            if (err == caf::sec::request_receiver_down)
+              return join_via_directory(self, j, true);
+            j->respond(error_reply(err));
+          });
+}
+
 void join(route_call& c) {
   auto& name = c.params[0];
   auto& key = c.req.idempotency_key;
@@ -364,8 +415,15 @@ void join(route_call& c) {
                                c.respond, joined, atom::join_v,
                                std::string{*key}, join_fingerprint(name, j),
                                lobby_id, bj);
-  ask_within<session>(c.ctx.join_timeout, *be.sys, be.lobbies, c.respond,
-                      joined, atom::join_v, lobby_id, bj);
+  auto call = std::make_shared<const lobby_join>(
+    lobby_join{c.ctx.join_timeout, be.lobbies, lobby_id, bj, c.respond, joined});
+  be.sys->spawn(
+    [call, lobby = cached_lobby(lobby_id)](caf::event_based_actor* self) {
+      if (lobby)
+        join_via_lobby(self, call, lobby);
+      else
+        join_via_directory(self, call, false);
+    });
 }
 
 void leave(route_call& c) {

@@ -422,7 +422,7 @@ private:
   }
 
   api_reply preflight(const request_t& req) {
-    api_reply r{204, {}, {}, nullptr};
+    api_reply r{204, {}, {}, nullptr, {}};
     if (origin_allowed()) {
       r.headers.emplace_back("Access-Control-Allow-Methods",
                              "GET, POST, DELETE, OPTIONS");
@@ -436,6 +436,8 @@ private:
   }
 
   void write(api_reply r) {
+    if (r.then)
+      r.then();
     // Shutting down: this is the connection's last response.
     if (srv_.draining.load())
       keep_alive_ = false;
