@@ -139,13 +139,9 @@ std::string render_lobbies(const image_entries& image, uint64_t seq) {
 // -- start-up -------------------------------------------------------------------
 
 bool load_durable(const std::string& dir, const std::string& file_name,
-                  const std::function<bool(const std::string&, uint64_t&,
-                                           std::string&)>& decode,
-                  const std::function<bool(const std::string&, std::string&)>&
-                    replay,
+                  const snapshot_decoder& decode, const record_replayer& replay,
                   journal_store_seed& seed, server_stats* stats,
-                  const std::function<void(std::vector<const std::string*>)>&
-                    preparse) {
+                  const record_preparser& preparse) {
   seed.dir = dir;
   seed.file_name = file_name;
   storage::snapshot_file file{dir, file_name};

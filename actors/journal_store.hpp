@@ -96,18 +96,21 @@ struct journal_store_seed {
   uint64_t max_bytes = 16 * 1024 * 1024;
 };
 
+/// Parses a snapshot's text and says its journal_seq (error text on failure).
+using snapshot_decoder
+  = std::function<bool(const std::string&, uint64_t&, std::string&)>;
+/// Applies one journal record (error text on failure).
+using record_replayer = std::function<bool(const std::string&, std::string&)>;
+/// Sees every record to replay before the first is applied.
+using record_preparser = std::function<void(std::vector<const std::string*>)>;
 /// Loads an owner's durable state (blocking, for start-up): the newest valid
 /// snapshot (`decode` parses one and says its journal_seq), then the journal
 /// records after it (`replay` applies one). Fills `seed` for the store.
 /// Returns false only when the journal cannot be opened at all.
 bool load_durable(const std::string& dir, const std::string& file_name,
-                  const std::function<bool(const std::string&, uint64_t&,
-                                           std::string&)>& decode,
-                  const std::function<bool(const std::string&, std::string&)>&
-                    replay,
+                  const snapshot_decoder& decode, const record_replayer& replay,
                   journal_store_seed& seed, server_stats* stats,
-                  const std::function<void(std::vector<const std::string*>)>&
-                    preparse = {});
+                  const record_preparser& preparse = {});
 
 template <class Replay, class = void>
 struct has_preparse : std::false_type {};

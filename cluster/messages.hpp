@@ -122,13 +122,19 @@ struct settle_retry {
   int attempt = 0;
 };
 
-
-
 const char* to_string(lease_event::kind x);
 
 } // namespace vb::cluster_detail
 
-// -- inspection of etcd's answers (field order is all that matters: local) --
+// -- inspection (field order is all that matters: nothing here leaves the
+// process) --------------------------------------------------------------------
+
+/// inspect() of a plain struct, its fields in order.
+#define VB_CLUSTER_INSPECT(type, ...)                                          \
+  template <class Inspector>                                                   \
+  typename Inspector::result_type inspect(Inspector& f, type& x) {             \
+    return f(caf::meta::type_name("vb::cluster::" #type), __VA_ARGS__);        \
+  }
 
 namespace vb::etcd {
 
@@ -150,71 +156,23 @@ typename Inspector::result_type inspect(Inspector& f,
            }));
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, etcd_error& x) {
-  return f(caf::meta::type_name("vb::etcd::etcd_error"), x.kind, x.code,
-           x.http_status, x.message);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, key_value& x) {
-  return f(caf::meta::type_name("vb::etcd::key_value"), x.key, x.value,
-           x.create_revision, x.mod_revision, x.version, x.lease);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, range_result& x) {
-  return f(caf::meta::type_name("vb::etcd::range_result"), x.error,
-           x.revision, x.kvs, x.count, x.more);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, put_result& x) {
-  return f(caf::meta::type_name("vb::etcd::put_result"), x.error, x.revision,
-           x.prev_kv);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, delete_result& x) {
-  return f(caf::meta::type_name("vb::etcd::delete_result"), x.error,
-           x.revision, x.deleted, x.prev_kvs);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, txn_op_result& x) {
-  return f(caf::meta::type_name("vb::etcd::txn_op_result"), x.op, x.put,
-           x.range, x.del);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, txn_result& x) {
-  return f(caf::meta::type_name("vb::etcd::txn_result"), x.error, x.revision,
-           x.succeeded, x.responses);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, watch_event& x) {
-  return f(caf::meta::type_name("vb::etcd::watch_event"), x.type, x.kv,
-           x.prev_kv);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, watch_update& x) {
-  return f(caf::meta::type_name("vb::etcd::watch_update"), x.what, x.revision,
-           x.events, x.compact_revision, x.message);
-}
+VB_CLUSTER_INSPECT(etcd_error, x.kind, x.code, x.http_status, x.message)
+VB_CLUSTER_INSPECT(key_value, x.key, x.value, x.create_revision,
+                   x.mod_revision, x.version, x.lease)
+VB_CLUSTER_INSPECT(range_result, x.error, x.revision, x.kvs, x.count, x.more)
+VB_CLUSTER_INSPECT(put_result, x.error, x.revision, x.prev_kv)
+VB_CLUSTER_INSPECT(delete_result, x.error, x.revision, x.deleted, x.prev_kvs)
+VB_CLUSTER_INSPECT(txn_op_result, x.op, x.put, x.range, x.del)
+VB_CLUSTER_INSPECT(txn_result, x.error, x.revision, x.succeeded, x.responses)
+VB_CLUSTER_INSPECT(watch_event, x.type, x.kv, x.prev_kv)
+VB_CLUSTER_INSPECT(watch_update, x.what, x.revision, x.events,
+                   x.compact_revision, x.message)
 
 } // namespace vb::etcd
 
 // -- inspection of the messages ------------------------------------------------
 
 namespace vb::cluster_detail {
-
-#define VB_CLUSTER_INSPECT(type, ...)                                          \
-  template <class Inspector>                                                   \
-  typename Inspector::result_type inspect(Inspector& f, type& x) {             \
-    return f(caf::meta::type_name("vb::cluster::" #type), __VA_ARGS__);        \
-  }
 
 VB_CLUSTER_INSPECT(txn_done, x.id, x.result)
 VB_CLUSTER_INSPECT(watch_msg, x.watch, x.update)
