@@ -509,10 +509,6 @@ def main(argv):
     if cmd == "freeport":
         freeport()
         return 0
-    if cmd == "wait":
-        return wait(*args)
-    if cmd == "settle":
-        return settle(*args)
     if cmd == "seed":
         base, n = args[0], int(args[1])
         opts = {"echo_url": None, "threads": 8, "lobby_name": "bench"}
@@ -532,30 +528,28 @@ def main(argv):
     if cmd == "lobby":
         print(lobby(args[0], args[1]))
         return 0
-    if cmd == "etag":
-        return etag(*args)
-    if cmd == "check":
-        return check(*args)
-    if cmd == "count-members":
-        return count_members(*args)
-    if cmd == "stats":
-        return stats(*args)
-    if cmd == "proc-sample":
-        return proc_sample(*args)
-    if cmd == "proc-delta":
-        return proc_delta(*args)
-    if cmd == "journal-metrics":
-        return journal_metrics(*args)
-    if cmd == "journal-delta":
-        return journal_delta(*args)
-    if cmd == "parse-wrk":
-        return parse_wrk(*args)
-    if cmd == "report":
-        return report(*args)
-    if cmd == "results-json":
-        return results_json(*args)
+    if cmd in COMMANDS:
+        return COMMANDS[cmd](*args)
     print(__doc__)
     return 2
+
+
+# The commands that take their arguments as they are.
+COMMANDS = {
+    "wait": wait,
+    "settle": settle,
+    "etag": etag,
+    "check": check,
+    "count-members": count_members,
+    "stats": stats,
+    "proc-sample": proc_sample,
+    "proc-delta": proc_delta,
+    "journal-metrics": journal_metrics,
+    "journal-delta": journal_delta,
+    "parse-wrk": parse_wrk,
+    "report": report,
+    "results-json": results_json,
+}
 
 
 if __name__ == "__main__":

@@ -107,11 +107,8 @@ def q(s):
 
 
 def fmt_rps(x):
-    if x >= 100:
-        return f"{x:,.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
+    """About three significant digits: 1,234 / 12.3 / 1.23."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
 def fmt_short(x):
@@ -125,7 +122,7 @@ def fmt_short(x):
 
 
 def fmt_ratio(r):
-    return f"{r:,.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
+    return fmt_rps(r) + "x"
 
 
 def subtitle(doc, dots=True):

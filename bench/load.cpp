@@ -67,6 +67,8 @@
 #include <thread>
 #include <vector>
 
+#include "args.hpp"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -405,53 +407,41 @@ int driver::run() {
 
 int main(int argc, char** argv) {
   options o;
-  for (int k = 1; k < argc; ++k) {
-    std::string a = argv[k];
-    auto val = [&]() -> std::string {
-      if (k + 1 >= argc)
-        usage(a + " needs a value");
-      return argv[++k];
-    };
-    auto num = [&](double lo) {
-      auto s = val();
-      char* end = nullptr;
-      double v = std::strtod(s.c_str(), &end);
-      if (!end || *end || v < lo)
-        usage(a + ": bad value '" + s + "'");
-      return v;
-    };
+  bench::args args(argc, argv, usage);
+  while (args.next()) {
+    const auto& a = args.name();
     if (a == "--host")
-      o.host = val();
+      o.host = args.value();
     else if (a == "--port")
-      o.port = val();
+      o.port = args.value();
     else if (a == "--base-path")
-      o.base_path = val();
+      o.base_path = args.value();
     else if (a == "--mode")
-      o.mode = val();
+      o.mode = args.value();
     else if (a == "--connections")
-      o.connections = static_cast<size_t>(num(1));
+      o.connections = static_cast<size_t>(args.number(1));
     else if (a == "--threads")
-      o.threads = static_cast<size_t>(num(1));
+      o.threads = static_cast<size_t>(args.number(1));
     else if (a == "--requests")
-      o.requests = static_cast<size_t>(num(1));
+      o.requests = static_cast<size_t>(args.number(1));
     else if (a == "--prefix")
-      o.prefix = val();
+      o.prefix = args.value();
     else if (a == "--bot")
-      o.bot = val();
+      o.bot = args.value();
     else if (a == "--lobby")
-      o.lobbies.push_back(val());
+      o.lobbies.push_back(args.value());
     else if (a == "--lobbies") {
-      std::ifstream f(val());
+      std::ifstream f(args.value());
       std::string line;
       while (std::getline(f, line))
         if (!line.empty())
           o.lobbies.push_back(line);
     } else if (a == "--rate")
-      o.rate = num(0);
+      o.rate = args.number(0);
     else if (a == "--timeout")
-      o.timeout = num(0.001);
+      o.timeout = args.number(0.001);
     else if (a == "--timeline")
-      o.timeline = val();
+      o.timeline = args.value();
     else
       usage("unknown option " + a);
   }

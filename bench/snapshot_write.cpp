@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,28 @@ summary summarize(std::vector<double> xs) {
   auto n = xs.size();
   auto median = n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
   return {median, xs.front(), xs.back()};
+}
+
+struct write_timing {
+  double encode_ms, write_ms;
+  std::size_t bytes;
+};
+
+// Encodes the snapshot and writes it durably, timing both; nothing (after a
+// message) when the write failed.
+template <class Encode>
+std::optional<write_timing> timed_write(storage::snapshot_file& file,
+                                        Encode encode) {
+  auto t0 = clock_type::now();
+  auto text = encode();
+  auto t1 = clock_type::now();
+  std::string err;
+  if (!file.write(text, err)) {
+    std::fprintf(stderr, "write failed: %s\n", err.c_str());
+    return std::nullopt;
+  }
+  auto t2 = clock_type::now();
+  return write_timing{ms(t1 - t0), ms(t2 - t1), text.size()};
 }
 
 } // namespace
@@ -63,35 +86,23 @@ int main(int argc, char** argv) {
   for (auto& r : rendered)
     parts.push_back(&r);
   std::vector<double> assemble_ms, durable_ms;
-  for (int r = 0; r < runs; ++r) {
-    auto t0 = clock_type::now();
-    auto text = encode_provider_fragments(parts);
-    auto t1 = clock_type::now();
-    std::string err;
-    if (!file.write(text, err)) {
-      std::fprintf(stderr, "write failed: %s\n", err.c_str());
-      return 1;
-    }
-    auto t2 = clock_type::now();
-    assemble_ms.push_back(ms(t1 - t0));
-    durable_ms.push_back(ms(t2 - t0));
-  }
   std::vector<double> render_ms, write_ms, total_ms;
   std::size_t bytes = 0;
   for (int r = 0; r < runs; ++r) {
-    auto t0 = clock_type::now();
-    auto text = encode_providers(ps);
-    auto t1 = clock_type::now();
-    std::string err;
-    if (!file.write(text, err)) {
-      std::fprintf(stderr, "write failed: %s\n", err.c_str());
+    auto t = timed_write(file, [&] { return encode_provider_fragments(parts); });
+    if (!t)
       return 1;
-    }
-    auto t2 = clock_type::now();
-    bytes = text.size();
-    render_ms.push_back(ms(t1 - t0));
-    write_ms.push_back(ms(t2 - t1));
-    total_ms.push_back(ms(t2 - t0));
+    assemble_ms.push_back(t->encode_ms);
+    durable_ms.push_back(t->encode_ms + t->write_ms);
+  }
+  for (int r = 0; r < runs; ++r) {
+    auto t = timed_write(file, [&] { return encode_providers(ps); });
+    if (!t)
+      return 1;
+    bytes = t->bytes;
+    render_ms.push_back(t->encode_ms);
+    write_ms.push_back(t->write_ms);
+    total_ms.push_back(t->encode_ms + t->write_ms);
   }
   std::printf("durable snapshot of %d providers (%.1f MiB), %d runs, dir %s\n",
               n, bytes / 1048576.0, runs, dir.c_str());

@@ -48,6 +48,8 @@
 #include "storage/journal.hpp"
 #include "storage/snapshot_file.hpp"
 
+#include "args.hpp"
+
 using namespace vb;
 
 namespace {
@@ -81,6 +83,21 @@ void append_all(storage::journal_file& j, const std::vector<std::string>& record
   }
 }
 
+/// Writes `records` to the new journal `base`.journal after the snapshot's
+/// seq, in batches of `batch`.
+void write_journal(const std::string& dir, const std::string& base,
+                   uint64_t snapshot_seq,
+                   const std::vector<std::string>& records, size_t batch) {
+  storage::journal_file j(dir, base);
+  storage::journal_replay replay;
+  std::string error;
+  if (!j.open(snapshot_seq, replay, error))
+    fail(base + ".journal: " + error);
+  if (!replay.records.empty())
+    fail(base + ".journal is not empty");
+  append_all(j, records, batch);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -88,33 +105,21 @@ int main(int argc, char** argv) {
   size_t n_providers = 10000, n_provider_records = 20, n_lobbies = 100, n_members = 100000,
          n_leaves = 50000, n_joins = 50000, batch = 64, per_lobby_providers = 0;
   unsigned long long seed = 1;
-  for (int k = 1; k < argc; ++k) {
-    std::string a = argv[k];
-    auto val = [&]() -> std::string {
-      if (k + 1 >= argc)
-        usage(a + " needs a value");
-      return argv[++k];
-    };
-    auto num = [&]() -> size_t {
-      auto s = val();
-      char* end = nullptr;
-      auto v = std::strtoull(s.c_str(), &end, 10);
-      if (!end || *end || s.empty())
-        usage(a + ": bad number '" + s + "'");
-      return static_cast<size_t>(v);
-    };
-    if (a == "--dir") dir = val();
-    else if (a == "--providers") n_providers = num();
-    else if (a == "--provider-records") n_provider_records = num();
-    else if (a == "--lobbies") n_lobbies = num();
-    else if (a == "--members") n_members = num();
-    else if (a == "--leaves") n_leaves = num();
-    else if (a == "--joins") n_joins = num();
-    else if (a == "--batch") batch = std::max<size_t>(1, num());
-    else if (a == "--providers-per-lobby") per_lobby_providers = num();
-    else if (a == "--echo-url") echo_url = val();
-    else if (a == "--lobby-ids") lobby_ids_file = val();
-    else if (a == "--seed") seed = num();
+  bench::args args(argc, argv, usage);
+  while (args.next()) {
+    const auto& a = args.name();
+    if (a == "--dir") dir = args.value();
+    else if (a == "--providers") n_providers = args.count();
+    else if (a == "--provider-records") n_provider_records = args.count();
+    else if (a == "--lobbies") n_lobbies = args.count();
+    else if (a == "--members") n_members = args.count();
+    else if (a == "--leaves") n_leaves = args.count();
+    else if (a == "--joins") n_joins = args.count();
+    else if (a == "--batch") batch = std::max<size_t>(1, args.count());
+    else if (a == "--providers-per-lobby") per_lobby_providers = args.count();
+    else if (a == "--echo-url") echo_url = args.value();
+    else if (a == "--lobby-ids") lobby_ids_file = args.value();
+    else if (a == "--seed") seed = args.count();
     else usage("unknown option " + a);
   }
   if (dir.empty())
@@ -194,14 +199,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < dels && first + puts_old + i < providers.size(); ++i, ++deleted)
       recs.push_back(provider_del_record(providers[first + puts_old + i].provider_id));
     final_providers = providers.size() + puts_new - deleted;
-    storage::journal_file j(dir, "bot_providers");
-    storage::journal_replay replay;
-    std::string error;
-    if (!j.open(provider_snapshot_seq, replay, error))
-      fail("bot_providers.journal: " + error);
-    if (!replay.records.empty())
-      fail("bot_providers.journal is not empty");
-    append_all(j, recs, 8);
+    write_journal(dir, "bot_providers", provider_snapshot_seq, recs, 8);
   }
 
   // -- lobbies --------------------------------------------------------------------
@@ -300,16 +298,7 @@ int main(int argc, char** argv) {
     if (!any)
       break;
   }
-  {
-    storage::journal_file j(dir, "lobbies");
-    storage::journal_replay replay;
-    std::string error;
-    if (!j.open(lobby_snapshot_seq, replay, error))
-      fail("lobbies.journal: " + error);
-    if (!replay.records.empty())
-      fail("lobbies.journal is not empty");
-    append_all(j, recs, batch);
-  }
+  write_journal(dir, "lobbies", lobby_snapshot_seq, recs, batch);
   if (!lobby_ids_file.empty()) {
     std::ofstream f(lobby_ids_file);
     for (auto& l : lobbies)

@@ -13,6 +13,7 @@
 #include "actors/interfaces.hpp"
 #include "actors/messages.hpp"
 #include "protocol/protocol.hpp"
+#include "tests/model_samples.hpp"
 
 namespace {
 
@@ -67,14 +68,8 @@ int main(int argc, char** argv) {
   hb.capacity = 8;
   hb.has_runs = true;
   hb.runs = {"r1", "r2"};
-  session s;
-  s.session_id = "s-1";
-  s.nick = "echo-bot";
-  s.is_bot = true;
-  s.bot_name = "echo";
-  s.provider_id = "p-1";
-  s.run_id = "r1";
-  s.joined_at = 1757000002.75;
+  auto s = test::bot_member("s-1", "echo-bot", "echo", "p-1", "r1",
+                            1757000002.75);
   std::vector<bot_run> runs{bot_run{"r1", "echo", "lobby-1", "s-1", "Echo"}};
   bot_host_actor no_host;
 

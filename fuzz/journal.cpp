@@ -24,9 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "fuzz/fuzz_util.hpp"
+#include "fuzz/quiet_logs.hpp"
 #include "fuzz/journal_bytes.hpp"
 #include "model/journal_codec.hpp"
 #include "storage/journal.hpp"
@@ -43,11 +42,6 @@ void check_replay(const vb::storage::journal_replay& r, uint64_t snapshot_seq) {
 }
 
 } // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  spdlog::set_level(spdlog::level::off);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vb::fuzz::input in(data, size);

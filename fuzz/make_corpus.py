@@ -13,8 +13,12 @@ The caf_messages seeds are CAF's own encoding, written by fuzz/caf_seeds.cpp
 import json
 import os
 import struct
+import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "corpus")
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from harness import crc32c  # noqa: E402  (the journal's, as the tests compute it)
 
 
 def write(target, name, data):
@@ -124,22 +128,6 @@ for name, (sel, text) in snapshots.items():
     write("snapshot", name, bytes([sel]) + text.encode())
 
 # -- journal: flags, snapshot seq, split; then the file ----------------------
-_CRC_TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    _CRC_TABLE.append(c)
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-assert crc32c(b"123456789") == 0xE3069283
 
 
 def record(seq, payload, continues=False):

@@ -17,9 +17,8 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "fuzz/fuzz_util.hpp"
+#include "fuzz/quiet_logs.hpp"
 #include "model/snapshot_codec.hpp"
 #include "storage/snapshot_file.hpp"
 
@@ -42,12 +41,6 @@ bool decode(bool lobbies, const std::string& text, std::string& encoded,
 }
 
 } // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // The loader logs each file it moves aside: millions of lines otherwise.
-  spdlog::set_level(spdlog::level::off);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   vb::fuzz::input in(data, size);

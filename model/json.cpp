@@ -101,6 +101,38 @@ void read_list(const json& j, const char* key, std::vector<T>& out) {
   }
 }
 
+/// Reads one field by its C++ type: an enum by name, a list item by item.
+template <class T>
+void read_field(const json& j, const char* key, T& out) {
+  if constexpr (std::is_enum<T>::value)
+    read_enum(j, key, out);
+  else
+    read(j, key, out);
+}
+
+template <class T>
+void read_field(const json& j, const char* key, std::vector<T>& out) {
+  read_list(j, key, out);
+}
+
+/// Reads each ("key", field) pair in turn.
+void read_pairs(const json&) {}
+
+template <class Field, class... Rest>
+void read_pairs(const json& j, const char* key, Field& field, Rest&... rest) {
+  read_field(j, key, field);
+  read_pairs(j, rest...);
+}
+
+/// `x` from the JSON object `j` (`what` names it in the error when it is
+/// none): a default value, then the ("key", field) pairs of `fields` read.
+template <class T, class... Fields>
+void read_object(const json& j, const char* what, T& x, Fields&... fields) {
+  require_object(j, what);
+  x = T{};
+  read_pairs(j, fields...);
+}
+
 } // namespace
 
 std::string error_message(const std::exception& e) {
@@ -118,10 +150,7 @@ void to_json(json& j, const bot_info& x) {
 }
 
 void from_json(const json& j, bot_info& x) {
-  require_object(j, "a bot");
-  x = bot_info{};
-  read(j, "name", x.name);
-  read(j, "description", x.description);
+  read_object(j, "a bot", x, "name", x.name, "description", x.description);
 }
 
 namespace {
@@ -178,25 +207,15 @@ json snapshot_json(const provider& x) {
 }
 
 void from_json(const json& j, provider& x) {
-  require_object(j, "a provider");
-  x = provider{};
-  read(j, "provider_id", x.provider_id);
-  read(j, "name", x.name);
-  read(j, "base_url", x.base_url);
-  read(j, "description", x.description);
-  read_enum(j, "transport", x.via);
-  read_list(j, "bots", x.bots);
-  read(j, "registered_at", x.registered_at);
-  read(j, "last_seen", x.last_seen);
-  read_enum(j, "status", x.status);
-  read(j, "instance_id", x.instance_id);
-  read(j, "heartbeat_interval", x.heartbeat_interval);
-  read(j, "load", x.load);
-  read(j, "capacity", x.capacity);
-  read(j, "active_runs", x.active_runs);
-  read(j, "lease_expires_at", x.lease_expires_at);
-  read(j, "drain_deadline", x.drain_deadline);
-  read(j, "drain_by_operator", x.drain_by_operator);
+  read_object(j, "a provider", x, "provider_id", x.provider_id, "name", x.name,
+              "base_url", x.base_url, "description", x.description,
+              "transport", x.via, "bots", x.bots, "registered_at",
+              x.registered_at, "last_seen", x.last_seen, "status", x.status,
+              "instance_id", x.instance_id, "heartbeat_interval",
+              x.heartbeat_interval, "load", x.load, "capacity", x.capacity,
+              "active_runs", x.active_runs, "lease_expires_at",
+              x.lease_expires_at, "drain_deadline", x.drain_deadline,
+              "drain_by_operator", x.drain_by_operator);
 }
 
 void to_json(json& j, const session& x) {
@@ -208,17 +227,10 @@ void to_json(json& j, const session& x) {
 }
 
 void from_json(const json& j, session& x) {
-  require_object(j, "a session");
-  x = session{};
-  read(j, "session_id", x.session_id);
-  read(j, "nick", x.nick);
-  read(j, "is_bot", x.is_bot);
-  read(j, "bot_name", x.bot_name);
-  read(j, "provider_id", x.provider_id);
-  read(j, "run_id", x.run_id);
-  read(j, "joined_at", x.joined_at);
-  read(j, "orphaned", x.orphaned);
-  read(j, "moved_at", x.moved_at);
+  read_object(j, "a session", x, "session_id", x.session_id, "nick", x.nick,
+              "is_bot", x.is_bot, "bot_name", x.bot_name, "provider_id",
+              x.provider_id, "run_id", x.run_id, "joined_at", x.joined_at,
+              "orphaned", x.orphaned, "moved_at", x.moved_at);
 }
 
 json lobby_summary(const lobby& x) {
@@ -235,13 +247,9 @@ void to_json(json& j, const lobby& x) {
 }
 
 void from_json(const json& j, lobby& x) {
-  require_object(j, "a lobby");
-  x = lobby{};
-  read(j, "id", x.id);
-  read(j, "name", x.name);
-  read(j, "private", x.is_private);
-  read(j, "created_at", x.created_at);
-  read_list(j, "sessions", x.sessions);
+  read_object(j, "a lobby", x, "id", x.id, "name", x.name, "private",
+              x.is_private, "created_at", x.created_at, "sessions",
+              x.sessions);
 }
 
 } // namespace vb

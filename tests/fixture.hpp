@@ -38,6 +38,15 @@ struct fixture {
     sched.run();
   }
 
+  /// Stops each actor (a null handle is skipped) and runs until they are done.
+  template <class... Handles>
+  void shut_down(const Handles&... handles) {
+    for (auto a : {caf::actor_cast<caf::actor>(handles)...})
+      if (a)
+        self->send_exit(a, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
   /// Moves virtual time forward and runs what became ready.
   void advance(caf::timespan d) {
     sched.clock().advance_time(d);

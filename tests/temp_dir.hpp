@@ -2,20 +2,37 @@
 // end. Apart from fixture.hpp so that the tests built without CAF use it too.
 #pragma once
 
+#include <catch2/catch.hpp>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 namespace vb::test {
 
 struct temp_dir {
   std::string path;
+
   temp_dir() {
     char tmpl[] = "/tmp/vb-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
   }
+
   ~temp_dir() {
-    std::string cmd = "rm -rf '" + path + "'";
-    [[maybe_unused]] auto rc = std::system(cmd.c_str());
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    // A test may have left it read-only (a failed write's case).
+    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(path, ec);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  /// The path of `name` inside it.
+  std::string operator/(const std::string& name) const {
+    return path + "/" + name;
   }
 };
 

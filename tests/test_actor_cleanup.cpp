@@ -1,11 +1,15 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include "actors/cleanup.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/registry.hpp"
 #include "actors/journal_store.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "model_samples.hpp"
+#include "mock_dispatcher.hpp"
 #include "scripted_link.hpp"
 
 using namespace vb;
@@ -26,13 +30,7 @@ struct cleanup_fixture : test::fixture {
   /// Without a dispatcher, nothing is probed.
   void start(std::vector<provider> initial = {},
              dispatcher_actor dispatcher = {}) {
-    auto seed = std::make_shared<journal_store_seed>();
-    load_providers(dir.path, *seed);
-    files = spawn_journal_store(sys, seed, stats, false);
-    registry_config rc;
-    rc.flush_interval = 3600s; // keep the flush timer out of the way
-    registry_handle = sys.spawn(registry, files.store, std::move(initial), rc,
-                                stats);
+    spawn_registry(std::move(initial));
     aut = sys.spawn(cleanup, registry_handle, config, stats, dispatcher);
     run();
   }
@@ -40,13 +38,7 @@ struct cleanup_fixture : test::fixture {
   /// With the real dispatcher over a scripted provider link (and the
   /// registry, which it tells about provider health).
   void start_with_link(std::shared_ptr<test::scripted_link> link) {
-    auto seed = std::make_shared<journal_store_seed>();
-    load_providers(dir.path, *seed);
-    files = spawn_journal_store(sys, seed, stats, false);
-    registry_config rc;
-    rc.flush_interval = 3600s;
-    registry_handle = sys.spawn(registry, files.store, std::vector<provider>{},
-                                rc, stats);
+    spawn_registry({});
     dispatcher_config dc;
     dc.registry = registry_handle;
     disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{std::move(link)},
@@ -55,12 +47,29 @@ struct cleanup_fixture : test::fixture {
     run();
   }
 
+  /// The registry over the journal store of `dir`.
+  void spawn_registry(std::vector<provider> initial) {
+    auto seed = std::make_shared<journal_store_seed>();
+    load_providers(dir.path, *seed);
+    files = spawn_journal_store(sys, seed, stats, false);
+    registry_config rc;
+    rc.flush_interval = 3600s; // keep the flush timer out of the way
+    registry_handle = sys.spawn(registry, files.store, std::move(initial), rc,
+                                stats);
+  }
+
   std::string add(const std::string& name) {
-    provider_registration r;
-    r.name = name;
-    r.base_url = "http://127.0.0.1:9000/" + name;
-    r.bots = {bot_info{"echo", ""}};
-    return ask<std::string>(registry_handle, atom::registration_v, r);
+    return ask<std::string>(registry_handle, atom::registration_v,
+                            test::echo_registration(name));
+  }
+
+  /// add() of each name, in order: their ids.
+  template <size_t N>
+  std::array<std::string, N> add_all(const char* const (&names)[N]) {
+    std::array<std::string, N> result;
+    for (size_t i = 0; i < N; ++i)
+      result[i] = add(names[i]);
+    return result;
   }
 
   void beat(const std::string& id) {
@@ -72,6 +81,15 @@ struct cleanup_fixture : test::fixture {
     advance(config.interval);
   }
 
+  /// `n` periods, each followed by a heartbeat of every one of `live`.
+  void periods(int n, std::initializer_list<std::string> live = {}) {
+    for (int i = 0; i < n; ++i) {
+      period();
+      for (auto& id : live)
+        beat(id);
+    }
+  }
+
   std::vector<std::string> ids() {
     std::vector<std::string> result;
     auto catalog = ask<provider_catalog_ptr>(registry_handle, atom::list_v);
@@ -81,14 +99,8 @@ struct cleanup_fixture : test::fixture {
   }
 
   ~cleanup_fixture() {
-    self->send_exit(aut, caf::exit_reason::user_shutdown);
-    if (disp)
-      self->send_exit(disp, caf::exit_reason::user_shutdown);
-    self->send_exit(registry_handle, caf::exit_reason::user_shutdown);
-    run();
-    self->send_exit(files.store, caf::exit_reason::user_shutdown);
-    self->send_exit(files.writer, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut, disp, registry_handle);
+    shut_down(files.store, files.writer);
   }
 };
 
@@ -107,15 +119,9 @@ provider loaded(std::string id) {
 TEST_CASE_METHOD(cleanup_fixture, "cleanup: stale providers are evicted, live "
                  "ones kept", "[cleanup]") {
   start();
-  auto live1 = add("live1");
-  auto live2 = add("live2");
-  auto dead = add("dead");
+  auto [live1, live2, dead] = add_all({"live1", "live2", "dead"});
   // Four periods (240 s): nobody is stale yet.
-  for (int i = 0; i < 4; ++i) {
-    period();
-    beat(live1);
-    beat(live2);
-  }
+  periods(4, {live1, live2});
   CHECK(ids().size() == 3);
   CHECK(stats->evictions == 0);
   // The fifth sweep (300 s) finds `dead` unseen for 300 s: 1 of 3 is not a
@@ -133,8 +139,7 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: server downtime does not count",
                  "[cleanup]") {
   // Two providers loaded from disk, last seen long before the start.
   start({loaded("a"), loaded("b"), loaded("c"), loaded("d")});
-  for (int i = 0; i < 4; ++i)
-    period();
+  periods(4);
   CHECK(ids().size() == 4);
   CHECK(stats->evictions == 0);
 }
@@ -142,23 +147,14 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: server downtime does not count",
 TEST_CASE_METHOD(cleanup_fixture, "cleanup: the guard holds a mass eviction, "
                  "then lifts it after a further stale_after", "[cleanup]") {
   start();
-  auto a = add("a");
-  auto b = add("b");
-  auto c = add("c");
-  auto d = add("d");
+  auto [a, b, c, d] = add_all({"a", "b", "c", "d"});
   // Three of four go silent at once (75% > 70%): a blip, held back.
-  for (int i = 0; i < 5; ++i) {
-    period();
-    beat(a);
-  }
+  periods(5, {a});
   CHECK(ids().size() == 4);
   CHECK(stats->held_sweeps == 1);
   CHECK(stats->evictions == 0);
   // Still held for the next four periods (until 300 s after the first hold).
-  for (int i = 0; i < 4; ++i) {
-    period();
-    beat(a);
-  }
+  periods(4, {a});
   CHECK(ids().size() == 4);
   CHECK(stats->held_sweeps == 5);
   // A further stale_after later they are evicted all the same.
@@ -171,20 +167,13 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: the guard holds a mass eviction, "
 TEST_CASE_METHOD(cleanup_fixture, "cleanup: a held provider that comes back "
                  "is kept", "[cleanup]") {
   start();
-  auto a = add("a");
-  auto b = add("b");
-  auto c = add("c");
-  for (int i = 0; i < 5; ++i)
-    period();
+  auto [a, b, c] = add_all({"a", "b", "c"});
+  periods(5);
   // All three stale: held.
   CHECK(stats->held_sweeps == 1);
   beat(b);
   beat(c);
-  for (int i = 0; i < 5; ++i) {
-    period();
-    beat(b);
-    beat(c);
-  }
+  periods(5, {b, c});
   // `a` alone is stale now (1 of 3): evicted without the guard, the others
   // came back and stay.
   CHECK(ids() == std::vector<std::string>{b, c});
@@ -194,8 +183,7 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: a single stale provider is evicted "
                  "even when it is the whole fleet", "[cleanup]") {
   start();
   add("only");
-  for (int i = 0; i < 5; ++i)
-    period();
+  periods(5);
   CHECK(ids().empty());
   CHECK(stats->held_sweeps == 0);
   CHECK(stats->evictions == 1);
@@ -233,7 +221,7 @@ namespace {
 dispatcher_actor::behavior_type
 probe_only_dispatcher(dispatcher_actor::pointer self,
                       std::shared_ptr<std::vector<std::string>> probed) {
-  return {
+  return test::mock_dispatcher_of(
     [=](atom::join, const provider&,
         const dispatch_request&) -> caf::result<std::string> {
       return make_error(ec::unavailable);
@@ -246,19 +234,8 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
     },
     [=](atom::done, uint64_t, const http_result&) {},
     [=](atom::expire, uint64_t) {},
-    [=](atom::event, const provider&, const std::string&, const lobby_event&) {},
-    [=](atom::registration, const std::string&, bot_host_actor) {
-      return true;
-    },
-    [=](atom::deregister, const std::string&) {},
-    [=](atom::join, const provider&, const dispatch_request&,
-        atom::remote) -> caf::result<std::string> {
-      return make_error(ec::unavailable);
-    },
-    [=](atom::stop, const provider&, const std::string&, atom::remote) {
-      return false;
-    },
-  };
+    [=](atom::event, const provider&, const std::string&,
+        const lobby_event&) {});
 }
 
 } // namespace
@@ -272,13 +249,8 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
                                                       : test::no_answer();
   };
   start_with_link(link);
-  auto alive = add("alive");
-  auto dead = add("dead");
-  auto live = add("live");
-  for (int i = 0; i < 5; ++i) {
-    period();
-    beat(live);
-  }
+  auto [alive, dead, live] = add_all({"alive", "dead", "live"});
+  periods(5, {live});
   // Both silent ones were probed (2 of 3 is below the guard's 70%); the
   // one that answered stays and counts as seen.
   CHECK(link->calls.size() == 2);
@@ -286,10 +258,7 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: an HTTP provider that answers its "
   CHECK(ids() == std::vector<std::string>{alive, live});
   CHECK(stats->evictions == 1);
   // Seen by the probe: not stale again until another stale_after passed.
-  for (int i = 0; i < 4; ++i) {
-    period();
-    beat(live);
-  }
+  periods(4, {live});
   CHECK(link->calls.size() == 2);
   period();
   CHECK(link->calls.size() == 3);
@@ -301,14 +270,8 @@ TEST_CASE_METHOD(cleanup_fixture, "cleanup: the cleanup actor does not mark a "
   auto probed = std::make_shared<std::vector<std::string>>();
   auto mock = sys.spawn(probe_only_dispatcher, probed);
   start({}, mock);
-  auto alive = add("alive");
-  auto live = add("live");
-  auto other = add("other-live");
-  for (int i = 0; i < 5; ++i) {
-    period();
-    beat(live);
-    beat(other);
-  }
+  auto [alive, live, other] = add_all({"alive", "live", "other-live"});
+  periods(5, {live, other});
   // Probed and kept; the mock told the registry nothing, so it is still
   // stale at the next sweep and probed again.
   CHECK(*probed == std::vector<std::string>{alive});

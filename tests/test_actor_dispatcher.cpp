@@ -9,6 +9,7 @@
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "model_samples.hpp"
 #include "memory_store.hpp"
 #include "scripted_link.hpp"
 
@@ -59,14 +60,14 @@ struct dispatcher_fixture : test::fixture {
     run();
   }
 
-  /// An HTTP provider, registered (online, seen now).
-  provider add_http(const std::string& name) {
-    provider_registration r;
-    r.name = name;
-    r.base_url = "http://127.0.0.1:9000/" + name;
-    r.bots = {bot_info{"echo", ""}};
-    auto id = ask<std::string>(reg, atom::registration_v, r);
-    return get(id);
+  /// An HTTP provider, registered (online), then unseen for `unseen`.
+  provider add_http(const std::string& name, caf::timespan unseen = {}) {
+    auto id = ask<std::string>(reg, atom::registration_v,
+                               test::echo_registration(name));
+    auto p = get(id);
+    if (unseen.count() > 0)
+      advance(unseen);
+    return p;
   }
 
   /// A CAF provider, registered and connected (its actor with the
@@ -109,13 +110,7 @@ struct dispatcher_fixture : test::fixture {
   }
 
   ~dispatcher_fixture() {
-    for (auto a : {caf::actor_cast<caf::actor>(aut),
-                   caf::actor_cast<caf::actor>(host),
-                   caf::actor_cast<caf::actor>(reg),
-                   caf::actor_cast<caf::actor>(store)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut, host, reg, store);
   }
 };
 
@@ -145,8 +140,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join is POST "
 
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join the provider accepts "
                  "marks it seen", "[dispatcher]") {
-  auto p = add_http("alpha");
-  advance(10s);
+  auto p = add_http("alpha", 10s);
   REQUIRE(stale(p));
   link->script = [](auto&) { return test::accepted("r-1"); };
   CHECK(ask<std::string>(aut, atom::join_v, p, request()) == "r-1");
@@ -181,8 +175,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a failed dispatch (no "
 
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a provider that answers no "
                  "to a join is neither seen nor unreachable", "[dispatcher]") {
-  auto p = add_http("alpha");
-  advance(10s);
+  auto p = add_http("alpha", 10s);
   // (A 5xx is no answer: unavailable, the join fails over; SPEC §7.)
   SECTION("a 4xx") {
     link->script = [](auto&) { return test::answer(404, "no such bot"); };
@@ -198,8 +191,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a provider that answers no "
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a stop that gets no answer "
                  "makes the provider unreachable; an answered one reports "
                  "nothing", "[dispatcher]") {
-  auto p = add_http("alpha");
-  advance(10s);
+  auto p = add_http("alpha", 10s);
   link->script = [](auto&) { return test::answer(200); };
   CHECK(ask<bool>(aut, atom::stop_v, p, std::string{"run/1"}));
   CHECK(link->calls.back().url
@@ -230,8 +222,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a probe answer marks the "
 
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a probe without an answer "
                  "makes the provider unreachable", "[dispatcher]") {
-  auto p = add_http("alpha");
-  advance(10s);
+  auto p = add_http("alpha", 10s);
   link->script = [](auto&) { return test::no_answer("timeout"); };
   CHECK_FALSE(ask<bool>(aut, atom::probe_v, p));
   CHECK(status(p) == provider_status::unreachable);

@@ -18,6 +18,7 @@
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "memory_store.hpp"
+#include "model_samples.hpp"
 #include "model/clock.hpp"
 #include "scripted_link.hpp"
 
@@ -163,6 +164,25 @@ struct fleet_fixture : test::fixture {
     run();
   }
 
+  /// The start of many tests: the directory started, the HTTP provider
+  /// "alpha" (of `instance`) and the lobby "room". Their ids.
+  std::pair<std::string, std::string>
+  start_with_alpha(const std::string& instance = {}) {
+    start();
+    auto alpha = add("alpha", instance);
+    return {alpha, create("room")};
+  }
+
+  /// The same, and Echo joined in the room at alpha.
+  struct echo_scene {
+    std::string alpha, room;
+    session echo;
+  };
+  echo_scene echo_at_alpha(const std::string& instance = {}) {
+    auto [alpha, room] = start_with_alpha(instance);
+    return {alpha, room, join(room, "Echo", alpha)};
+  }
+
   /// Echo, joined at alpha in `room`, being moved: alpha is evicted and
   /// beta, its only other provider, holds the new join unanswered.
   session moving_echo(const std::string& room) {
@@ -175,23 +195,12 @@ struct fleet_fixture : test::fixture {
     return echo;
   }
 
-  static provider_registration registration(const std::string& name,
-                                            const std::string& instance = {},
-                                            double interval = 0) {
-    provider_registration r;
-    r.name = name;
-    r.base_url = "http://127.0.0.1:9000/" + name;
-    r.bots = {bot_info{"echo", ""}};
-    r.instance_id = instance;
-    r.heartbeat_interval = interval;
-    return r;
-  }
-
   /// An HTTP provider of the bot "echo".
   std::string add(const std::string& name, const std::string& instance = {},
                   double interval = 0) {
-    auto id = ask<std::string>(reg, atom::registration_v,
-                               registration(name, instance, interval));
+    auto id = ask<std::string>(
+      reg, atom::registration_v,
+      test::echo_registration(name, instance, interval));
     names[id] = name;
     return id;
   }
@@ -343,22 +352,13 @@ struct fleet_fixture : test::fixture {
                               const std::string& nick,
                               const std::string& provider_id,
                               const std::string& run_id, double joined_at) {
-    session s;
-    s.session_id = session_id;
-    s.nick = nick;
-    s.is_bot = true;
-    s.bot_name = "echo";
-    s.provider_id = provider_id;
-    s.run_id = run_id;
-    s.joined_at = joined_at;
-    return s;
+    return test::bot_member(session_id, nick, "echo", provider_id, run_id,
+                            joined_at);
   }
 
   static lobby saved_lobby(std::vector<session> sessions) {
-    lobby l;
-    l.id = "11111111-2222-4333-8444-555555555555";
-    l.name = "room";
-    l.created_at = 1;
+    auto l =
+      test::make_lobby("11111111-2222-4333-8444-555555555555", "room", 1);
     l.sessions = std::move(sessions);
     return l;
   }
@@ -366,15 +366,8 @@ struct fleet_fixture : test::fixture {
   ~fleet_fixture() {
     for (auto& a : spawned)
       self->send_exit(a, caf::exit_reason::user_shutdown);
-    for (auto a : {caf::actor_cast<caf::actor>(dir),
-                   caf::actor_cast<caf::actor>(disp),
-                   caf::actor_cast<caf::actor>(reg)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
-    self->send_exit(provider_store, caf::exit_reason::user_shutdown);
-    self->send_exit(lobby_store, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(dir, disp, reg);
+    shut_down(provider_store, lobby_store);
   }
 };
 
@@ -385,9 +378,7 @@ struct fleet_fixture : test::fixture {
 TEST_CASE_METHOD(fleet_fixture, "fleet joins: 404 for a bot no provider "
                  "offers, 503 when its providers take no joins now",
                  "[fleet][failover]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
+  auto [alpha, room] = start_with_alpha();
   CHECK(code_of(join_error(room, "Poet", {}, "poet")) == ec::not_found);
   ask<double>(reg, atom::heartbeat_v, alpha, [] {
     heartbeat hb;
@@ -403,10 +394,8 @@ TEST_CASE_METHOD(fleet_fixture, "failover: a join its provider refuses, "
                  "answers 5xx or does not answer in time goes to the next "
                  "candidate; the 200 names the provider that accepted",
                  "[fleet][failover]") {
-  start();
-  auto alpha = add("alpha");
+  auto [alpha, room] = start_with_alpha();
   auto beta = add("beta");
-  auto room = create("room");
   auto before = record_count();
   session s;
   SECTION("connection refused") {
@@ -477,9 +466,7 @@ TEST_CASE_METHOD(fleet_fixture, "failover: a 4xx is a rejection: no failover "
 TEST_CASE_METHOD(fleet_fixture, "failover: a provider unreachable after a "
                  "failed dispatch is online again at an accepted one",
                  "[fleet][failover][states]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
+  auto [alpha, room] = start_with_alpha();
   mode["alpha"] = "refuse";
   CHECK(code_of(join_error(room, "Echo")) == ec::unavailable);
   CHECK(status(alpha) == provider_status::unreachable);
@@ -495,9 +482,7 @@ TEST_CASE_METHOD(fleet_fixture, "failover: a provider unreachable after a "
 TEST_CASE_METHOD(fleet_fixture, "late acceptance: an HTTP provider that "
                  "accepts after the dispatch timeout is told to stop that run "
                  "and gets no member", "[fleet][late]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
+  auto [alpha, room] = start_with_alpha();
   bool with_another = GENERATE(false, true);
   if (with_another)
     add("beta");
@@ -555,9 +540,7 @@ TEST_CASE_METHOD(fleet_fixture, "late acceptance: a CAF provider that "
 
 TEST_CASE_METHOD(fleet_fixture, "late acceptance: a refusal after the "
                  "dispatch timeout stops nothing", "[fleet][late]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
+  auto [alpha, room] = start_with_alpha();
   mode["alpha"] = "hold";
   auto h = self->request(dir, caf::infinite, atom::join_v, room,
                          bot_join{"echo", "Echo", alpha});
@@ -645,10 +628,7 @@ TEST_CASE_METHOD(fleet_fixture, "drain: at its timeout the members left are "
 TEST_CASE_METHOD(fleet_fixture, "drain: at its timeout with no other "
                  "provider, its members are orphaned and it is still told to "
                  "stop their runs", "[fleet][drain][orphans]") {
-  start();
-  auto alpha = add("alpha", "a-1");
-  auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
+  auto [alpha, room, echo] = echo_at_alpha("a-1");
   drain(alpha, 30);
   advance(30s);
   CHECK(gone(alpha));
@@ -665,10 +645,7 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of an evicted "
                  "provider move with their session and nick to a new provider "
                  "and run, durably, announced as member_moved",
                  "[fleet][redispatch]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
+  auto [alpha, room, echo] = echo_at_alpha();
   auto other = join(room, "Other", alpha);
   auto beta = add("beta");
   auto f = subscribe(room);
@@ -804,10 +781,7 @@ TEST_CASE_METHOD(fleet_fixture, "states: a CAF provider whose link drops is "
 
 TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of a provider "
                  "removed by an operator move too", "[fleet][redispatch]") {
-  start();
-  auto alpha = add("alpha", "a-1");
-  auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
+  auto [alpha, room, echo] = echo_at_alpha("a-1");
   auto beta = add("beta");
   REQUIRE(ask<bool>(reg, atom::deregister_v, alpha, std::string{}, true));
   CHECK(member(room, echo.session_id).provider_id == beta);
@@ -819,10 +793,7 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of a provider "
 TEST_CASE_METHOD(fleet_fixture, "orphans: with no candidate a member stays, "
                  "orphaned, durably, announced as member_orphaned; a provider "
                  "of its bot that registers takes it", "[fleet][orphans]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
+  auto [alpha, room, echo] = echo_at_alpha();
   auto f = subscribe(room);
   auto before = record_count();
   evict(alpha);
@@ -857,10 +828,7 @@ TEST_CASE_METHOD(fleet_fixture, "orphans: with no candidate a member stays, "
 TEST_CASE_METHOD(fleet_fixture, "orphans: a member whose only candidate "
                  "failed is orphaned, and taken when that provider is online "
                  "again", "[fleet][orphans]") {
-  start();
-  auto alpha = add("alpha");
-  auto room = create("room");
-  auto echo = join(room, "Echo", alpha);
+  auto [alpha, room, echo] = echo_at_alpha();
   auto beta = add("beta");
   mode["beta"] = "refuse";
   evict(alpha);
@@ -931,7 +899,7 @@ TEST_CASE_METHOD(fleet_fixture, "reconciliation: a provider registering again "
                       saved_member("s-2", "Lacking", alpha, "r2", long_ago)})});
   auto room = saved_lobby({}).id;
   auto before = record_count();
-  auto again = registration("alpha", "a-2");
+  auto again = test::echo_registration("alpha", "a-2");
   again.provider_id = alpha;
   again.has_runs = true;
   again.runs = {"r1", "r9"};
@@ -955,7 +923,7 @@ TEST_CASE_METHOD(fleet_fixture, "reconciliation: a registration without runs "
   auto long_ago = unix_now() - 3600;
   start({saved_lobby({saved_member("s-1", "Echo", alpha, "r1", long_ago)})});
   auto before = record_count();
-  auto again = registration("alpha", "a-2");
+  auto again = test::echo_registration("alpha", "a-2");
   again.provider_id = alpha;
   CHECK(ask<std::string>(reg, atom::registration_v, again) == alpha);
   CHECK(member(saved_lobby({}).id, "s-1").run_id == "r1");

@@ -5,9 +5,12 @@
 // a failed or accepted call) the test sends itself, as they would.
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "model_samples.hpp"
 #include "memory_store.hpp"
 #include "model/clock.hpp"
 
@@ -33,22 +36,30 @@ struct fleet_registry_fixture : test::fixture {
     run();
   }
 
+  /// A registration of "echo" (heartbeat interval first, as add() takes it).
   static provider_registration registration(const std::string& name,
                                             double interval = 0,
                                             const std::string& instance = {}) {
-    provider_registration r;
-    r.name = name;
-    r.base_url = "http://127.0.0.1:9000/" + name;
-    r.bots = {bot_info{"echo", ""}};
-    r.heartbeat_interval = interval;
-    r.instance_id = instance;
-    return r;
+    return test::echo_registration(name, instance, interval);
   }
 
   std::string add(const std::string& name, double interval = 0,
                   const std::string& instance = {}) {
     return ask<std::string>(aut, atom::registration_v,
                             registration(name, interval, instance));
+  }
+
+  /// add() of each name, a second apart: the last one is the most recently
+  /// seen. Their ids.
+  template <size_t N>
+  std::array<std::string, N> add_in_turn(const char* const (&names)[N]) {
+    std::array<std::string, N> ids;
+    for (size_t i = 0; i < N; ++i) {
+      if (i > 0)
+        advance(1s);
+      ids[i] = add(names[i]);
+    }
+    return ids;
   }
 
   provider get(const std::string& id) {
@@ -106,11 +117,8 @@ struct fleet_registry_fixture : test::fixture {
   }
 
   ~fleet_registry_fixture() {
-    if (aut)
-      self->send_exit(aut, caf::exit_reason::user_shutdown);
-    run();
-    self->send_exit(store, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut);
+    shut_down(store);
   }
 };
 
@@ -122,13 +130,7 @@ TEST_CASE_METHOD(fleet_registry_fixture, "placement: the preferred provider "
                  "first, then least load, fewest active runs, most recently "
                  "seen", "[fleet][placement]") {
   start();
-  auto a = add("a");
-  advance(1s);
-  auto b = add("b");
-  advance(1s);
-  auto c = add("c");
-  advance(1s);
-  auto d = add("d");
+  auto [a, b, c, d] = add_in_turn({"a", "b", "c", "d"});
   // Nothing announced: the most recently seen first.
   CHECK(order("echo") == strings{"d", "c", "b", "a"});
   // Least load first; at equal load, fewest active runs.
@@ -158,11 +160,7 @@ TEST_CASE_METHOD(fleet_registry_fixture, "placement: draining providers and "
                  "those at capacity 0 are no candidates, not even preferred; "
                  "an unknown bot is not known", "[fleet][placement]") {
   start();
-  auto a = add("a");
-  advance(1s);
-  auto b = add("b");
-  advance(1s);
-  auto c = add("c");
+  auto [a, b, c] = add_in_turn({"a", "b", "c"});
   CHECK(order("echo") == strings{"c", "b", "a"});
   // No capacity announced is no limit; capacity 0 is out.
   beat(a, with_capacity(0));
@@ -407,11 +405,9 @@ TEST_CASE_METHOD(fleet_registry_fixture, "drain: a drain that cannot be "
 
 TEST_CASE_METHOD(fleet_registry_fixture, "drain: a drain loaded from disk "
                  "still ends at its deadline", "[fleet][drain]") {
-  provider p;
-  p.provider_id = "11111111-1111-4111-8111-111111111111";
-  p.name = "a";
+  auto p = test::make_provider("11111111-1111-4111-8111-111111111111", "a",
+                               transport::http, {bot_info{"echo", ""}}, 0, 0);
   p.base_url = "http://127.0.0.1:9000/a";
-  p.bots = {bot_info{"echo", ""}};
   p.instance_id = "i-1";
   p.status = provider_status::draining;
   p.drain_deadline = unix_now() + 10;

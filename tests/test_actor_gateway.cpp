@@ -149,19 +149,9 @@ struct gateway_fixture : test::fixture {
   }
 
   ~gateway_fixture() {
-    for (auto a : {caf::actor_cast<caf::actor>(aut),
-                   caf::actor_cast<caf::actor>(host),
-                   caf::actor_cast<caf::actor>(lobbies),
-                   caf::actor_cast<caf::actor>(disp),
-                   caf::actor_cast<caf::actor>(reg)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
-    for (auto& f : {provider_files, lobby_files}) {
-      self->send_exit(f.store, caf::exit_reason::user_shutdown);
-      self->send_exit(f.writer, caf::exit_reason::user_shutdown);
-    }
-    run();
+    shut_down(aut, host, lobbies, disp, reg);
+    shut_down(provider_files.store, provider_files.writer, lobby_files.store,
+              lobby_files.writer);
   }
 };
 

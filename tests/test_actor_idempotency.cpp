@@ -6,6 +6,7 @@
 // a restart.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "memory_store.hpp"
+#include "model_samples.hpp"
 #include "model/clock.hpp"
 #include "model/idempotency_codec.hpp"
 
@@ -62,14 +64,10 @@ lobby_directory_actor::behavior_type scripted_directory(
       st.joins.push_back(lobby_id + "/" + bj.bot_name + "/" + bj.nick);
       if (st.mode == join_mode::fail)
         return make_error(ec::unavailable, std::string{"provider down"});
-      session s;
-      s.session_id = "s" + std::to_string(st.joins.size());
-      s.nick = bj.nick;
-      s.is_bot = true;
-      s.bot_name = bj.bot_name;
-      s.provider_id = bj.provider_id.empty() ? "p1" : bj.provider_id;
-      s.run_id = "run-" + std::to_string(st.joins.size());
-      s.joined_at = 1000;
+      auto n = std::to_string(st.joins.size());
+      auto s = test::bot_member(
+        "s" + n, bj.nick, bj.bot_name,
+        bj.provider_id.empty() ? "p1" : bj.provider_id, "run-" + n, 1000);
       if (st.mode == join_mode::hold) {
         auto rp = self->make_response_promise<session>();
         st.held.emplace_back(rp, s);
@@ -150,18 +148,28 @@ struct idempotency_fixture : test::fixture {
   }
 
   ~idempotency_fixture() {
-    for (auto a : {caf::actor_cast<caf::actor>(aut),
-                   caf::actor_cast<caf::actor>(directory),
-                   caf::actor_cast<caf::actor>(store)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut, directory, store);
   }
 
   void start(std::vector<idempotency_entry> initial = {}) {
     aut = sys.spawn(idempotency, directory, store, std::move(initial), config,
                     stats);
     run();
+  }
+
+  /// Starts with the directory in `mode`, and sends two joins of the key "k"
+  /// (the same request) at once: their response handles, both delivered.
+  auto start_two_joins(join_mode mode) {
+    start();
+    dir().mode = mode;
+    request r;
+    auto send = [&] {
+      return self->request(aut, caf::infinite, atom::join_v, std::string{"k"},
+                           r.fingerprint(), r.body.lobby_id, r.join());
+    };
+    std::array handles{send(), send()};
+    run();
+    return handles;
   }
 
   session join(const std::string& key, const request& r = {}) {
@@ -253,14 +261,7 @@ TEST_CASE_METHOD(idempotency_fixture,
                  "two joins with the same key at the same time: the second "
                  "waits for the first's answer; another request is refused",
                  "[idempotency]") {
-  start();
-  dir().mode = join_mode::hold;
-  request r;
-  auto h1 = self->request(aut, caf::infinite, atom::join_v, std::string{"k"},
-                          r.fingerprint(), r.body.lobby_id, r.join());
-  auto h2 = self->request(aut, caf::infinite, atom::join_v, std::string{"k"},
-                          r.fingerprint(), r.body.lobby_id, r.join());
-  run();
+  auto joins = start_two_joins(join_mode::hold);
   REQUIRE(dir().held.size() == 1);
   // Meanwhile the key with another body is refused at once.
   request other;
@@ -270,9 +271,9 @@ TEST_CASE_METHOD(idempotency_fixture,
   self->send(directory, atom::orphans_v, std::vector<std::string>{});
   run();
   std::vector<session> got;
-  for (auto* h : {&h1, &h2})
-    h->receive([&](session& x) { got.push_back(x); },
-               [&](caf::error& err) { FAIL(sys.render(err)); });
+  for (auto& h : joins)
+    h.receive([&](session& x) { got.push_back(x); },
+              [&](caf::error& err) { FAIL(sys.render(err)); });
   REQUIRE(got.size() == 2);
   CHECK(same(got[0], s));
   CHECK(same(got[1], s));
@@ -284,17 +285,9 @@ TEST_CASE_METHOD(idempotency_fixture,
                  "concurrent joins of a key whose first join fails all get "
                  "the error, and a retry joins again",
                  "[idempotency]") {
-  start();
-  dir().mode = join_mode::fail;
-  request r;
-  auto h1 = self->request(aut, caf::infinite, atom::join_v, std::string{"k"},
-                          r.fingerprint(), r.body.lobby_id, r.join());
-  auto h2 = self->request(aut, caf::infinite, atom::join_v, std::string{"k"},
-                          r.fingerprint(), r.body.lobby_id, r.join());
-  run();
-  for (auto* h : {&h1, &h2})
-    h->receive([&](session&) { FAIL("a failed join was answered"); },
-               [&](caf::error& err) { CHECK(code_of(err) == ec::unavailable); });
+  for (auto& h : start_two_joins(join_mode::fail))
+    h.receive([&](session&) { FAIL("a failed join was answered"); },
+              [&](caf::error& err) { CHECK(code_of(err) == ec::unavailable); });
   CHECK(dir().joins.size() == 1);
   CHECK(disk().records.empty());
   dir().mode = join_mode::accept;

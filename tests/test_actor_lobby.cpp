@@ -10,9 +10,11 @@
 #include "actors/stats.hpp"
 #include "fixture.hpp"
 #include "memory_store.hpp"
+#include "model_samples.hpp"
 #include "model/journal_codec.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
+#include "mock_dispatcher.hpp"
 #include "scripted_link.hpp"
 
 using namespace vb;
@@ -42,7 +44,7 @@ struct provider_script {
 dispatcher_actor::behavior_type
 mock_dispatcher(dispatcher_actor::pointer self,
                 std::shared_ptr<provider_script> script) {
-  return {
+  return test::mock_dispatcher_of(
     [=](atom::join, const provider& p,
         const dispatch_request& req) -> caf::result<std::string> {
       script->joins.emplace_back(p.name, req);
@@ -65,19 +67,7 @@ mock_dispatcher(dispatcher_actor::pointer self,
     [=](atom::event, const provider& p, const std::string& run_id,
         const lobby_event& ev) {
       script->events.push_back({p.name, run_id, ev});
-    },
-    [=](atom::registration, const std::string&, bot_host_actor) {
-      return true;
-    },
-    [=](atom::deregister, const std::string&) {},
-    [=](atom::join, const provider&, const dispatch_request&,
-        atom::remote) -> caf::result<std::string> {
-      return make_error(ec::unavailable);
-    },
-    [=](atom::stop, const provider&, const std::string&, atom::remote) {
-      return false;
-    },
-  };
+    });
 }
 
 struct lobby_fixture : test::fixture {
@@ -196,18 +186,8 @@ struct lobby_fixture : test::fixture {
   }
 
   ~lobby_fixture() {
-    for (auto a : {caf::actor_cast<caf::actor>(aut),
-                   caf::actor_cast<caf::actor>(disp),
-                   caf::actor_cast<caf::actor>(reg)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
-    for (auto a : {caf::actor_cast<caf::actor>(lobby_files.store),
-                   caf::actor_cast<caf::actor>(lobby_files.writer),
-                   caf::actor_cast<caf::actor>(provider_store)})
-      if (a)
-        self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut, disp, reg);
+    shut_down(lobby_files.store, lobby_files.writer, provider_store);
   }
 };
 
@@ -548,17 +528,8 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: lobbies and bot members come back "
                  "from disk", "[lobby]") {
-  lobby saved;
-  saved.id = "11111111-2222-4333-8444-555555555555";
-  saved.name = "room";
-  session s;
-  s.session_id = "s1";
-  s.nick = "Echo";
-  s.is_bot = true;
-  s.bot_name = "echo";
-  s.provider_id = "p1";
-  s.run_id = "r1";
-  saved.sessions.push_back(s);
+  auto saved = test::make_lobby("11111111-2222-4333-8444-555555555555", "room");
+  saved.sessions.push_back(test::bot_member("s1", "Echo", "echo", "p1", "r1"));
   start({saved});
   auto back = get(saved.id);
   REQUIRE(back.sessions.size() == 1);
@@ -787,17 +758,8 @@ TEST_CASE_METHOD(events_fixture, "lobby events: dead subscribers are "
 TEST_CASE_METHOD(events_fixture, "lobby events: bots loaded from disk hear "
                  "events once their provider is known", "[lobby][events]") {
   auto pid = add_provider("alpha", {"echo"}, transport::caf);
-  lobby saved;
-  saved.id = "11111111-2222-4333-8444-555555555555";
-  saved.name = "room";
-  session s;
-  s.session_id = "s1";
-  s.nick = "Echo";
-  s.is_bot = true;
-  s.bot_name = "echo";
-  s.provider_id = pid;
-  s.run_id = "r1";
-  saved.sessions.push_back(s);
+  auto saved = test::make_lobby("11111111-2222-4333-8444-555555555555", "room");
+  saved.sessions.push_back(test::bot_member("s1", "Echo", "echo", pid, "r1"));
   start({saved});
   auto room = lobby_of(saved.id);
   // Two events before the registry answered: both arrive, in order.
@@ -833,19 +795,12 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers loaded "
                  "[lobby][events]") {
   auto web = add_provider("web", {"echo"});
   auto actor = add_provider("actor", {"greeter"}, transport::caf);
-  lobby saved;
-  saved.id = "11111111-2222-4333-8444-666666666666";
-  saved.name = "room";
-  for (int i = 0; i < 3; ++i) {
-    session s;
-    s.session_id = "s" + std::to_string(i);
-    s.nick = "Bot " + std::to_string(i);
-    s.is_bot = true;
-    s.bot_name = i < 2 ? "echo" : "greeter";
-    s.provider_id = i < 2 ? web : actor;
-    s.run_id = "r" + std::to_string(i);
-    saved.sessions.push_back(s);
-  }
+  auto saved = test::make_lobby("11111111-2222-4333-8444-666666666666", "room");
+  for (int i = 0; i < 3; ++i)
+    saved.sessions.push_back(
+      test::bot_member("s" + std::to_string(i), "Bot " + std::to_string(i),
+                       i < 2 ? "echo" : "greeter", i < 2 ? web : actor,
+                       "r" + std::to_string(i)));
   start({saved});
   auto room = lobby_of(saved.id);
   self->send(room, atom::chat_v, std::string{"alice"}, std::string{"one"});
@@ -869,24 +824,13 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers loaded "
 namespace {
 
 lobby remote_lobby(std::string id, std::string name) {
-  lobby l;
-  l.id = std::move(id);
-  l.name = std::move(name);
-  l.created_at = 1000;
-  return l;
+  return test::make_lobby(std::move(id), std::move(name), 1000);
 }
 
 session remote_bot(std::string id, std::string nick, std::string bot,
                    std::string provider_id, std::string run_id) {
-  session s;
-  s.session_id = std::move(id);
-  s.nick = std::move(nick);
-  s.is_bot = true;
-  s.bot_name = std::move(bot);
-  s.provider_id = std::move(provider_id);
-  s.run_id = std::move(run_id);
-  s.joined_at = 1000;
-  return s;
+  return test::bot_member(std::move(id), std::move(nick), std::move(bot),
+                          std::move(provider_id), std::move(run_id), 1000);
 }
 
 remote_change text(std::string parent, std::string key, std::string json) {

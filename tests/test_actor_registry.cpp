@@ -7,6 +7,7 @@
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
 #include "fixture.hpp"
+#include "model_samples.hpp"
 #include "memory_store.hpp"
 #include "model/snapshot_codec.hpp"
 
@@ -85,13 +86,8 @@ struct registry_fixture : test::fixture {
   }
 
   ~registry_fixture() {
-    self->send_exit(aut, caf::exit_reason::user_shutdown);
-    run();
-    if (files.store)
-      self->send_exit(files.store, caf::exit_reason::user_shutdown);
-    if (files.writer)
-      self->send_exit(files.writer, caf::exit_reason::user_shutdown);
-    run();
+    shut_down(aut);
+    shut_down(files.store, files.writer);
   }
 };
 
@@ -295,12 +291,11 @@ TEST_CASE_METHOD(registry_fixture, "registry: heartbeats reach the journal "
 
 TEST_CASE_METHOD(registry_fixture, "registry: providers loaded from disk are "
                  "judged from the server's start", "[registry]") {
-  provider old;
-  old.provider_id = "11111111-1111-4111-8111-111111111111";
-  old.name = "old";
+  // Last seen long before this server started.
+  auto old = test::make_provider("11111111-1111-4111-8111-111111111111", "old",
+                                 transport::http, {bot_info{"echo", ""}}, 0,
+                                 1000);
   old.base_url = "http://127.0.0.1:9001";
-  old.bots = {bot_info{"echo", ""}};
-  old.last_seen = 1000; // long before this server started
   start({old});
   CHECK(ask<stale_report>(aut, atom::stale_v, caf::timespan{900s})
           .entries.empty());

@@ -2,6 +2,8 @@
 // client an X-Forwarded-For names.
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "model/address.hpp"
 
 using namespace vb;
@@ -32,19 +34,18 @@ TEST_CASE("address: IPv4 and IPv6 literals, and what is not one", "[address]") {
 }
 
 TEST_CASE("address: prefixes contain what they should", "[address]") {
-  auto net8 = *parse_address_prefix("10.0.0.0/8");
-  CHECK(net8.contains(*parse_ip("10.255.1.2")));
-  CHECK_FALSE(net8.contains(*parse_ip("11.0.0.1")));
-  auto one = *parse_address_prefix("127.0.0.1");
-  CHECK(one.contains(*parse_ip("127.0.0.1")));
-  CHECK_FALSE(one.contains(*parse_ip("127.0.0.2")));
-  auto odd = *parse_address_prefix("192.168.4.0/22");
-  CHECK(odd.contains(*parse_ip("192.168.7.255")));
-  CHECK_FALSE(odd.contains(*parse_ip("192.168.8.0")));
-  auto v6 = *parse_address_prefix("fd00::/8");
-  CHECK(v6.contains(*parse_ip("fd12:3456::1")));
-  CHECK_FALSE(v6.contains(*parse_ip("fe80::1")));
-  CHECK_FALSE(v6.contains(*parse_ip("10.0.0.1")));
+  // A prefix, an address inside it and one outside.
+  for (auto [text, inside, outside] :
+       {std::tuple{"10.0.0.0/8", "10.255.1.2", "11.0.0.1"},
+        std::tuple{"127.0.0.1", "127.0.0.1", "127.0.0.2"},
+        std::tuple{"192.168.4.0/22", "192.168.7.255", "192.168.8.0"},
+        std::tuple{"fd00::/8", "fd12:3456::1", "fe80::1"}}) {
+    CAPTURE(text);
+    auto prefix = *parse_address_prefix(text);
+    CHECK(prefix.contains(*parse_ip(inside)));
+    CHECK_FALSE(prefix.contains(*parse_ip(outside)));
+  }
+  CHECK_FALSE(parse_address_prefix("fd00::/8")->contains(*parse_ip("10.0.0.1")));
   CHECK(parse_address_prefix("0.0.0.0/0")->contains(*parse_ip("8.8.8.8")));
   for (auto bad : {"10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x", "/8", "10/8",
                    "host.example/32"})

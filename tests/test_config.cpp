@@ -22,6 +22,22 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+/// validate() refuses the defaults changed by `change`, naming `fragment`.
+template <class Change>
+void refused(Change change, const char* fragment) {
+  server_options v;
+  change(v);
+  CHECK_THAT(validate(v), Catch::Contains(fragment));
+}
+
+/// validate() takes the defaults changed by `change`.
+template <class Change>
+void accepted(Change change) {
+  server_options v;
+  change(v);
+  CHECK(validate(v).empty());
+}
+
 } // namespace
 
 TEST_CASE("config: conf/voicebot-server.json holds every option with its "
@@ -135,20 +151,13 @@ TEST_CASE("config: the fleet's options have SPEC §7's defaults and bounds",
   CHECK(apply_config_json(R"({"dispatch_timeout": "5"})", o)
         == "dispatch_timeout: expected a number");
 
-  auto refused = [](auto change, const char* fragment) {
-    server_options v;
-    change(v);
-    CHECK_THAT(validate(v), Catch::Contains(fragment));
-  };
   refused([](server_options& v) { v.dispatch_timeout = 0; }, "dispatch_timeout");
   refused([](server_options& v) { v.failover_attempts = 17; }, "failover_attempts");
   refused([](server_options& v) { v.drain_timeout = -1; }, "drain_timeout");
   refused([](server_options& v) { v.max_registrations_per_second = 0; },
           "max_registrations_per_second");
   refused([](server_options& v) { v.idempotency_ttl = 0; }, "idempotency_ttl");
-  server_options sixteen;
-  sixteen.failover_attempts = 16;
-  CHECK(validate(sixteen).empty());
+  accepted([](server_options& v) { v.failover_attempts = 16; });
 }
 
 TEST_CASE("config: the slow-client limits have their defaults and bounds",
@@ -172,15 +181,10 @@ TEST_CASE("config: the slow-client limits have their defaults and bounds",
         == "header_timeout: expected a number");
   CHECK(apply_config_json(R"({"max_connections_per_address": -1})", o)
         == "max_connections_per_address: expected a non-negative integer");
-  server_options v;
-  v.header_timeout = 0;
-  CHECK_THAT(validate(v), Catch::Contains("header_timeout"));
-  v = {};
-  v.write_timeout = -1;
-  CHECK_THAT(validate(v), Catch::Contains("write_timeout"));
-  v = {};
-  v.max_connections_per_address = 0;
-  CHECK_THAT(validate(v), Catch::Contains("max_connections_per_address"));
+  refused([](server_options& v) { v.header_timeout = 0; }, "header_timeout");
+  refused([](server_options& v) { v.write_timeout = -1; }, "write_timeout");
+  refused([](server_options& v) { v.max_connections_per_address = 0; },
+          "max_connections_per_address");
 }
 
 TEST_CASE("config: values from a file apply", "[config]") {

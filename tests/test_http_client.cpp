@@ -92,18 +92,8 @@ class test_server {
 public:
   explicit test_server(mode m) : mode_(m) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listen_fd_ >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr)
-            == 0);
+    port_ = vb::test::bind_loopback(listen_fd_);
     REQUIRE(::listen(listen_fd_, 128) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len)
-            == 0);
-    port_ = ntohs(addr.sin_port);
     first_request_ = first_request_promise_.get_future();
     thread_ = std::thread([this] { run(); });
   }
@@ -256,20 +246,6 @@ private:
   std::thread thread_;
 };
 
-/// A port nothing listens on: bound, then closed.
-uint16_t closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // -- waiting for a callback -------------------------------------------------------
 
 /// Collects one request's callback: the result, the thread it ran on, and how
@@ -321,6 +297,16 @@ call_result run_one(const std::string& method, const std::string& url,
   } // the client joins its threads: no late second call can hide
   out.calls = *p.calls;
   return out;
+}
+
+/// One request to a fresh server in mode `m`: called back exactly once.
+call_result run_against(mode m, const std::string& method,
+                        const std::string& path, const std::string& body = {},
+                        std::chrono::milliseconds timeout = 5000ms) {
+  test_server server{m};
+  auto r = run_one(method, server.url(path), body, timeout);
+  CHECK(r.calls == 1);
+  return r;
 }
 
 } // namespace
@@ -394,25 +380,19 @@ TEST_CASE("http client: POST without a body sends Content-Length 0",
 TEST_CASE("http client: HEAD reads headers only; a huge timeout is clamped",
           "[http_client]") {
   SECTION("HEAD") {
-    test_server server{mode::json_ok};
-    auto r = run_one("HEAD", server.url("/bots"));
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::json_ok, "HEAD", "/bots");
     CHECK(r.result.ok());
     CHECK(r.result.body.empty());
   }
   SECTION("milliseconds::max()") {
-    test_server server{mode::json_ok};
-    auto r = run_one("GET", server.url("/bots"), {},
-                     std::chrono::milliseconds::max());
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::json_ok, "GET", "/bots", {},
+                         std::chrono::milliseconds::max());
     CHECK(r.result.ok());
   }
 }
 
 TEST_CASE("http client: a 500 is a response, not an error", "[http_client]") {
-  test_server server{mode::error_500};
-  auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
-  CHECK(r.calls == 1);
+  auto r = run_against(mode::error_500, "POST", "/bots/echo/join", "{}");
   CHECK(r.result.error == "");
   CHECK(r.result.status == 500);
   CHECK_FALSE(r.result.ok());
@@ -421,9 +401,7 @@ TEST_CASE("http client: a 500 is a response, not an error", "[http_client]") {
 
 TEST_CASE("http client: a status outside 200-599 is no answer",
           "[http_client]") {
-  test_server server{mode::bad_status};
-  auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
-  CHECK(r.calls == 1);
+  auto r = run_against(mode::bad_status, "POST", "/bots/echo/join", "{}");
   CHECK(r.result.error == "bad status 99");
   CHECK(r.result.status == 0);
   CHECK_FALSE(r.result.answered());
@@ -440,18 +418,14 @@ TEST_CASE("http client: a status outside 200-599 is no answer",
 }
 
 TEST_CASE("http client: a chunked response is put together", "[http_client]") {
-  test_server server{mode::chunked};
-  auto r = run_one("GET", server.url("/bots"));
-  CHECK(r.calls == 1);
+  auto r = run_against(mode::chunked, "GET", "/bots");
   CHECK(r.result.ok());
   CHECK(r.result.body == "hello, world");
 }
 
 TEST_CASE("http client: a body over 1 MiB is refused", "[http_client]") {
   SECTION("with Content-Length") {
-    test_server server{mode::big};
-    auto r = run_one("GET", server.url("/bots"));
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::big, "GET", "/bots");
     CHECK(r.result.error == "response too large");
     CHECK(r.result.status == 0);
     CHECK(r.result.body.empty());
@@ -459,17 +433,13 @@ TEST_CASE("http client: a body over 1 MiB is refused", "[http_client]") {
     CHECK_FALSE(r.result.timed_out);
   }
   SECTION("chunked") {
-    test_server server{mode::big_chunked};
-    auto r = run_one("GET", server.url("/bots"));
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::big_chunked, "GET", "/bots");
     CHECK(r.result.error == "response too large");
     CHECK(r.result.status == 0);
     CHECK_FALSE(r.result.ok());
   }
   SECTION("exactly 1 MiB is fine") {
-    test_server server{mode::exact_limit};
-    auto r = run_one("GET", server.url("/bots"));
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::exact_limit, "GET", "/bots");
     CHECK(r.result.ok());
     CHECK(r.result.body.size() == http_client::max_body_bytes);
   }
@@ -494,28 +464,24 @@ TEST_CASE("http client: a server that never answers times out",
 }
 
 TEST_CASE("http client: a zero timeout times out at once", "[http_client]") {
-  test_server server{mode::hang};
-  auto r = run_one("GET", server.url("/bots"), {}, 0ms);
-  CHECK(r.calls == 1);
+  auto r = run_against(mode::hang, "GET", "/bots", {}, 0ms);
   CHECK(r.result.error == "timeout");
   CHECK(r.result.timed_out);
 }
 
 TEST_CASE("http client: a server that closes is an error", "[http_client]") {
   SECTION("right after accepting") {
-    test_server server{mode::close_at_once};
-    auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
+    auto r =
+      run_against(mode::close_at_once, "POST", "/bots/echo/join", "{}");
     CAPTURE(r.result.error); // "Connection reset by peer" on Linux
-    CHECK(r.calls == 1);
     CHECK_FALSE(r.result.error.empty());
     CHECK(r.result.status == 0);
     CHECK_FALSE(r.result.timed_out);
     CHECK_FALSE(r.result.ok());
   }
   SECTION("after reading the request") {
-    test_server server{mode::close_after_request};
-    auto r = run_one("POST", server.url("/bots/echo/join"), "{}");
-    CHECK(r.calls == 1);
+    auto r = run_against(mode::close_after_request, "POST",
+                         "/bots/echo/join", "{}");
     CHECK(r.result.error == "connection closed");
     CHECK(r.result.status == 0);
     CHECK_FALSE(r.result.timed_out);
@@ -523,7 +489,7 @@ TEST_CASE("http client: a server that closes is an error", "[http_client]") {
 }
 
 TEST_CASE("http client: connection refused", "[http_client]") {
-  auto port = closed_port();
+  auto port = vb::test::refusing_port();
   auto r = run_one("GET", "http://127.0.0.1:" + std::to_string(port) + "/bots");
   CHECK(r.calls == 1);
   CHECK(r.result.error == "connection refused");
@@ -659,29 +625,15 @@ TEST_CASE("http client: a throwing callback does not kill the client",
 
 // -- keep-alive -------------------------------------------------------------------
 
-TEST_CASE("http client: requests to one endpoint share a kept-alive "
-          "connection",
-          "[http_client]") {
-  test_server server{mode::keep_alive};
-  http_client client{1};
-  for (int i = 0; i < 5; ++i) {
-    probe p;
-    client.request("POST", server.url("/bots/echo/join"), "{}", 5000ms,
-                   p.callback());
-    auto r = p.wait();
-    CHECK(r.status == 200);
-    CHECK(r.body == json_body);
-  }
-  CHECK(server.requests() == 5);
-  CHECK(server.connections() == 1);
-}
+namespace {
 
-TEST_CASE("http client: a kept connection the provider closed is replaced "
-          "once",
-          "[http_client]") {
-  test_server server{mode::answer_then_close};
+/// Sends `n` joins one after the other on one client to a server in mode
+/// `m`: each one answered 200 with the JSON body, none sent twice, over
+/// `connections` connections in all.
+void joins_in_turn(mode m, int n, int connections) {
+  test_server server{m};
   http_client client{1};
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < n; ++i) {
     probe p;
     client.request("POST", server.url("/bots/echo/join"), "{}", 5000ms,
                    p.callback());
@@ -690,8 +642,22 @@ TEST_CASE("http client: a kept connection the provider closed is replaced "
     CHECK(r.status == 200);
     CHECK(r.body == json_body);
   }
+  CHECK(server.requests() == n);
+  CHECK(server.connections() == connections);
+}
+
+} // namespace
+
+TEST_CASE("http client: requests to one endpoint share a kept-alive "
+          "connection",
+          "[http_client]") {
+  joins_in_turn(mode::keep_alive, 5, 1);
+}
+
+TEST_CASE("http client: a kept connection the provider closed is replaced "
+          "once",
+          "[http_client]") {
   // Each request after the first found a closed connection and made a new
   // one; none failed and none was sent twice.
-  CHECK(server.requests() == 3);
-  CHECK(server.connections() == 3);
+  joins_in_turn(mode::answer_then_close, 3, 3);
 }

@@ -6,91 +6,27 @@
 #include <catch2/catch.hpp>
 
 #include "storage/journal.hpp"
+#include "tests/storage_files.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
-#include <memory>
-#include <optional>
 #include <random>
 #include <regex>
-#include <sstream>
-#include <string>
 #include <string_view>
-#include <vector>
 
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-using vb::storage::crc32c;
-using vb::storage::dump_journal;
-using vb::storage::journal_file;
-using vb::storage::journal_record;
-using vb::storage::journal_replay;
-using vb::storage::journal_step;
+using namespace vb::storage;
+using namespace vb::test;
 
 namespace {
-
-namespace fs = std::filesystem;
 
 const std::string base = "j";
 const std::string main_name = "j.journal";
 const std::string prev_name = "j.journal.prev";
 const std::string next_name = "j.journal.next";
-
-// A fresh directory under /tmp, removed (with its contents) at the end.
-struct temp_dir {
-  std::string path;
-
-  temp_dir() {
-    char buf[] = "/tmp/vb-journal-test-XXXXXX";
-    char* p = ::mkdtemp(buf);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string operator/(const std::string& name) const {
-    return path + "/" + name;
-  }
-};
-
-std::optional<std::string> slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
-}
-
-void put(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  REQUIRE(out);
-  out << contents;
-  out.close();
-  REQUIRE(out);
-}
 
 uint64_t file_size(const std::string& path) {
   struct stat st {};
@@ -100,14 +36,6 @@ uint64_t file_size(const std::string& path) {
 
 size_t lines_in(const std::string& s) {
   return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
-}
-
-std::vector<std::string> list(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir))
-    names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 std::vector<std::string> corrupt_files(const std::string& dir) {
@@ -121,15 +49,6 @@ std::vector<std::string> corrupt_files(const std::string& dir) {
 void remove_corrupt_files(const std::string& dir) {
   for (auto& path : corrupt_files(dir))
     REQUIRE(::unlink(path.c_str()) == 0);
-}
-
-// "YYYYMMDDTHHMMSSZ" for `t`, in UTC.
-std::string utc_stamp(std::time_t t) {
-  std::tm tm {};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf, n);
 }
 
 // The record `seq` of the tests: a JSON object of about `size` bytes.
@@ -221,51 +140,12 @@ bool payloads_match(const journal_replay& r, size_t size = 24) {
   return true;
 }
 
-// Captures spdlog's default logger output ("<level> <message>" lines).
-struct log_capture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
-
-  log_capture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_pattern("%l %v");
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-
-  ~log_capture() { spdlog::set_default_logger(saved); }
-
-  std::string text() const { return out.str(); }
-
-  // The first line at `level` ("warning", "error"), or empty.
-  std::string line(const std::string& level) const {
-    auto text = out.str();
-    auto start = text.find(level + " ");
-    if (start == std::string::npos)
-      return {};
-    return text.substr(start, text.find('\n', start) - start);
-  }
-};
-
-int wait_for(pid_t pid) {
-  int status = 0;
-  for (;;) {
-    if (::waitpid(pid, &status, 0) == pid)
-      return status;
-    if (errno != EINTR)
-      FAIL("waitpid: " << std::strerror(errno));
-  }
-}
-
 // Forks a child that opens the journal and runs `body`; the hook kills it
 // with SIGKILL at step `at`. The child must die there.
 void crash_at(const std::string& dir, journal_step at,
               const std::function<bool(journal_file&)>& body,
               uint64_t snapshot_seq = 0) {
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
     journal_file j(dir, base);
     j.on_step([at](journal_step s) {
@@ -278,27 +158,20 @@ void crash_at(const std::string& dir, journal_step at,
       ::_exit(11);
     ::_exit(body(j) ? 10 : 12); // the step was never reached
   }
-  int status = wait_for(pid);
-  INFO("child status " << status);
-  REQUIRE(WIFSIGNALED(status));
-  REQUIRE(WTERMSIG(status) == SIGKILL);
+  require_killed(pid);
 }
 
 // Runs `body` in a forked child and returns what it answered (its report:
 // "ok" or what went wrong). For checks that change the process (rlimits).
 std::string in_child(const std::function<std::string()>& body) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  int fd = -1;
+  pid_t pid = fork_with_pipe(fd);
   if (pid == 0) {
-    ::close(fds[0]);
     auto report = body();
     const char* p = report.data();
     size_t left = report.size();
     while (left > 0) {
-      auto n = ::write(fds[1], p, left);
+      auto n = ::write(fd, p, left);
       if (n <= 0)
         ::_exit(2);
       p += n;
@@ -306,18 +179,17 @@ std::string in_child(const std::function<std::string()>& body) {
     }
     ::_exit(0);
   }
-  ::close(fds[1]);
   std::string report;
   char buf[4096];
   for (;;) {
-    auto n = ::read(fds[0], buf, sizeof(buf));
+    auto n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       break;
     report.append(buf, static_cast<size_t>(n));
   }
-  ::close(fds[0]);
+  ::close(fd);
   int status = wait_for(pid);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
@@ -400,6 +272,12 @@ void check_damaged(const temp_dir& tmp, const built_journal& b, size_t pos,
   }
 }
 
+// An open journal in a fresh directory.
+struct open_journal_fixture : quiet_dir {
+  journal_file j{tmp.path, base};
+  open_journal_fixture() { open_journal(j); }
+};
+
 const std::vector<journal_step> append_steps = {
   journal_step::append_started, journal_step::append_partly_written,
   journal_step::append_written, journal_step::append_synced};
@@ -457,13 +335,9 @@ TEST_CASE("crc32c chains and agrees with a bitwise CRC at every length and "
             == whole);
 }
 
-TEST_CASE("a record is its length, CRC-32C, seq and payload, little-endian, "
-          "with bit 31 of the length on all but a batch's last record",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  journal_file j(tmp.path, base);
-  open_journal(j);
+TEST_CASE_METHOD(open_journal_fixture, "a record is its length, CRC-32C, seq "
+                 "and payload, little-endian, with bit 31 of the length on "
+                 "all but a batch's last record", "[journal]") {
   REQUIRE(append_ok(j, {"{\"a\":1}"}));
   REQUIRE(append_ok(j, {"{\"b\":2}", "{\"c\":3}"}));
   auto bytes = *slurp(tmp / main_name);
@@ -491,10 +365,8 @@ TEST_CASE("a record is its length, CRC-32C, seq and payload, little-endian, "
 
 // --- round trips ---------------------------------------------------------
 
-TEST_CASE("appended batches replay after a reopen with the same seqs",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "appended batches replay after a reopen with the "
+                 "same seqs", "[journal]") {
   {
     journal_file j(tmp.path, base);
     CHECK(j.main_path() == tmp / main_name);
@@ -537,9 +409,8 @@ TEST_CASE("appended batches replay after a reopen with the same seqs",
   CHECK(list(tmp.path) == std::vector<std::string>{main_name});
 }
 
-TEST_CASE("an empty journal opens with no records", "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "an empty journal opens with no records",
+                 "[journal]") {
   SECTION("no file at all") {}
   SECTION("a file of 0 bytes") { put(tmp / main_name, ""); }
   journal_file j(tmp.path, base);
@@ -558,43 +429,26 @@ TEST_CASE("an empty journal opens with no records", "[journal]") {
   CHECK(seqs_of(reopen(tmp.path)) == range(1, 2));
 }
 
-TEST_CASE("records up to the snapshot's seq are skipped", "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "records up to the snapshot's seq are skipped",
+                 "[journal]") {
+  // No snapshot, one in the middle, one holding every record, one past them.
+  const auto [snapshot_seq, last] = GENERATE(
+    table<uint64_t, uint64_t>({{0, 5}, {3, 5}, {5, 5}, {9, 9}}));
+  INFO("snapshot seq " << snapshot_seq);
   {
     journal_file j(tmp.path, base);
     open_journal(j);
     REQUIRE(append_seqs(j, 1, 2));
     REQUIRE(append_seqs(j, 3, 3));
   }
-  SECTION("no snapshot: from seq 1") {
-    auto r = reopen(tmp.path, 0);
-    CHECK(seqs_of(r) == range(1, 5));
-    CHECK(r.last_seq == 5);
-  }
-  SECTION("a snapshot in the middle") {
-    journal_file j(tmp.path, base);
-    auto r = open_journal(j, 3);
-    CHECK(seqs_of(r) == range(4, 5));
-    CHECK(payloads_match(r));
-    CHECK(r.last_seq == 5);
-    CHECK_FALSE(r.gap);
-    CHECK(j.next_seq() == 6);
-  }
-  SECTION("a snapshot holding every record") {
-    journal_file j(tmp.path, base);
-    auto r = open_journal(j, 5);
-    CHECK(r.records.empty());
-    CHECK(r.last_seq == 5);
-    CHECK(j.next_seq() == 6);
-  }
-  SECTION("a snapshot past every record") {
-    journal_file j(tmp.path, base);
-    auto r = open_journal(j, 9);
-    CHECK(r.records.empty());
-    CHECK(r.last_seq == 9);
-    CHECK_FALSE(r.gap);
-    CHECK(j.next_seq() == 10);
+  journal_file j(tmp.path, base);
+  auto r = open_journal(j, snapshot_seq);
+  CHECK(seqs_of(r) == range(snapshot_seq + 1, 5));
+  CHECK(payloads_match(r));
+  CHECK(r.last_seq == last);
+  CHECK_FALSE(r.gap);
+  CHECK(j.next_seq() == last + 1);
+  if (snapshot_seq == 9) {
     REQUIRE(append_seqs(j, 10, 1));
     auto r2 = reopen(tmp.path, 9);
     CHECK(seqs_of(r2) == std::vector<uint64_t>{10});
@@ -603,15 +457,13 @@ TEST_CASE("records up to the snapshot's seq are skipped", "[journal]") {
   }
 }
 
-TEST_CASE("open creates the directory, and fails when it cannot",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "open creates the directory, and fails when it "
+                 "cannot", "[journal]") {
   SECTION("missing parents are created") {
     journal_file j(tmp / "a/b/c", base);
     auto r = open_journal(j);
     CHECK(r.records.empty());
-    CHECK(fs::is_regular_file(tmp / ("a/b/c/" + main_name)));
+    CHECK(std::filesystem::is_regular_file(tmp / ("a/b/c/" + main_name)));
     REQUIRE(append_seqs(j, 1, 1));
   }
   SECTION("the directory path is a regular file") {
@@ -638,12 +490,8 @@ TEST_CASE("open creates the directory, and fails when it cannot",
   }
 }
 
-TEST_CASE("a payload above the maximum is refused and nothing is written",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  journal_file j(tmp.path, base);
-  open_journal(j);
+TEST_CASE_METHOD(open_journal_fixture, "a payload above the maximum is "
+                 "refused and nothing is written", "[journal]") {
   REQUIRE(append_seqs(j, 1, 1));
   const auto size = j.active_bytes();
   std::string big(vb::storage::journal_max_payload + 1, 'x');
@@ -659,11 +507,8 @@ TEST_CASE("a payload above the maximum is refused and nothing is written",
 
 // --- torn tails ----------------------------------------------------------
 
-TEST_CASE("a torn last record is cut off at every byte offset and the "
-          "records before it are kept",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a torn last record is cut off at every byte "
+                 "offset and the records before it are kept", "[journal]") {
   auto b = build(tmp.path, {1, 1, 1}, [](uint64_t) { return 40; });
   const size_t prev_end = b.offset[2];
   const size_t last_len = b.end[2] - b.offset[2];
@@ -706,10 +551,8 @@ TEST_CASE("a torn last record is cut off at every byte offset and the "
   }
 }
 
-TEST_CASE("a torn last batch is cut off whole at every byte offset",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a torn last batch is cut off whole at every byte "
+                 "offset", "[journal]") {
   auto b = build(tmp.path, {2, 3}, [](uint64_t seq) { return 20 + seq * 3; });
   const size_t batch_start = b.batch_start[1];
   for (size_t cut = batch_start; cut <= b.bytes.size(); ++cut) {
@@ -728,11 +571,8 @@ TEST_CASE("a torn last batch is cut off whole at every byte offset",
 
 // --- bit flips -----------------------------------------------------------
 
-TEST_CASE("a bit flip at every byte of a small journal never yields a record "
-          "that was not written",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a bit flip at every byte of a small journal "
+                 "never yields a record that was not written", "[journal]") {
   auto b = build(tmp.path, {1, 2, 1, 3},
                  [](uint64_t seq) { return 18 + seq % 5; });
   for (size_t pos = 0; pos < b.bytes.size(); ++pos) {
@@ -744,11 +584,8 @@ TEST_CASE("a bit flip at every byte of a small journal never yields a record "
   }
 }
 
-TEST_CASE("a bit flip at random positions of a larger journal keeps a prefix "
-          "of the records",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a bit flip at random positions of a larger "
+                 "journal keeps a prefix of the records", "[journal]") {
   std::random_device rd;
   const auto seed = rd();
   INFO("seed " << seed);
@@ -771,11 +608,8 @@ TEST_CASE("a bit flip at random positions of a larger journal keeps a prefix "
 
 // --- corruption, gaps, leftovers -----------------------------------------
 
-TEST_CASE("a corrupt record before valid ones moves the segment aside and "
-          "keeps the records before it",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a corrupt record before valid ones moves the "
+                 "segment aside and keeps the records before it", "[journal]") {
   auto b = build(tmp.path, {1, 1, 1, 1}, [](uint64_t) { return 30; });
   auto damaged = b.bytes;
   const size_t bad = b.offset[1];
@@ -798,8 +632,9 @@ TEST_CASE("a corrupt record before valid ones moves the segment aside and "
   CHECK(r.truncated.empty());
   REQUIRE(r.quarantined.size() == 1);
   const auto& moved = r.quarantined[0];
-  CHECK(std::regex_match(fs::path(moved).filename().string(),
-                         std::regex(R"(j\.journal\.corrupt-\d{8}T\d{6}Z(-\d+)?)")));
+  CHECK(std::regex_match(
+    std::filesystem::path(moved).filename().string(),
+    std::regex(R"(j\.journal\.corrupt-\d{8}T\d{6}Z(-\d+)?)")));
   CHECK(slurp(moved) == damaged); // byte for byte
   for (size_t k = 0; k < decoys.size(); ++k)
     CHECK(slurp(decoys[k]) == "decoy " + std::to_string(k));
@@ -823,11 +658,8 @@ TEST_CASE("a corrupt record before valid ones moves the segment aside and "
   CHECK(corrupt_files(tmp.path).size() == decoys.size() + 1);
 }
 
-TEST_CASE("a whole record whose seq does not increase is corruption, even "
-          "as the last record",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a whole record whose seq does not increase is "
+                 "corruption, even as the last record", "[journal]") {
   const auto bytes = test_batch(1, 1) + test_batch(2, 1) + test_batch(2, 1);
   put(tmp / main_name, bytes);
   auto r = reopen(tmp.path);
@@ -837,11 +669,8 @@ TEST_CASE("a whole record whose seq does not increase is corruption, even "
   CHECK(slurp(tmp / main_name) == test_batch(1, 1) + test_batch(2, 1));
 }
 
-TEST_CASE("a gap in the seqs stops the replay and new seqs go above every "
-          "seq on disk",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a gap in the seqs stops the replay and new seqs "
+                 "go above every seq on disk", "[journal]") {
   SECTION("the records start after the snapshot's seq + 1") {
     put(tmp / main_name, test_batch(10, 2));
     log_capture log;
@@ -884,9 +713,8 @@ TEST_CASE("a gap in the seqs stops the replay and new seqs go above every "
   }
 }
 
-TEST_CASE("leftover temporary files are removed at open", "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "leftover temporary files are removed at open",
+                 "[journal]") {
   put(tmp / main_name, test_batch(1, 2));
   put(tmp / (main_name + ".tmp"), "half a prefix");
   put(tmp / (next_name + ".tmp"), "x");
@@ -902,13 +730,8 @@ TEST_CASE("leftover temporary files are removed at open", "[journal]") {
 
 // --- rotation ------------------------------------------------------------
 
-TEST_CASE("begin and finish rotation move appends to .next and then rename "
-          "the segments",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  journal_file j(tmp.path, base);
-  open_journal(j);
+TEST_CASE_METHOD(open_journal_fixture, "begin and finish rotation move "
+                 "appends to .next and then rename the segments", "[journal]") {
   std::vector<journal_step> seen;
   j.on_step([&](journal_step s) { seen.push_back(s); });
   REQUIRE(append_seqs(j, 1, 3));
@@ -973,11 +796,8 @@ TEST_CASE("begin and finish rotation move appends to .next and then rename "
   CHECK(k.next_seq() == 8);
 }
 
-TEST_CASE("a compaction that never finished leaves .next active, and a later "
-          "one finishes it",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a compaction that never finished leaves .next "
+                 "active, and a later one finishes it", "[journal]") {
   std::string error;
   {
     journal_file j(tmp.path, base);
@@ -1172,11 +992,8 @@ std::string big_payload(uint64_t seq) {
 
 } // namespace
 
-TEST_CASE("kill -9 at a random instant never loses a durable batch nor "
-          "keeps part of one",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "kill -9 at a random instant never loses a "
+                 "durable batch nor keeps part of one", "[journal]") {
   constexpr int rounds = 24;
   constexpr uint64_t starting = 1ull << 63; // "a batch's write starts" flag
   std::random_device rd;
@@ -1195,20 +1012,16 @@ TEST_CASE("kill -9 at a random instant never loses a durable batch nor "
     INFO("round " << round << ", kill " << delay_us << " us after "
                   << (in_write ? "a write started" : "the first durable batch"));
 
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
+    int fd = -1;
+    pid_t pid = fork_with_pipe(fd);
     if (pid == 0) {
-      ::close(fds[0]);
       journal_file j(tmp.path, base);
       journal_replay r;
       std::string error;
       if (!j.open(0, r, error))
         ::_exit(3);
       auto tell = [&](uint64_t value) {
-        if (::write(fds[1], &value, sizeof(value)) != sizeof(value))
+        if (::write(fd, &value, sizeof(value)) != sizeof(value))
           ::_exit(5);
       };
       for (;;) {
@@ -1223,14 +1036,8 @@ TEST_CASE("kill -9 at a random instant never loses a durable batch nor "
         tell(j.next_seq() - 1); // durable: the batch's last seq
       }
     }
-    ::close(fds[1]);
     auto next_message = [&](uint64_t& value) {
-      for (;;) {
-        auto n = ::read(fds[0], &value, sizeof(value));
-        if (n < 0 && errno == EINTR)
-          continue;
-        return n == sizeof(value);
-      }
+      return read_exactly(fd, &value, sizeof(value));
     };
     uint64_t reported = 0; // the last seq the child said was durable
     uint64_t value = 0;
@@ -1251,19 +1058,14 @@ TEST_CASE("kill -9 at a random instant never loses a durable batch nor "
     if (!ok) {
       ::kill(pid, SIGKILL);
       wait_for(pid);
-      ::close(fds[0]);
+      ::close(fd);
       FAIL("the child stopped before it was killed");
     }
-    if (delay_us > 0)
-      ::usleep(static_cast<useconds_t>(delay_us));
-    REQUIRE(::kill(pid, SIGKILL) == 0);
-    int status = wait_for(pid);
-    REQUIRE(WIFSIGNALED(status));
-    REQUIRE(WTERMSIG(status) == SIGKILL);
+    kill_child(pid, delay_us);
     while (next_message(value))
       if ((value & starting) == 0)
         reported = value;
-    ::close(fds[0]);
+    ::close(fd);
 
     journal_file j(tmp.path, base);
     auto r = open_journal(j);
@@ -1295,11 +1097,8 @@ TEST_CASE("kill -9 at a random instant never loses a durable batch nor "
 
 // --- append failures -----------------------------------------------------
 
-TEST_CASE("a failed append leaves nothing behind and the next one reuses its "
-          "seqs",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "a failed append leaves nothing behind and the "
+                 "next one reuses its seqs", "[journal]") {
   {
     journal_file j(tmp.path, base);
     open_journal(j);
@@ -1381,9 +1180,8 @@ TEST_CASE("a failed append leaves nothing behind and the next one reuses its "
 
 // --- dump_journal --------------------------------------------------------
 
-TEST_CASE("dump_journal prints one JSON line per record", "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "dump_journal prints one JSON line per record",
+                 "[journal]") {
   put(tmp / main_name, test_batch(1, 1) + test_batch(2, 2));
   std::ostringstream out, err;
   CHECK(dump_journal(tmp / main_name, out, err) == 0);
@@ -1408,48 +1206,42 @@ TEST_CASE("dump_journal prints one JSON line per record", "[journal]") {
   }
 }
 
-TEST_CASE("dump_journal stops at the first bad record and names its offset",
-          "[journal]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "dump_journal stops at the first bad record and "
+                 "names its offset", "[journal]") {
   const auto first = test_batch(1, 2);
+  // Dumps `bytes`: `lines` records printed, then the bad record's offset
+  // named, and the file left as it was. Returns {out, err}.
+  auto dump_bad = [&](const std::string& bytes, size_t lines, size_t offset) {
+    put(tmp / main_name, bytes);
+    std::ostringstream out, err;
+    CHECK(dump_journal(tmp / main_name, out, err) == 1);
+    CHECK(lines_in(out.str()) == lines);
+    INFO(err.str());
+    CHECK(err.str().find("bad record at offset " + std::to_string(offset))
+          != std::string::npos);
+    CHECK(slurp(tmp / main_name) == bytes);
+    return std::pair{out.str(), err.str()};
+  };
   SECTION("a corrupt record before valid ones") {
     auto bytes = first + test_batch(3, 1) + test_batch(4, 1);
     bytes[first.size() + 20] ^= 0x01;
-    put(tmp / main_name, bytes);
-    std::ostringstream out, err;
-    CHECK(dump_journal(tmp / main_name, out, err) == 1);
-    CHECK(lines_in(out.str()) == 2u);
-    CHECK(out.str().find("\"seq\":2") != std::string::npos);
-    INFO(err.str());
-    CHECK(err.str().rfind(tmp / main_name + ": bad record at offset "
-                            + std::to_string(first.size()) + ": CRC mismatch",
-                          0)
+    auto [out, err] = dump_bad(bytes, 2, first.size());
+    CHECK(out.find("\"seq\":2") != std::string::npos);
+    INFO(err);
+    CHECK(err.rfind(tmp / main_name + ": bad record at offset "
+                      + std::to_string(first.size()) + ": CRC mismatch",
+                    0)
           == 0);
-    CHECK(slurp(tmp / main_name) == bytes);
   }
   SECTION("a torn last record") {
-    auto bytes = first + test_batch(3, 1).substr(0, 20);
-    put(tmp / main_name, bytes);
-    std::ostringstream out, err;
-    CHECK(dump_journal(tmp / main_name, out, err) == 1);
-    CHECK(lines_in(out.str()) == 2u);
-    INFO(err.str());
-    CHECK(err.str().find("bad record at offset " + std::to_string(first.size()))
-          != std::string::npos);
-    CHECK(slurp(tmp / main_name) == bytes);
+    dump_bad(first + test_batch(3, 1).substr(0, 20), 2, first.size());
   }
   SECTION("the file ends inside a batch") {
     auto bytes = first + test_record(3, make_payload(3), true);
-    put(tmp / main_name, bytes);
-    std::ostringstream out, err;
-    CHECK(dump_journal(tmp / main_name, out, err) == 1);
-    CHECK(lines_in(out.str()) == 3u);
-    INFO(err.str());
-    CHECK(err.str().find("bad record at offset " + std::to_string(bytes.size()))
-          != std::string::npos);
-    CHECK(err.str().find("inside the batch that begins at offset "
-                         + std::to_string(first.size()))
+    auto err = dump_bad(bytes, 3, bytes.size()).second;
+    INFO(err);
+    CHECK(err.find("inside the batch that begins at offset "
+                   + std::to_string(first.size()))
           != std::string::npos);
   }
   SECTION("a missing file") {

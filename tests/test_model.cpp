@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "model/json.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/types.hpp"
+#include "tests/model_samples.hpp"
 
 using nlohmann::json;
 using namespace vb;
@@ -18,29 +20,20 @@ using namespace vb;
 namespace {
 
 provider sample_provider() {
-  provider p;
-  p.provider_id = "9f1c2d3e-aaaa-bbbb-cccc-0123456789ab";
-  p.name = "voicebot-gpu-1";
+  auto p = test::make_provider(
+    "9f1c2d3e-aaaa-bbbb-cccc-0123456789ab", "voicebot-gpu-1", transport::http,
+    {{"ai_chatbot", "Chats with you"}, {"whisper", "Transcribes"}},
+    1757443211.7239835, 1757443511.25, provider_status::suspect);
   p.base_url = "http://10.0.0.7:8788";
   p.description = "GPU box\nsecond line";
-  p.via = transport::http;
-  p.bots = {{"ai_chatbot", "Chats with you"}, {"whisper", "Transcribes"}};
-  p.registered_at = 1757443211.7239835;
-  p.last_seen = 1757443511.25;
-  p.status = provider_status::suspect;
   return p;
 }
 
 provider caf_provider() {
-  provider p;
-  p.provider_id = "caf-1";
-  p.name = "local host";
-  p.via = transport::caf;
-  p.bots = {{"echo", "Repeats lobby chat"}, {"greeter", "Says hello"}};
-  p.registered_at = 100;
-  p.last_seen = 200.5;
-  p.status = provider_status::draining;
-  return p;
+  return test::make_provider(
+    "caf-1", "local host", transport::caf,
+    {{"echo", "Repeats lobby chat"}, {"greeter", "Says hello"}}, 100, 200.5,
+    provider_status::draining);
 }
 
 lobby sample_lobby() {
@@ -49,19 +42,10 @@ lobby sample_lobby() {
   l.name = "Kitchen \xc3\xa9t\xc3\xa9"; // "Kitchen été"
   l.is_private = true;
   l.created_at = 1757000000.5;
-  session person;
-  person.session_id = "s-1";
-  person.nick = "alice";
-  person.joined_at = 1757000001;
-  session bot;
-  bot.session_id = "s-2";
-  bot.nick = "echo-bot";
-  bot.is_bot = true;
-  bot.bot_name = "echo";
-  bot.provider_id = "caf-1";
-  bot.run_id = "run-42";
-  bot.joined_at = 1757000002.75;
-  l.sessions = {person, bot};
+  l.sessions = {
+    test::person_member("s-1", "alice", 1757000001),
+    test::bot_member("s-2", "echo-bot", "echo", "caf-1", "run-42",
+                     1757000002.75)};
   return l;
 }
 
@@ -80,26 +64,37 @@ json as_json(const std::vector<T>& xs) {
   return j;
 }
 
-/// decode_providers fails, without throwing, with a reason containing
-/// `fragment`, and leaves `out` as it was.
-void rejects_providers(const std::string& text, const std::string& fragment) {
-  std::vector<provider> out{caf_provider()};
+/// Pointers to each of `xs` (what the fragment encoders take).
+template <class T>
+std::vector<const T*> pointers_to(const std::vector<T>& xs) {
+  std::vector<const T*> out;
+  for (const auto& x : xs)
+    out.push_back(&x);
+  return out;
+}
+
+/// decode_providers (decode_lobbies) fails, without throwing, with a reason
+/// containing `fragment`, and leaves `out` as it was.
+template <class T>
+void rejects(const std::string& text, const std::string& fragment, T kept) {
+  std::vector<T> out{kept};
   std::string why;
   bool ok = true;
-  CHECK_NOTHROW(ok = decode_providers(text, out, why));
+  if constexpr (std::is_same_v<T, provider>)
+    CHECK_NOTHROW(ok = decode_providers(text, out, why));
+  else
+    CHECK_NOTHROW(ok = decode_lobbies(text, out, why));
   CHECK_FALSE(ok);
   CHECK_THAT(why, Catch::Contains(fragment));
   CHECK(out.size() == 1);
 }
 
+void rejects_providers(const std::string& text, const std::string& fragment) {
+  rejects(text, fragment, caf_provider());
+}
+
 void rejects_lobbies(const std::string& text, const std::string& fragment) {
-  std::vector<lobby> out{sample_lobby()};
-  std::string why;
-  bool ok = true;
-  CHECK_NOTHROW(ok = decode_lobbies(text, out, why));
-  CHECK_FALSE(ok);
-  CHECK_THAT(why, Catch::Contains(fragment));
-  CHECK(out.size() == 1);
+  rejects(text, fragment, sample_lobby());
 }
 
 /// A file written by the original Python server (json.dump(..., indent=2) of
@@ -589,24 +584,16 @@ TEST_CASE("model: a lobbies snapshot from rendered members is the same text",
   ls[1].id = "l2";
   ls[1].name = "empty";
   ls[1].is_private = true;
-  for (int i = 0; i < 3; ++i) {
-    session s;
-    s.session_id = "s" + std::to_string(i);
-    s.nick = "bot " + std::to_string(i);
-    s.is_bot = true;
-    s.bot_name = "echo";
-    s.provider_id = "p";
-    s.run_id = "r" + std::to_string(i);
-    s.joined_at = 1764300001.5 + i;
-    ls[0].sessions.push_back(s);
-  }
+  for (int i = 0; i < 3; ++i)
+    ls[0].sessions.push_back(test::bot_member(
+      "s" + std::to_string(i), "bot " + std::to_string(i), "echo", "p",
+      "r" + std::to_string(i), 1764300001.5 + i));
   std::vector<std::string> rendered;
   for (auto& s : ls[0].sessions)
     rendered.push_back(session_json(s));
   std::vector<lobby_fragments> frags(2);
   frags[0].header = &ls[0];
-  for (auto& r : rendered)
-    frags[0].sessions.push_back(&r);
+  frags[0].sessions = pointers_to(rendered);
   frags[1].header = &ls[1];
   auto text = encode_lobby_fragments(frags);
   CHECK(text == encode_lobbies(ls));
@@ -633,9 +620,7 @@ TEST_CASE("model: a providers snapshot from rendered providers is the same "
   std::vector<std::string> rendered;
   for (auto& p : ps)
     rendered.push_back(provider_json(p));
-  std::vector<const std::string*> parts;
-  for (auto& r : rendered)
-    parts.push_back(&r);
+  auto parts = pointers_to(rendered);
   CHECK(encode_provider_fragments(parts) == encode_providers(ps));
   CHECK(encode_provider_fragments({}) == encode_providers({}));
 

@@ -31,6 +31,7 @@
 
 #include "protocol/protocol.hpp"
 #include "provider/host.hpp"
+#include "loopback.hpp"
 #include "wire_pins.hpp"
 
 using namespace vb;
@@ -286,21 +287,6 @@ uint16_t publish_gateway(caf::actor_system& sys, caf::actor& stub, log_ptr log,
   return *published;
 }
 
-/// A loopback port that refuses connections (nothing listens on it).
-uint16_t refusing_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  socklen_t len = sizeof(addr);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd); // bound, never listened: the port refuses connections
-  return ntohs(addr.sin_port);
-}
-
 // -- two nodes in one process ----------------------------------------------------
 
 struct net_config : caf::actor_system_config {
@@ -373,6 +359,26 @@ struct two_nodes {
   host_actor registered_host(host_config hc) {
     auto host = start_host(std::move(hc));
     REQUIRE(log->wait_registrations(1));
+    return host;
+  }
+
+  /// The same with the config of a stub gateway of its own.
+  host_actor registered_host() {
+    return registered_host(config(publish_stub()));
+  }
+
+  /// The host registered, and deregistered, so many times.
+  void check_registrations(int registrations, int deregistrations) {
+    CHECK(log->registrations == registrations);
+    CHECK(log->deregistrations == deregistrations);
+  }
+
+  /// A registered host running the member "s-a", draining (as after the
+  /// first SIGTERM).
+  host_actor draining_host() {
+    auto host = registered_host();
+    REQUIRE(join(host, "s-a"));
+    start_drain(host);
     return host;
   }
 
@@ -802,14 +808,13 @@ TEST_CASE("voicebot-provider's heartbeats carry load, capacity and runs; a "
 TEST_CASE("voicebot-provider gives up with removed when a heartbeat answers "
           "that it was removed on purpose", "[protocol]") {
   two_nodes net;
-  auto host = net.registered_host(net.config(net.publish_stub()));
+  auto host = net.registered_host();
   REQUIRE(net.join(host, "s-a"));
   net.next_heartbeats();
   net.log->heartbeat_answer = ec::removed;
   auto reason = net.wait_exit(host);
   CHECK(code_of(reason) == ec::removed);
-  CHECK(net.log->registrations == 1); // it does not come back
-  CHECK(net.log->deregistrations == 0);
+  net.check_registrations(1, 0); // it does not come back
 }
 
 TEST_CASE("voicebot-provider gives up with removed when its registration "
@@ -875,16 +880,13 @@ TEST_CASE("voicebot-provider drains on SIGTERM: it asks the server with its "
   net.log->heartbeat_answer = ec::not_found;
   auto reason = net.wait_exit(host);
   CHECK_FALSE(reason);
-  CHECK(net.log->registrations == 1);
-  CHECK(net.log->deregistrations == 0);
+  net.check_registrations(1, 0);
 }
 
 TEST_CASE("voicebot-provider quits normally after a drain that the server "
           "ended with removed", "[protocol]") {
   two_nodes net;
-  auto host = net.registered_host(net.config(net.publish_stub()));
-  REQUIRE(net.join(host, "s-a"));
-  net.start_drain(host);
+  auto host = net.draining_host();
   net.log->heartbeat_answer = ec::removed;
   CHECK_FALSE(net.wait_exit(host));
 }
@@ -892,7 +894,7 @@ TEST_CASE("voicebot-provider quits normally after a drain that the server "
 TEST_CASE("voicebot-provider's drain ends when it runs nothing any more: it "
           "deregisters and quits", "[protocol]") {
   two_nodes net;
-  auto host = net.registered_host(net.config(net.publish_stub()));
+  auto host = net.registered_host();
   auto a = net.join(host, "s-a");
   auto b = net.join(host, "s-b");
   REQUIRE(a);
@@ -909,7 +911,7 @@ TEST_CASE("voicebot-provider's drain ends when it runs nothing any more: it "
 TEST_CASE("voicebot-provider's drain with no runs deregisters and quits at "
           "once", "[protocol]") {
   two_nodes net;
-  auto host = net.registered_host(net.config(net.publish_stub()));
+  auto host = net.registered_host();
   caf::anon_send(host, atom::drain_v);
   // A bound for a loaded machine, not a timing claim: it asks for no drain.
   CHECK_FALSE(net.wait_exit(host, 10s));
@@ -955,9 +957,7 @@ TEST_CASE("voicebot-provider's drain ends when its timeout and grace have "
 TEST_CASE("voicebot-provider stops at once when asked during a drain (a "
           "second SIGTERM): it deregisters and answers", "[protocol]") {
   two_nodes net;
-  auto host = net.registered_host(net.config(net.publish_stub()));
-  REQUIRE(net.join(host, "s-a"));
-  net.start_drain(host);
+  auto host = net.draining_host();
   caf::scoped_actor self{net.client};
   bool confirmed = false;
   self->request(host, 5s, atom::deregister_v)
@@ -1022,7 +1022,7 @@ TEST_CASE("voicebot-provider whose first gateway refuses connections "
           "[protocol][failover]") {
   two_nodes net;
   auto port = net.publish_stub();
-  auto hc = net.config(refusing_port());
+  auto hc = net.config(test::refusing_port());
   hc.gateways.push_back({"127.0.0.1", port});
   hc.backoff_base = 10min;
   hc.backoff_max = 10min;
@@ -1035,8 +1035,8 @@ TEST_CASE("voicebot-provider keeps trying its gateways in rounds, backing "
           "off between rounds, until one of them is up",
           "[protocol][failover]") {
   two_nodes net;
-  auto hc = net.config(refusing_port());
-  hc.gateways.push_back({"127.0.0.1", refusing_port()});
+  auto hc = net.config(test::refusing_port());
+  hc.gateways.push_back({"127.0.0.1", test::refusing_port()});
   hc.backoff_base = 50ms;
   hc.backoff_max = 50ms;
   net.start_host(hc);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "provider/gateways.hpp"
@@ -61,17 +62,16 @@ TEST_CASE("voicebot-provider writes a gateway back in the form --server "
 TEST_CASE("voicebot-provider's --server without a port, with port 0 or one "
           "above 65535 is refused, naming the port",
           "[provider options]") {
-  CHECK(contains(refusal("127.0.0.1"), "no port"));
-  CHECK(contains(refusal("127.0.0.1:"), "no port"));
-  CHECK(contains(refusal("[::1]"), "no port"));
-  CHECK(contains(refusal("[::1]:"), "no port"));
-  CHECK(contains(refusal("h:0"), "port 0"));
-  CHECK(contains(refusal("h:65536"), "port 65536"));
-  CHECK(contains(refusal("h:99999"), "port 99999"));
-  CHECK(contains(refusal("h:123456"), "'123456'"));
-  CHECK(contains(refusal("h:80x"), "'80x'"));
-  CHECK(contains(refusal("h:-1"), "'-1'"));
-  CHECK(contains(refusal("h:8001/path"), "'8001/path'"));
+  // The value, and what its refusal names.
+  for (auto [text, part] :
+       {std::pair{"127.0.0.1", "no port"}, {"127.0.0.1:", "no port"},
+        {"[::1]", "no port"}, {"[::1]:", "no port"}, {"h:0", "port 0"},
+        {"h:65536", "port 65536"}, {"h:99999", "port 99999"},
+        {"h:123456", "'123456'"}, {"h:80x", "'80x'"}, {"h:-1", "'-1'"},
+        {"h:8001/path", "'8001/path'"}}) {
+    CAPTURE(text);
+    CHECK(contains(refusal(text), part));
+  }
 }
 
 TEST_CASE("voicebot-provider's --server with an empty host, an unbracketed "
@@ -80,11 +80,12 @@ TEST_CASE("voicebot-provider's --server with an empty host, an unbracketed "
   CHECK(refusal(":8001") == "empty host");
   CHECK(refusal("[]:8001") == "empty host");
   CHECK(refusal("") == "no port (HOST:PORT or [IPv6]:PORT)");
-  CHECK(contains(refusal("::1:8001"), "brackets"));
-  CHECK(contains(refusal("[::1:8001"), "closing ']'"));
-  CHECK(contains(refusal("[::1]8001"), "':PORT'"));
-  CHECK(contains(refusal("[not-v6]:1"), "not a host name"));
-  CHECK(contains(refusal("user@h:1"), "not a host name"));
-  CHECK(contains(refusal("h h:1"), "not a host name"));
-  CHECK(contains(refusal("1.2.3.999:1"), "not a host name"));
+  for (auto [text, part] :
+       {std::pair{"::1:8001", "brackets"}, {"[::1:8001", "closing ']'"},
+        {"[::1]8001", "':PORT'"}, {"[not-v6]:1", "not a host name"},
+        {"user@h:1", "not a host name"}, {"h h:1", "not a host name"},
+        {"1.2.3.999:1", "not a host name"}}) {
+    CAPTURE(text);
+    CHECK(contains(refusal(text), part));
+  }
 }

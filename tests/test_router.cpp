@@ -24,28 +24,31 @@ vb::router test_router() {
   }};
 }
 
+/// The match of `method` and `path`: a route, with `handler`.
+template <class Handler>
+vb::route_match found(const vb::router& r, const char* method,
+                      const char* path, Handler handler) {
+  auto m = r.match(method, path);
+  REQUIRE(m.route);
+  CHECK(m.route->handler == handler);
+  return m;
+}
+
 } // namespace
 
 TEST_CASE("router: a path and method find the route and its handler",
           "[router]") {
   auto r = test_router();
-  auto m = r.match("GET", "/api/items");
-  REQUIRE(m.route);
-  CHECK(m.route->handler == a);
+  auto m = found(r, "GET", "/api/items", a);
   CHECK(m.index == 0);
   CHECK(m.params.empty());
-  m = r.match("POST", "/api/items");
-  REQUIRE(m.route);
-  CHECK(m.route->handler == b);
-  CHECK(m.index == 1);
+  CHECK(found(r, "POST", "/api/items", b).index == 1);
 }
 
 TEST_CASE("router: parameters are decoded, in the pattern's order",
           "[router]") {
   auto r = test_router();
-  auto m = r.match("DELETE", "/api/items/x%20y/parts/p%2Fq");
-  REQUIRE(m.route);
-  CHECK(m.route->handler == b);
+  auto m = found(r, "DELETE", "/api/items/x%20y/parts/p%2Fq", b);
   CHECK(m.params == std::vector<std::string>{"x y", "p/q"});
   // A malformed escape or an empty segment matches no parameter.
   CHECK_FALSE(r.match("GET", "/api/items/%zz").route);
@@ -57,13 +60,9 @@ TEST_CASE("router: a literal segment and a parameter of another method",
           "[router]") {
   auto r = test_router();
   // GET of the literal path of a POST route: the parameter route of GET.
-  auto m = r.match("GET", "/api/items/special");
-  REQUIRE(m.route);
-  CHECK(m.route->handler == c);
+  auto m = found(r, "GET", "/api/items/special", c);
   CHECK(m.params == std::vector<std::string>{"special"});
-  m = r.match("POST", "/api/items/special");
-  REQUIRE(m.route);
-  CHECK(m.route->handler == a);
+  found(r, "POST", "/api/items/special", a);
 }
 
 TEST_CASE("router: a known path with another method lists the methods",
@@ -89,8 +88,7 @@ TEST_CASE("router: an unknown path is no route and no methods", "[router]") {
 
 TEST_CASE("router: the kind of a route", "[router]") {
   auto r = test_router();
-  auto m = r.match("GET", "/ws/items/7");
-  REQUIRE(m.route);
+  auto m = found(r, "GET", "/ws/items/7", c);
   CHECK(m.route->kind == vb::route_kind::websocket);
   CHECK(r.match("GET", "/api/items/7").route->kind == vb::route_kind::plain);
 }

@@ -5,38 +5,18 @@
 #include <catch2/catch.hpp>
 
 #include "storage/snapshot_file.hpp"
+#include "tests/storage_files.hpp"
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <memory>
-#include <optional>
 #include <random>
 #include <regex>
-#include <sstream>
-#include <string>
-#include <vector>
 
 #include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-using vb::storage::load_source;
-using vb::storage::snapshot_check;
-using vb::storage::snapshot_file;
-using vb::storage::write_step;
+using namespace vb::storage;
+using namespace vb::test;
 
 namespace {
 
@@ -44,58 +24,9 @@ namespace fs = std::filesystem;
 
 const std::string file_name = "snap.json";
 
-// A fresh directory under /tmp, removed (with its contents) at the end.
-struct temp_dir {
-  std::string path;
-
-  temp_dir() {
-    char buf[] = "/tmp/vb-snapshot-test-XXXXXX";
-    char* p = ::mkdtemp(buf);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-
-  ~temp_dir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string operator/(const std::string& name) const {
-    return path + "/" + name;
-  }
-};
-
 bool exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
-}
-
-std::optional<std::string> slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
-}
-
-void put(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  REQUIRE(out);
-  out << contents;
-  out.close();
-  REQUIRE(out);
-}
-
-std::vector<std::string> list(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir))
-    names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 std::vector<std::string> corrupt_files(const std::string& dir) {
@@ -109,15 +40,6 @@ std::vector<std::string> corrupt_files(const std::string& dir) {
 
 std::string base_name(const std::string& path) {
   return fs::path(path).filename().string();
-}
-
-// "YYYYMMDDTHHMMSSZ" for `t`, in UTC.
-std::string utc_stamp(std::time_t t) {
-  std::tm tm {};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return std::string(buf, n);
 }
 
 const std::regex
@@ -233,42 +155,34 @@ uint64_t seq_of(const std::string& contents) {
   return *seq;
 }
 
-// Captures spdlog's default logger output ("<level> <message>" lines).
-struct log_capture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> saved = spdlog::default_logger();
+// A snapshot file in a fresh directory.
+struct snapshot_fixture : quiet_dir {
+  snapshot_file f{tmp.path, file_name};
 
-  log_capture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_pattern("%l %v");
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
+  // The next write works, and a load gives it back as the newest.
+  void write_and_load(const std::string& contents) {
+    REQUIRE(write_ok(f, contents));
+    auto r = f.load(check_valid);
+    CHECK(r.source == load_source::newest);
+    CHECK(r.contents == contents);
+    CHECK(r.quarantined.empty());
   }
-
-  ~log_capture() { spdlog::set_default_logger(saved); }
-
-  std::string text() const { return out.str(); }
 };
 
-int wait_for(pid_t pid) {
-  int status = 0;
-  for (;;) {
-    if (::waitpid(pid, &status, 0) == pid)
-      return status;
-    if (errno != EINTR)
-      FAIL("waitpid: " << std::strerror(errno));
+// Two generations written: "valid:two" in F, "valid:one" in F.prev.
+struct two_generations : snapshot_fixture {
+  two_generations() {
+    REQUIRE(write_ok(f, "valid:one"));
+    REQUIRE(write_ok(f, "valid:two"));
   }
-}
+};
 
 enum class crash_kind { exit0, sigkill };
 
 // Forks a child that writes `contents` and dies at step `at`.
 void crash_write_at(const std::string& dir, write_step at, crash_kind kind,
                     const std::string& contents) {
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
     snapshot_file f(dir, file_name);
     f.on_step([at, kind](write_step s) {
@@ -282,14 +196,11 @@ void crash_write_at(const std::string& dir, write_step at, crash_kind kind,
     bool ok = f.write(contents, error);
     ::_exit(ok ? 10 : 11); // the step was never reached
   }
+  if (kind == crash_kind::sigkill)
+    return require_killed(pid);
   int status = wait_for(pid);
-  if (kind == crash_kind::exit0) {
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
-  } else {
-    REQUIRE(WIFSIGNALED(status));
-    REQUIRE(WTERMSIG(status) == SIGKILL);
-  }
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
 }
 
 const std::vector<write_step> all_steps = {
@@ -311,10 +222,8 @@ bool contains(const std::vector<std::string>& v, const std::string& x) {
 
 // --- round trips ---------------------------------------------------------
 
-TEST_CASE("snapshot file: write then load round trip", "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
+TEST_CASE_METHOD(snapshot_fixture, "snapshot file: write then load round trip",
+                 "[storage]") {
   CHECK(f.path() == tmp / file_name);
   CHECK(f.dir() == tmp.path);
   REQUIRE(write_ok(f, "valid:one"));
@@ -330,30 +239,19 @@ TEST_CASE("snapshot file: write then load round trip", "[storage]") {
   CHECK(r.removed.empty());
 }
 
-TEST_CASE("snapshot file: second write keeps the first as F.prev",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: second write keeps the "
+                 "first as F.prev", "[storage]") {
   CHECK(slurp(tmp / file_name) == std::string("valid:two"));
   CHECK(slurp(tmp / (file_name + ".prev")) == std::string("valid:one"));
-  REQUIRE(write_ok(f, "valid:three"));
+  write_and_load("valid:three");
   CHECK(slurp(tmp / file_name) == std::string("valid:three"));
   CHECK(slurp(tmp / (file_name + ".prev")) == std::string("valid:two"));
   CHECK(list(tmp.path)
         == std::vector<std::string>{file_name, file_name + ".prev"});
-
-  auto r = f.load(check_valid);
-  CHECK(r.source == load_source::newest);
-  CHECK(r.contents == "valid:three");
 }
 
-TEST_CASE("snapshot file: the hook sees every step in order", "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
+TEST_CASE_METHOD(snapshot_fixture, "snapshot file: the hook sees every step "
+                 "in order", "[storage]") {
   std::vector<write_step> seen;
   f.on_step([&](write_step s) { seen.push_back(s); });
   REQUIRE(write_ok(f, "valid:one"));
@@ -370,11 +268,8 @@ TEST_CASE("snapshot file: the hook sees every step in order", "[storage]") {
   CHECK(std::string(to_string(write_step::dir_synced)) == "dir_synced");
 }
 
-TEST_CASE("snapshot file: load of an empty directory gives none",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
+TEST_CASE_METHOD(snapshot_fixture, "snapshot file: load of an empty directory "
+                 "gives none", "[storage]") {
   auto r = f.load(check_valid);
   CHECK(r.source == load_source::none);
   CHECK(r.contents.empty());
@@ -383,10 +278,8 @@ TEST_CASE("snapshot file: load of an empty directory gives none",
   CHECK(list(tmp.path).empty());
 }
 
-TEST_CASE("snapshot file: the directory is created if missing",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "snapshot file: the directory is created if "
+                 "missing", "[storage]") {
   SECTION("by load") {
     auto dir = tmp / "a/b/c";
     snapshot_file f(dir, file_name);
@@ -405,14 +298,8 @@ TEST_CASE("snapshot file: the directory is created if missing",
 
 // --- quarantine ----------------------------------------------------------
 
-TEST_CASE("snapshot file: a corrupt newest is moved aside and the previous "
-          "generation loaded",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: a corrupt newest is moved "
+                 "aside and the previous generation loaded", "[storage]") {
   const std::string garbage("{\"garbage\0\xff\n", 13);
   put(tmp / file_name, garbage);
 
@@ -445,23 +332,15 @@ TEST_CASE("snapshot file: a corrupt newest is moved aside and the previous "
   CHECK(line.find(moved) != std::string::npos);
 
   // The next write works (no F: no prev step) and keeps F.prev.
-  REQUIRE(write_ok(f, "valid:three"));
+  write_and_load("valid:three");
   CHECK(slurp(tmp / (file_name + ".prev")) == std::string("valid:one"));
-  auto r2 = f.load(check_valid);
-  CHECK(r2.source == load_source::newest);
-  CHECK(r2.contents == "valid:three");
-  CHECK(r2.quarantined.empty());
   REQUIRE(write_ok(f, "valid:four"));
   CHECK(slurp(tmp / (file_name + ".prev")) == std::string("valid:three"));
   CHECK(slurp(moved) == garbage);
 }
 
-TEST_CASE("snapshot file: an empty newest is moved aside", "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: an empty newest is moved "
+                 "aside", "[storage]") {
   put(tmp / file_name, "");
 
   bool check_called_on_empty = false;
@@ -480,10 +359,8 @@ TEST_CASE("snapshot file: an empty newest is moved aside", "[storage]") {
   CHECK(log.text().find("empty") != std::string::npos);
 }
 
-TEST_CASE("snapshot file: a truncated newest is moved aside", "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
+TEST_CASE_METHOD(snapshot_fixture, "snapshot file: a truncated newest is "
+                 "moved aside", "[storage]") {
   auto one = make_gen(1, 'b', 200000);
   auto two = make_gen(2, 'a', 300000);
   REQUIRE(write_ok(f, one));
@@ -499,13 +376,8 @@ TEST_CASE("snapshot file: a truncated newest is moved aside", "[storage]") {
   CHECK(slurp(r.quarantined[0]) == truncated);
 }
 
-TEST_CASE("snapshot file: an unreadable newest (a directory) is moved aside",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: an unreadable newest (a "
+                 "directory) is moved aside", "[storage]") {
   REQUIRE(::unlink((tmp / file_name).c_str()) == 0);
   REQUIRE(::mkdir((tmp / file_name).c_str(), 0755) == 0);
   put(tmp / (file_name + "/inside"), "kept");
@@ -521,14 +393,8 @@ TEST_CASE("snapshot file: an unreadable newest (a directory) is moved aside",
   CHECK(f.load(check_valid).contents == "valid:three");
 }
 
-TEST_CASE("snapshot file: corruptions in the same second get distinct names",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
-
+TEST_CASE_METHOD(two_generations, "snapshot file: corruptions in the same "
+                 "second get distinct names", "[storage]") {
   // Decoys holding the plain names of this second and the next few: every
   // quarantine below collides with one and must take a -N suffix.
   auto now = std::time(nullptr);
@@ -572,14 +438,8 @@ TEST_CASE("snapshot file: corruptions in the same second get distinct names",
   }
 }
 
-TEST_CASE("snapshot file: corrupt newest and corrupt previous are both "
-          "moved aside",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: corrupt newest and corrupt "
+                 "previous are both moved aside", "[storage]") {
   put(tmp / file_name, "bad newest");
   put(tmp / (file_name + ".prev"), "bad previous");
 
@@ -599,21 +459,11 @@ TEST_CASE("snapshot file: corrupt newest and corrupt previous are both "
   CHECK(text.find(r.quarantined[1]) != std::string::npos);
 
   // Starting without it: the next write and load work.
-  REQUIRE(write_ok(f, "valid:three"));
-  auto r2 = f.load(check_valid);
-  CHECK(r2.source == load_source::newest);
-  CHECK(r2.contents == "valid:three");
-  CHECK(r2.quarantined.empty());
+  write_and_load("valid:three");
 }
 
-TEST_CASE("snapshot file: a missing newest with a valid previous loads the "
-          "previous",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: a missing newest with a "
+                 "valid previous loads the previous", "[storage]") {
   REQUIRE(::unlink((tmp / file_name).c_str()) == 0);
 
   auto r = f.load(check_valid);
@@ -622,21 +472,12 @@ TEST_CASE("snapshot file: a missing newest with a valid previous loads the "
   CHECK(r.quarantined.empty());
   CHECK(r.removed.empty());
 
-  REQUIRE(write_ok(f, "valid:three"));
+  write_and_load("valid:three");
   CHECK(slurp(tmp / (file_name + ".prev")) == std::string("valid:one"));
-  auto r2 = f.load(check_valid);
-  CHECK(r2.source == load_source::newest);
-  CHECK(r2.contents == "valid:three");
 }
 
-TEST_CASE("snapshot file: a valid newest is loaded without looking at the "
-          "previous",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
-  REQUIRE(write_ok(f, "valid:one"));
-  REQUIRE(write_ok(f, "valid:two"));
+TEST_CASE_METHOD(two_generations, "snapshot file: a valid newest is loaded "
+                 "without looking at the previous", "[storage]") {
   put(tmp / (file_name + ".prev"), "bad previous");
   auto r = f.load(check_valid);
   CHECK(r.source == load_source::newest);
@@ -649,11 +490,8 @@ TEST_CASE("snapshot file: a valid newest is loaded without looking at the "
 
 // --- leftovers -----------------------------------------------------------
 
-TEST_CASE("snapshot file: leftover temporary files are removed at load",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  snapshot_file f(tmp.path, file_name);
+TEST_CASE_METHOD(snapshot_fixture, "snapshot file: leftover temporary files "
+                 "are removed at load", "[storage]") {
   SECTION("with a valid newest") {
     REQUIRE(write_ok(f, "valid:one"));
     put(tmp / (file_name + ".tmp"), "valid:half writ");
@@ -770,11 +608,8 @@ TEST_CASE("snapshot file: a crash at any write step leaves the old or the "
 
 // --- random kill -9 ------------------------------------------------------
 
-TEST_CASE("snapshot file: kill -9 at a random instant never leaves a torn "
-          "snapshot",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
+TEST_CASE_METHOD(quiet_dir, "snapshot file: kill -9 at a random instant never "
+                 "leaves a torn snapshot", "[storage]") {
   constexpr int rounds = 20;
   constexpr size_t body_size = 1 << 20;
   std::random_device rd;
@@ -783,19 +618,15 @@ TEST_CASE("snapshot file: kill -9 at a random instant never leaves a torn "
   std::mt19937 rng(seed);
 
   uint64_t last_seq = 0;
-  int pipe_fds[2];
   for (int round = 0; round < rounds; ++round) {
     // 0 to ~12 ms after the first write, spread over the rounds.
     std::uniform_int_distribution<int> jitter(0, 2000);
     const int delay_us = (round % 6) * 2000 + jitter(rng);
     INFO("round " << round << ", kill after " << delay_us << " us");
 
-    REQUIRE(::pipe(pipe_fds) == 0);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
+    int fd = -1;
+    pid_t pid = fork_with_pipe(fd);
     if (pid == 0) {
-      ::close(pipe_fds[0]);
       snapshot_file f(tmp.path, file_name);
       std::string error;
       for (uint64_t seq = last_seq + 1;; ++seq) {
@@ -804,29 +635,20 @@ TEST_CASE("snapshot file: kill -9 at a random instant never leaves a torn "
           ::_exit(3);
         if (seq == last_seq + 1) {
           char c = 'w';
-          if (::write(pipe_fds[1], &c, 1) != 1)
+          if (::write(fd, &c, 1) != 1)
             ::_exit(4);
         }
       }
     }
-    ::close(pipe_fds[1]);
     char c = 0;
-    ssize_t n;
-    do {
-      n = ::read(pipe_fds[0], &c, 1);
-    } while (n < 0 && errno == EINTR);
-    ::close(pipe_fds[0]);
-    if (n != 1) {
+    const bool written = read_exactly(fd, &c, 1);
+    ::close(fd);
+    if (!written) {
       ::kill(pid, SIGKILL);
       wait_for(pid);
       FAIL("the child's first write did not complete");
     }
-    if (delay_us > 0)
-      ::usleep(static_cast<useconds_t>(delay_us));
-    REQUIRE(::kill(pid, SIGKILL) == 0);
-    int status = wait_for(pid);
-    REQUIRE(WIFSIGNALED(status));
-    REQUIRE(WTERMSIG(status) == SIGKILL);
+    kill_child(pid, delay_us);
 
     snapshot_file f(tmp.path, file_name);
     auto r = f.load(check_gen);
@@ -861,31 +683,20 @@ TEST_CASE("snapshot file: kill -9 at a random instant never leaves a torn "
 
 // --- write failures ------------------------------------------------------
 
-TEST_CASE("snapshot file: write failures return false and leave the newest "
-          "generation",
-          "[storage]") {
-  log_capture quiet; // keeps the test output clean
-  temp_dir tmp;
-  SECTION("the directory path is a regular file") {
-    put(tmp / "plain", "not a directory");
-    snapshot_file f(tmp / "plain", file_name);
-    std::string error;
-    CHECK_FALSE(f.write("valid:one", error));
-    INFO(error);
-    CHECK(error.find(tmp / "plain") != std::string::npos);
-    CHECK(error.find(std::strerror(ENOTDIR)) != std::string::npos);
-    CHECK(slurp(tmp / "plain") == std::string("not a directory"));
-    auto r = f.load(check_valid);
-    CHECK(r.source == load_source::none);
-  }
-  SECTION("the directory path is under a regular file") {
-    put(tmp / "plain", "not a directory");
-    snapshot_file f(tmp / "plain/sub", file_name);
-    std::string error;
-    CHECK_FALSE(f.write("valid:one", error));
-    INFO(error);
-    CHECK(error.find(std::strerror(ENOTDIR)) != std::string::npos);
-    CHECK(f.load(check_valid).source == load_source::none);
+TEST_CASE_METHOD(quiet_dir, "snapshot file: write failures return false and "
+                 "leave the newest generation", "[storage]") {
+  SECTION("the directory path is a regular file, or under one") {
+    for (std::string dir : {"plain", "plain/sub"}) {
+      put(tmp / "plain", "not a directory");
+      snapshot_file f(tmp / dir, file_name);
+      std::string error;
+      CHECK_FALSE(f.write("valid:one", error));
+      INFO(dir << ": " << error);
+      CHECK(error.find(tmp / "plain") != std::string::npos);
+      CHECK(error.find(std::strerror(ENOTDIR)) != std::string::npos);
+      CHECK(slurp(tmp / "plain") == std::string("not a directory"));
+      CHECK(f.load(check_valid).source == load_source::none);
+    }
   }
   SECTION("F.tmp cannot be created") {
     snapshot_file f(tmp.path, file_name);

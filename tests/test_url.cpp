@@ -35,24 +35,24 @@ TEST_CASE("url: a host alone gets the scheme's port and the path /",
 TEST_CASE("url: names, IPv4 and bracketed IPv6 hosts with ports and paths "
           "are accepted",
           "[url]") {
-  url_parts u;
-  REQUIRE(vb::parse_url("http://Provider-1.local:8080/a/b", u)
-          == url_error::none);
-  CHECK(u.host == "Provider-1.local");
-  CHECK(u.port == "8080");
-  CHECK(u.target == "/a/b");
-  REQUIRE(vb::parse_url("http://10.0.0.7:1/", u) == url_error::none);
-  CHECK(u.host == "10.0.0.7");
-  CHECK(u.port == "1");
-  REQUIRE(vb::parse_url("http://[::1]:9000/bots", u) == url_error::none);
-  CHECK(u.host == "::1");
-  CHECK(u.port == "9000");
-  CHECK(u.target == "/bots");
-  REQUIRE(vb::parse_url("http://[fe80::1:2]", u) == url_error::none);
-  CHECK(u.host == "fe80::1:2");
-  CHECK(u.port == "80");
-  REQUIRE(vb::parse_url("http://[::ffff:127.0.0.1]/", u) == url_error::none);
-  CHECK(u.host == "::ffff:127.0.0.1");
+  // A URL, and the host, port and target it splits into.
+  struct split {
+    const char *url, *host, *port, *target;
+  };
+  for (auto [url, host, port, target] :
+       {split{"http://Provider-1.local:8080/a/b", "Provider-1.local", "8080",
+              "/a/b"},
+        split{"http://10.0.0.7:1/", "10.0.0.7", "1", "/"},
+        split{"http://[::1]:9000/bots", "::1", "9000", "/bots"},
+        split{"http://[fe80::1:2]", "fe80::1:2", "80", "/"},
+        split{"http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1", "80", "/"}}) {
+    CAPTURE(url);
+    url_parts u;
+    REQUIRE(vb::parse_url(url, u) == url_error::none);
+    CHECK(u.host == host);
+    CHECK(u.port == port);
+    CHECK(u.target == target);
+  }
   for (const char* good :
        {"http://voicebot:8788", "http://localhost:65535", "http://h_1.x-y./",
         "http://h/a@b/%41~!$&'()*+,;=:", "http://h//double//slashes//",

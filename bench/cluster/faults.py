@@ -264,20 +264,8 @@ class Workload:
                                                        "nick": op["nick"]}
 
     def attempt(self, server, op):
-        method, path, body = self.request(op)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=scaled(5))
-        try:
-            conn.request(method, path, body=json.dumps(body),
-                         headers={"Content-Type": "application/json"})
-            res = conn.getresponse()
-            raw = res.read()
-            try:
-                payload = json.loads(raw) if raw else None
-            except ValueError:
-                payload = raw.decode("utf-8", "replace")
-            return res.status, res.getheader("Retry-After"), payload
-        finally:
-            conn.close()
+        status, headers, payload = server.request(*self.request(op), timeout=5)
+        return status, headers.get("retry-after"), payload
 
     def run_op(self, op):
         op["invoke"] = now()

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 
-from harness import JsonRequestHandler, ServerTestCase, wait_until
+from harness import BotListHandler, ServerTestCase, wait_until
 from wsclient import WebSocket
 
 
@@ -61,13 +61,8 @@ class FleetProvider:
     def _serve(self):
         fake = self
 
-        class Handler(JsonRequestHandler):
-            def do_GET(self):
-                fake._record("GET", self.path, None)
-                if self.path.rstrip("/") == "/bots":
-                    return self._answer(200, [{"name": b, "description": b + " bot"}
-                                              for b in fake.bots])
-                self._answer(404, {"detail": "Not Found"})
+        class Handler(BotListHandler):
+            provider = fake
 
             def do_POST(self):
                 body = self._body()
@@ -280,6 +275,11 @@ class FleetTestCase(ServerTestCase):
         self.assertEqual(status, expect, res)
         return res.get("provider_id") if isinstance(res, dict) else None
 
+    def enlisted(self, server, name, bots=("echo",), **extra):
+        """A new fake provider, registered (with `extra`): (provider, id)."""
+        fp = self.fleet_provider(name, bots)
+        return fp, self.enlist(server, fp, **extra)
+
     def heartbeat(self, server, pid, **body):
         return server.request("POST", f"/api/bots/providers/{pid}/heartbeat", body)
 
@@ -297,11 +297,6 @@ class FleetTestCase(ServerTestCase):
         self.assertEqual(status, 200, res)
         return res
 
-    def listed(self, server):
-        status, _, res = server.request("GET", "/api/bots/providers")
-        self.assertEqual(status, 200, res)
-        return {p["provider_id"]: p for p in res["providers"]}
-
     def wait_status(self, server, pid, want, timeout=10):
         return wait_until(lambda: (lambda e: e if e and e["status"] == want else None)(
             self.entry(server, pid)), timeout, f"provider {pid} {want}")
@@ -312,10 +307,10 @@ class FleetTestCase(ServerTestCase):
 
     # -- lobbies and members --
 
-    def joined(self, server, lobby_id, bot="echo", nick="Echo", **extra):
-        status, headers, res = self.join(server, lobby_id, bot, nick, **extra)
-        self.assertEqual(status, 200, res)
-        return res
+    def lobby_with_member(self, server, bot="echo", nick="Echo", **extra):
+        """A new lobby and a bot joined to it: (lobby id, the join's answer)."""
+        lobby = self.create_lobby(server)["id"]
+        return lobby, self.joined(server, lobby, bot, nick, **extra)
 
     def member(self, server, lobby_id, session_id):
         for m in self.sessions(server, lobby_id):

@@ -51,6 +51,32 @@ def _exit_on_sanitizer_findings():
         os._exit(1)
 
 
+# The journal's CRC-32C (Castagnoli, docs/journal.md), for the tests and
+# tools that read or write journal files (test_durability.py,
+# fuzz/make_corpus.py).
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283  # the check value of CRC-32C
+
+
 def _port_holder(port):
     """A socket bound to 127.0.0.1:port that does not listen: it keeps the
     port from other processes while connections to it are refused."""
@@ -169,6 +195,16 @@ class Server:
         self._drain()
         return code
 
+    def wait_exit(self, timeout=15):
+        """Waits for the process to exit by itself; returns its exit code."""
+        timeout = scaled(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"no exit within {timeout} s:\n" + self.log())
+        self._drain()
+        return code
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -202,7 +238,11 @@ class Server:
 
 
 class Provider(Server):
-    """One voicebot-provider process connected to a server's CAF gateway."""
+    """One voicebot-provider process connected to a server's CAF gateway.
+    A subclass may say otherwise where it connects (gateway_args) and how
+    soon it tries again (MAX_BACKOFF)."""
+
+    MAX_BACKOFF = "1"
 
     def __init__(self, workdir, server, name, state_file, args=()):
         super().__init__(workdir, args)
@@ -211,11 +251,14 @@ class Provider(Server):
         self.state_file = state_file
         self.provider_id = None
 
+    def gateway_args(self):
+        return ["--server-host", "127.0.0.1", "--server-port", str(self.server.caf_port)]
+
     def start(self, timeout=20, wait_registered=True):
-        self._spawn([PROVIDER, "--server-host", "127.0.0.1",
-                     "--server-port", str(self.server.caf_port), "--name", self.name,
-                     "--state-file", self.state_file, "--heartbeat-interval", "0.5",
-                     "--max-backoff", "1"] + self.args)
+        self._spawn([PROVIDER] + self.gateway_args()
+                    + ["--name", self.name, "--state-file", self.state_file,
+                       "--heartbeat-interval", "0.5", "--max-backoff", self.MAX_BACKOFF]
+                    + self.args)
         if wait_registered:
             self.provider_id = self.wait_registered(timeout)
         return self
@@ -284,6 +327,20 @@ class JsonRequestHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class BotListHandler(JsonRequestHandler):
+    """A fake provider's handler: GET /bots lists the bots of `provider`
+    (the server's probe), every GET recorded by provider._record."""
+
+    provider = None  # set by the subclass of each fake provider
+
+    def do_GET(self):
+        self.provider._record("GET", self.path, None)
+        if self.path.rstrip("/") == "/bots":
+            return self._answer(200, [{"name": b, "description": b + " bot"}
+                                      for b in self.provider.bots])
+        self._answer(404, {"detail": "Not Found"})
+
+
 class FakeProvider:
     """A provider of the original voicebot HTTP protocol, inside the test
     process: POST /bots/{bot}/join -> {"status":"ok","run_id":...},
@@ -319,13 +376,8 @@ class FakeProvider:
     def _serve(self, port):
         fake = self
 
-        class Handler(JsonRequestHandler):
-            def do_GET(self):
-                fake._record("GET", self.path, None)
-                if self.path.rstrip("/") == "/bots":
-                    return self._answer(200, [{"name": b, "description": b + " bot"}
-                                              for b in fake.bots])
-                self._answer(404, {"detail": "Not Found"})
+        class Handler(BotListHandler):
+            provider = fake
 
             def do_POST(self):
                 body = self._body()
@@ -589,6 +641,28 @@ class ServerTestCase(unittest.TestCase):
         self.providers.append(p)
         return p
 
+    def state_file(self, name):
+        """Where the voicebot-provider `name` keeps its state."""
+        return os.path.join(self.tmp.path, name + ".state.json")
+
+    def start_provider(self, provider, **kw):
+        """Starts a voicebot-provider (a Provider), killed in tearDown."""
+        self.procs.append(provider)
+        return provider.start(**kw)
+
+    def listed(self, server):
+        """{provider_id: entry} of GET /api/bots/providers."""
+        status, _, res = server.request("GET", "/api/bots/providers")
+        self.assertEqual(status, 200, res)
+        return {p["provider_id"]: p for p in res["providers"]}
+
+    def wait_online(self, server, provider_id, timeout=15):
+        """Waits until the listing has the provider online; returns its entry."""
+        def online():
+            entry = self.listed(server).get(provider_id)
+            return entry if entry is not None and entry["status"] == "online" else None
+        return wait_until(online, timeout, f"provider {provider_id} online")
+
     def data(self, *parts):
         return os.path.join(self.tmp.path, "data", *parts)
 
@@ -611,6 +685,12 @@ class ServerTestCase(unittest.TestCase):
             body["nick"] = nick
         body.update(extra)
         return server.request("POST", f"/api/bots/{bot}/join", body)
+
+    def joined(self, server, lobby_id, bot="echo", nick="Echo", **extra):
+        """A join that must be answered 200: its answer."""
+        status, _, res = self.join(server, lobby_id, bot, nick, **extra)
+        self.assertEqual(status, 200, res)
+        return res
 
     def sessions(self, server, lobby_id):
         status, _, res = server.request("GET", f"/api/lobby/{lobby_id}")

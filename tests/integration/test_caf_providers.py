@@ -17,10 +17,8 @@ from harness import Provider, ServerTestCase
 
 class CafProviderTest(ServerTestCase):
     def provider(self, server, name="caf-provider", state=None, args=(), **kw):
-        state = state or os.path.join(self.tmp.path, name + ".state.json")
-        p = Provider(self.tmp.path, server, name, state, args)
-        self.procs.append(p)
-        return p.start(**kw)
+        return self.start_provider(
+            Provider(self.tmp.path, server, name, state or self.state_file(name), args), **kw)
 
     def restart_server(self, old):
         """kill -9 and start again on the same ports and data dir."""
@@ -71,15 +69,6 @@ class CafProviderTest(ServerTestCase):
                 return m
         return None
 
-    def exit_code(self, p, timeout):
-        """Waits for the provider to exit by itself; returns its exit code."""
-        try:
-            code = p.proc.wait(timeout)
-        except Exception:
-            raise AssertionError(f"the provider did not exit within {timeout} s:\n" + p.log())
-        p._drain()
-        return code
-
     # -- listing and joins -------------------------------------------------
 
     def test_provider_and_its_bots_are_listed(self):
@@ -102,8 +91,7 @@ class CafProviderTest(ServerTestCase):
         s = self.start_server()
         p = self.provider(s)
         lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
+        joined = self.joined(s, lobby["id"])
         self.assertEqual(joined["provider_id"], p.provider_id)
         # The provider logs a run before it answers; the log is read by
         # another thread, so wait for the line rather than race it.
@@ -129,8 +117,7 @@ class CafProviderTest(ServerTestCase):
         s = self.start_server()
         p = self.provider(s)
         lobby = self.create_lobby(s)
-        status, _, first = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, first)
+        first = self.joined(s, lobby["id"])
         took = []
         for n in range(3):
             started = time.monotonic()
@@ -142,8 +129,7 @@ class CafProviderTest(ServerTestCase):
             self.assertEqual(p.wait_registered(15, after=n + 1), p.provider_id)
             self.wait_status(s, p.provider_id, "online", 15)
             took.append(time.monotonic() - started)
-            status, _, joined = self.join(s, lobby["id"], "greeter", f"Greeter{n}")
-            self.assertEqual(status, 200, joined)
+            joined = self.joined(s, lobby["id"], "greeter", f"Greeter{n}")
             p.wait_for_line(r"run %s started" % joined["run_id"], 10)
         # The member from before the restarts is still there: the provider
         # still runs it.
@@ -184,8 +170,7 @@ class CafProviderTest(ServerTestCase):
         # Thawed, it finds its link gone, reconnects and is back.
         self.assertEqual(p.wait_registered(15, after=1), p.provider_id)
         self.wait_status(s, p.provider_id, "online", 15)
-        status, _, res = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, res)
+        res = self.joined(s, lobby["id"])
 
     def test_provider_restarted_with_its_state_file_keeps_its_id(self):
         s = self.start_server()
@@ -271,7 +256,7 @@ class CafProviderTest(ServerTestCase):
         status, _, res = s.request("POST", "/api/bots/leave",
                                    {"session_id": joined["session_id"]})
         self.assertEqual(status, 200, res)
-        self.assertEqual(self.exit_code(p, 10), 0, p.log())
+        self.assertEqual(p.wait_exit(10), 0, p.log())
         self.wait_gone(s, p.provider_id, 5)
         self.assertEqual(p.count_lines(r"error"), 0, p.log())
 
@@ -279,8 +264,7 @@ class CafProviderTest(ServerTestCase):
         s = self.start_server()
         p = self.provider(s, "interrupted")
         lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
+        joined = self.joined(s, lobby["id"])
         self.assertEqual(p.stop(signal.SIGINT, 10), 0, p.log())
         self.assertEqual(p.count_lines(r"draining"), 0, p.log())
         self.wait_gone(s, p.provider_id, 5)
@@ -345,8 +329,7 @@ class CafProviderTest(ServerTestCase):
         s = self.start_server()
         p = self.provider(s)
         lobby = self.create_lobby(s)
-        status, _, joined = self.join(s, lobby["id"], "echo", "Echo")
-        self.assertEqual(status, 200, joined)
+        joined = self.joined(s, lobby["id"])
         # The server comes back without its lobbies (lost disk): the run it
         # no longer knows is stopped by the provider.
         s.kill()

@@ -122,18 +122,14 @@ def loopback_host_name():
 class TlsProvider(Provider):
     """A voicebot-provider on any gateway address (the harness's uses 127.0.0.1)."""
 
+    MAX_BACKOFF = "0.5"
+
     def __init__(self, workdir, server, name, state_file, args=(), host="127.0.0.1"):
-        super().__init__(workdir, server, name, state_file, args)
+        super().__init__(workdir, server, name, state_file, ["--log-level", "debug"] + list(args))
         self.host = host
 
-    def start(self, timeout=20, wait_registered=True):
-        self._spawn([PROVIDER, "--server-host", self.host,
-                     "--server-port", str(self.server.caf_port), "--name", self.name,
-                     "--state-file", self.state_file, "--heartbeat-interval", "0.5",
-                     "--max-backoff", "0.5", "--log-level", "debug"] + self.args)
-        if wait_registered:
-            self.provider_id = self.wait_registered(timeout)
-        return self
+    def gateway_args(self):
+        return ["--server-host", self.host, "--server-port", str(self.server.caf_port)]
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command line")
@@ -162,25 +158,8 @@ class CafTlsTest(ServerTestCase):
                 "--tls-ca", self.cert(ca + ".pem")]
 
     def provider(self, server, name, args=(), host="127.0.0.1", **kw):
-        state = os.path.join(self.tmp.path, name + ".state.json")
-        p = TlsProvider(self.tmp.path, server, name, state, list(args), host)
-        self.procs.append(p)
-        return p.start(**kw)
-
-    def listed(self, server):
-        status, _, res = server.request("GET", "/api/bots/providers")
-        self.assertEqual(status, 200, res)
-        return {x["provider_id"]: x for x in res["providers"]}
-
-    def wait_online(self, server, provider_id, timeout=15):
-        deadline = time.monotonic() + timeout
-        while True:
-            entry = self.listed(server).get(provider_id)
-            if entry is not None and entry["status"] == "online":
-                return entry
-            if time.monotonic() > deadline:
-                self.fail(f"provider {provider_id} not online: {entry}")
-            time.sleep(0.05)
+        return self.start_provider(
+            TlsProvider(self.tmp.path, server, name, self.state_file(name), args, host), **kw)
 
     def assert_serving(self, server, good):
         status, _, res = server.request("GET", "/api/health")

@@ -29,32 +29,9 @@ import threading
 import time
 import unittest
 
-from harness import ServerTestCase, run_server_cli
+from harness import ServerTestCase, crc32c, run_server_cli
 
 # -- journal files -------------------------------------------------------------
-
-
-def _crc32c_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C = _crc32c_table()
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-assert crc32c(b"123456789") == 0xE3069283  # the check value of CRC-32C
 
 HEADER = struct.Struct("<IIQ")  # length word, CRC-32C, seq
 BATCH_CONTINUES = 0x80000000  # bit 31 of the length word: more of the batch follows
@@ -226,6 +203,23 @@ class DurabilityCase(ServerTestCase):
             out[p["name"]] = p
         return out
 
+    def kill_under_load(self, s, stop, threads, where):
+        """Kills the server under its client threads (told to `stop` first):
+        none of them may hang."""
+        stop.set()
+        self.kill(s)
+        for t in threads:
+            t.join(30)
+            self.assertFalse(t.is_alive(), f"{where}: a client thread hangs")
+
+    def server_with_lobby(self, *args):
+        """A server started with `args`, a fake provider of echo registered,
+        and a lobby: (server, lobby id)."""
+        fp = self.fake_provider()
+        s = self.start_server(*args)
+        self.register(s, fp)
+        return s, self.create_lobby(s)["id"]
+
     def joined(self, s, lobby_id, nick, bot="echo"):
         status, _, res = self.join(s, lobby_id, bot, nick)
         self.assertEqual(status, 200, f"join {nick}: {res}")
@@ -363,11 +357,7 @@ class KillDuringChurnTest(DurabilityCase):
         deadline = time.monotonic() + 20
         while out.acks < kill_after and time.monotonic() < deadline:
             time.sleep(0.002)
-        stop.set()
-        self.kill(s)
-        for t in threads:
-            t.join(30)
-            self.assertFalse(t.is_alive(), f"{where}: a client thread hangs")
+        self.kill_under_load(s, stop, threads, where)
         return kill_after
 
     def verify(self, s, fp, lobbies, out, where):
@@ -674,11 +664,7 @@ class CompactionKillTest(DurabilityCase):
                 why = "deadline"
             if why is None:
                 time.sleep(0.001)
-        stop.set()
-        self.kill(s)
-        for t in threads:
-            t.join(30)
-            self.assertFalse(t.is_alive(), f"{where}: a client thread hangs")
+        self.kill_under_load(s, stop, threads, where)
         self.assertEqual(state["unexpected"], [],
                          f"{where}: joins not answered 200 during compaction")
         return why, state
@@ -797,10 +783,7 @@ class SnapshotFallbackTest(DurabilityCase):
     (F.journal.prev, F.journal): the same state."""
 
     def test_corrupt_newest_snapshot_falls_back_to_prev_and_its_journal(self):
-        fp = self.fake_provider()
-        s = self.start_server("--journal-max-bytes", "20000")
-        self.register(s, fp)
-        lobby = self.create_lobby(s)["id"]
+        s, lobby = self.server_with_lobby("--journal-max-bytes", "20000")
         joined = {}
         lock = threading.Lock()
 
@@ -853,10 +836,7 @@ class TornTailTest(DurabilityCase):
     offset, the records before it load."""
 
     def test_torn_last_record_is_cut_and_the_rest_loads(self):
-        fp = self.fake_provider()
-        s = self.start_server()
-        self.register(s, fp)
-        lobby = self.create_lobby(s)["id"]
+        s, lobby = self.server_with_lobby()
         joined = {f"torn-{i}": self.joined(s, lobby, f"torn-{i}") for i in range(5)}
         self.kill(s)
         path = self.data("lobbies.journal")
@@ -896,10 +876,7 @@ class TornTailTest(DurabilityCase):
 
     def test_torn_header_is_cut_too(self):
         # A crash can stop an append inside the 16-byte header as well.
-        fp = self.fake_provider()
-        s = self.start_server()
-        self.register(s, fp)
-        lobby = self.create_lobby(s)["id"]
+        s, lobby = self.server_with_lobby()
         joined = {f"hdr-{i}": self.joined(s, lobby, f"hdr-{i}") for i in range(3)}
         self.kill(s)
         path = self.data("lobbies.journal")

@@ -58,15 +58,6 @@ class ExampleProvider(Server):
         assert status == 200, (status, res)
         return {r["run_id"]: r for r in res["runs"]}
 
-    def wait_exit(self, timeout=15):
-        timeout = scaled(timeout)
-        try:
-            code = self.proc.wait(timeout)
-        except Exception:
-            raise AssertionError(f"the example did not exit within {timeout} s:\n" + self.log())
-        self._drain()
-        return code
-
 
 def free_port():
     with socket.socket() as s:
@@ -78,11 +69,9 @@ class ExampleProviderTest(FleetTestCase):
     FLAGS = ("--cleanup-interval", "0.2", "--stale-after", "30", "--dispatch-timeout", "1")
 
     def example(self, server, *args, name="example", state=None, base="", **kw):
-        state = state or os.path.join(self.tmp.path, name + ".state.json")
-        ex = ExampleProvider(self.tmp.path, f"http://127.0.0.1:{server.port}{base}", name,
-                             state, list(args))
-        self.procs.append(ex)
-        return ex.start(**kw)
+        return self.start_provider(
+            ExampleProvider(self.tmp.path, f"http://127.0.0.1:{server.port}{base}", name,
+                            state or self.state_file(name), list(args)), **kw)
 
     def restart_server(self, old, *extra):
         """kill -9 and start again on the same ports (same data dir unless
@@ -93,6 +82,14 @@ class ExampleProviderTest(FleetTestCase):
         s.port, s.caf_port = old.port, old.caf_port
         self.servers.append(s)
         return s.start(same_ports=True)
+
+    def example_with_member(self, *args, nick="kept"):
+        """A server, the example as its only provider of echo (with `args`),
+        and a member it runs: (server, example, lobby, member)."""
+        s = self.start_server(*self.FLAGS)
+        ex = self.example(s, "--bots", "echo", *args)
+        lobby, first = self.lobby_with_member(s, nick=nick)
+        return s, ex, lobby, first
 
     def beaten(self, server, pid, predicate, what, timeout=10):
         """Waits until the provider's entry satisfies `predicate` (it moves
@@ -168,11 +165,8 @@ class ExampleProviderTest(FleetTestCase):
     # -- server restarts ------------------------------------------------------------
 
     def test_a_kill_9_of_the_server_is_invisible(self):
-        s = self.start_server(*self.FLAGS)
-        ex = self.example(s, "--bots", "echo")
+        s, ex, lobby, first = self.example_with_member(nick="before")
         pid = ex.provider_id
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="before")
         self.assertEqual(first["provider_id"], pid)
         s.kill()
         ex.wait_for_line(r"heartbeat failed: server unreachable", 5)
@@ -191,11 +185,8 @@ class ExampleProviderTest(FleetTestCase):
         self.assertEqual(set(ex.runs()), {first["run_id"], second["run_id"]})
 
     def test_a_server_that_lost_its_state_gets_it_back_with_the_same_id(self):
-        s = self.start_server(*self.FLAGS)
-        ex = self.example(s, "--bots", "echo")
+        s, ex, lobby, first = self.example_with_member(nick="before")
         pid = ex.provider_id
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="before")
         # Started again on an empty data dir: the heartbeat is 404, the
         # example registers again with its id and its runs; the server
         # holds no member for that run, so it tells the example to stop it.
@@ -222,14 +213,16 @@ class ExampleProviderTest(FleetTestCase):
 
     # -- leaving ------------------------------------------------------------------
 
-    def test_sigterm_drains_takes_no_more_joins_and_exits_0_once_its_member_left(self):
-        s = self.start_server(*self.FLAGS)
-        ex = self.example(s, "--bots", "echo", "--drain-timeout", "20")
-        pid = ex.provider_id
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="kept")
+    def draining_example(self, drain_timeout):
+        """example_with_member(), the example sent SIGTERM: draining."""
+        s, ex, lobby, first = self.example_with_member("--drain-timeout", drain_timeout)
         ex.proc.send_signal(signal.SIGTERM)
-        self.wait_status(s, pid, "draining", 5)
+        self.wait_status(s, ex.provider_id, "draining", 5)
+        return s, ex, lobby, first
+
+    def test_sigterm_drains_takes_no_more_joins_and_exits_0_once_its_member_left(self):
+        s, ex, lobby, first = self.draining_example("20")
+        pid = ex.provider_id
         ex.wait_for_line(r"the server has provider %s draining" % pid, 5)
         # No new joins for it: it is the only provider of the bot, so 503.
         status, headers, res = self.join(s, lobby, "echo", "late")
@@ -254,8 +247,7 @@ class ExampleProviderTest(FleetTestCase):
         other_id = self.enlist(s, other)
         ex = self.example(s, "--bots", "echo", "--drain-timeout", "0.5")
         pid = ex.provider_id
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=pid)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=pid)
         self.assertEqual(first["provider_id"], pid)
         ex.proc.send_signal(signal.SIGTERM)
         m = self.wait_member(s, lobby, first["session_id"],
@@ -272,13 +264,7 @@ class ExampleProviderTest(FleetTestCase):
         self.assertEqual(self.joined(s, lobby, nick="next")["provider_id"], other_id)
 
     def test_a_second_sigterm_stops_at_once(self):
-        s = self.start_server(*self.FLAGS)
-        ex = self.example(s, "--bots", "echo", "--drain-timeout", "60")
-        pid = ex.provider_id
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="kept")
-        ex.proc.send_signal(signal.SIGTERM)
-        self.wait_status(s, pid, "draining", 5)
+        s, ex, _, first = self.draining_example("60")
         started = time.monotonic()
         ex.proc.send_signal(signal.SIGTERM)
         self.assertEqual(ex.wait_exit(5), 0, ex.log())
@@ -286,7 +272,7 @@ class ExampleProviderTest(FleetTestCase):
         # Stopped by the example on its way out (or by the server's stop call,
         # once it deleted itself: the server moves its members at once).
         ex.wait_for_line(r"run %s stopped" % first["run_id"], 1)
-        self.wait_gone(s, pid)
+        self.wait_gone(s, ex.provider_id)
 
     def test_removed_by_an_operator_it_exits_4_and_comes_back_as_a_new_instance(self):
         s = self.start_server(*self.FLAGS)

@@ -5,7 +5,6 @@ exits 0 by itself); a provider removed by an operator exits 4, and its next
 start (a new instance) is welcome; heartbeats announce load, capacity and
 runs."""
 
-import os
 import signal
 import time
 import unittest
@@ -16,17 +15,15 @@ from harness import Provider, metric_value, wait_until
 
 class CafFleetTest(FleetTestCase):
     def provider(self, server, name, state=None, args=(), **kw):
-        state = state or os.path.join(self.tmp.path, name + ".state.json")
-        p = Provider(self.tmp.path, server, name, state, list(args))
-        self.procs.append(p)
-        return p.start(**kw)
+        return self.start_provider(
+            Provider(self.tmp.path, server, name, state or self.state_file(name), list(args)),
+            **kw)
 
     def test_sigterm_drains_the_member_to_the_other_provider_and_exits_0(self):
         s = self.start_server("--cleanup-interval", "0.2", "--stale-after", "10")
         leaving = self.provider(s, "leaving", args=["--bots", "echo", "--drain-timeout", "1.5"])
         staying = self.provider(s, "staying", args=["--bots", "echo"])
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=leaving.provider_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=leaving.provider_id)
         self.assertEqual(first["provider_id"], leaving.provider_id)
         leaving.wait_for_line(r"run %s started" % first["run_id"], 10)
         ws = self.lobby_socket(s, lobby)
@@ -96,8 +93,7 @@ class CafFleetTest(FleetTestCase):
         s = self.start_server("--cleanup-interval", "0.2", "--stale-after", "10")
         drained = self.provider(s, "drained", args=["--bots", "echo"])
         other = self.provider(s, "other", args=["--bots", "echo"])
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=drained.provider_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=drained.provider_id)
         ws = self.lobby_socket(s, lobby)
         status, _, res = s.request("POST", f"/api/bots/providers/{drained.provider_id}/drain",
                                    {"timeout": 0.5})
@@ -113,8 +109,7 @@ class CafFleetTest(FleetTestCase):
         s = self.start_server("--cleanup-interval", "0.2", "--stale-after", "1")
         dying = self.provider(s, "dying", args=["--bots", "echo"])
         staying = self.provider(s, "staying", args=["--bots", "echo"])
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=dying.provider_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=dying.provider_id)
         self.assertEqual(first["provider_id"], dying.provider_id)
         ws = self.lobby_socket(s, lobby)
         dying.kill()

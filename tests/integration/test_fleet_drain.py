@@ -26,11 +26,9 @@ class DrainTest(FleetTestCase):
 
     def test_a_draining_provider_takes_no_joins_and_leaves_after_its_last_member(self):
         s = self.start_server(*self.FLAGS)
-        old, new = self.fleet_provider("old"), self.fleet_provider("new")
-        old_id = self.enlist(s, old, instance_id="old-1", heartbeat_interval=1)
-        new_id = self.enlist(s, new)
-        lobby = self.create_lobby(s)["id"]
-        kept = self.joined(s, lobby, nick="kept", provider_id=old_id)
+        old, old_id = self.enlisted(s, "old", instance_id="old-1", heartbeat_interval=1)
+        new, new_id = self.enlisted(s, "new")
+        lobby, kept = self.lobby_with_member(s, nick="kept", provider_id=old_id)
         self.assertEqual(kept["provider_id"], old_id)
         status, _, res = self.drain(s, old_id)
         self.assertEqual(status, 200, res)
@@ -61,8 +59,7 @@ class DrainTest(FleetTestCase):
 
     def test_a_draining_provider_that_misses_heartbeats_stays_draining(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("quiet")
-        pid = self.enlist(s, fp, heartbeat_interval=0.1, instance_id="q-1")
+        fp, pid = self.enlisted(s, "quiet", heartbeat_interval=0.1, instance_id="q-1")
         lobby = self.create_lobby(s)["id"]
         self.joined(s, lobby, nick="kept")
         self.assertEqual(self.drain(s, pid, {"timeout": 60})[0], 200)
@@ -75,8 +72,7 @@ class DrainTest(FleetTestCase):
 
     def test_draining_an_idle_provider_deregisters_it(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("idle")
-        pid = self.enlist(s, fp, instance_id="idle-1")
+        fp, pid = self.enlisted(s, "idle", instance_id="idle-1")
         status, _, res = self.drain(s, pid, {"timeout": 60})
         self.assertEqual(status, 200, res)
         self.assertEqual(res["provider_id"], pid)
@@ -85,11 +81,9 @@ class DrainTest(FleetTestCase):
 
     def test_a_drain_survives_a_kill_9_of_the_server(self):
         s = self.start_server(*self.FLAGS)
-        old, new = self.fleet_provider("old"), self.fleet_provider("new")
-        old_id = self.enlist(s, old, instance_id="old-1")
-        new_id = self.enlist(s, new)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=old_id)
+        old, old_id = self.enlisted(s, "old", instance_id="old-1")
+        new, new_id = self.enlisted(s, "new")
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=old_id)
         self.assertEqual(self.drain(s, old_id, {"timeout": 1.5})[0], 200)
         s.kill()
         self.servers.remove(s)
@@ -106,8 +100,7 @@ class DrainTest(FleetTestCase):
 
     def test_drain_errors_change_nothing(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("p")
-        pid = self.enlist(s, fp)
+        fp, pid = self.enlisted(s, "p")
         self.assertError(self.drain(s, "no-such-provider"), 404, "provider_not_found")
         for timeout in (0, -1, "10", True):
             with self.subTest(timeout=timeout):
@@ -120,9 +113,8 @@ class DrainTest(FleetTestCase):
 
     def test_the_drain_route_needs_a_key_when_keys_are_configured(self):
         s = self.start_server(*self.FLAGS, "--provider-key", "sekrit")
-        one, two = self.fleet_provider("one"), self.fleet_provider("two")
-        one_id = self.enlist(s, one, provider_key="sekrit")
-        two_id = self.enlist(s, two, provider_key="sekrit")
+        one, one_id = self.enlisted(s, "one", provider_key="sekrit")
+        two, two_id = self.enlisted(s, "two", provider_key="sekrit")
         self.assertError(self.drain(s, one_id), 401, "provider_key_missing")
         self.assertError(self.drain(s, one_id, {"provider_key": "wrong"}), 403,
                          "provider_key_invalid")
@@ -141,19 +133,16 @@ class DrainTest(FleetTestCase):
 
     def test_without_keys_configured_the_drain_route_needs_none(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("p")
-        pid = self.enlist(s, fp)
+        fp, pid = self.enlisted(s, "p")
         lobby = self.create_lobby(s)["id"]
         self.joined(s, lobby)
         status, _, res = self.drain(s, pid)
         self.assertEqual((status, res["status"]), (200, "draining"), res)
 
     def check_moved_on_timeout(self, s, drain_body, took_at_least):
-        old, new = self.fleet_provider("old"), self.fleet_provider("new")
-        old_id = self.enlist(s, old, instance_id="old-1")
-        new_id = self.enlist(s, new)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=old_id)
+        old, old_id = self.enlisted(s, "old", instance_id="old-1")
+        new, new_id = self.enlisted(s, "new")
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=old_id)
         self.assertEqual(first["provider_id"], old_id)
         ws = self.lobby_socket(s, lobby)
         started = time.monotonic()
@@ -196,10 +185,8 @@ class DrainTest(FleetTestCase):
         # SPEC §7: past the timeout its members are re-dispatched "and it is
         # told to stop those runs"; a member no one can take is orphaned.
         s = self.start_server(*self.FLAGS)
-        old = self.fleet_provider("old")
-        old_id = self.enlist(s, old, instance_id="old-1")
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo")
+        old, old_id = self.enlisted(s, "old", instance_id="old-1")
+        lobby, first = self.lobby_with_member(s, nick="Echo")
         ws = self.lobby_socket(s, lobby)
         status, _, res = self.drain(s, old_id, {"timeout": 0.3})
         self.assertEqual((status, res["status"]), (200, "draining"), res)
@@ -219,8 +206,7 @@ class DrainTest(FleetTestCase):
         old, broken = self.fleet_provider("old"), self.fleet_provider("broken")
         old_id = self.enlist(s, old)
         self.enlist(s, broken)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=old_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=old_id)
         broken.mode = "status"
         ws = self.lobby_socket(s, lobby)
         self.assertEqual(self.drain(s, old_id, {"timeout": 0.3})[0], 200)
@@ -230,11 +216,9 @@ class DrainTest(FleetTestCase):
 
     def test_a_draining_provider_whose_heartbeat_lacks_a_run_loses_that_member(self):
         s = self.start_server(*self.FLAGS)
-        old, new = self.fleet_provider("old"), self.fleet_provider("new")
-        old_id = self.enlist(s, old, heartbeat_interval=0.2, instance_id="old-1")
-        new_id = self.enlist(s, new)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=old_id)
+        old, old_id = self.enlisted(s, "old", heartbeat_interval=0.2, instance_id="old-1")
+        new, new_id = self.enlisted(s, "new")
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=old_id)
         self.assertEqual(self.drain(s, old_id, {"timeout": 60})[0], 200)
         time.sleep(0.6)  # more than two intervals: the run counts as lost
         old.forget(first["run_id"])
@@ -253,8 +237,7 @@ class RemovedTest(FleetTestCase):
 
     def test_delete_then_a_heartbeat_of_the_same_instance_is_410(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("gone")
-        pid = self.enlist(s, fp, instance_id="inst-1")
+        fp, pid = self.enlisted(s, "gone", instance_id="inst-1")
         self.assertEqual(s.request("DELETE", f"/api/bots/providers/{pid}")[0], 204)
         status, _, res = self.heartbeat(s, pid, instance_id="inst-1", load=0.1)
         self.assertEqual((status, res), (410, REMOVED))
@@ -276,8 +259,7 @@ class RemovedTest(FleetTestCase):
 
     def test_the_tombstone_lasts_stale_after(self):
         s = self.start_server("--cleanup-interval", "0.2", "--stale-after", "1")
-        fp = self.fleet_provider("gone")
-        pid = self.enlist(s, fp, instance_id="inst-1")
+        fp, pid = self.enlisted(s, "gone", instance_id="inst-1")
         deleted = time.monotonic()
         self.assertEqual(s.request("DELETE", f"/api/bots/providers/{pid}")[0], 204)
         self.assertEqual(self.heartbeat(s, pid, instance_id="inst-1")[2], REMOVED)
@@ -289,8 +271,7 @@ class RemovedTest(FleetTestCase):
 
     def test_without_an_instance_id_a_deleted_provider_gets_404_as_before(self):
         s = self.start_server(*self.FLAGS)
-        fp = self.fleet_provider("old-protocol")
-        pid = self.enlist(s, fp)
+        fp, pid = self.enlisted(s, "old-protocol")
         self.assertEqual(s.request("DELETE", f"/api/bots/providers/{pid}")[0], 204)
         self.assertError(self.heartbeat(s, pid), 404, "provider_not_found")
         self.assertEqual(self.enlist(s, fp, provider_id=pid), pid)
@@ -310,9 +291,8 @@ class RedispatchTest(FleetTestCase):
 
     def test_members_of_an_evicted_provider_move_with_their_session(self):
         s = self.start_server(*self.FAST)
-        dying, alive = self.fleet_provider("dying"), self.fleet_provider("alive")
-        dying_id = self.enlist(s, dying)
-        alive_id = self.enlist(s, alive, heartbeat_interval=0.2)
+        dying, dying_id = self.enlisted(s, "dying")
+        alive, alive_id = self.enlisted(s, "alive", heartbeat_interval=0.2)
         self.beat(s, alive, alive_id)
         lobby = self.create_lobby(s)["id"]
         person = s.request("POST", f"/api/lobby/{lobby}/sessions", {"nick": "alice"})[2]
@@ -340,12 +320,10 @@ class RedispatchTest(FleetTestCase):
 
     def test_a_silent_provider_that_answers_the_probe_keeps_its_members(self):
         s = self.start_server(*self.FAST)
-        quiet, other = self.fleet_provider("quiet"), self.fleet_provider("other")
-        quiet_id = self.enlist(s, quiet, heartbeat_interval=0.2)
-        other_id = self.enlist(s, other, heartbeat_interval=0.2)
+        quiet, quiet_id = self.enlisted(s, "quiet", heartbeat_interval=0.2)
+        other, other_id = self.enlisted(s, "other", heartbeat_interval=0.2)
         self.beat(s, other, other_id)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=quiet_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=quiet_id)
         # No heartbeats from it: suspect, then stale; the server probes
         # GET /bots, it answers, and that counts as seen: it stays.
         self.wait_status(s, quiet_id, "suspect", 5)
@@ -359,10 +337,8 @@ class RedispatchTest(FleetTestCase):
 
     def test_without_another_provider_a_member_is_orphaned_until_one_registers(self):
         s = self.start_server(*self.FAST)
-        dying = self.fleet_provider("dying")
-        dying_id = self.enlist(s, dying)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo")
+        dying, dying_id = self.enlisted(s, "dying")
+        lobby, first = self.lobby_with_member(s, nick="Echo")
         ws = self.lobby_socket(s, lobby)
         dying.kill()
         event, _ = ws.wait_for(lambda e: e["type"] == "member_orphaned", 15)
@@ -374,8 +350,7 @@ class RedispatchTest(FleetTestCase):
         self.assertEqual(metric_value(s, "voicebot_orphaned_members"), 1)
         self.wait_gone(s, dying_id)
         # A provider of its bot registers: the member is dispatched to it.
-        rescue = self.fleet_provider("rescue")
-        rescue_id = self.enlist(s, rescue, heartbeat_interval=0.2)
+        rescue, rescue_id = self.enlisted(s, "rescue", heartbeat_interval=0.2)
         self.beat(s, rescue, rescue_id)
         moved, _ = ws.wait_for(lambda e: e["type"] == "member_moved", 10)
         member = moved["member"]
@@ -392,11 +367,9 @@ class RedispatchTest(FleetTestCase):
 
     def test_a_heartbeat_that_lacks_an_old_run_redispatches_its_member(self):
         s = self.start_server(*self.CALM)
-        loser, other = self.fleet_provider("loser"), self.fleet_provider("other")
-        loser_id = self.enlist(s, loser, heartbeat_interval=0.2, instance_id="l-1")
-        other_id = self.enlist(s, other)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=loser_id)
+        loser, loser_id = self.enlisted(s, "loser", heartbeat_interval=0.2, instance_id="l-1")
+        other, other_id = self.enlisted(s, "other")
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=loser_id)
         ws = self.lobby_socket(s, lobby)
         # Given less than two intervals ago: a heartbeat may not list it yet.
         status, _, res = self.heartbeat(s, loser_id, instance_id="l-1", runs=[])
@@ -420,10 +393,8 @@ class RedispatchTest(FleetTestCase):
 
     def test_a_lost_run_goes_back_to_its_provider_when_it_is_the_only_one(self):
         s = self.start_server(*self.CALM)
-        only = self.fleet_provider("only")
-        pid = self.enlist(s, only, heartbeat_interval=0.2, instance_id="o-1")
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo")
+        only, pid = self.enlisted(s, "only", heartbeat_interval=0.2, instance_id="o-1")
+        lobby, first = self.lobby_with_member(s, nick="Echo")
         time.sleep(0.6)  # more than two intervals
         only.forget(first["run_id"])
         self.assertEqual(self.heartbeat(s, pid, instance_id="o-1", runs=[])[0], 200)
@@ -436,8 +407,7 @@ class RedispatchTest(FleetTestCase):
         s = self.start_server(*self.FAST)
         dying, flaky = self.fleet_provider("dying"), self.fleet_provider("flaky")
         dying_id = self.enlist(s, dying)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=dying_id)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=dying_id)
         flaky_id = self.enlist(s, flaky, heartbeat_interval=0.2)
         self.beat(s, flaky, flaky_id)
         flaky.mode = "status"  # the move to it fails: unreachable
@@ -455,12 +425,10 @@ class RedispatchTest(FleetTestCase):
 
     def test_moves_and_orphans_are_durable(self):
         s = self.start_server(*self.FAST)
-        dying, alive = self.fleet_provider("dying"), self.fleet_provider("alive")
-        dying_id = self.enlist(s, dying)
-        alive_id = self.enlist(s, alive, heartbeat_interval=0.2)
+        dying, dying_id = self.enlisted(s, "dying")
+        alive, alive_id = self.enlisted(s, "alive", heartbeat_interval=0.2)
         self.beat(s, alive, alive_id)
-        lobby = self.create_lobby(s)["id"]
-        echo = self.joined(s, lobby, nick="Echo", provider_id=dying_id)
+        lobby, echo = self.lobby_with_member(s, nick="Echo", provider_id=dying_id)
         # A second bot only the dying provider has: orphaned.
         lone = self.fleet_provider("lone", bots=("greeter",))
         self.enlist(s, lone)
@@ -485,8 +453,7 @@ class RedispatchTest(FleetTestCase):
                           moved["member"]["moved_at"], False))
         self.assertTrue(got[greeter["session_id"]]["orphaned"])
         # The orphan is dispatched once a provider of its bot registers.
-        rescue = self.fleet_provider("rescue", bots=("greeter",))
-        rescue_id = self.enlist(s, rescue)
+        rescue, rescue_id = self.enlisted(s, "rescue", bots=("greeter",))
         m = self.wait_member(s, lobby, greeter["session_id"], lambda m: not m["orphaned"], 10,
                              "not orphaned")
         self.assertEqual((m["provider_id"], m["nick"]), (rescue_id, "Greeter"))
@@ -496,8 +463,7 @@ class RedispatchTest(FleetTestCase):
         fp, other = self.fleet_provider("steady"), self.fleet_provider("other")
         pid = self.enlist(s, fp, heartbeat_interval=0.1, instance_id="s-1")
         self.enlist(s, other)
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo", provider_id=pid)
+        lobby, first = self.lobby_with_member(s, nick="Echo", provider_id=pid)
         loop = self.beat(s, fp, pid, every=0.05, instance_id="s-1")
         # Ten intervals of heartbeats that list the run.
         wait_until(lambda: len([a for a in loop.answers if a[0] == 200]) >= 10, 10,
@@ -513,11 +479,9 @@ class ReconciliationTest(FleetTestCase):
 
     def setup_two_members(self):
         s = self.start_server(*self.CALM)
-        fp, other = self.fleet_provider("main"), self.fleet_provider("other")
-        pid = self.enlist(s, fp, instance_id="m-1")
-        other_id = self.enlist(s, other)
-        lobby = self.create_lobby(s)["id"]
-        kept = self.joined(s, lobby, nick="Kept", provider_id=pid)
+        fp, pid = self.enlisted(s, "main", instance_id="m-1")
+        other, other_id = self.enlisted(s, "other")
+        lobby, kept = self.lobby_with_member(s, nick="Kept", provider_id=pid)
         lost = self.joined(s, lobby, nick="Lost", provider_id=pid)
         self.assertEqual({kept["provider_id"], lost["provider_id"]}, {pid})
         return s, fp, pid, other, other_id, lobby, kept, lost
@@ -545,8 +509,7 @@ class ReconciliationTest(FleetTestCase):
         s = self.start_server(*self.CALM, "--max-registrations-per-second", "1")
         fp = self.fleet_provider("main")
         pid = self.enlist(s, fp, instance_id="m-1")  # the bucket's only token
-        lobby = self.create_lobby(s)["id"]
-        first = self.joined(s, lobby, nick="Echo")
+        lobby, first = self.lobby_with_member(s, nick="Echo")
         status, headers, res = s.request(
             "POST", "/api/bots/providers/register",
             {"name": "main", "base_url": fp.base_url, "instance_id": "m-2",

@@ -23,6 +23,13 @@ class IdempotencyTest(ServerTestCase):
         headers = {} if key is None else {KEY: key}
         return s.request("POST", f"/api/bots/{bot}/join", body, headers=headers)
 
+    def assert_replayed(self, s, fp, key, lobby_id, first, joins):
+        """A retry with `key` gets the first answer (status and body) and
+        the provider has had `joins` joins, none new."""
+        again = self.keyed_join(s, key, lobby_id, nick="Echo")
+        self.assertEqual((again[0], again[2]), (first[0], first[2]))
+        self.assertEqual(len(fp.joins()), joins)
+
     def setup_server(self, *args):
         fp = self.fake_provider(bots=("echo", "greeter"))
         s = self.start_server(*args)
@@ -36,9 +43,7 @@ class IdempotencyTest(ServerTestCase):
         self.assertEqual(first[0], 200, first)
         self.assertEqual(len(fp.joins()), 1)
         # A retry before the restart: the same answer, no call to the provider.
-        again = self.keyed_join(s, "join-1", lobby["id"], nick="Echo")
-        self.assertEqual((again[0], again[2]), (first[0], first[2]))
-        self.assertEqual(len(fp.joins()), 1)
+        self.assert_replayed(s, fp, "join-1", lobby["id"], first, 1)
 
         s.kill()
         self.assertEqual(s.proc.returncode, -signal.SIGKILL)
@@ -55,9 +60,7 @@ class IdempotencyTest(ServerTestCase):
 
         # The retry gets the first answer, byte for byte the same JSON, and
         # joins nothing.
-        retry = self.keyed_join(s, "join-1", lobby["id"], nick="Echo")
-        self.assertEqual((retry[0], retry[2]), (first[0], first[2]))
-        self.assertEqual(len(fp.joins()), calls)
+        self.assert_replayed(s, fp, "join-1", lobby["id"], first, calls)
         self.assertEqual(self.sessions(s, lobby["id"]), [])
 
         # The same key with another request: 422, and nothing joins.
@@ -88,9 +91,7 @@ class IdempotencyTest(ServerTestCase):
         self.assertTrue(os.path.exists(self.data("idempotency.json")))
         self.assertRegex(s.log(), r"final idempotency key snapshot written")
         s = self.start_server()
-        retry = self.keyed_join(s, "k", lobby["id"], nick="Echo")
-        self.assertEqual((retry[0], retry[2]), (first[0], first[2]))
-        self.assertEqual(len(fp.joins()), 1)
+        self.assert_replayed(s, fp, "k", lobby["id"], first, 1)
         self.assertEqual(glob.glob(self.data("*.tmp")), [])
 
     def test_an_error_answer_is_not_kept_and_a_retry_joins_again(self):
@@ -105,9 +106,7 @@ class IdempotencyTest(ServerTestCase):
         self.assertEqual(retry[0], 200, retry)
         self.assertEqual(len(fp.joins()), 2)
         # Now it is kept.
-        again = self.keyed_join(s, "k", lobby["id"], nick="Echo")
-        self.assertEqual((again[0], again[2]), (retry[0], retry[2]))
-        self.assertEqual(len(fp.joins()), 2)
+        self.assert_replayed(s, fp, "k", lobby["id"], retry, 2)
 
     def test_two_requests_with_one_key_at_once_make_one_join(self):
         fp, s, pid, lobby = self.setup_server()

@@ -287,16 +287,7 @@ class LogTest(ServerTestCase):
 # -- config -------------------------------------------------------------------------
 
 
-class ConfigTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = TempDir()
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill()
-        self.tmp.cleanup()
-
+class ConfigTest(ServerTestCase):
     def test_the_default_config_file_starts_the_server_and_flags_win(self):
         conf = os.path.join(ROOT, "conf", "voicebot-server.json")
         s = Server(self.tmp.path, ["--config", conf, "--log-level", "debug"])

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import PROVIDER, Provider, Server, ServerTestCase, scaled, wait_until
+from harness import PROVIDER, Provider, Server, ServerTestCase, scaled
 
 
 class FailoverProvider(Provider):
@@ -22,16 +22,8 @@ class FailoverProvider(Provider):
         super().__init__(workdir, servers[0], name, state_file, args)
         self.gateways = [f"127.0.0.1:{s.caf_port}" for s in servers]
 
-    def start(self, timeout=20, wait_registered=True):
-        gateways = []
-        for g in self.gateways:
-            gateways += ["--server", g]
-        self._spawn([PROVIDER] + gateways + ["--name", self.name,
-                     "--state-file", self.state_file, "--heartbeat-interval", "0.5",
-                     "--max-backoff", "1"] + self.args)
-        if wait_registered:
-            self.provider_id = self.wait_registered(timeout)
-        return self
+    def gateway_args(self):
+        return [arg for g in self.gateways for arg in ("--server", g)]
 
 
 def refusing_port():
@@ -48,22 +40,10 @@ class ProviderFailoverTest(ServerTestCase):
         return s.start()
 
     def provider(self, servers, name="roamer", gateways=None, **kw):
-        state = os.path.join(self.tmp.path, name + ".state.json")
-        p = FailoverProvider(self.tmp.path, servers, name, state)
+        p = FailoverProvider(self.tmp.path, servers, name, self.state_file(name))
         if gateways is not None:
             p.gateways = gateways
-        self.procs.append(p)
-        return p.start(**kw)
-
-    def listed(self, server):
-        """{provider_id: entry} of GET /api/bots/providers."""
-        status, _, res = server.request("GET", "/api/bots/providers")
-        self.assertEqual(status, 200, res)
-        return {x["provider_id"]: x for x in res["providers"]}
-
-    def wait_online(self, server, provider_id, timeout=15):
-        return wait_until(lambda: (self.listed(server).get(provider_id) or {}).get("status")
-                          == "online", timeout, f"provider {provider_id} online")
+        return self.start_provider(p, **kw)
 
     def test_provider_moves_to_the_next_server_when_its_server_is_killed(self):
         a = self.instance("a")

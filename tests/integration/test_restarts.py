@@ -34,6 +34,19 @@ class RestartTest(ServerTestCase):
         t.start()
         return t, answer
 
+    def join_in_flight(self, mode, nick):
+        """A server with a fake provider in `mode` ("hold", "hang") and a
+        lobby, and a join in the background that reached the provider:
+        (provider, server, lobby, thread, answer list)."""
+        fp = self.fake_provider()
+        s = self.start_server()
+        self.register(s, fp)
+        lobby = self.create_lobby(s)
+        fp.mode = mode
+        t, answer = self.join_in_background(s, lobby["id"], nick)
+        fp.wait_for(lambda calls: len(calls) == 1)
+        return fp, s, lobby, t, answer
+
     def restart(self, old, sig=signal.SIGKILL, *args):
         if sig == signal.SIGKILL:
             old.kill()
@@ -197,13 +210,7 @@ class RestartTest(ServerTestCase):
     # SPEC §6: SIGTERM finishes in-flight requests, even one waiting for a
     # provider.
     def test_sigterm_finishes_an_in_flight_join(self):
-        fp = self.fake_provider()
-        s = self.start_server()
-        self.register(s, fp)
-        lobby = self.create_lobby(s)
-        fp.mode = "hold"
-        t, answer = self.join_in_background(s, lobby["id"], "late")
-        fp.wait_for(lambda calls: len(calls) == 1)
+        fp, s, lobby, t, answer = self.join_in_flight("hold", "late")
         s.proc.send_signal(signal.SIGTERM)
         s.wait_for_line("SIGTERM received")
         fp.gate.set()
@@ -219,13 +226,7 @@ class RestartTest(ServerTestCase):
         self.assertEqual(answer[0][2]["session_id"], member["session_id"])
 
     def test_sigterm_with_a_hung_provider_still_exits_within_5_s(self):
-        fp = self.fake_provider()
-        s = self.start_server()
-        self.register(s, fp)
-        lobby = self.create_lobby(s)
-        fp.mode = "hang"
-        t, answer = self.join_in_background(s, lobby["id"], "stuck")
-        fp.wait_for(lambda calls: len(calls) == 1)
+        fp, s, lobby, t, answer = self.join_in_flight("hang", "stuck")
         started = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
         self.assertEqual(s.proc.wait(10), 0, s.log())

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import unittest
 
-from harness import PROVIDER, Server, TempDir, run_server_cli
+from harness import PROVIDER, Server, ServerTestCase, run_server_cli
 
 
 def legacy_snapshot():
@@ -34,23 +34,11 @@ def legacy_snapshot():
     }
 
 
-class ServerProcessTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = TempDir()
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill()
-        self.tmp.cleanup()
-
+class ServerProcessTest(ServerTestCase):
     def server(self, *args):
         s = Server(self.tmp.path, args)
         self.servers.append(s)
         return s
-
-    def data(self, *parts):
-        return os.path.join(self.tmp.path, "data", *parts)
 
     def test_health_and_clean_exit_with_embedded_defaults(self):
         s = self.server().start()
