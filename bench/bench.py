@@ -351,12 +351,15 @@ WORKLOADS = [
     ("bots_gz", "GET /api/bots, Accept-Encoding: gzip"),
     ("join", "POST /api/bots/echo/join"),
 ]
-SERVERS = ["voicebot", "vb_nosync", "seed", "beast_hello"]
-SERVER_LABELS = {"vb_nosync": "voicebot --bench-no-sync (relay ceiling)"}
+SERVERS = ["voicebot", "vb_before", "nginx_relay", "vb_nosync", "seed", "beast_hello"]
+SERVER_LABELS = {"vb_nosync": "voicebot --bench-no-sync (relay ceiling)",
+                 "vb_before": "voicebot (earlier commit, BENCH_BEFORE)",
+                 "nginx_relay": "nginx relay to the fast provider"}
 TARGETS = [  # (workload, numerator, denominator, target)
     ("providers", "voicebot", "seed", 300.0),
     ("bots", "voicebot", "seed", 300.0),
     ("join", "voicebot", "seed", 10.0),
+    ("join", "voicebot", "nginx_relay", 0.7),
     ("health", "voicebot", "beast_hello", 0.9),
 ]
 
@@ -489,6 +492,20 @@ def report(path, rounds):
               f"{'PASS' if ok else 'MISS'}{note}")
     # The relay ceiling: how far the durable join is from the same server
     # with fdatasync off (not a target; it shows the distance to the limit).
+    # The same workloads on an earlier commit's binary: informational, when
+    # run (BENCH_BEFORE).
+    a = med.get(("join", "voicebot"))
+    for other, what in (("vb_before", "voicebot/before"),):
+        b = med.get(("join", other))
+        if a and b and b["rps"] > 0:
+            print(f"  {'join':<9} {what:<21} {a['rps'] / b['rps']:>7.3f}x  "
+                  f"(informational: {a['rps']:,.0f} vs {b['rps']:,.0f} req/s)")
+    if a:
+        for wl in ("providers", "bots"):
+            x, b = med.get((wl, "voicebot")), med.get((wl, "vb_before"))
+            if x and b and b["rps"] > 0:
+                print(f"  {wl:<9} {'voicebot/before':<21} {x['rps'] / b['rps']:>7.3f}x  "
+                      f"(informational: {x['rps']:,.0f} vs {b['rps']:,.0f} req/s)")
     a, c, sd = med.get(("join", "voicebot")), med.get(("join", "vb_nosync")), med.get(("join", "seed"))
     if a and c and c["rps"] > 0:
         print(f"  {'join':<9} {'voicebot/relay ceiling':<21} {a['rps'] / c['rps']:>7.3f}x  "

@@ -31,23 +31,29 @@ import time
 # label results.json gives them and a grey bar.
 SERVER_TICKS = {
     "voicebot": "voicebot-server",
+    "vb_before": "voicebot-server\\n(earlier commit)",
+    "nginx_relay": "nginx relay\\n(to the provider)",
     "vb_nosync": "voicebot-server\\n--bench-no-sync\\n(relay ceiling)",
     "seed": "seed stack\\n(FastAPI + uvicorn)",
     "beast_hello": "beast_hello\\n(bare Beast)",
 }
 SERVER_NAMES = {  # one line, for the legend and the ratios
     "voicebot": "voicebot-server",
+    "vb_before": "voicebot-server (earlier commit)",
+    "nginx_relay": "nginx relay",
     "vb_nosync": "relay ceiling (--bench-no-sync)",
     "seed": "seed stack",
     "beast_hello": "beast_hello",
 }
 SERVER_COLOURS = {
     "voicebot": "#1f5fa8",
+    "vb_before": "#9aa6b5",
+    "nginx_relay": "#8c4fa0",
     "vb_nosync": "#7fb2e5",
     "seed": "#e08a1e",
     "beast_hello": "#5b9e4d",
 }
-ORDER = ["voicebot", "vb_nosync", "seed", "beast_hello"]
+ORDER = ["voicebot", "vb_before", "nginx_relay", "vb_nosync", "seed", "beast_hello"]
 WORKLOAD_LABELS = {
     "health": "GET /api/health",
     "providers": "GET /api/bots/providers",
