@@ -249,67 +249,30 @@ const char* to_string(move_reason x);
 
 // -- serialization of local types (CAF 0.17 inspect) -------------------------
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, provider& x) {
-  return f(caf::meta::type_name("vb::provider"), x.provider_id, x.name,
-           x.base_url, x.description, x.via, x.bots, x.registered_at,
-           x.last_seen, x.status, x.instance_id, x.heartbeat_interval, x.load,
-           x.capacity, x.active_runs, x.lease_expires_at, x.drain_deadline,
-           x.drain_by_operator);
-}
+/// inspect() of a plain struct: its fields in order, named vb::TYPE (the
+/// cluster's messages use it too).
+#define VB_INSPECT(type, ...)                                                  \
+  template <class Inspector>                                                   \
+  typename Inspector::result_type inspect(Inspector& f, type& x) {             \
+    return f(caf::meta::type_name("vb::" #type), __VA_ARGS__);                 \
+  }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, drain_request& x) {
-  return f(caf::meta::type_name("vb::drain_request"), x.provider_key,
-           x.timeout, x.by_operator);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, lobby& x) {
-  return f(caf::meta::type_name("vb::lobby"), x.id, x.name, x.is_private,
-           x.created_at, x.sessions);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, lobby_create& x) {
-  return f(caf::meta::type_name("vb::lobby_create"), x.name, x.is_private);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, leave_request& x) {
-  return f(caf::meta::type_name("vb::leave_request"), x.session_id,
-           x.lobby_id);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stale_entry& x) {
-  return f(caf::meta::type_name("vb::stale_entry"), x.provider_id, x.unseen,
-           x.via, x.base_url);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stale_report& x) {
-  return f(caf::meta::type_name("vb::stale_report"), x.total, x.entries);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, bot_join& x) {
-  return f(caf::meta::type_name("vb::bot_join"), x.bot_name, x.nick,
-           x.provider_id);
-}
+VB_INSPECT(provider, x.provider_id, x.name, x.base_url, x.description, x.via,
+           x.bots, x.registered_at, x.last_seen, x.status, x.instance_id,
+           x.heartbeat_interval, x.load, x.capacity, x.active_runs,
+           x.lease_expires_at, x.drain_deadline, x.drain_by_operator)
+VB_INSPECT(drain_request, x.provider_key, x.timeout, x.by_operator)
+VB_INSPECT(lobby, x.id, x.name, x.is_private, x.created_at, x.sessions)
+VB_INSPECT(lobby_create, x.name, x.is_private)
+VB_INSPECT(leave_request, x.session_id, x.lobby_id)
+VB_INSPECT(stale_entry, x.provider_id, x.unseen, x.via, x.base_url)
+VB_INSPECT(stale_report, x.total, x.entries)
+VB_INSPECT(bot_join, x.bot_name, x.nick, x.provider_id)
 
 /// The answer of an outbound HTTP call (link/http_link.hpp), local only:
 /// from the link's thread to the dispatcher.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, http_result& x) {
-  return f(caf::meta::type_name("vb::http_result"), x.status, x.body, x.error,
-           x.timed_out);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, lobby_created& x) {
-  return f(caf::meta::type_name("vb::lobby_created"), x.value, x.created);
-}
+VB_INSPECT(http_result, x.status, x.body, x.error, x.timed_out)
+VB_INSPECT(lobby_created, x.value, x.created)
 
 } // namespace vb
 

@@ -14,7 +14,7 @@
 #include <caf/optional.hpp>
 #include <caf/type_id.hpp>
 
-#include "actors/interfaces.hpp"
+#include "actors/interfaces.hpp" // and VB_INSPECT (actors/messages.hpp)
 #include "etcd/etcd_client.hpp"
 
 namespace vb::cluster_detail {
@@ -129,13 +129,6 @@ const char* to_string(lease_event::kind x);
 // -- inspection (field order is all that matters: nothing here leaves the
 // process) --------------------------------------------------------------------
 
-/// inspect() of a plain struct, its fields in order.
-#define VB_CLUSTER_INSPECT(type, ...)                                          \
-  template <class Inspector>                                                   \
-  typename Inspector::result_type inspect(Inspector& f, type& x) {             \
-    return f(caf::meta::type_name("vb::cluster::" #type), __VA_ARGS__);        \
-  }
-
 namespace vb::etcd {
 
 const char* to_string(event_type x);
@@ -156,16 +149,16 @@ typename Inspector::result_type inspect(Inspector& f,
            }));
 }
 
-VB_CLUSTER_INSPECT(etcd_error, x.kind, x.code, x.http_status, x.message)
-VB_CLUSTER_INSPECT(key_value, x.key, x.value, x.create_revision,
+VB_INSPECT(etcd_error, x.kind, x.code, x.http_status, x.message)
+VB_INSPECT(key_value, x.key, x.value, x.create_revision,
                    x.mod_revision, x.version, x.lease)
-VB_CLUSTER_INSPECT(range_result, x.error, x.revision, x.kvs, x.count, x.more)
-VB_CLUSTER_INSPECT(put_result, x.error, x.revision, x.prev_kv)
-VB_CLUSTER_INSPECT(delete_result, x.error, x.revision, x.deleted, x.prev_kvs)
-VB_CLUSTER_INSPECT(txn_op_result, x.op, x.put, x.range, x.del)
-VB_CLUSTER_INSPECT(txn_result, x.error, x.revision, x.succeeded, x.responses)
-VB_CLUSTER_INSPECT(watch_event, x.type, x.kv, x.prev_kv)
-VB_CLUSTER_INSPECT(watch_update, x.what, x.revision, x.events,
+VB_INSPECT(range_result, x.error, x.revision, x.kvs, x.count, x.more)
+VB_INSPECT(put_result, x.error, x.revision, x.prev_kv)
+VB_INSPECT(delete_result, x.error, x.revision, x.deleted, x.prev_kvs)
+VB_INSPECT(txn_op_result, x.op, x.put, x.range, x.del)
+VB_INSPECT(txn_result, x.error, x.revision, x.succeeded, x.responses)
+VB_INSPECT(watch_event, x.type, x.kv, x.prev_kv)
+VB_INSPECT(watch_update, x.what, x.revision, x.events,
                    x.compact_revision, x.message)
 
 } // namespace vb::etcd
@@ -174,26 +167,24 @@ VB_CLUSTER_INSPECT(watch_update, x.what, x.revision, x.events,
 
 namespace vb::cluster_detail {
 
-VB_CLUSTER_INSPECT(txn_done, x.id, x.result)
-VB_CLUSTER_INSPECT(watch_msg, x.watch, x.update)
-VB_CLUSTER_INSPECT(resync_done, x.error, x.revision, x.kvs)
-VB_CLUSTER_INSPECT(lease_event, x.what, x.lease, x.message)
-VB_CLUSTER_INSPECT(campaign_done, x.lease, x.leader, x.message)
-VB_CLUSTER_INSPECT(links_watch, x.gen, x.update, x.instances)
-VB_CLUSTER_INSPECT(links_read, x.error, x.revision, x.kvs, x.instances)
-VB_CLUSTER_INSPECT(relay_line, x.said, x.lobby_id, x.who, x.text,
+VB_INSPECT(txn_done, x.id, x.result)
+VB_INSPECT(watch_msg, x.watch, x.update)
+VB_INSPECT(resync_done, x.error, x.revision, x.kvs)
+VB_INSPECT(lease_event, x.what, x.lease, x.message)
+VB_INSPECT(campaign_done, x.lease, x.leader, x.message)
+VB_INSPECT(links_watch, x.gen, x.update, x.instances)
+VB_INSPECT(links_read, x.error, x.revision, x.kvs, x.instances)
+VB_INSPECT(relay_line, x.said, x.lobby_id, x.who, x.text,
                    x.provider_id)
-VB_CLUSTER_INSPECT(links_resend, x.addr, x.line, x.attempt)
-VB_CLUSTER_INSPECT(links_lookup, x.id, x.result)
-VB_CLUSTER_INSPECT(reserve_done, x.job, x.result)
-VB_CLUSTER_INSPECT(reserve_retry, x.job)
-VB_CLUSTER_INSPECT(release_done, x.key, x.session_id, x.attempt, x.answered,
+VB_INSPECT(links_resend, x.addr, x.line, x.attempt)
+VB_INSPECT(links_lookup, x.id, x.result)
+VB_INSPECT(reserve_done, x.job, x.result)
+VB_INSPECT(reserve_retry, x.job)
+VB_INSPECT(release_done, x.key, x.session_id, x.attempt, x.answered,
                    x.deleted, x.lingering)
-VB_CLUSTER_INSPECT(release_retry, x.key, x.session_id, x.attempt, x.lingering)
-VB_CLUSTER_INSPECT(settle_done, x.id, x.attempt, x.result)
-VB_CLUSTER_INSPECT(settle_retry, x.id, x.attempt)
-
-#undef VB_CLUSTER_INSPECT
+VB_INSPECT(release_retry, x.key, x.session_id, x.attempt, x.lingering)
+VB_INSPECT(settle_done, x.id, x.attempt, x.result)
+VB_INSPECT(settle_retry, x.id, x.attempt)
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tick&) {
