@@ -182,54 +182,51 @@ struct scripted_etcd : etcd::etcd_client {
 
   // -- the client's calls: recorded, held --------------------------------------
 
+  /// Logs a call by name and keeps it (with its callback) in `calls`.
+  template <class Calls, class... Ts>
+  void hold(const char* name, Calls& calls, Ts&&... xs) {
+    log.push_back(name);
+    calls.push_back({std::forward<Ts>(xs)...});
+  }
+
   void range(etcd::range_request r, ms timeout,
              callback<etcd::range_result> done) override {
-    log.push_back("range");
-    ranges.push_back({std::move(r), timeout, std::move(done)});
+    hold("range", ranges, std::move(r), timeout, std::move(done));
   }
   void put(etcd::put_request r, ms timeout,
            callback<etcd::put_result> done) override {
-    log.push_back("put");
-    puts.push_back({std::move(r), timeout, std::move(done)});
+    hold("put", puts, std::move(r), timeout, std::move(done));
   }
   void delete_range(etcd::delete_request r, ms timeout,
                     callback<etcd::delete_result> done) override {
-    log.push_back("delete_range");
-    deletes.push_back({std::move(r), timeout, std::move(done)});
+    hold("delete_range", deletes, std::move(r), timeout, std::move(done));
   }
   void txn(etcd::txn_request r, ms timeout,
            callback<etcd::txn_result> done) override {
-    log.push_back("txn");
-    txns.push_back({std::move(r), timeout, std::move(done)});
+    hold("txn", txns, std::move(r), timeout, std::move(done));
   }
   void lease_grant(int64_t ttl_seconds, ms timeout,
                    callback<etcd::lease_result> done) override {
-    log.push_back("lease_grant");
-    grants.push_back({ttl_seconds, timeout, std::move(done)});
+    hold("lease_grant", grants, ttl_seconds, timeout, std::move(done));
   }
   void lease_revoke(int64_t id, ms timeout,
                     callback<etcd::lease_result> done) override {
-    log.push_back("lease_revoke");
-    revokes.push_back({id, timeout, std::move(done)});
+    hold("lease_revoke", revokes, id, timeout, std::move(done));
   }
   void lease_keepalive(int64_t id, ms timeout,
                        callback<etcd::lease_result> done) override {
-    log.push_back("lease_keepalive");
-    keepalives.push_back({id, timeout, std::move(done)});
+    hold("lease_keepalive", keepalives, id, timeout, std::move(done));
   }
   void lease_time_to_live(int64_t id, bool, ms timeout,
                           callback<etcd::lease_ttl_result> done) override {
-    log.push_back("lease_time_to_live");
-    ttls.push_back({id, timeout, std::move(done)});
+    hold("lease_time_to_live", ttls, id, timeout, std::move(done));
   }
   void status(ms timeout, callback<etcd::status_result> done) override {
-    log.push_back("status");
-    statuses.push_back({0, timeout, std::move(done)});
+    hold("status", statuses, 0, timeout, std::move(done));
   }
   void compact(int64_t revision, ms timeout,
                callback<etcd::put_result> done) override {
-    log.push_back("compact");
-    compactions.push_back({revision, timeout, std::move(done)});
+    hold("compact", compactions, revision, timeout, std::move(done));
   }
   uint64_t watch(etcd::watch_request r, watch_callback on_update) override {
     log.push_back("watch");
