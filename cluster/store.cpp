@@ -1,5 +1,5 @@
-// The owners' store seam (store_actor) on etcd, and the reservations of
-// joins' names (claims_actor): cluster/cluster.hpp.
+// The owners' store seam (store_actor) on etcd: commits, the watch and
+// resyncs (the reservations of joins' names are cluster/claims.cpp).
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -8,7 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cluster/internal.hpp"
+#include "cluster/store_state.hpp"
 #include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/snapshot_codec.hpp"
@@ -17,656 +17,436 @@ namespace vb {
 
 using namespace cluster_detail;
 
-// -- the store ----------------------------------------------------------------------
+// -- the store: commits, the watch, resyncs ----------------------------------
 
-namespace {
+namespace cluster_detail {
 
-/// The store with the messages it sends itself (etcd's answers).
-using etcd_store_actor = store_actor::extend_with<claims_actor>::extend<
-  caf::reacts_to<atom::peers, remote_owner_actor>, caf::reacts_to<txn_done>,
-  caf::reacts_to<watch_msg>, caf::reacts_to<resync_done>, caf::reacts_to<tick>,
-  caf::reacts_to<reserve_done>, caf::reacts_to<reserve_retry>,
-  caf::reacts_to<release_done>, caf::reacts_to<release_retry>,
-  caf::reacts_to<settle_done>, caf::reacts_to<settle_retry>>;
+void etcd_store_state::enqueue(store_batch batch,
+                               caf::typed_response_promise<uint64_t> rp,
+                               bool has_rp) {
+  queue.push_back(queued{std::move(batch), std::move(rp), has_rp, false});
+  send_next();
+}
 
-struct etcd_store_state {
-  static inline constexpr const char* name = "etcd-store";
+void etcd_store_state::fail(std::vector<queued>& items,
+                            const std::string& why) {
+  // Counted before the answers go out (a reader may look at once).
+  if (stats)
+    stats->cluster_failures += items.size();
+  for (auto& q : items)
+    if (q.has_rp)
+      q.rp.deliver(make_error(ec::storage_failed, "cluster store: " + why));
+}
 
-  struct queued {
-    store_batch batch;
-    caf::typed_response_promise<uint64_t> rp;
-    bool has_rp = false;
-    /// Sent in a transaction of its own (after a shared one failed on a
-    /// condition: each batch's own conditions decide).
-    bool solo = false;
-  };
-
-  struct reserve_job {
-    caf::typed_response_promise<std::string> rp;
-    std::string key;
-    std::string session_id;
-    std::chrono::steady_clock::time_point deadline;
-    /// The value it puts; the mod revision of a stale one it takes over.
-    std::string value;
-    int64_t takeover = 0;
-  };
-  std::unordered_map<uint64_t, reserve_job> reserving;
-  uint64_t next_job = 0;
-  /// The reservations this instance holds, by key: (session id, value), for
-  /// the commit's compare and the release.
-  std::unordered_map<std::string, std::pair<std::string, std::string>> held_names;
-
-  etcd_store_actor::stateful_pointer<etcd_store_state> self = nullptr;
-  std::shared_ptr<cluster_context> ctx;
-  std::shared_ptr<server_stats> stats;
-  std::string owner_name;
-  std::string prefix;
-  remote_owner_actor owner;
-  /// Remote changes that came before the owner was named: kept for it.
-  std::vector<remote_batch> early;
-  std::deque<queued> queue;
-  /// The transaction in flight: its id, what it answers, its keys.
-  uint64_t next_txn = 0;
-  uint64_t in_flight = 0;
-  std::vector<queued> sent;
-  std::unordered_set<std::string> sent_keys;
-  /// The reservations the transaction in flight commits (key, session).
-  std::vector<std::pair<std::string, std::string>> committing_names;
-  /// Watch events of keys in flight, held until the commit answers (its
-  /// own events must not come back as someone else's).
-  std::vector<etcd::watch_event> held;
-  /// Keys this instance wrote, with the revision of that write: the watch
-  /// event of a revision up to it is ours, or older than ours.
-  std::unordered_map<std::string, int64_t> own_rev;
-  std::vector<caf::typed_response_promise<uint64_t>> flush_waiting;
-  int64_t last_rev = 0;
-  uint64_t watch_id = 0;
-  uint64_t watch_gen = 0;
-  bool resyncing = false;
-  bool stopping = false;
-
-  void enqueue(store_batch batch, caf::typed_response_promise<uint64_t> rp,
-               bool has_rp) {
-    queue.push_back(queued{std::move(batch), std::move(rp), has_rp, false});
-    send_next();
+void etcd_store_state::send_next() {
+  if (in_flight != 0 || queue.empty()) {
+    settle();
+    return;
   }
-
-  void fail(std::vector<queued>& items, const std::string& why) {
-    // Counted before the answers go out (a reader may look at once).
-    if (stats)
-      stats->cluster_failures += items.size();
-    for (auto& q : items)
-      if (q.has_rp)
-        q.rp.deliver(make_error(ec::storage_failed, "cluster store: " + why));
+  if (!ctx->writable()) {
+    std::vector<queued> items(std::make_move_iterator(queue.begin()),
+                              std::make_move_iterator(queue.end()));
+    queue.clear();
+    fail(items, "etcd is unavailable or this instance holds no live lease "
+                "(retry later)");
+    settle();
+    return;
   }
-
-  void send_next() {
-    if (in_flight != 0 || queue.empty()) {
-      settle();
-      return;
-    }
-    if (!ctx->writable()) {
-      std::vector<queued> items(std::make_move_iterator(queue.begin()),
-                                std::make_move_iterator(queue.end()));
-      queue.clear();
-      fail(items, "etcd is unavailable or this instance holds no live lease "
-                  "(retry later)");
-      settle();
-      return;
-    }
-    etcd::txn_request txn;
-    // The fence: the instance key still holds our live lease.
-    txn.compares.push_back({ctx->instance_key(), etcd::compare_target::lease,
-                            etcd::compare_result::equal, {},
-                            ctx->lease.load()});
-    // Later ops of a key replace earlier ones (etcd refuses a key twice in
-    // one transaction); the order of first appearance is kept.
-    std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> ops;
-    std::unordered_map<std::string, size_t> at;
-    size_t bytes = 0;
-    sent.clear();
-    sent_keys.clear();
-    committing_names.clear();
-    while (!queue.empty()) {
-      auto& next = queue.front();
-      size_t n = 0;
-      for (auto& c : next.batch)
-        n += c.ops.size();
-      // A batch alone past the limit goes in parts (heartbeat records only
-      // grow so large; their order within the batch does not matter).
-      if (!sent.empty()
-          && (next.solo || ops.size() + n > max_txn_ops || bytes > max_txn_bytes))
-        break;
-      auto item = std::move(next);
-      queue.pop_front();
-      store_batch rest;
-      for (auto& c : item.batch) {
-        if (ops.size() >= max_txn_ops || bytes > max_txn_bytes) {
-          rest.push_back(std::move(c));
+  etcd::txn_request txn;
+  // The fence: the instance key still holds our live lease.
+  txn.compares.push_back({ctx->instance_key(), etcd::compare_target::lease,
+                          etcd::compare_result::equal, {},
+                          ctx->lease.load()});
+  // Later ops of a key replace earlier ones (etcd refuses a key twice in
+  // one transaction); the order of first appearance is kept.
+  std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> ops;
+  std::unordered_map<std::string, size_t> at;
+  size_t bytes = 0;
+  sent.clear();
+  sent_keys.clear();
+  committing_names.clear();
+  while (!queue.empty()) {
+    auto& next = queue.front();
+    size_t n = 0;
+    for (auto& c : next.batch)
+      n += c.ops.size();
+    // A batch alone past the limit goes in parts (heartbeat records only
+    // grow so large; their order within the batch does not matter).
+    if (!sent.empty()
+        && (next.solo || ops.size() + n > max_txn_ops || bytes > max_txn_bytes))
+      break;
+    auto item = std::move(next);
+    queue.pop_front();
+    store_batch rest;
+    for (auto& c : item.batch) {
+      if (ops.size() >= max_txn_ops || bytes > max_txn_bytes) {
+        rest.push_back(std::move(c));
+        continue;
+      }
+      auto add = [&](std::string key, std::shared_ptr<const std::string> value) {
+        bytes += key.size() + (value ? value->size() : 0);
+        if (auto i = at.find(key); i != at.end()) {
+          ops[i->second].second = std::move(value);
+        } else {
+          at.emplace(key, ops.size());
+          ops.emplace_back(std::move(key), std::move(value));
+        }
+      };
+      for (auto& op : c.ops)
+        add(cluster_key(prefix, op.parent, op.key), op_value(op));
+      for (auto& claim : c.claims) {
+        auto key = claim_key(*ctx, claim.lobby_id, claim.bot_name, claim.nick);
+        if (!claim.session) {
+          add(std::move(key), nullptr); // a leave gives the name back
           continue;
         }
-        auto add = [&](std::string key, std::shared_ptr<const std::string> value) {
-          bytes += key.size() + (value ? value->size() : 0);
-          if (auto i = at.find(key); i != at.end()) {
-            ops[i->second].second = std::move(value);
-          } else {
-            at.emplace(key, ops.size());
-            ops.emplace_back(std::move(key), std::move(value));
-          }
-        };
-        for (auto& op : c.ops)
-          add(cluster_key(prefix, op.parent, op.key), op_value(op));
-        for (auto& claim : c.claims) {
-          auto key = claim_key(*ctx, claim.lobby_id, claim.bot_name, claim.nick);
-          if (!claim.session) {
-            add(std::move(key), nullptr); // a leave gives the name back
-            continue;
-          }
-          // A join commits its reservation, if it is still its own (a
-          // value no reservation has when it is not).
-          auto h = held_names.find(key);
-          txn.compares.push_back(
-            {key, etcd::compare_target::value, etcd::compare_result::equal,
-             h != held_names.end() && h->second.first == claim.session_id
-               ? h->second.second
-               : std::string{"(not reserved here)"},
-             0});
-          committing_names.emplace_back(key, claim.session_id);
-          add(std::move(key), std::make_shared<const std::string>(joined_value(
-                                claim.session_id, *claim.session)));
-        }
+        // A join commits its reservation, if it is still its own (a
+        // value no reservation has when it is not).
+        auto h = held_names.find(key);
+        txn.compares.push_back(
+          {key, etcd::compare_target::value, etcd::compare_result::equal,
+           h != held_names.end() && h->second.first == claim.session_id
+             ? h->second.second
+             : std::string{"(not reserved here)"},
+           0});
+        committing_names.emplace_back(key, claim.session_id);
+        add(std::move(key), std::make_shared<const std::string>(joined_value(
+                              claim.session_id, *claim.session)));
       }
-      if (!rest.empty()) {
-        // The promise goes with the last part.
-        queue.push_front(
-          queued{std::move(rest), std::move(item.rp), item.has_rp, item.solo});
-        item.has_rp = false;
-        sent.push_back(std::move(item));
-        break;
-      }
-      bool solo = item.solo;
+    }
+    if (!rest.empty()) {
+      // The promise goes with the last part.
+      queue.push_front(
+        queued{std::move(rest), std::move(item.rp), item.has_rp, item.solo});
+      item.has_rp = false;
       sent.push_back(std::move(item));
-      if (solo)
-        break;
+      break;
     }
-    for (auto& [key, value] : ops) {
-      sent_keys.insert(key);
-      if (value) {
-        etcd::put_request p;
-        p.key = key;
-        p.value = *value;
-        txn.success.push_back(etcd::txn_op::make(std::move(p)));
-      } else {
-        etcd::delete_request d;
-        d.key = key;
-        txn.success.push_back(etcd::txn_op::make(std::move(d)));
-      }
+    bool solo = item.solo;
+    sent.push_back(std::move(item));
+    if (solo)
+      break;
+  }
+  for (auto& [key, value] : ops) {
+    sent_keys.insert(key);
+    if (value) {
+      etcd::put_request p;
+      p.key = key;
+      p.value = *value;
+      txn.success.push_back(etcd::txn_op::make(std::move(p)));
+    } else {
+      etcd::delete_request d;
+      d.key = key;
+      txn.success.push_back(etcd::txn_op::make(std::move(d)));
     }
-    if (txn.success.empty()) {
-      // Only empty batches (a flush): nothing to commit.
-      for (auto& q : sent)
-        if (q.has_rp)
-          q.rp.deliver(static_cast<uint64_t>(last_rev));
-      sent.clear();
-      settle();
+  }
+  if (txn.success.empty()) {
+    // Only empty batches (a flush): nothing to commit.
+    for (auto& q : sent)
+      if (q.has_rp)
+        q.rp.deliver(static_cast<uint64_t>(last_rev));
+    sent.clear();
+    settle();
+    return;
+  }
+  in_flight = ++next_txn;
+  auto me = caf::actor_cast<etcd_store_actor>(self);
+  auto id = in_flight;
+  ctx->client->txn(std::move(txn), txn_timeout,
+                   [me, id](etcd::txn_result r) {
+                     caf::anon_send(me, txn_done{id, std::move(r)});
+                   });
+}
+
+void etcd_store_state::committed(txn_done& d) {
+  if (d.id != in_flight)
+    return;
+  in_flight = 0;
+  auto& r = d.result;
+  if (!r.error && !r.succeeded && sent.size() > 1) {
+    // A condition of the shared transaction failed: each batch again on
+    // its own, so that one lost reservation fails only its own join.
+    for (auto i = sent.rbegin(); i != sent.rend(); ++i) {
+      i->solo = true;
+      queue.push_front(std::move(*i));
+    }
+    return next_after_commit();
+  }
+  if (r.error && !committing_names.empty()) {
+    // etcd did not answer: the commit may still apply. Its joins' names
+    // decide (design §4.6, indeterminate outcomes): see settle().
+    if (r.error.kind == etcd::errc::unavailable)
+      ctx->failed_ns = steady_ns();
+    in_flight = d.id;
+    return settle(d.id, 0);
+  }
+  finish_commit(r);
+}
+
+void etcd_store_state::settle(uint64_t id, int attempt) {
+  auto [key, sid] = committing_names.front();
+  auto h = held_names.find(key);
+  if (h == held_names.end() || h->second.first != sid) {
+    etcd::txn_result failed;
+    failed.error.kind = etcd::errc::unavailable;
+    failed.error.message = "the outcome is unknown";
+    return finish_commit(failed);
+  }
+  etcd::txn_request t;
+  t.compares.push_back({key, etcd::compare_target::value,
+                        etcd::compare_result::equal, h->second.second, 0});
+  auto taken_back = json::parse(h->second.second, nullptr, false);
+  taken_back["taken_back"] = true;
+  etcd::put_request p;
+  p.key = key;
+  p.value = taken_back.dump();
+  p.lease = ctx->lease.load();
+  t.success.push_back(etcd::txn_op::make(std::move(p)));
+  etcd::range_request r;
+  r.key = key;
+  t.failure.push_back(etcd::txn_op::make(std::move(r)));
+  auto me = caf::actor_cast<etcd_store_actor>(self);
+  ctx->client->txn(std::move(t), txn_timeout,
+                   [me, id, attempt](etcd::txn_result res) {
+                     caf::anon_send(me, settle_done{id, attempt, std::move(res)});
+                   });
+}
+
+void etcd_store_state::settled(settle_done& d) {
+  if (d.id != in_flight)
+    return;
+  auto [key, sid] = committing_names.front();
+  auto& r = d.result;
+  auto h = held_names.find(key);
+  if (r.error) {
+    if (d.attempt < 20) {
+      self->delayed_send(self, std::chrono::milliseconds(500),
+                         settle_retry{d.id, d.attempt + 1});
       return;
     }
-    in_flight = ++next_txn;
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    auto id = in_flight;
-    ctx->client->txn(std::move(txn), txn_timeout,
-                     [me, id](etcd::txn_result r) {
-                       caf::anon_send(me, txn_done{id, std::move(r)});
-                     });
+    etcd::txn_result failed;
+    failed.error = r.error;
+    failed.error.message = "the outcome is unknown: " + r.error.message;
+    return finish_commit(failed);
   }
-
-  void committed(txn_done& d) {
-    if (d.id != in_flight)
-      return;
-    in_flight = 0;
-    auto& r = d.result;
-    if (!r.error && !r.succeeded && sent.size() > 1) {
-      // A condition of the shared transaction failed: each batch again on
-      // its own, so that one lost reservation fails only its own join.
-      for (auto i = sent.rbegin(); i != sent.rend(); ++i) {
-        i->solo = true;
-        queue.push_front(std::move(*i));
-      }
-      return next_after_commit();
-    }
-    if (r.error && !committing_names.empty()) {
-      // etcd did not answer: the commit may still apply. Its joins' names
-      // decide (design §4.6, indeterminate outcomes): see settle().
-      if (r.error.kind == etcd::errc::unavailable)
-        ctx->failed_ns = steady_ns();
-      in_flight = d.id;
-      return settle(d.id, 0);
-    }
-    finish_commit(r);
-  }
-
-  /// A commit etcd did not answer, with joins in it: the first join's
-  /// reservation is marked taken back (if it is still pending, the commit,
-  /// which compares it, can never apply: failed), or it already holds the
-  /// member (the commit applied: done). Retried while etcd does not answer.
-  void settle(uint64_t id, int attempt) {
-    auto [key, sid] = committing_names.front();
-    auto h = held_names.find(key);
-    if (h == held_names.end() || h->second.first != sid) {
-      etcd::txn_result failed;
-      failed.error.kind = etcd::errc::unavailable;
-      failed.error.message = "the outcome is unknown";
-      return finish_commit(failed);
-    }
-    etcd::txn_request t;
-    t.compares.push_back({key, etcd::compare_target::value,
-                          etcd::compare_result::equal, h->second.second, 0});
-    auto taken_back = json::parse(h->second.second, nullptr, false);
-    taken_back["taken_back"] = true;
-    etcd::put_request p;
-    p.key = key;
-    p.value = taken_back.dump();
-    p.lease = ctx->lease.load();
-    t.success.push_back(etcd::txn_op::make(std::move(p)));
-    etcd::range_request r;
-    r.key = key;
-    t.failure.push_back(etcd::txn_op::make(std::move(r)));
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    ctx->client->txn(std::move(t), txn_timeout,
-                     [me, id, attempt](etcd::txn_result res) {
-                       caf::anon_send(me, settle_done{id, attempt, std::move(res)});
-                     });
-  }
-
-  void settled(settle_done& d) {
-    if (d.id != in_flight)
-      return;
-    auto [key, sid] = committing_names.front();
-    auto& r = d.result;
-    auto h = held_names.find(key);
-    if (r.error) {
-      if (d.attempt < 20) {
-        self->delayed_send(self, std::chrono::milliseconds(500),
-                           settle_retry{d.id, d.attempt + 1});
-        return;
-      }
-      etcd::txn_result failed;
-      failed.error = r.error;
-      failed.error.message = "the outcome is unknown: " + r.error.message;
-      return finish_commit(failed);
-    }
-    if (r.succeeded) {
-      // Taken back: the commit can never apply. The name is given back.
-      if (h != held_names.end() && h->second.first == sid) {
-        auto v = json::parse(h->second.second, nullptr, false);
-        v["taken_back"] = true;
-        h->second.second = v.dump();
-        release(key, sid, 0);
-      }
-      etcd::txn_result failed;
-      failed.error.kind = etcd::errc::unavailable;
-      failed.error.message = "etcd did not answer in time; nothing applied";
-      return finish_commit(failed);
-    }
-    const etcd::key_value* kv = nullptr;
-    if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
-      kv = &r.responses[0].range.kvs[0];
-    auto v = kv ? json::parse(kv->value, nullptr, false) : json{};
-    if (v.is_object() && v.value("state", "") == "joined"
-        && v.value("session_id", "") == sid) {
-      etcd::txn_result applied;
-      applied.succeeded = true;
-      applied.revision = kv->mod_revision;
-      spdlog::info("cluster: a commit etcd did not answer had applied "
-                   "(revision {})", kv->mod_revision);
-      return finish_commit(applied);
-    }
-    // Neither ours nor the member: the commit cannot apply. Ours taken
-    // back by an earlier try that etcd did not answer: given back.
-    if (v.is_object() && v.value("session_id", "") == sid && h != held_names.end()
-        && h->second.first == sid) {
-      h->second.second = kv->value;
+  if (r.succeeded) {
+    // Taken back: the commit can never apply. The name is given back.
+    if (h != held_names.end() && h->second.first == sid) {
+      auto v = json::parse(h->second.second, nullptr, false);
+      v["taken_back"] = true;
+      h->second.second = v.dump();
       release(key, sid, 0);
     }
     etcd::txn_result failed;
-    failed.succeeded = false;
+    failed.error.kind = etcd::errc::unavailable;
+    failed.error.message = "etcd did not answer in time; nothing applied";
     return finish_commit(failed);
   }
-
-  void finish_commit(const etcd::txn_result& r) {
-    in_flight = 0;
-    if (r.error || !r.succeeded) {
-      std::string why;
-      if (r.error) {
-        why = "etcd did not commit: " + describe(r.error);
-        if (r.error.kind == etcd::errc::unavailable)
-          ctx->failed_ns = steady_ns();
-      } else {
-        why = "a condition failed: this instance's lease is gone (fenced "
-              "until it has a new one), or a join's reservation was lost";
-      }
-      spdlog::warn("cluster: {} commit of {} changes failed: {}", owner_name,
-                   sent.size(), why);
-      fail(sent, why);
-    } else {
-      for (auto& k : sent_keys) {
-        auto& rev = own_rev[k];
-        rev = std::max(rev, r.revision);
-      }
-      if (stats)
-        ++stats->cluster_commits;
-      for (auto& q : sent)
-        if (q.has_rp)
-          q.rp.deliver(static_cast<uint64_t>(r.revision));
-      // Committed names are members' now, no longer reservations.
-      for (auto& [key, sid] : committing_names)
-        if (auto h = held_names.find(key);
-            h != held_names.end() && h->second.first == sid)
-          held_names.erase(h);
-      ctx->failed_ns = 0;
-    }
-    next_after_commit();
+  const etcd::key_value* kv = nullptr;
+  if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
+    kv = &r.responses[0].range.kvs[0];
+  auto v = kv ? json::parse(kv->value, nullptr, false) : json{};
+  if (v.is_object() && v.value("state", "") == "joined"
+      && v.value("session_id", "") == sid) {
+    etcd::txn_result applied;
+    applied.succeeded = true;
+    applied.revision = kv->mod_revision;
+    spdlog::info("cluster: a commit etcd did not answer had applied "
+                 "(revision {})", kv->mod_revision);
+    return finish_commit(applied);
   }
-
-  /// The transaction in flight is over: the events held for its keys go
-  /// on (ours are recognised now), then the next one.
-  void next_after_commit() {
-    sent.clear();
-    sent_keys.clear();
-    auto events = std::move(held);
-    held.clear();
-    forward(events);
-    send_next();
+  // Neither ours nor the member: the commit cannot apply. Ours taken
+  // back by an earlier try that etcd did not answer: given back.
+  if (v.is_object() && v.value("session_id", "") == sid && h != held_names.end()
+      && h->second.first == sid) {
+    h->second.second = kv->value;
+    release(key, sid, 0);
   }
+  etcd::txn_result failed;
+  failed.succeeded = false;
+  return finish_commit(failed);
+}
 
-  /// Answers flushes once nothing is queued or in flight; stops when asked.
-  void settle() {
-    if (in_flight != 0 || !queue.empty())
-      return;
-    for (auto& rp : flush_waiting)
-      rp.deliver(static_cast<uint64_t>(last_rev));
-    flush_waiting.clear();
-    if (stopping)
-      self->quit();
-  }
-
-  /// Hands the other instances' changes among `events` to the owner.
-  void forward(std::vector<etcd::watch_event>& events) {
-    remote_batch batch;
-    for (auto& ev : events) {
-      auto& key = ev.kv.key;
-      if (in_flight != 0 && sent_keys.count(key) != 0) {
-        held.push_back(std::move(ev));
-        continue;
-      }
-      auto rev = ev.kv.mod_revision;
-      if (auto i = own_rev.find(key); i != own_rev.end()) {
-        auto mine = i->second;
-        if (rev >= mine)
-          own_rev.erase(i);
-        if (rev <= mine)
-          continue; // our own write, or one ours replaced
-      }
-      remote_change c;
-      if (!split_cluster_key(prefix, key, c.parent, c.key))
-        continue;
-      if (ev.type == etcd::event_type::put)
-        c.json = std::make_shared<const std::string>(std::move(ev.kv.value));
-      batch.changes.push_back(std::move(c));
-    }
-    if (batch.changes.empty())
-      return;
-    if (stats)
-      stats->cluster_remote_changes += batch.changes.size();
-    hand_over(std::move(batch));
-  }
-
-  void hand_over(remote_batch batch) {
-    if (owner)
-      caf::anon_send(owner, atom::remote_v, std::move(batch));
-    else
-      early.push_back(std::move(batch));
-  }
-
-  void watch_from(int64_t revision) {
-    etcd::watch_request w;
-    w.key = prefix;
-    w.prefix = true;
-    w.start_revision = revision;
-    w.prev_kv = false;
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    auto gen = ++watch_gen;
-    watch_id = ctx->client->watch(w, [me, gen](const etcd::watch_update& u) {
-      caf::anon_send(me, watch_msg{gen, u});
-    });
-  }
-
-  void watched(watch_msg& m) {
-    if (m.watch != watch_gen)
-      return;
-    auto& u = m.update;
-    switch (u.what) {
-      case etcd::watch_update::kind::events:
-        for (auto& ev : u.events)
-          last_rev = std::max(last_rev, ev.kv.mod_revision);
-        forward(u.events);
-        break;
-      case etcd::watch_update::kind::progress:
-      case etcd::watch_update::kind::created:
-        last_rev = std::max(last_rev, u.revision);
-        break;
-      case etcd::watch_update::kind::broken:
-        spdlog::debug("cluster: {} watch broken ({}); it resumes", owner_name,
-                      u.message);
-        break;
-      case etcd::watch_update::kind::compacted:
-        spdlog::warn("cluster: {} watch fell behind a compaction at revision "
-                     "{}: reading the whole state again",
-                     owner_name, u.compact_revision);
-        resync();
-        break;
-    }
-  }
-
-  /// Takes a join's name for `session_id` (answered ""), or answers the
-  /// session of the member that holds it; waits while another instance's
-  /// join of it is pending.
-  void reserve(uint64_t id) {
-    auto i = reserving.find(id);
-    if (i == reserving.end())
-      return;
-    auto& job = i->second;
-    if (!ctx->writable()) {
-      job.rp.deliver(make_error(ec::storage_failed,
-                                "cluster store: etcd is unavailable or this "
-                                "instance holds no live lease (retry later)"));
-      reserving.erase(i);
-      return;
-    }
-    etcd::txn_request t;
-    if (job.takeover != 0)
-      t.compares.push_back({job.key, etcd::compare_target::mod,
-                            etcd::compare_result::equal, {}, job.takeover});
-    else
-      t.compares.push_back({job.key, etcd::compare_target::create,
-                            etcd::compare_result::equal, {}, 0});
-    t.compares.push_back({ctx->instance_key(), etcd::compare_target::lease,
-                          etcd::compare_result::equal, {}, ctx->lease.load()});
-    job.value = reservation_value(*ctx, job.session_id);
-    etcd::put_request p;
-    p.key = job.key;
-    p.value = job.value;
-    p.lease = ctx->lease.load();
-    t.success.push_back(etcd::txn_op::make(std::move(p)));
-    etcd::range_request r;
-    r.key = job.key;
-    t.failure.push_back(etcd::txn_op::make(std::move(r)));
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    ctx->client->txn(std::move(t), txn_timeout, [me, id](etcd::txn_result res) {
-      caf::anon_send(me, reserve_done{id, std::move(res)});
-    });
-  }
-
-  void reserved(reserve_done& d) {
-    auto i = reserving.find(d.job);
-    if (i == reserving.end())
-      return;
-    auto& job = i->second;
-    auto answer = [&](caf::expected<std::string> x) {
-      if (x)
-        job.rp.deliver(std::move(*x));
-      else
-        job.rp.deliver(x.error());
-      reserving.erase(i);
-    };
-    auto& r = d.result;
+void etcd_store_state::finish_commit(const etcd::txn_result& r) {
+  in_flight = 0;
+  if (r.error || !r.succeeded) {
+    std::string why;
     if (r.error) {
-      // It may have been applied all the same: given back, to be sure.
-      held_names[job.key] = {job.session_id, job.value};
-      release(job.key, job.session_id, 0, true);
-      return answer(make_error(ec::storage_failed,
-                               "cluster store: etcd did not take the join's "
-                               "reservation: " + describe(r.error)));
+      why = "etcd did not commit: " + describe(r.error);
+      if (r.error.kind == etcd::errc::unavailable)
+        ctx->failed_ns = steady_ns();
+    } else {
+      why = "a condition failed: this instance's lease is gone (fenced "
+            "until it has a new one), or a join's reservation was lost";
     }
-    if (r.succeeded) {
-      held_names[job.key] = {job.session_id, job.value};
-      return answer(std::string{});
+    spdlog::warn("cluster: {} commit of {} changes failed: {}", owner_name,
+                 sent.size(), why);
+    fail(sent, why);
+  } else {
+    for (auto& k : sent_keys) {
+      auto& rev = own_rev[k];
+      rev = std::max(rev, r.revision);
     }
-    const etcd::key_value* kv = nullptr;
-    if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
-      kv = &r.responses[0].range.kvs[0];
-    if (kv == nullptr && job.takeover != 0) {
-      // The holder gave the name back while we took it over: free now,
-      // taken afresh.
-      job.takeover = 0;
-      return reserve(d.job);
-    }
-    if (kv == nullptr) {
-      // No key, yet the compare of an absent one failed: only our lease
-      // failed it (the name is free).
-      return answer(make_error(ec::storage_failed,
-                               "cluster store: this instance holds no live "
-                               "lease (retry later)"));
-    }
-    auto v = json::parse(kv->value, nullptr, false);
-    if (v.is_object() && v.value("state", "") == "joined" && v.contains("session"))
-      return answer(v["session"].dump());
-    if (v.is_object() && v.value("session_id", "") == job.session_id) {
-      held_names[job.key] = {job.session_id, kv->value};
-      return answer(std::string{}); // ours already
-    }
-    // A stale reservation is taken over: one of this instance for another
-    // session (its lobby runs one join of a name at a time, so that join is
-    // over), or anyone's past stale_reservation_s.
-    double at = v.is_object() && v.contains("at") && v["at"].is_number()
-                  ? v["at"].get<double>()
-                  : 0;
-    if (v.is_object()
-        && (v.value("owner", "") == ctx->instance_id
-            || unix_now() - at > stale_reservation_s)) {
-      job.takeover = kv->mod_revision;
-      return reserve(d.job);
-    }
-    job.takeover = 0;
-    // Pending on another instance: wait for its commit, or for its
-    // reservation to go (a failed dispatch, a lost lease).
-    if (std::chrono::steady_clock::now() >= job.deadline)
-      return answer(make_error(ec::storage_failed,
-                               "cluster store: this bot and nick are being "
-                               "joined on another instance (retry later)"));
-    self->delayed_send(self, std::chrono::milliseconds(100),
-                       reserve_retry{d.job});
+    if (stats)
+      ++stats->cluster_commits;
+    for (auto& q : sent)
+      if (q.has_rp)
+        q.rp.deliver(static_cast<uint64_t>(r.revision));
+    // Committed names are members' now, no longer reservations.
+    for (auto& [key, sid] : committing_names)
+      if (auto h = held_names.find(key);
+          h != held_names.end() && h->second.first == sid)
+        held_names.erase(h);
+    ctx->failed_ns = 0;
   }
+  next_after_commit();
+}
 
-  /// Gives back a reservation no member holds; retried while etcd does
-  /// not answer (a reservation left pending would hold the name until this
-  /// instance's lease ends, or stale_reservation_s).
-  void release(const std::string& key, const std::string& session_id,
-               int attempt, bool lingering = false) {
-    auto h = held_names.find(key);
-    if (h == held_names.end() || h->second.first != session_id)
-      return; // not ours (any more)
-    etcd::txn_request t;
-    t.compares.push_back({key, etcd::compare_target::value,
-                          etcd::compare_result::equal, h->second.second, 0});
-    etcd::delete_request d;
-    d.key = key;
-    t.success.push_back(etcd::txn_op::make(std::move(d)));
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    ctx->client->txn(std::move(t), txn_timeout,
-                     [me, key, session_id, attempt, lingering](etcd::txn_result r) {
-                       caf::anon_send(me, release_done{key, session_id, attempt,
-                                                       !r.error, r.succeeded,
-                                                       lingering});
-                     });
-  }
+void etcd_store_state::next_after_commit() {
+  sent.clear();
+  sent_keys.clear();
+  auto events = std::move(held);
+  held.clear();
+  forward(events);
+  send_next();
+}
 
-  void released(const release_done& d) {
-    if (!d.answered && d.attempt < 300) {
-      self->delayed_send(self, std::chrono::seconds(1),
-                         release_retry{d.key, d.session_id, d.attempt + 1,
-                                       d.lingering});
-      return;
-    }
-    if (d.answered && !d.deleted && d.lingering && d.attempt < 5) {
-      // Nothing found yet: a reservation etcd did not answer may still
-      // apply; looked for again at 1, 2, 4, 8 and 16 s.
-      self->delayed_send(self, std::chrono::seconds(1 << d.attempt),
-                         release_retry{d.key, d.session_id, d.attempt + 1,
-                                       true});
-      return;
-    }
-    if (auto h = held_names.find(d.key);
-        h != held_names.end() && h->second.first == d.session_id)
-      held_names.erase(h);
-  }
+void etcd_store_state::settle() {
+  if (in_flight != 0 || !queue.empty())
+    return;
+  for (auto& rp : flush_waiting)
+    rp.deliver(static_cast<uint64_t>(last_rev));
+  flush_waiting.clear();
+  if (stopping)
+    self->quit();
+}
 
-  void resync() {
-    if (resyncing)
-      return;
-    resyncing = true;
-    ctx->client->cancel_watch(watch_id);
-    ++watch_gen;
-    auto me = caf::actor_cast<etcd_store_actor>(self);
-    range_all(ctx->client, prefix, 0,
-              [me](etcd::etcd_error e, int64_t rev,
-                   std::vector<etcd::key_value> kvs) {
-                caf::anon_send(me, resync_done{std::move(e), rev, std::move(kvs)});
-              });
+void etcd_store_state::forward(std::vector<etcd::watch_event>& events) {
+  remote_batch batch;
+  for (auto& ev : events) {
+    auto& key = ev.kv.key;
+    if (in_flight != 0 && sent_keys.count(key) != 0) {
+      held.push_back(std::move(ev));
+      continue;
+    }
+    auto rev = ev.kv.mod_revision;
+    if (auto i = own_rev.find(key); i != own_rev.end()) {
+      auto mine = i->second;
+      if (rev >= mine)
+        own_rev.erase(i);
+      if (rev <= mine)
+        continue; // our own write, or one ours replaced
+    }
+    remote_change c;
+    if (!split_cluster_key(prefix, key, c.parent, c.key))
+      continue;
+    if (ev.type == etcd::event_type::put)
+      c.json = std::make_shared<const std::string>(std::move(ev.kv.value));
+    batch.changes.push_back(std::move(c));
   }
+  if (batch.changes.empty())
+    return;
+  if (stats)
+    stats->cluster_remote_changes += batch.changes.size();
+  hand_over(std::move(batch));
+}
 
-  void resynced(resync_done& d) {
-    resyncing = false;
-    if (d.error) {
-      spdlog::warn("cluster: {} resync failed ({}); retrying", owner_name,
-                   describe(d.error));
-      self->delayed_send(self, std::chrono::seconds(1), tick{});
-      return;
-    }
-    remote_batch batch;
-    batch.resync = true;
-    for (auto& kv : d.kvs) {
-      remote_change c;
-      if (!split_cluster_key(prefix, kv.key, c.parent, c.key))
-        continue;
-      c.json = std::make_shared<const std::string>(std::move(kv.value));
-      batch.changes.push_back(std::move(c));
-    }
-    own_rev.clear();
-    // Events held for keys in flight are older than the read (it saw them
-    // or newer): handed over after it, they would undo it.
-    held.erase(std::remove_if(held.begin(), held.end(),
-                              [&](const etcd::watch_event& e) {
-                                return e.kv.mod_revision <= d.revision;
-                              }),
-               held.end());
-    last_rev = d.revision;
-    spdlog::info("cluster: {} resynced: {} entries at revision {}", owner_name,
-                 batch.changes.size(), d.revision);
-    hand_over(std::move(batch));
-    watch_from(d.revision + 1);
+void etcd_store_state::hand_over(remote_batch batch) {
+  if (owner)
+    caf::anon_send(owner, atom::remote_v, std::move(batch));
+  else
+    early.push_back(std::move(batch));
+}
+
+void etcd_store_state::watch_from(int64_t revision) {
+  etcd::watch_request w;
+  w.key = prefix;
+  w.prefix = true;
+  w.start_revision = revision;
+  w.prev_kv = false;
+  auto me = caf::actor_cast<etcd_store_actor>(self);
+  auto gen = ++watch_gen;
+  watch_id = ctx->client->watch(w, [me, gen](const etcd::watch_update& u) {
+    caf::anon_send(me, watch_msg{gen, u});
+  });
+}
+
+void etcd_store_state::watched(watch_msg& m) {
+  if (m.watch != watch_gen)
+    return;
+  auto& u = m.update;
+  switch (u.what) {
+    case etcd::watch_update::kind::events:
+      for (auto& ev : u.events)
+        last_rev = std::max(last_rev, ev.kv.mod_revision);
+      forward(u.events);
+      break;
+    case etcd::watch_update::kind::progress:
+    case etcd::watch_update::kind::created:
+      last_rev = std::max(last_rev, u.revision);
+      break;
+    case etcd::watch_update::kind::broken:
+      spdlog::debug("cluster: {} watch broken ({}); it resumes", owner_name,
+                    u.message);
+      break;
+    case etcd::watch_update::kind::compacted:
+      spdlog::warn("cluster: {} watch fell behind a compaction at revision "
+                   "{}: reading the whole state again",
+                   owner_name, u.compact_revision);
+      resync();
+      break;
   }
-};
+}
+
+void etcd_store_state::resync() {
+  if (resyncing)
+    return;
+  resyncing = true;
+  ctx->client->cancel_watch(watch_id);
+  ++watch_gen;
+  auto me = caf::actor_cast<etcd_store_actor>(self);
+  range_all(ctx->client, prefix, 0,
+            [me](etcd::etcd_error e, int64_t rev,
+                 std::vector<etcd::key_value> kvs) {
+              caf::anon_send(me, resync_done{std::move(e), rev, std::move(kvs)});
+            });
+}
+
+void etcd_store_state::resynced(resync_done& d) {
+  resyncing = false;
+  if (d.error) {
+    spdlog::warn("cluster: {} resync failed ({}); retrying", owner_name,
+                 describe(d.error));
+    self->delayed_send(self, std::chrono::seconds(1), tick{});
+    return;
+  }
+  remote_batch batch;
+  batch.resync = true;
+  for (auto& kv : d.kvs) {
+    remote_change c;
+    if (!split_cluster_key(prefix, kv.key, c.parent, c.key))
+      continue;
+    c.json = std::make_shared<const std::string>(std::move(kv.value));
+    batch.changes.push_back(std::move(c));
+  }
+  own_rev.clear();
+  // Events held for keys in flight are older than the read (it saw them
+  // or newer): handed over after it, they would undo it.
+  held.erase(std::remove_if(held.begin(), held.end(),
+                            [&](const etcd::watch_event& e) {
+                              return e.kv.mod_revision <= d.revision;
+                            }),
+             held.end());
+  last_rev = d.revision;
+  spdlog::info("cluster: {} resynced: {} entries at revision {}", owner_name,
+               batch.changes.size(), d.revision);
+  hand_over(std::move(batch));
+  watch_from(d.revision + 1);
+}
+
+} // namespace cluster_detail
+
+namespace {
 
 etcd_store_actor::behavior_type
 etcd_store_fn(etcd_store_actor::stateful_pointer<etcd_store_state> self,
