@@ -252,6 +252,14 @@ R await(Start start) {
 }
 
 /// Collects watch updates and wakes a waiter.
+/// A watch of a prefix from a revision.
+watch_request watch_from(std::string prefix, int64_t revision) {
+  watch_request w;
+  w.key = std::move(prefix);
+  w.start_revision = revision;
+  return w;
+}
+
 struct watch_log {
   std::mutex mu;
   std::condition_variable cv;
@@ -671,10 +679,7 @@ TEST_CASE("a watch delivers the recorded events however the stream is chunked",
   });
   etcd_client c(options_for({gw.url()}));
   watch_log log;
-  watch_request w;
-  w.key = "/vb/";
-  w.start_revision = 6;
-  auto id = c.watch(w, log.callback());
+  auto id = c.watch(watch_from("/vb/", 6), log.callback());
   REQUIRE(log.wait([](auto& u) {
     return !u.empty() && u.back().what == watch_update::kind::progress;
   }));
@@ -764,10 +769,7 @@ TEST_CASE("a compaction cancel ends the watch as compacted, not resumed",
   });
   etcd_client c(options_for({gw.url()}));
   watch_log log;
-  watch_request w;
-  w.key = "/vb/";
-  w.start_revision = 6;
-  c.watch(w, log.callback());
+  c.watch(watch_from("/vb/", 6), log.callback());
   REQUIRE(log.wait([](auto& u) {
     return !u.empty() && u.back().what == watch_update::kind::compacted;
   }));
