@@ -65,9 +65,8 @@ void graph::stop(caf::actor_system& sys) const {
                                  caf::actor_cast<caf::actor>(registry)};
   owners.insert(owners.end(), ports.owned.begin(), ports.owned.end());
   caf::scoped_actor self{sys};
-  for (auto& a : owners) {
+  for (auto& a : owners)
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  }
   for (auto& a : owners)
     self->wait_for(a);
   std::vector<caf::actor> stores;

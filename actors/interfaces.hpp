@@ -57,7 +57,7 @@ using dispatcher_actor = caf::typed_actor<
   // stop).
   caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
   // Cluster mode: the same for a join another instance forwarded (over its
-  // cluster gateway): only a link held here, never forwarded again.
+  // relay): only a link held here, never forwarded again.
   caf::replies_to<atom::join, provider, dispatch_request, atom::remote>::with<
     std::string>,
   // Timer: the dispatch timeout of the oldest join calls passed.

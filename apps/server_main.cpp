@@ -277,7 +277,6 @@ int main(int argc, char** argv) {
                           * (opts.dispatch_timeout + 1) + 10)));
   auto g = vb::spawn_graph(sys, gc, std::move(ports), std::move(state), client,
                            stats);
-  auto stop_actors = [&] { g.stop(sys); };
   auto caf_port = caf::make_function_view(connections)(
     caf::publish_atom_v, opts.caf_port,
     caf::actor_cast<caf::strong_actor_ptr>(g.gateway),
@@ -286,7 +285,7 @@ int main(int argc, char** argv) {
     spdlog::error("cannot publish the provider gateway on {}:{}: {}",
                   opts.caf_host, opts.caf_port, sys.render(caf_port.error()));
     http->stop();
-    stop_actors();
+    g.stop(sys);
     return 1;
   }
   if (!caf_tls && !is_loopback(opts.caf_host))
@@ -384,7 +383,7 @@ int main(int argc, char** argv) {
                                        g.gateway.address(), *caf_port);
   if (cluster)
     sys.middleman().unpublish(cluster->relay, cluster->port);
-  stop_actors();
+  g.stop(sys);
   sys.await_all_actors_done();
   http.reset();
   client.reset();
