@@ -87,10 +87,63 @@ void dispatcher_state::call(std::string method, std::string url,
                 });
 }
 
-uint64_t dispatcher_state::start_join(
-  caf::typed_response_promise<std::string> rp, const provider& p) {
+void dispatcher_state::try_candidate(std::shared_ptr<placing> job) {
+  auto p = job->candidates[job->attempt];
+  join_one(p, job->req, [this, job, p](caf::expected<std::string> answer) {
+    if (answer) {
+      job->rp.deliver(placed{p, std::move(*answer)});
+      return;
+    }
+    auto err = std::move(answer.error());
+    auto& req = job->req;
+    spdlog::warn("dispatch of {} into lobby {} via provider {} failed: {}",
+                 req.bot_name, req.lobby_id, p->name, to_string(err));
+    // A provider that could not be reached (refused, 5xx, timed out) is
+    // followed by the next candidate; a rejection (4xx) is an answer.
+    auto next = job->attempt + 1;
+    if (code_of(err) == ec::unavailable && next < job->candidates.size()
+        && next <= config.failover_attempts) {
+      if (config.stats)
+        ++config.stats->failovers;
+      job->attempt = next;
+      return try_candidate(job);
+    }
+    job->rp.deliver(std::move(err));
+  });
+}
+
+void dispatcher_state::join_one(const provider_ptr& p,
+                                const dispatch_request& req,
+                                join_answer then) {
+  if (p->via == transport::caf)
+    return caf_join(p, req, false, std::move(then));
+  if (p->base_url.empty())
+    return then(failed(*p, no_endpoint(*p)));
+  auto id = start_join(std::move(then), p);
+  auto url = join_url(p->base_url,
+                      "/bots/" + encode_path_segment(req.bot_name) + "/join");
+  auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
+                             config.server_url);
+  // Read for up to late_window: an answer after dispatch_timeout is a late
+  // acceptance, stopped (the connection is not reused meanwhile).
+  call(
+    "POST", std::move(url), std::move(body),
+    [this, id, p](const http_result& r) {
+      if (auto err = call_error(*p, r))
+        return join_answered(id, err);
+      std::string run_id;
+      std::string why;
+      if (!parse_join_answer(r.body, run_id, why))
+        return join_answered(
+          id, make_error(ec::rejected, "provider " + p->name + ": " + why));
+      join_answered(id, std::move(run_id));
+    },
+    config.late_window);
+}
+
+uint64_t dispatcher_state::start_join(join_answer then, provider_ptr p) {
   auto id = ++next_join;
-  joins.emplace(id, join_call{std::move(rp), p, false});
+  joins.emplace(id, join_call{std::move(then), std::move(p), false});
   deadlines.emplace_back(self->clock().now() + config.dispatch_timeout, id);
   if (!timer_armed) {
     timer_armed = true;
@@ -121,13 +174,13 @@ void dispatcher_state::join_expired(uint64_t id) {
     return;
   auto& c = i->second;
   c.expired = true;
+  auto& p = *c.target;
   auto secs = std::chrono::duration<double>(config.dispatch_timeout).count();
-  spdlog::warn("provider {} did not accept a join within {:.3g} s", c.target.name,
+  spdlog::warn("provider {} did not accept a join within {:.3g} s", p.name,
                secs);
-  c.rp.deliver(failed(c.target,
-                      make_error(ec::unavailable,
-                                 "provider " + c.target.name
-                                   + " did not answer in time")));
+  // (A failover may start a join: the map's nodes, and `c`, stay put.)
+  c.then(failed(p, make_error(ec::unavailable,
+                              "provider " + p.name + " did not answer in time")));
 }
 
 void dispatcher_state::join_answered(uint64_t id,
@@ -139,10 +192,10 @@ void dispatcher_state::join_answered(uint64_t id,
   joins.erase(i);
   if (!c.expired) {
     if (answer) {
-      seen(c.target.provider_id);
-      c.rp.deliver(std::move(*answer));
+      seen(c.target->provider_id);
+      c.then(std::move(*answer));
     } else {
-      c.rp.deliver(failed(c.target, std::move(answer.error())));
+      c.then(failed(*c.target, std::move(answer.error())));
     }
     return;
   }
@@ -152,11 +205,11 @@ void dispatcher_state::join_answered(uint64_t id,
     return;
   spdlog::warn("provider {} accepted a join after its dispatch timeout: run "
                "{} is stopped",
-               c.target.name, *answer);
+               c.target->name, *answer);
   if (config.stats)
     ++config.stats->late_acceptances;
   self->request(caf::actor_cast<dispatcher_actor>(self), config.late_window,
-                atom::stop_v, c.target, *answer)
+                atom::stop_v, *c.target, *answer)
     .then([](bool) {},
           [run = *answer](caf::error& err) {
             spdlog::warn("stop of late run {} failed: {}", run,
@@ -199,29 +252,35 @@ void dispatcher_state::link_down(const caf::actor_addr& addr,
     // Joins sent over the link just before it went down get no answer:
     // they fail now (and may fail over), not at their dispatch timeout. An
     // answer that still comes is a late acceptance, stopped as such.
+    // (Collected first: a failover adds joins to the map.)
+    std::vector<uint64_t> cut;
     for (auto& [jid, c] : joins)
-      if (!c.expired && c.target.provider_id == id) {
-        c.expired = true;
-        c.rp.deliver(no_link(c.target));
-      }
+      if (!c.expired && c.target->provider_id == id)
+        cut.push_back(jid);
+    for (auto jid : cut) {
+      auto& c = joins.at(jid);
+      c.expired = true;
+      c.then(no_link(*c.target));
+    }
     return;
   }
 }
 
-caf::result<std::string>
-dispatcher_state::caf_join(const provider& p, const dispatch_request& req,
-                           bool forwarded) {
-  auto host = host_of(p);
+void dispatcher_state::caf_join(const provider_ptr& p,
+                                const dispatch_request& req, bool forwarded,
+                                join_answer then) {
+  auto host = host_of(*p);
   if (!host && forwarded)
-    return no_link(p); // moved on: the caller re-reads the table
+    return then(no_link(*p)); // moved on: the caller re-reads the table
   if (!host)
-    return config.elsewhere->join(*this, p, req);
-  auto id = start_join(self->make_response_promise<std::string>(), p);
+    return config.elsewhere->join(*this, p, req, std::move(then));
+  auto id = start_join(std::move(then), p);
   self->request(host, config.late_window, atom::join_v, req)
     .then(
       [this, id](std::string& run_id) { join_answered(id, std::move(run_id)); },
-      [this, id, p](caf::error& err) { join_answered(id, host_error(p, err)); });
-  return joins.at(id).rp;
+      [this, id, p](caf::error& err) {
+        join_answered(id, host_error(*p, err));
+      });
 }
 
 caf::result<bool> dispatcher_state::caf_stop(const provider& p,
@@ -251,35 +310,16 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
     self->state.link_down(msg.source, msg.reason);
   });
   return {
-      [=](atom::join, const provider& p,
-          const dispatch_request& req) -> caf::result<std::string> {
-        auto& st = self->state;
-        if (p.via == transport::caf)
-          return st.caf_join(p, req, false);
-        if (p.base_url.empty())
-          return st.failed(p, no_endpoint(p));
-        auto id = st.start_join(self->make_response_promise<std::string>(), p);
-        auto url = join_url(
-            p.base_url, "/bots/" + encode_path_segment(req.bot_name) + "/join");
-        auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
-                                   st.config.server_url);
-        // Read for up to late_window: an answer after dispatch_timeout is a
-        // late acceptance, stopped (the connection is not reused meanwhile).
-        st.call(
-          "POST", std::move(url), std::move(body),
-          [self, id, p](const http_result& r) {
-            auto& st = self->state;
-            if (auto err = call_error(p, r))
-              return st.join_answered(id, err);
-            std::string run_id;
-            std::string why;
-            if (!parse_join_answer(r.body, run_id, why))
-              return st.join_answered(
-                id, make_error(ec::rejected, "provider " + p.name + ": " + why));
-            st.join_answered(id, std::move(run_id));
-          },
-          st.config.late_window);
-        return self->state.joins.at(id).rp;
+      [=](atom::join, const provider_list& candidates,
+          const dispatch_request& req) -> caf::result<placed> {
+        if (candidates.empty())
+          return make_error(ec::unavailable, "no provider of " + req.bot_name
+                                               + " takes joins now");
+        auto job = std::make_shared<dispatcher_state::placing>(
+          dispatcher_state::placing{self->make_response_promise<placed>(),
+                                    candidates, req, 0});
+        self->state.try_candidate(job);
+        return job->rp;
       },
       [=](atom::expire, uint64_t) { self->state.expire_due(); },
       [=](atom::stop, const provider& p,
@@ -304,7 +344,15 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
       },
       [=](atom::join, const provider& p, const dispatch_request& req,
           atom::remote) -> caf::result<std::string> {
-        return self->state.caf_join(p, req, true);
+        auto rp = self->make_response_promise<std::string>();
+        self->state.caf_join(std::make_shared<const provider>(p), req, true,
+                             [rp](caf::expected<std::string> answer) mutable {
+                               if (answer)
+                                 rp.deliver(std::move(*answer));
+                               else
+                                 rp.deliver(std::move(answer.error()));
+                             });
+        return rp;
       },
       [=](atom::stop, const provider& p, const std::string& run_id,
           atom::remote) -> caf::result<bool> {
@@ -343,11 +391,12 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
         calls.erase(i);
         on_reply(reply);
       },
-      [=](atom::event, const provider& p, const std::string& run_id,
-          const lobby_event& ev) {
+      [=](atom::event, const std::string& provider_id,
+          const std::string& run_id, const lobby_event& ev) {
         // HTTP providers get no lobby events.
-        if (auto host = self->state.host_of(p))
-          self->send(host, atom::event_v, run_id, ev);
+        auto& hosts = self->state.hosts;
+        if (auto i = hosts.find(provider_id); i != hosts.end())
+          self->send(i->second, atom::event_v, run_id, ev);
       },
       [=](atom::registration, const std::string& id,
           bot_host_actor host) -> bool {

@@ -47,7 +47,9 @@ struct dispatcher_config {
   caf::timespan late_window = std::chrono::seconds(60);
   /// Told about provider health (may be null in tests).
   registry_actor registry;
-  /// Counts late acceptances (may be null).
+  /// Further providers a failed join is tried on (SPEC §7, failover).
+  size_t failover_attempts = 1;
+  /// Counts failovers and late acceptances (may be null).
   std::shared_ptr<server_stats> stats;
   /// The CAF providers whose link another instance holds (actors/ports.hpp):
   /// none (embedded), or the cluster's link table.
@@ -69,9 +71,9 @@ struct dispatcher_state {
 
   /// A join waiting for its provider's answer.
   struct join_call {
-    caf::typed_response_promise<std::string> rp;
-    provider target;
-    /// Its dispatch timeout passed: the client was answered 503.
+    join_answer then;
+    provider_ptr target;
+    /// Its dispatch timeout passed: `then` had its error already.
     bool expired = false;
   };
   /// Joins in flight, by id.
@@ -83,10 +85,23 @@ struct dispatcher_state {
   std::deque<std::pair<caf::actor_clock::time_point, uint64_t>> deadlines;
   bool timer_armed = false;
 
-  /// Starts a join: the answer within dispatch_timeout goes to the client;
-  /// a later acceptance is told to stop.
-  uint64_t start_join(caf::typed_response_promise<std::string> rp,
-                      const provider& p);
+  /// A join going down its candidates (SPEC §7, failover).
+  struct placing {
+    caf::typed_response_promise<placed> rp;
+    provider_list candidates;
+    dispatch_request req;
+    size_t attempt = 0;
+  };
+  /// Tries the job's current candidate; on a failure that may fail over
+  /// (unavailable), the next one, up to failover_attempts more.
+  void try_candidate(std::shared_ptr<placing> job);
+  /// One provider's join, HTTP or CAF (linked here or, in cluster mode,
+  /// elsewhere): `then` gets its run id or error once.
+  void join_one(const provider_ptr& p, const dispatch_request& req,
+                join_answer then);
+  /// Starts a join: the answer within dispatch_timeout goes to `then`; a
+  /// later acceptance is told to stop.
+  uint64_t start_join(join_answer then, provider_ptr p);
   /// A join's answer (a run id, or an error) arrived.
   void join_answered(uint64_t id, caf::expected<std::string> answer);
   /// A join's dispatch timeout passed.
@@ -102,8 +117,8 @@ struct dispatcher_state {
   bot_host_actor host_of(const provider& p) const;
   /// A join or stop of a CAF provider (`forwarded`: from another instance,
   /// which never goes further).
-  caf::result<std::string> caf_join(const provider& p,
-                                    const dispatch_request& req, bool forwarded);
+  void caf_join(const provider_ptr& p, const dispatch_request& req,
+                bool forwarded, join_answer then);
   caf::result<bool> caf_stop(const provider& p, const std::string& run_id,
                              bool forwarded);
   /// A CAF provider's link dropped (or it left): forget its actor.

@@ -15,9 +15,9 @@ public:
   }
   void unlinked(const std::string&) const override {
   }
-  caf::result<std::string> join(dispatcher_state& st, const provider& p,
-                                const dispatch_request&) const override {
-    return st.failed(p, no_link(p));
+  void join(dispatcher_state& st, const provider_ptr& p,
+            const dispatch_request&, join_answer then) const override {
+    then(st.failed(*p, no_link(*p)));
   }
   caf::result<bool> stop(dispatcher_state& st, const provider& p,
                          const std::string&) const override {
@@ -45,27 +45,22 @@ public:
     caf::anon_send(links_, atom::deregister_v, provider_id);
   }
 
-  caf::result<std::string> join(dispatcher_state& st, const provider& p,
-                                const dispatch_request& req) const override {
-    auto rp = st.self->make_response_promise<std::string>();
+  void join(dispatcher_state& st, const provider_ptr& p,
+            const dispatch_request& req, join_answer then) const override {
     auto wait = st.config.dispatch_timeout + std::chrono::seconds(2);
     auto* self = st.self;
     auto* state = &st;
-    self->request(links_, st.config.timeout, atom::resolve_v, p.provider_id)
+    self->request(links_, st.config.timeout, atom::resolve_v, p->provider_id)
       .then(
-        [self, rp, p, req, wait](cluster_relay_actor& relay) mutable {
-          self->request(relay, wait, atom::join_v, p.provider_id, req)
-            .then([rp](std::string& run_id) mutable { rp.deliver(run_id); },
-                  [rp, p](caf::error& err) mutable {
-                    rp.deliver(err == caf::sec::request_timeout
-                                 ? no_link(p)
-                                 : std::move(err));
+        [self, p, req, wait, then](cluster_relay_actor& relay) {
+          self->request(relay, wait, atom::join_v, p->provider_id, req)
+            .then([then](std::string& run_id) { then(std::move(run_id)); },
+                  [then, p](caf::error& err) {
+                    then(err == caf::sec::request_timeout ? no_link(*p)
+                                                          : std::move(err));
                   });
         },
-        [state, rp, p](caf::error&) mutable {
-          rp.deliver(state->failed(p, no_link(p)));
-        });
-    return rp;
+        [state, p, then](caf::error&) { then(state->failed(*p, no_link(*p))); });
   }
 
   caf::result<bool> stop(dispatcher_state& st, const provider& p,

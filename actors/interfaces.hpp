@@ -52,10 +52,11 @@ using store_actor = caf::typed_actor<
 /// timeouts; never blocks. The one actor that reports provider health to the
 /// registry, from each call's outcome (actors/dispatcher.hpp).
 using dispatcher_actor = caf::typed_actor<
-  // Ask the provider to run a bot in a lobby; answers the provider's run_id
-  // within dispatch_timeout, else unavailable (a late acceptance is told to
-  // stop).
-  caf::replies_to<atom::join, provider, dispatch_request>::with<std::string>,
+  // Run a bot in a lobby on the first of the candidates (the registry's
+  // placement order) that accepts within dispatch_timeout, failing over to
+  // at most failover_attempts more (SPEC §7); answers the provider and its
+  // run id, else the last error (a late acceptance is told to stop).
+  caf::replies_to<atom::join, provider_list, dispatch_request>::with<placed>,
   // Cluster mode: the same for a join another instance forwarded (over its
   // relay): only a link held here, never forwarded again.
   caf::replies_to<atom::join, provider, dispatch_request, atom::remote>::with<
@@ -70,8 +71,9 @@ using dispatcher_actor = caf::typed_actor<
   caf::replies_to<atom::probe, provider>::with<bool>,
   // An outbound call finished (sent by the HTTP link's thread).
   caf::reacts_to<atom::done, uint64_t, http_result>,
-  // Tell a bot run about an event in its lobby (CAF providers only).
-  caf::reacts_to<atom::event, provider, std::string, lobby_event>,
+  // Tell a bot run about an event in its lobby (provider id, run id, event;
+  // CAF providers linked here only).
+  caf::reacts_to<atom::event, std::string, std::string, lobby_event>,
   // A CAF provider's actor (provider id, handle): monitored; when its link
   // drops, the registry marks the provider unreachable.
   caf::replies_to<atom::registration, std::string, bot_host_actor>::with<bool>,
@@ -261,6 +263,12 @@ using registry_actor = caf::typed_actor<
   // Where a join of a bot goes (bot, preferred provider id or empty): the
   // candidates in placement order.
   caf::replies_to<atom::resolve, std::string, std::string>::with<placement>,
+  // Place a join and dispatch it (request, preferred provider id or empty,
+  // provider id to try last or empty): delegated with its candidates to the
+  // dispatcher, which answers; 404 for a bot no provider offers, 503 when
+  // none takes joins now.
+  caf::replies_to<atom::place, dispatch_request, std::string,
+                  std::string>::with<placed>,
   // The providers unseen for at least the given time (for the cleanup actor).
   caf::replies_to<atom::stale, caf::timespan>::with<stale_report>,
   // Evict those of the given providers still unseen for the given time;

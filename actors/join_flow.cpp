@@ -1,6 +1,7 @@
-// The join flow of a lobby (SPEC §3, §7): claim the name, resolve the
-// bot's candidates, dispatch with failover, commit the member durably, and
-// the same dispatch for a member moved to a new run.
+// The join flow of a lobby (SPEC §3, §7): claim the name, place and
+// dispatch it (the registry's candidates, the dispatcher's failover, in one
+// request), commit the member durably; and the same for a member moved to a
+// new run.
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -24,8 +25,8 @@ namespace vb {
 
 namespace {
 
-/// A request that timed out while calling a provider is a provider that
-/// cannot be reached now.
+/// A join that timed out on its way through the registry and the
+/// dispatcher is a provider that cannot be reached now.
 caf::error as_join_error(const caf::error& err) {
   if (err == caf::sec::request_timeout)
     return make_error(ec::unavailable, "Bot provider did not answer in time");
@@ -68,26 +69,25 @@ void lobby_state::claimed(const join_key& key, const bot_join& j,
 void lobby_state::place(const join_key& key, const bot_join& j,
                         const std::string& session_id) {
   self
-    ->request(peers.registry, peers.timeout, atom::resolve_v, j.bot_name,
-              j.provider_id)
+    ->request(peers.registry, peers.dispatch_wait, atom::place_v,
+              dispatch_request{j.bot_name, value.id, session_id, j.nick},
+              j.provider_id, std::string{})
     .then(
-      [this, key, j, session_id](placement& found) {
-        if (!found.known || found.candidates.empty())
-          release(j.bot_name, j.nick, session_id);
-        if (!found.known)
-          return finish(key, make_error(ec::not_found, "Bot not found"), {});
-        if (found.candidates.empty())
-          return finish(key,
-                        make_error(ec::unavailable,
-                                   "no provider of " + j.bot_name
-                                     + " takes joins now (draining, or at "
-                                       "capacity)"),
-                        {});
-        start_dispatch(key, j, session_id, std::move(found.candidates));
+      [this, key, j, session_id](placed& to) {
+        learned(*to.provider);
+        session s;
+        s.session_id = session_id;
+        s.nick = j.nick;
+        s.is_bot = true;
+        s.bot_name = j.bot_name;
+        s.provider_id = to.provider->provider_id;
+        s.run_id = std::move(to.run_id);
+        s.joined_at = unix_now();
+        accepted(key, std::move(s));
       },
       [this, key, j, session_id](caf::error& err) {
         release(j.bot_name, j.nick, session_id);
-        finish(key, err, {});
+        finish(key, as_join_error(err), {});
       });
 }
 
@@ -96,68 +96,13 @@ void lobby_state::release(const std::string& bot_name, const std::string& nick,
   peers.claims->release(*this, bot_name, nick, session_id);
 }
 
-void lobby_state::start_dispatch(const join_key& key, const bot_join& j,
-                                 const std::string& session_id,
-                                 provider_list candidates) {
-  dispatch(
-    dispatch_request{j.bot_name, value.id, session_id, j.nick},
-    std::move(candidates), 0,
-    [this, key, j, session_id](const provider& p, std::string run_id) {
-      // The record the bot's lobby events go out with.
-      learned(p);
-      session s;
-      s.session_id = session_id;
-      s.nick = j.nick;
-      s.is_bot = true;
-      s.bot_name = j.bot_name;
-      s.provider_id = p.provider_id;
-      s.run_id = std::move(run_id);
-      s.joined_at = unix_now();
-      accepted(key, std::move(s));
-    },
-    [this, key, j, session_id](const caf::error& err) {
-      release(j.bot_name, j.nick, session_id);
-      finish(key, err, {});
-    });
-}
-
-void lobby_state::dispatch(dispatch_request req, provider_list candidates,
-                           size_t attempt, accepted_fn ok, failed_fn fail) {
-  auto pp = candidates[attempt];
-  self->request(peers.dispatcher, peers.dispatch_wait, atom::join_v, *pp, req)
-    .then(
-      [pp, ok](std::string& run_id) {
-        // (The dispatcher told the registry the provider was seen.)
-        ok(*pp, std::move(run_id));
-      },
-      [this, req, candidates, attempt, ok, fail](caf::error& raw) {
-        auto err = as_join_error(raw);
-        auto& p = *candidates[attempt];
-        spdlog::warn("dispatch of {} into lobby {} via provider {} failed: {}",
-                     req.bot_name, value.id, p.name, to_string(err));
-        // (The dispatcher told the registry if the provider was
-        // unreachable.) Failover: a provider that could not be reached
-        // (refused, 5xx, timed out) is followed by the next candidate; a
-        // rejection (4xx) is an answer.
-        auto next = attempt + 1;
-        if (code_of(err) == ec::unavailable && next < candidates.size()
-            && next <= peers.failover_attempts) {
-          if (peers.stats)
-            ++peers.stats->failovers;
-          return dispatch(req, candidates, next, ok, fail);
-        }
-        fail(err);
-      });
-}
-
 void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
                        provider old, move_reason why) {
   auto sid = m->value.session_id;
   if (!moving.insert(sid).second)
     return;
-  auto bot = m->value.bot_name;
   spdlog::info("lobby {}: bot {} as '{}' (session {}) is dispatched again: {}",
-               value.id, bot, m->value.nick, sid, to_string(why));
+               value.id, m->value.bot_name, m->value.nick, sid, to_string(why));
   // A provider drained past its timeout, or removed on purpose, may still
   // run the old one: told to stop it once the member moved, or found no new
   // home (SPEC §7: its drain is over; a bot is never in a lobby twice).
@@ -186,45 +131,28 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
     s.orphaned = true;
     mark_orphaned(m, make_member(std::move(s)));
   };
-  self->request(peers.registry, peers.timeout, atom::resolve_v, bot,
-                std::string{})
+  auto& s = m->value;
+  // Another provider first; the one it leaves only as the last.
+  self
+    ->request(peers.registry, peers.dispatch_wait, atom::place_v,
+              dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
+              std::string{}, old.provider_id)
     .then(
-      [this, m, old, orphan, stop_old](placement& found) {
-        // Another provider first; the one it leaves only as the last.
-        provider_list candidates;
-        provider_ptr same;
-        for (auto& p : found.candidates)
-          if (p->provider_id == old.provider_id)
-            same = p;
-          else
-            candidates.push_back(p);
-        if (same)
-          candidates.push_back(same);
-        if (candidates.empty())
-          return orphan(make_error(ec::unavailable, "no provider of "
-                                                      + m->value.bot_name
-                                                      + " can take it"));
-        auto& s = m->value;
-        dispatch(
-          dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
-          std::move(candidates), 0,
-          [this, m, stop_old](const provider& p,
-                                            std::string run_id) {
-            learned(p);
-            auto s = m->value;
-            s.provider_id = p.provider_id;
-            s.run_id = std::move(run_id);
-            s.orphaned = false;
-            s.moved_at = unix_now();
-            commit_move(m, make_member(std::move(s)), stop_old);
-          },
-          orphan);
+      [this, m, stop_old](placed& to) {
+        learned(*to.provider);
+        auto s = m->value;
+        s.provider_id = to.provider->provider_id;
+        s.run_id = std::move(to.run_id);
+        s.orphaned = false;
+        s.moved_at = unix_now();
+        commit_move(m, make_member(std::move(s)), stop_old);
       },
-      [orphan](caf::error& err) { orphan(err); });
+      [orphan](caf::error& err) { orphan(as_join_error(err)); });
 }
 
 void lobby_state::replace_member(
-  const std::shared_ptr<const lobby_image::member>& now, const char* event) {
+  const std::shared_ptr<const lobby_image::member>& now,
+  lobby_event_type event) {
   auto& s = now->value;
   std::string old_provider;
   for (auto& m : value.sessions)
@@ -308,7 +236,7 @@ void lobby_state::commit_move(std::shared_ptr<const lobby_image::member> from,
         forget_unused_provider(now->value.provider_id);
         return;
       }
-      replace_member(now, "member_moved");
+      replace_member(now, lobby_event_type::member_moved);
       if (peers.stats)
         ++peers.stats->redispatches;
       spdlog::info("lobby {}: bot {} as '{}' moved to provider {} (run {})",
@@ -333,7 +261,7 @@ void lobby_state::mark_orphaned(std::shared_ptr<const lobby_image::member> from,
                    return;
                  }
                  if (is_current(from))
-                   replace_member(now, "member_orphaned");
+                   replace_member(now, lobby_event_type::member_orphaned);
                });
 }
 

@@ -28,7 +28,7 @@ void lobby_state::insert_bot(std::shared_ptr<const lobby_image::member> m) {
   value.sessions.push_back(m);
   spdlog::info("bot joined: {} as '{}' in lobby {} (provider {}, run {})",
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
-  emit("member_joined", s);
+  emit(lobby_event_type::member_joined, s);
   notify(member_change{value.id, std::move(m), {}});
 }
 
@@ -71,8 +71,9 @@ void lobby_state::apply_remote(const remote_batch& batch) {
     // The same member again (a resync, an echo) changes nothing.
     if (session_json(old->value) == session_json(s))
       continue;
-    auto event = s.orphaned && !old->value.orphaned ? "member_orphaned"
-                                                    : "member_moved";
+    auto event = s.orphaned && !old->value.orphaned
+                   ? lobby_event_type::member_orphaned
+                   : lobby_event_type::member_moved;
     replace_member(make_member(std::move(s)), event);
   }
   if (!batch.resync)
@@ -109,7 +110,7 @@ session lobby_state::add_person(const std::string& nick) {
   value.sessions.push_back(m);
   spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
                s.session_id);
-  emit("member_joined", s);
+  emit(lobby_event_type::member_joined, s);
   notify(member_change{value.id, std::move(m), {}});
   return s;
 }
@@ -140,8 +141,8 @@ void lobby_state::unsubscribe(const caf::actor_addr& who) {
 
 void lobby_state::add_bot(const join_key& key,
                           std::shared_ptr<const lobby_image::member> m) {
-  auto known = providers.find(m->value.provider_id);
-  auto& by = known != providers.end() && known->second.via != transport::caf
+  auto known = transports.find(m->value.provider_id);
+  auto& by = known != transports.end() && known->second != transport::caf
                ? quiet_bots
                : bots_by_provider;
   by[m->value.provider_id][m->value.session_id] = m;
@@ -168,11 +169,11 @@ void lobby_state::forget_unused_provider(const std::string& provider_id) {
   if (bots_by_provider.count(provider_id) == 0
       && quiet_bots.count(provider_id) == 0
       && awaiting.count(provider_id) == 0)
-    providers.erase(provider_id);
+    transports.erase(provider_id);
 }
 
 void lobby_state::learned(const provider& p) {
-  providers[p.provider_id] = p;
+  transports[p.provider_id] = p.via;
   if (p.via == transport::caf)
     return;
   // Its bots hear no events: out of the fan-out, for good.
@@ -185,7 +186,7 @@ void lobby_state::learned(const provider& p) {
   }
 }
 
-void lobby_state::emit(const char* type, const session& member,
+void lobby_state::emit(lobby_event_type type, const session& member,
                        std::string text) {
   lobby_event ev{type, value.id, member, std::move(text), unix_now()};
   for (auto& sub : subscribers)
@@ -202,12 +203,13 @@ void lobby_state::emit(const char* type, const session& member,
 }
 
 void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
-  if (auto i = providers.find(bot.provider_id); i != providers.end()) {
-    self->send(peers.dispatcher, atom::event_v, i->second, bot.run_id, ev);
+  if (auto i = transports.find(bot.provider_id); i != transports.end()) {
+    self->send(peers.dispatcher, atom::event_v, bot.provider_id, bot.run_id,
+               ev);
     return;
   }
-  // A bot loaded from disk: its provider's record is asked for once, and
-  // the events wait for it in order.
+  // A bot loaded from disk: how its provider is reached is asked for once,
+  // and the events wait for it in order.
   auto& queue = awaiting[bot.provider_id];
   queue.emplace_back(bot.run_id, ev);
   if (queue.size() > 1)
@@ -217,12 +219,12 @@ void lobby_state::tell_bot(const session& bot, const lobby_event& ev) {
     .then(
       [this, provider_id](provider& p) {
         learned(p);
-        auto& rec = providers[provider_id];
         auto queued = std::move(awaiting[provider_id]);
         awaiting.erase(provider_id);
-        if (rec.via == transport::caf)
+        if (p.via == transport::caf)
           for (auto& [run_id, ev] : queued)
-            self->send(peers.dispatcher, atom::event_v, rec, run_id, ev);
+            self->send(peers.dispatcher, atom::event_v, provider_id, run_id,
+                       ev);
       },
       [this, provider_id](caf::error& err) {
         auto n = awaiting[provider_id].size();
@@ -257,7 +259,7 @@ void lobby_state::say(const std::string& session_id, const std::string& text,
     return;
   }
   auto member = (*i)->value;
-  emit("chat", member, text);
+  emit(lobby_event_type::chat, member, text);
   // Said here: the other instances' subscribers and bots hear it too.
   if (here)
     peers.lines->said(value.id, session_id, text, provider_id);
@@ -272,7 +274,7 @@ void lobby_state::chat(const std::string& nick, const std::string& text,
     return;
   session speaker;
   speaker.nick = nick;
-  emit("chat", speaker, text);
+  emit(lobby_event_type::chat, speaker, text);
   if (here)
     peers.lines->chatted(value.id, nick, text);
 }
@@ -298,7 +300,7 @@ std::optional<session> lobby_state::remove_member(const std::string& session_id)
     drop_bot(s);
   spdlog::info("left: '{}' from lobby {} (session {})", s.nick, value.id,
                s.session_id);
-  emit("member_left", s);
+  emit(lobby_event_type::member_left, s);
   notify(member_change{value.id, nullptr, s.session_id});
   return s;
 }

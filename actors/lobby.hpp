@@ -61,12 +61,11 @@ struct lobby_peers {
   store_actor store;
   /// How long a lobby waits for the registry.
   caf::timespan timeout = std::chrono::seconds(5);
-  /// How long a lobby waits for the dispatcher's answer to one join (the
-  /// dispatcher answers within its dispatch_timeout; this is a safety net).
-  caf::timespan dispatch_wait = std::chrono::seconds(10);
-  /// Further providers a failed join is tried on (SPEC §7, failover).
-  size_t failover_attempts = 1;
-  /// Counts failovers and re-dispatches (may be null).
+  /// How long a lobby waits for a join placed and dispatched (the
+  /// dispatcher answers within every failover's dispatch_timeout; this is a
+  /// safety net).
+  caf::timespan dispatch_wait = std::chrono::seconds(15);
+  /// Counts re-dispatches (may be null).
   std::shared_ptr<server_stats> stats;
   /// Lobbies the directory holds at most; a creation past it is refused
   /// (ec::full), so that clients cannot grow the state without bound.
@@ -114,8 +113,9 @@ struct lobby_state {
   members_by_provider bots_by_provider;
   /// The bot members of HTTP providers, which hear none.
   members_by_provider quiet_bots;
-  /// The provider records of bot members, by provider id, for lobby events.
-  std::unordered_map<std::string, provider> providers;
+  /// How the providers of bot members are reached, by provider id: only
+  /// CAF providers' bots hear lobby events.
+  std::unordered_map<std::string, transport> transports;
   /// Events for bots whose provider record is being asked of the registry,
   /// by provider id, in order: (run id, event).
   std::unordered_map<std::string,
@@ -127,8 +127,8 @@ struct lobby_state {
                std::shared_ptr<const lobby_image::member> m);
   /// A bot member leaves.
   void drop_bot(const session& s, bool forget = true);
-  /// A bot provider's record: kept for its bots' events; an HTTP provider's
-  /// bots leave the event fan-out.
+  /// How a bot provider is reached: an HTTP provider's bots leave the event
+  /// fan-out.
   void learned(const provider& p);
   /// Drops the record of a provider no bot member of this lobby has any
   /// more: with providers coming and going, the records would otherwise
@@ -140,24 +140,15 @@ struct lobby_state {
   void claimed(const join_key& key, const bot_join& j,
                const std::string& session_id,
                const std::optional<session>& holder);
-  /// Resolves a join's candidates and dispatches it (after its
-  /// reservation, in cluster mode; given back when none can take it).
+  /// Has the registry place the join and the dispatcher dispatch it, with
+  /// failover (after its reservation, in cluster mode; given back when none
+  /// takes it).
   void place(const join_key& key, const bot_join& j,
              const std::string& session_id);
-  /// Dispatches a join (after its reservation, in cluster mode).
-  void start_dispatch(const join_key& key, const bot_join& j,
-                      const std::string& session_id, provider_list candidates);
   /// Gives back a claimed name no member holds (a dispatch or a commit
   /// failed).
   void release(const std::string& bot_name, const std::string& nick,
                const std::string& session_id);
-  /// One dispatch with failover (SPEC §7): the candidates in order, at most
-  /// 1 + failover_attempts of them; `ok` with the provider that accepted
-  /// and its run id, or `fail` with the last error.
-  using accepted_fn = std::function<void(const provider&, std::string)>;
-  using failed_fn = std::function<void(const caf::error&)>;
-  void dispatch(dispatch_request req, provider_list candidates,
-                size_t attempt, accepted_fn ok, failed_fn fail);
   /// Bot members being dispatched again, by session id.
   std::set<std::string> moving;
   /// Dispatches a bot member again (SPEC §7, re-dispatch): to a candidate
@@ -168,7 +159,7 @@ struct lobby_state {
   /// Replaces a member by its new value, durably done already (announced,
   /// the directory told).
   void replace_member(const std::shared_ptr<const lobby_image::member>& now,
-                      const char* event);
+                      lobby_event_type event);
   /// A moved member's new run, written (as `sid`'s one write in flight)
   /// and put in place, unless the member left or changed meanwhile.
   void commit_move(std::shared_ptr<const lobby_image::member> from,
@@ -215,7 +206,8 @@ struct lobby_state {
   void unsubscribe(const caf::actor_addr& who);
   /// Sends an event to every subscriber and to every bot member but the one
   /// it is about, without waiting for any of them.
-  void emit(const char* type, const session& member, std::string text = {});
+  void emit(lobby_event_type type, const session& member,
+            std::string text = {});
   /// Sends an event to one bot member through the dispatcher.
   void tell_bot(const session& bot, const lobby_event& ev);
   /// A member says something; non-members and bad lines are ignored.

@@ -66,6 +66,7 @@ VB_ADD_ATOM(expire, "expire")
 VB_ADD_ATOM(peers, "peers")
 VB_ADD_ATOM(remote, "remote")
 VB_ADD_ATOM(reserve, "reserve")
+VB_ADD_ATOM(place, "place")
 
 namespace vb {
 
@@ -235,6 +236,13 @@ struct placement {
   bool known = false;
 };
 
+/// A join placed and dispatched (SPEC §7): the provider that accepted it,
+/// shared as the registry holds it, and the run id it answered. Local only.
+struct placed {
+  provider_ptr provider;
+  std::string run_id;
+};
+
 /// Why a bot member is dispatched again (SPEC §7, re-dispatch).
 enum class move_reason : uint8_t {
   evicted,    // its provider was evicted by the cleanup rule
@@ -284,6 +292,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::store_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::remote_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placement)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placed)
 
 // -- type ids -----------------------------------------------------------------
 
@@ -308,4 +317,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (vb::placement))
   CAF_ADD_TYPE_ID(vb_local, (vb::move_reason))
   CAF_ADD_TYPE_ID(vb_local, (vb::drain_request))
+  CAF_ADD_TYPE_ID(vb_local, (vb::placed))
 CAF_END_TYPE_ID_BLOCK(vb_local)

@@ -7,10 +7,12 @@
 // asks which mode it runs in.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include <caf/expected.hpp>
 #include <caf/result.hpp>
 
 #include "actors/interfaces.hpp"
@@ -72,6 +74,9 @@ std::shared_ptr<const line_port> local_lines();
 /// Cluster: to every other instance, through the link table.
 std::shared_ptr<const line_port> relayed_lines(line_relay_actor relay);
 
+/// What a provider answered to one join: its run id or why not.
+using join_answer = std::function<void(caf::expected<std::string>)>;
+
 /// The CAF providers whose link another instance holds.
 class link_port {
 public:
@@ -80,9 +85,8 @@ public:
   virtual void linked(const std::string& provider_id) const = 0;
   virtual void unlinked(const std::string& provider_id) const = 0;
   /// A join, a stop, a probe of a CAF provider not linked here.
-  virtual caf::result<std::string>
-  join(dispatcher_state& st, const provider& p,
-       const dispatch_request& req) const
+  virtual void join(dispatcher_state& st, const provider_ptr& p,
+                    const dispatch_request& req, join_answer then) const
     = 0;
   virtual caf::result<bool> stop(dispatcher_state& st, const provider& p,
                                  const std::string& run_id) const

@@ -308,6 +308,26 @@ registry(registry_actor::stateful_pointer<registry_state> self,
     [=](atom::resolve, const std::string& bot, const std::string& preferred) {
       return self->state.place(bot, preferred);
     },
+    [=](atom::place, const dispatch_request& req, const std::string& preferred,
+        const std::string& last) -> caf::result<placed> {
+      auto& st = self->state;
+      auto found = st.place(req.bot_name, preferred);
+      if (!found.known)
+        return make_error(ec::not_found, "Bot not found");
+      auto& c = found.candidates;
+      // A moved member's old provider only after every other one.
+      std::stable_partition(c.begin(), c.end(), [&](const provider_ptr& p) {
+        return p->provider_id != last;
+      });
+      if (c.empty())
+        return make_error(ec::unavailable,
+                          "no provider of " + req.bot_name
+                            + " takes joins now (draining, or at capacity)");
+      if (!st.dispatcher)
+        return make_error(ec::unavailable, "the dispatcher is not wired yet");
+      // The dispatcher answers the lobby itself: no hop back through here.
+      return self->delegate(st.dispatcher, atom::join_v, std::move(c), req);
+    },
     [=](atom::stale, caf::timespan stale_after) {
       return self->state.stale(stale_after);
     },

@@ -261,9 +261,11 @@ int main(int argc, char** argv) {
                                   opts.max_evict_fraction};
   gc.dispatcher.server_url = server_url;
   gc.dispatcher.dispatch_timeout = seconds(opts.dispatch_timeout);
+  gc.dispatcher.failover_attempts
+    = static_cast<size_t>(opts.failover_attempts);
   auto& peers = gc.lobbies;
-  peers.dispatch_wait = seconds(opts.dispatch_timeout + 5);
-  peers.failover_attempts = static_cast<size_t>(opts.failover_attempts);
+  peers.dispatch_wait
+    = seconds((opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5);
   peers.stray_grace
     = (opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5;
   peers.max_lobbies = opts.max_lobbies;

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   seed("dispatch_request", dispatch_request{"echo", "lobby-1", "s-1", "Echo"});
   seed("bot_runs", runs);
   seed("registration_result", registration_result{"p-1", {"r9"}});
-  seed("lobby_event", lobby_event{"chat", "lobby-1", s, "hello", 17.5});
+  seed("lobby_event", lobby_event{lobby_event_type::chat, "lobby-1", s, "hello", 17.5});
   seed("host_handle_null", no_host);
   seed("args_hello", atom::hello_v, protocol_version);
   seed("args_registration", atom::registration_v, protocol_version, reg,

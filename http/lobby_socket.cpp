@@ -40,11 +40,11 @@ std::string members_message(const lobby& l) {
 }
 
 std::string event_message(const lobby_event& ev) {
-  json j{{"type", ev.type},
+  json j{{"type", to_string(ev.type)},
          {"lobby_id", ev.lobby_id},
          {"member", ev.member},
          {"at", ev.at}};
-  if (ev.type == "chat")
+  if (ev.type == lobby_event_type::chat)
     j["text"] = ev.text;
   return dump(j);
 }

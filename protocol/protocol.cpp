@@ -24,6 +24,28 @@ const char* to_string(ec x) {
   return "unknown";
 }
 
+const char* to_string(lobby_event_type x) {
+  switch (x) {
+    case lobby_event_type::member_joined: return "member_joined";
+    case lobby_event_type::member_left: return "member_left";
+    case lobby_event_type::chat: return "chat";
+    case lobby_event_type::member_moved: return "member_moved";
+    case lobby_event_type::member_orphaned: return "member_orphaned";
+  }
+  return "unknown";
+}
+
+bool from_string(const std::string& text, lobby_event_type& x) {
+  for (auto t : {lobby_event_type::member_joined, lobby_event_type::member_left,
+                 lobby_event_type::chat, lobby_event_type::member_moved,
+                 lobby_event_type::member_orphaned})
+    if (text == to_string(t)) {
+      x = t;
+      return true;
+    }
+  return false;
+}
+
 void add_protocol_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::vb_protocol>();
   cfg.add_error_category(

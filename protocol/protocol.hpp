@@ -22,6 +22,7 @@
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 #include <caf/make_message.hpp>
+#include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
@@ -137,14 +138,29 @@ struct registration_result {
   std::vector<std::string> unknown_runs;
 };
 
+/// What happened in a lobby. Its text (`to_string`) is what the WebSocket's
+/// JSON and the CAF wire carry.
+enum class lobby_event_type : uint8_t {
+  member_joined,
+  member_left,
+  chat,
+  /// A bot member runs elsewhere now: `member` has its new provider_id and
+  /// run_id.
+  member_moved,
+  /// A bot member lost its provider and none could take it:
+  /// `member.orphaned`.
+  member_orphaned,
+};
+
+const char* to_string(lobby_event_type x);
+/// The type of a text; false for a text no type has.
+bool from_string(const std::string& text, lobby_event_type& x);
+
 /// Something that happened in a lobby, as subscribers (web pages over the
-/// WebSocket) and the lobby's bots see it. `type` is "member_joined",
-/// "member_left", "chat", "member_moved" (a bot member runs elsewhere now:
-/// `member` has its new provider_id and run_id) or "member_orphaned" (a bot
-/// member lost its provider and none could take it: `member.orphaned`);
-/// `member` is who joined, left, spoke or moved.
+/// WebSocket) and the lobby's bots see it; `member` is who joined, left,
+/// spoke or moved.
 struct lobby_event {
-  std::string type;
+  lobby_event_type type = lobby_event_type::chat;
   std::string lobby_id;
   session member;
   std::string text; // chat only
@@ -200,8 +216,16 @@ inspect(Inspector& f, registration_result& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, lobby_event& x) {
-  return f(caf::meta::type_name("vb::lobby_event"), x.type, x.lobby_id,
-           x.member, x.text, x.at);
+  // The type crosses the wire as its text, as in protocol 2's first
+  // providers.
+  std::string type = to_string(x.type);
+  auto load = [&]() -> caf::error {
+    if (!from_string(type, x.type))
+      return make_error(ec::invalid, "unknown lobby event type: " + type);
+    return caf::none;
+  };
+  return f(caf::meta::type_name("vb::lobby_event"), type,
+           caf::meta::load_callback(load), x.lobby_id, x.member, x.text, x.at);
 }
 
 // -- the two interfaces -------------------------------------------------------------

@@ -41,9 +41,9 @@ caf::behavior bot_fn(caf::event_based_actor* self, host_actor host,
     [=](atom::event, const lobby_event& ev) {
       if (ev.member.session_id == run.session_id)
         return; // its own doing
-      if (run.bot_name == "echo" && ev.type == "chat" && !ev.member.is_bot)
+      if (run.bot_name == "echo" && ev.type == lobby_event_type::chat && !ev.member.is_bot)
         say(ev.text);
-      else if (run.bot_name == "greeter" && ev.type == "member_joined")
+      else if (run.bot_name == "greeter" && ev.type == lobby_event_type::member_joined)
         say("Hello, " + ev.member.nick + "!");
     },
   };

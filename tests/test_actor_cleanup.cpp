@@ -222,8 +222,8 @@ dispatcher_actor::behavior_type
 probe_only_dispatcher(dispatcher_actor::pointer self,
                       std::shared_ptr<std::vector<std::string>> probed) {
   return test::mock_dispatcher_of(
-    [=](atom::join, const provider&,
-        const dispatch_request&) -> caf::result<std::string> {
+    [=](atom::join, const provider_list&,
+        const dispatch_request&) -> caf::result<placed> {
       return make_error(ec::unavailable);
     },
     [=](atom::stop, const provider&, const std::string&) { return true; },
@@ -234,7 +234,7 @@ probe_only_dispatcher(dispatcher_actor::pointer self,
     },
     [=](atom::done, uint64_t, const http_result&) {},
     [=](atom::expire, uint64_t) {},
-    [=](atom::event, const provider&, const std::string&,
+    [=](atom::event, const std::string&, const std::string&,
         const lobby_event&) {});
 }
 

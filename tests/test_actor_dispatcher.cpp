@@ -56,6 +56,7 @@ struct dispatcher_fixture : test::fixture {
     dispatcher_config dc;
     dc.server_url = "http://127.0.0.1:8000";
     dc.registry = reg;
+    dc.stats = stats;
     aut = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
     run();
   }
@@ -101,8 +102,17 @@ struct dispatcher_fixture : test::fixture {
     return false;
   }
 
+  /// A join dispatched to `p` alone (no failover).
+  std::string join(const provider& p, dispatch_request req = request()) {
+    return ask<placed>(aut, atom::join_v, one(p), req).run_id;
+  }
+
   caf::error join_error(const provider& p) {
-    return ask_error<std::string>(aut, atom::join_v, p, request());
+    return ask_error<placed>(aut, atom::join_v, one(p), request());
+  }
+
+  static provider_list one(const provider& p) {
+    return {std::make_shared<const provider>(p)};
   }
 
   static dispatch_request request() {
@@ -125,7 +135,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join is POST "
   link->script = [](auto&) { return test::accepted("r-1"); };
   auto req = request();
   req.bot_name = "my bot";
-  CHECK(ask<std::string>(aut, atom::join_v, p, req) == "r-1");
+  CHECK(join(p, req) == "r-1");
   REQUIRE(link->calls.size() == 1);
   auto& c = link->calls[0];
   CHECK(c.method == "POST");
@@ -143,7 +153,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join the provider accepts "
   auto p = add_http("alpha", 10s);
   REQUIRE(stale(p));
   link->script = [](auto&) { return test::accepted("r-1"); };
-  CHECK(ask<std::string>(aut, atom::join_v, p, request()) == "r-1");
+  CHECK(join(p) == "r-1");
   CHECK_FALSE(stale(p));
   CHECK(status(p) == provider_status::online);
 }
@@ -237,15 +247,15 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF provider's accepted "
   auto p = add_caf("caf-host");
   advance(10s);
   REQUIRE(stale(p));
-  CHECK(ask<std::string>(aut, atom::join_v, p, request()) == "caf-run-1");
+  CHECK(join(p) == "caf-run-1");
   CHECK_FALSE(stale(p));
   *host_mode = "hang";
-  auto h = self->request(aut, caf::infinite, atom::join_v, p, request());
+  auto h = self->request(aut, caf::infinite, atom::join_v, one(p), request());
   run();
   CHECK(status(p) == provider_status::online);
   advance(5s); // the dispatch timeout
   caf::error err;
-  h.receive([](std::string&) { FAIL("answered"); },
+  h.receive([](placed&) { FAIL("answered"); },
             [&](caf::error& e) { err = std::move(e); });
   CHECK(code_of(err) == ec::unavailable);
   CHECK(status(p) == provider_status::unreachable);
@@ -257,15 +267,43 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF join in flight when "
                  "dispatch timeout", "[dispatcher]") {
   auto p = add_caf("caf-host");
   *host_mode = "hang";
-  auto h = self->request(aut, caf::infinite, atom::join_v, p, request());
+  auto h = self->request(aut, caf::infinite, atom::join_v, one(p), request());
   run();
   self->send_exit(host, caf::exit_reason::remote_link_unreachable);
   run(); // no time passes
   caf::error err;
-  h.receive([](std::string&) { FAIL("answered"); },
+  h.receive([](placed&) { FAIL("answered"); },
             [&](caf::error& e) { err = std::move(e); });
   CHECK(code_of(err) == ec::unavailable);
   CHECK(status(p) == provider_status::unreachable);
+}
+
+TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join whose CAF provider's "
+                 "link goes down fails over to the next candidate at once, and "
+                 "answers with the provider that accepted", "[dispatcher]") {
+  auto gone = add_caf("caf-host");
+  auto next = add_http("alpha");
+  *host_mode = "hang";
+  link->script = [](auto&) { return test::accepted("r-1"); };
+  provider_list candidates{std::make_shared<const provider>(gone),
+                           std::make_shared<const provider>(next)};
+  auto h = self->request(aut, caf::infinite, atom::join_v, candidates,
+                         request());
+  run();
+  CHECK(link->calls.empty());
+  self->send_exit(host, caf::exit_reason::remote_link_unreachable);
+  run(); // no time passes
+  placed to;
+  h.receive([&](placed& x) { to = std::move(x); },
+            [](caf::error& e) { FAIL("failed: " << to_string(e)); });
+  REQUIRE(to.provider);
+  CHECK(to.provider->provider_id == next.provider_id);
+  // The same record the caller handed in, not a copy of it.
+  CHECK(to.provider == candidates[1]);
+  CHECK(to.run_id == "r-1");
+  CHECK(link->calls.size() == 1);
+  CHECK(stats->failovers == 1);
+  CHECK(status(gone) == provider_status::unreachable);
 }
 
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF provider that refuses "

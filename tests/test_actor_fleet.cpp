@@ -115,11 +115,6 @@ struct fleet_fixture : test::fixture {
     rc.flush_interval = 3600s;
     reg = sys.spawn(registry, provider_store, std::vector<provider>{}, rc,
                     stats);
-    dispatcher_config dc;
-    dc.server_url = "http://127.0.0.1:8000";
-    dc.registry = reg;
-    dc.stats = stats;
-    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
     run();
   }
 
@@ -151,13 +146,19 @@ struct fleet_fixture : test::fixture {
     return test::accepted(name + "-run-" + std::to_string(++next_run[name]));
   }
 
-  /// The lobby directory, told to the registry as at start-up.
+  /// The dispatcher (with failover_attempts) and the lobby directory, told
+  /// to the registry as at start-up.
   void start(std::vector<lobby> initial = {}) {
+    dispatcher_config dc;
+    dc.server_url = "http://127.0.0.1:8000";
+    dc.registry = reg;
+    dc.stats = stats;
+    dc.failover_attempts = failover_attempts;
+    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
     lobby_peers lp;
     lp.registry = reg;
     lp.dispatcher = disp;
     lp.store = lobby_store;
-    lp.failover_attempts = failover_attempts;
     lp.stats = stats;
     dir = sys.spawn(lobby_directory, to_images(std::move(initial)), lp, stats);
     self->send(reg, atom::peers_v, dir, disp);
@@ -331,7 +332,7 @@ struct fleet_fixture : test::fixture {
   strings seen(const feed& f) {
     strings out;
     for (auto& ev : f.events)
-      out.push_back(ev.type + " " + describe(ev.member));
+      out.push_back(to_string(ev.type) + (" " + describe(ev.member)));
     return out;
   }
 
@@ -675,7 +676,7 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of an evicted "
   auto events = seen(*f);
   CHECK(events.size() == 2);
   for (auto& ev : f->events) {
-    CHECK(ev.type == "member_moved");
+    CHECK(ev.type == lobby_event_type::member_moved);
     CHECK(ev.member.provider_id == beta);
   }
   CHECK(stats->redispatches == 2);
@@ -804,7 +805,7 @@ TEST_CASE_METHOD(fleet_fixture, "orphans: with no candidate a member stays, "
         == strings{"leave " + echo.session_id,
                    "join " + echo.session_id + " " + describe(m)});
   REQUIRE(f->events.size() == 1);
-  CHECK(f->events[0].type == "member_orphaned");
+  CHECK(f->events[0].type == lobby_event_type::member_orphaned);
   CHECK(f->events[0].member.orphaned);
   CHECK(stats->orphaned == 1);
   CHECK(stats->redispatches == 0);

@@ -181,8 +181,8 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a CAF provider registers, is "
   // Registering again with its id keeps the id.
   CHECK(enroll({}, res.provider_id).provider_id == res.provider_id);
   // A lobby event for a run reaches the provider's actor.
-  lobby_event ev{"chat", lobby_id, session{}, "hello", 0};
-  self->send(disp, atom::event_v, get_provider(res.provider_id), s.run_id, ev);
+  lobby_event ev{lobby_event_type::chat, lobby_id, session{}, "hello", 0};
+  self->send(disp, atom::event_v, res.provider_id, s.run_id, ev);
   run();
   REQUIRE(script->events.size() == 1);
   CHECK(script->events[0].first == s.run_id);
@@ -403,7 +403,7 @@ TEST_CASE_METHOD(gateway_fixture, "gateway: a bot's line counts only from "
   run();
   REQUIRE(script->events.size() == 1);
   CHECK(script->events[0].first == greeter.run_id);
-  CHECK(script->events[0].second.type == "chat");
+  CHECK(script->events[0].second.type == lobby_event_type::chat);
   CHECK(script->events[0].second.text == "hello");
   CHECK(script->events[0].second.member.session_id == echo.session_id);
   // From any other actor (not a registered provider): nothing.

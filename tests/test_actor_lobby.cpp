@@ -28,9 +28,9 @@ struct provider_script {
   std::map<std::string, std::string> mode;
   std::vector<std::pair<std::string, dispatch_request>> joins;
   std::vector<std::string> stops;
-  /// Lobby events sent to bots: provider name, run id, event.
+  /// Lobby events sent to bots: provider id, run id, event.
   struct bot_event {
-    std::string provider;
+    std::string provider_id;
     std::string run_id;
     lobby_event event;
   };
@@ -38,22 +38,27 @@ struct provider_script {
   int next_run = 0;
 };
 
-/// A dispatcher that answers from the script instead of calling providers.
-/// It tells the registry nothing (the real one reports provider health), so
-/// what the registry learns in these tests, the lobby told it.
+/// A dispatcher that answers from the script instead of calling providers:
+/// the first candidate only (failover is the real dispatcher's, tested over
+/// a scripted link). It tells the registry nothing (the real one reports
+/// provider health), so what the registry learns in these tests, the lobby
+/// told it.
 dispatcher_actor::behavior_type
 mock_dispatcher(dispatcher_actor::pointer self,
                 std::shared_ptr<provider_script> script) {
   return test::mock_dispatcher_of(
-    [=](atom::join, const provider& p,
-        const dispatch_request& req) -> caf::result<std::string> {
-      script->joins.emplace_back(p.name, req);
-      auto mode = script->mode.count(p.name) ? script->mode[p.name] : "accept";
+    [=](atom::join, const provider_list& candidates,
+        const dispatch_request& req) -> caf::result<placed> {
+      REQUIRE_FALSE(candidates.empty());
+      auto& p = candidates.front();
+      script->joins.emplace_back(p->name, req);
+      auto mode = script->mode.count(p->name) ? script->mode[p->name]
+                                              : "accept";
       if (mode == "unavailable")
         return make_error(ec::unavailable, "refused");
       if (mode == "reject")
         return make_error(ec::rejected, "answered 500");
-      return "run-" + std::to_string(++script->next_run);
+      return placed{p, "run-" + std::to_string(++script->next_run)};
     },
     [=](atom::stop, const provider&, const std::string& run_id) {
       script->stops.push_back(run_id);
@@ -64,9 +69,9 @@ mock_dispatcher(dispatcher_actor::pointer self,
       FAIL("no HTTP link in this test");
     },
     [=](atom::expire, uint64_t) {},
-    [=](atom::event, const provider& p, const std::string& run_id,
-        const lobby_event& ev) {
-      script->events.push_back({p.name, run_id, ev});
+    [=](atom::event, const std::string& provider_id,
+        const std::string& run_id, const lobby_event& ev) {
+      script->events.push_back({provider_id, run_id, ev});
     });
 }
 
@@ -131,6 +136,7 @@ struct lobby_fixture : test::fixture {
     peers.max_members = max_members;
     aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
                     stats);
+    self->send(reg, atom::peers_v, aut, disp);
     run();
   }
 
@@ -139,6 +145,7 @@ struct lobby_fixture : test::fixture {
     lobby_files.store = std::move(store);
     aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                     lobby_peers{reg, disp, lobby_files.store}, stats);
+    self->send(reg, atom::peers_v, aut, disp);
     run();
   }
 
@@ -397,6 +404,7 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a journal compacted under joins "
   lobby_files = spawn_journal_store(sys, seed, stats, false);
   aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
                   lobby_peers{reg, disp, lobby_files.store}, stats);
+  self->send(reg, atom::peers_v, aut, disp);
   run();
   add_provider("alpha", {"echo"});
   auto room = create("room");
@@ -416,16 +424,24 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: a journal compacted under joins "
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: a failed join is tried once on another "
                  "online provider", "[lobby]") {
+  use_real_dispatcher();
   start();
-  add_provider("alpha", {"echo"});
+  auto alpha = add_provider("alpha", {"echo"});
   advance(1s);
-  auto beta = add_provider("beta", {"echo"});
+  add_provider("beta", {"echo"});
   // beta was seen last, so it is tried first.
-  script->mode["beta"] = "unavailable";
+  link->script = [](const test::scripted_link::call& c) {
+    if (c.url.find("/beta/") != std::string::npos)
+      return test::no_answer("connection refused");
+    return test::accepted("r-1");
+  };
   auto room = create("room");
   auto s = join(room.id, "echo", "Echo");
-  CHECK(s.provider_id != beta);
-  CHECK(script->joins.size() == 2);
+  CHECK(s.provider_id == alpha);
+  CHECK(s.run_id == "r-1");
+  CHECK(link->count("/beta/bots/echo/join") == 1);
+  CHECK(link->count("/alpha/bots/echo/join") == 1);
+  CHECK(get(room.id).sessions.size() == 1);
 }
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: a bot member that leaves is stopped at "
@@ -493,15 +509,15 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: providers coming and going leave no "
   for (int i = 0; i < 5; ++i) {
     auto pid = add_provider("p" + std::to_string(i), {"echo"});
     auto s = join(room.id, "echo", "Echo " + std::to_string(i), pid);
-    CHECK(st.providers.count(pid) == 1);
+    CHECK(st.transports.count(pid) == 1);
     ask<std::string>(aut, atom::leave_v, leave_request{s.session_id, room.id});
     run();
-    CHECK(st.providers.count(pid) == 0);
+    CHECK(st.transports.count(pid) == 0);
   }
-  // A member that stays keeps its provider's record.
+  // A member that stays keeps its provider's transport.
   auto pid = add_provider("stays", {"echo"});
   join(room.id, "echo", "Echo", pid);
-  CHECK(st.providers.size() == 1);
+  CHECK(st.transports.size() == 1);
 }
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "
@@ -558,7 +574,7 @@ recorder(lobby_subscriber_actor::pointer, std::shared_ptr<feed> f) {
       f->members = l;
     },
     [=](atom::event, const lobby_event& ev) {
-      f->seen.push_back(ev.type);
+      f->seen.push_back(to_string(ev.type));
       f->events.push_back(ev);
     },
   };
@@ -594,7 +610,7 @@ struct events_fixture : lobby_fixture {
   std::vector<std::string> bot_events() {
     std::vector<std::string> out;
     for (auto& e : script->events)
-      out.push_back(e.run_id + ": " + e.event.type + " " + e.event.member.nick
+      out.push_back(e.run_id + ": " + to_string(e.event.type) + " " + e.event.member.nick
                     + (e.event.text.empty() ? "" : " " + e.event.text));
     return out;
   }
@@ -684,9 +700,9 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots hear every event but "
     "run-2: chat Echo hi there",
   });
   for (auto& e : script->events)
-    CHECK(e.provider == "alpha");
+    CHECK(e.provider_id == alpha);
   REQUIRE(f->events.size() == 3);
-  CHECK(f->events[2].type == "chat");
+  CHECK(f->events[2].type == lobby_event_type::chat);
   CHECK(f->events[2].member.session_id == echo.session_id);
   CHECK(f->events[2].member.is_bot);
   CHECK(f->events[2].text == "hi there");
@@ -770,14 +786,14 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots loaded from disk hear "
   run();
   CHECK(bot_events() == strings{"r1: chat alice one", "r1: chat alice two",
                                 "r1: chat alice three"});
-  CHECK(script->events.at(0).provider == "alpha");
+  CHECK(script->events.at(0).provider_id == pid);
 }
 
 TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers get "
                  "none (they cannot receive them)", "[lobby][events]") {
   start();
   add_provider("web", {"echo"});
-  add_provider("actor", {"greeter"}, transport::caf);
+  auto actor = add_provider("actor", {"greeter"}, transport::caf);
   auto room = create("room");
   join(room.id, "echo", "Echo");
   auto greeter = join(room.id, "greeter", "Greeter");
@@ -786,7 +802,7 @@ TEST_CASE_METHOD(events_fixture, "lobby events: bots of HTTP providers get "
   // Only the CAF provider's bot heard alice join; nobody heard of the
   // greeter's own join.
   REQUIRE(script->events.size() == 1);
-  CHECK(script->events[0].provider == "actor");
+  CHECK(script->events[0].provider_id == actor);
   CHECK(script->events[0].run_id == greeter.run_id);
 }
 

@@ -622,7 +622,7 @@ TEST_CASE("protocol version 2's interfaces and field layouts are pinned: "
         == "017002027231027232");
   // Version 2 added orphaned and moved_at to the session.
   session member{"s", "n", true, "b", "p", "r", 1.5, true, 3.5};
-  CHECK(wire_bytes(sys, lobby_event{"chat", "l", member, "t", 2.5})
+  CHECK(wire_bytes(sys, lobby_event{lobby_event_type::chat, "l", member, "t", 2.5})
         == "0463686174016c0173016e010162017001723ff8000000000000"
            "01400c000000000000" "01744004000000000000");
   // The error codes a provider may see keep their values (append only).
@@ -654,6 +654,42 @@ TEST_CASE("a rate_limited error carries its detail and retry_after across "
   REQUIRE(back.context().match_elements<std::string, double>());
   CHECK(back.context().get_as<std::string>(0) == "too many");
   CHECK(back.context().get_as<double>(1) == 1.25);
+}
+
+TEST_CASE("a lobby event's type crosses the wire as its text, each type "
+          "comes back, and a text no type has is refused", "[protocol]") {
+  net_config cfg;
+  caf::actor_system sys{cfg};
+  auto decode = [&](const std::vector<char>& buf, lobby_event& out) {
+    caf::binary_deserializer source{sys, buf};
+    return source(out);
+  };
+  for (auto t : {lobby_event_type::member_joined, lobby_event_type::member_left,
+                 lobby_event_type::chat, lobby_event_type::member_moved,
+                 lobby_event_type::member_orphaned}) {
+    INFO(to_string(t));
+    lobby_event ev{t, "l", session{}, "", 1};
+    std::vector<char> buf;
+    caf::binary_serializer sink{sys, buf};
+    REQUIRE_FALSE(sink(ev));
+    lobby_event back;
+    REQUIRE_FALSE(decode(buf, back));
+    CHECK(back.type == t);
+    lobby_event_type parsed;
+    CHECK((from_string(to_string(t), parsed) && parsed == t));
+  }
+  // The same bytes with the text "member_gone": no such type.
+  lobby_event ev{lobby_event_type::member_left, "l", session{}, "", 1};
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  REQUIRE_FALSE(sink(ev));
+  std::string text{buf.begin(), buf.end()};
+  auto at = text.find("member_left");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 11, "member_gone");
+  lobby_event back;
+  auto err = decode(std::vector<char>{text.begin(), text.end()}, back);
+  CHECK(code_of(err) == ec::invalid);
 }
 
 // -- CAF's interface check ------------------------------------------------------------
