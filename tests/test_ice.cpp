@@ -1,0 +1,62 @@
+// The ICE servers of a welcome (model/ice.hpp, SPEC §9).
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "model/ice.hpp"
+#include "model/secret.hpp"
+
+using namespace vb;
+using json = nlohmann::json;
+
+TEST_CASE("ice: none configured is an empty list", "[ice]") {
+  CHECK(ice_servers(ice_options{}, "s1", 1000) == json::array());
+  CHECK(check_ice_options(ice_options{}).empty());
+}
+
+TEST_CASE("ice: STUN as one server, TURN with coturn's REST credentials, new "
+          "for each session and time", "[ice]") {
+  ice_options o;
+  o.stun_urls = {"stun:127.0.0.1:3478"};
+  o.turn_urls = {"turn:127.0.0.1:3478?transport=udp", "turns:turn.example:5349"};
+  o.turn_secret = "s3cret";
+  o.turn_ttl = 600;
+  REQUIRE(check_ice_options(o).empty());
+  auto servers = ice_servers(o, "session-1", 1000.5);
+  REQUIRE(servers.size() == 2);
+  CHECK(servers[0] == json{{"urls", {"stun:127.0.0.1:3478"}}});
+  CHECK(servers[1]["urls"] == json(o.turn_urls));
+  CHECK(servers[1]["username"] == "1600:session-1");
+  // coturn computes the same: base64(HMAC-SHA1(secret, username)).
+  CHECK(servers[1]["credential"] == base64(hmac_sha1("s3cret", "1600:session-1")));
+  CHECK(servers[1]["credential"] == "ZeeeoLk/kVhjKy7sbmcRkcd0C90=");
+  CHECK(servers.dump().find("s3cret") == std::string::npos);
+  CHECK(ice_servers(o, "session-2", 1000.5)[1]["credential"]
+        != servers[1]["credential"]);
+}
+
+TEST_CASE("ice: bad URLs and options that cannot work are refused with the "
+          "flag's name", "[ice]") {
+  CHECK(check_ice_url("stun:127.0.0.1", false).empty());
+  CHECK(check_ice_url("turn:host:3478?transport=tcp", true).empty());
+  CHECK(check_ice_url("turns:host", true).empty());
+  CHECK_FALSE(check_ice_url("turn:host", false).empty());
+  CHECK_FALSE(check_ice_url("stun:host", true).empty());
+  CHECK_FALSE(check_ice_url("http://host", true).empty());
+  CHECK_FALSE(check_ice_url("stun:", false).empty());
+  CHECK_FALSE(check_ice_url("stun::3478", false).empty());
+  CHECK_FALSE(check_ice_url("stun:ho st", false).empty());
+  ice_options o;
+  o.turn_urls = {"turn:127.0.0.1"};
+  CHECK(check_ice_options(o).find("--turn-secret-file") != std::string::npos);
+  o.turn_secret = "x";
+  CHECK(check_ice_options(o).empty());
+  o.turn_ttl = 0;
+  CHECK(check_ice_options(o).find("--turn-ttl") != std::string::npos);
+  o = {};
+  o.turn_secret = "x";
+  CHECK(check_ice_options(o).find("--turn-url") != std::string::npos);
+  o = {};
+  o.stun_urls = {"turn:x"};
+  CHECK(check_ice_options(o).find("--stun-url turn:x") != std::string::npos);
+}
