@@ -376,7 +376,7 @@ lobby_directory_actor::behavior_type lobby_directory(
         return route_to_lobby<session>(self, id, atom::join_v, j);
       },
       [=](atom::add, const std::string& id, const std::string& nick) {
-        return route_to_lobby<session>(self, id, atom::add_v, nick);
+        return route_to_lobby<person_session>(self, id, atom::add_v, nick);
       },
       [=](atom::remove, const std::string& id, const std::string& session_id) {
         return route_to_lobby<bool>(self, id, atom::remove_v, session_id);

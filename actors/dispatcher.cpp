@@ -123,7 +123,7 @@ void dispatcher_state::join_one(const provider_ptr& p,
   auto url = join_url(p->base_url,
                       "/bots/" + encode_path_segment(req.bot_name) + "/join");
   auto body = join_call_body(req.lobby_id, req.session_id, req.nick,
-                             config.server_url);
+                             config.server_url, req.session_token);
   // Read for up to late_window: an answer after dispatch_timeout is a late
   // acceptance, stopped (the connection is not reused meanwhile).
   call(

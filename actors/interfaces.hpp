@@ -94,7 +94,18 @@ using lobby_subscriber_actor = caf::typed_actor<
   // Subscribed: the lobby with its members as of now.
   caf::reacts_to<atom::subscribe, lobby>,
   // Something happened in the lobby.
-  caf::reacts_to<atom::event, lobby_event>>;
+  caf::reacts_to<atom::event, lobby_event>,
+  // Voice (SPEC §9), once its socket speaks for a peer: the lobby's voice
+  // sockets now, to relay signals straight to them.
+  caf::reacts_to<atom::peers, voice_table_ptr>,
+  // A signal from another peer's socket (from, data as JSON text).
+  caf::reacts_to<atom::signal, std::string, std::string>,
+  // Its socket's hello (sent by the socket): asks the lobby, answers the
+  // page (welcome, or an error).
+  caf::reacts_to<atom::hello, voice_hello>,
+  // A voice message for the page, rendered (peer_joined, peer_left,
+  // replaced, an error), and whether the socket speaks for no one now.
+  caf::reacts_to<atom::voice, std::string, bool>>;
 
 /// One lobby: owns its members and handles joins.
 using lobby_actor = caf::typed_actor<
@@ -103,8 +114,16 @@ using lobby_actor = caf::typed_actor<
   // A bot joins: answered once the provider accepted and the member is
   // durable; the same bot and nick again returns the existing session.
   caf::replies_to<atom::join, bot_join>::with<session>,
-  // A person joins.
-  caf::replies_to<atom::add, std::string>::with<session>,
+  // A person joins (nick): a new session and its token, answered once the
+  // member is durable.
+  caf::replies_to<atom::add, std::string>::with<person_session>,
+  // A socket speaks for a session (SPEC §9 hello): the welcome, or
+  // bad_token or voice_full.
+  caf::replies_to<atom::hello, voice_hello, lobby_subscriber_actor>::with<
+    voice_welcome>,
+  // Timer: a person without a socket since the given arming (session id,
+  // generation) ends.
+  caf::reacts_to<atom::idle, std::string, uint64_t>,
   // A member leaves; a bot's provider is told to stop its run.
   caf::replies_to<atom::remove, std::string>::with<bool>,
   // A provider registered again with the given runs (provider id, run ids,
@@ -149,7 +168,7 @@ using lobby_directory_actor = caf::typed_actor<
   // A bot joins a lobby (delegated to the lobby).
   caf::replies_to<atom::join, std::string, bot_join>::with<session>,
   // A person joins a lobby (delegated to the lobby).
-  caf::replies_to<atom::add, std::string, std::string>::with<session>,
+  caf::replies_to<atom::add, std::string, std::string>::with<person_session>,
   // A member leaves a lobby (delegated to the lobby).
   caf::replies_to<atom::remove, std::string, std::string>::with<bool>,
   // A member leaves; the lobby is found by session when not given.

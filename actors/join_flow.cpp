@@ -16,6 +16,7 @@
 #include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/ids.hpp"
+#include "model/secret.hpp"
 #include "model/journal_codec.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
@@ -68,12 +69,14 @@ void lobby_state::claimed(const join_key& key, const bot_join& j,
 
 void lobby_state::place(const join_key& key, const bot_join& j,
                         const std::string& session_id) {
+  // The run's token goes to its provider; the member keeps its hash.
+  auto token = new_token();
   self
     ->request(peers.registry, peers.dispatch_wait, atom::place_v,
-              dispatch_request{j.bot_name, value.id, session_id, j.nick},
+              dispatch_request{j.bot_name, value.id, session_id, j.nick, token},
               j.provider_id, std::string{})
     .then(
-      [this, key, j, session_id](placed& to) {
+      [this, key, j, session_id, token](placed& to) {
         learned(*to.provider);
         session s;
         s.session_id = session_id;
@@ -83,6 +86,7 @@ void lobby_state::place(const join_key& key, const bot_join& j,
         s.provider_id = to.provider->provider_id;
         s.run_id = std::move(to.run_id);
         s.joined_at = unix_now();
+        s.token_hash = token_hash(token);
         accepted(key, std::move(s));
       },
       [this, key, j, session_id](caf::error& err) {
@@ -129,22 +133,29 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
                  m->value.bot_name, m->value.nick, to_string(err));
     auto s = m->value;
     s.orphaned = true;
+    s.voice = false; // its run is gone
     mark_orphaned(m, make_member(std::move(s)));
   };
   auto& s = m->value;
+  // A new run, a new token: the old run's stops working once the move is
+  // written (SPEC §9).
+  auto token = new_token();
   // Another provider first; the one it leaves only as the last.
   self
     ->request(peers.registry, peers.dispatch_wait, atom::place_v,
-              dispatch_request{s.bot_name, value.id, s.session_id, s.nick},
+              dispatch_request{s.bot_name, value.id, s.session_id, s.nick,
+                               token},
               std::string{}, old.provider_id)
     .then(
-      [this, m, stop_old](placed& to) {
+      [this, m, stop_old, token](placed& to) {
         learned(*to.provider);
         auto s = m->value;
         s.provider_id = to.provider->provider_id;
         s.run_id = std::move(to.run_id);
         s.orphaned = false;
         s.moved_at = unix_now();
+        s.token_hash = token_hash(token);
+        s.voice = false;
         commit_move(m, make_member(std::move(s)), stop_old);
       },
       [orphan](caf::error& err) { orphan(as_join_error(err)); });
@@ -152,22 +163,28 @@ void lobby_state::move(std::shared_ptr<const lobby_image::member> m,
 
 void lobby_state::replace_member(
   const std::shared_ptr<const lobby_image::member>& now,
-  lobby_event_type event) {
+  std::optional<lobby_event_type> event) {
   auto& s = now->value;
-  std::string old_provider;
+  std::optional<session> was;
   for (auto& m : value.sessions)
     if (m->value.session_id == s.session_id) {
+      was = m->value;
       // The new member's provider record (learned) stays for add_bot.
-      old_provider = m->value.provider_id;
-      drop_bot(m->value, false);
+      if (was->is_bot)
+        drop_bot(m->value, false);
       m = now;
       break;
     }
-  add_bot(join_key{s.bot_name, s.nick}, now);
-  if (!old_provider.empty())
-    forget_unused_provider(old_provider);
-  emit(event, s);
+  if (s.is_bot)
+    add_bot(join_key{s.bot_name, s.nick}, now);
+  if (was && !was->provider_id.empty())
+    forget_unused_provider(was->provider_id);
+  if (event)
+    emit(*event, s);
   notify(member_change{value.id, now, s.session_id});
+  // A new run is a voice peer again once it says hello (SPEC §9).
+  if (was && was->voice && !s.voice)
+    voice_gone(*was, true);
 }
 
 void lobby_state::accepted(const join_key& key, session s) {
@@ -196,12 +213,16 @@ void lobby_state::finish(const join_key& key, const caf::error& err,
     return;
   auto waiting = std::move(i->second);
   pending.erase(i);
-  for (auto& rp : waiting) {
-    if (err)
+  if (err) {
+    for (auto& rp : waiting)
       rp.deliver(err);
-    else
-      rp.deliver(s);
+    return;
   }
+  // The answer goes to the frontend (and the idempotency keys): no hash.
+  auto answer = s;
+  answer.token_hash.clear();
+  for (auto& rp : waiting)
+    rp.deliver(answer);
 }
 
 bool lobby_state::is_current(
@@ -292,30 +313,29 @@ void lobby_state::write_member(const std::string& sid, store_batch batch,
 }
 
 void lobby_state::leave(const std::string& sid,
-                        caf::typed_response_promise<bool> rp) {
+                        std::function<void(const caf::error&)> done) {
   auto m = find_member(sid);
   if (!m) {
-    rp.deliver(session_not_found(peers.stats));
+    done(session_not_found(peers.stats));
     return;
   }
-  if (!m->value.is_bot) {
-    remove_member(sid);
-    rp.deliver(true);
+  if (wait_for_write(sid, [this, sid, done] { leave(sid, done); }))
     return;
-  }
-  if (wait_for_write(sid, [this, sid, rp]() mutable { leave(sid, rp); }))
-    return;
-  write_member(sid, {peers.claims->leave_change(value.id, m->value)},
-               [this, rp, m](const caf::error& err) mutable {
+  // A person's name is nobody's claim (claims are bots' names).
+  auto change = m->value.is_bot ? peers.claims->leave_change(value.id, m->value)
+                                : leave_change(value.id, sid);
+  write_member(sid, {std::move(change)},
+               [this, done, m](const caf::error& err) {
                  if (err) {
-                   rp.deliver(err);
+                   done(err);
                    return;
                  }
                  remove_member(m->value.session_id);
-                 rp.deliver(true);
+                 done({});
                  // Tell the provider to stop the run; the member is gone
                  // either way.
-                 stop_run(m->value);
+                 if (m->value.is_bot)
+                   stop_run(m->value);
                });
 }
 

@@ -15,6 +15,7 @@
 #include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/ids.hpp"
+#include "model/secret.hpp"
 #include "model/journal_codec.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
@@ -56,8 +57,9 @@ void lobby_state::apply_remote(const remote_batch& batch) {
       continue;
     }
     if (!s.is_bot) {
-      spdlog::warn("lobby {}: remote member {} skipped: not a bot", value.id,
-                   c.key);
+      // A person who joined on another instance (or, on a resync, again).
+      if (!find_member(c.key))
+        insert_person(make_member(std::move(s)));
       continue;
     }
     auto old = find_member(c.key);
@@ -80,7 +82,7 @@ void lobby_state::apply_remote(const remote_batch& batch) {
     return;
   std::vector<std::string> gone;
   for (auto& m : value.sessions)
-    if (m->value.is_bot && named.count(m->value.session_id) == 0)
+    if (named.count(m->value.session_id) == 0)
       gone.push_back(m->value.session_id);
   for (auto& sid : gone)
     remove_member(sid);
@@ -101,18 +103,38 @@ void lobby_state::stop_run(const session& s) {
   stop_runs_of(self, peers, s.provider_id, {s.run_id});
 }
 
-session lobby_state::add_person(const std::string& nick) {
-  session s;
+void lobby_state::add_person(const std::string& nick,
+                             caf::typed_response_promise<person_session> rp) {
+  person_session answer;
+  answer.token = new_token();
+  auto& s = answer.value;
   s.session_id = new_uuid(rng);
   s.nick = nick;
   s.joined_at = unix_now();
+  s.token_hash = token_hash(answer.token);
   auto m = make_member(s);
+  s.token_hash.clear(); // the answer carries the token itself, once
+  write({join_change(value.id, m)},
+        [this, m, rp, answer](const caf::error& err) mutable {
+          if (err) {
+            spdlog::warn("'{}' not added to lobby {}: {}", m->value.nick,
+                         value.id, to_string(err));
+            rp.deliver(err);
+            return;
+          }
+          insert_person(m);
+          rp.deliver(std::move(answer));
+        });
+}
+
+void lobby_state::insert_person(std::shared_ptr<const lobby_image::member> m) {
+  auto& s = m->value;
   value.sessions.push_back(m);
-  spdlog::info("joined: '{}' in lobby {} (session {})", nick, value.id,
+  spdlog::info("joined: '{}' in lobby {} (session {})", s.nick, value.id,
                s.session_id);
   emit(lobby_event_type::member_joined, s);
+  arm_idle(s.session_id); // until a socket speaks for it
   notify(member_change{value.id, std::move(m), {}});
-  return s;
 }
 
 void lobby_state::subscribe(lobby_subscriber_actor sub) {
@@ -128,6 +150,7 @@ void lobby_state::subscribe(lobby_subscriber_actor sub) {
 }
 
 void lobby_state::unsubscribe(const caf::actor_addr& who) {
+  unseat(who);
   auto i = std::find_if(subscribers.begin(), subscribers.end(),
                         [&](const auto& s) { return s.address() == who; });
   if (i == subscribers.end())
@@ -302,6 +325,7 @@ std::optional<session> lobby_state::remove_member(const std::string& session_id)
                s.session_id);
   emit(lobby_event_type::member_left, s);
   notify(member_change{value.id, nullptr, s.session_id});
+  voice_gone(s, false);
   return s;
 }
 
@@ -314,9 +338,14 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
   st.directory = std::move(directory);
   st.peers = std::move(peers);
   st.value = std::move(value);
-  for (auto& m : st.value.sessions)
+  for (auto& m : st.value.sessions) {
     if (m->value.is_bot)
       st.add_bot(lobby_state::join_key{m->value.bot_name, m->value.nick}, m);
+    else // the time the server was down does not count (SPEC §9)
+      st.arm_idle(m->value.session_id);
+    if (m->value.voice && st.peers.stats)
+      ++st.peers.stats->voice_peers;
+  }
   self->set_down_handler(
     [=](caf::down_msg& dm) { self->state.unsubscribe(dm.source); });
   // Shutting down (the directory exits, and its lobbies with it): joins in
@@ -338,10 +367,12 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
         self->state.join(j, rp);
         return rp;
       },
-      [=](atom::add, const std::string& nick) -> caf::result<session> {
+      [=](atom::add, const std::string& nick) -> caf::result<person_session> {
         if (self->state.full())
           return make_error(ec::full, "Lobby is full");
-        return self->state.add_person(nick);
+        auto rp = self->make_response_promise<person_session>();
+        self->state.add_person(nick, rp);
+        return rp;
       },
       [=](atom::reconcile, const std::string& provider_id,
           const std::vector<std::string>& runs,
@@ -397,8 +428,20 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       },
       [=](atom::remove, const std::string& session_id) -> caf::result<bool> {
         auto rp = self->make_response_promise<bool>();
-        self->state.leave(session_id, rp);
+        self->state.leave(session_id, [rp](const caf::error& err) mutable {
+          if (err)
+            rp.deliver(err);
+          else
+            rp.deliver(true);
+        });
         return rp;
+      },
+      [=](atom::hello, const voice_hello& h,
+          lobby_subscriber_actor socket) -> caf::result<voice_welcome> {
+        return self->state.hello(h, std::move(socket));
+      },
+      [=](atom::idle, const std::string& session_id, uint64_t generation) {
+        self->state.idle_expired(session_id, generation);
       },
       [=](atom::subscribe, lobby_subscriber_actor sub) {
         self->state.subscribe(std::move(sub));

@@ -78,6 +78,11 @@ struct lobby_peers {
   /// dispatch_timeout, then the write), so a join in flight is never
   /// taken for one.
   double stray_grace = 15;
+  /// Voice peers of one lobby at most (SPEC §9, a full mesh).
+  size_t max_voice_peers = 8;
+  /// How long a person's session lasts without a socket speaking for it
+  /// (SPEC §9); time the server was down does not count.
+  caf::timespan session_idle_timeout = std::chrono::seconds(120);
   /// Who may take a join's name (actors/ports.hpp): the lobby's own
   /// members (embedded), or a reservation in etcd (cluster).
   std::shared_ptr<const claim_port> claims = local_claims();
@@ -95,7 +100,7 @@ struct lobby_state {
   lobby_actor::pointer self = nullptr;
   lobby_directory_actor directory;
   lobby_peers peers;
-  /// The lobby and all its members (people are not written to disk).
+  /// The lobby and all its members (people and bots, all durable).
   lobby_image value;
   std::mt19937_64 rng{std::random_device{}()};
   /// The bot members by bot name and nick (a retried join finds its session).
@@ -159,7 +164,7 @@ struct lobby_state {
   /// Replaces a member by its new value, durably done already (announced,
   /// the directory told).
   void replace_member(const std::shared_ptr<const lobby_image::member>& now,
-                      lobby_event_type event);
+                      std::optional<lobby_event_type> event);
   /// A moved member's new run, written (as `sid`'s one write in flight)
   /// and put in place, unless the member left or changed meanwhile.
   void commit_move(std::shared_ptr<const lobby_image::member> from,
@@ -172,7 +177,8 @@ struct lobby_state {
   bool is_current(const std::shared_ptr<const lobby_image::member>& m) const;
   /// A member leaves (SPEC §3: answered once durable), after any write of
   /// it in flight.
-  void leave(const std::string& sid, caf::typed_response_promise<bool> rp);
+  void leave(const std::string& sid,
+             std::function<void(const caf::error&)> done);
   /// Bot members with a write in flight (a leave, a move, an orphan mark),
   /// by session id, with what waits for it. Two writes of one member never
   /// cross in the store: a leave answered before a move's write landed
@@ -185,16 +191,21 @@ struct lobby_state {
   void write_member(const std::string& sid, store_batch batch,
                     std::function<void(const caf::error&)> done);
   void accepted(const join_key& key, session s);
+  /// A durable person enters (`value`): announced and the directory told.
+  void insert_person(std::shared_ptr<const lobby_image::member> m);
   /// A durable bot member enters (`bots`, the fan-out, `value`): announced
   /// and the directory told.
   void insert_bot(std::shared_ptr<const lobby_image::member> m);
   /// Cluster mode: bot members another instance changed, without writing
   /// them: added, replaced (same session id) or removed, announced and told
   /// to the directory as local changes are; with `resync`, bot members the
-  /// batch does not name leave (people stay: they live on this instance).
+  /// batch does not name leave.
   void apply_remote(const remote_batch& batch);
   void finish(const join_key& key, const caf::error& err, const session& s);
-  session add_person(const std::string& nick);
+  /// A person joins (SPEC §9): a session with a new token, whose hash is
+  /// written with the member; answered with the token once durable.
+  void add_person(const std::string& nick,
+                  caf::typed_response_promise<person_session> rp);
   /// No member more may join: members and joins in flight are at
   /// peers.max_members.
   bool full() const {
@@ -204,6 +215,39 @@ struct lobby_state {
   void subscribe(lobby_subscriber_actor sub);
   /// Forgets a subscriber that died.
   void unsubscribe(const caf::actor_addr& who);
+
+  // -- voice (SPEC §9; actors/lobby_voice.cpp) --
+
+  /// The socket speaking for each session now, by session id.
+  std::unordered_map<std::string, lobby_subscriber_actor> seats;
+  /// People without a socket: the arming of their idle timer, by session
+  /// id (an older timer that fires changes nothing).
+  std::unordered_map<std::string, uint64_t> idle;
+  uint64_t idle_generation = 0;
+  /// Members that are voice peers.
+  size_t voice_peers() const;
+  /// A socket says hello for a session: checked, seated, announced.
+  caf::result<voice_welcome> hello(const voice_hello& h,
+                                   lobby_subscriber_actor socket);
+  /// A member's first hello: marked a voice peer durably, then welcomed.
+  void become_peer(const std::string& sid,
+                   caf::typed_response_promise<voice_welcome> rp);
+  /// The welcome of `session_id`: every other voice peer.
+  voice_welcome welcome_for(const std::string& session_id) const;
+  /// Sends a rendered voice message to every seated socket but `except`'s.
+  void announce(const std::string& text, const std::string& except);
+  /// Sends every seated socket the table of voice sockets.
+  void publish_voice();
+  /// A socket is gone: the sessions it spoke for have none (people's idle
+  /// timers start); not a peer_left.
+  void unseat(const caf::actor_addr& socket);
+  /// A voice peer ends (it left, or a bot's run moved or was lost: then
+  /// `fenced`, and its old socket is told its token is no longer good).
+  void voice_gone(const session& s, bool fenced);
+  /// Starts a person's idle timer.
+  void arm_idle(const std::string& session_id);
+  /// A person's idle timer fired: the session ends unless a socket came.
+  void idle_expired(const std::string& session_id, uint64_t generation);
   /// Sends an event to every subscriber and to every bot member but the one
   /// it is about, without waiting for any of them.
   void emit(lobby_event_type type, const session& member,

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
+#include <caf/actor_control_block.hpp>
 #include <caf/type_id.hpp>
 
 #include "link/http_link.hpp"
@@ -67,6 +69,9 @@ VB_ADD_ATOM(peers, "peers")
 VB_ADD_ATOM(remote, "remote")
 VB_ADD_ATOM(reserve, "reserve")
 VB_ADD_ATOM(place, "place")
+VB_ADD_ATOM(voice, "voice")
+VB_ADD_ATOM(idle, "idle")
+VB_ADD_ATOM(signal, "signal")
 
 namespace vb {
 
@@ -243,6 +248,38 @@ struct placed {
   std::string run_id;
 };
 
+/// A person's new session and its token (SPEC §9): the token is shown once,
+/// in the answer to POST /api/lobby/{id}/sessions; the lobby keeps only its
+/// hash.
+struct person_session {
+  session value;
+  std::string token;
+};
+
+/// A socket's hello (SPEC §9): it speaks for `session_id` from now on.
+struct voice_hello {
+  std::string session_id;
+  std::string token;
+  /// The page still holds its peer connections (its socket dropped).
+  bool resume = false;
+};
+
+/// The answer to a hello: the other voice peers (the socket adds the ICE
+/// servers).
+struct voice_welcome {
+  std::string session_id;
+  std::vector<voice_peer> peers;
+};
+
+/// The sockets of a lobby's voice peers by session id (null: offline now),
+/// which every voice socket holds to send a signal straight to its peer's
+/// socket, without the lobby. Shared, immutable: a new table per change.
+/// Local only.
+struct voice_table {
+  std::unordered_map<std::string, caf::strong_actor_ptr> sockets;
+};
+using voice_table_ptr = std::shared_ptr<const voice_table>;
+
 /// Why a bot member is dispatched again (SPEC §7, re-dispatch).
 enum class move_reason : uint8_t {
   evicted,    // its provider was evicted by the cleanup rule
@@ -281,6 +318,10 @@ VB_INSPECT(bot_join, x.bot_name, x.nick, x.provider_id)
 /// from the link's thread to the dispatcher.
 VB_INSPECT(http_result, x.status, x.body, x.error, x.timed_out)
 VB_INSPECT(lobby_created, x.value, x.created)
+VB_INSPECT(person_session, x.value, x.token)
+VB_INSPECT(voice_peer, x.session_id, x.nick, x.is_bot, x.bot_name)
+VB_INSPECT(voice_hello, x.session_id, x.token, x.resume)
+VB_INSPECT(voice_welcome, x.session_id, x.peers)
 
 } // namespace vb
 
@@ -293,6 +334,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::remote_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::provider_list)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placement)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::placed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(vb::voice_table_ptr)
 
 // -- type ids -----------------------------------------------------------------
 
@@ -318,4 +360,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (vb::move_reason))
   CAF_ADD_TYPE_ID(vb_local, (vb::drain_request))
   CAF_ADD_TYPE_ID(vb_local, (vb::placed))
+  CAF_ADD_TYPE_ID(vb_local, (vb::person_session))
+  CAF_ADD_TYPE_ID(vb_local, (vb::voice_peer))
+  CAF_ADD_TYPE_ID(vb_local, (std::vector<vb::voice_peer>))
+  CAF_ADD_TYPE_ID(vb_local, (vb::voice_hello))
+  CAF_ADD_TYPE_ID(vb_local, (vb::voice_welcome))
+  CAF_ADD_TYPE_ID(vb_local, (vb::voice_table_ptr))
 CAF_END_TYPE_ID_BLOCK(vb_local)

@@ -111,6 +111,13 @@ struct server_stats {
   std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
   std::atomic<uint64_t> stray_stops{0}; // runs no member held, stopped
   std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
+  // Voice (SPEC §9).
+  std::atomic<uint64_t> voice_peers{0};      // voice peers now
+  std::atomic<uint64_t> signals_relayed{0};  // signals sent on to a peer
+  std::atomic<uint64_t> signal_bytes{0};     // their data's bytes
+  std::atomic<uint64_t> hellos_bad_token{0}; // hellos refused: bad_token
+  std::atomic<uint64_t> hellos_voice_full{0}; // hellos refused: voice_full
+  std::atomic<uint64_t> turn_credentials{0}; // TURN credentials handed out
   // -- provider gateway (SPEC §5) --
   std::atomic<uint64_t> tls_handshake_failures{0}; // connections refused at TLS
 

@@ -1,6 +1,8 @@
 // voicebot-server: wiring only. Options → snapshots loaded → actors → HTTP
 // listener → READY=1 → wait for SIGTERM/SIGINT → STOPPING=1 → in-flight
 // requests answered → final snapshots → exit 0, all within 5 s.
+#include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -111,6 +113,25 @@ std::string check_caf_tls(const vb::server_options& o) {
   return {};
 }
 
+/// Reads coturn's static-auth-secret (SPEC §9) into opts.turn_secret; the
+/// error names the file, never what it holds.
+std::string read_turn_secret(vb::server_options& o) {
+  if (o.turn_secret_file.empty())
+    return {};
+  std::ifstream in(o.turn_secret_file, std::ios::binary);
+  std::ostringstream text;
+  if (in)
+    text << in.rdbuf();
+  auto secret = text.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+    secret.pop_back();
+  if (!in || secret.empty())
+    return "--turn-secret-file " + o.turn_secret_file
+           + ": cannot read a secret from it";
+  o.turn_secret = std::move(secret);
+  return {};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +143,10 @@ int main(int argc, char** argv) {
   if (!opts.dump_journal.empty())
     return vb::storage::dump_journal(opts.dump_journal, std::cout, std::cerr);
   if (auto err = check_caf_tls(opts); !err.empty()) {
+    std::cerr << "voicebot-server: " << err << "\n";
+    return 2;
+  }
+  if (auto err = read_turn_secret(opts); !err.empty()) {
     std::cerr << "voicebot-server: " << err << "\n";
     return 2;
   }
@@ -269,6 +294,8 @@ int main(int argc, char** argv) {
   peers.stray_grace
     = (opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5;
   peers.max_lobbies = opts.max_lobbies;
+  peers.max_voice_peers = opts.max_voice_peers;
+  peers.session_idle_timeout = seconds(opts.session_idle_timeout);
   peers.max_members = opts.max_members_per_lobby;
   // Joins with an Idempotency-Key (SPEC §7). Its wait for the directory is
   // above the front end's (every failover at dispatch_timeout, then the

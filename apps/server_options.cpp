@@ -172,6 +172,22 @@ const flag_row flags[] = {
    "cluster mode: the CAF port between instances; 0 picks one"},
   {"--instance-ttl", bind<&server_options::instance_ttl>,
    "cluster mode: seconds of this instance's lease in etcd"},
+  {"--max-voice-peers", bind<&server_options::max_voice_peers>,
+   "voice peers of one lobby at most (2 to 64); a hello past it is "
+   "voice_full"},
+  {"--session-idle-timeout", bind<&server_options::session_idle_timeout>,
+   "seconds a person's session lasts without a socket speaking for it"},
+  {"--stun-url", bind<&server_options::stun_urls>,
+   "a STUN server for voice peers (stun:HOST[:PORT]); repeatable"},
+  {"--turn-url", bind<&server_options::turn_urls>,
+   "a TURN server for voice peers (turn: or turns: URL); repeatable; needs "
+   "--turn-secret-file"},
+  {"--turn-secret-file", bind<&server_options::turn_secret_file>,
+   "file holding coturn's static-auth-secret (TURN REST credentials)"},
+  {"--signal-rate", bind<&server_options::signal_rate>,
+   "messages a lobby WebSocket may send per second; past it, closed (1008)"},
+  {"--turn-ttl", bind<&server_options::turn_ttl>,
+   "seconds a TURN credential handed out in a welcome is good for"},
 };
 
 } // namespace

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   seed("registration", reg);
   seed("heartbeat", hb);
   seed("session", s);
-  seed("dispatch_request", dispatch_request{"echo", "lobby-1", "s-1", "Echo"});
+  seed("dispatch_request", dispatch_request{"echo", "lobby-1", "s-1", "Echo", ""});
   seed("bot_runs", runs);
   seed("registration_result", registration_result{"p-1", {"r9"}});
   seed("lobby_event", lobby_event{lobby_event_type::chat, "lobby-1", s, "hello", 17.5});

@@ -1,4 +1,5 @@
 #include "http/api.hpp"
+#include "http/voice_options.hpp"
 
 #include <caf/all.hpp>
 
@@ -19,7 +20,8 @@ api_reply api::error(unsigned status, std::string_view detail,
 api::api(backend be, server_options opts,
          std::shared_ptr<const http_metrics> metrics)
   : ctx_{std::move(be), std::move(opts), std::move(metrics),
-         std::chrono::steady_clock::now(), caf::timespan{}, nullptr, nullptr} {
+         std::chrono::steady_clock::now(), caf::timespan{}, nullptr, nullptr,
+         nullptr} {
   ctx_.join_timeout = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>(
       (static_cast<double>(ctx_.opts.failover_attempts) + 1)
@@ -28,6 +30,14 @@ api::api(backend be, server_options opts,
   ctx_.openapi = std::make_shared<const std::string>(
     openapi_document(ctx_.opts.base_path));
   ctx_.docs = std::make_shared<const std::string>(docs_page());
+  auto voice = std::make_shared<voice_options>();
+  voice->ice.stun_urls = ctx_.opts.stun_urls;
+  voice->ice.turn_urls = ctx_.opts.turn_urls;
+  voice->ice.turn_secret = ctx_.opts.turn_secret;
+  voice->ice.turn_ttl = ctx_.opts.turn_ttl;
+  voice->signal_rate = ctx_.opts.signal_rate;
+  voice->stats = ctx_.be.stats;
+  ctx_.voice = std::move(voice);
 }
 
 void api::find_lobby(const std::string& lobby_id,

@@ -24,6 +24,7 @@ class actor_system;
 namespace vb {
 
 struct server_stats;
+struct voice_options;
 class http_metrics;
 
 /// The actors and counters the front end talks to.
@@ -75,6 +76,8 @@ struct api_context {
   caf::timespan join_timeout;
   std::shared_ptr<const std::string> openapi; // rendered once, for base_path
   std::shared_ptr<const std::string> docs;
+  /// The lobby WebSocket's voice settings (SPEC §9).
+  std::shared_ptr<const voice_options> voice;
 };
 
 /// One matched request, handed to its route's handler (http/routes.hpp).
@@ -102,6 +105,10 @@ public:
   /// 404 for an unknown lobby).
   void find_lobby(const std::string& lobby_id,
                   std::function<void(api_reply, lobby_actor)> found) const;
+
+  std::shared_ptr<const voice_options> voice() const {
+    return ctx_.voice;
+  }
 
   caf::actor_system& system() const {
     return *ctx_.be.sys;

@@ -116,6 +116,8 @@ api_reply error_reply(const caf::error& err) {
       return api::error(409, detail, code_from(detail));
     }
     case ec::protocol_mismatch: // only between the gateway and a provider
+    case ec::bad_token:         // only on the lobby WebSocket
+    case ec::voice_full:
     case ec::none:
       break;
   }

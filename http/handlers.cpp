@@ -192,11 +192,13 @@ void add_session(route_call& c) {
   if (refused(c, parsed))
     return;
   auto lobby_id = c.params[0];
-  ask<session>(
+  ask<person_session>(
     *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
-    [lobby_id](session& s) {
-      json j = s;
+    [lobby_id](person_session& p) {
+      json j = p.value;
       j["lobby_id"] = lobby_id;
+      // The only place the token is ever shown (SPEC §9).
+      j["session_token"] = std::move(p.token);
       return ok(201, j);
     },
     atom::add_v, lobby_id, parsed.value->nick);

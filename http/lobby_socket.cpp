@@ -1,5 +1,6 @@
 #include "http/lobby_socket.hpp"
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/stats.hpp"
 #include "model/clock.hpp"
 #include "model/json.hpp"
 #include "model/validate.hpp"
@@ -49,6 +51,21 @@ std::string event_message(const lobby_event& ev) {
   return dump(j);
 }
 
+/// A voice error (SPEC §9): {"type":"error","code":CODE,"detail":...}.
+std::string voice_error(const char* code, const std::string& detail) {
+  return dump(json{{"type", "error"}, {"code", code}, {"detail", detail}});
+}
+
+std::string signal_message(const std::string& from, const std::string& data) {
+  // `data` is JSON already (the sender's, compacted): passed on unchanged.
+  std::string out = R"({"type":"signal","from":)";
+  out += dump(json(from));
+  out += R"(,"data":)";
+  out += data;
+  out += '}';
+  return out;
+}
+
 std::string error_message(const request_error& e) {
   auto j = json::parse(render(e), nullptr, false);
   if (!j.is_object())
@@ -63,11 +80,13 @@ class lobby_socket;
 struct lobby_subscriber_state {
   static inline constexpr const char* name = "lobby-subscriber";
   std::weak_ptr<lobby_socket> socket;
+  std::shared_ptr<const voice_options> voice;
 };
 
 lobby_subscriber_actor::behavior_type
 lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state> self,
-                 std::weak_ptr<lobby_socket> socket, lobby_actor source);
+                 std::weak_ptr<lobby_socket> socket, lobby_actor source,
+                 std::shared_ptr<const voice_options> voice);
 
 // -- one WebSocket ---------------------------------------------------------------
 
@@ -121,6 +140,25 @@ public:
               });
   }
 
+  /// From the subscriber actor's thread: the socket speaks for a session
+  /// now (its welcome), or (`session_id` empty) for no one any more.
+  void speaks_for(std::string session_id, std::string text) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), sid = std::move(session_id),
+               text = std::move(text)]() mutable {
+                self->speaks_for_ = std::move(sid);
+                self->push(std::move(text));
+              });
+  }
+
+  /// From the subscriber actor's thread: the lobby's voice sockets now.
+  void peers(voice_table_ptr table) {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), table = std::move(table)]() mutable {
+                self->table_ = std::move(table);
+              });
+  }
+
 private:
   void on_accept(beast::error_code ec) {
     if (ec) {
@@ -129,7 +167,9 @@ private:
     }
     spdlog::info("GET {} 101 (lobby events)", std::string{req_.target()});
     req_ = {};
-    subscriber_ = sys_.spawn(lobby_subscriber, weak_from_this(), lobby_);
+    subscriber_ = sys_.spawn(lobby_subscriber, weak_from_this(), lobby_,
+                             limits_.voice);
+    window_start_ = std::chrono::steady_clock::now();
     do_read();
   }
 
@@ -147,14 +187,119 @@ private:
     }
     auto text = beast::buffers_to_string(in_.data());
     in_.consume(in_.size());
+    if (!within_rate())
+      return close_for_policy();
+    auto j = json::parse(text, nullptr, false);
+    auto type = j.is_object() && j.contains("type") && j["type"].is_string()
+                  ? j["type"].get<std::string>()
+                  : std::string{};
+    if (type == "hello")
+      on_hello(j);
+    else if (type == "signal")
+      on_signal(j);
+    else
+      on_chat(text);
+    if (!closed_)
+      do_read();
+  }
+
+  void on_chat(const std::string& text) {
     auto parsed = parse_chat_line(text);
     if (!parsed)
       push(error_message(parsed.error));
     else
       caf::anon_send(lobby_, atom::chat_v, std::move(parsed.value->nick),
                      std::move(parsed.value->text));
-    if (!closed_)
-      do_read();
+  }
+
+  /// {"type":"hello","session_id":S,"token":T,"resume":bool}: the lobby
+  /// answers through the subscriber (welcome, or an error).
+  void on_hello(const json& j) {
+    auto str = [&](const char* key) {
+      auto i = j.find(key);
+      return i != j.end() && i->is_string() && !i->get_ref<const std::string&>().empty()
+               && i->get_ref<const std::string&>().size() <= 256;
+    };
+    auto resume = j.find("resume");
+    if (!str("session_id") || !str("token")
+        || (resume != j.end() && !resume->is_boolean()))
+      return push(voice_error("invalid",
+                              "a hello has a session_id and a token "
+                              "(strings) and may have resume (a boolean)"));
+    caf::anon_send(subscriber_, atom::hello_v,
+                   voice_hello{j["session_id"].get<std::string>(),
+                               j["token"].get<std::string>(),
+                               resume != j.end() && resume->get<bool>()});
+  }
+
+  /// {"type":"signal","to":S2,"data":{...}}: straight to S2's socket (its
+  /// subscriber actor), unchanged and in order.
+  void on_signal(const json& j) {
+    auto& voice = *limits_.voice;
+    if (speaks_for_.empty())
+      return push(voice_error("not_a_peer",
+                              "only a voice peer may signal: say hello first"));
+    auto to = j.find("to");
+    auto data = j.find("data");
+    if (to == j.end() || !to->is_string() || data == j.end()
+        || !data->is_object())
+      return push(voice_error("invalid", "a signal has a `to` (a session id) "
+                                         "and a `data` (a JSON object)"));
+    auto text = dump(*data);
+    if (text.size() > voice.max_signal_bytes)
+      return push(voice_error("too_large",
+                              "a signal's data is at most "
+                                + std::to_string(voice.max_signal_bytes)
+                                + " bytes"));
+    auto target = to->get<std::string>();
+    const caf::strong_actor_ptr* socket = nullptr;
+    if (table_ && target != speaks_for_)
+      if (auto i = table_->sockets.find(target); i != table_->sockets.end())
+        socket = &i->second;
+    if (!socket)
+      return push(voice_error("peer_not_found",
+                              "no voice peer " + target + " in this lobby"));
+    if (!*socket)
+      return push(voice_error("peer_offline",
+                              "voice peer " + target + " has no socket now"));
+    if (voice.stats) {
+      ++voice.stats->signals_relayed;
+      voice.stats->signal_bytes += text.size();
+    }
+    caf::anon_send(caf::actor_cast<lobby_subscriber_actor>(*socket),
+                   atom::signal_v, speaks_for_, std::move(text));
+  }
+
+  /// Messages in the current second, within signal_rate.
+  bool within_rate() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ >= std::chrono::seconds(1)) {
+      window_start_ = now;
+      in_window_ = 0;
+    }
+    return ++in_window_ <= limits_.voice->signal_rate;
+  }
+
+  /// Too many messages: closed with 1008 (policy violation), nothing more
+  /// read or relayed.
+  void close_for_policy() {
+    spdlog::info("lobby events: a socket sent more than {} messages in a "
+                 "second; closing it (1008)",
+                 limits_.voice->signal_rate);
+    closed_ = true;
+    stop_subscriber();
+    // One write at a time: the close frame goes after the one in flight.
+    closing_ = true;
+    if (out_.empty())
+      return send_close();
+    out_.resize(1);
+  }
+
+  void send_close() {
+    closing_ = false;
+    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error,
+                                            "too many messages"),
+                    [self = shared_from_this()](beast::error_code) {});
   }
 
   /// On the strand: writes in order; a page that falls too far behind is
@@ -185,6 +330,8 @@ private:
     if (ec)
       return finish();
     out_.pop_front();
+    if (closing_)
+      return send_close();
     if (!out_.empty() && !closed_)
       do_write();
   }
@@ -214,14 +361,24 @@ private:
   std::deque<std::string> out_;
   lobby_subscriber_actor subscriber_;
   bool closed_ = false;
+  /// A close frame waits for the write in flight (close_for_policy).
+  bool closing_ = false;
+  /// Voice, on the strand: the session this socket speaks for (empty:
+  /// none), the lobby's voice sockets, and this second's message count.
+  std::string speaks_for_;
+  voice_table_ptr table_;
+  std::chrono::steady_clock::time_point window_start_;
+  double in_window_ = 0;
 };
 
 // -- the subscriber actor ------------------------------------------------------
 
 lobby_subscriber_actor::behavior_type
 lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state> self,
-                 std::weak_ptr<lobby_socket> socket, lobby_actor source) {
+                 std::weak_ptr<lobby_socket> socket, lobby_actor source,
+                 std::shared_ptr<const voice_options> voice) {
   self->state.socket = std::move(socket);
+  self->state.voice = std::move(voice);
   // The lobby gone (shutdown): nothing more will come.
   self->monitor(source);
   self->set_down_handler([=](caf::down_msg&) { self->quit(); });
@@ -243,9 +400,64 @@ lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state
     else
       leave(caf::exit_reason::normal);
   };
+  auto with_socket = [self, leave](auto f) {
+    if (auto s = self->state.socket.lock())
+      f(*s);
+    else
+      leave(caf::exit_reason::normal);
+  };
   return {
     [=](atom::subscribe, const lobby& l) { deliver(members_message(l)); },
     [=](atom::event, const lobby_event& ev) { deliver(event_message(ev)); },
+    [=](atom::hello, voice_hello& h) {
+      auto me = caf::actor_cast<lobby_subscriber_actor>(self);
+      self->request(source, std::chrono::seconds(10), atom::hello_v,
+                    std::move(h), me)
+        .then(
+          [=](voice_welcome& w) {
+            auto& voice = *self->state.voice;
+            json j{{"type", "welcome"},
+                   {"session_id", w.session_id},
+                   {"ice_servers",
+                    ice_servers(voice.ice, w.session_id, unix_now())},
+                   {"peers", w.peers}};
+            if (voice.stats && !voice.ice.turn_urls.empty())
+              ++voice.stats->turn_credentials;
+            with_socket([&](lobby_socket& s) {
+              s.speaks_for(w.session_id, dump(j));
+            });
+          },
+          [=](caf::error& err) {
+            auto& stats = self->state.voice->stats;
+            auto code = code_of(err);
+            if (code == ec::bad_token) {
+              if (stats)
+                ++stats->hellos_bad_token;
+              return deliver(voice_error("bad_token",
+                                         "unknown session or wrong token"));
+            }
+            if (code == ec::voice_full) {
+              if (stats)
+                ++stats->hellos_voice_full;
+              return deliver(voice_error(
+                "voice_full", "the lobby has its most voice peers"));
+            }
+            deliver(voice_error("unavailable",
+                                "the lobby could not take the hello now: "
+                                  + caf::to_string(err)));
+          });
+    },
+    [=](atom::peers, voice_table_ptr& table) {
+      with_socket([&](lobby_socket& s) { s.peers(std::move(table)); });
+    },
+    [=](atom::signal, const std::string& from, const std::string& data) {
+      deliver(signal_message(from, data));
+    },
+    [=](atom::voice, std::string& text, bool speaks_no_more) {
+      if (!speaks_no_more)
+        return deliver(std::move(text));
+      with_socket([&](lobby_socket& s) { s.speaks_for({}, std::move(text)); });
+    },
   };
 }
 

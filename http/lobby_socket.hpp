@@ -1,18 +1,23 @@
-// Live lobby events over a WebSocket (GET /ws/lobby/{lobby_id}, see
-// docs/lobby-events.md). The HTTP connection hands its socket over once the
-// lobby is known; from then on one WebSocket session (on the connection's
-// strand) and one subscriber actor (which the lobby sends its events to)
-// work as a pair. Included by http/server.cpp only.
+// Live lobby events and voice signaling over a WebSocket (GET
+// /ws/lobby/{lobby_id}, docs/lobby-events.md and docs/voice.md). The HTTP
+// connection hands its socket over once the lobby is known; from then on
+// one WebSocket session (on the connection's strand) and one subscriber
+// actor (which the lobby sends its events to) work as a pair. A signal goes
+// from the sender's strand straight to the receiver's subscriber actor (one
+// actor hop), by the table of voice sockets the lobby publishes. Included by
+// http/server.cpp only.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "actors/interfaces.hpp"
+#include "http/voice_options.hpp"
 
 namespace caf {
 class actor_system;
@@ -21,11 +26,14 @@ class actor_system;
 namespace vb {
 
 struct lobby_socket_limits {
-  /// The largest message a page may send (a chat line in JSON).
-  std::size_t max_message_bytes = 16 * 1024;
+  /// The largest message a page may send: a signal of max_signal_bytes
+  /// and its envelope (past it the socket is closed, 1009).
+  std::size_t max_message_bytes = 80 * 1024;
   /// Messages waiting to be written to a page; past this the page is too
   /// slow (or gone) and its connection is closed.
   std::size_t max_queued = 256;
+  std::shared_ptr<const voice_options> voice
+    = std::make_shared<const voice_options>();
 };
 
 /// Accepts the WebSocket of an upgrade request for `lobby` on `stream`

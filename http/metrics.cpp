@@ -151,6 +151,12 @@ void of_stats(pm::MetricFamily& f, const scrape& s) {
   f.metric.push_back(sample(f, s.stats.*member));
 }
 
+void hellos_refused(pm::MetricFamily& f, const scrape& s) {
+  f.metric.push_back(sample(f, s.stats.hellos_bad_token, {{"code", "bad_token"}}));
+  f.metric.push_back(
+    sample(f, s.stats.hellos_voice_full, {{"code", "voice_full"}}));
+}
+
 pm::ClientMetric::Label file_label(std::size_t i) {
   return {"file", std::string{server_stats::snapshot_files[i]}};
 }
@@ -262,6 +268,7 @@ const family_row families[] = {
   {"voicebot_idempotent_replays_total",
    "Joins answered from an earlier request with the same Idempotency-Key.",
    counter, of_stats<&server_stats::idempotent_replays>},
+
   {"voicebot_late_acceptances_total",
    "Joins a provider accepted after their dispatch timeout (told to stop).",
    counter, of_stats<&server_stats::late_acceptances>},
@@ -273,6 +280,22 @@ const family_row families[] = {
    "Connections to the provider gateway whose mutual TLS handshake failed "
    "(no certificate, another CA's, expired, not TLS), closed.",
    counter, of_stats<&server_stats::tls_handshake_failures>},
+
+  // -- voice (SPEC §9) --
+  {"voicebot_voice_peers", "Voice peers in all lobbies.", gauge,
+   of_stats<&server_stats::voice_peers>},
+  {"voicebot_signals_relayed_total",
+   "Signaling messages sent on from one voice peer's socket to another's.",
+   counter, of_stats<&server_stats::signals_relayed>},
+  {"voicebot_signal_bytes_total",
+   "Bytes of the data of the signaling messages sent on.", counter,
+   of_stats<&server_stats::signal_bytes>},
+  {"voicebot_hellos_refused_total",
+   "Hellos on a lobby WebSocket refused, by code (bad_token, voice_full).",
+   counter, hellos_refused},
+  {"voicebot_turn_credentials_total",
+   "TURN credentials handed out in welcomes.", counter,
+   of_stats<&server_stats::turn_credentials>},
 
   // -- snapshots --
   {"voicebot_snapshot_writes_total", "Durable snapshot writes, by file.",

@@ -397,9 +397,11 @@ private:
   void hand_over(lobby_actor l) {
     --metrics_->in_flight;
     release_client();
+    lobby_socket_limits limits;
+    limits.voice = srv_.api->voice();
     start_lobby_socket(std::move(stream_), parser_->release(), srv_.api->system(),
                        std::move(l), metrics_->connections,
-                       metrics_->sockets);
+                       metrics_->sockets, limits);
   }
 
   /// True when the Origin header names the host the request was sent to.

@@ -1,4 +1,5 @@
 #include "model/config.hpp"
+#include "model/ice.hpp"
 
 #include "model/address.hpp"
 #include "model/url.hpp"
@@ -57,6 +58,13 @@ json to_json(const server_options& o) {
     {"cluster_host", o.cluster_host},
     {"cluster_port", o.cluster_port},
     {"instance_ttl", o.instance_ttl},
+    {"max_voice_peers", o.max_voice_peers},
+    {"session_idle_timeout", o.session_idle_timeout},
+    {"signal_rate", o.signal_rate},
+    {"stun_urls", o.stun_urls},
+    {"turn_urls", o.turn_urls},
+    {"turn_secret_file", o.turn_secret_file},
+    {"turn_ttl", o.turn_ttl},
   };
 }
 
@@ -178,6 +186,20 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "cluster_port", o.cluster_port);
     else if (key == "instance_ttl")
       err = read_field(value, "instance_ttl", o.instance_ttl);
+    else if (key == "max_voice_peers")
+      err = read_field(value, "max_voice_peers", o.max_voice_peers);
+    else if (key == "session_idle_timeout")
+      err = read_field(value, "session_idle_timeout", o.session_idle_timeout);
+    else if (key == "signal_rate")
+      err = read_field(value, "signal_rate", o.signal_rate);
+    else if (key == "stun_urls")
+      err = read_field(value, "stun_urls", o.stun_urls);
+    else if (key == "turn_urls")
+      err = read_field(value, "turn_urls", o.turn_urls);
+    else if (key == "turn_secret_file")
+      err = read_field(value, "turn_secret_file", o.turn_secret_file);
+    else if (key == "turn_ttl")
+      err = read_field(value, "turn_ttl", o.turn_ttl);
     else if (key.rfind("_", 0) == 0) // "_comment" and the like
       continue;
     else
@@ -284,6 +306,24 @@ std::string validate(const server_options& o) {
   if (!std::isfinite(o.instance_ttl) || o.instance_ttl < 2
       || o.instance_ttl > 3600)
     return "instance_ttl must be between 2 and 3600 seconds";
+  if (o.max_voice_peers < 2 || o.max_voice_peers > 64)
+    return "max_voice_peers must be between 2 and 64";
+  if (!positive(o.session_idle_timeout))
+    return "session_idle_timeout must be a positive number of seconds";
+  if (!positive(o.signal_rate))
+    return "signal_rate must be a positive number of messages per second";
+  if (!positive(o.turn_ttl))
+    return "turn_ttl must be a positive number of seconds";
+  for (auto& u : o.stun_urls)
+    if (auto why = check_ice_url(u, false); !why.empty())
+      return "stun_urls: " + u + ": " + why;
+  for (auto& u : o.turn_urls)
+    if (auto why = check_ice_url(u, true); !why.empty())
+      return "turn_urls: " + u + ": " + why;
+  if (!o.turn_urls.empty() && o.turn_secret_file.empty())
+    return "turn_urls need turn_secret_file (coturn's static-auth-secret)";
+  if (o.turn_urls.empty() && !o.turn_secret_file.empty())
+    return "turn_secret_file without turn_urls: no TURN server to use it";
   return {};
 }
 

@@ -84,6 +84,21 @@ struct server_options {
   /// Seconds of the instance's lease in etcd: an instance unheard for this
   /// long loses its pending joins and its leadership.
   double instance_ttl = 10;
+  // Voice (SPEC §9).
+  /// Voice peers of one lobby at most (a full mesh).
+  std::size_t max_voice_peers = 8;
+  /// Seconds a person's session lasts without a socket speaking for it.
+  double session_idle_timeout = 120;
+  /// Messages a lobby WebSocket may send per second; past it, closed (1008).
+  double signal_rate = 50;
+  /// ICE servers handed out in a welcome: stun:, turn:/turns: URLs, the
+  /// file holding coturn's static-auth-secret, a credential's lifetime.
+  std::vector<std::string> stun_urls;
+  std::vector<std::string> turn_urls;
+  std::string turn_secret_file;
+  double turn_ttl = 86400;
+  /// The secret read from turn_secret_file at start-up (never printed).
+  std::string turn_secret;
   /// Command line only: print this journal's records and exit.
   std::string dump_journal;
   /// Command line only, benchmarks only: journal appends skip fdatasync

@@ -36,22 +36,6 @@ std::string check_ice_url(std::string_view url, bool turn) {
   return {};
 }
 
-std::string check_ice_options(const ice_options& o) {
-  for (auto& u : o.stun_urls)
-    if (auto why = check_ice_url(u, false); !why.empty())
-      return "--stun-url " + u + ": " + why;
-  for (auto& u : o.turn_urls)
-    if (auto why = check_ice_url(u, true); !why.empty())
-      return "--turn-url " + u + ": " + why;
-  if (!o.turn_urls.empty() && o.turn_secret.empty())
-    return "--turn-url needs --turn-secret-file (coturn's static-auth-secret)";
-  if (o.turn_urls.empty() && !o.turn_secret.empty())
-    return "--turn-secret-file without --turn-url: no TURN server to use it";
-  if (!(o.turn_ttl > 0) || !std::isfinite(o.turn_ttl))
-    return "--turn-ttl must be a positive number of seconds";
-  return {};
-}
-
 nlohmann::json ice_servers(const ice_options& o, std::string_view session_id,
                            double now) {
   auto out = nlohmann::json::array();

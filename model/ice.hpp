@@ -25,10 +25,6 @@ struct ice_options {
 /// host and no spaces or control characters.
 std::string check_ice_url(std::string_view url, bool turn);
 
-/// Why the options cannot work together; empty when they can (TURN URLs
-/// need a secret, a secret needs TURN URLs, the TTL is positive).
-std::string check_ice_options(const ice_options& o);
-
 /// The `ice_servers` of a welcome for `session_id` at unix time `now`: `[]`
 /// with none configured; the STUN URLs as one server; the TURN URLs as one
 /// server with `username` "<unix expiry>:<session_id>" and `credential`

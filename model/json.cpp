@@ -226,6 +226,13 @@ void to_json(json& j, const session& x) {
            {"moved_at", positive_or_null(x.moved_at)}};
 }
 
+void to_json(json& j, const voice_peer& x) {
+  j = json{{"session_id", x.session_id},
+           {"nick", x.nick},
+           {"is_bot", x.is_bot},
+           {"bot_name", x.bot_name}};
+}
+
 void from_json(const json& j, session& x) {
   read_object(j, "a session", x, "session_id", x.session_id, "nick", x.nick,
               "is_bot", x.is_bot, "bot_name", x.bot_name, "provider_id",

@@ -37,6 +37,8 @@ nlohmann::json snapshot_json(const provider& x);
 ///  orphaned, moved_at}; bot_name, provider_id and run_id are "" for people,
 /// moved_at is null when the member never moved. The snapshots keep the same.
 void to_json(nlohmann::json& j, const session& x);
+/// {session_id, nick, is_bot, bot_name}.
+void to_json(nlohmann::json& j, const voice_peer& x);
 void from_json(const nlohmann::json& j, session& x);
 
 /// {id, name, private, created_at, members, sessions}; members is the number

@@ -137,6 +137,8 @@ private:
           return &s->nick;
         if (key_ == "bot_name")
           return &s->bot_name;
+        if (key_ == "token_hash")
+          return &s->token_hash;
         if (key_ == "provider_id")
           return &s->provider_id;
         if (key_ == "run_id")
@@ -155,6 +157,8 @@ private:
       return &cur_session()->is_bot;
     if (here() == where::session && key_ == "orphaned")
       return &cur_session()->orphaned;
+    if (here() == where::session && key_ == "voice")
+      return &cur_session()->voice;
     return nullptr;
   }
 
@@ -184,7 +188,8 @@ private:
         return key_ == "session_id" || key_ == "nick" || key_ == "is_bot"
                || key_ == "bot_name" || key_ == "provider_id"
                || key_ == "run_id" || key_ == "joined_at"
-               || key_ == "orphaned" || key_ == "moved_at";
+               || key_ == "orphaned" || key_ == "moved_at"
+               || key_ == "token_hash" || key_ == "voice";
       default:
         return false;
     }
@@ -192,7 +197,7 @@ private:
 
   /// What a known key holds.
   const char* expected() const {
-    for (auto k : {"private", "is_bot", "orphaned"})
+    for (auto k : {"private", "is_bot", "orphaned", "voice"})
       if (key_ == k)
         return "a boolean";
     for (auto k : {"created_at", "joined_at", "moved_at", "version",

@@ -8,11 +8,13 @@ namespace vb {
 
 std::string join_call_body(std::string_view lobby_id,
                            std::string_view session_id, std::string_view nick,
-                           std::string_view server_url) {
+                           std::string_view server_url,
+                           std::string_view session_token) {
   nlohmann::json j{{"lobby_id", lobby_id},
                    {"session_id", session_id},
                    {"nick", nick},
-                   {"server_url", server_url}};
+                   {"server_url", server_url},
+                   {"session_token", session_token}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

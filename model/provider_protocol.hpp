@@ -10,10 +10,12 @@
 
 namespace vb {
 
-/// The body of a join call.
+/// The body of a join call: {lobby_id, session_id, nick, server_url,
+/// session_token} (SPEC §4).
 std::string join_call_body(std::string_view lobby_id,
                            std::string_view session_id, std::string_view nick,
-                           std::string_view server_url);
+                           std::string_view server_url,
+                           std::string_view session_token);
 
 /// Reads the run_id of a provider's answer to a join call; false with a
 /// reason when the answer is not a JSON object with a non-empty string

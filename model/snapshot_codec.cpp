@@ -463,6 +463,14 @@ std::string session_json(const session& s) {
   put_string(out, s.run_id);
   put_key(out, "session_id");
   put_string(out, s.session_id);
+  if (!s.token_hash.empty()) {
+    put_key(out, "token_hash");
+    put_string(out, s.token_hash);
+  }
+  if (s.voice) {
+    put_key(out, "voice");
+    put_bool(out, true);
+  }
   out += '}';
   return out;
 }

@@ -112,6 +112,21 @@ struct session {
   bool orphaned = false;
   /// Bots only: when it last moved to another run (unix seconds); 0: never.
   double moved_at = 0;
+  /// The hash of the session's token (model/secret.hpp; SPEC §9): kept in
+  /// the data files only, never in listings, events or on the CAF wire.
+  /// Empty: a member from before tokens, which no token opens.
+  std::string token_hash;
+  /// A voice peer (SPEC §9): from its first hello until it ends; a moved
+  /// bot's new run is one again once it says hello. In the data files only.
+  bool voice = false;
+};
+
+/// A voice peer as the others see it (SPEC §9: welcome, peer_joined).
+struct voice_peer {
+  std::string session_id;
+  std::string nick;
+  bool is_bot = false;
+  std::string bot_name;
 };
 
 /// A lobby (room) with its members.

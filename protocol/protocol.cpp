@@ -20,6 +20,8 @@ const char* to_string(ec x) {
     case ec::rate_limited: return "rate_limited";
     case ec::idempotency_key_reused: return "idempotency_key_reused";
     case ec::full: return "full";
+    case ec::bad_token: return "bad_token";
+    case ec::voice_full: return "voice_full";
   }
   return "unknown";
 }

@@ -80,6 +80,9 @@ enum class ec : uint8_t {
   idempotency_key_reused, // 422: an Idempotency-Key with another body
   full,                   // 409: max_lobbies or max_members_per_lobby is
                           // reached (context: detail)
+  // -- voice (SPEC §9), on the lobby WebSocket only --
+  bad_token,  // a hello with an unknown session or a wrong token
+  voice_full, // a hello past max_voice_peers
 };
 
 const char* to_string(ec x);
@@ -119,6 +122,9 @@ struct dispatch_request {
   std::string lobby_id;
   std::string session_id;
   std::string nick;
+  /// The run's session token (SPEC §9): in an HTTP provider's join body.
+  /// Not on the CAF wire in protocol 2 (a field there would change it).
+  std::string session_token;
 };
 
 /// A bot running at a CAF provider for one lobby membership; a provider

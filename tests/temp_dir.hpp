@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace vb::test {
@@ -35,5 +37,19 @@ struct temp_dir {
     return path + "/" + name;
   }
 };
+
+/// Every file under `dir`, one after the other: to check what a secret never
+/// reaches.
+inline std::string read_dir_text(const std::string& dir) {
+  std::string all;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) {
+      std::ifstream in(e.path(), std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      all += text.str();
+    }
+  return all;
+}
 
 } // namespace vb::test

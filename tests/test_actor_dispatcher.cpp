@@ -116,7 +116,7 @@ struct dispatcher_fixture : test::fixture {
   }
 
   static dispatch_request request() {
-    return dispatch_request{"echo", "lobby-1", "session-1", "Echo"};
+    return dispatch_request{"echo", "lobby-1", "session-1", "Echo", ""};
   }
 
   ~dispatcher_fixture() {
@@ -135,6 +135,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join is POST "
   link->script = [](auto&) { return test::accepted("r-1"); };
   auto req = request();
   req.bot_name = "my bot";
+  req.session_token = "tok-1";
   CHECK(join(p, req) == "r-1");
   REQUIRE(link->calls.size() == 1);
   auto& c = link->calls[0];
@@ -146,6 +147,7 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join is POST "
   CHECK(c.body.find("\"server_url\":\"http://127.0.0.1:8000\"")
         != std::string::npos);
   CHECK(c.body.find("\"session_id\":\"session-1\"") != std::string::npos);
+  CHECK(c.body.find("\"session_token\":\"tok-1\"") != std::string::npos);
 }
 
 TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a join the provider accepts "

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/dispatcher.hpp"
+#include "model/secret.hpp"
 #include "actors/directory.hpp"
 #include "actors/registry.hpp"
 #include "actors/stats.hpp"
@@ -79,6 +80,15 @@ lobby_subscriber_actor::behavior_type recorder(lobby_subscriber_actor::pointer,
   return {
     [=](atom::subscribe, const lobby&) {},
     [=](atom::event, const lobby_event& ev) { f->events.push_back(ev); },
+    // Never a voice socket here (no hello).
+    [=](atom::peers, const voice_table_ptr&) { FAIL("a voice table"); },
+    [=](atom::signal, const std::string&, const std::string&) {
+      FAIL("a signal");
+    },
+    [=](atom::hello, const voice_hello&) { FAIL("a hello"); },
+    [=](atom::voice, const std::string& text, bool) {
+      FAIL("a voice message: " << text);
+    },
   };
 }
 
@@ -683,6 +693,34 @@ TEST_CASE_METHOD(fleet_fixture, "re-dispatch: the members of an evicted "
   CHECK(get(beta).active_runs == 2);
   // Stopping the old runs is pointless: the provider is gone.
   CHECK(all_stops() == 0);
+}
+
+TEST_CASE_METHOD(fleet_fixture, "tokens: a bot's run gets its session token "
+                 "in the join body, the member keeps only its hash, and a "
+                 "moved member's new run gets a new token that fences the old",
+                 "[fleet][redispatch][voice]") {
+  auto token_in = [](const std::string& body) {
+    return nlohmann::json::parse(body).at("session_token").get<std::string>();
+  };
+  auto [alpha, room, echo] = echo_at_alpha();
+  REQUIRE_FALSE(link->calls.empty());
+  auto first = token_in(link->calls.back().body);
+  CHECK(first.size() >= 22);
+  auto m = member(room, echo.session_id);
+  CHECK(token_matches(first, m.token_hash));
+  CHECK(echo.token_hash.empty()); // not in the join's answer
+  auto beta = add("beta");
+  evict(alpha);
+  m = member(room, echo.session_id);
+  REQUIRE(m.provider_id == beta);
+  std::string second;
+  for (auto& c : link->calls)
+    if (is_join(c) && name_in(c.url) == "beta")
+      second = token_in(c.body);
+  REQUIRE_FALSE(second.empty());
+  CHECK(second != first);
+  CHECK(token_matches(second, m.token_hash));
+  CHECK_FALSE(token_matches(first, m.token_hash));
 }
 
 TEST_CASE_METHOD(fleet_fixture, "re-dispatch: a member that leaves while it "

@@ -76,7 +76,7 @@ lobby_directory_actor::behavior_type scripted_directory(
       return s;
     },
     [=](atom::add, const std::string&, const std::string&)
-      -> caf::result<session> {
+      -> caf::result<person_session> {
       never("add");
       return make_error(ec::invalid);
     },

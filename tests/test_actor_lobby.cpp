@@ -1,204 +1,19 @@
+// The lobby directory and its lobbies: joins, leaves, failover, limits,
+// loading, events and cluster changes (fixtures: lobby_fixture.hpp).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <memory>
 
-#include "actors/dispatcher.hpp"
-#include "actors/directory.hpp"
-#include "actors/registry.hpp"
-#include "actors/journal_store.hpp"
-#include "actors/stats.hpp"
-#include "fixture.hpp"
-#include "memory_store.hpp"
-#include "model_samples.hpp"
+#include "lobby_fixture.hpp"
 #include "model/journal_codec.hpp"
+#include "model/secret.hpp"
 #include "model/snapshot_codec.hpp"
 #include "model/validate.hpp"
-#include "mock_dispatcher.hpp"
-#include "scripted_link.hpp"
 
 using namespace vb;
+using namespace vb::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-/// What the mock dispatcher does and saw.
-struct provider_script {
-  /// Per provider name: "accept", "unavailable" or "reject".
-  std::map<std::string, std::string> mode;
-  std::vector<std::pair<std::string, dispatch_request>> joins;
-  std::vector<std::string> stops;
-  /// Lobby events sent to bots: provider id, run id, event.
-  struct bot_event {
-    std::string provider_id;
-    std::string run_id;
-    lobby_event event;
-  };
-  std::vector<bot_event> events;
-  int next_run = 0;
-};
-
-/// A dispatcher that answers from the script instead of calling providers:
-/// the first candidate only (failover is the real dispatcher's, tested over
-/// a scripted link). It tells the registry nothing (the real one reports
-/// provider health), so what the registry learns in these tests, the lobby
-/// told it.
-dispatcher_actor::behavior_type
-mock_dispatcher(dispatcher_actor::pointer self,
-                std::shared_ptr<provider_script> script) {
-  return test::mock_dispatcher_of(
-    [=](atom::join, const provider_list& candidates,
-        const dispatch_request& req) -> caf::result<placed> {
-      REQUIRE_FALSE(candidates.empty());
-      auto& p = candidates.front();
-      script->joins.emplace_back(p->name, req);
-      auto mode = script->mode.count(p->name) ? script->mode[p->name]
-                                              : "accept";
-      if (mode == "unavailable")
-        return make_error(ec::unavailable, "refused");
-      if (mode == "reject")
-        return make_error(ec::rejected, "answered 500");
-      return placed{p, "run-" + std::to_string(++script->next_run)};
-    },
-    [=](atom::stop, const provider&, const std::string& run_id) {
-      script->stops.push_back(run_id);
-      return true;
-    },
-    [=](atom::probe, const provider&) { return true; },
-    [=](atom::done, uint64_t, const http_result&) {
-      FAIL("no HTTP link in this test");
-    },
-    [=](atom::expire, uint64_t) {},
-    [=](atom::event, const std::string& provider_id,
-        const std::string& run_id, const lobby_event& ev) {
-      script->events.push_back({provider_id, run_id, ev});
-    });
-}
-
-struct lobby_fixture : test::fixture {
-  test::temp_dir dir;
-  std::shared_ptr<server_stats> stats = std::make_shared<server_stats>();
-  std::shared_ptr<provider_script> script
-    = std::make_shared<provider_script>();
-  store_actor provider_store;
-  store_handles lobby_files;
-  registry_actor reg;
-  dispatcher_actor disp;
-  lobby_directory_actor aut;
-
-  lobby_fixture() {
-    provider_store = sys.spawn(test::memory_store);
-    registry_config rc;
-    rc.flush_interval = 3600s;
-    reg = sys.spawn(registry, provider_store, std::vector<provider>{}, rc,
-                    stats);
-    disp = sys.spawn(mock_dispatcher, script);
-    run();
-  }
-
-  /// The real dispatcher over a scripted provider link instead of the mock
-  /// (call before start()).
-  std::shared_ptr<test::scripted_link> link;
-  void use_real_dispatcher() {
-    self->send_exit(disp, caf::exit_reason::user_shutdown);
-    link = std::make_shared<test::scripted_link>();
-    dispatcher_config dc;
-    dc.registry = reg;
-    disp = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
-    run();
-  }
-
-  provider_status status_of(const std::string& provider_id) {
-    return ask<provider>(reg, atom::get_v, provider_id).status;
-  }
-
-  /// Unseen for 5 s or more.
-  bool stale(const std::string& provider_id) {
-    auto report = ask<stale_report>(reg, atom::stale_v,
-                                    caf::timespan{std::chrono::seconds(5)});
-    for (auto& e : report.entries)
-      if (e.provider_id == provider_id)
-        return true;
-    return false;
-  }
-
-  /// The limits start() gives the directory.
-  size_t max_lobbies = lobby_peers{}.max_lobbies;
-  size_t max_members = lobby_peers{}.max_members;
-
-  /// The directory over a real journal store in the test's directory.
-  void start(std::vector<lobby> initial = {}) {
-    auto seed = std::make_shared<journal_store_seed>();
-    load_lobbies(dir.path, *seed);
-    lobby_files = spawn_journal_store(sys, seed, stats, false);
-    lobby_peers peers{reg, disp, lobby_files.store};
-    peers.max_lobbies = max_lobbies;
-    peers.max_members = max_members;
-    aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
-                    stats);
-    self->send(reg, atom::peers_v, aut, disp);
-    run();
-  }
-
-  /// The directory over the store double.
-  void start_on(store_actor store) {
-    lobby_files.store = std::move(store);
-    aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
-                    lobby_peers{reg, disp, lobby_files.store}, stats);
-    self->send(reg, atom::peers_v, aut, disp);
-    run();
-  }
-
-  /// What a restarted server would load.
-  std::vector<lobby> on_disk() {
-    journal_store_seed seed;
-    std::vector<lobby> result;
-    for (auto& img : load_lobbies(dir.path, seed))
-      result.push_back(to_lobby(img));
-    return result;
-  }
-
-  std::string add_provider(const std::string& name,
-                           std::vector<std::string> bots,
-                           transport via = transport::http) {
-    provider_registration r;
-    r.name = name;
-    r.via = via;
-    if (via == transport::http)
-      r.base_url = "http://127.0.0.1:9000/" + name;
-    for (auto& b : bots)
-      r.bots.push_back(bot_info{b, ""});
-    return ask<std::string>(reg, atom::registration_v, r);
-  }
-
-  lobby create(const std::string& name, bool is_private = false) {
-    return ask<lobby_created>(aut, atom::create_v, lobby_create{name, is_private})
-      .value;
-  }
-
-  session join(const std::string& lobby_id, const std::string& bot,
-               const std::string& nick, const std::string& provider_id = {}) {
-    return ask<session>(aut, atom::join_v, lobby_id,
-                        bot_join{bot, nick, provider_id});
-  }
-
-  caf::error join_error(const std::string& lobby_id, const std::string& bot,
-                        const std::string& nick) {
-    return ask_error<session>(aut, atom::join_v, lobby_id,
-                              bot_join{bot, nick, ""});
-  }
-
-  lobby get(const std::string& id) {
-    return ask<lobby>(aut, atom::get_v, id);
-  }
-
-  ~lobby_fixture() {
-    shut_down(aut, disp, reg);
-    shut_down(lobby_files.store, lobby_files.writer, provider_store);
-  }
-};
-
-} // namespace
 
 TEST_CASE_METHOD(lobby_fixture, "lobby: create is idempotent by name and "
                  "durable", "[lobby]") {
@@ -481,10 +296,10 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: past max_members people and bots "
   start();
   add_provider("alpha", {"echo"});
   auto room = create("room");
-  ask<session>(aut, atom::add_v, room.id, std::string{"alice"});
+  ask<person_session>(aut, atom::add_v, room.id, std::string{"alice"});
   auto bot = join(room.id, "echo", "Echo");
-  CHECK(code_of(ask_error<session>(aut, atom::add_v, room.id,
-                                   std::string{"bob"}))
+  CHECK(code_of(ask_error<person_session>(aut, atom::add_v, room.id,
+                                          std::string{"bob"}))
         == ec::full);
   CHECK(code_of(join_error(room.id, "echo", "Echo 2")) == ec::full);
   CHECK(script->joins.size() == 1);
@@ -520,23 +335,45 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: providers coming and going leave no "
   CHECK(st.transports.size() == 1);
 }
 
-TEST_CASE_METHOD(lobby_fixture, "lobby: people join and leave, and are not "
-                 "written to disk", "[lobby]") {
+TEST_CASE_METHOD(lobby_fixture, "lobby: people join durably with a token "
+                 "only this answer shows (the disk keeps its hash), and leave "
+                 "durably", "[lobby]") {
   start();
   add_provider("alpha", {"echo"});
   auto room = create("room");
-  auto alice = ask<session>(aut, atom::add_v, room.id, std::string{"alice"});
-  CHECK_FALSE(alice.is_bot);
+  auto alice = ask<person_session>(aut, atom::add_v, room.id,
+                                   std::string{"alice"});
+  CHECK_FALSE(alice.value.is_bot);
+  CHECK(alice.token.size() >= 22); // 128 bits or more, base64url
+  CHECK(alice.value.token_hash.empty());
+  auto bob = ask<person_session>(aut, atom::add_v, room.id, std::string{"bob"});
+  CHECK(bob.token != alice.token);
   auto bot = join(room.id, "echo", "Echo");
-  CHECK(get(room.id).sessions.size() == 2);
+  CHECK(bot.token_hash.empty());
+  auto members = get(room.id).sessions;
+  CHECK(members.size() == 3);
+  for (auto& m : members)
+    CHECK(m.token_hash.empty() == false); // the lobby keeps it ...
   auto disk = on_disk();
-  REQUIRE(disk.at(0).sessions.size() == 1);
-  CHECK(disk[0].sessions[0].session_id == bot.session_id);
-  // Leaving without the lobby id finds the lobby.
+  REQUIRE(disk.at(0).sessions.size() == 3);
+  for (auto& m : disk[0].sessions) {
+    // ... and the journal, as a hash that only the member's token matches.
+    INFO(m.nick);
+    if (m.session_id == alice.value.session_id) {
+      CHECK(token_matches(alice.token, m.token_hash));
+      CHECK_FALSE(token_matches(bob.token, m.token_hash));
+    }
+  }
+  // No token in the data files.
+  auto files = test::read_dir_text(dir.path);
+  CHECK(files.find(alice.token) == std::string::npos);
+  CHECK(files.find(bob.token) == std::string::npos);
+  // Leaving without the lobby id finds the lobby; the leave is durable.
   auto lobby_id = ask<std::string>(aut, atom::leave_v,
-                                   leave_request{alice.session_id, ""});
+                                   leave_request{alice.value.session_id, ""});
   CHECK(lobby_id == room.id);
-  CHECK(get(room.id).sessions.size() == 1);
+  CHECK(get(room.id).sessions.size() == 2);
+  CHECK(on_disk().at(0).sessions.size() == 2);
   CHECK(code_of(ask_error<std::string>(aut, atom::leave_v,
                                        leave_request{"gone", ""}))
         == ec::not_found);
@@ -557,74 +394,6 @@ TEST_CASE_METHOD(lobby_fixture, "lobby: lobbies and bot members come back "
 
 // -- live lobby events ---------------------------------------------------------
 
-namespace {
-
-/// What a subscriber saw: "members" once, then the events' types.
-struct feed {
-  std::vector<std::string> seen;
-  lobby members;
-  std::vector<lobby_event> events;
-};
-
-lobby_subscriber_actor::behavior_type
-recorder(lobby_subscriber_actor::pointer, std::shared_ptr<feed> f) {
-  return {
-    [=](atom::subscribe, const lobby& l) {
-      f->seen.push_back("members");
-      f->members = l;
-    },
-    [=](atom::event, const lobby_event& ev) {
-      f->seen.push_back(to_string(ev.type));
-      f->events.push_back(ev);
-    },
-  };
-}
-
-struct events_fixture : lobby_fixture {
-  std::vector<caf::actor> spawned;
-
-  lobby_actor lobby_of(const std::string& id) {
-    return ask<lobby_actor>(aut, atom::subscribe_v, id);
-  }
-
-  std::shared_ptr<feed> subscribe(const std::string& lobby_id) {
-    auto f = std::make_shared<feed>();
-    auto sub = sys.spawn(recorder, f);
-    spawned.push_back(caf::actor_cast<caf::actor>(sub));
-    self->send(lobby_of(lobby_id), atom::subscribe_v, sub);
-    run();
-    return f;
-  }
-
-  session person(const std::string& lobby_id, const std::string& nick) {
-    return ask<session>(aut, atom::add_v, lobby_id, nick);
-  }
-
-  size_t live_subscribers(const std::string& lobby_id) {
-    auto ptr = caf::actor_cast<lobby_actor::stateful_pointer<lobby_state>>(
-      lobby_of(lobby_id));
-    return ptr->state.subscribers.size();
-  }
-
-  /// The events bots got, as "run: type nick" lines.
-  std::vector<std::string> bot_events() {
-    std::vector<std::string> out;
-    for (auto& e : script->events)
-      out.push_back(e.run_id + ": " + to_string(e.event.type) + " " + e.event.member.nick
-                    + (e.event.text.empty() ? "" : " " + e.event.text));
-    return out;
-  }
-
-  ~events_fixture() {
-    for (auto& a : spawned)
-      self->send_exit(a, caf::exit_reason::user_shutdown);
-    run();
-  }
-};
-
-using strings = std::vector<std::string>;
-
-} // namespace
 
 TEST_CASE_METHOD(events_fixture, "lobby events: a subscriber gets the members, "
                  "then joins, leaves and chat in order", "[lobby][events]") {
@@ -951,6 +720,7 @@ TEST_CASE_METHOD(remote_fixture,
   remote({header(one)});
   auto f = subscribe(one.id);
   auto alice = person(one.id, "alice");
+  auto written = records().size(); // alice's join: people are stored too
   auto s = remote_bot("s1", "Echo", "echo", pid, "run-x");
   remote({member(one, s)});
   s.run_id = "run-y";
@@ -980,12 +750,12 @@ TEST_CASE_METHOD(remote_fixture,
   CHECK(directory().by_provider.count(pid) == 0);
   // The member is gone here; its run is the remover's to stop.
   CHECK(script->stops.empty());
-  CHECK(records().empty());
+  CHECK(records().size() == written);
 }
 
 TEST_CASE_METHOD(remote_fixture,
-                 "lobby: a resync drops the lobbies and bot members it does "
-                 "not name; people stay",
+                 "lobby: a resync drops the lobbies and members it does not "
+                 "name, people too (they are stored like bots)",
                  "[lobby][events][remote]") {
   auto local = create("local");
   auto written = records().size();
@@ -995,6 +765,7 @@ TEST_CASE_METHOD(remote_fixture,
   remote({header(one), header(two), member(one, s1), member(one, s2),
           member(two, s3)});
   person(one.id, "alice");
+  ++written; // alice's join
   auto f = subscribe(one.id);
   CHECK(stats->lobbies == 3);
   CHECK(stats->members == 4);
@@ -1005,10 +776,12 @@ TEST_CASE_METHOD(remote_fixture,
   CHECK(code_of(ask_error<lobby>(aut, atom::get_v, two.id)) == ec::not_found);
   CHECK(code_of(ask_error<lobby>(aut, atom::get_v, local.id))
         == ec::not_found);
-  CHECK(members_of(one) == strings{"Echo run-4", "alice"});
-  CHECK(f->seen == strings{"members", "member_moved", "member_left"});
+  CHECK(members_of(one) == strings{"Echo run-4"});
+  CHECK(f->seen
+        == strings{"members", "member_moved", "member_left", "member_left"});
+  CHECK(f->events.back().member.nick == "alice");
   CHECK(stats->lobbies == 1);
-  CHECK(stats->members == 2);
+  CHECK(stats->members == 1);
   CHECK(directory().by_session.count("s2") == 0);
   CHECK(directory().by_session.count("s3") == 0);
   CHECK(active_runs() == 1);
@@ -1034,11 +807,11 @@ TEST_CASE_METHOD(remote_fixture,
           text(one.id, "s9", "[1]"),
           text(one.id, "s9", session_json(s1)), // another member's key
           text(one.id, "s9", "{}"),             // no session_id
-          member(one, person_member),           // people are not stored
+          member(one, person_member),           // a person from elsewhere
           member(one, s1)});
   CHECK(listed() == strings{"one"});
-  CHECK(members_of(one) == strings{"Echo run-1"});
+  CHECK(members_of(one) == strings{"bob", "Echo run-1"});
   CHECK(stats->lobbies == 1);
-  CHECK(stats->members == 1);
+  CHECK(stats->members == 2);
   CHECK(records().empty());
 }

@@ -253,3 +253,42 @@ TEST_CASE("config: the reverse proxy's options are checked", "[config][proxy]") 
   CHECK(apply_config_json(R"({"trusted_proxies":"127.0.0.1"})", o)
         == "trusted_proxies: expected a list of strings");
 }
+
+TEST_CASE("config: the voice options (SPEC §9) are checked, naming the one "
+          "that is wrong", "[config][voice]") {
+  auto refused_with = [](auto change, const std::string& words) {
+    server_options o;
+    change(o);
+    auto err = validate(o);
+    INFO(err);
+    CHECK(err.find(words) != std::string::npos);
+  };
+  refused_with([](server_options& o) { o.max_voice_peers = 1; },
+               "max_voice_peers");
+  refused_with([](server_options& o) { o.max_voice_peers = 65; },
+               "max_voice_peers");
+  refused_with([](server_options& o) { o.session_idle_timeout = 0; },
+               "session_idle_timeout");
+  refused_with([](server_options& o) { o.signal_rate = -1; }, "signal_rate");
+  refused_with([](server_options& o) { o.turn_ttl = 0; }, "turn_ttl");
+  refused_with([](server_options& o) { o.stun_urls = {"turn:x"}; },
+               "stun_urls: turn:x");
+  refused_with([](server_options& o) { o.turn_urls = {"stun:x"}; },
+               "turn_urls: stun:x");
+  refused_with([](server_options& o) { o.turn_urls = {"turn:x"}; },
+               "turn_secret_file");
+  refused_with([](server_options& o) { o.turn_secret_file = "/s"; },
+               "turn_urls");
+  server_options o;
+  o.stun_urls = {"stun:127.0.0.1:3478"};
+  o.turn_urls = {"turn:127.0.0.1:3478", "turns:turn.example:5349"};
+  o.turn_secret_file = "/etc/voicebot-server/turn-secret";
+  CHECK(validate(o).empty());
+  CHECK(apply_config_json(R"({"max_voice_peers": 4, "stun_urls": ["stun:a"],
+                              "session_idle_timeout": 30.5})",
+                          o)
+          .empty());
+  CHECK(o.max_voice_peers == 4);
+  CHECK(o.session_idle_timeout == 30.5);
+  CHECK(o.stun_urls == std::vector<std::string>{"stun:a"});
+}

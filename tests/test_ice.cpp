@@ -11,7 +11,6 @@ using json = nlohmann::json;
 
 TEST_CASE("ice: none configured is an empty list", "[ice]") {
   CHECK(ice_servers(ice_options{}, "s1", 1000) == json::array());
-  CHECK(check_ice_options(ice_options{}).empty());
 }
 
 TEST_CASE("ice: STUN as one server, TURN with coturn's REST credentials, new "
@@ -21,7 +20,6 @@ TEST_CASE("ice: STUN as one server, TURN with coturn's REST credentials, new "
   o.turn_urls = {"turn:127.0.0.1:3478?transport=udp", "turns:turn.example:5349"};
   o.turn_secret = "s3cret";
   o.turn_ttl = 600;
-  REQUIRE(check_ice_options(o).empty());
   auto servers = ice_servers(o, "session-1", 1000.5);
   REQUIRE(servers.size() == 2);
   CHECK(servers[0] == json{{"urls", {"stun:127.0.0.1:3478"}}});
@@ -35,8 +33,8 @@ TEST_CASE("ice: STUN as one server, TURN with coturn's REST credentials, new "
         != servers[1]["credential"]);
 }
 
-TEST_CASE("ice: bad URLs and options that cannot work are refused with the "
-          "flag's name", "[ice]") {
+TEST_CASE("ice: a STUN URL starts with stun:, a TURN URL with turn: or "
+          "turns:, and both name a host", "[ice]") {
   CHECK(check_ice_url("stun:127.0.0.1", false).empty());
   CHECK(check_ice_url("turn:host:3478?transport=tcp", true).empty());
   CHECK(check_ice_url("turns:host", true).empty());
@@ -46,17 +44,4 @@ TEST_CASE("ice: bad URLs and options that cannot work are refused with the "
   CHECK_FALSE(check_ice_url("stun:", false).empty());
   CHECK_FALSE(check_ice_url("stun::3478", false).empty());
   CHECK_FALSE(check_ice_url("stun:ho st", false).empty());
-  ice_options o;
-  o.turn_urls = {"turn:127.0.0.1"};
-  CHECK(check_ice_options(o).find("--turn-secret-file") != std::string::npos);
-  o.turn_secret = "x";
-  CHECK(check_ice_options(o).empty());
-  o.turn_ttl = 0;
-  CHECK(check_ice_options(o).find("--turn-ttl") != std::string::npos);
-  o = {};
-  o.turn_secret = "x";
-  CHECK(check_ice_options(o).find("--turn-url") != std::string::npos);
-  o = {};
-  o.stun_urls = {"turn:x"};
-  CHECK(check_ice_options(o).find("--stun-url turn:x") != std::string::npos);
 }

@@ -703,3 +703,32 @@ TEST_CASE("call_once: called at most once, with the dropped value when "
   }
   CHECK(threw_log == std::vector<std::string>{"boom", "(unknown)"});
 }
+
+TEST_CASE("a session's token hash is in the data files' JSON and comes back "
+          "from a snapshot, never in its API JSON", "[model][voice]") {
+  session s;
+  s.session_id = "s1";
+  s.nick = "alice";
+  s.joined_at = 1764300000.5;
+  s.token_hash = "sha256:00ff";
+  auto text = session_json(s);
+  CHECK(text.find("\"token_hash\":\"sha256:00ff\"") != std::string::npos);
+  CHECK(json(s).dump().find("token_hash") == std::string::npos);
+  CHECK(json(s).dump().find("sha256") == std::string::npos);
+  lobby l;
+  l.id = "11111111-2222-4333-8444-555555555555";
+  l.name = "room";
+  l.created_at = 1764300000;
+  std::vector<lobby_fragments> frags(1);
+  frags[0].header = &l;
+  std::vector<std::string> rendered{text};
+  frags[0].sessions = {&rendered[0]};
+  std::vector<lobby> back;
+  std::string why;
+  REQUIRE(decode_lobbies(encode_lobby_fragments(frags), back, why));
+  REQUIRE(back.at(0).sessions.size() == 1);
+  CHECK(back[0].sessions[0].token_hash == "sha256:00ff");
+  // A member from before tokens has none, and its JSON is as it was.
+  s.token_hash.clear();
+  CHECK(session_json(s).find("token_hash") == std::string::npos);
+}

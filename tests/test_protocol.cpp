@@ -421,7 +421,7 @@ struct two_nodes {
     caf::expected<std::string> result{std::string{}};
     self
       ->request(host, 5s, atom::join_v,
-                dispatch_request{"echo", "lobby-1", session, "Echo"})
+                dispatch_request{"echo", "lobby-1", session, "Echo", ""})
       .receive([&](std::string& run_id) { result = std::move(run_id); },
                [&](caf::error& err) { result = std::move(err); });
     return result;
@@ -614,14 +614,14 @@ TEST_CASE("protocol version 2's interfaces and field layouts are pinned: "
   CHECK(wire_bytes(sys, hb)
         == "01" "0101620178" "0169" "3fe0000000000000" "0000000000000003"
            "01" "02027231027232");
-  CHECK(wire_bytes(sys, dispatch_request{"b", "l", "s", "n"})
+  CHECK(wire_bytes(sys, dispatch_request{"b", "l", "s", "n", "t"})
         == "0162016c0173016e");
   CHECK(wire_bytes(sys, bot_run{"r", "b", "l", "s", "n"})
         == "01720162016c0173016e");
   CHECK(wire_bytes(sys, registration_result{"p", {"r1", "r2"}})
         == "017002027231027232");
   // Version 2 added orphaned and moved_at to the session.
-  session member{"s", "n", true, "b", "p", "r", 1.5, true, 3.5};
+  session member{"s", "n", true, "b", "p", "r", 1.5, true, 3.5, "", false};
   CHECK(wire_bytes(sys, lobby_event{lobby_event_type::chat, "l", member, "t", 2.5})
         == "0463686174016c0173016e010162017001723ff8000000000000"
            "01400c000000000000" "01744004000000000000");

@@ -2,6 +2,7 @@
 bot provider of the original HTTP protocol (§4) running in this process:
 lobbies, sessions, providers, joins and leaves, errors and their shapes."""
 
+import json
 import http.client
 import threading
 import unittest
@@ -550,6 +551,10 @@ class JoinApiTest(ServerTestCase):
         [call] = self.fp.joins()
         method, path, body = call
         self.assertEqual(path, "/bots/echo/join")
+        # The run's session token (SPEC §4, §9): its own, in the body only.
+        token = body.pop("session_token")
+        self.assertRegex(token, r"^[A-Za-z0-9_-]{22,}$")
+        self.assertNotIn(token, json.dumps(res))
         self.assertEqual(body, {"lobby_id": self.lobby, "session_id": res["session_id"],
                                 "nick": "Echo One",
                                 "server_url": f"http://127.0.0.1:{self.s.port}"})

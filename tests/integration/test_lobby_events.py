@@ -127,8 +127,9 @@ class LobbyEventsTest(ServerTestCase):
         self.assertEqual(ws.recv_json()["code"], "json_too_deep")
         ws.send_json({"type": "chat", "nick": "alice", "text": "still here"})
         self.assertEqual(ws.recv_json()["text"], "still here")
-        # A message past the limit (16 KiB) closes the socket; the server goes on.
-        ws.send_text("x" * 20000)
+        # A message past the limit (80 KiB: a 64 KiB signal and its envelope)
+        # closes the socket; the server goes on.
+        ws.send_text("x" * 90000)
         with self.assertRaises(Closed):
             while True:
                 ws.recv_json()
@@ -188,6 +189,9 @@ class LobbyEventsTest(ServerTestCase):
         self.assertLess(grown, 500, f"RSS grew {grown} kB over 1,000 pages")
 
     def test_a_slow_subscriber_is_dropped_and_the_lobby_keeps_working(self):
+        # The talker sends faster than a page may (signal_rate, SPEC §9).
+        self.s.stop()
+        self.s = self.start_server("--signal-rate", "1000000")
         fp = self.fake_provider()
         self.register(self.s, fp)
         room = self.create_lobby(self.s)

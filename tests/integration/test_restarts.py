@@ -158,16 +158,25 @@ class RestartTest(ServerTestCase):
         # The lobbies stay.
         self.assertEqual(s.request("GET", f"/api/lobby/{lobby['id']}")[0], 200)
 
-    def test_people_are_not_kept_but_their_lobby_is(self):
+    def test_people_are_kept_with_their_lobby(self):
+        # SPEC §9: people's sessions are durable like bot members.
         fp = self.fake_provider()
         s = self.start_server()
         self.register(s, fp)
         lobby = self.create_lobby(s)
-        s.request("POST", f"/api/lobby/{lobby['id']}/sessions", {"nick": "Alice"})
+        status, _, alice = s.request("POST", f"/api/lobby/{lobby['id']}/sessions",
+                                     {"nick": "Alice"})
+        self.assertEqual(status, 201, alice)
         self.assertEqual(self.join(s, lobby["id"], "echo", "Bot")[0], 200)
         s = self.restart(s, signal.SIGKILL)
         self.assertEqual([(m["nick"], m["is_bot"]) for m in self.sessions(s, lobby["id"])],
-                         [("Bot", True)])
+                         [("Alice", False), ("Bot", True)])
+        # Its DELETE is durable too.
+        status, _, _ = s.request("DELETE",
+                                 f"/api/lobby/{lobby['id']}/sessions/{alice['session_id']}")
+        self.assertEqual(status, 204)
+        s = self.restart(s, signal.SIGKILL)
+        self.assertEqual([m["nick"] for m in self.sessions(s, lobby["id"])], ["Bot"])
 
     def test_server_restarted_while_the_provider_is_down_answers_503_not_404(self):
         # The original service's bug: after a restart, joins were 404 until

@@ -1,0 +1,235 @@
+"""Voice signaling (SPEC §9) against the real voicebot-server with raw
+WebSocket clients: person sessions and their tokens, hello/welcome, every
+error code, signals relayed unchanged and in order, takeover, the rate limit,
+ICE servers with coturn's REST credentials, the metrics; kill -9 and a
+restart keep sessions, tokens and peers; bad input changes nothing."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import unittest
+
+from harness import ServerTestCase, metric_value, run_server_cli, wait_until
+from wsclient import Closed, WebSocket
+
+
+class VoiceTest(ServerTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.sockets = []
+
+    def tearDown(self):
+        for ws in self.sockets:
+            ws.close()
+        super().tearDown()
+
+    def ws(self, server, lobby_id):
+        ws = WebSocket(server.port, f"/ws/lobby/{lobby_id}")
+        self.sockets.append(ws)
+        self.assertEqual(ws.recv_json()["type"], "members")
+        return ws
+
+    def person(self, server, lobby_id, nick):
+        status, _, body = server.request("POST", f"/api/lobby/{lobby_id}/sessions", {"nick": nick})
+        self.assertEqual(status, 201, body)
+        return body
+
+    @staticmethod
+    def voice(ws, types=("welcome", "error", "peer_joined", "peer_left", "signal", "replaced"),
+              timeout=10):
+        """The next voice message (lobby events in between are skipped)."""
+        msg, _ = ws.wait_for(lambda m: m.get("type") in types, timeout)
+        return msg
+
+    def hello(self, ws, who, resume=False, token=None):
+        ws.send_json({"type": "hello", "session_id": who["session_id"],
+                      "token": token if token is not None else who["session_token"],
+                      "resume": resume})
+        return self.voice(ws, ("welcome", "error"))
+
+    def test_sessions_tokens_welcome_signals_and_errors(self):
+        s = self.start_server("--max-voice-peers", "3", "--stun-url", "stun:127.0.0.1:3478")
+        room = self.create_lobby(s)["id"]
+        other = self.create_lobby(s, name="other")["id"]
+        alice = self.person(s, room, "alice")
+        bob = self.person(s, room, "bob")
+        carol = self.person(s, other, "carol")
+        # The token: 128 bits or more, base64url, shown once.
+        self.assertRegex(alice["session_token"], r"^[A-Za-z0-9_-]{22,}$")
+        listing = json.dumps(self.sessions(s, room))
+        self.assertNotIn(alice["session_token"], listing)
+        self.assertNotIn("token", listing)
+
+        a = self.ws(s, room)
+        # Not a peer yet: a signal is refused.
+        a.send_json({"type": "signal", "to": bob["session_id"], "data": {"x": 1}})
+        self.assertEqual(self.voice(a)["code"], "not_a_peer")
+        # A wrong token, another session's, an unknown session: bad_token.
+        self.assertEqual(self.hello(a, alice, token=bob["session_token"])["code"], "bad_token")
+        self.assertEqual(self.hello(a, {"session_id": "nope", "session_token": "x"})["code"],
+                         "bad_token")
+        w = self.hello(a, alice)
+        self.assertEqual(w["type"], "welcome")
+        self.assertEqual(w["session_id"], alice["session_id"])
+        self.assertEqual(w["peers"], [])
+        self.assertEqual(w["ice_servers"], [{"urls": ["stun:127.0.0.1:3478"]}])
+
+        b = self.ws(s, room)
+        w = self.hello(b, bob)
+        self.assertEqual(w["peers"], [{"session_id": alice["session_id"], "nick": "alice",
+                                       "is_bot": False, "bot_name": ""}])
+        joined = self.voice(a)
+        self.assertEqual(joined, {"type": "peer_joined",
+                                  "peer": {"session_id": bob["session_id"], "nick": "bob",
+                                           "is_bot": False, "bot_name": ""}})
+        # Signals: unchanged and in order.
+        datas = [{"description": {"type": "offer", "sdp": "v=0\r\n" + "a" * 1000}}]
+        datas += [{"candidate": {"candidate": f"candidate:{i}", "sdpMid": "0"}} for i in range(20)]
+        for d in datas:
+            a.send_json({"type": "signal", "to": bob["session_id"], "data": d})
+        for d in datas:
+            got = self.voice(b, ("signal",))
+            self.assertEqual(got, {"type": "signal", "from": alice["session_id"], "data": d})
+        # Errors, and nothing relayed for them.
+        a.send_json({"type": "signal", "to": carol["session_id"], "data": {}})
+        self.assertEqual(self.voice(a)["code"], "peer_not_found")  # another lobby's
+        a.send_json({"type": "signal", "to": alice["session_id"], "data": {}})
+        self.assertEqual(self.voice(a)["code"], "peer_not_found")  # itself
+        a.send_json({"type": "signal", "to": bob["session_id"], "data": "not an object"})
+        self.assertEqual(self.voice(a)["code"], "invalid")
+        a.send_json({"type": "signal", "to": bob["session_id"], "data": {"sdp": "x" * (64 * 1024)}})
+        self.assertEqual(self.voice(a)["code"], "too_large")
+        a.send_json({"type": "hello", "session_id": 5})
+        self.assertEqual(self.voice(a)["code"], "invalid")
+        a.send_text("not json")
+        self.assertEqual(a.recv_json()["type"], "error")
+        a.send_json({"type": "dance"})
+        self.assertEqual(a.recv_json()["type"], "error")
+        # bob's socket drops: offline, not gone.
+        b.close()
+        wait_until(lambda: self._offline(a, bob), what="peer_offline")
+        b2 = self.ws(s, room)
+        self.assertEqual(self.hello(b2, bob, resume=True)["type"], "welcome")
+        a.send_json({"type": "signal", "to": bob["session_id"], "data": {"n": 1}})
+        self.assertEqual(self.voice(b2, ("signal",))["data"], {"n": 1})
+        # A takeover: the old socket is told, and speaks for no one.
+        b3 = self.ws(s, room)
+        self.assertEqual(self.hello(b3, bob, resume=True)["type"], "welcome")
+        self.assertEqual(self.voice(b2, ("replaced",))["type"], "replaced")
+        b2.send_json({"type": "signal", "to": alice["session_id"], "data": {}})
+        self.assertEqual(self.voice(b2)["code"], "not_a_peer")
+        # The cap: 3 voice peers.
+        dave = self.person(s, room, "dave")
+        eve = self.person(s, room, "eve")
+        self.assertEqual(self.hello(self.ws(s, room), dave)["type"], "welcome")
+        self.assertEqual(self.hello(self.ws(s, room), eve)["code"], "voice_full")
+        # A DELETE ends a voice peer: peer_left to the others.
+        status, _, _ = s.request("DELETE", f"/api/lobby/{room}/sessions/{dave['session_id']}")
+        self.assertEqual(status, 204)
+        left, _ = a.wait_for(lambda m: m.get("type") == "peer_left")
+        self.assertEqual(left["session_id"], dave["session_id"])
+        # The metrics.
+        self.assertEqual(metric_value(s, "voicebot_voice_peers"), 2)
+        self.assertGreaterEqual(metric_value(s, "voicebot_signals_relayed_total"), 22)
+        self.assertGreater(metric_value(s, "voicebot_signal_bytes_total"), 1000)
+        self.assertEqual(metric_value(s, "voicebot_hellos_refused_total", code="bad_token"), 2)
+        self.assertEqual(metric_value(s, "voicebot_hellos_refused_total", code="voice_full"), 1)
+        # No token anywhere it should not be.
+        log = "\n".join(s.lines)
+        for who in (alice, bob, carol, dave, eve):
+            self.assertNotIn(who["session_token"], log)
+        files = b""
+        for root, _, names in os.walk(s.workdir):
+            for n in names:
+                with open(os.path.join(root, n), "rb") as f:
+                    files += f.read()
+        for who in (alice, bob):
+            self.assertNotIn(who["session_token"].encode(), files)
+
+    def _offline(self, ws, who):
+        """A probe: a signal to `who` is refused as peer_offline (until the
+        lobby's table says so, it goes to the dropped socket, unanswered)."""
+        ws.send_json({"type": "signal", "to": who["session_id"], "data": {}})
+        try:
+            msg = self.voice(ws, ("error",), timeout=0.3)
+        except TimeoutError:
+            return False
+        return msg.get("code") == "peer_offline"
+
+    def test_turn_credentials_follow_coturns_rest_api(self):
+        secret = "s3cret-for-the-test"
+        path = os.path.join(self.tmp.path, "turn-secret")
+        with open(path, "w") as f:
+            f.write(secret + "\n")
+        s = self.start_server("--turn-url", "turn:127.0.0.1:3478?transport=udp",
+                              "--turn-secret-file", path, "--turn-ttl", "600")
+        room = self.create_lobby(s)["id"]
+        alice = self.person(s, room, "alice")
+        before = time.time()
+        w = self.hello(self.ws(s, room), alice)
+        (turn,) = w["ice_servers"]
+        self.assertEqual(turn["urls"], ["turn:127.0.0.1:3478?transport=udp"])
+        expiry, name = turn["username"].split(":")
+        self.assertEqual(name, alice["session_id"])
+        self.assertLessEqual(abs(int(expiry) - (before + 600)), 5)
+        expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(),
+                                             hashlib.sha1).digest()).decode()
+        self.assertEqual(turn["credential"], expected)
+        self.assertNotIn(secret, "\n".join(s.lines))
+        self.assertEqual(metric_value(s, "voicebot_turn_credentials_total"), 1)
+
+    def test_bad_voice_flags_stop_the_start_with_a_clear_message(self):
+        for args, words in (
+                (["--turn-url", "turn:127.0.0.1"], "turn_secret_file"),
+                (["--stun-url", "http://x"], "stun:"),
+                (["--turn-url", "turn:127.0.0.1", "--turn-secret-file", "/nonexistent"],
+                 "--turn-secret-file /nonexistent"),
+                (["--max-voice-peers", "1"], "max_voice_peers")):
+            res = run_server_cli(["--port", "0", "--caf-port", "0",
+                                  "--data-dir", os.path.join(self.tmp.path, "d")] + args,
+                                 cwd=self.tmp.path)
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertIn(words, res.stderr)
+
+    def test_rate_limit_closes_with_1008(self):
+        s = self.start_server()
+        room = self.create_lobby(s)["id"]
+        ws = self.ws(s, room)
+        with self.assertRaises(Closed):
+            for _ in range(200):
+                ws.send_json({"type": "chat", "nick": "x", "text": "spam"})
+            while True:
+                ws.recv_text(timeout=5)
+        self.assertEqual(ws.close_code, 1008)
+
+    def test_kill_9_keeps_sessions_tokens_and_peers(self):
+        s = self.start_server()
+        room = self.create_lobby(s)["id"]
+        alice = self.person(s, room, "alice")
+        bob = self.person(s, room, "bob")
+        self.assertEqual(self.hello(self.ws(s, room), alice)["type"], "welcome")
+        self.assertEqual(self.hello(self.ws(s, room), bob)["type"], "welcome")
+        s.kill()
+        for ws in self.sockets:
+            ws.close()
+        self.sockets = []
+        s.start(same_ports=True)
+        ids = [m["session_id"] for m in self.sessions(s, room)]
+        self.assertEqual(ids, [alice["session_id"], bob["session_id"]])
+        a = self.ws(s, room)
+        w = self.hello(a, alice, resume=True)
+        self.assertEqual(w["type"], "welcome", w)
+        # bob has not said hello again yet: still a peer (alice keeps her call).
+        self.assertEqual([p["session_id"] for p in w["peers"]], [bob["session_id"]])
+        b = self.ws(s, room)
+        self.assertEqual(self.hello(b, bob, resume=True)["type"], "welcome")
+        a.send_json({"type": "signal", "to": bob["session_id"], "data": {"after": "restart"}})
+        self.assertEqual(self.voice(b, ("signal",))["data"], {"after": "restart"})
+
+
+if __name__ == "__main__":
+    unittest.main()
