@@ -1,6 +1,8 @@
 // The lobby page of voicebot-server: lobbies, bots and providers, and one
 // lobby live over a WebSocket (docs/lobby-events.md). Every URL is relative
-// to the page, so the page works under any --base-path.
+// to the page, so the page works under any --base-path. The voice room of
+// the lobby (SPEC §9) is voice.js's; this file posts the person's session,
+// routes the socket's voice messages there and marks voice peers.
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
@@ -202,6 +204,7 @@ async function createLobby(event) {
 function openLobby(id, name) {
   if (state.socket) state.socket.close();
   state.lobby = { id, name };
+  voiceRoom.showLobby(id); // a stored voice session of this lobby is rejoined
   state.members.clear();
   state.moved.clear();
   location.hash = `lobby=${encodeURIComponent(id)}`;
@@ -220,9 +223,13 @@ function connect(id, failures) {
   const ws = new WebSocket(url);
   state.socket = ws;
   let opened = false;
-  ws.onopen = () => { opened = true; setLive(true); };
-  ws.onmessage = (m) => onEvent(JSON.parse(m.data));
+  ws.onopen = () => { opened = true; setLive(true); voiceRoom.socketOpened(ws); };
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if (!voiceRoom.handle(msg, ws)) onEvent(msg); // by type: voice messages or lobby events
+  };
   ws.onclose = async () => {
+    voiceRoom.socketClosed(ws); // the calls go on; hello again once reconnected
     if (state.socket !== ws) return; // another lobby was opened
     setLive(false);
     const n = opened ? 0 : failures + 1;
@@ -253,6 +260,7 @@ function onEvent(ev) {
     case 'member_left':
       state.members.delete(ev.member.session_id);
       state.moved.delete(ev.member.session_id);
+      voiceRoom.memberLeft(ev.member.session_id);
       break;
     case 'member_moved':
       // Same session_id and nick, a new provider_id and run_id: replaced in
@@ -315,8 +323,24 @@ function memberItem(m) {
   return li;
 }
 
+/// Voice peers and this page's own session: a badge, a level meter (voice.js
+/// moves it), and the connection's state while it is not connected.
+function markVoice(li, sessionId) {
+  const v = voiceRoom.memberVoice(sessionId);
+  if (!v) return li;
+  li.classList.add('voice');
+  if (v.mine) li.classList.add('me');
+  li.append(el('span', { className: `badge voice${v.mine ? ' me' : ''}`, textContent: v.mine ? 'you · voice' : 'voice',
+    title: v.mine ? 'this page, in the voice room' : `voice peer: ${v.state}` }),
+  el('span', { className: 'level', title: 'level' }, el('span')));
+  if (v.state !== 'connected') li.append(el('span', { className: 'conn-state', textContent: v.state }));
+  return li;
+}
+
 function renderMembers() {
-  const items = [...state.members.values()].map(memberItem);
+  const present = new Set(state.members.keys());
+  const members = [...state.members.values(), ...voiceRoom.extraMembers(present)];
+  const items = members.map((m) => markVoice(memberItem(m), m.session_id));
   $('#members').replaceChildren(...items);
   const current = $('#lobby-list li.current');
   if (current && state.lobby) current.textContent = `${state.lobby.name} (${items.length})`;
@@ -342,6 +366,44 @@ function sendChat(event) {
   localStorage.setItem('nick', nick);
   state.socket.send(JSON.stringify({ type: 'chat', nick, text }));
   $('#chat-text').value = '';
+}
+
+// -- joining the voice room as a person: the session here, the call in voice.js -------
+
+function sessionsPath(lobbyId, sessionId = '') {
+  const base = `api/lobby/${encodeURIComponent(lobbyId)}/sessions`;
+  return sessionId ? `${base}/${encodeURIComponent(sessionId)}` : base;
+}
+
+async function joinVoice(event) {
+  event.preventDefault();
+  if (!state.lobby) return;
+  const lobbyId = state.lobby.id;
+  const nick = $('#voice-nick').value.trim();
+  $('#voice-join-button').disabled = true;
+  voiceRoom.say('joining…');
+  try {
+    const res = await call('POST', sessionsPath(lobbyId), { nick });
+    if (res.status !== 201 && res.status !== 200) {
+      voiceRoom.say(`could not join: ${detail(res)}`, 'bad');
+    } else if (!res.body.session_token) {
+      voiceRoom.say('this server offers no voice (no session_token)', 'bad');
+      call('DELETE', sessionsPath(lobbyId, res.body.session_id)); // no member left behind
+    } else {
+      localStorage.setItem('nick', nick);
+      if (!$('#chat-nick').value) $('#chat-nick').value = nick;
+      voiceRoom.start({ lobby_id: lobbyId, session_id: res.body.session_id, session_token: res.body.session_token, nick });
+    }
+  } finally {
+    $('#voice-join-button').disabled = false;
+  }
+}
+
+async function leaveVoice() {
+  const s = voiceRoom.leave(); // connections closed, sessionStorage cleared
+  if (!s) return;
+  const res = await call('DELETE', sessionsPath(s.lobby_id, s.session_id));
+  if (res.status === 0) voiceRoom.say('left here; the server did not answer, so the session ends after its idle timeout', 'warn');
 }
 
 // -- adding a bot: retried on 503, 404, a proxy's 502/504 or no answer -------------------
@@ -404,7 +466,11 @@ function start() {
   $('#create-lobby').addEventListener('submit', createLobby);
   $('#add-bot').addEventListener('submit', addBot);
   $('#chat-form').addEventListener('submit', sendChat);
+  $('#voice-join').addEventListener('submit', joinVoice);
+  $('#voice-leave').addEventListener('click', leaveVoice);
+  voiceRoom.init({ onChange: renderMembers });
   $('#chat-nick').value = localStorage.getItem('nick') || '';
+  $('#voice-nick').value = localStorage.getItem('nick') || '';
   const every = (ms, fn) => { fn(); setInterval(fn, ms); };
   every(5000, refreshHealth);
   every(5000, refreshCatalog);

@@ -188,11 +188,12 @@ function fakeProvider({ bots = ['echo', 'greeter'], runPrefix = 'run-' } = {}) {
 
 // -- the browser --------------------------------------------------------------------------
 
-async function launchBrowser() {
+/// Headless Chromium; `args` are more flags (the voice test's fake media).
+async function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
 }
 

@@ -1,0 +1,561 @@
+// The voice part of the lobby page (SPEC §9): a person joins the lobby with
+// a nick, says hello on the lobby WebSocket that app.js keeps open, and
+// holds one RTCPeerConnection per voice peer. The server only relays
+// signaling, so the media goes on while that socket is down (a restart).
+//
+// Signal data, our own choice (the server relays `data` unchanged; the
+// bots use the same shape):
+//   {"description": {"type": "offer"|"answer", "sdp": "…"}}
+//   {"candidate": {"candidate": "…", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "…"}}
+// The end of candidates is not sent.
+'use strict';
+
+(() => {
+  const STORAGE_PREFIX = 'voicebot.voice.'; // + lobby id, in sessionStorage
+  const SEND_LIMIT = 40;        // messages a second; the server closes a socket past signal_rate (50)
+  const OUTBOX_MAX = 1000;      // signals kept while the socket is down
+  const OFFER_RETRY_MS = 5000;  // an offer lost on the way (peer_offline) is sent again
+  const METER_MS = 100;
+  const SPEAKING_RMS = 0.02;    // about -34 dBFS
+  const SPEAKING_HOLD_MS = 300; // no flicker between words
+  const VOICE_TYPES = new Set(['welcome', 'peer_joined', 'peer_left', 'signal', 'replaced']);
+  const VOICE_ERRORS = {
+    bad_token: 'the server no longer knows this voice session (bad or expired token)',
+    voice_full: 'the voice room of this lobby is full',
+    not_a_peer: 'a signal was refused: this page is not a voice peer now',
+    peer_not_found: 'a signal was refused: that peer is not in the voice room',
+    peer_offline: 'a signal could not be delivered: that peer is offline for now',
+  };
+  // Tells this page's connections from those of the page before a reload.
+  const PAGE_ID = Math.random().toString(36).slice(2, 8);
+
+  const room = {
+    lobbyId: null,      // the lobby on screen
+    session: null,      // {lobby_id, session_id, session_token, nick} while joined
+    mic: null,          // the local MediaStream; null: listening only
+    ready: false,       // the microphone question is answered: hello may go
+    full: false,        // the last hello got voice_full
+    socket: null,       // the lobby WebSocket app.js has now
+    welcomed: false,    // that socket got its welcome: signals may go
+    iceServers: [],
+    known: new Map(),   // session_id -> {session_id, nick, is_bot, bot_name} of voice peers
+    conns: new Map(),   // session_id -> connection record (openConnection)
+    outbox: [],         // {to, data} waiting for a welcomed socket or the rate limit
+    sentAt: [],         // times of the sends of the last second
+    audio: null,        // the AudioContext of the meters
+    localMeter: null,
+    generation: 0,      // bumped when a session ends: late async work is dropped
+  };
+  let connCount = 0;
+  let pumpTimer = null;
+  let meterTimer = null;
+  let onChange = () => {};
+
+  const $ = (sel) => document.querySelector(sel);
+  const me = () => (room.session ? room.session.session_id : null);
+  const isCurrent = (conn) => room.conns.get(conn.peerId) === conn;
+  const micTrack = () => (room.mic ? room.mic.getAudioTracks()[0] : undefined);
+  const socketOpen = () => !!room.socket && room.socket.readyState === WebSocket.OPEN;
+  const peerName = (id) => (room.known.has(id) ? room.known.get(id).nick : `${String(id).slice(0, 8)}…`);
+
+  // -- what the page says -------------------------------------------------------
+
+  function setStatus(text, kind = '') {
+    $('#voice-state').textContent = text;
+    $('#voice-state').className = `voice-state ${kind}`;
+  }
+
+  /// One line about something that went wrong but is not fatal.
+  function note(text) {
+    $('#voice-note').textContent = `${new Date().toLocaleTimeString()}: ${text}`;
+  }
+
+  function showControls() {
+    const joined = !!room.session;
+    $('#voice-join').hidden = joined;
+    $('#voice-controls').hidden = !joined;
+    $('#voice-retry').hidden = !(joined && room.full);
+    $('#voice-me').textContent = joined ? room.session.nick : '';
+    const track = micTrack();
+    const mute = $('#voice-mute');
+    mute.disabled = !track;
+    mute.textContent = track && !track.enabled ? 'Unmute' : 'Mute';
+    mute.title = track ? '' : 'no microphone: listening only';
+  }
+
+  function changed() {
+    showControls();
+    onChange();
+  }
+
+  // -- the session: stored per lobby, rejoined on reload, ended here ----------------------
+
+  function loadStored(lobbyId) {
+    try {
+      const s = JSON.parse(sessionStorage.getItem(STORAGE_PREFIX + lobbyId) || 'null');
+      return s && s.session_id && s.session_token && s.lobby_id === lobbyId ? s : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /// A session app.js just got (201): stored for reloads, then joined.
+  function start(s) {
+    sessionStorage.setItem(STORAGE_PREFIX + s.lobby_id, JSON.stringify(s));
+    if (s.lobby_id === room.lobbyId && !room.session) startSession(s);
+  }
+
+  /// Asks for the microphone once, then says hello when the socket is open.
+  async function startSession(s) {
+    const generation = ++room.generation;
+    Object.assign(room, { session: s, ready: false, full: false, welcomed: false });
+    setStatus('asking for the microphone…');
+    changed();
+    const mic = await askMicrophone();
+    if (generation !== room.generation) { // left meanwhile
+      if (mic) mic.getTracks().forEach((t) => t.stop());
+      return;
+    }
+    room.mic = mic;
+    room.localMeter = mic ? makeMeter(mic) : null;
+    ensureAudio();
+    room.ready = true;
+    if (!meterTimer) meterTimer = setInterval(tickMeters, METER_MS);
+    changed();
+    if (socketOpen()) sendHello();
+    else setStatus('waiting for the lobby socket…');
+  }
+
+  /// The local stream, or null with the reason on the page: the page then
+  /// joins as a listener.
+  async function askMicrophone() {
+    const say = (text) => { $('#voice-mic').textContent = text; };
+    say('');
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      say('no microphone: the browser offers none here (over plain http, only on localhost); listening only');
+      return null;
+    }
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (err) {
+      const name = err && err.name;
+      say(name === 'NotAllowedError' || name === 'SecurityError'
+        ? 'microphone blocked: allow it in the browser to speak; listening only'
+        : `no microphone (${name || err}); listening only`);
+      return null;
+    }
+  }
+
+  /// Leave: hangs up here and returns the session, which app.js DELETEs.
+  function leave() {
+    const s = room.session;
+    if (s) endLocally('you left the voice room', '');
+    return s;
+  }
+
+  /// Hangs up here: every connection, the microphone, the stored session.
+  function endLocally(why, kind = 'bad', keepStored = false) {
+    if (room.session && !keepStored) sessionStorage.removeItem(STORAGE_PREFIX + room.session.lobby_id);
+    room.generation++;
+    closeAll();
+    if (room.mic) room.mic.getTracks().forEach((t) => t.stop());
+    if (room.localMeter) room.localMeter.source.disconnect();
+    Object.assign(room, { session: null, ready: false, full: false, welcomed: false, mic: null, localMeter: null, outbox: [] });
+    room.known.clear();
+    clearInterval(meterTimer);
+    meterTimer = null;
+    showLevel($('#voice-controls'), { level: 0, speaking: false });
+    $('#voice-mic').textContent = '';
+    setStatus(why, kind);
+    changed();
+  }
+
+  // -- the socket (opened and reopened by app.js) -------------------------------------
+
+  function sendNow(msg) {
+    room.socket.send(JSON.stringify(msg));
+    room.sentAt.push(Date.now());
+  }
+
+  function sendHello() {
+    const s = room.session;
+    // resume: this page still holds connections from before its socket dropped.
+    sendNow({ type: 'hello', session_id: s.session_id, token: s.session_token, resume: room.conns.size > 0 });
+    setStatus('saying hello…');
+  }
+
+  function socketOpened(ws) {
+    room.socket = ws;
+    room.welcomed = false;
+    if (room.session && room.ready) sendHello();
+  }
+
+  /// The connections stay: a server restart must not cut the call.
+  function socketClosed(ws) {
+    if (ws !== room.socket) return;
+    room.socket = null;
+    room.welcomed = false;
+    if (room.session && room.ready) setStatus('signaling is down (the call goes on); reconnecting…', 'warn');
+    if (room.session) changed();
+  }
+
+  /// Takes the voice messages of the lobby socket; false for the others
+  /// (lobby events, chat errors), which app.js handles.
+  function handle(msg, ws) {
+    if (!msg || typeof msg !== 'object') return false;
+    const voiceError = msg.type === 'error' && Object.prototype.hasOwnProperty.call(VOICE_ERRORS, msg.code);
+    if (!VOICE_TYPES.has(msg.type) && !voiceError) return false;
+    if (ws !== room.socket || !room.session) return true; // an old socket, or no session now
+    switch (msg.type) {
+      case 'welcome': onWelcome(msg); break;
+      case 'peer_joined': if (msg.peer) onPeerJoined(msg.peer); break;
+      case 'peer_left': onPeerLeft(msg.session_id); break;
+      case 'signal': onSignal(msg.from, msg.data); break;
+      case 'replaced': endLocally('another tab or window took over this voice session: this page speaks for no one now; join again for a new session'); break;
+      default: onVoiceError(msg.code); break;
+    }
+    return true;
+  }
+
+  function onWelcome(msg) {
+    if (msg.session_id && msg.session_id !== me()) return;
+    room.welcomed = true;
+    room.full = false;
+    updateIceServers(Array.isArray(msg.ice_servers) ? msg.ice_servers : []);
+    const peers = (Array.isArray(msg.peers) ? msg.peers : []).filter((p) => p && p.session_id && p.session_id !== me());
+    const listed = new Map(peers.map((p) => [p.session_id, p]));
+    // A connection to a peer no longer listed: it ended while our socket was down.
+    for (const id of [...room.conns.keys()]) if (!listed.has(id)) closeConnection(id);
+    room.known = listed;
+    for (const conn of room.conns.values()) {
+      if (conn.pc.connectionState === 'failed') conn.pc.restartIce(); // its restart may have been lost
+    }
+    // The newcomer calls: an offer to each listed peer it has no connection with.
+    for (const id of listed.keys()) if (!room.conns.has(id)) addLocalMedia(openConnection(id));
+    const n = listed.size;
+    setStatus(n ? `in the voice room with ${n} other${n > 1 ? 's' : ''}` : 'in the voice room (nobody else yet)', 'ok');
+    pump();
+    changed();
+  }
+
+  /// Resumed connections get the new TURN credentials for their next ICE restart.
+  function updateIceServers(servers) {
+    if (JSON.stringify(servers) === JSON.stringify(room.iceServers)) return;
+    room.iceServers = servers;
+    for (const conn of room.conns.values()) {
+      try { conn.pc.setConfiguration({ ...conn.pc.getConfiguration(), iceServers: servers }); } catch (err) {
+        note(`the ICE servers of ${peerName(conn.peerId)} stay as they were: ${err.message}`);
+      }
+    }
+  }
+
+  /// It calls us: an old connection to it is dropped, the new one comes with its offer.
+  function onPeerJoined(peer) {
+    if (peer.session_id === me()) return;
+    closeConnection(peer.session_id);
+    room.known.set(peer.session_id, peer);
+    changed();
+  }
+
+  function onPeerLeft(id) {
+    closeConnection(id);
+    room.known.delete(id);
+    changed();
+  }
+
+  function onVoiceError(code) {
+    if (code === 'bad_token') {
+      endLocally(`${VOICE_ERRORS.bad_token}: join again`);
+    } else if (code === 'voice_full') {
+      room.full = true;
+      setStatus(`${VOICE_ERRORS.voice_full}: you are a member, not in the call`, 'bad');
+      changed();
+    } else {
+      note(VOICE_ERRORS[code]);
+    }
+  }
+
+  // -- signals out: queued while the socket is down, paced under the server's limit ------
+
+  function sendSignal(to, data) {
+    room.outbox.push({ to, data });
+    if (room.outbox.length > OUTBOX_MAX) room.outbox.shift();
+    pump();
+  }
+
+  const canSignal = () => room.welcomed && socketOpen();
+
+  function pump() {
+    if (pumpTimer) return;
+    // Signals to peers that left while the socket was down go nowhere.
+    room.outbox = room.outbox.filter((s) => room.known.has(s.to) || room.conns.has(s.to));
+    while (room.outbox.length && canSignal()) {
+      const now = Date.now();
+      room.sentAt = room.sentAt.filter((t) => now - t < 1000);
+      if (room.sentAt.length >= SEND_LIMIT) {
+        pumpTimer = setTimeout(() => { pumpTimer = null; pump(); }, 1000 - (now - room.sentAt[0]) + 5);
+        return;
+      }
+      const { to, data } = room.outbox.shift();
+      sendNow({ type: 'signal', to, data });
+    }
+  }
+
+  // -- one RTCPeerConnection per peer: perfect negotiation ---------------------------------
+
+  function openConnection(peerId) {
+    const pc = new RTCPeerConnection({ iceServers: room.iceServers });
+    const conn = {
+      peerId, pc, id: `${PAGE_ID}-${++connCount}`,
+      polite: me() < peerId, // the smaller session_id yields in a glare
+      makingOffer: false, ignoreOffer: false, answerPending: false, offerTimer: null, audio: null, meter: null,
+    };
+    room.conns.set(peerId, conn);
+    pc.onnegotiationneeded = () => makeOffer(conn);
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate && isCurrent(conn)) sendSignal(peerId, { candidate: candidate.toJSON() });
+    };
+    pc.ontrack = (ev) => playRemote(conn, ev);
+    pc.onconnectionstatechange = () => {
+      if (!isCurrent(conn)) return;
+      if (pc.connectionState === 'failed') pc.restartIce();
+      changed();
+    };
+    return conn;
+  }
+
+  /// The caller's side: the microphone, or a receive-only transceiver.
+  function addLocalMedia(conn) {
+    if (micTrack()) conn.pc.addTrack(micTrack(), room.mic);
+    else conn.pc.addTransceiver('audio', { direction: 'recvonly' });
+  }
+
+  async function makeOffer(conn) {
+    try {
+      conn.makingOffer = true;
+      await conn.pc.setLocalDescription();
+      if (isCurrent(conn)) sendSignal(conn.peerId, { description: conn.pc.localDescription.toJSON() });
+      watchOffer(conn);
+    } catch (err) {
+      if (isCurrent(conn)) note(`offer to ${peerName(conn.peerId)} failed: ${err.message}`);
+    } finally {
+      conn.makingOffer = false;
+    }
+  }
+
+  /// An offer still unanswered is sent again (it carries the candidates
+  /// gathered so far): the first may have met peer_offline.
+  function watchOffer(conn) {
+    clearTimeout(conn.offerTimer);
+    conn.offerTimer = setTimeout(() => {
+      if (!isCurrent(conn) || conn.pc.signalingState !== 'have-local-offer') return;
+      if (canSignal()) sendSignal(conn.peerId, { description: conn.pc.localDescription.toJSON() });
+      watchOffer(conn);
+    }, OFFER_RETRY_MS);
+  }
+
+  function onSignal(from, data) {
+    if (!from || from === me() || !data || typeof data !== 'object') return;
+    if (data.description) onDescription(from, data.description);
+    else if (data.candidate) onCandidate(from, data.candidate);
+  }
+
+  async function onDescription(from, description) {
+    let conn = room.conns.get(from);
+    if (!conn) {
+      if (description.type !== 'offer') return; // an answer for a connection closed since
+      conn = openConnection(from);
+      if (micTrack()) conn.pc.addTrack(micTrack(), room.mic); // taken up by the offer's m-line
+    }
+    const pc = conn.pc;
+    if (description.type === 'answer' && pc.signalingState !== 'have-local-offer') return; // a stale or repeated answer
+    try {
+      const readyForOffer = !conn.makingOffer && (pc.signalingState === 'stable' || conn.answerPending);
+      conn.ignoreOffer = !conn.polite && description.type === 'offer' && !readyForOffer;
+      if (conn.ignoreOffer) return;
+      conn.answerPending = description.type === 'answer';
+      await pc.setRemoteDescription(description); // the polite side rolls back here
+      conn.answerPending = false;
+      if (description.type === 'offer') {
+        await pc.setLocalDescription();
+        if (isCurrent(conn)) sendSignal(from, { description: pc.localDescription.toJSON() });
+      }
+    } catch (err) {
+      conn.answerPending = false;
+      if (isCurrent(conn)) note(`negotiation with ${peerName(from)}: ${err.message}`);
+    }
+  }
+
+  async function onCandidate(from, candidate) {
+    const conn = room.conns.get(from);
+    if (!conn) return;
+    try {
+      await conn.pc.addIceCandidate(candidate);
+    } catch (err) {
+      if (!conn.ignoreOffer && isCurrent(conn)) note(`a candidate of ${peerName(from)}: ${err.message}`);
+    }
+  }
+
+  function closeConnection(peerId) {
+    const conn = room.conns.get(peerId);
+    if (!conn) return;
+    room.conns.delete(peerId);
+    clearTimeout(conn.offerTimer);
+    conn.pc.close();
+    if (conn.audio) { conn.audio.srcObject = null; conn.audio.remove(); }
+    if (conn.meter) conn.meter.source.disconnect();
+    room.outbox = room.outbox.filter((s) => s.to !== peerId);
+  }
+
+  function closeAll() {
+    for (const id of [...room.conns.keys()]) closeConnection(id);
+  }
+
+  // -- what we hear, and the level meters ------------------------------------------------
+
+  /// One hidden <audio autoplay> per peer, and a meter on its stream.
+  function playRemote(conn, ev) {
+    if (!isCurrent(conn)) return;
+    const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
+    if (!conn.audio) {
+      conn.audio = Object.assign(document.createElement('audio'), { autoplay: true });
+      conn.audio.dataset.sessionId = conn.peerId;
+      $('#voice-audio').append(conn.audio);
+    }
+    if (conn.audio.srcObject !== stream) {
+      conn.audio.srcObject = stream;
+      if (conn.meter) conn.meter.source.disconnect();
+      conn.meter = makeMeter(stream);
+    }
+    conn.audio.play().catch((err) => {
+      if (err && err.name === 'NotAllowedError') $('#voice-sound').hidden = false;
+    });
+  }
+
+  /// The browser wants a click before it plays sound (a reload has none).
+  function enableSound() {
+    if (room.audio) room.audio.resume().catch(() => {});
+    for (const a of document.querySelectorAll('#voice-audio audio')) a.play().catch(() => {});
+    $('#voice-sound').hidden = true;
+  }
+
+  function ensureAudio() {
+    if (!room.audio && typeof AudioContext === 'function') room.audio = new AudioContext();
+    if (room.audio && room.audio.state === 'suspended') {
+      // Without a click (a reload) Chrome keeps this pending: offer the button meanwhile.
+      $('#voice-sound').hidden = false;
+      room.audio.resume().then(() => { $('#voice-sound').hidden = true; }, () => {});
+    }
+    return room.audio;
+  }
+
+  function makeMeter(stream) {
+    const ctx = ensureAudio();
+    if (!ctx) return null;
+    const source = ctx.createMediaStreamSource(stream);
+    const analyser = Object.assign(ctx.createAnalyser(), { fftSize: 1024 });
+    source.connect(analyser); // not to the speakers: the <audio> element plays it
+    return { source, analyser, buf: new Float32Array(analyser.fftSize), speakingUntil: 0 };
+  }
+
+  /// {level 0..1, speaking} from the RMS of the last samples.
+  function readMeter(m, now) {
+    if (!m) return { level: 0, speaking: false };
+    m.analyser.getFloatTimeDomainData(m.buf);
+    let sum = 0;
+    for (const v of m.buf) sum += v * v;
+    const rms = Math.sqrt(sum / m.buf.length);
+    if (rms > SPEAKING_RMS) m.speakingUntil = now + SPEAKING_HOLD_MS;
+    return { level: Math.min(1, rms / 0.25), speaking: now < m.speakingUntil };
+  }
+
+  function showLevel(target, { level, speaking }) {
+    const bar = target && target.querySelector('.level > span');
+    if (bar) bar.style.width = `${Math.round(level * 100)}%`;
+    if (target) target.classList.toggle('speaking', speaking);
+  }
+
+  /// Every METER_MS: each peer's level and ours, beside the members.
+  function tickMeters() {
+    const now = performance.now();
+    const levels = new Map([...room.conns.values()].map((c) => [c.peerId, readMeter(c.meter, now)]));
+    const mine = readMeter(room.localMeter, now);
+    if (me()) levels.set(me(), mine);
+    showLevel($('#voice-controls'), mine);
+    for (const li of document.querySelectorAll('#members li[data-session-id]')) {
+      if (levels.has(li.dataset.sessionId)) showLevel(li, levels.get(li.dataset.sessionId));
+    }
+  }
+
+  function toggleMute() {
+    if (micTrack()) micTrack().enabled = !micTrack().enabled; // silence, same connections
+    showControls();
+  }
+
+  // -- for app.js: the lobby on screen and its members list -----------------------------
+
+  /// The lobby on screen changed (or was opened again): a stored session of
+  /// it is rejoined, a call in another lobby is hung up here (kept stored).
+  function showLobby(lobbyId) {
+    if (room.session && room.session.lobby_id !== lobbyId) endLocally('', '', true);
+    room.lobbyId = lobbyId;
+    const stored = room.session ? null : loadStored(lobbyId);
+    if (stored) startSession(stored); // a reload: the same session, no new POST
+    changed();
+  }
+
+  /// A member_left for our own session: it ended on the server (a DELETE
+  /// from elsewhere, the idle timeout).
+  function memberLeft(sessionId) {
+    if (sessionId && sessionId === me()) endLocally('your voice session ended on the server; join again');
+  }
+
+  /// How the members list shows a session: null when it is not in the voice
+  /// room, else {mine, state} (state: its connection's, or why there is none).
+  function memberVoice(sessionId) {
+    if (sessionId && sessionId === me()) return { mine: true, state: room.welcomed ? 'connected' : 'waiting for the server' };
+    const conn = room.conns.get(sessionId);
+    if (conn) return { mine: false, state: conn.pc.connectionState };
+    return room.known.has(sessionId) ? { mine: false, state: 'waiting for its call' } : null;
+  }
+
+  /// Voice peers the members list does not have (yet): shown all the same.
+  const extraMembers = (present) => [...room.known.values()].filter((p) => !present.has(p.session_id));
+
+  function init(hooks) {
+    onChange = hooks.onChange || onChange;
+    $('#voice-mute').addEventListener('click', toggleMute);
+    // After voice_full: hello again (a peer may have left since).
+    $('#voice-retry').addEventListener('click', () => { if (room.session && room.ready && socketOpen()) sendHello(); });
+    $('#voice-sound').addEventListener('click', enableSound);
+    showControls();
+  }
+
+  // -- for tests: read-only, audio judged from getStats() ---------------------------------
+
+  async function stats() {
+    return Promise.all([...room.conns.values()].map(async (conn) => {
+      const row = { session_id: conn.peerId, connection_id: conn.id, packetsReceived: 0, totalAudioEnergy: 0 };
+      (await conn.pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+        row.packetsReceived += s.packetsReceived || 0;
+        row.totalAudioEnergy += s.totalAudioEnergy || 0;
+      });
+      return row;
+    }));
+  }
+
+  window.voiceRoom = Object.freeze({
+    init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberVoice, extraMembers,
+  });
+  Object.defineProperty(window, 'voice', {
+    enumerable: true,
+    value: Object.freeze({
+      sessionId: me,
+      welcomed: () => room.welcomed,
+      peers: () => [...room.conns.values()].map((c) => ({
+        session_id: c.peerId, connection_id: c.id, connectionState: c.pc.connectionState, polite: c.polite })),
+      stats,
+    }),
+  });
+})();
