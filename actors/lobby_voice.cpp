@@ -161,13 +161,14 @@ void lobby_state::voice_gone(const session& s, bool fenced) {
   idle.erase(sid);
   auto i = seats.find(sid);
   if (i != seats.end()) {
-    // The old run's socket (a moved bot) speaks for no one: its token is
-    // no longer the member's.
-    if (fenced)
-      self->send(i->second, atom::voice_v,
-                 std::string{R"({"type":"error","code":"bad_token",)"
-                             R"("detail":"this run's token is no longer good"})"},
-                 true);
+    // Its socket speaks for no one now: the session ended, or (a moved
+    // bot) the old run's token is no longer the member's.
+    self->send(i->second, atom::voice_v,
+               std::string{fenced ? R"({"type":"error","code":"bad_token",)"
+                                    R"("detail":"this run's token is no longer good"})"
+                                  : R"({"type":"error","code":"bad_token",)"
+                                    R"("detail":"the session ended"})"},
+               true);
     seats.erase(i);
   }
   if (!s.voice)

@@ -255,8 +255,9 @@ TEST_CASE_METHOD(voice_fixture, "voice: past max_voice_peers a hello is "
         == ec::voice_full);
   CHECK(said(s1).size() == 1); // p2's join only
   CHECK(hello(s3, p2.value.session_id, p2.token, true));
-  // One leaves: room again.
+  // One leaves: room again; its socket speaks for no one.
   CHECK(ask<bool>(aut, atom::remove_v, room, p1.value.session_id));
+  CHECK(said(s1).back() == "error bad_token (silenced)");
   auto s4 = connect();
   CHECK(hello(s4, p3.value.session_id, p3.token));
 }
