@@ -141,7 +141,8 @@ TEST_CASE_METHOD(voice_fixture, "voice: a hello with a wrong token or an "
   CHECK(s.f->voice.empty());
   CHECK_FALSE(s.f->table);
   CHECK(stats->voice_peers == 0);
-  for (auto& m : on_disk().at(0).sessions)
+  auto disk = on_disk();
+  for (auto& m : disk.at(0).sessions)
     CHECK_FALSE(m.voice);
 }
 
@@ -173,7 +174,8 @@ TEST_CASE_METHOD(voice_fixture, "voice: the first hello makes a voice peer "
   CHECK(a.f->table->sockets.at(bob.value.session_id)
         == caf::actor_cast<caf::strong_actor_ptr>(b.actor));
   CHECK(stats->voice_peers == 2);
-  for (auto& m : on_disk().at(0).sessions)
+  auto disk = on_disk();
+  for (auto& m : disk.at(0).sessions)
     CHECK(m.voice);
 }
 
@@ -228,7 +230,8 @@ TEST_CASE_METHOD(voice_fixture, "voice: a dropped socket is no peer_left; a "
   CHECK(said(a) == std::vector<std::string>{"peer_left " + bob.value.session_id});
   CHECK(table(a).count(bob.value.session_id) == 0);
   CHECK(stats->voice_peers == 1);
-  for (auto& m : on_disk().at(0).sessions)
+  auto disk = on_disk();
+  for (auto& m : disk.at(0).sessions)
     CHECK(m.session_id != bob.value.session_id);
   // A person who never had a socket ends the same way.
   auto carol = join_person("carol");
