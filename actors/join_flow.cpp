@@ -247,7 +247,7 @@ void lobby_state::commit_move(std::shared_ptr<const lobby_image::member> from,
       }))
     return;
   write_member(
-    sid, {leave_change(value.id, sid), join_change(value.id, now)},
+    sid, update_change(value.id, now),
     [this, from, now, sid, stop_old](const caf::error& err) {
       moving.erase(sid);
       if (err || !is_current(from)) {
@@ -274,7 +274,7 @@ void lobby_state::mark_orphaned(std::shared_ptr<const lobby_image::member> from,
     return;
   if (wait_for_write(sid, [this, from, now] { mark_orphaned(from, now); }))
     return;
-  write_member(sid, {leave_change(value.id, sid), join_change(value.id, now)},
+  write_member(sid, update_change(value.id, now),
                [this, from, now](const caf::error& err) {
                  if (err) {
                    spdlog::warn("lobby {}: orphaned mark of {} not written: {}",

@@ -71,6 +71,14 @@ store_change leave_change(const std::string& lobby_id,
                       {image_op{lobby_id, session_id, nullptr}}};
 }
 
+store_batch update_change(const std::string& lobby_id,
+                          const std::shared_ptr<const lobby_image::member>& now) {
+  auto& sid = now->value.session_id;
+  auto join = join_change(lobby_id, now);
+  join.ops.front().existing = true;
+  return {leave_change(lobby_id, sid), std::move(join)};
+}
+
 bool decode_header(const std::string& json, const std::string& id, lobby& out,
                    std::string& why) {
   if (!decode_lobby(json, {}, id, out, why))

@@ -44,6 +44,11 @@ store_change claimed_join_change(
 store_change leave_change(const std::string& lobby_id,
                           const std::string& session_id);
 
+/// A member's record replaced by `now` (a move, a mark, a voice flag): its
+/// leave and its join in the journal, and only while it is still a member.
+store_batch update_change(const std::string& lobby_id,
+                          const std::shared_ptr<const lobby_image::member>& now);
+
 /// A lobby header from its JSON (lobby_header_json), without sessions.
 bool decode_header(const std::string& json, const std::string& id, lobby& out,
                    std::string& why);

@@ -89,7 +89,7 @@ void lobby_state::become_peer(const std::string& sid,
   auto s = m->value;
   s.voice = true;
   auto now = make_member(std::move(s));
-  write_member(sid, {leave_change(value.id, sid), join_change(value.id, now)},
+  write_member(sid, update_change(value.id, now),
                [this, m, now, sid, rp](const caf::error& err) mutable {
                  if (err || !is_current(m)) {
                    rp.deliver(err ? err

@@ -180,6 +180,11 @@ struct image_op {
   std::string key;
   std::shared_ptr<const std::string> json;
   std::shared_ptr<const session> member = nullptr;
+  /// An update of an entry that must still be there (a member's new run, a
+  /// mark): in cluster mode the commit fails if another instance removed it
+  /// meanwhile, so a member that left is never written back. The embedded
+  /// store has one writer and does not need it.
+  bool existing = false;
 };
 
 /// Cluster mode only (SPEC §8): the name a bot member holds in its lobby,

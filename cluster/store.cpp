@@ -65,6 +65,8 @@ void etcd_store_state::send_next() {
   sent.clear();
   sent_keys.clear();
   committing_names.clear();
+  leaving_members.clear();
+  std::unordered_set<std::string> updated;
   while (!queue.empty()) {
     auto& next = queue.front();
     size_t n = 0;
@@ -92,12 +94,25 @@ void etcd_store_state::send_next() {
           ops.emplace_back(std::move(key), std::move(value));
         }
       };
-      for (auto& op : c.ops)
-        add(cluster_key(prefix, op.parent, op.key), op_value(op));
+      for (auto& op : c.ops) {
+        auto key = cluster_key(prefix, op.parent, op.key);
+        if (op.existing && updated.insert(key).second)
+          txn.compares.push_back({key, etcd::compare_target::version,
+                                  etcd::compare_result::greater, {}, 0});
+        add(std::move(key), op_value(op));
+      }
       for (auto& claim : c.claims) {
         auto key = claim_key(*ctx, claim.lobby_id, claim.bot_name, claim.nick);
         if (!claim.session) {
-          add(std::move(key), nullptr); // a leave gives the name back
+          // A leave gives the name back while its member is there: one
+          // applied twice (a retry of a leave etcd did not answer, from an
+          // instance that had not yet seen it) must not take the name from
+          // the member holding it now.
+          auto member = cluster_key(prefix, claim.lobby_id, claim.session_id);
+          txn.compares.push_back({member, etcd::compare_target::version,
+                                  etcd::compare_result::greater, {}, 0});
+          leaving_members.push_back(member);
+          add(std::move(key), nullptr);
           continue;
         }
         // A join commits its reservation, if it is still its own (a
@@ -140,6 +155,11 @@ void etcd_store_state::send_next() {
       txn.success.push_back(etcd::txn_op::make(std::move(d)));
     }
   }
+  for (auto& member : leaving_members) {
+    etcd::range_request r;
+    r.key = member;
+    txn.failure.push_back(etcd::txn_op::make(std::move(r)));
+  }
   if (txn.success.empty()) {
     // Only empty batches (a flush): nothing to commit.
     for (auto& q : sent)
@@ -172,6 +192,8 @@ void etcd_store_state::committed(txn_done& d) {
     }
     return next_after_commit();
   }
+  if (!r.error && !r.succeeded && forget_left_names(r))
+    return next_after_commit();
   if (r.error && !committing_names.empty()) {
     // etcd did not answer: the commit may still apply. Its joins' names
     // decide (design §4.6, indeterminate outcomes): see settle().
@@ -181,6 +203,31 @@ void etcd_store_state::committed(txn_done& d) {
     return settle(d.id, 0);
   }
   finish_commit(r);
+}
+
+bool etcd_store_state::forget_left_names(const etcd::txn_result& r) {
+  // A transaction of one batch (sent.size() == 1) whose leaves found their
+  // members gone: those leaves are over already, and the names are no
+  // longer theirs to give back. The rest goes again without them.
+  std::unordered_set<std::string> gone;
+  for (size_t i = 0; i < leaving_members.size() && i < r.responses.size(); ++i)
+    if (r.responses[i].range.kvs.empty())
+      gone.insert(leaving_members[i]);
+  if (gone.empty() || sent.size() != 1)
+    return false;
+  for (auto& c : sent.front().batch)
+    c.claims.erase(std::remove_if(c.claims.begin(), c.claims.end(),
+                                  [&](const store_claim& claim) {
+                                    return !claim.session
+                                           && gone.count(cluster_key(
+                                                prefix, claim.lobby_id,
+                                                claim.session_id));
+                                  }),
+                   c.claims.end());
+  sent.front().solo = true;
+  queue.push_front(std::move(sent.front()));
+  sent.clear();
+  return true;
 }
 
 void etcd_store_state::settle(uint64_t id, int attempt) {

@@ -65,6 +65,9 @@ struct etcd_store_state {
   std::unordered_set<std::string> sent_keys;
   /// The reservations the transaction in flight commits (key, session).
   std::vector<std::pair<std::string, std::string>> committing_names;
+  /// The members whose leaves give their names back in the transaction in
+  /// flight (its failure ops read them, in this order).
+  std::vector<std::string> leaving_members;
   /// Watch events of keys in flight, held until the commit answers (its
   /// own events must not come back as someone else's).
   std::vector<etcd::watch_event> held;
@@ -91,6 +94,9 @@ struct etcd_store_state {
   /// reservation is marked taken back (if it is still pending, the commit,
   /// which compares it, can never apply: failed), or it already holds the
   /// member (the commit applied: done). Retried while etcd does not answer.
+  /// A failed transaction whose leaves found their members gone: sent
+  /// again without giving their names back (true), or not that (false).
+  bool forget_left_names(const etcd::txn_result& r);
   void settle(uint64_t id, int attempt);
 
   void settled(settle_done& d);

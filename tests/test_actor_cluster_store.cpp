@@ -1133,3 +1133,101 @@ TEST_CASE_METHOD(two_instances,
     CHECK(a.etcd->txns.size() == 3);
   }
 }
+
+namespace {
+
+/// A leave's commit: the member gone from its lobby, its name given back.
+store_batch leave_batch(const std::string& session_id) {
+  store_change c;
+  c.record = "leave";
+  c.ops.push_back(image_op{"L1", session_id, nullptr});
+  c.claims.push_back(store_claim{"L1", "echo", "Echo", session_id, nullptr});
+  return {c};
+}
+
+std::string joined(const std::string& session_id) {
+  return R"({"state":"joined","session_id":)" + json(session_id).dump()
+         + R"(,"session":)" + session_of(session_id) + "}";
+}
+
+} // namespace
+
+TEST_CASE_METHOD(two_instances,
+                 "etcd claims: a leave gives the name back only while its "
+                 "member is there; one applied twice leaves the name to its "
+                 "new holder",
+                 "[cluster][claims]") {
+  SECTION("its member is there: the member and the name go together") {
+    m.put("/vb/lobbies/L1/s-a", session_of("s-a"));
+    m.put(claim, joined("s-a"));
+    auto w = write(sa, leave_batch("s-a"));
+    REQUIRE(a.etcd->txns.size() == 1);
+    auto& t = a.etcd->txns[0].request;
+    REQUIRE(t.compares.size() == 2);
+    CHECK(t.compares[1].key == "/vb/lobbies/L1/s-a");
+    CHECK(t.compares[1].target == etcd::compare_target::version);
+    CHECK(t.compares[1].result == etcd::compare_result::greater);
+    CHECK(t.compares[1].number == 0);
+    apply(a, 0);
+    REQUIRE(w->value);
+    CHECK_FALSE(m.get("/vb/lobbies/L1/s-a"));
+    CHECK_FALSE(m.get(claim));
+  }
+  SECTION("its member left already (another instance applied the leave) "
+          "and s-b holds the name now: the name stays s-b's") {
+    m.put("/vb/lobbies/L1/s-b", session_of("s-b"));
+    m.put(claim, joined("s-b"));
+    auto w = write(sa, leave_batch("s-a"));
+    apply(a, 0);
+    CHECK_FALSE(w->done);
+    // Sent again without the name, and answered: s-a has left.
+    REQUIRE(a.etcd->txns.size() == 2);
+    for (auto& op : a.etcd->txns[1].request.success)
+      CHECK(op.del.key != claim);
+    apply(a, 1);
+    REQUIRE(w->value);
+    REQUIRE(m.get(claim));
+    CHECK(json::parse(m.get(claim)->value)["session_id"] == "s-b");
+    CHECK(m.get("/vb/lobbies/L1/s-b"));
+    // So a join of the name on the other instance finds s-b.
+    auto r = reserve(sb, "s-c");
+    apply(b, 0);
+    REQUIRE(r->value);
+    CHECK(json::parse(*r->value) == json::parse(session_of("s-b")));
+  }
+}
+
+TEST_CASE_METHOD(two_instances,
+                 "etcd store: an update of a member another instance removed "
+                 "fails and writes nothing back",
+                 "[cluster][store]") {
+  auto update = [](const std::string& session_id) {
+    store_change gone{"leave", {image_op{"L1", session_id, nullptr}}};
+    store_change back{"join",
+                      {image_op{"L1", session_id,
+                                std::make_shared<const std::string>(
+                                  session_of(session_id)),
+                                nullptr, true}}};
+    return store_batch{gone, back};
+  };
+  SECTION("still a member: written") {
+    m.put("/vb/lobbies/L1/s-a", "{}");
+    auto w = write(sa, update("s-a"));
+    REQUIRE(a.etcd->txns.size() == 1);
+    auto& t = a.etcd->txns[0].request;
+    REQUIRE(t.compares.size() == 2);
+    CHECK(t.compares[1].key == "/vb/lobbies/L1/s-a");
+    CHECK(t.compares[1].target == etcd::compare_target::version);
+    apply(a, 0);
+    REQUIRE(w->value);
+    CHECK(m.get("/vb/lobbies/L1/s-a")->value == session_of("s-a"));
+  }
+  SECTION("gone: refused, and not there") {
+    auto w = write(sa, update("s-a"));
+    apply(a, 0);
+    REQUIRE(w->done);
+    CHECK(error_code(w->error) == ec::storage_failed);
+    CHECK(a.etcd->txns.size() == 1);
+    CHECK_FALSE(m.get("/vb/lobbies/L1/s-a"));
+  }
+}
