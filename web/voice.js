@@ -28,6 +28,8 @@
   };
   // Tells this page's connections from those of the page before a reload.
   const PAGE_ID = Math.random().toString(36).slice(2, 8);
+  // `?ice=relay` in the page's address: media only through TURN (a test of the relay, or peers' addresses kept private).
+  const ICE_POLICY = new URLSearchParams(location.search).get('ice') === 'relay' ? 'relay' : 'all';
 
   const room = {
     lobbyId: null,      // the lobby on screen
@@ -304,7 +306,7 @@
   // -- one RTCPeerConnection per peer: perfect negotiation ---------------------------------
 
   function openConnection(peerId) {
-    const pc = new RTCPeerConnection({ iceServers: room.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: room.iceServers, iceTransportPolicy: ICE_POLICY });
     const conn = {
       peerId, pc, id: `${PAGE_ID}-${++connCount}`,
       polite: me() < peerId, // the smaller session_id yields in a glare
@@ -535,8 +537,16 @@
 
   async function stats() {
     return Promise.all([...room.conns.values()].map(async (conn) => {
-      const row = { session_id: conn.peerId, connection_id: conn.id, packetsReceived: 0, totalAudioEnergy: 0 };
-      (await conn.pc.getStats()).forEach((s) => {
+      const row = { session_id: conn.peerId, connection_id: conn.id, packetsReceived: 0, totalAudioEnergy: 0,
+        localCandidateType: null, remoteCandidateType: null };
+      const report = await conn.pc.getStats();
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          // The pair ICE chose: its candidates' types say whether the media goes through TURN ("relay").
+          const pair = report.get(s.selectedCandidatePairId);
+          row.localCandidateType = pair ? (report.get(pair.localCandidateId) || {}).candidateType || null : null;
+          row.remoteCandidateType = pair ? (report.get(pair.remoteCandidateId) || {}).candidateType || null : null;
+        }
         if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
         row.packetsReceived += s.packetsReceived || 0;
         row.totalAudioEnergy += s.totalAudioEnergy || 0;

@@ -1,11 +1,11 @@
 // What the browser tests share: the binaries and Chromium, processes whose
 // log lines a test can wait for, JSON calls to the server, fake providers of
-// the original HTTP protocol, and the pass/fail/skip protocol of ctest
-// (exit 0, 1, or 77 for skipped).
+// the original HTTP protocol, the voice tests' pages, and the pass/fail/skip
+// protocol of ctest (exit 0, 1, or 77 for skipped).
 'use strict';
 
 const { chromium } = require('playwright-core');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
@@ -208,6 +208,139 @@ async function screenshot(page, name) {
   return shot;
 }
 
+// -- voice: pages that talk (web_voice, web_turn) -----------------------------------------
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/// Speech for the fake microphone; without espeak-ng, a tone of the same
+/// format (22050 Hz mono S16), so the call still carries sound.
+function makeSpeech(dir) {
+  const wav = path.join(dir, 'speech.wav');
+  try {
+    execFileSync('espeak-ng', ['-w', wav, 'Hello from the voice test. One, two, three, four, five. The lobby page is listening.']);
+    return wav;
+  } catch (err) {
+    log(`espeak-ng did not run (${err.code || err.message}): a tone instead of speech`);
+  }
+  const rate = 22050;
+  const samples = rate * 3;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) {
+    const on = Math.floor(i / (rate / 4)) % 2 === 0; // a quarter second on, one off: it sounds like words
+    data.writeInt16LE(on ? Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)) : 0, i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  fs.writeFileSync(wav, Buffer.concat([header, data]));
+  return wav;
+}
+
+/// Chromium's flags for fake media and two live pages (STYLE.md, "Verified: WebRTC voice").
+function voiceFlags(wav) {
+  return ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${wav}`,
+    '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+    '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-timer-throttling',
+    '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+}
+
+// -- one page and what it says and sends ------------------------------------------------
+
+/// A page on the lobby; `sent` and `got` record its WebSocket frames;
+/// `query` goes in the page's address (`?ice=relay`, web/voice.js).
+async function openPage(browser, origin, lobbyId, name, { query = '' } = {}) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  await page.context().grantPermissions(['microphone'], { origin });
+  const p = { name, page, errors: [], sent: [], got: [] };
+  page.on('pageerror', (e) => p.errors.push(String(e)));
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => p.sent.push({ at: Date.now(), msg: parse(f.payload) }));
+    ws.on('framereceived', (f) => p.got.push({ at: Date.now(), msg: parse(f.payload) }));
+  });
+  page.setDefaultTimeout(20000);
+  await page.goto(`${origin}${BASE}/${query}#lobby=${encodeURIComponent(lobbyId)}`);
+  await page.locator('#live', { hasText: 'live' }).waitFor();
+  return p;
+}
+
+function parse(payload) {
+  try { return JSON.parse(String(payload)); } catch (_) { return { unparsed: String(payload).slice(0, 80) }; }
+}
+
+const peersOf = (p) => p.page.evaluate(() => window.voice.peers());
+const statsOf = (p) => p.page.evaluate(() => window.voice.stats());
+const welcomed = (p) => p.page.evaluate(() => !!(window.voice && window.voice.welcomed()));
+const sentSince = (p, at, type) => p.sent.filter((f) => f.at >= at && f.msg.type === type);
+
+async function joinVoice(p, nick) {
+  await p.page.fill('#voice-nick', nick);
+  await p.page.click('#voice-join-button');
+  await until(`${p.name} in the voice room`, () => welcomed(p));
+  const id = await p.page.evaluate(() => window.voice.sessionId());
+  log(`${p.name} joined with voice as session ${id}`);
+  return id;
+}
+
+/// The connection of `p` to `peerId`, once connected.
+function connected(p, peerId) {
+  return until(`${p.name}'s connection to ${peerId} to connect`, async () =>
+    (await peersOf(p)).find((c) => c.session_id === peerId && c.connectionState === 'connected'), 30000);
+}
+
+/// `p` hears `peerId`: inbound audio packets with energy, still rising a second later.
+async function hears(p, peerId, other) {
+  const row = async () => (await statsOf(p)).find((r) => r.session_id === peerId);
+  const first = await until(`${p.name} to hear ${other}`, async () => {
+    const r = await row();
+    return r && r.packetsReceived >= 25 && r.totalAudioEnergy > 0 ? r : null;
+  }, 30000);
+  await sleep(1000);
+  const later = await row();
+  check(later.connection_id === first.connection_id && later.packetsReceived > first.packetsReceived + 20,
+    `${p.name} hears ${other}: ${first.packetsReceived} then ${later.packetsReceived} packets, energy ${later.totalAudioEnergy.toFixed(3)}`);
+  return later;
+}
+
+/// Runs one step; a failure names it and adds what each page shows and
+/// sent (screenshots `${ctx.shots}-failed-NAME.png`), and the end of the
+/// logs of ctx.server and ctx.turn (coturn).
+async function stepOf(ctx, name, fn) {
+  log(`step: ${name}`);
+  try {
+    return await fn();
+  } catch (err) {
+    let state = '';
+    for (const p of ctx.pages) {
+      try {
+        const shown = await p.page.evaluate(() => ['#voice-state', '#voice-note', '#voice-mic', '#members']
+          .map((s) => `${s}: ${JSON.stringify(document.querySelector(s).innerText)}`).join('; '));
+        state += `\n${p.name} shows ${shown}\n${p.name}'s connections: ${JSON.stringify(await peersOf(p))}`;
+        state += `\n${p.name} sent: ${p.sent.slice(-12).map((f) => f.msg.type + (f.msg.data ? `(${Object.keys(f.msg.data)})` : '')).join(', ')}`;
+        state += `\n${p.name} got: ${p.got.slice(-12).map((f) => f.msg.type + (f.msg.code ? `(${f.msg.code})` : '')).join(', ')}`;
+        await screenshot(p.page, `${ctx.shots || 'web-voice'}-failed-${p.name}.png`);
+      } catch (e) {
+        state += `\n(${p.name}: ${e})`;
+      }
+    }
+    for (const proc of [ctx.server, ctx.turn]) {
+      if (proc) state += `\n${proc.name} log (last 25 lines):\n  ${proc.lines.slice(-25).join('\n  ')}`;
+    }
+    err.message = `stopped at step "${name}": ${err.message}${state}`;
+    throw err;
+  }
+}
+
 /// Runs main() with an overall time limit, then exits 0 (pass) or 1.
 function run(main, limitMs = 110000) {
   const guard = setTimeout(() => {
@@ -238,4 +371,5 @@ module.exports = {
   SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE,
   log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider,
   launchBrowser, screenshot, run,
+  sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears, stepOf,
 };
