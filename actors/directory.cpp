@@ -515,6 +515,10 @@ lobby_directory_actor::behavior_type lobby_directory(
           return make_error(ec::not_found, "Lobby not found");
         return e->actor;
       },
+      [=](atom::seats) {
+        for (auto& kv : self->state.lobbies)
+          self->send(kv.second.actor, atom::seats_v);
+      },
   };
 }
 

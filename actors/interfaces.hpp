@@ -150,7 +150,12 @@ using lobby_actor = caf::typed_actor<
   // broadcast again).
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  atom::remote>,
-  caf::reacts_to<atom::chat, std::string, std::string, atom::remote>>::
+  caf::reacts_to<atom::chat, std::string, std::string, atom::remote>,
+  // Cluster mode: a voice peer's socket on another instance, or its going;
+  // and a call to tell the other instances where this lobby's voice
+  // sockets are (an instance that just connected asks).
+  caf::reacts_to<atom::seats, voice_seat, atom::remote>,
+  caf::reacts_to<atom::seats>>::
   // Cluster mode: bot members another instance changed (routed by the
   // directory): applied without writing them, announced as local ones are.
   extend_with<remote_owner_actor>;
@@ -196,7 +201,10 @@ using lobby_directory_actor = caf::typed_actor<
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  std::string>,
   // The actor of a lobby, to subscribe to its events.
-  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>>::
+  caf::replies_to<atom::subscribe, std::string>::with<lobby_actor>,
+  // Cluster mode: every lobby tells the other instances where its voice
+  // sockets are.
+  caf::reacts_to<atom::seats>>::
   // Cluster mode: lobbies and members another instance changed: applied
   // without writing them again, announced to the lobbies' subscribers.
   extend_with<remote_owner_actor>;
@@ -228,6 +236,11 @@ using cluster_relay_actor = caf::typed_actor<
   // text, provider id).
   caf::reacts_to<atom::say, std::string, std::string, std::string,
                  std::string, atom::remote>,
+  // A voice peer's socket on another instance, or its going (SPEC §9).
+  caf::reacts_to<atom::seats, voice_seat, atom::remote>,
+  // An instance that just connected asks where this one's voice sockets
+  // are.
+  caf::reacts_to<atom::seats>,
   // The local actors it relays to; sent once at start-up.
   caf::reacts_to<atom::peers, dispatcher_actor, lobby_directory_actor>>;
 
@@ -237,7 +250,9 @@ using line_relay_actor = caf::typed_actor<
   caf::reacts_to<atom::chat, std::string, std::string, std::string>,
   // A bot member's line (lobby id, session id, text, provider id).
   caf::reacts_to<atom::say, std::string, std::string, std::string,
-                 std::string>>;
+                 std::string>,
+  // A voice peer's socket here, or its going.
+  caf::reacts_to<atom::seats, voice_seat>>;
 
 /// Cluster mode: which instance holds each CAF provider's link (etcd's
 /// PREFIX links/, under each instance's lease), and the other instances'

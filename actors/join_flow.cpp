@@ -183,8 +183,7 @@ void lobby_state::replace_member(
     emit(*event, s);
   notify(member_change{value.id, now, s.session_id});
   // A new run is a voice peer again once it says hello (SPEC §9).
-  if (was && was->voice && !s.voice)
-    voice_gone(*was, true);
+  voice_changed(was, s);
 }
 
 void lobby_state::accepted(const join_key& key, session s) {

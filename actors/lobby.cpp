@@ -57,9 +57,13 @@ void lobby_state::apply_remote(const remote_batch& batch) {
       continue;
     }
     if (!s.is_bot) {
-      // A person who joined on another instance (or, on a resync, again).
-      if (!find_member(c.key))
+      // A person who joined on another instance (or, on a resync, again),
+      // or became a voice peer there.
+      auto old = find_member(c.key);
+      if (!old)
         insert_person(make_member(std::move(s)));
+      else if (session_json(old->value) != session_json(s))
+        replace_member(make_member(std::move(s)), std::nullopt);
       continue;
     }
     auto old = find_member(c.key);
@@ -133,7 +137,11 @@ void lobby_state::insert_person(std::shared_ptr<const lobby_image::member> m) {
   spdlog::info("joined: '{}' in lobby {} (session {})", s.nick, value.id,
                s.session_id);
   emit(lobby_event_type::member_joined, s);
-  arm_idle(s.session_id); // until a socket speaks for it
+  // Until a socket speaks for it (one on another instance may already).
+  if (!has_socket(s.session_id))
+    arm_idle(s.session_id);
+  // Seen first as a voice peer (it said hello on another instance).
+  voice_changed(std::nullopt, s);
   notify(member_change{value.id, std::move(m), {}});
 }
 
@@ -346,8 +354,10 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
     if (m->value.voice && st.peers.stats)
       ++st.peers.stats->voice_peers;
   }
-  self->set_down_handler(
-    [=](caf::down_msg& dm) { self->state.unsubscribe(dm.source); });
+  self->set_down_handler([=](caf::down_msg& dm) {
+    self->state.unsubscribe(dm.source);
+    self->state.remote_gone(dm.source);
+  });
   // Shutting down (the directory exits, and its lobbies with it): joins in
   // flight are answered now, not when their client gives up.
   self->set_exit_handler([=](caf::exit_msg& msg) {
@@ -464,6 +474,10 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       [=](atom::remote, const remote_batch& batch) {
         self->state.apply_remote(batch);
       },
+      [=](atom::seats, const voice_seat& seat, atom::remote) {
+        self->state.seated_elsewhere(seat);
+      },
+      [=](atom::seats) { self->state.tell_seats(); },
   };
 }
 

@@ -220,6 +220,9 @@ struct lobby_state {
 
   /// The socket speaking for each session now, by session id.
   std::unordered_map<std::string, lobby_subscriber_actor> seats;
+  /// Cluster mode: sockets on other instances, by session id (a seat here
+  /// wins: the latest hello took over).
+  std::unordered_map<std::string, caf::strong_actor_ptr> remote_seats;
   /// People without a socket: the arming of their idle timer, by session
   /// id (an older timer that fires changes nothing).
   std::unordered_map<std::string, uint64_t> idle;
@@ -234,6 +237,9 @@ struct lobby_state {
                    caf::typed_response_promise<voice_welcome> rp);
   /// The welcome of `session_id`: every other voice peer.
   voice_welcome welcome_for(const std::string& session_id) const;
+  /// A member's record changed: made a voice peer (peer_joined), or no
+  /// longer one (a moved bot: peer_left, its old socket fenced).
+  void voice_changed(const std::optional<session>& was, const session& now);
   /// Sends a rendered voice message to every seated socket but `except`'s.
   void announce(const std::string& text, const std::string& except);
   /// Sends every seated socket the table of voice sockets.
@@ -244,6 +250,16 @@ struct lobby_state {
   /// A voice peer ends (it left, or a bot's run moved or was lost: then
   /// `fenced`, and its old socket is told its token is no longer good).
   void voice_gone(const session& s, bool fenced);
+  /// Cluster mode: a socket on another instance speaks for a session now,
+  /// or no longer does.
+  void seated_elsewhere(const voice_seat& seat);
+  /// Cluster mode: tells the other instances of every socket seated here.
+  void tell_seats();
+  /// Cluster mode: another instance's socket is unreachable (it dropped,
+  /// the instance died): its sessions have no socket.
+  void remote_gone(const caf::actor_addr& socket);
+  /// Whether a socket here or elsewhere speaks for the session.
+  bool has_socket(const std::string& session_id) const;
   /// Starts a person's idle timer.
   void arm_idle(const std::string& session_id);
   /// A person's idle timer fired: the session ends unless a socket came.

@@ -103,6 +103,8 @@ public:
   void said(const std::string&, const std::string&, const std::string&,
             const std::string&) const override {
   }
+  void seated(const voice_seat&) const override {
+  }
 };
 
 class relayed_line_port final : public line_port {
@@ -118,6 +120,9 @@ public:
             const std::string& provider_id) const override {
     caf::anon_send(relay_, atom::say_v, lobby_id, session_id, text,
                    provider_id);
+  }
+  void seated(const voice_seat& seat) const override {
+    caf::anon_send(relay_, atom::seats_v, seat);
   }
 
 private:

@@ -51,8 +51,14 @@ lobby_state::hello(const voice_hello& h, lobby_subscriber_actor socket) {
   if (auto i = seats.find(sid); i != seats.end() && i->second != socket)
     self->send(i->second, atom::voice_v,
                std::string{R"({"type":"replaced"})"}, true);
+  // A socket on another instance is told by its own lobby when this seat
+  // reaches it.
+  remote_seats.erase(sid);
   seats[sid] = socket;
   idle.erase(sid);
+  peers.lines->seated(voice_seat{value.id, sid,
+                                 caf::actor_cast<caf::strong_actor_ptr>(socket),
+                                 true, m->value.voice && !h.resume});
   spdlog::info("lobby {}: '{}' (session {}) speaks on a socket{}", value.id,
                m->value.nick, sid, h.resume ? " again" : "");
   if (m->value.voice) {
@@ -98,10 +104,6 @@ void lobby_state::become_peer(const std::string& sid,
                    return;
                  }
                  replace_member(now, std::nullopt);
-                 if (peers.stats)
-                   ++peers.stats->voice_peers;
-                 announce(peer_joined_message(peer_of(now->value)), sid);
-                 publish_voice();
                  rp.deliver(welcome_for(sid));
                });
 }
@@ -115,6 +117,20 @@ voice_welcome lobby_state::welcome_for(const std::string& session_id) const {
   return w;
 }
 
+void lobby_state::voice_changed(const std::optional<session>& was,
+                                const session& now) {
+  bool before = was && was->voice;
+  if (before && !now.voice)
+    return voice_gone(*was, true);
+  if (before || !now.voice)
+    return;
+  // A voice peer now: its first hello, here or on another instance.
+  if (peers.stats)
+    ++peers.stats->voice_peers;
+  announce(peer_joined_message(peer_of(now)), now.session_id);
+  publish_voice();
+}
+
 void lobby_state::announce(const std::string& text,
                            const std::string& except) {
   for (auto& [sid, socket] : seats)
@@ -126,12 +142,13 @@ void lobby_state::publish_voice() {
   auto table = std::make_shared<voice_table>();
   for (auto& m : value.sessions)
     if (m->value.voice) {
-      auto i = seats.find(m->value.session_id);
-      table->sockets.emplace(m->value.session_id,
-                             i == seats.end()
-                               ? caf::strong_actor_ptr{}
-                               : caf::actor_cast<caf::strong_actor_ptr>(
-                                 i->second));
+      auto& sid = m->value.session_id;
+      caf::strong_actor_ptr socket;
+      if (auto i = seats.find(sid); i != seats.end())
+        socket = caf::actor_cast<caf::strong_actor_ptr>(i->second);
+      else if (auto r = remote_seats.find(sid); r != remote_seats.end())
+        socket = r->second;
+      table->sockets.emplace(sid, std::move(socket));
     }
   voice_table_ptr shared = std::move(table);
   for (auto& [sid, socket] : seats)
@@ -146,6 +163,9 @@ void lobby_state::unseat(const caf::actor_addr& socket) {
       continue;
     }
     auto sid = i->first;
+    peers.lines->seated(voice_seat{
+      value.id, sid, caf::actor_cast<caf::strong_actor_ptr>(i->second), false,
+      false});
     i = seats.erase(i);
     changed = true;
     // A dropped socket is not a peer_left (SPEC §9): the media goes on.
@@ -156,9 +176,68 @@ void lobby_state::unseat(const caf::actor_addr& socket) {
     publish_voice();
 }
 
+void lobby_state::seated_elsewhere(const voice_seat& seat) {
+  auto& sid = seat.session_id;
+  if (seat.online) {
+    if (!seat.socket)
+      return;
+    // The latest hello took over: a socket here speaks for no one now.
+    if (auto i = seats.find(sid); i != seats.end()) {
+      self->send(i->second, atom::voice_v,
+                 std::string{R"({"type":"replaced"})"}, true);
+      seats.erase(i);
+    }
+    remote_seats[sid] = seat.socket;
+    self->monitor(seat.socket);
+    idle.erase(sid);
+    auto m = find_member(sid);
+    if (seat.renewed && m && m->value.voice) {
+      announce(peer_left_message(sid), sid);
+      announce(peer_joined_message(peer_of(m->value)), sid);
+    }
+  } else {
+    auto r = remote_seats.find(sid);
+    if (r == remote_seats.end() || r->second != seat.socket)
+      return; // a later socket speaks for it
+    remote_seats.erase(r);
+    if (auto m = find_member(sid); m && !m->value.is_bot && !has_socket(sid))
+      arm_idle(sid);
+  }
+  publish_voice();
+}
+
+void lobby_state::tell_seats() {
+  for (auto& [sid, socket] : seats)
+    peers.lines->seated(voice_seat{
+      value.id, sid, caf::actor_cast<caf::strong_actor_ptr>(socket), true,
+      false});
+}
+
+void lobby_state::remote_gone(const caf::actor_addr& socket) {
+  bool changed = false;
+  for (auto i = remote_seats.begin(); i != remote_seats.end();) {
+    if (!i->second || i->second->address() != socket) {
+      ++i;
+      continue;
+    }
+    auto sid = i->first;
+    i = remote_seats.erase(i);
+    changed = true;
+    if (auto m = find_member(sid); m && !m->value.is_bot && !has_socket(sid))
+      arm_idle(sid);
+  }
+  if (changed)
+    publish_voice();
+}
+
+bool lobby_state::has_socket(const std::string& session_id) const {
+  return seats.count(session_id) != 0 || remote_seats.count(session_id) != 0;
+}
+
 void lobby_state::voice_gone(const session& s, bool fenced) {
   auto sid = s.session_id;
   idle.erase(sid);
+  remote_seats.erase(sid);
   auto i = seats.find(sid);
   if (i != seats.end()) {
     // Its socket speaks for no one now: the session ended, or (a moved
@@ -190,7 +269,7 @@ void lobby_state::arm_idle(const std::string& session_id) {
 
 void lobby_state::idle_expired(const std::string& session_id, uint64_t gen) {
   auto i = idle.find(session_id);
-  if (i == idle.end() || i->second != gen || seats.count(session_id) != 0)
+  if (i == idle.end() || i->second != gen || has_socket(session_id))
     return;
   idle.erase(i);
   spdlog::info("lobby {}: session {} had no socket for {:.0f} s: it ends",

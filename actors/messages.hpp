@@ -72,6 +72,7 @@ VB_ADD_ATOM(place, "place")
 VB_ADD_ATOM(voice, "voice")
 VB_ADD_ATOM(idle, "idle")
 VB_ADD_ATOM(signal, "signal")
+VB_ADD_ATOM(seats, "seats")
 
 namespace vb {
 
@@ -285,6 +286,19 @@ struct voice_table {
 };
 using voice_table_ptr = std::shared_ptr<const voice_table>;
 
+/// Cluster mode (SPEC §9): where a voice peer's socket is, for the other
+/// instances' lobbies, so that their sockets signal it straight over the
+/// cluster port. `online`: `socket` speaks for the session now; else that
+/// socket no longer does. `renewed`: a hello without resume of a peer
+/// already known (its peers drop their connections to it).
+struct voice_seat {
+  std::string lobby_id;
+  std::string session_id;
+  caf::strong_actor_ptr socket;
+  bool online = false;
+  bool renewed = false;
+};
+
 /// Why a bot member is dispatched again (SPEC §7, re-dispatch).
 enum class move_reason : uint8_t {
   evicted,    // its provider was evicted by the cleanup rule
@@ -326,6 +340,8 @@ VB_INSPECT(lobby_created, x.value, x.created)
 VB_INSPECT(person_session, x.value, x.token)
 VB_INSPECT(voice_peer, x.session_id, x.nick, x.is_bot, x.bot_name)
 VB_INSPECT(voice_hello, x.session_id, x.token, x.resume)
+VB_INSPECT(voice_seat, x.lobby_id, x.session_id, x.socket, x.online,
+           x.renewed)
 VB_INSPECT(voice_welcome, x.session_id, x.peers)
 
 } // namespace vb
@@ -371,4 +387,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_hello))
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_welcome))
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_table_ptr))
+  CAF_ADD_TYPE_ID(vb_local, (vb::voice_seat))
 CAF_END_TYPE_ID_BLOCK(vb_local)

@@ -67,6 +67,8 @@ public:
                     const std::string& text,
                     const std::string& provider_id) const
     = 0;
+  /// A voice peer's socket here, or its going (SPEC §9).
+  virtual void seated(const voice_seat& seat) const = 0;
 };
 
 /// Embedded: nowhere (every subscriber is here).

@@ -136,11 +136,13 @@ membership_actor spawn_membership(caf::actor_system& sys,
 /// deregister), it rewrites them under a new lease after a fence; `resolve`
 /// answers the relay of the instance holding a provider's link (connected
 /// over CAF on first use), `probe` whether any instance does. It also sends
-/// the lines said here to every other instance's relay. `cluster` is this
-/// instance's cluster port as HOST:PORT.
+/// the lines said here to every other instance's relay, and the voice
+/// seats (SPEC §9; on a new connection both sides tell theirs). `cluster`
+/// is this instance's cluster port as HOST:PORT, `own` its relay.
 provider_links_actor spawn_cluster_links(caf::actor_system& sys,
                                          std::shared_ptr<cluster_context> ctx,
-                                         std::string cluster);
+                                         std::string cluster,
+                                         cluster_relay_actor own);
 
 /// The instance's relay, published on --cluster-port: the joins and stops
 /// of the CAF providers whose link this instance holds, relayed to its

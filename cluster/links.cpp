@@ -27,7 +27,9 @@ using links_actor = provider_links_actor::extend<
 
 /// Sends a line said here to another instance's relay.
 void send_line(const cluster_relay_actor& relay, const relay_line& l) {
-  if (l.said)
+  if (!l.seat.session_id.empty())
+    caf::anon_send(relay, atom::seats_v, l.seat, atom::remote_v);
+  else if (l.said)
     caf::anon_send(relay, atom::say_v, l.lobby_id, l.who, l.text,
                    l.provider_id, atom::remote_v);
   else
@@ -46,6 +48,8 @@ struct links_state {
   links_actor::stateful_pointer<links_state> self = nullptr;
   std::shared_ptr<cluster_context> ctx;
   std::string cluster;
+  /// This instance's relay (what the others reach on its cluster port).
+  cluster_relay_actor own;
   std::string prefix;
   /// Links held here, and the lease they were written under.
   std::set<std::string> local;
@@ -141,6 +145,11 @@ struct links_state {
           auto relay = caf::actor_cast<cluster_relay_actor>(ptr);
           relays[addr] = relay;
           self->monitor(relay);
+          // Newly connected (a new instance, or one restarted): where its
+          // voice sockets are, and ours for it (SPEC §9).
+          caf::anon_send(relay, atom::seats_v);
+          if (own)
+            caf::anon_send(own, atom::seats_v);
           then(relay);
         },
         [addr, failed](caf::error& err) {
@@ -307,11 +316,13 @@ struct links_state {
 
 links_actor::behavior_type
 links_fn(links_actor::stateful_pointer<links_state> self,
-                       std::shared_ptr<cluster_context> ctx, std::string cluster) {
+                       std::shared_ptr<cluster_context> ctx, std::string cluster,
+                       cluster_relay_actor own) {
   auto& st = self->state;
   st.self = self;
   st.ctx = std::move(ctx);
   st.cluster = std::move(cluster);
+  st.own = std::move(own);
   st.prefix = st.ctx->prefix + "links/";
   st.instances_prefix = st.ctx->prefix + "instances/";
   st.start(false);
@@ -337,7 +348,13 @@ links_fn(links_actor::stateful_pointer<links_state> self,
     [=](atom::say, const std::string& lobby_id, const std::string& session_id,
         const std::string& text, const std::string& provider_id) {
       self->state.broadcast(
-        relay_line{true, lobby_id, session_id, text, provider_id});
+        relay_line{true, lobby_id, session_id, text, provider_id, {}});
+    },
+    [=](atom::seats, const voice_seat& seat) {
+      relay_line line;
+      line.lobby_id = seat.lobby_id;
+      line.seat = seat;
+      self->state.broadcast(line);
     },
     [=](atom::registration, const std::string& id) {
       self->state.local.insert(id);
@@ -378,8 +395,10 @@ links_fn(links_actor::stateful_pointer<links_state> self,
 
 provider_links_actor spawn_cluster_links(caf::actor_system& sys,
                                          std::shared_ptr<cluster_context> ctx,
-                                         std::string cluster) {
-  return sys.spawn(links_fn, std::move(ctx), std::move(cluster));
+                                         std::string cluster,
+                                         cluster_relay_actor own) {
+  return sys.spawn(links_fn, std::move(ctx), std::move(cluster),
+                   std::move(own));
 }
 
 } // namespace vb

@@ -73,6 +73,8 @@ struct relay_line {
   std::string who; // its session id, or the nick
   std::string text;
   std::string provider_id;
+  /// A voice peer's socket instead of a line (when its session is set).
+  voice_seat seat;
 };
 /// A line to try again on one instance.
 struct links_resend {
@@ -175,7 +177,7 @@ VB_INSPECT(campaign_done, x.lease, x.leader, x.message)
 VB_INSPECT(links_watch, x.gen, x.update, x.instances)
 VB_INSPECT(links_read, x.error, x.revision, x.kvs, x.instances)
 VB_INSPECT(relay_line, x.said, x.lobby_id, x.who, x.text,
-                   x.provider_id)
+                   x.provider_id, x.seat)
 VB_INSPECT(links_resend, x.addr, x.line, x.attempt)
 VB_INSPECT(links_lookup, x.id, x.result)
 VB_INSPECT(reserve_done, x.job, x.result)

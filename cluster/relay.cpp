@@ -14,6 +14,10 @@ struct relay_state {
   static inline constexpr const char* name = "cluster-relay";
   dispatcher_actor dispatcher;
   lobby_directory_actor directory;
+  /// Voice seats and asks for ours that came before the directory (the
+  /// others connect while this instance is still starting).
+  std::vector<voice_seat> early_seats;
+  bool asked_early = false;
 };
 
 /// A provider record enough for the dispatcher's CAF branch (by id).
@@ -27,10 +31,24 @@ provider caf_provider(const std::string& id) {
 
 cluster_relay_actor::behavior_type
 relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
+  auto to_lobby = [self](const voice_seat& seat) {
+    self->request(self->state.directory, std::chrono::seconds(5),
+                  atom::subscribe_v, seat.lobby_id)
+      .then([=](lobby_actor& l) {
+              caf::anon_send(l, atom::seats_v, seat, atom::remote_v);
+            },
+            [](caf::error&) {});
+  };
   return {
     [=](atom::peers, dispatcher_actor& d, lobby_directory_actor& dir) {
-      self->state.dispatcher = d;
-      self->state.directory = dir;
+      auto& st = self->state;
+      st.dispatcher = d;
+      st.directory = dir;
+      for (auto& seat : st.early_seats)
+        to_lobby(seat);
+      st.early_seats.clear();
+      if (st.asked_early)
+        caf::anon_send(dir, atom::seats_v);
     },
     // Lines said on another instance, for this one's subscribers and CAF
     // bots (never broadcast again).
@@ -56,6 +74,20 @@ relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
                                atom::remote_v);
               },
               [](caf::error&) {});
+    },
+    [=](atom::seats, const voice_seat& seat, atom::remote) {
+      auto& st = self->state;
+      if (!st.directory)
+        return st.early_seats.push_back(seat);
+      to_lobby(seat);
+    },
+    // A new connection: this one's seats, to every instance.
+    [=](atom::seats) {
+      auto& st = self->state;
+      if (!st.directory)
+        st.asked_early = true;
+      else
+        caf::anon_send(st.directory, atom::seats_v);
     },
     [=](atom::join, const std::string& id,
         const dispatch_request& req) -> caf::result<std::string> {

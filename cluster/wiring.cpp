@@ -94,7 +94,7 @@ std::string start_cluster(caf::actor_system& sys, const cluster_options& opts,
                       {"started_at", unix_now()},
                       {"version", opts.version}};
   out.membership = spawn_membership(sys, ctx, stats, info.dump());
-  out.links = spawn_cluster_links(sys, ctx, address);
+  out.links = spawn_cluster_links(sys, ctx, address, out.relay);
   spdlog::info("cluster: instance {} joining etcd at {} (prefix {})",
                ctx->instance_id, endpoints, opts.prefix);
   std::string error;

@@ -131,6 +131,8 @@ struct lobby_fixture : test::fixture {
   size_t max_members = lobby_peers{}.max_members;
   size_t max_voice_peers = lobby_peers{}.max_voice_peers;
   caf::timespan session_idle_timeout = lobby_peers{}.session_idle_timeout;
+  /// Where lines and voice seats said here go beyond this instance.
+  std::shared_ptr<const line_port> lines = local_lines();
 
   /// The directory over a real journal store in the test's directory.
   void start(std::vector<lobby> initial = {}) {
@@ -143,6 +145,7 @@ struct lobby_fixture : test::fixture {
     peers.max_voice_peers = max_voice_peers;
     peers.stats = stats;
     peers.session_idle_timeout = session_idle_timeout;
+    peers.lines = lines;
     aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
                     stats);
     self->send(reg, atom::peers_v, aut, disp);

@@ -91,6 +91,7 @@ lobby_directory_actor::behavior_type scripted_directory(
     },
     [=](atom::persist, const member_change&) { never("persist"); },
     [=](atom::remote, const remote_batch&) { never("remote"); },
+    [=](atom::seats) { never("seats"); },
     [=](atom::reconcile, const std::string&, const std::vector<bot_run>&,
         double) -> caf::result<std::vector<std::string>> {
       never("reconcile");

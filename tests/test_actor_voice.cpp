@@ -10,6 +10,7 @@
 
 #include "lobby_fixture.hpp"
 #include "model/secret.hpp"
+#include "model/snapshot_codec.hpp"
 
 using namespace vb;
 using namespace vb::test;
@@ -17,6 +18,24 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
+
+/// The other instances as a lobby's line port reaches them (cluster mode):
+/// the seats it told, and anything else it said (a test here says none).
+struct told_seats {
+  std::vector<voice_seat> seats;
+  int other = 0;
+};
+
+line_relay_actor::behavior_type seat_recorder(line_relay_actor::pointer,
+                                              std::shared_ptr<told_seats> t) {
+  return {
+    [t](atom::chat, const std::string&, const std::string&,
+        const std::string&) { ++t->other; },
+    [t](atom::say, const std::string&, const std::string&, const std::string&,
+        const std::string&) { ++t->other; },
+    [t](atom::seats, const voice_seat& s) { t->seats.push_back(s); },
+  };
+}
 
 struct voice_fixture : events_fixture {
   std::string room;
@@ -47,6 +66,54 @@ struct voice_fixture : events_fixture {
     self->send(lobby_of(room), atom::subscribe_v, sub);
     run();
     return {f, sub};
+  }
+
+  /// Cluster mode's line port, to a recorder of the seats told (call
+  /// before open()).
+  std::shared_ptr<told_seats> told = std::make_shared<told_seats>();
+  void in_cluster() {
+    auto r = sys.spawn(seat_recorder, told);
+    spawned.push_back(caf::actor_cast<caf::actor>(r));
+    lines = relayed_lines(r);
+  }
+
+  /// A socket on another instance: a recorder the lobby only reaches
+  /// through the seats it is told of.
+  socket far_socket() {
+    auto f = std::make_shared<feed>();
+    auto sub = sys.spawn(recorder, f);
+    spawned.push_back(caf::actor_cast<caf::actor>(sub));
+    return {f, sub};
+  }
+
+  static caf::strong_actor_ptr ptr(const socket& s) {
+    return caf::actor_cast<caf::strong_actor_ptr>(s.actor);
+  }
+
+  /// What another instance's cluster port tells the lobby.
+  void seat_elsewhere(const std::string& sid, const socket& s, bool online,
+                      bool renewed = false) {
+    self->send(lobby_of(room), atom::seats_v,
+               voice_seat{room, sid, ptr(s), online, renewed},
+               atom::remote_v);
+    run();
+  }
+
+  /// Another instance wrote a member's record (its store's watch).
+  void written_elsewhere(const session& s) {
+    remote_batch b;
+    b.changes.push_back(remote_change{
+      room, s.session_id, std::make_shared<const std::string>(session_json(s))});
+    self->send(lobby_of(room), atom::remote_v, std::move(b));
+    run();
+  }
+
+  session member(const std::string& sid) {
+    for (auto& m : get(room).sessions)
+      if (m.session_id == sid)
+        return m;
+    FAIL("no member " << sid);
+    return {};
   }
 
   void drop(socket& s) {
@@ -328,3 +395,114 @@ TEST_CASE_METHOD(voice_fixture, "voice: a restart keeps people, tokens and "
   CHECK(said(a2).empty()); // resumed: nothing to announce
 }
 
+
+TEST_CASE_METHOD(voice_fixture, "voice, cluster: a socket seated here is told "
+                 "to the other instances: a hello, a hello anew, a drop, a "
+                 "resume, and every seat when they ask", "[voice][cluster]") {
+  in_cluster();
+  open();
+  auto alice = join_person("alice");
+  auto sid = alice.value.session_id;
+  auto a = connect();
+  REQUIRE(hello(a, sid, alice.token));
+  REQUIRE(told->seats.size() == 1);
+  auto& first = told->seats[0];
+  CHECK(first.lobby_id == room);
+  CHECK(first.session_id == sid);
+  CHECK(first.socket == ptr(a));
+  CHECK(first.online);
+  CHECK_FALSE(first.renewed); // a first hello: the watch brings peer_joined
+  auto a2 = connect();
+  REQUIRE(hello(a2, sid, alice.token)); // a reload
+  REQUIRE(told->seats.size() == 2);
+  CHECK(told->seats[1].socket == ptr(a2));
+  CHECK(told->seats[1].renewed);
+  drop(a2);
+  REQUIRE(told->seats.size() == 3);
+  CHECK_FALSE(told->seats[2].online);
+  CHECK(told->seats[2].socket == ptr(a2));
+  auto a3 = connect();
+  REQUIRE(hello(a3, sid, alice.token, true));
+  REQUIRE(told->seats.size() == 4);
+  CHECK(told->seats[3].online);
+  CHECK_FALSE(told->seats[3].renewed);
+  self->send(lobby_of(room), atom::seats_v);
+  run();
+  REQUIRE(told->seats.size() == 5);
+  CHECK(told->seats[4].socket == ptr(a3));
+  CHECK(told->seats[4].online);
+  CHECK(told->other == 0);
+}
+
+TEST_CASE_METHOD(voice_fixture, "voice, cluster: a socket on another "
+                 "instance is in the table and keeps its person's session; "
+                 "a hello anew there is announced here; its loss starts the "
+                 "idle timer; a hello there takes over from a socket here",
+                 "[voice][cluster]") {
+  session_idle_timeout = 60s;
+  in_cluster();
+  open();
+  auto alice = join_person("alice");
+  auto bob = join_person("bob");
+  auto bob_id = bob.value.session_id;
+  auto a = connect();
+  REQUIRE(hello(a, alice.value.session_id, alice.token));
+  // bob says hello on another instance: its record says voice (the
+  // watch), its socket comes over the cluster port.
+  auto far = far_socket();
+  seat_elsewhere(bob_id, far, true);
+  auto rec = member(bob_id);
+  rec.voice = true;
+  written_elsewhere(rec);
+  CHECK(said(a) == std::vector<std::string>{"peer_joined " + bob_id});
+  REQUIRE(a.f->table);
+  CHECK(a.f->table->sockets.at(bob_id) == ptr(far));
+  CHECK(stats->voice_peers == 2);
+  advance(61s); // a socket elsewhere speaks for bob: not idle
+  CHECK(is_member(bob_id));
+  // bob's page reloads there: its peers here drop their connections.
+  a.f->voice.clear();
+  seat_elsewhere(bob_id, far, true, true);
+  CHECK(said(a) == std::vector<std::string>{"peer_left " + bob_id,
+                                             "peer_joined " + bob_id});
+  // An offline seat of another socket changes nothing.
+  auto other = far_socket();
+  seat_elsewhere(bob_id, other, false);
+  CHECK(table(a).at(bob_id) == "online");
+  // The other instance dies: bob's socket is unreachable, bob is offline
+  // (no peer_left), and his idle timer runs.
+  a.f->voice.clear();
+  self->send_exit(far.actor, caf::exit_reason::kill);
+  run();
+  CHECK(table(a).at(bob_id) == "offline");
+  CHECK(said(a).empty());
+  advance(59s);
+  CHECK(is_member(bob_id));
+  advance(2s);
+  CHECK_FALSE(is_member(bob_id));
+  CHECK(said(a) == std::vector<std::string>{"peer_left " + bob_id});
+  // alice's page says hello on another instance: the socket here is
+  // replaced, and the table names the one there.
+  auto there = far_socket();
+  seat_elsewhere(alice.value.session_id, there, true);
+  CHECK(said(a).back() == "replaced (silenced)");
+  CHECK(told->other == 0);
+}
+
+TEST_CASE_METHOD(voice_fixture, "voice, cluster: a person who joined and "
+                 "said hello on another instance is a peer here at once",
+                 "[voice][cluster]") {
+  in_cluster();
+  open();
+  auto alice = join_person("alice");
+  auto a = connect();
+  REQUIRE(hello(a, alice.value.session_id, alice.token));
+  session carol;
+  carol.session_id = "s-carol";
+  carol.nick = "carol";
+  carol.voice = true;
+  written_elsewhere(carol);
+  CHECK(said(a) == std::vector<std::string>{"peer_joined s-carol"});
+  CHECK(table(a).at("s-carol") == "offline");
+  CHECK(stats->voice_peers == 2);
+}

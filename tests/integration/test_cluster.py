@@ -285,6 +285,95 @@ class ClusterTest(ServerTestCase):
             on_a.close()
             on_b.close()
 
+    def test_voice_peers_on_two_instances_signal_each_other(self):
+        """SPEC §9 across instances: a signal reaches a peer whose socket is on
+        the other instance, in order; peer_joined crosses; a killed instance's
+        sockets are offline, and once it is back its sockets are reached again
+        (and it reaches the others' at once)."""
+        from harness import metric_value
+        from wsclient import WebSocket
+        a = self.instance("a")
+        b = self.instance("b")
+        room = self.create_lobby(a, "voice-room")["id"]
+        wait_until(lambda: room in self.lobby_ids(b), 5, "the lobby on B")
+        sockets = []
+
+        def person(s, nick):
+            status, _, body = s.request("POST", f"/api/lobby/{room}/sessions", {"nick": nick})
+            self.assertEqual(status, 201, body)
+            return body
+
+        def ws(s):
+            w = WebSocket(s.port, f"/ws/lobby/{room}")
+            sockets.append(w)
+            return w
+
+        def hello(w, who, resume=False):
+            w.send_json({"type": "hello", "session_id": who["session_id"],
+                         "token": who["session_token"], "resume": resume})
+            msg, _ = w.wait_for(lambda m: m.get("type") in ("welcome", "error"))
+            self.assertEqual(msg["type"], "welcome", msg)
+            return msg
+
+        def reaches(src, dst_ws, to, n):
+            """A signal from src's socket to `to` arrives on dst_ws (tried
+            again while the seat is on its way: peer_offline)."""
+            src.send_json({"type": "signal", "to": to, "data": {"n": n}})
+            try:
+                dst_ws.wait_for(lambda m: m.get("type") == "signal" and "n" in m["data"], 0.5)
+            except (AssertionError, TimeoutError):
+                return False
+            return True  # this one or an earlier try's
+
+        try:
+            alice = person(a, "alice")
+            bob = person(b, "bob")
+            on_a, on_b = ws(a), ws(b)
+            self.assertEqual(hello(on_a, alice)["peers"], [])
+            # alice is a voice peer on B once its record came through the watch.
+            wait_until(lambda: metric_value(b, "voicebot_voice_peers") == 1, 5,
+                       "alice a voice peer on B")
+            welcome = hello(on_b, bob)
+            self.assertEqual([p["session_id"] for p in welcome["peers"]], [alice["session_id"]])
+            joined, _ = on_a.wait_for(lambda m: m.get("type") == "peer_joined", 5)
+            self.assertEqual(joined["peer"]["session_id"], bob["session_id"])
+            # B to A and A to B, straight from socket to socket.
+            n = iter(range(1000))
+            wait_until(lambda: reaches(on_b, on_a, alice["session_id"], next(n)), 10,
+                       "bob's signal on alice's socket")
+            wait_until(lambda: reaches(on_a, on_b, bob["session_id"], next(n)), 10,
+                       "alice's signal on bob's socket")
+            for i in range(20):
+                on_b.send_json({"type": "signal", "to": alice["session_id"], "data": {"seq": i}})
+            got = [on_a.wait_for(lambda m: m.get("type") == "signal" and "seq" in m["data"], 5)[0]
+                   for _ in range(20)]
+            self.assertEqual([g["data"]["seq"] for g in got], list(range(20)))
+            self.assertTrue(all(g["from"] == bob["session_id"] for g in got))
+
+            # B dies: bob is offline for alice (no peer_left), then B comes back.
+            b.kill()
+
+            def offline():
+                on_a.send_json({"type": "signal", "to": bob["session_id"], "data": {}})
+                try:
+                    msg, _ = on_a.wait_for(lambda m: m.get("type") in ("error", "peer_left"), 0.5)
+                except (AssertionError, TimeoutError):
+                    return False
+                self.assertNotEqual(msg["type"], "peer_left", msg)
+                return msg.get("code") == "peer_offline"
+            wait_until(offline, 10, "bob offline for alice")
+            b.start(timeout=60)
+            on_b2 = ws(b)
+            self.assertIn(alice["session_id"],
+                          [p["session_id"] for p in hello(on_b2, bob, resume=True)["peers"]])
+            wait_until(lambda: reaches(on_b2, on_a, alice["session_id"], next(n)), 10,
+                       "bob's signal on alice's socket after B's restart")
+            wait_until(lambda: reaches(on_a, on_b2, bob["session_id"], next(n)), 10,
+                       "alice's signal on bob's socket after B's restart")
+        finally:
+            for w in sockets:
+                w.close()
+
     def test_first_start_imports_the_data_directory_once(self):
         # An embedded server's lobby...
         data = os.path.join(self.tmp.path, "a")
