@@ -231,5 +231,63 @@ class VoiceTest(ServerTestCase):
         self.assertEqual(self.voice(b, ("signal",))["data"], {"after": "restart"})
 
 
+    def test_an_http_providers_bot_is_a_voice_peer_with_its_joins_token(self):
+        """SPEC §9 the original's way: the join body carries server_url and a
+        session_token; the bot opens {server_url}/ws/lobby/{id} and says
+        hello. A moved bot's new run gets a new token; the old one is fenced."""
+        from urllib.parse import urlparse
+        s = self.start_server()
+        room = self.create_lobby(s)["id"]
+        alice = self.person(s, room, "alice")
+        a = self.ws(s, room)
+        self.assertEqual(self.hello(a, alice)["type"], "welcome")
+        first = self.fake_provider()
+        first_id = self.register(s, first, name="first")
+        bot = self.joined(s, room)
+        call = first.joins("echo")[-1][2]
+        self.assertEqual(call["session_id"], bot["session_id"])
+        token = call["session_token"]
+        self.assertRegex(token, r"^[A-Za-z0-9_-]{22,}$")
+        self.assertNotIn(token, json.dumps(self.sessions(s, room)))
+        url = urlparse(call["server_url"])
+        self.assertEqual((url.hostname, url.port), ("127.0.0.1", s.port))
+
+        def bot_socket():
+            ws = WebSocket(url.port, f"{url.path.rstrip('/')}/ws/lobby/{room}")
+            self.sockets.append(ws)
+            self.assertEqual(ws.recv_json()["type"], "members")
+            return ws
+        run1 = bot_socket()
+        who = {"session_id": bot["session_id"], "session_token": token}
+        welcome = self.hello(run1, who)
+        self.assertEqual(welcome["type"], "welcome", welcome)
+        self.assertEqual([p["session_id"] for p in welcome["peers"]], [alice["session_id"]])
+        joined = self.voice(a, ("peer_joined",))
+        self.assertEqual(joined["peer"], {"session_id": bot["session_id"], "nick": "Echo",
+                                          "is_bot": True, "bot_name": "echo"})
+        # Its provider goes: the member moves to another with a new token.
+        second = self.fake_provider()
+        self.register(s, second, name="second")
+        status, _, res = s.request("DELETE", f"/api/bots/providers/{first_id}")
+        self.assertEqual(status, 204, res)
+        wait_until(lambda: second.joins("echo"), 10, "the move to the second provider")
+        moved = second.joins("echo")[-1][2]
+        self.assertEqual(moved["session_id"], bot["session_id"])
+        self.assertNotEqual(moved["session_token"], token)
+        fenced = self.voice(run1, ("error",))
+        self.assertEqual(fenced["code"], "bad_token", fenced)
+        self.assertEqual(self.voice(a, ("peer_left",))["session_id"], bot["session_id"])
+        self.assertEqual(self.hello(bot_socket(), who)["code"], "bad_token")
+        run2 = bot_socket()
+        who["session_token"] = moved["session_token"]
+        self.assertEqual(self.hello(run2, who)["type"], "welcome")
+        self.assertEqual(self.voice(a, ("peer_joined",))["peer"]["session_id"], bot["session_id"])
+        run2.send_json({"type": "signal", "to": alice["session_id"], "data": {"from": "bot"}})
+        got = self.voice(a, ("signal",))
+        self.assertEqual((got["from"], got["data"]), (bot["session_id"], {"from": "bot"}))
+        log = s.log()
+        self.assertNotIn(token, log)
+        self.assertNotIn(moved["session_token"], log)
+
 if __name__ == "__main__":
     unittest.main()
