@@ -11,6 +11,9 @@ ratio, for each PAIRS in --pairs.
                                [--pairs 1,200] [--messages 200]
 
 Loopback only. A signal is a small ICE candidate (about 150 bytes of data).
+The pairs are set up in parallel, the sockets pinged every 5 s meanwhile,
+and the measure starts once every socket knows of every other voice peer of
+its lobby (32 pairs a lobby: the server runs with --max-voice-peers 64).
 """
 
 import argparse
@@ -23,6 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -71,10 +75,50 @@ def voice_socket(port, lobby, who):
     ws.recv_json()  # members
     ws.send_json({"type": "hello", "session_id": who["session_id"],
                   "token": who["session_token"], "resume": False})
-    msg, _ = ws.wait_for(lambda m: m.get("type") in ("welcome", "error"), 30)
+    msg, seen = ws.wait_for(lambda m: m.get("type") in ("welcome", "error"), 30)
     if msg["type"] != "welcome":
         raise SystemExit(f"hello refused: {msg}")
+    # The other voice peers this socket knows of: the welcome's, and those
+    # announced (peer_joined) before it and, in settle(), after it.
+    ws.known = {p["session_id"] for p in msg["peers"]}
+    for m in seen:
+        note_peer(ws, m)
     return ws
+
+
+def note_peer(ws, msg):
+    if msg.get("type") == "peer_joined":
+        ws.known.add(msg["peer"]["session_id"])
+
+
+def settle(ws, room_size):
+    """Reads until the socket knows of every other voice peer of its room
+    and has read past every pong of keep_alive(): then nothing more is on
+    its way to it before the first signal."""
+    deadline = time.monotonic() + 60
+    ws._send_frame(0x9, b"settled")
+    flushed = False
+    while not flushed or len(ws.known) < room_size - 1:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"a socket knows of {len(ws.known)} of {room_size - 1} peers")
+        fin, opcode, payload = ws._read_frame(deadline)
+        if opcode == 0x1 and fin:
+            note_peer(ws, json.loads(payload))
+        elif opcode == 0x9:
+            ws._send_frame(0xA, payload)
+        elif opcode == 0xA and payload == b"settled":
+            flushed = True
+
+
+def keep_alive(ready, lock, stop):
+    """While the others are set up: a ping on every socket set up every 5 s,
+    so that none reaches the server's 60 s WebSocket idle timeout (the pongs
+    wait in the socket until settle() reads past them)."""
+    while not stop.wait(5):
+        with lock:
+            now = list(ready)
+        for ws in now:
+            ws._send_frame(0x9, b"k")
 
 
 def ping_rtt(ws):
@@ -97,26 +141,40 @@ def run(binary, pairs, messages):
     with tempfile.TemporaryDirectory(prefix="vb-relay-") as work:
         proc, port = start(binary, work)
         try:
-            sockets = []
-            rooms = []
             # At most 64 voice peers a lobby: 32 pairs per lobby.
-            for i in range(pairs):
-                if i % 32 == 0:
-                    rooms.append(call(port, "POST", "/api/lobby", {"name": f"bench-{i}"})["id"])
-                room = rooms[-1]
+            rooms = [call(port, "POST", "/api/lobby", {"name": f"bench-{r}"})["id"]
+                     for r in range(0, pairs, 32)]
+            room_size = lambda i: 2 * min(32, pairs - i // 32 * 32)  # noqa: E731
+            ready, lock, stop = [], threading.Lock(), threading.Event()
+
+            def set_up(i):
+                room = rooms[i // 32]
                 a = call(port, "POST", f"/api/lobby/{room}/sessions", {"nick": f"a{i}"})
                 b = call(port, "POST", f"/api/lobby/{room}/sessions", {"nick": f"b{i}"})
-                sockets.append((voice_socket(port, room, a), voice_socket(port, room, b), b))
-            # Let the welcomes' peer_joined settle: drain what is queued.
-            for a, b, _ in sockets:
-                for ws in (a, b):
-                    ws.sock.settimeout(0.2)
-                    try:
-                        while True:
-                            ws.recv_text(timeout=0.2)
-                    except Exception:
-                        pass
-                    ws.sock.settimeout(30)
+                pair = (voice_socket(port, room, a), voice_socket(port, room, b), b)
+                with lock:
+                    ready.extend(pair[:2])
+                return pair
+
+            # The pairs are set up in parallel, and the sockets set up are
+            # pinged meanwhile (keep_alive): one after another, and then read
+            # until 0.2 s of quiet each, 200 pairs outlasted the server's 60 s
+            # idle timeout for the sockets read first.
+            t0 = time.monotonic()
+            pinger = threading.Thread(target=keep_alive, args=(ready, lock, stop))
+            pinger.start()
+            try:
+                with ThreadPoolExecutor(max_workers=min(16, pairs)) as pool:
+                    sockets = list(pool.map(set_up, range(pairs)))
+            finally:
+                stop.set()
+                pinger.join()
+            # Let the welcomes' peer_joined settle: every socket knows of
+            # every other peer of its room.
+            with ThreadPoolExecutor(max_workers=min(16, pairs)) as pool:
+                list(pool.map(lambda x: [settle(ws, room_size(x[0])) for ws in x[1][:2]],
+                              enumerate(sockets)))
+            sys.stderr.write(f"{pairs} pairs set up in {time.monotonic() - t0:.1f} s\n")
             relay, ping = [], []
             lock = threading.Lock()
             data = {"candidate": {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 "
