@@ -234,10 +234,15 @@
     }
     // The newcomer calls: an offer to each listed peer it has no connection with.
     for (const id of listed.keys()) if (!room.conns.has(id)) addLocalMedia(openConnection(id));
-    const n = listed.size;
-    setStatus(n ? `in the voice room with ${n} other${n > 1 ? 's' : ''}` : 'in the voice room (nobody else yet)', 'ok');
+    showPeers();
     pump();
     changed();
+  }
+
+  /// The status line counts the other voice peers, as they come and go.
+  function showPeers() {
+    const n = room.known.size;
+    setStatus(n ? `in the voice room with ${n} other${n > 1 ? 's' : ''}` : 'in the voice room (nobody else yet)', 'ok');
   }
 
   /// Resumed connections get the new TURN credentials for their next ICE restart.
@@ -256,12 +261,14 @@
     if (peer.session_id === me()) return;
     closeConnection(peer.session_id);
     room.known.set(peer.session_id, peer);
+    if (room.welcomed) showPeers();
     changed();
   }
 
   function onPeerLeft(id) {
     closeConnection(id);
     room.known.delete(id);
+    if (room.welcomed) showPeers();
     changed();
   }
 
@@ -550,6 +557,8 @@
         if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
         row.packetsReceived += s.packetsReceived || 0;
         row.totalAudioEnergy += s.totalAudioEnergy || 0;
+        // How long since the last packet, by the browser's own clock (a late sampler cannot stretch it).
+        if (s.lastPacketReceivedTimestamp) row.sinceLastPacket = Math.max(row.sinceLastPacket || 0, s.timestamp - s.lastPacketReceivedTimestamp);
       });
       return row;
     }));

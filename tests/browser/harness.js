@@ -99,12 +99,14 @@ class Proc {
 }
 
 /// voicebot-server under BASE on loopback; `extra` are more flags. With
-/// `caf`, also waits for the provider gateway's port (s.cafPort).
-async function startServer(dataDir, port, cafPort, { caf = false, extra = [] } = {}) {
-  const s = new Proc('voicebot-server', SERVER, [
+/// `caf`, also waits for the provider gateway's port (s.cafPort). `name`
+/// tells instances apart in logs; `timeoutMs` bounds the wait for its port
+/// (an instance of a cluster first waits for its lease in etcd).
+async function startServer(dataDir, port, cafPort, { caf = false, extra = [], name = 'voicebot-server', timeoutMs = 20000 } = {}) {
+  const s = new Proc(name, SERVER, [
     '--host', '127.0.0.1', '--port', String(port), '--caf-port', String(cafPort),
     '--data-dir', dataDir, '--base-path', BASE, '--log-level', 'info', ...extra]);
-  const m = await s.waitFor(/listening on http:\/\/[^:]+:(\d+)/);
+  const m = await s.waitFor(/listening on http:\/\/[^:]+:(\d+)/, timeoutMs);
   s.port = Number(m[1]);
   if (caf) {
     const g = await s.waitFor(/provider gateway listening on [^:]+:(\d+)/);
@@ -208,7 +210,7 @@ async function screenshot(page, name) {
   return shot;
 }
 
-// -- voice: pages that talk (web_voice, web_turn) -----------------------------------------
+// -- voice: pages that talk (web_voice, web_turn, web_voice_cluster) --------------------
 
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
@@ -312,9 +314,59 @@ async function hears(p, peerId, other) {
   return later;
 }
 
+// -- sampling the audio while a server is down ----------------------------------------------
+
+/// Samples window.voice.stats() every 100 ms inside the page (no round trip to the test).
+function startSampler(p) {
+  return p.page.evaluate((ms) => {
+    window.voiceTestSamples = [];
+    window.voiceTestSampler = setInterval(() => {
+      const t = performance.now();
+      window.voice.stats().then((rows) => window.voiceTestSamples.push({ t, rows }));
+    }, ms);
+  }, 100);
+}
+
+function stopSampler(p) {
+  return p.page.evaluate(() => { clearInterval(window.voiceTestSampler); return window.voiceTestSamples; });
+}
+
+/// The largest time without a rise of packetsReceived from `peerId`,
+/// counting from the first sample and up to the last; `at` is when it
+/// began, in ms after the first sample.
+function largestGap(samples, peerId) {
+  const rises = [];
+  let prev = null;
+  for (const s of samples) {
+    const r = s.rows.find((x) => x.session_id === peerId);
+    if (!r) continue;
+    if (prev !== null && r.packetsReceived > prev) rises.push(s.t);
+    prev = r.packetsReceived;
+  }
+  const points = [samples[0].t, ...rises, samples[samples.length - 1].t];
+  let gap = 0;
+  let at = 0;
+  for (let i = 1; i < points.length; i++) {
+    if (points[i] - points[i - 1] > gap) { gap = points[i] - points[i - 1]; at = points[i - 1] - points[0]; }
+  }
+  // The sampler's own longest interval, and the longest time since the last packet any sample saw.
+  let interval = 0;
+  for (let i = 1; i < samples.length; i++) interval = Math.max(interval, samples[i].t - samples[i - 1].t);
+  let stale = null;
+  for (const s of samples) {
+    const r = s.rows.find((x) => x.session_id === peerId);
+    if (r && typeof r.sinceLastPacket === 'number') stale = Math.max(stale || 0, r.sinceLastPacket);
+  }
+  // A gap no longer than the sampler's lateness (a busy machine) is the sampler's: then the
+  // packets' own timestamps tell the audio's gap.
+  const audio = gap > interval + 50 || stale === null ? gap : Math.max(stale, 100);
+  return { gap: Math.round(gap), at: Math.round(at), rises: rises.length, samples: samples.length,
+    interval: Math.round(interval), stale: stale === null ? null : Math.round(stale), audio: Math.round(audio) };
+}
+
 /// Runs one step; a failure names it and adds what each page shows and
 /// sent (screenshots `${ctx.shots}-failed-NAME.png`), and the end of the
-/// logs of ctx.server and ctx.turn (coturn).
+/// logs of ctx.server, ctx.turn (coturn) and ctx.procs (more processes).
 async function stepOf(ctx, name, fn) {
   log(`step: ${name}`);
   try {
@@ -333,7 +385,7 @@ async function stepOf(ctx, name, fn) {
         state += `\n(${p.name}: ${e})`;
       }
     }
-    for (const proc of [ctx.server, ctx.turn]) {
+    for (const proc of [ctx.server, ctx.turn, ...(ctx.procs || [])]) {
       if (proc) state += `\n${proc.name} log (last 25 lines):\n  ${proc.lines.slice(-25).join('\n  ')}`;
     }
     err.message = `stopped at step "${name}": ${err.message}${state}`;
@@ -371,5 +423,6 @@ module.exports = {
   SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE,
   log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider,
   launchBrowser, screenshot, run,
-  sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears, stepOf,
+  sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears,
+  startSampler, stopSampler, largestGap, stepOf,
 };
