@@ -39,8 +39,14 @@ caf::error as_join_error(const caf::error& err) {
 void lobby_state::join(const bot_join& j, session_promise rp) {
   join_key key{j.bot_name, j.nick};
   if (auto i = pending.find(key); i != pending.end()) {
-    // The same join is in flight: share its answer.
-    i->second.push_back(std::move(rp));
+    // The same join is in flight: share its answer, unless its member is
+    // being written. That write may have applied before this join came,
+    // and another instance may have ended the member since (cluster
+    // mode): this join asks anew once the write is answered.
+    if (committing.count(key) != 0)
+      after_commit[key].emplace_back(j, std::move(rp));
+    else
+      i->second.push_back(std::move(rp));
     return;
   }
   if (bots.count(key) == 0 && full()) {
@@ -188,6 +194,7 @@ void lobby_state::replace_member(
 
 void lobby_state::accepted(const join_key& key, session s) {
   auto m = make_member(std::move(s));
+  committing.insert(key);
   write({peers.claims->join_change(value.id, m)},
         [this, key, m](const caf::error& err) {
     auto& s = m->value;
@@ -207,21 +214,26 @@ void lobby_state::accepted(const join_key& key, session s) {
 
 void lobby_state::finish(const join_key& key, const caf::error& err,
                          const session& s) {
-  auto i = pending.find(key);
-  if (i == pending.end())
-    return;
-  auto waiting = std::move(i->second);
-  pending.erase(i);
-  if (err) {
-    for (auto& rp : waiting)
-      rp.deliver(err);
-    return;
+  committing.erase(key);
+  std::vector<std::pair<bot_join, session_promise>> again;
+  if (auto a = after_commit.find(key); a != after_commit.end()) {
+    again = std::move(a->second);
+    after_commit.erase(a);
   }
-  // The answer goes to the frontend (and the idempotency keys): no hash.
-  auto answer = s;
-  answer.token_hash.clear();
-  for (auto& rp : waiting)
-    rp.deliver(answer);
+  if (auto i = pending.find(key); i != pending.end()) {
+    auto waiting = std::move(i->second);
+    pending.erase(i);
+    // The answer goes to the frontend (and the idempotency keys): no hash.
+    auto answer = s;
+    answer.token_hash.clear();
+    for (auto& rp : waiting)
+      if (err)
+        rp.deliver(err);
+      else
+        rp.deliver(answer);
+  }
+  for (auto& [j, rp] : again)
+    join(j, std::move(rp));
 }
 
 bool lobby_state::is_current(

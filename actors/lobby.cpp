@@ -362,12 +362,16 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
   // flight are answered now, not when their client gives up.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
+    auto down = make_error(ec::unavailable, "the server is shutting down");
+    for (auto& kv : st.after_commit)
+      for (auto& waiting : kv.second)
+        waiting.second.deliver(down);
+    st.after_commit.clear();
     std::vector<lobby_state::join_key> keys;
     for (auto& kv : st.pending)
       keys.push_back(kv.first);
     for (auto& k : keys)
-      st.finish(k, make_error(ec::unavailable, "the server is shutting down"),
-                {});
+      st.finish(k, down, {});
     self->quit(msg.reason);
   });
   return {

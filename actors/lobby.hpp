@@ -107,6 +107,11 @@ struct lobby_state {
   std::map<join_key, std::shared_ptr<const lobby_image::member>> bots;
   /// Joins in flight: identical requests wait for the first one's answer.
   std::map<join_key, std::vector<session_promise>> pending;
+  /// Joins whose member is being written, and the same joins that came
+  /// meanwhile: asked anew once the write is answered.
+  std::set<join_key> committing;
+  std::map<join_key, std::vector<std::pair<bot_join, session_promise>>>
+    after_commit;
   /// Live subscribers (WebSocket connections), each monitored: a dead one
   /// is forgotten.
   std::vector<lobby_subscriber_actor> subscribers;

@@ -133,6 +133,8 @@ struct lobby_fixture : test::fixture {
   caf::timespan session_idle_timeout = lobby_peers{}.session_idle_timeout;
   /// Where lines and voice seats said here go beyond this instance.
   std::shared_ptr<const line_port> lines = local_lines();
+  /// Who may take a join's name (cluster mode: a claims actor).
+  std::shared_ptr<const claim_port> claims = local_claims();
 
   /// The directory over a real journal store in the test's directory.
   void start(std::vector<lobby> initial = {}) {
@@ -146,6 +148,7 @@ struct lobby_fixture : test::fixture {
     peers.stats = stats;
     peers.session_idle_timeout = session_idle_timeout;
     peers.lines = lines;
+    peers.claims = claims;
     aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
                     stats);
     self->send(reg, atom::peers_v, aut, disp);
@@ -155,8 +158,10 @@ struct lobby_fixture : test::fixture {
   /// The directory over the store double.
   void start_on(store_actor store) {
     lobby_files.store = std::move(store);
-    aut = sys.spawn(lobby_directory, std::vector<lobby_image>{},
-                    lobby_peers{reg, disp, lobby_files.store}, stats);
+    lobby_peers peers{reg, disp, lobby_files.store};
+    peers.lines = lines;
+    peers.claims = claims;
+    aut = sys.spawn(lobby_directory, std::vector<lobby_image>{}, peers, stats);
     self->send(reg, atom::peers_v, aut, disp);
     run();
   }

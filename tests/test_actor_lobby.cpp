@@ -815,3 +815,62 @@ TEST_CASE_METHOD(remote_fixture,
   CHECK(stats->members == 2);
   CHECK(records().empty());
 }
+
+namespace {
+
+/// Cluster mode's claims as a test double: every name is free (its member
+/// may have been ended on another instance); the reservations counted.
+struct claims_log {
+  int reserves = 0;
+};
+
+claims_actor::behavior_type free_claims(claims_actor::pointer,
+                                        std::shared_ptr<claims_log> log) {
+  return {
+    [log](atom::reserve, const std::string&, const std::string&,
+          const std::string&, const std::string&) -> std::string {
+      ++log->reserves;
+      return std::string{};
+    },
+    [](atom::leave, const std::string&, const std::string&, const std::string&,
+       const std::string&) {},
+  };
+}
+
+} // namespace
+
+TEST_CASE_METHOD(lobby_fixture, "lobby, cluster: a join that comes while the "
+                 "same one's member is written asks anew once it is, and does "
+                 "not take its answer (a leave elsewhere may have ended it)",
+                 "[lobby][cluster]") {
+  auto log = std::make_shared<claims_log>();
+  auto c = sys.spawn(free_claims, log);
+  claims = reserved_claims(c);
+  auto store = sys.spawn(test::memory_store);
+  start_on(store);
+  add_provider("alpha", {"echo"});
+  auto room = create("room");
+  test::state_of(store).holding = true;
+  auto first = self->request(aut, caf::infinite, atom::join_v, room.id,
+                             bot_join{"echo", "Echo", ""});
+  run(); // reserved and dispatched; its member's write is held
+  CHECK(log->reserves == 1);
+  CHECK(script->joins.size() == 1);
+  auto second = self->request(aut, caf::infinite, atom::join_v, room.id,
+                              bot_join{"echo", "Echo", ""});
+  run();
+  CHECK(log->reserves == 1); // waits for the write
+  self->send(store, atom::done_v);
+  run();
+  std::string id1, id2;
+  first.receive([&](session& s) { id1 = s.session_id; },
+                [](caf::error& e) { FAIL(to_string(e)); });
+  second.receive([&](session& s) { id2 = s.session_id; },
+                 [](caf::error& e) { FAIL(to_string(e)); });
+  CHECK(log->reserves == 2); // asked anew: the name was free again
+  CHECK_FALSE(id1.empty());
+  CHECK_FALSE(id2.empty());
+  CHECK(id1 != id2);
+  self->send_exit(c, caf::exit_reason::user_shutdown);
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+}
