@@ -353,8 +353,11 @@ lobby_directory_actor::behavior_type lobby_directory(
   st.self = self;
   st.peers = std::move(peers);
   st.stats = std::move(stats);
+  // Every lobby by id, as the watch adds them: two instances may have
+  // created one name at once (cluster mode), and a restarted instance must
+  // still serve both (the name finds the first).
   for (auto& l : initial)
-    if (st.find(l.id) == nullptr && st.by_name.count(l.name) == 0)
+    if (st.find(l.id) == nullptr)
       st.add(std::move(l));
   // The registry learns each provider's active runs, then that the census
   // is complete (an empty id).

@@ -874,3 +874,20 @@ TEST_CASE_METHOD(lobby_fixture, "lobby, cluster: a join that comes while the "
   self->send_exit(c, caf::exit_reason::user_shutdown);
   self->send_exit(store, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE_METHOD(lobby_fixture, "lobby directory: two lobbies of one name "
+                 "(created at once on two instances) are both served after a "
+                 "start; the name finds the first", "[lobby][cluster]") {
+  lobby a;
+  a.id = "a-room";
+  a.name = "room";
+  a.created_at = 1;
+  lobby b = a;
+  b.id = "b-room";
+  b.created_at = 2;
+  start({a, b});
+  CHECK(get("a-room").name == "room");
+  CHECK(get("b-room").name == "room");
+  CHECK(create("room").id == "a-room");
+  CHECK(ask<lobby_listing_ptr>(aut, atom::list_v)->lobbies.size() == 2);
+}
