@@ -26,7 +26,7 @@ const os = require('os');
 const path = require('path');
 const {
   log, requireBinaries, startServer, api, until, launchBrowser, run,
-  makeSpeech, voiceFlags, openPage, joinVoice,
+  makeSpeech, voiceFlags, openPage, joinVoice, median,
 } = require('../../tests/browser/harness');
 
 const POLL_MS = 20;
@@ -60,12 +60,6 @@ function startWatch(p, peerId) {
 }
 
 const watched = (p) => p.page.evaluate(() => window.firstAudio);
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 async function main() {
   requireBinaries();

@@ -29,28 +29,14 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  log, check, requireBinaries, startServer, api, until, launchBrowser, run,
-  sleep, makeSpeech, voiceFlags, openPage, peersOf, welcomed, joinVoice, connected, hears,
-  startSampler, stopSampler, largestGap, stepOf,
+  log, check, requireBinaries, startServer, until, run,
+  sleep, makeSpeech, peersOf, welcomed, joinVoice, connected, hears,
+  startSampler, stopSampler, largestGap, voiceRoom, median, stepOf,
 } = require('../../tests/browser/harness');
 
 const DOWNTIME_MS = 4000; // as in web_voice.test.js
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 3;
-
-/// The longest time between two samples: past 100 ms, the page's timers
-/// ran late (a busy machine), and a gap above may be that, not the audio.
-function longestInterval(samples) {
-  let most = 0;
-  for (let i = 1; i < samples.length; i++) most = Math.max(most, samples[i].t - samples[i - 1].t);
-  return Math.round(most);
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 async function main() {
   requireBinaries();
@@ -63,15 +49,10 @@ async function main() {
     const wav = makeSpeech(tmp);
     ctx.server = await startServer(dataDir, 0, 0);
     const port = ctx.server.port;
-    const origin = `http://127.0.0.1:${port}`;
     log(`server on port ${port}; ${RUNS} kills, ${DOWNTIME_MS} ms down each`);
-    const created = await api(port, 'POST', '/api/lobby', { name: 'Kill gap lobby' });
-    check(created.status === 201, `the lobby was created (${created.status})`);
-    const lobbyId = created.body.id;
-
-    browser = await launchBrowser({ args: voiceFlags(wav) });
-    const alice = await openPage(browser, origin, lobbyId, 'alice');
-    const bob = await openPage(browser, origin, lobbyId, 'bob');
+    const room = await voiceRoom(port, 'Kill gap lobby', wav);
+    ({ browser } = room);
+    const { alice, bob } = room;
     ctx.pages.push(alice, bob);
     const aliceId = await joinVoice(alice, 'alice');
     const bobId = await joinVoice(bob, 'bob');
@@ -102,7 +83,7 @@ async function main() {
         const down = (samples, upAt) => samples.filter((s) => s.t <= upAt);
         const gaps = (samples, upAt, from) => ({
           down: largestGap(down(samples, upAt), from), resume: largestGap(samples, from),
-          interval: longestInterval(samples),
+          interval: largestGap(samples, from).interval,
         });
         return { alice: gaps(sa, aUp, bobId), bob: gaps(sb, bUp, aliceId) };
       });

@@ -364,6 +364,60 @@ function largestGap(samples, peerId) {
     interval: Math.round(interval), stale: stale === null ? null : Math.round(stale), audio: Math.round(audio) };
 }
 
+/// Samples every page while `during` runs (it may kill and restart a
+/// server); answers each page's samples, in the pages' order.
+async function sampleDuring(pages, during) {
+  await Promise.all(pages.map(startSampler));
+  await during();
+  return Promise.all(pages.map(stopSampler));
+}
+
+/// Checks a page's audio from `from` went on (largestGap's audio gap under
+/// maxGapMs, over at least minSamples samples); answers the gap.
+function checkAudioGap(p, samples, from, maxGapMs, minSamples = 0) {
+  const g = largestGap(samples, from);
+  check(g.samples >= minSamples && g.audio < maxGapMs,
+    `${p.name}: audio gap ${g.audio} ms (largest between rising samples ${g.gap} ms, ${g.at} ms in, ${g.rises} rises in ` +
+    `${g.samples} samples, longest sampling interval ${g.interval} ms, longest since a packet ${g.stale} ms)`);
+  return g;
+}
+
+/// The pages' connections now (`before`, by page name), and `same()`,
+/// which checks each page still has those RTCPeerConnections, connected.
+async function keepConnections(pages) {
+  const before = {};
+  for (const p of pages) before[p.name] = await peersOf(p);
+  const ids = (conns) => JSON.stringify(conns.map((c) => c.connection_id));
+  const same = async () => {
+    for (const p of pages) {
+      const now = await peersOf(p);
+      check(ids(now) === ids(before[p.name]),
+        `${p.name} keeps the same RTCPeerConnection (${now.map((c) => `${c.connection_id} ${c.connectionState}`).join(', ')})`);
+      check(now.every((c) => c.connectionState === 'connected'), `${p.name}'s connection is still connected`);
+    }
+  };
+  return { before, same };
+}
+
+/// A lobby made on the server at `port`, and two pages of it (alice, bob)
+/// in a new browser with fake media playing `wav`.
+async function voiceRoom(port, name, wav) {
+  const created = await api(port, 'POST', '/api/lobby', { name });
+  check(created.status === 201, `the lobby was created (${created.status})`);
+  const lobbyId = created.body.id;
+  const origin = `http://127.0.0.1:${port}`;
+  const browser = await launchBrowser({ args: voiceFlags(wav) });
+  const alice = await openPage(browser, origin, lobbyId, 'alice');
+  const bob = await openPage(browser, origin, lobbyId, 'bob');
+  return { lobbyId, browser, alice, bob };
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 /// Runs one step; a failure names it and adds what each page shows and
 /// sent (screenshots `${ctx.shots}-failed-NAME.png`), and the end of the
 /// logs of ctx.server, ctx.turn (coturn) and ctx.procs (more processes).
@@ -424,5 +478,5 @@ module.exports = {
   log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider,
   launchBrowser, screenshot, run,
   sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears,
-  startSampler, stopSampler, largestGap, stepOf,
+  startSampler, stopSampler, largestGap, sampleDuring, checkAudioGap, keepConnections, voiceRoom, median, stepOf,
 };

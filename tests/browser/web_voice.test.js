@@ -22,9 +22,9 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  log, check, requireBinaries, startServer, api, until, launchBrowser, screenshot, run,
-  sleep, makeSpeech, voiceFlags, openPage, peersOf, welcomed, sentSince, joinVoice, connected, hears,
-  startSampler, stopSampler, largestGap, stepOf,
+  log, check, requireBinaries, startServer, api, until, screenshot, run,
+  sleep, makeSpeech, peersOf, welcomed, sentSince, joinVoice, connected, hears,
+  sampleDuring, checkAudioGap, keepConnections, voiceRoom, stepOf,
 } = require('./harness');
 
 const DOWNTIME_MS = 4000;  // the server stays down this long
@@ -48,15 +48,10 @@ async function main() {
     const wav = makeSpeech(tmp);
     ctx.server = await startServer(dataDir, 0, 0);
     const port = ctx.server.port;
-    const origin = `http://127.0.0.1:${port}`;
     log(`server on port ${port}`);
-    const created = await api(port, 'POST', '/api/lobby', { name: 'Voice test lobby' });
-    check(created.status === 201, `the lobby was created (${created.status})`);
-    const lobbyId = created.body.id;
-
-    browser = await launchBrowser({ args: voiceFlags(wav) });
-    const alice = await openPage(browser, origin, lobbyId, 'alice');
-    const bob = await openPage(browser, origin, lobbyId, 'bob');
+    const room = await voiceRoom(port, 'Voice test lobby', wav);
+    ({ browser } = room);
+    const { lobbyId, alice, bob } = room;
     ctx.pages.push(alice, bob);
 
     const [aliceId, bobId] = await step('both join with voice', async () => {
@@ -85,27 +80,16 @@ async function main() {
       check(true, 'alice\'s members list marks bob as a voice peer, and as speaking');
     });
 
-    const before = { alice: await peersOf(alice), bob: await peersOf(bob) };
-    const sameConnections = async () => {
-      for (const p of [alice, bob]) {
-        const now = await peersOf(p);
-        check(JSON.stringify(now.map((c) => c.connection_id)) === JSON.stringify(before[p.name].map((c) => c.connection_id)),
-          `${p.name} keeps the same RTCPeerConnection (${now.map((c) => `${c.connection_id} ${c.connectionState}`).join(', ')})`);
-        check(now.every((c) => c.connectionState === 'connected'), `${p.name}'s connection is still connected`);
-      }
-    };
+    const { before, same: sameConnections } = await keepConnections([alice, bob]);
 
     await step('the server is killed: the call goes on', async () => {
-      await Promise.all([startSampler(alice), startSampler(bob)]);
-      await ctx.server.kill('SIGKILL');
-      log('server killed');
-      await sleep(DOWNTIME_MS);
-      const [sa, sb] = await Promise.all([stopSampler(alice), stopSampler(bob)]);
+      const [sa, sb] = await sampleDuring([alice, bob], async () => {
+        await ctx.server.kill('SIGKILL');
+        log('server killed');
+        await sleep(DOWNTIME_MS);
+      });
       for (const [p, samples, from] of [[alice, sa, bobId], [bob, sb, aliceId]]) {
-        const g = largestGap(samples, from);
-        check(g.samples >= DOWNTIME_MS / 100 * 0.5 && g.audio < MAX_GAP_MS,
-          `${p.name}: audio gap ${g.audio} ms (largest between rising samples ${g.gap} ms, ${g.rises} rises in ` +
-          `${g.samples} samples, longest sampling interval ${g.interval} ms, longest since a packet ${g.stale} ms)`);
+        checkAudioGap(p, samples, from, MAX_GAP_MS, DOWNTIME_MS / 100 * 0.5);
         check(!(await welcomed(p)), `${p.name} noticed its socket dropped`);
       }
       await sameConnections();
@@ -120,12 +104,10 @@ async function main() {
         const hellos = sentSince(p, restartedAt, 'hello');
         check(hellos.length >= 1 && hellos.every((f) => f.msg.resume === true), `${p.name} said hello with resume: true`);
       }
-      await Promise.all([startSampler(alice), startSampler(bob)]);
-      await sleep(2000);
-      const [sa, sb] = await Promise.all([stopSampler(alice), stopSampler(bob)]);
-      const [ga, gb] = [largestGap(sa, bobId), largestGap(sb, aliceId)];
-      check(ga.audio < MAX_GAP_MS && gb.audio < MAX_GAP_MS,
-        `the audio went on through the resume (alice ${JSON.stringify(ga)}, bob ${JSON.stringify(gb)})`);
+      // The audio went on through the resume.
+      const [sa, sb] = await sampleDuring([alice, bob], () => sleep(2000));
+      checkAudioGap(alice, sa, bobId, MAX_GAP_MS);
+      checkAudioGap(bob, sb, aliceId, MAX_GAP_MS);
       await sameConnections();
       for (const p of [alice, bob]) {
         check(sentSince(p, restartedAt, 'signal').length === 0, `${p.name} sent no signal after the resume`);
