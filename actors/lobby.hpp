@@ -258,6 +258,11 @@ struct lobby_state {
   /// Cluster mode: a socket on another instance speaks for a session now,
   /// or no longer does.
   void seated_elsewhere(const voice_seat& seat);
+  /// Cluster mode: tells the other instances of a socket here (`online`)
+  /// or its going; `renewed`: a hello anew of a known peer.
+  void tell_seat(const std::string& session_id,
+                 const lobby_subscriber_actor& socket, bool online,
+                 bool renewed);
   /// Cluster mode: tells the other instances of every socket seated here.
   void tell_seats();
   /// Cluster mode: another instance's socket is unreachable (it dropped,

@@ -26,6 +26,9 @@ std::string peer_joined_message(const voice_peer& p) {
   return nlohmann::json{{"type", "peer_joined"}, {"peer", p}}.dump();
 }
 
+/// To a socket another one took over from: it speaks for no one now.
+const std::string replaced_message = R"({"type":"replaced"})";
+
 voice_peer peer_of(const session& s) {
   return voice_peer{s.session_id, s.nick, s.is_bot, s.bot_name};
 }
@@ -50,15 +53,13 @@ lobby_state::hello(const voice_hello& h, lobby_subscriber_actor socket) {
   // A second socket takes over: the first speaks for no one now.
   if (auto i = seats.find(sid); i != seats.end() && i->second != socket)
     self->send(i->second, atom::voice_v,
-               std::string{R"({"type":"replaced"})"}, true);
+               replaced_message, true);
   // A socket on another instance is told by its own lobby when this seat
   // reaches it.
   remote_seats.erase(sid);
   seats[sid] = socket;
   idle.erase(sid);
-  peers.lines->seated(voice_seat{value.id, sid,
-                                 caf::actor_cast<caf::strong_actor_ptr>(socket),
-                                 true, m->value.voice && !h.resume});
+  tell_seat(sid, socket, true, m->value.voice && !h.resume);
   spdlog::info("lobby {}: '{}' (session {}) speaks on a socket{}", value.id,
                m->value.nick, sid, h.resume ? " again" : "");
   if (m->value.voice) {
@@ -163,9 +164,7 @@ void lobby_state::unseat(const caf::actor_addr& socket) {
       continue;
     }
     auto sid = i->first;
-    peers.lines->seated(voice_seat{
-      value.id, sid, caf::actor_cast<caf::strong_actor_ptr>(i->second), false,
-      false});
+    tell_seat(sid, i->second, false, false);
     i = seats.erase(i);
     changed = true;
     // A dropped socket is not a peer_left (SPEC §9): the media goes on.
@@ -184,7 +183,7 @@ void lobby_state::seated_elsewhere(const voice_seat& seat) {
     // The latest hello took over: a socket here speaks for no one now.
     if (auto i = seats.find(sid); i != seats.end()) {
       self->send(i->second, atom::voice_v,
-                 std::string{R"({"type":"replaced"})"}, true);
+                 replaced_message, true);
       seats.erase(i);
     }
     remote_seats[sid] = seat.socket;
@@ -206,11 +205,17 @@ void lobby_state::seated_elsewhere(const voice_seat& seat) {
   publish_voice();
 }
 
+void lobby_state::tell_seat(const std::string& session_id,
+                            const lobby_subscriber_actor& socket, bool online,
+                            bool renewed) {
+  peers.lines->seated(voice_seat{value.id, session_id,
+                                 caf::actor_cast<caf::strong_actor_ptr>(socket),
+                                 online, renewed});
+}
+
 void lobby_state::tell_seats() {
   for (auto& [sid, socket] : seats)
-    peers.lines->seated(voice_seat{
-      value.id, sid, caf::actor_cast<caf::strong_actor_ptr>(socket), true,
-      false});
+    tell_seat(sid, socket, true, false);
 }
 
 void lobby_state::remote_gone(const caf::actor_addr& socket) {

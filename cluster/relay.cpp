@@ -1,5 +1,7 @@
 // What an instance publishes on its cluster port for the others.
 
+#include <functional>
+
 #include <spdlog/spdlog.h>
 
 #include "cluster/internal.hpp"
@@ -31,13 +33,20 @@ provider caf_provider(const std::string& id) {
 
 cluster_relay_actor::behavior_type
 relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
-  auto to_lobby = [self](const voice_seat& seat) {
+  // What came from another instance, handed to this one's lobby (a lobby
+  // not known here yet misses it).
+  auto to_lobby = [self](const std::string& lobby_id,
+                         std::function<void(const lobby_actor&)> then) {
+    if (!self->state.directory)
+      return;
     self->request(self->state.directory, std::chrono::seconds(5),
-                  atom::subscribe_v, seat.lobby_id)
-      .then([=](lobby_actor& l) {
-              caf::anon_send(l, atom::seats_v, seat, atom::remote_v);
-            },
-            [](caf::error&) {});
+                  atom::subscribe_v, lobby_id)
+      .then([then](lobby_actor& l) { then(l); }, [](caf::error&) {});
+  };
+  auto seat_to_lobby = [to_lobby](const voice_seat& seat) {
+    to_lobby(seat.lobby_id, [seat](const lobby_actor& l) {
+      caf::anon_send(l, atom::seats_v, seat, atom::remote_v);
+    });
   };
   return {
     [=](atom::peers, dispatcher_actor& d, lobby_directory_actor& dir) {
@@ -45,7 +54,7 @@ relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
       st.dispatcher = d;
       st.directory = dir;
       for (auto& seat : st.early_seats)
-        to_lobby(seat);
+        seat_to_lobby(seat);
       st.early_seats.clear();
       if (st.asked_early)
         caf::anon_send(dir, atom::seats_v);
@@ -54,32 +63,22 @@ relay_fn(cluster_relay_actor::stateful_pointer<relay_state> self) {
     // bots (never broadcast again).
     [=](atom::chat, const std::string& lobby_id, const std::string& nick,
         const std::string& text, atom::remote) {
-      if (!self->state.directory)
-        return;
-      self->request(self->state.directory, std::chrono::seconds(5),
-                    atom::subscribe_v, lobby_id)
-        .then([=](lobby_actor& l) {
-                caf::anon_send(l, atom::chat_v, nick, text, atom::remote_v);
-              },
-              [](caf::error&) {});
+      to_lobby(lobby_id, [nick, text](const lobby_actor& l) {
+        caf::anon_send(l, atom::chat_v, nick, text, atom::remote_v);
+      });
     },
     [=](atom::say, const std::string& lobby_id, const std::string& session_id,
         const std::string& text, const std::string& provider_id, atom::remote) {
-      if (!self->state.directory)
-        return;
-      self->request(self->state.directory, std::chrono::seconds(5),
-                    atom::subscribe_v, lobby_id)
-        .then([=](lobby_actor& l) {
-                caf::anon_send(l, atom::say_v, session_id, text, provider_id,
-                               atom::remote_v);
-              },
-              [](caf::error&) {});
+      to_lobby(lobby_id, [session_id, text, provider_id](const lobby_actor& l) {
+        caf::anon_send(l, atom::say_v, session_id, text, provider_id,
+                       atom::remote_v);
+      });
     },
     [=](atom::seats, const voice_seat& seat, atom::remote) {
       auto& st = self->state;
       if (!st.directory)
         return st.early_seats.push_back(seat);
-      to_lobby(seat);
+      seat_to_lobby(seat);
     },
     // A new connection: this one's seats, to every instance.
     [=](atom::seats) {
