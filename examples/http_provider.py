@@ -2,14 +2,16 @@
 """An example bot provider for voicebot-server, over plain HTTP.
 
 Copy this file to start your own provider. It uses Python's standard library
-only (3.11+), and shows the whole protocol a provider speaks (SPEC §4 and §7,
-docs/fleet.md "What a provider author sends"):
+only (3.11+), voice aside (an optional part, below), and shows the whole
+protocol a provider speaks (SPEC §4 and §7, docs/fleet.md "What a provider
+author sends"):
 
   we serve (the server calls us)             we call (the server)
   --------------------------------           -----------------------------------------
   POST /bots/{bot}/join                      POST {server}/api/bots/providers/register
        {lobby_id, session_id, nick,               {name, base_url, bots, provider_id,
-        server_url} -> {status, run_id}            instance_id, heartbeat_interval, runs}
+        server_url, session_token}                 instance_id, heartbeat_interval, runs}
+       -> {status, run_id}
   POST /bots/runs/{run_id}/stop              POST {server}/api/bots/providers/{id}/heartbeat
   GET  /bots   (the server's probe)               {instance_id, load, capacity, runs}
   GET  /runs   (a debug view of this          POST {server}/api/bots/providers/{id}/drain
@@ -44,6 +46,16 @@ What it does, and why:
   and is welcome.
 * 429 "Too many registrations" (a herd after a server restart): wait the
   Retry-After the server asks for, plus jitter, and try again.
+* Voice (SPEC §9) is optional. With Debian's python3-aiortc (run this with
+  /usr/bin/python3), an echo run opens {server_url}/ws/lobby/{lobby_id},
+  says hello with its session_id and session_token, calls the people of the
+  lobby over WebRTC and sends each their own voice back half a second
+  later; it says people's chat lines again. The server only relays the
+  call set-up, so the calls go on while the server restarts (the socket
+  reconnects and says hello with resume). It all lives in
+  examples/voice_echo.py, imported only when aiortc is there; without it
+  this file runs on the standard library alone. The first log line says
+  which ("voice: on" or "voice: off").
 
 Exit codes: 0 stopped or drained, 2 bad arguments or a registration the
 server refuses (bad key, invalid body), 4 removed by an operator (410).
@@ -57,6 +69,7 @@ Run it (see examples/README.md):
 
 import argparse
 import http.server
+import importlib
 import json
 import logging
 import os
@@ -81,28 +94,49 @@ EXIT_REMOVED = 4
 CALL_TIMEOUT = 5.0
 
 
+def load_voice():
+    """examples/voice_echo.py (aiortc, websockets), or None and why not:
+    voice is optional, the rest of this file needs the standard library only."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module("voice_echo"), None
+    except ImportError as err:
+        return None, err
+
+
 # -- the bots ----------------------------------------------------------------------
 #
-# A "run" is one bot in one lobby. A real provider would connect to the lobby
-# (`server_url` is the server's public URL) and start talking; these toys run
-# a small thread each that logs what it would do, until the run is stopped.
+# A "run" is one bot in one lobby. With voice (aiortc), an echo run joins the
+# lobby's voice room on the voice thread (examples/voice_echo.py: it connects
+# to `server_url`, the server's public URL, with the run's session_token).
+# Otherwise these toys run a small thread each that logs what it would do,
+# until the run is stopped.
 
 
 class Run:
     """One bot in one lobby, from the join that started it to its stop."""
 
-    def __init__(self, bot, lobby_id, session_id, nick, server_url):
+    def __init__(self, bot, lobby_id, session_id, nick, server_url, session_token, voice):
         self.run_id = "run-" + uuid.uuid4().hex
         self.bot = bot
         self.lobby_id = lobby_id
         self.session_id = session_id
         self.nick = nick
         self.server_url = server_url
+        self.session_token = session_token  # a secret: never logged nor listed
         self.started_at = time.time()
         self.stopped = threading.Event()
         self.thread = None
+        # The voice hub when this run is in the voice room, else None.
+        self.voice = voice if bot in VOICE_BOTS and server_url and session_token else None
+        self.voice_state = "off"  # set by the voice thread, shown by GET /runs
 
     def start(self):
+        if self.voice is not None:
+            self.voice.start(self)  # hands it to the voice thread; does not wait
+            return
         behaviour = BOTS[self.bot][1]
         self.thread = threading.Thread(target=behaviour, args=(self,),
                                        name=f"run-{self.bot}", daemon=True)
@@ -110,15 +144,19 @@ class Run:
 
     def stop(self):
         self.stopped.set()
+        if self.voice is not None:
+            self.voice.stop(self.run_id)  # closes its peer connections and socket
 
     def as_json(self):
         return {"run_id": self.run_id, "bot": self.bot, "lobby_id": self.lobby_id,
                 "session_id": self.session_id, "nick": self.nick,
-                "server_url": self.server_url, "started_at": self.started_at}
+                "server_url": self.server_url, "started_at": self.started_at,
+                "voice": self.voice_state}
 
 
 def echo_bot(run):
-    """Would repeat what is said in the lobby; here it only listens."""
+    """Without voice: would repeat what is said in the lobby; here it only
+    listens (the standard library has no WebSocket client)."""
     log.info("echo %s: listening in lobby %s", run.nick, run.lobby_id)
     while not run.stopped.wait(5.0):
         pass  # a real bot would read the lobby's chat and answer here
@@ -136,6 +174,9 @@ BOTS = {
     "greeter": ("Says hello to the lobby (an example bot)", greeter_bot),
 }
 
+# The bots that join the voice room when voice is on (examples/voice_echo.py).
+VOICE_BOTS = {"echo"}
+
 
 class Refused(Exception):
     """A join this provider cannot take now (full, or draining)."""
@@ -150,19 +191,20 @@ class Runs:
     """The runs of this process. The HTTP handler threads and the main loop
     share it, so every access takes the lock."""
 
-    def __init__(self, capacity):
+    def __init__(self, capacity, voice=None):
         self.capacity = capacity
+        self.voice = voice  # the voice hub (aiortc), or None
         self.draining = False
         self._lock = threading.Lock()
         self._runs = {}
 
-    def start(self, bot, lobby_id, session_id, nick, server_url):
+    def start(self, bot, lobby_id, session_id, nick, server_url, session_token):
         with self._lock:
             if self.draining:
                 raise Refused("draining", "This provider is shutting down")
             if len(self._runs) >= self.capacity:
                 raise Refused("full", f"This provider runs {self.capacity} bots already")
-            run = Run(bot, lobby_id, session_id, nick, server_url)
+            run = Run(bot, lobby_id, session_id, nick, server_url, session_token, self.voice)
             self._runs[run.run_id] = run
         run.start()
         return run
@@ -268,8 +310,8 @@ class ProviderHandler(http.server.BaseHTTPRequestHandler):
         self.answer(404, {"detail": "Not Found"})
 
     def join(self, bot, body):
-        """POST /bots/{bot}/join {lobby_id, session_id, nick, server_url}
-        -> 200 {status: "ok", run_id}."""
+        """POST /bots/{bot}/join {lobby_id, session_id, nick, server_url,
+        session_token} -> 200 {status: "ok", run_id}."""
         provider = self.server.provider
         if bot not in provider.bots:
             return self.answer(404, {"detail": "Bot not found"})
@@ -278,7 +320,8 @@ class ProviderHandler(http.server.BaseHTTPRequestHandler):
                                                  "type": "type_error.dict"}]})
         errors = []
         for field, required in (("lobby_id", True), ("session_id", True),
-                                ("nick", False), ("server_url", False)):
+                                ("nick", False), ("server_url", False),
+                                ("session_token", False)):
             value = body.get(field, "")
             if not isinstance(value, str) or (required and not value):
                 errors.append({"loc": ["body", field], "msg": "expected a non-empty string"
@@ -287,14 +330,16 @@ class ProviderHandler(http.server.BaseHTTPRequestHandler):
             return self.answer(422, {"detail": errors})
         try:
             run = provider.runs.start(bot, body["lobby_id"], body["session_id"],
-                                      body.get("nick", ""), body.get("server_url", ""))
+                                      body.get("nick", ""), body.get("server_url", ""),
+                                      body.get("session_token", ""))
         except Refused as refused:
             # 503, not 4xx: the server then tries another provider of the bot.
             log.info("join %s in %s as %s refused: %s", bot, body["lobby_id"],
                      body.get("nick", ""), refused.detail)
             return self.answer(503, {"detail": refused.detail, "code": refused.code},
                                headers=[("Retry-After", "1")])
-        log.info("join %s in %s as %s → run %s", bot, run.lobby_id, run.nick, run.run_id)
+        log.info("join %s in %s as %s → run %s%s", bot, run.lobby_id, run.nick, run.run_id,
+                 " (with voice)" if run.voice is not None else "")
         self.answer(200, {"status": "ok", "run_id": run.run_id})
 
     def stop(self, run_id):
@@ -431,12 +476,13 @@ class Stop(Exception):
 
 
 class Provider:
-    def __init__(self, args):
+    def __init__(self, args, voice=None):
         self.args = args
         self.name = args.name
         self.bots = args.bots
         self.client = ServerClient(args.server, args.key)
-        self.runs = Runs(args.capacity)
+        self.voice = voice
+        self.runs = Runs(args.capacity, voice)
         self.interval = args.heartbeat_interval
         self.backoff = Backoff(args.max_backoff)
         state = load_state(args.state_file)
@@ -652,6 +698,8 @@ class Provider:
     def close(self):
         for run in self.runs.stop_all():
             log.info("run %s stopped (shutdown)", run.run_id)
+        if self.voice is not None:
+            self.voice.close()
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -705,6 +753,14 @@ def parse_args(argv):
                         "(default 30)")
     p.add_argument("--max-backoff", type=positive(float), default=10.0,
                    help="longest pause between retries while the server is down (default 10)")
+    p.add_argument("--no-voice", action="store_true",
+                   help="keep the bots out of the voice rooms even when aiortc is there")
+    p.add_argument("--echo-delay", type=positive(float), default=0.5,
+                   help="seconds after which the echo bot sends a person's voice back "
+                        "(default 0.5)")
+    p.add_argument("--ice-host", action="append", default=[], metavar="ADDR",
+                   help="gather ICE candidates on this address only; repeatable (default: "
+                        "the host's addresses, and 127.0.0.1 on a loopback-only host)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     if not 0.05 <= args.heartbeat_interval <= 3600:
@@ -712,11 +768,29 @@ def parse_args(argv):
     return args
 
 
+def start_voice(args):
+    """The voice hub (one asyncio thread for every run's voice), or None;
+    either way one log line says which."""
+    if args.no_voice:
+        log.info("voice: off (--no-voice): bots do not join the voice rooms")
+        return None
+    module, missing = load_voice()
+    if module is None:
+        log.info("voice: off, standard library only (%s under %s); for voice install Debian's "
+                 "python3-aiortc and run this with /usr/bin/python3", missing, sys.executable)
+        return None
+    log.info("voice: on (%s): the echo bot joins its lobby's voice room and sends each "
+             "person their voice back %.1f s later", module.VERSION, args.echo_delay)
+    return module.VoiceHub(echo_delay=args.echo_delay, ice_hosts=args.ice_host,
+                           max_backoff=args.max_backoff)
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s example-provider %(levelname)s %(message)s")
-    provider = Provider(args)
+    voice = start_voice(args)
+    provider = Provider(args, voice)
     signal.signal(signal.SIGTERM, provider.on_signal)
     signal.signal(signal.SIGINT, provider.on_signal)
     try:
