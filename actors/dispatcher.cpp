@@ -275,7 +275,9 @@ void dispatcher_state::caf_join(const provider_ptr& p,
   if (!host)
     return config.elsewhere->join(*this, p, req, std::move(then));
   auto id = start_join(std::move(then), p);
-  self->request(host, config.late_window, atom::join_v, req)
+  auto call = req;
+  call.server_url = config.server_url;
+  self->request(host, config.late_window, atom::join_v, std::move(call))
     .then(
       [this, id](std::string& run_id) { join_answered(id, std::move(run_id)); },
       [this, id, p](caf::error& err) {

@@ -35,7 +35,7 @@ namespace vb {
 /// The version of this protocol. A provider says it first (`hello`) and
 /// again in its registration; the gateway refuses any other version with
 /// `ec::protocol_mismatch`.
-constexpr uint32_t protocol_version = 2;
+constexpr uint32_t protocol_version = 3;
 
 } // namespace vb
 
@@ -122,9 +122,12 @@ struct dispatch_request {
   std::string lobby_id;
   std::string session_id;
   std::string nick;
-  /// The run's session token (SPEC §9): in an HTTP provider's join body.
-  /// Not on the CAF wire in protocol 2 (a field there would change it).
+  /// The run's session token (SPEC §9): the bot's voice says hello with it.
+  /// On the CAF wire since protocol 3; in an HTTP provider's join body.
   std::string session_token;
+  /// Where the bot's voice signals: the server's base URL, whose
+  /// `/ws/lobby/{lobby_id}` it opens (the join body's `server_url`).
+  std::string server_url;
 };
 
 /// A bot running at a CAF provider for one lobby membership; a provider
@@ -204,7 +207,7 @@ typename Inspector::result_type inspect(Inspector& f, session& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, dispatch_request& x) {
   return f(caf::meta::type_name("vb::dispatch_request"), x.bot_name,
-           x.lobby_id, x.session_id, x.nick);
+           x.lobby_id, x.session_id, x.nick, x.session_token, x.server_url);
 }
 
 template <class Inspector>

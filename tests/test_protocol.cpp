@@ -1,6 +1,6 @@
 // The CAF provider protocol on its own: built with VB_WIRE_ONLY (through
 // vb_provider), so nothing here can reach the server's local vocabulary.
-// Pins what protocol version 2 puts on the wire, checks CAF's interface check
+// Pins what protocol version 3 puts on the wire, checks CAF's interface check
 // between versions over a real loopback connection (two actor systems in one
 // process, each with its own middleman), that voicebot-provider's host
 // gives up with protocol_mismatch at a server of another version, and what
@@ -90,7 +90,7 @@ using v1_gateway_actor =
 
 /// A later version's gateway: hello as in every version, and a message this
 /// version does not have.
-using v3_gateway_actor = provider_gateway_actor::extend<later_heartbeat_msg>;
+using v4_gateway_actor = provider_gateway_actor::extend<later_heartbeat_msg>;
 
 /// Polls until `done()` or the limit; answers whether it got there.
 template <class Pred>
@@ -511,14 +511,18 @@ std::vector<other_version> other_versions() {
                                   "does not answer hello"),
     version_row<v1_gateway_actor>(
       "of protocol version 1", 1,
-      "protocol version 2, this server speaks version 1"),
-    version_row<v3_gateway_actor>(
-      "of a later version's interface", 3,
-      "protocol version 2, this server speaks version 3"),
-    // A later version that kept this interface: only hello tells.
+      "protocol version 3, this server speaks version 1"),
+    version_row<v4_gateway_actor>(
+      "of a later version's interface", 4,
+      "protocol version 3, this server speaks version 4"),
+    // An earlier or later version that kept this interface: only hello
+    // tells (version 2 differs in dispatch_request's fields alone).
     version_row<provider_gateway_actor>(
-      "of this interface that speaks version 3", 3,
-      "protocol version 2, this server speaks version 3"),
+      "of this interface that speaks version 2", 2,
+      "protocol version 3, this server speaks version 2"),
+    version_row<provider_gateway_actor>(
+      "of this interface that speaks version 4", 4,
+      "protocol version 3, this server speaks version 4"),
   };
 }
 
@@ -561,10 +565,10 @@ TEST_CASE("the wire block starts at caf::first_custom_type_id and keeps its "
   }
 }
 
-TEST_CASE("protocol version 2's interfaces and field layouts are pinned: "
+TEST_CASE("protocol version 3's interfaces and field layouts are pinned: "
           "changing them needs a new version", "[protocol]") {
   // Bumping the version is the moment to update every pin below.
-  REQUIRE(protocol_version == 2);
+  REQUIRE(protocol_version == 3);
   net_config cfg;
   caf::actor_system sys{cfg};
   CHECK(sys.message_types<provider_gateway_actor>()
@@ -614,8 +618,9 @@ TEST_CASE("protocol version 2's interfaces and field layouts are pinned: "
   CHECK(wire_bytes(sys, hb)
         == "01" "0101620178" "0169" "3fe0000000000000" "0000000000000003"
            "01" "02027231027232");
-  CHECK(wire_bytes(sys, dispatch_request{"b", "l", "s", "n", "t"})
-        == "0162016c0173016e");
+  // Version 3 added the session token and the server's URL (the voice).
+  CHECK(wire_bytes(sys, dispatch_request{"b", "l", "s", "n", "t", "u"})
+        == "0162016c0173016e01740175");
   CHECK(wire_bytes(sys, bot_run{"r", "b", "l", "s", "n"})
         == "01720162016c0173016e");
   CHECK(wire_bytes(sys, registration_result{"p", {"r1", "r2"}})

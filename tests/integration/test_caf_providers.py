@@ -209,16 +209,16 @@ class CafProviderTest(ServerTestCase):
     def test_provider_of_another_protocol_version_is_refused_and_exits_5(self):
         s = self.start_server()
         # --protocol-version (hidden) plays a provider that says it speaks
-        # version 1 (the protocol before heartbeat reports and drains) or a
-        # later version 3.
-        for version in (1, 3):
+        # version 1 (the protocol before heartbeat reports and drains),
+        # version 2 (before the voice's token) or a later version 4.
+        for version in (1, 2, 4):
             p = self.provider(s, f"v{version}", args=["--protocol-version", str(version)],
                               wait_registered=False)
             self.assertEqual(p.proc.wait(15), 5, p.log())
             p.wait_for_line(r"protocol mismatch.*CAF provider protocol version %d, "
-                            r"this server speaks version 2" % version, 5)
+                            r"this server speaks version 3" % version, 5)
             s.wait_for_line(r"CAF provider .*refused: the provider speaks CAF provider "
-                            r"protocol version %d, this server speaks version 2" % version, 5)
+                            r"protocol version %d, this server speaks version 3" % version, 5)
             self.assertEqual(p.count_lines(r"registered as"), 0)
         status, _, res = s.request("GET", "/api/bots/providers")
         self.assertEqual((status, res["providers"]), (200, []))
