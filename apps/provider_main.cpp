@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "model/validate.hpp"
 #include "provider/gateways.hpp"
 #include "provider/host.hpp"
+#include "provider/voice/engine.hpp"
 #include "tls/caf_transport.hpp"
 
 namespace {
@@ -64,6 +66,30 @@ int exit_code(const caf::error& reason) {
     default:
       return 1;
   }
+}
+
+/// The phrases `listener` recognizes when no --listener-phrases file names
+/// others (docs/voice-bots.md).
+const std::vector<std::string> default_phrases{
+  "hello computer", "good morning", "good night", "thank you", "goodbye",
+  "turn on the lights", "turn off the lights", "what time is it",
+  "play some music", "stop the music", "yes", "no"};
+
+/// One phrase per line, lower case; blank lines and # comments skipped.
+bool read_phrases(const std::string& path, std::vector<std::string>& out) {
+  std::ifstream in{path};
+  if (!in)
+    return false;
+  out.clear();
+  for (std::string line; std::getline(in, line);) {
+    std::transform(line.begin(), line.end(), line.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    auto start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos || line[start] == '#')
+      continue;
+    out.push_back(line.substr(start, line.find_last_not_of(" \t\r") + 1 - start));
+  }
+  return true;
 }
 
 } // namespace
@@ -112,6 +138,17 @@ int main(int argc, char** argv) {
   app.add_option("--state-file", cfg.state_file,
                  "where the provider keeps its provider_id");
   app.add_option("--bots", bots, "comma list of bots to host");
+  std::vector<std::string> ice_addresses;
+  std::string phrases_file;
+  bool no_voice = false;
+  app.add_option("--ice-address", ice_addresses,
+                 "a local address the bots' voice gathers ICE candidates on "
+                 "(repeatable); none: every address but loopback");
+  app.add_option("--listener-phrases", phrases_file,
+                 "a file of the phrases listener recognizes, one per line "
+                 "(words of pocketsphinx's en-us dictionary)");
+  app.add_flag("--no-voice", no_voice,
+               "the bots only chat: no WebRTC voice (SPEC §9)");
   app.add_option("--heartbeat-interval", heartbeat,
                  "seconds between heartbeats")
     ->check(CLI::Range(0.05, 3600.0));
@@ -176,7 +213,7 @@ int main(int argc, char** argv) {
     auto& known = vb::known_bots();
     if (std::find(known.begin(), known.end(), b) == known.end()) {
       std::cerr << "voicebot-provider: --bots: unknown bot '" << b
-                << "' (this program hosts echo and greeter)\n";
+                << "' (this program hosts echo, greeter and listener)\n";
       return 2;
     }
   }
@@ -212,6 +249,36 @@ int main(int argc, char** argv) {
 
   auto signals = vb::block_stop_signals();
 
+  // The voice's threads (GLib's loop, GStreamer's) start after the stop
+  // signals are blocked, so that only the signal thread takes them.
+  std::vector<std::string> phrases = default_phrases;
+  if (!phrases_file.empty() && !read_phrases(phrases_file, phrases)) {
+    std::cerr << "voicebot-provider: --listener-phrases: cannot read "
+              << phrases_file << "\n";
+    return 2;
+  }
+  if (auto unknown = vb::voice::unknown_words(phrases); !unknown.empty()
+      && !no_voice) {
+    std::string list;
+    for (auto& w : unknown)
+      list += (list.empty() ? "" : ", ") + w;
+    std::cerr << "voicebot-provider: --listener-phrases: not in the en-us "
+                 "dictionary: " << list << "\n";
+    return 2;
+  }
+  if (!no_voice) {
+    std::string missing;
+    if (vb::voice::available(missing)) {
+      vb::voice::engine_config vc;
+      vc.ice_addresses = ice_addresses;
+      vc.listener_phrases = phrases;
+      cfg.voice = std::make_shared<vb::voice::engine>(std::move(vc));
+    } else {
+      spdlog::warn("the bots have no voice: GStreamer lacks {} "
+                   "(scripts/setup-deps installs them)", missing);
+    }
+  }
+
   std::shared_ptr<const vb::tls::context> tls_context;
   if (tls) {
     std::string err;
@@ -235,6 +302,15 @@ int main(int argc, char** argv) {
   if (transport)
     host_cfg.connector = transport->actor();
   auto host = sys.spawn(vb::provider_host, std::move(host_cfg));
+  if (cfg.voice)
+    cfg.voice->on_events(
+      [host](const std::string& lobby, const std::string& session,
+             const std::string& text) {
+        caf::anon_send(host, vb::atom::say_v, lobby, session, text);
+      },
+      [host](const std::string& run_id, const std::string& why) {
+        caf::anon_send(host, vb::provider_atom::fenced::value, run_id, why);
+      });
   spdlog::info("voicebot-provider {} hosting {} for {}{}", cfg.name, bots,
                vb::to_string(cfg.gateways), tls ? " (mutual TLS)" : "");
 
@@ -311,5 +387,8 @@ int main(int argc, char** argv) {
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   caf::anon_send_exit(host, caf::exit_reason::user_shutdown);
+  // The voice's loop ends before the actor system: no say after it.
+  if (cfg.voice)
+    cfg.voice->shutdown();
   return rc;
 }

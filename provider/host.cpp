@@ -9,12 +9,13 @@
 #include <spdlog/spdlog.h>
 
 #include "model/ids.hpp"
+#include "provider/voice/engine.hpp"
 #include "storage/snapshot_file.hpp"
 
 namespace vb {
 
 const std::vector<std::string>& known_bots() {
-  static const std::vector<std::string> bots{"echo", "greeter"};
+  static const std::vector<std::string> bots{"echo", "greeter", "listener"};
   return bots;
 }
 
@@ -25,6 +26,8 @@ std::string bot_description(const std::string& bot) {
     return "Repeats what people say in the lobby";
   if (bot == "greeter")
     return "Says hello to everyone who joins the lobby";
+  if (bot == "listener")
+    return "Writes what people say in the lobby as chat lines";
   return {};
 }
 
@@ -599,6 +602,9 @@ caf::expected<std::string> host_state::start_run(const dispatch_request& req) {
   spdlog::info("run {} started: {} in lobby {} as '{}'", run.run_id,
                run.bot_name, run.lobby_id, run.nick);
   auto id = run.run_id;
+  if (config.voice && !req.session_token.empty() && !req.server_url.empty())
+    config.voice->start({id, req.bot_name, req.lobby_id, req.session_id,
+                         req.nick, req.session_token, req.server_url});
   runs.emplace(id, run_entry{std::move(run), std::move(actor)});
   return id;
 }
@@ -608,6 +614,8 @@ bool host_state::stop_run(const std::string& run_id, const char* why) {
   if (i == runs.end())
     return false;
   self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  if (config.voice)
+    config.voice->stop(run_id);
   spdlog::info("run {} stopped: {}", run_id, why);
   runs.erase(i);
   if (draining && runs.empty())
@@ -660,6 +668,9 @@ provider_host(host_actor::stateful_pointer<host_state> self,
     },
     [=](provider_atom::drain_end) {
       self->state.leave("the drain timed out", true);
+    },
+    [=](provider_atom::fenced, const std::string& run_id, const std::string& why) {
+      self->state.stop_run(run_id, why.c_str());
     },
     [=](atom::drain) { self->state.start_drain(); },
     [=](atom::say, const std::string& lobby_id, const std::string& session_id,

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -18,6 +19,10 @@
 #include "protocol/protocol.hpp"
 #include "provider/gateways.hpp"
 
+namespace vb::voice {
+class engine;
+} // namespace vb::voice
+
 namespace vb::provider_atom {
 /// Try to connect to the server now (the reconnect timer).
 using connect = caf::atom_constant<caf::atom("p_connect")>;
@@ -27,6 +32,8 @@ using tick = caf::atom_constant<caf::atom("p_tick")>;
 using retry = caf::atom_constant<caf::atom("p_retry")>;
 /// The drain's deadline (plus its grace) has passed.
 using drain_end = caf::atom_constant<caf::atom("p_drainend")>;
+/// A run's voice was fenced: its token refused, the member runs elsewhere.
+using fenced = caf::atom_constant<caf::atom("p_fenced")>;
 } // namespace vb::provider_atom
 
 namespace vb {
@@ -46,7 +53,9 @@ struct host_config {
   std::string description;
   std::string key;
   std::string state_file = "provider_state.json";
-  std::vector<std::string> bots{"echo", "greeter"};
+  std::vector<std::string> bots{"echo", "greeter", "listener"};
+  /// The bots' voice (provider/voice/), or null: text only.
+  std::shared_ptr<voice::engine> voice;
   caf::timespan heartbeat_interval = std::chrono::seconds(5);
   /// The most runs it takes at once: its heartbeats announce load (runs /
   /// max_runs) and capacity (max_runs - runs); a join beyond is refused.
@@ -79,6 +88,8 @@ using host_actor = bot_host_actor::extend<
   caf::reacts_to<provider_atom::retry, uint64_t>,
   // The drain timed out (timer): stop the runs, deregister, quit.
   caf::reacts_to<provider_atom::drain_end>,
+  // A run's voice was fenced (run id, why): the run stops.
+  caf::reacts_to<provider_atom::fenced, std::string, std::string>,
   // A bot run says something (lobby id, its session id, text).
   caf::reacts_to<atom::say, std::string, std::string, std::string>,
   // The first SIGTERM: drain (no new joins, the runs stay), then quit

@@ -257,7 +257,9 @@ class Provider(Server):
     def start(self, timeout=20, wait_registered=True):
         self._spawn([PROVIDER] + self.gateway_args()
                     + ["--name", self.name, "--state-file", self.state_file,
-                       "--heartbeat-interval", "0.5", "--max-backoff", self.MAX_BACKOFF]
+                       "--heartbeat-interval", "0.5", "--max-backoff", self.MAX_BACKOFF,
+                       # The bots' voice gathers ICE candidates on loopback only.
+                       "--ice-address", "127.0.0.1"]
                     + self.args)
         if wait_registered:
             self.provider_id = self.wait_registered(timeout)

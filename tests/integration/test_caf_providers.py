@@ -78,7 +78,7 @@ class CafProviderTest(ServerTestCase):
         self.assertEqual(entry["transport"], "caf")
         self.assertEqual(entry["status"], "online")
         self.assertEqual(entry["name"], "alpha")
-        self.assertEqual(sorted(b["name"] for b in entry["bots"]), ["echo", "greeter"])
+        self.assertEqual(sorted(b["name"] for b in entry["bots"]), ["echo", "greeter", "listener"])
         status, _, bots = s.request("GET", "/api/bots")
         self.assertEqual(status, 200)
         names = {b["name"] for b in (bots["bots"] if isinstance(bots, dict) else bots)}
