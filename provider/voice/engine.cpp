@@ -223,8 +223,12 @@ void engine::impl::end(std::string run_id, std::string fenced_why) {
 
 run::run(engine::impl& e, run_spec s, uint64_t g)
   : core(e), spec(std::move(s)), gen(g), window(std::chrono::steady_clock::now()) {
-  // Offers still unanswered are sent again (the page does the same).
+  // An offer that met peer_offline is sent again. Only then: a page
+  // takes the same offer twice as a renegotiation, and fails it.
   resend = e.every(resend_every, [this] {
+    if (!lost_signal)
+      return;
+    lost_signal = false;
     for (auto& [pid, p] : peers)
       p->execute(p->neg.resend_offer());
   });
@@ -484,7 +488,9 @@ void engine::impl::refused(run& r, const std::string& code) {
   }
   if (code == "voice_full")
     spdlog::warn("voice of run {}: the lobby's voice room is full", r.spec.run_id);
-  // peer_offline, peer_not_found: an unanswered offer is sent again.
+  // An unanswered offer is sent again.
+  if (code == "peer_offline" || code == "peer_not_found")
+    r.lost_signal = true;
 }
 
 // -- the listener's grammar ------------------------------------------------------

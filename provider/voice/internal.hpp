@@ -87,6 +87,7 @@ struct run {
   GSource* flush_timer = nullptr;
   bool welcomed = false;      // this socket got its welcome
   bool welcomed_once = false; // some socket did: a refusal now is a fence
+  bool lost_signal = false;   // the server said a signal found no socket
   unsigned attempt = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::map<std::string, peer_info> known;

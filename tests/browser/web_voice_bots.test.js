@@ -13,6 +13,9 @@
 // - `echo` joins: the page hears its own voice back from it; muted, the
 //   page gets silence from echo; unmuted, its voice again.
 // - `listener` joins: "alice said: hello computer" appears as a chat line.
+// - The server is killed (-9) and started again: echo's audio goes on, the
+//   page keeps its connections to the bots, and the bots say hello again
+//   with resume (SPEC §9), their runs kept (reconciliation, SPEC §7).
 // - The provider running greeter is killed (-9): the server evicts it and
 //   moves greeter to the other provider; the page, without a reload, gets
 //   peer_left then peer_joined for the same session_id, a new connection,
@@ -28,9 +31,12 @@ const { execFileSync } = require('child_process');
 const {
   PROVIDER, log, check, skip, requireBinaries, startServer, api, until, screenshot, run,
   sleep, launchBrowser, voiceFlags, openPage, joinVoice, connected, hears, stepOf, Proc,
+  sampleDuring, checkAudioGap, keepConnections,
 } = require('./harness');
 
 const GREETER_WITHIN_MS = 3000; // the issue's bound from the join's 200 to audio with energy
+const DOWNTIME_MS = 3000;       // the server stays down this long
+const MAX_GAP_MS = 1000;        // the largest audio gap from echo allowed meanwhile
 
 /// "hello computer", then two seconds of silence: one utterance a loop.
 function makeUtterance(dir) {
@@ -96,8 +102,9 @@ async function main() {
   try {
     const wav = makeUtterance(tmp);
     // Evicted 1 s after its last heartbeat: a killed provider's members move soon.
-    ctx.server = await startServer(path.join(tmp, 'data'), 0, 0,
-      { caf: true, extra: ['--cleanup-interval', '0.5', '--stale-after', '1'] });
+    const serverFlags = { caf: true, extra: ['--cleanup-interval', '0.5', '--stale-after', '1'] };
+    const dataDir = path.join(tmp, 'data');
+    ctx.server = await startServer(dataDir, 0, 0, serverFlags);
     const port = ctx.server.port;
     for (const name of ['voice-a', 'voice-b']) {
       providers[name] = startProvider(tmp, name, ctx.server.cafPort);
@@ -125,7 +132,7 @@ async function main() {
       return g;
     });
 
-    await step('echo sends back what the page says, and silence when it is muted', async () => {
+    const echo = await step('echo sends back what the page says, and silence when it is muted', async () => {
       const e = await joinBot(port, lobbyId, 'echo', 'Echo');
       await connected(alice, e.id);
       await hears(alice, e.id, 'echo');
@@ -139,12 +146,43 @@ async function main() {
       await alice.page.click('#voice-mute');
       await until('echo sends the voice again after unmuting', async () =>
         (await energyDuring(alice, e.id, 1000)).energy > 0.0005, 15000);
+      return e;
     });
 
     await step('listener writes what the page says as a chat line', async () => {
       await joinBot(port, lobbyId, 'listener', 'Listener');
       await alice.page.locator('#chat', { hasText: 'alice said: hello computer' }).waitFor({ timeout: 60000 });
       check(true, 'the chat shows "alice said: hello computer"');
+    });
+
+    await step('kill -9 of the server: the bots\' voice goes on, their runs say hello with resume', async () => {
+      const kept = await keepConnections([alice]);
+      const welcomes = Object.fromEntries(Object.entries(providers).map(([n, p]) =>
+        [n, p.lines.filter((l) => / welcomed with /.test(l)).length]));
+      const registrations = Object.fromEntries(Object.entries(providers).map(([n, p]) =>
+        [n, p.lines.filter((l) => /registered as /.test(l)).length]));
+      const [samples] = await sampleDuring([alice], async () => {
+        await ctx.server.kill('SIGKILL');
+        log('server killed');
+        await sleep(DOWNTIME_MS);
+        ctx.server = await startServer(dataDir, port, ctx.server.cafPort, serverFlags);
+        for (const [n, p] of Object.entries(providers)) {
+          await until(`${n} registered again`, async () =>
+            p.lines.filter((l) => /registered as /.test(l)).length > registrations[n], 20000);
+        }
+        // Every run of both providers said hello again and was welcomed.
+        for (const [n, p] of Object.entries(providers)) {
+          await until(`${n}'s runs welcomed again`, async () =>
+            p.lines.filter((l) => / welcomed with /.test(l)).length >= 2 * welcomes[n], 20000);
+        }
+        await sleep(1000);
+      });
+      checkAudioGap(alice, samples, echo.id, MAX_GAP_MS, 20);
+      await kept.same();
+      for (const p of Object.values(providers)) {
+        check(!p.lines.some((l) => /fenced|token was refused|a new connection to/.test(l)),
+          `${p.name} kept its runs and their connections`);
+      }
     });
 
     await step('kill -9 of the provider running greeter: its voice comes back from the other one', async () => {
