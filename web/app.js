@@ -323,17 +323,23 @@ function memberItem(m) {
   return li;
 }
 
-/// Voice peers and this page's own session: a badge, a level meter (voice.js
-/// moves it), and the connection's state while it is not connected.
+/// Voice peers now (welcome, peer_joined, peer_left) and this page's own
+/// session: a badge, a level meter and a "speaking" mark (voice.js moves
+/// both, from what this page receives of each peer, and from its microphone),
+/// and the connection's state while it is not connected. A member without a
+/// voice socket gets none of it.
 function markVoice(li, sessionId) {
   const v = voiceRoom.memberVoice(sessionId);
   if (!v) return li;
   li.classList.add('voice');
   if (v.mine) li.classList.add('me');
-  li.append(el('span', { className: `badge voice${v.mine ? ' me' : ''}`, textContent: v.mine ? 'you · voice' : 'voice',
-    title: v.mine ? 'this page, in the voice room' : `voice peer: ${v.state}` }),
-  el('span', { className: 'level', title: 'level' }, el('span')));
+  const label = v.mine ? 'you, in the voice room' : `in the voice room (${v.state})`;
+  li.append(el('span', { className: `badge voice${v.mine ? ' me' : ''}`, title: label },
+    v.mine ? 'you · voice' : 'voice', el('span', { className: 'sr-only', textContent: `: ${label}` })),
+  el('span', { className: 'level', title: v.mine ? 'your microphone\'s level' : 'the level heard from it' }, el('span')),
+  el('span', { className: 'speaking-mark', textContent: 'speaking' }));
   if (v.state !== 'connected') li.append(el('span', { className: 'conn-state', textContent: v.state }));
+  voiceRoom.showLevel(li, v);
   return li;
 }
 
