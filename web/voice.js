@@ -24,6 +24,9 @@
   // fake microphone: 0.2 to 0.7 while it speaks, 0.02 between words, 0 muted).
   const SPEAKING_LEVEL = 0.03;
   const SPEAKING_HOLD_MS = 500; // no flicker between words
+  const LEFT_RECENTLY_MS = 10000; // a peer_left this recent: it was a voice peer when it moved
+  const VOICE_BACK_MS = 15000;  // "voice back" shows at least this long (and until 2 min after the move)
+  const MOVED_MS = 120000;      // app.js's MOVED_NOTE_SECONDS
   const VOICE_TYPES = new Set(['welcome', 'peer_joined', 'peer_left', 'signal', 'replaced']);
   const VOICE_ERRORS = {
     bad_token: 'the server no longer knows this voice session (bad or expired token)',
@@ -53,6 +56,8 @@
     audio: null,        // the AudioContext of the microphone's meter
     localMeter: null,
     mine: { level: 0, speaking: false }, // the microphone, last read
+    leftAt: new Map(),  // session_id -> performance.now() of its last peer_left
+    moves: new Map(),   // session_id -> {at, back} of a bot voice peer that moved (member_moved)
     generation: 0,      // bumped when a session ends: late async work is dropped
   };
   let connCount = 0;
@@ -174,6 +179,8 @@
     if (room.localMeter) room.localMeter.source.disconnect();
     Object.assign(room, { session: null, ready: false, full: false, welcomed: false, mic: null, localMeter: null, outbox: [] });
     room.known.clear();
+    room.leftAt.clear();
+    room.moves.clear();
     clearInterval(meterTimer);
     clearInterval(statsTimer);
     meterTimer = statsTimer = null;
@@ -278,6 +285,7 @@
   }
 
   function onPeerLeft(id) {
+    if (room.known.has(id)) room.leftAt.set(id, performance.now());
     closeConnection(id);
     room.known.delete(id);
     if (room.welcomed) showPeers();
@@ -330,6 +338,7 @@
       peerId, pc, id: `${PAGE_ID}-${++connCount}`,
       polite: me() < peerId, // the smaller session_id yields in a glare
       makingOffer: false, ignoreOffer: false, answerPending: false, offerTimer: null, audio: null,
+      openedAt: performance.now(),
       // What it received (getStats, every STATS_MS): inbound audio packets, and the
       // energy and duration of the last sample, for the level between two samples.
       packets: 0, energy: null, duration: null, level: 0, speakingUntil: 0,
@@ -511,7 +520,7 @@
 
   /// Every STATS_MS: each peer's level is what its connection received and
   /// decoded since the last sample (a bot's voice like a person's, whatever
-  /// made it).
+  /// made it), then whether a moved bot's voice is back.
   async function sampleConnections() {
     if (sampling) return;
     sampling = true;
@@ -528,6 +537,30 @@
     } finally {
       sampling = false;
     }
+    checkMoves();
+  }
+
+  /// Whether this connection is to receive audio (a bot that only listens sends none).
+  const receives = (pc) => pc.getTransceivers().some((t) => t.currentDirection === 'sendrecv' || t.currentDirection === 'recvonly');
+
+  /// A moved bot's voice is back once a connection made since the move is
+  /// connected and carries its audio (or is connected, when it sends none);
+  /// "voice back" then shows VOICE_BACK_MS, and until MOVED_MS after the move.
+  function checkMoves() {
+    const now = performance.now();
+    let change = false;
+    for (const [id, mv] of room.moves) {
+      const conn = room.conns.get(id);
+      if (!mv.back && conn && conn.openedAt > mv.at && conn.pc.connectionState === 'connected' &&
+          (conn.packets > 0 || !receives(conn.pc))) {
+        mv.back = now;
+        change = true;
+      } else if (mv.back && now > Math.max(mv.back + VOICE_BACK_MS, mv.at + MOVED_MS)) {
+        room.moves.delete(id);
+        change = true;
+      }
+    }
+    if (change) changed();
   }
 
   /// A level bar (`.level > span`), and the speaking mark: the `speaking`
@@ -572,7 +605,29 @@
   /// A member_left for our own session: it ended on the server (a DELETE
   /// from elsewhere, the idle timeout).
   function memberLeft(sessionId) {
+    room.moves.delete(sessionId);
     if (sessionId && sessionId === me()) endLocally('your voice session ended on the server; join again');
+  }
+
+  /// A member_moved (SPEC §7): a bot that was a voice peer here (the
+  /// peer_left of the move may come before or after) is followed until its
+  /// new run says hello (peer_joined), calls, and its audio arrives.
+  function memberMoved(sessionId) {
+    if (!room.session || !sessionId || sessionId === me()) return;
+    const left = room.leftAt.get(sessionId);
+    const now = performance.now();
+    if (room.known.has(sessionId) || (left !== undefined && now - left < LEFT_RECENTLY_MS)) {
+      room.moves.set(sessionId, { at: now, back: 0 });
+    } else {
+      room.moves.delete(sessionId); // it moved again, and had no voice in between
+    }
+  }
+
+  /// The voice of a moved bot on the members list: 'reconnecting' (from the
+  /// move until its voice is back), 'back', or null (no move followed here).
+  function movedVoice(sessionId) {
+    const mv = room.moves.get(sessionId);
+    return mv ? (mv.back ? 'back' : 'reconnecting') : null;
   }
 
   /// How the members list shows a session: null when it is not a voice peer
@@ -621,8 +676,8 @@
   }
 
   window.voiceRoom = Object.freeze({
-    init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberVoice,
-    showLevel, extraMembers,
+    init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberMoved,
+    memberVoice, movedVoice, showLevel, extraMembers,
   });
   Object.defineProperty(window, 'voice', {
     enumerable: true,
