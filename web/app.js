@@ -267,6 +267,7 @@ function onEvent(ev) {
       // place (a Map keeps the member's position).
       state.members.set(ev.member.session_id, ev.member);
       state.moved.set(ev.member.session_id, Date.now() / 1000); // the page's clock, as below
+      voiceRoom.memberMoved(ev.member.session_id); // its voice, followed until it is back
       refreshCatalogSoon();
       break;
     case 'member_orphaned':
@@ -315,25 +316,42 @@ function memberItem(m) {
   }
   li.append(where);
   const moved = movedAt(m);
-  if (moved && Date.now() / 1000 - moved < MOVED_NOTE_SECONDS) {
+  // The move's voice, when this page is in the voice room and the bot was a
+  // voice peer: shown as long as it reconnects, and "voice back" for a while.
+  const voice = voiceRoom.movedVoice(m.session_id);
+  if (voice || (moved && Date.now() / 1000 - moved < MOVED_NOTE_SECONDS)) {
     li.classList.add('moved');
-    li.append(el('span', { className: 'badge moved', textContent: `moved to provider ${providerName(m.provider_id)}`,
-      title: `at ${clock(moved)}` }));
+    const how = MOVED_VOICE[voice];
+    li.append(el('span', { className: `badge moved${voice ? ` voice-${voice}` : ''}`,
+      textContent: `moved to provider ${providerName(m.provider_id)}${how ? ` — ${how.text}` : ''}`,
+      title: `at ${clock(moved || Date.now() / 1000)}${how ? `; ${how.title}` : ''}` }));
   }
   return li;
 }
 
-/// Voice peers and this page's own session: a badge, a level meter (voice.js
-/// moves it), and the connection's state while it is not connected.
+/// The voice part of the "moved" badge (voice.js's movedVoice).
+const MOVED_VOICE = {
+  reconnecting: { text: 'reconnecting voice', title: 'its old run\'s voice is gone; waiting for the new run to call this page' },
+  back: { text: 'voice back', title: 'the new run called this page and its audio arrives' },
+};
+
+/// Voice peers now (welcome, peer_joined, peer_left) and this page's own
+/// session: a badge, a level meter and a "speaking" mark (voice.js moves
+/// both, from what this page receives of each peer, and from its microphone),
+/// and the connection's state while it is not connected. A member without a
+/// voice socket gets none of it.
 function markVoice(li, sessionId) {
   const v = voiceRoom.memberVoice(sessionId);
   if (!v) return li;
   li.classList.add('voice');
   if (v.mine) li.classList.add('me');
-  li.append(el('span', { className: `badge voice${v.mine ? ' me' : ''}`, textContent: v.mine ? 'you · voice' : 'voice',
-    title: v.mine ? 'this page, in the voice room' : `voice peer: ${v.state}` }),
-  el('span', { className: 'level', title: 'level' }, el('span')));
+  const label = v.mine ? 'you, in the voice room' : `in the voice room (${v.state})`;
+  li.append(el('span', { className: `badge voice${v.mine ? ' me' : ''}`, title: label },
+    v.mine ? 'you · voice' : 'voice', el('span', { className: 'sr-only', textContent: `: ${label}` })),
+  el('span', { className: 'level', title: v.mine ? 'your microphone\'s level' : 'the level heard from it' }, el('span')),
+  el('span', { className: 'speaking-mark', textContent: 'speaking' }));
   if (v.state !== 'connected') li.append(el('span', { className: 'conn-state', textContent: v.state }));
+  voiceRoom.showLevel(li, v);
   return li;
 }
 

@@ -15,9 +15,18 @@
   const SEND_LIMIT = 40;        // messages a second; the server closes a socket past signal_rate (50)
   const OUTBOX_MAX = 1000;      // signals kept while the socket is down
   const OFFER_RETRY_MS = 5000;  // an offer lost on the way (peer_offline) is sent again
-  const METER_MS = 100;
-  const SPEAKING_RMS = 0.02;    // about -34 dBFS
-  const SPEAKING_HOLD_MS = 300; // no flicker between words
+  const METER_MS = 100;         // the microphone's meter (an AnalyserNode)
+  const STATS_MS = 200;         // the peers' meters: what each connection received (getStats)
+  const SPEAKING_RMS = 0.02;    // the microphone: RMS over about 20 ms, about -34 dBFS
+  // A peer: sqrt(energy / duration) of its inbound-rtp audio over STATS_MS.
+  // Chrome's energy is from each 10 ms frame's peak, so this sits above an
+  // RMS; 0.03 is about -30 dBFS (measured with espeak-ng speech through the
+  // fake microphone: 0.2 to 0.7 while it speaks, 0.02 between words, 0 muted).
+  const SPEAKING_LEVEL = 0.03;
+  const SPEAKING_HOLD_MS = 500; // no flicker between words
+  const LEFT_RECENTLY_MS = 10000; // a peer_left this recent: it was a voice peer when it moved
+  const VOICE_BACK_MS = 15000;  // "voice back" shows at least this long (and until 2 min after the move)
+  const MOVED_MS = 120000;      // app.js's MOVED_NOTE_SECONDS
   const VOICE_TYPES = new Set(['welcome', 'peer_joined', 'peer_left', 'signal', 'replaced']);
   const VOICE_ERRORS = {
     bad_token: 'the server no longer knows this voice session (bad or expired token)',
@@ -44,13 +53,18 @@
     conns: new Map(),   // session_id -> connection record (openConnection)
     outbox: [],         // {to, data} waiting for a welcomed socket or the rate limit
     sentAt: [],         // times of the sends of the last second
-    audio: null,        // the AudioContext of the meters
+    audio: null,        // the AudioContext of the microphone's meter
     localMeter: null,
+    mine: { level: 0, speaking: false }, // the microphone, last read
+    leftAt: new Map(),  // session_id -> performance.now() of its last peer_left
+    moves: new Map(),   // session_id -> {at, back} of a bot voice peer that moved (member_moved)
     generation: 0,      // bumped when a session ends: late async work is dropped
   };
   let connCount = 0;
   let pumpTimer = null;
   let meterTimer = null;
+  let statsTimer = null;
+  let sampling = false;         // a getStats() round is under way
   let onChange = () => {};
 
   const $ = (sel) => document.querySelector(sel);
@@ -123,6 +137,7 @@
     ensureAudio();
     room.ready = true;
     if (!meterTimer) meterTimer = setInterval(tickMeters, METER_MS);
+    if (!statsTimer) statsTimer = setInterval(sampleConnections, STATS_MS);
     changed();
     if (socketOpen()) sendHello();
     else setStatus('waiting for the lobby socket…');
@@ -164,9 +179,13 @@
     if (room.localMeter) room.localMeter.source.disconnect();
     Object.assign(room, { session: null, ready: false, full: false, welcomed: false, mic: null, localMeter: null, outbox: [] });
     room.known.clear();
+    room.leftAt.clear();
+    room.moves.clear();
     clearInterval(meterTimer);
-    meterTimer = null;
-    showLevel($('#voice-controls'), { level: 0, speaking: false });
+    clearInterval(statsTimer);
+    meterTimer = statsTimer = null;
+    room.mine = { level: 0, speaking: false };
+    showLevel($('#voice-controls'), room.mine);
     $('#voice-mic').textContent = '';
     setStatus(why, kind);
     changed();
@@ -266,6 +285,7 @@
   }
 
   function onPeerLeft(id) {
+    if (room.known.has(id)) room.leftAt.set(id, performance.now());
     closeConnection(id);
     room.known.delete(id);
     if (room.welcomed) showPeers();
@@ -317,7 +337,11 @@
     const conn = {
       peerId, pc, id: `${PAGE_ID}-${++connCount}`,
       polite: me() < peerId, // the smaller session_id yields in a glare
-      makingOffer: false, ignoreOffer: false, answerPending: false, offerTimer: null, audio: null, meter: null,
+      makingOffer: false, ignoreOffer: false, answerPending: false, offerTimer: null, audio: null,
+      openedAt: performance.now(),
+      // What it received (getStats, every STATS_MS): inbound audio packets, and the
+      // energy and duration of the last sample, for the level between two samples.
+      packets: 0, energy: null, duration: null, level: 0, speakingUntil: 0,
     };
     room.conns.set(peerId, conn);
     pc.onnegotiationneeded = () => makeOffer(conn);
@@ -412,7 +436,6 @@
     clearTimeout(conn.offerTimer);
     conn.pc.close();
     if (conn.audio) { conn.audio.srcObject = null; conn.audio.remove(); }
-    if (conn.meter) conn.meter.source.disconnect();
     room.outbox = room.outbox.filter((s) => s.to !== peerId);
   }
 
@@ -422,7 +445,7 @@
 
   // -- what we hear, and the level meters ------------------------------------------------
 
-  /// One hidden <audio autoplay> per peer, and a meter on its stream.
+  /// One hidden <audio autoplay> per peer (its meter is from getStats: sampleConnections).
   function playRemote(conn, ev) {
     if (!isCurrent(conn)) return;
     const stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
@@ -431,11 +454,7 @@
       conn.audio.dataset.sessionId = conn.peerId;
       $('#voice-audio').append(conn.audio);
     }
-    if (conn.audio.srcObject !== stream) {
-      conn.audio.srcObject = stream;
-      if (conn.meter) conn.meter.source.disconnect();
-      conn.meter = makeMeter(stream);
-    }
+    if (conn.audio.srcObject !== stream) conn.audio.srcObject = stream;
     conn.audio.play().catch((err) => {
       if (err && err.name === 'NotAllowedError') $('#voice-sound').hidden = false;
     });
@@ -458,18 +477,24 @@
     return room.audio;
   }
 
+  /// The microphone's meter: an AnalyserNode on the local stream.
   function makeMeter(stream) {
     const ctx = ensureAudio();
     if (!ctx) return null;
     const source = ctx.createMediaStreamSource(stream);
     const analyser = Object.assign(ctx.createAnalyser(), { fftSize: 1024 });
-    source.connect(analyser); // not to the speakers: the <audio> element plays it
+    source.connect(analyser); // not to the speakers
     return { source, analyser, buf: new Float32Array(analyser.fftSize), speakingUntil: 0 };
   }
 
-  /// {level 0..1, speaking} from the RMS of the last samples.
-  function readMeter(m, now) {
-    if (!m) return { level: 0, speaking: false };
+  /// The microphone: {level 0..1, speaking} from the RMS of the last
+  /// samples; muted (or none), silent whatever the analyser hears.
+  function readMic(m, now) {
+    const track = micTrack();
+    if (!m || !track || !track.enabled) {
+      if (m) m.speakingUntil = 0;
+      return { level: 0, speaking: false };
+    }
     m.analyser.getFloatTimeDomainData(m.buf);
     let sum = 0;
     for (const v of m.buf) sum += v * v;
@@ -478,27 +503,91 @@
     return { level: Math.min(1, rms / 0.25), speaking: now < m.speakingUntil };
   }
 
-  function showLevel(target, { level, speaking }) {
-    const bar = target && target.querySelector('.level > span');
-    if (bar) bar.style.width = `${Math.round(level * 100)}%`;
-    if (target) target.classList.toggle('speaking', speaking);
+  /// A connection's inbound audio in one getStats() report: packets, the
+  /// energy and duration of what was decoded, and how long since the last packet.
+  function inboundAudio(report) {
+    const a = { packets: 0, energy: 0, duration: 0, sinceLastPacket: null };
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+      a.packets += s.packetsReceived || 0;
+      a.energy += s.totalAudioEnergy || 0;
+      a.duration += s.totalSamplesDuration || 0;
+      // By the browser's own clock (a late sampler cannot stretch it).
+      if (s.lastPacketReceivedTimestamp) a.sinceLastPacket = Math.max(a.sinceLastPacket || 0, s.timestamp - s.lastPacketReceivedTimestamp);
+    });
+    return a;
   }
 
-  /// Every METER_MS: each peer's level and ours, beside the members.
-  function tickMeters() {
+  /// Every STATS_MS: each peer's level is what its connection received and
+  /// decoded since the last sample (a bot's voice like a person's, whatever
+  /// made it), then whether a moved bot's voice is back.
+  async function sampleConnections() {
+    if (sampling) return;
+    sampling = true;
+    try {
+      await Promise.all([...room.conns.values()].map(async (conn) => {
+        let a;
+        try { a = inboundAudio(await conn.pc.getStats()); } catch (_) { return; } // closed meanwhile
+        if (!isCurrent(conn)) return;
+        const dt = conn.duration === null ? 0 : a.duration - conn.duration;
+        const level = dt > 0 ? Math.sqrt(Math.max(0, a.energy - conn.energy) / dt) : 0;
+        Object.assign(conn, { packets: a.packets, energy: a.energy, duration: a.duration, level: Math.min(1, level) });
+        if (level > SPEAKING_LEVEL) conn.speakingUntil = performance.now() + SPEAKING_HOLD_MS;
+      }));
+    } finally {
+      sampling = false;
+    }
+    checkMoves();
+  }
+
+  /// Whether this connection is to receive audio (a bot that only listens sends none).
+  const receives = (pc) => pc.getTransceivers().some((t) => t.currentDirection === 'sendrecv' || t.currentDirection === 'recvonly');
+
+  /// A moved bot's voice is back once a connection made since the move is
+  /// connected and carries its audio (or is connected, when it sends none);
+  /// "voice back" then shows VOICE_BACK_MS, and until MOVED_MS after the move.
+  function checkMoves() {
     const now = performance.now();
-    const levels = new Map([...room.conns.values()].map((c) => [c.peerId, readMeter(c.meter, now)]));
-    const mine = readMeter(room.localMeter, now);
-    if (me()) levels.set(me(), mine);
-    showLevel($('#voice-controls'), mine);
+    let change = false;
+    for (const [id, mv] of room.moves) {
+      const conn = room.conns.get(id);
+      if (!mv.back && conn && conn.openedAt > mv.at && conn.pc.connectionState === 'connected' &&
+          (conn.packets > 0 || !receives(conn.pc))) {
+        mv.back = now;
+        change = true;
+      } else if (mv.back && now > Math.max(mv.back + VOICE_BACK_MS, mv.at + MOVED_MS)) {
+        room.moves.delete(id);
+        change = true;
+      }
+    }
+    if (change) changed();
+  }
+
+  /// A level bar (`.level > span`), and the speaking mark: the `speaking`
+  /// class and a `.speaking-mark` shown (text, not colour alone).
+  function showLevel(target, { level, speaking }) {
+    if (!target) return;
+    const bar = target.querySelector('.level > span');
+    if (bar) bar.style.width = `${Math.round(level * 100)}%`;
+    target.classList.toggle('speaking', speaking);
+    const mark = target.querySelector('.speaking-mark');
+    if (mark) mark.hidden = !speaking;
+  }
+
+  /// Every METER_MS: the microphone's level, and every voice peer's beside the members.
+  function tickMeters() {
+    room.mine = readMic(room.localMeter, performance.now());
+    showLevel($('#voice-controls'), room.mine);
     for (const li of document.querySelectorAll('#members li[data-session-id]')) {
-      if (levels.has(li.dataset.sessionId)) showLevel(li, levels.get(li.dataset.sessionId));
+      const v = memberVoice(li.dataset.sessionId);
+      if (v) showLevel(li, v);
     }
   }
 
   function toggleMute() {
     if (micTrack()) micTrack().enabled = !micTrack().enabled; // silence, same connections
     showControls();
+    tickMeters(); // muted: not speaking, at once
   }
 
   // -- for app.js: the lobby on screen and its members list -----------------------------
@@ -516,16 +605,39 @@
   /// A member_left for our own session: it ended on the server (a DELETE
   /// from elsewhere, the idle timeout).
   function memberLeft(sessionId) {
+    room.moves.delete(sessionId);
     if (sessionId && sessionId === me()) endLocally('your voice session ended on the server; join again');
   }
 
-  /// How the members list shows a session: null when it is not in the voice
-  /// room, else {mine, state} (state: its connection's, or why there is none).
+  /// A member_moved (SPEC §7): a bot that was a voice peer here (the
+  /// peer_left of the move may come before or after) is followed until its
+  /// new run says hello (peer_joined), calls, and its audio arrives.
+  function memberMoved(sessionId) {
+    if (!room.session || !sessionId || sessionId === me()) return;
+    const left = room.leftAt.get(sessionId);
+    const now = performance.now();
+    if (room.known.has(sessionId) || (left !== undefined && now - left < LEFT_RECENTLY_MS)) {
+      room.moves.set(sessionId, { at: now, back: 0 });
+    } else {
+      room.moves.delete(sessionId); // it moved again, and had no voice in between
+    }
+  }
+
+  /// The voice of a moved bot on the members list: 'reconnecting' (from the
+  /// move until its voice is back), 'back', or null (no move followed here).
+  function movedVoice(sessionId) {
+    const mv = room.moves.get(sessionId);
+    return mv ? (mv.back ? 'back' : 'reconnecting') : null;
+  }
+
+  /// How the members list shows a session: null when it is not a voice peer
+  /// now, else {mine, state, level, speaking} (state: its connection's, or
+  /// why there is none; level and speaking: what we hear of it, or our microphone).
   function memberVoice(sessionId) {
-    if (sessionId && sessionId === me()) return { mine: true, state: room.welcomed ? 'connected' : 'waiting for the server' };
+    if (sessionId && sessionId === me()) return { mine: true, state: room.welcomed ? 'connected' : 'waiting for the server', ...room.mine };
     const conn = room.conns.get(sessionId);
-    if (conn) return { mine: false, state: conn.pc.connectionState };
-    return room.known.has(sessionId) ? { mine: false, state: 'waiting for its call' } : null;
+    if (conn) return { mine: false, state: conn.pc.connectionState, level: conn.level, speaking: performance.now() < conn.speakingUntil };
+    return room.known.has(sessionId) ? { mine: false, state: 'waiting for its call', level: 0, speaking: false } : null;
   }
 
   /// Voice peers the members list does not have (yet): shown all the same.
@@ -545,7 +657,7 @@
   async function stats() {
     return Promise.all([...room.conns.values()].map(async (conn) => {
       const row = { session_id: conn.peerId, connection_id: conn.id, packetsReceived: 0, totalAudioEnergy: 0,
-        localCandidateType: null, remoteCandidateType: null };
+        localCandidateType: null, remoteCandidateType: null, level: conn.level };
       const report = await conn.pc.getStats();
       report.forEach((s) => {
         if (s.type === 'transport' && s.selectedCandidatePairId) {
@@ -554,18 +666,18 @@
           row.localCandidateType = pair ? (report.get(pair.localCandidateId) || {}).candidateType || null : null;
           row.remoteCandidateType = pair ? (report.get(pair.remoteCandidateId) || {}).candidateType || null : null;
         }
-        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
-        row.packetsReceived += s.packetsReceived || 0;
-        row.totalAudioEnergy += s.totalAudioEnergy || 0;
-        // How long since the last packet, by the browser's own clock (a late sampler cannot stretch it).
-        if (s.lastPacketReceivedTimestamp) row.sinceLastPacket = Math.max(row.sinceLastPacket || 0, s.timestamp - s.lastPacketReceivedTimestamp);
       });
+      const a = inboundAudio(report);
+      row.packetsReceived = a.packets;
+      row.totalAudioEnergy = a.energy;
+      if (a.sinceLastPacket !== null) row.sinceLastPacket = a.sinceLastPacket;
       return row;
     }));
   }
 
   window.voiceRoom = Object.freeze({
-    init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberVoice, extraMembers,
+    init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberMoved,
+    memberVoice, movedVoice, showLevel, extraMembers,
   });
   Object.defineProperty(window, 'voice', {
     enumerable: true,
