@@ -17,7 +17,7 @@ const state = {
 };
 
 /// How long a bot member that moved to another provider keeps its marker.
-const MOVED_NOTE_SECONDS = 120;
+const MOVED_NOTE_SECONDS = voiceRoom.MOVED_MS / 1000; // one duration for both files
 
 // -- small helpers --------------------------------------------------------------
 

@@ -26,7 +26,7 @@
   const SPEAKING_HOLD_MS = 500; // no flicker between words
   const LEFT_RECENTLY_MS = 10000; // a peer_left this recent: it was a voice peer when it moved
   const VOICE_BACK_MS = 15000;  // "voice back" shows at least this long (and until 2 min after the move)
-  const MOVED_MS = 120000;      // app.js's MOVED_NOTE_SECONDS
+  const MOVED_MS = 120000;      // a bot's "moved" mark stays this long (app.js shows it too)
   const VOICE_TYPES = new Set(['welcome', 'peer_joined', 'peer_left', 'signal', 'replaced']);
   const VOICE_ERRORS = {
     bad_token: 'the server no longer knows this voice session (bad or expired token)',
@@ -677,7 +677,7 @@
 
   window.voiceRoom = Object.freeze({
     init, showLobby, start, leave, say: setStatus, socketOpened, socketClosed, handle, memberLeft, memberMoved,
-    memberVoice, movedVoice, showLevel, extraMembers,
+    memberVoice, movedVoice, showLevel, extraMembers, MOVED_MS,
   });
   Object.defineProperty(window, 'voice', {
     enumerable: true,

@@ -63,7 +63,7 @@ function makeUtterance(dir) {
 function startProvider(tmp, name, cafPort) {
   return new Proc(name, PROVIDER, [
     '--server-host', '127.0.0.1', '--server-port', String(cafPort), '--name', name,
-    '--state-file', path.join(tmp, `${name}.json`), '--heartbeat-interval', '0.5',
+    '--state-file', path.join(tmp, `${name}.json`), '--heartbeat-interval', '0.5', '--max-backoff', '0.5',
     '--ice-address', '127.0.0.1', '--bots', 'echo,greeter,listener']);
 }
 
@@ -101,8 +101,10 @@ async function main() {
   const step = (name, fn) => stepOf(ctx, name, fn);
   try {
     const wav = makeUtterance(tmp);
-    // Evicted 1 s after its last heartbeat: a killed provider's members move soon.
-    const serverFlags = { caf: true, extra: ['--cleanup-interval', '0.5', '--stale-after', '1'] };
+    // Evicted 3 s after its last heartbeat: a killed provider's members move
+    // soon, and a restarted server's providers (backoff at most 0.5 s) are
+    // back well before it.
+    const serverFlags = { caf: true, extra: ['--cleanup-interval', '0.5', '--stale-after', '3'] };
     const dataDir = path.join(tmp, 'data');
     ctx.server = await startServer(dataDir, 0, 0, serverFlags);
     const port = ctx.server.port;
@@ -207,6 +209,8 @@ async function main() {
       }, 30000);
       check(true, `the page hears greeter again on a new connection, same session, ${heard - killedAt} ms after the kill`);
       check(await alice.page.evaluate(() => window.voice.sessionId()) === aliceId, 'the page kept its session (no reload)');
+      await alice.page.locator(`#members li[data-session-id="${greeter.id}"]`, { hasText: 'voice back' }).waitFor();
+      check(true, 'the page marks greeter "moved … voice back"');
       const left = alice.got.filter((f) => f.at >= killedAt && f.msg.type === 'peer_left' && f.msg.session_id === greeter.id);
       const joined = alice.got.filter((f) => f.at >= killedAt && f.msg.type === 'peer_joined' && f.msg.peer.session_id === greeter.id);
       check(left.length >= 1 && joined.length >= 1 && left[0].at <= joined[joined.length - 1].at,
