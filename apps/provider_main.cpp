@@ -96,7 +96,7 @@ bool read_phrases(const std::string& path, std::vector<std::string>& out) {
 
 int main(int argc, char** argv) {
   vb::host_config cfg;
-  std::string bots = "echo,greeter";
+  std::string bots = "echo,greeter,listener";
   std::string log_level = "info";
   double heartbeat = 5;
   double backoff_max = 5;

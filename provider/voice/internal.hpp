@@ -59,7 +59,8 @@ struct peer {
   bool negotiation_needed = false;
   bool wants_to_call = false; // an offer waits for webrtcbin to be ready
   bool connected = false;
-  bool greeted = false;
+  GstPad* speech = nullptr; // speech made in advance, held
+  gulong speech_hold = 0;
 
   /// Builds a fresh pipeline (the first, or after a reset).
   void build();
@@ -69,8 +70,9 @@ struct peer {
   /// Calls once webrtcbin is ready to make an offer.
   void call();
   void on_state(GstWebRTCPeerConnectionState state);
-  /// Says `text` into this connection (espeak-ng).
-  void speak(const std::string& text);
+  /// Makes `text`'s speech (espeak-ng) into this connection, held until
+  /// the connection is up.
+  void prepare_speech(const std::string& text);
   void heard(const std::string& hypothesis);
   peer_ref ref() const;
 };

@@ -58,6 +58,25 @@ GstClockTime running_time(GstElement* pipeline) {
   return now > base ? now - base : 0;
 }
 
+/// Speech starts when its first buffer comes (espeak-ng takes a while on a
+/// busy machine): its timestamps start at 0, so the pad's offset puts that
+/// buffer a little after now on the live mixer's clock; a fixed offset
+/// taken earlier would make the mixer drop it all as late. On a src pad: an
+/// offset moves the segment, which a src pad sends again before this buffer.
+GstPadProbeReturn place_speech(GstPad* pad, GstPadProbeInfo* info, gpointer data) {
+  auto* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+  auto* pipeline = static_cast<GstElement*>(data);
+  auto pts = GST_BUFFER_PTS_IS_VALID(buffer) ? GST_BUFFER_PTS(buffer) : 0;
+  gst_pad_set_offset(pad, static_cast<gint64>(running_time(pipeline) + 60 * GST_MSECOND)
+                            - static_cast<gint64>(pts));
+  return GST_PAD_PROBE_REMOVE;
+}
+
+/// Holds speech made in advance until it is released.
+GstPadProbeReturn hold(GstPad*, GstPadProbeInfo*, gpointer) {
+  return GST_PAD_PROBE_OK;
+}
+
 /// Links `branch` (a bin with a src ghost pad) into the mixer, `offset`
 /// later on the pipeline's clock than its own timestamps say.
 void into_mixer(GstElement* pipeline, GstElement* branch, GstClockTime offset) {
@@ -65,8 +84,8 @@ void into_mixer(GstElement* pipeline, GstElement* branch, GstClockTime offset) {
   if (!mixer)
     return;
   auto* sink = gst_element_request_pad_simple(mixer, "sink_%u");
-  gst_pad_set_offset(sink, static_cast<gint64>(offset));
   auto* src = gst_element_get_static_pad(branch, "src");
+  gst_pad_set_offset(sink, static_cast<gint64>(offset));
   gst_pad_link(src, sink);
   gst_object_unref(src);
   gst_object_unref(sink);
@@ -295,10 +314,17 @@ void peer::build() {
   if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
     spdlog::error("voice of run {}: the connection to {} did not start",
                   owner.spec.run_id, who.session_id);
+  // greeter says hello to each person once a connection is up: made now,
+  // so that espeak-ng's start is not on the way.
+  if (owner.spec.bot_name == "greeter")
+    prepare_speech("hello, " + who.nick);
 }
 
 void peer::teardown() {
   cancel_source(bus_watch);
+  if (speech)
+    gst_object_unref(speech);
+  speech = nullptr;
   if (pipeline)
     gst_element_set_state(pipeline, GST_STATE_NULL);
   if (webrtc)
@@ -373,9 +399,12 @@ void peer::on_state(GstWebRTCPeerConnectionState state) {
     connected = true;
     spdlog::info("voice of run {}: connected to {}", owner.spec.run_id,
                  who.session_id);
-    if (owner.spec.bot_name == "greeter" && !greeted) {
-      greeted = true;
-      speak("hello, " + who.nick);
+    if (speech) {
+      // The greeting made while the connection was set up goes now.
+      gst_pad_add_probe(speech, GST_PAD_PROBE_TYPE_BUFFER, place_speech, pipeline, nullptr);
+      gst_pad_remove_probe(speech, speech_hold);
+      gst_object_unref(speech);
+      speech = nullptr;
     }
   } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
     connected = false;
@@ -383,7 +412,7 @@ void peer::on_state(GstWebRTCPeerConnectionState state) {
   }
 }
 
-void peer::speak(const std::string& text) {
+void peer::prepare_speech(const std::string& text) {
   if (!pipeline)
     return;
   GError* err = nullptr;
@@ -401,8 +430,11 @@ void peer::speak(const std::string& text) {
   g_object_set(voice, "text", text.c_str(), nullptr);
   gst_object_unref(voice);
   gst_bin_add(GST_BIN(pipeline), branch);
-  // It starts now on the live mixer's clock (its own timestamps start at 0).
-  into_mixer(pipeline, branch, running_time(pipeline) + 50 * GST_MSECOND);
+  into_mixer(pipeline, branch, 0);
+  speech = gst_element_get_static_pad(branch, "src");
+  speech_hold = gst_pad_add_probe(
+    speech, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BLOCK | GST_PAD_PROBE_TYPE_BUFFER),
+    hold, nullptr, nullptr);
   gst_element_sync_state_with_parent(branch);
 }
 
