@@ -475,7 +475,8 @@ void engine::impl::refused(run& r, const std::string& code) {
     // one, the token was fenced: the member runs elsewhere now.
     if (r.welcomed_once
         || std::chrono::steady_clock::now() - r.started > early_window)
-      return end(r.spec.run_id, "its session token was refused (the member moved)");
+      return end(r.spec.run_id,
+                 "its session token was refused (the member moved or ended)");
     if (r.ws) {
       g_signal_handlers_disconnect_matched(r.ws, G_SIGNAL_MATCH_DATA, 0, 0,
                                            nullptr, nullptr, &r);
