@@ -184,22 +184,23 @@ std::string reply_sdp(GstPromise* promise, const char* field) {
   return text;
 }
 
-void on_offer_created(GstPromise* promise, gpointer data) {
-  auto sdp = reply_sdp(promise, "offer");
+/// A create-offer or create-answer reply goes to the negotiation's `made`.
+void on_created(GstPromise* promise, gpointer data, const char* field,
+                std::vector<step> (negotiation::*made)(const std::string&)) {
+  auto sdp = reply_sdp(promise, field);
   gst_promise_unref(promise);
   if (sdp.empty())
     return;
   on_peer(*static_cast<peer_ref*>(data),
-          [sdp](peer& p) { p.execute(p.neg.offer_created(sdp)); });
+          [sdp, made](peer& p) { p.execute((p.neg.*made)(sdp)); });
+}
+
+void on_offer_created(GstPromise* promise, gpointer data) {
+  on_created(promise, data, "offer", &negotiation::offer_created);
 }
 
 void on_answer_created(GstPromise* promise, gpointer data) {
-  auto sdp = reply_sdp(promise, "answer");
-  gst_promise_unref(promise);
-  if (sdp.empty())
-    return;
-  on_peer(*static_cast<peer_ref*>(data),
-          [sdp](peer& p) { p.execute(p.neg.answer_created(sdp)); });
+  on_created(promise, data, "answer", &negotiation::answer_created);
 }
 
 gboolean on_bus(GstBus*, GstMessage* msg, gpointer data) {
