@@ -188,6 +188,17 @@ function fakeProvider({ bots = ['echo', 'greeter'], runPrefix = 'run-' } = {}) {
   }));
 }
 
+/// Registers a fake provider of the echo bot as `name`; notes its id on it.
+async function registerFake(port, name, fake) {
+  const r = await api(port, 'POST', '/api/bots/providers/register', {
+    name, base_url: fake.base_url, bots: [{ name: 'echo', description: 'repeats' }],
+  });
+  check(r.status === 200, `${name} registered (${r.status})`);
+  fake.provider_id = r.body.provider_id;
+  fake.name = name;
+  return fake;
+}
+
 // -- the browser --------------------------------------------------------------------------
 
 /// Headless Chromium; `args` are more flags (the voice test's fake media).
@@ -475,7 +486,7 @@ function run(main, limitMs = 110000) {
 
 module.exports = {
   SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE,
-  log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider,
+  log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider, registerFake,
   launchBrowser, screenshot, run,
   sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears,
   startSampler, stopSampler, largestGap, sampleDuring, checkAudioGap, keepConnections, voiceRoom, median, stepOf,

@@ -25,7 +25,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  BASE, log, check, requireBinaries, startServer, api, until, fakeProvider, launchBrowser, screenshot, run,
+  BASE, log, check, requireBinaries, startServer, api, until, fakeProvider, registerFake, launchBrowser, screenshot, run,
 } = require('./harness');
 
 /// Runs one step; a failure names the step, and adds what the server says
@@ -62,16 +62,6 @@ async function step(name, ctx, fn) {
   }
 }
 
-async function register(port, name, fake) {
-  const r = await api(port, 'POST', '/api/bots/providers/register', {
-    name, base_url: fake.base_url, bots: [{ name: 'echo', description: 'repeats' }],
-  });
-  check(r.status === 200, `${name} registered (${r.status})`);
-  fake.provider_id = r.body.provider_id;
-  fake.name = name;
-  return fake;
-}
-
 async function session(port, lobbyId, sessionId) {
   const r = await api(port, 'GET', `/api/lobby/${lobbyId}`);
   return r.body.sessions.find((s) => s.session_id === sessionId);
@@ -96,8 +86,8 @@ async function main() {
     });
     ctx.server = server;
     log(`server on port ${server.port}`);
-    const a = await register(server.port, 'fleet-a', await fakeProvider({ bots: ['echo'], runPrefix: 'a-run-' }));
-    const b = await register(server.port, 'fleet-b', await fakeProvider({ bots: ['echo'], runPrefix: 'b-run-' }));
+    const a = await registerFake(server.port, 'fleet-a', await fakeProvider({ bots: ['echo'], runPrefix: 'a-run-' }));
+    const b = await registerFake(server.port, 'fleet-b', await fakeProvider({ bots: ['echo'], runPrefix: 'b-run-' }));
     fakes.push(a, b);
     check(a.provider_id !== b.provider_id, 'two providers, two ids');
     await until('echo offered by both providers', async () => {
@@ -238,7 +228,7 @@ async function main() {
     await screenshot(page, 'web-fleet-orphaned.png');
 
     await step('a new provider of the bot registers: the orphan moves to it', ctx, async () => {
-      const c = await register(server.port, 'fleet-c', await fakeProvider({ bots: ['echo'], runPrefix: 'c-run-' }));
+      const c = await registerFake(server.port, 'fleet-c', await fakeProvider({ bots: ['echo'], runPrefix: 'c-run-' }));
       fakes.push(c);
       await until(`a join of session ${member.session_id} on fleet-c`,
         async () => c.joins.some((j) => j.session_id === member.session_id), 20000);

@@ -34,7 +34,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  BASE, log, check, requireBinaries, startServer, api, until, fakeProvider, screenshot, run,
+  BASE, log, check, requireBinaries, startServer, api, until, fakeProvider, registerFake, screenshot, run,
   sleep, makeSpeech, statsOf, joinVoice, connected, hears, voiceRoom, stepOf,
 } = require('./harness');
 
@@ -141,16 +141,6 @@ async function startBotRun(browser, origin, lobbyId, join, name) {
   return { name, page, errors };
 }
 
-async function register(port, name, fake) {
-  const r = await api(port, 'POST', '/api/bots/providers/register', {
-    name, base_url: fake.base_url, bots: [{ name: 'echo', description: 'repeats' }],
-  });
-  check(r.status === 200, `${name} registered (${r.status})`);
-  fake.provider_id = r.body.provider_id;
-  fake.name = name;
-  return fake;
-}
-
 // -- the scenario --------------------------------------------------------------------------------
 
 async function main() {
@@ -249,8 +239,8 @@ async function main() {
       await bob.page.close();
     });
 
-    const a = await register(port, 'marks-a', await fakeProvider({ bots: ['echo'], runPrefix: 'a-run-' }));
-    const b = await register(port, 'marks-b', await fakeProvider({ bots: ['echo'], runPrefix: 'b-run-' }));
+    const a = await registerFake(port, 'marks-a', await fakeProvider({ bots: ['echo'], runPrefix: 'a-run-' }));
+    const b = await registerFake(port, 'marks-b', await fakeProvider({ bots: ['echo'], runPrefix: 'b-run-' }));
     fakes.push(a, b);
 
     const { botId, first, second } = await step('the echo bot joins: a member, not a voice peer yet', async () => {
