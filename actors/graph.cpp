@@ -41,6 +41,7 @@ graph spawn_graph(caf::actor_system& sys, graph_config config,
   peers.stats = stats;
   peers.claims = ports.claims;
   peers.lines = ports.lines;
+  peers.duty = ports.duty;
   g.directory = sys.spawn(lobby_directory, std::move(state.lobbies), peers,
                           stats);
   // The registry tells the lobbies of fleet events (re-dispatch, orphans,

@@ -21,7 +21,7 @@ struct server_stats;
 struct graph;
 
 /// What differs between the modes: where each owner's changes are durable,
-/// and the three ports (actors/ports.hpp). The embedded defaults are set.
+/// and the four ports (actors/ports.hpp). The embedded defaults are set.
 struct graph_ports {
   store_handles providers;
   store_handles lobbies;
@@ -29,6 +29,7 @@ struct graph_ports {
   std::shared_ptr<const claim_port> claims = local_claims();
   std::shared_ptr<const line_port> lines = local_lines();
   std::shared_ptr<const link_port> links = local_links();
+  std::shared_ptr<const duty_port> duty = local_duty();
   /// Runs once the graph is spawned (cluster: the relay learns its peers,
   /// each store its owner).
   std::function<void(const graph&)> spawned;

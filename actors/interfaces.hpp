@@ -95,6 +95,8 @@ using lobby_subscriber_actor = caf::typed_actor<
   caf::reacts_to<atom::subscribe, lobby>,
   // Something happened in the lobby.
   caf::reacts_to<atom::event, lobby_event>,
+  // A member left, and why (member_left with its "reason").
+  caf::reacts_to<atom::event, lobby_event, leave_reason>,
   // Voice (SPEC §9), once its socket speaks for a peer: the lobby's voice
   // sockets now, to relay signals straight to them.
   caf::reacts_to<atom::peers, voice_table_ptr>,
@@ -124,6 +126,9 @@ using lobby_actor = caf::typed_actor<
   // Timer: a person without a socket since the given arming (session id,
   // generation) ends.
   caf::reacts_to<atom::idle, std::string, uint64_t>,
+  // Timer: the empty-lobby grace since the given arming (generation)
+  // ended: the bot members leave, unless a person came.
+  caf::reacts_to<atom::grace, uint64_t>,
   // A member leaves; a bot's provider is told to stop its run.
   caf::replies_to<atom::remove, std::string>::with<bool>,
   // A provider registered again with the given runs (provider id, run ids,

@@ -324,24 +324,25 @@ void lobby_state::write_member(const std::string& sid, store_batch batch,
 }
 
 void lobby_state::leave(const std::string& sid,
-                        std::function<void(const caf::error&)> done) {
+                        std::function<void(const caf::error&)> done,
+                        leave_reason why) {
   auto m = find_member(sid);
   if (!m) {
     done(session_not_found(peers.stats));
     return;
   }
-  if (wait_for_write(sid, [this, sid, done] { leave(sid, done); }))
+  if (wait_for_write(sid, [this, sid, done, why] { leave(sid, done, why); }))
     return;
   // A person's name is nobody's claim (claims are bots' names).
   auto change = m->value.is_bot ? peers.claims->leave_change(value.id, m->value)
                                 : leave_change(value.id, sid);
   write_member(sid, {std::move(change)},
-               [this, done, m](const caf::error& err) {
+               [this, done, m, why](const caf::error& err) {
                  if (err) {
                    done(err);
                    return;
                  }
-                 remove_member(m->value.session_id);
+                 remove_member(m->value.session_id, why);
                  done({});
                  // Tell the provider to stop the run; the member is gone
                  // either way.

@@ -31,6 +31,8 @@ void lobby_state::insert_bot(std::shared_ptr<const lobby_image::member> m) {
                s.bot_name, s.nick, value.id, s.provider_id, s.run_id);
   emit(lobby_event_type::member_joined, s);
   notify(member_change{value.id, std::move(m), {}});
+  // A bot joining an empty lobby does not keep it: the grace runs for it.
+  check_grace();
 }
 
 void lobby_state::apply_remote(const remote_batch& batch) {
@@ -118,7 +120,11 @@ void lobby_state::add_person(const std::string& nick,
   s.token_hash = token_hash(answer.token);
   auto m = make_member(s);
   s.token_hash.clear(); // the answer carries the token itself, once
-  write({join_change(value.id, m)},
+  store_batch batch{join_change(value.id, m)};
+  // The first person: the header says so from now on, in the same write.
+  if (!value.had_people)
+    batch.push_back(had_people_change());
+  write(std::move(batch),
         [this, m, rp, answer](const caf::error& err) mutable {
           if (err) {
             spdlog::warn("'{}' not added to lobby {}: {}", m->value.nick,
@@ -134,6 +140,10 @@ void lobby_state::add_person(const std::string& nick,
 void lobby_state::insert_person(std::shared_ptr<const lobby_image::member> m) {
   auto& s = m->value;
   value.sessions.push_back(m);
+  ++people;
+  // Durable already: written with the person here, or by the instance that
+  // added it.
+  value.had_people = true;
   spdlog::info("joined: '{}' in lobby {} (session {})", s.nick, value.id,
                s.session_id);
   emit(lobby_event_type::member_joined, s);
@@ -143,6 +153,7 @@ void lobby_state::insert_person(std::shared_ptr<const lobby_image::member> m) {
   // Seen first as a voice peer (it said hello on another instance).
   voice_changed(std::nullopt, s);
   notify(member_change{value.id, std::move(m), {}});
+  check_grace(); // a person within the grace keeps the bots
 }
 
 void lobby_state::subscribe(lobby_subscriber_actor sub) {
@@ -218,10 +229,13 @@ void lobby_state::learned(const provider& p) {
 }
 
 void lobby_state::emit(lobby_event_type type, const session& member,
-                       std::string text) {
+                       std::string text, leave_reason why) {
   lobby_event ev{type, value.id, member, std::move(text), unix_now()};
   for (auto& sub : subscribers)
-    self->send(sub, atom::event_v, ev);
+    if (why == leave_reason::asked)
+      self->send(sub, atom::event_v, ev);
+    else
+      self->send(sub, atom::event_v, ev, why);
   // Only the bots of CAF providers (or of providers not known yet) hear
   // events: HTTP providers' bots are kept apart, so a lobby full of them
   // costs nothing per event.
@@ -318,7 +332,8 @@ lobby_state::find_member(const std::string& session_id) const {
   return nullptr;
 }
 
-std::optional<session> lobby_state::remove_member(const std::string& session_id) {
+std::optional<session>
+lobby_state::remove_member(const std::string& session_id, leave_reason why) {
   auto& ss = value.sessions;
   auto i = std::find_if(ss.begin(), ss.end(), [&](const auto& m) {
     return m->value.session_id == session_id;
@@ -329,11 +344,15 @@ std::optional<session> lobby_state::remove_member(const std::string& session_id)
   ss.erase(i);
   if (s.is_bot)
     drop_bot(s);
-  spdlog::info("left: '{}' from lobby {} (session {})", s.nick, value.id,
-               s.session_id);
-  emit(lobby_event_type::member_left, s);
+  else
+    --people;
+  spdlog::info("left: '{}' from lobby {} (session {}){}{}", s.nick, value.id,
+               s.session_id, why == leave_reason::asked ? "" : ", ",
+               why == leave_reason::asked ? "" : to_string(why));
+  emit(lobby_event_type::member_left, s, {}, why);
   notify(member_change{value.id, nullptr, s.session_id});
   voice_gone(s, false);
+  check_grace(); // the last person gone: the grace starts
   return s;
 }
 
@@ -347,13 +366,18 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
   st.peers = std::move(peers);
   st.value = std::move(value);
   for (auto& m : st.value.sessions) {
-    if (m->value.is_bot)
+    if (m->value.is_bot) {
       st.add_bot(lobby_state::join_key{m->value.bot_name, m->value.nick}, m);
-    else // the time the server was down does not count (SPEC §9)
+    } else { // the time the server was down does not count (SPEC §9)
+      ++st.people;
       st.arm_idle(m->value.session_id);
+    }
     if (m->value.voice && st.peers.stats)
       ++st.peers.stats->voice_peers;
   }
+  st.remember_people();
+  // The full grace from this start: downtime does not count.
+  st.check_grace();
   self->set_down_handler([=](caf::down_msg& dm) {
     self->state.unsubscribe(dm.source);
     self->state.remote_gone(dm.source);
@@ -456,6 +480,9 @@ lobby_fn(lobby_actor::stateful_pointer<lobby_state> self,
       },
       [=](atom::idle, const std::string& session_id, uint64_t generation) {
         self->state.idle_expired(session_id, generation);
+      },
+      [=](atom::grace, uint64_t generation) {
+        self->state.grace_expired(generation);
       },
       [=](atom::subscribe, lobby_subscriber_actor sub) {
         self->state.subscribe(std::move(sub));

@@ -83,12 +83,19 @@ struct lobby_peers {
   /// How long a person's session lasts without a socket speaking for it
   /// (SPEC §9); time the server was down does not count.
   caf::timespan session_idle_timeout = std::chrono::seconds(120);
+  /// How long bot members stay in a lobby whose people all left (it had
+  /// some); then each leaves as a bot leave does, saying empty_lobby. Zero:
+  /// never (bots alone keep a lobby for ever). Downtime does not count.
+  caf::timespan empty_lobby_grace = caf::timespan{0};
   /// Who may take a join's name (actors/ports.hpp): the lobby's own
   /// members (embedded), or a reservation in etcd (cluster).
   std::shared_ptr<const claim_port> claims = local_claims();
   /// Where lines said here go beyond this instance: nowhere (embedded), or
   /// to every other instance (cluster).
   std::shared_ptr<const line_port> lines = local_lines();
+  /// Which instance stops an empty lobby's bots: this one (embedded), or
+  /// the sweeper (cluster).
+  std::shared_ptr<const duty_port> duty = local_duty();
 };
 
 struct lobby_state {
@@ -181,9 +188,10 @@ struct lobby_state {
   /// Whether `m` is still the member of its session id.
   bool is_current(const std::shared_ptr<const lobby_image::member>& m) const;
   /// A member leaves (SPEC §3: answered once durable), after any write of
-  /// it in flight.
+  /// it in flight; its member_left says `why`.
   void leave(const std::string& sid,
-             std::function<void(const caf::error&)> done);
+             std::function<void(const caf::error&)> done,
+             leave_reason why = leave_reason::asked);
   /// Bot members with a write in flight (a leave, a move, an orphan mark),
   /// by session id, with what waits for it. Two writes of one member never
   /// cross in the store: a leave answered before a move's write landed
@@ -275,9 +283,10 @@ struct lobby_state {
   /// A person's idle timer fired: the session ends unless a socket came.
   void idle_expired(const std::string& session_id, uint64_t generation);
   /// Sends an event to every subscriber and to every bot member but the one
-  /// it is about, without waiting for any of them.
+  /// it is about, without waiting for any of them. Subscribers hear `why`
+  /// too (bots do not: the CAF wire has no reason).
   void emit(lobby_event_type type, const session& member,
-            std::string text = {});
+            std::string text = {}, leave_reason why = leave_reason::asked);
   /// Sends an event to one bot member through the dispatcher.
   void tell_bot(const session& bot, const lobby_event& ev);
   /// A member says something; non-members and bad lines are ignored.
@@ -295,8 +304,37 @@ struct lobby_state {
   void stop_run(const session& s);
   std::shared_ptr<const lobby_image::member>
   find_member(const std::string& session_id) const;
-  /// Removes a member (announced, the directory told); nothing when absent.
-  std::optional<session> remove_member(const std::string& session_id);
+  /// Removes a member (announced with `why`, the directory told); nothing
+  /// when absent.
+  std::optional<session>
+  remove_member(const std::string& session_id,
+                leave_reason why = leave_reason::asked);
+
+  // -- the empty-lobby grace (actors/lobby_grace.cpp) --
+
+  /// The arming of the grace timer now (an older timer that fires changes
+  /// nothing); 0: none armed.
+  uint64_t grace_armed = 0;
+  uint64_t grace_generation = 0;
+  /// The grace's leaves in flight (no new grace is armed meanwhile).
+  size_t grace_leaving = 0;
+  /// Members that are people (not bots).
+  size_t people = 0;
+  /// Whether the grace runs now: on, the lobby had people, has none, and
+  /// has bot members.
+  bool grace_due() const;
+  /// Arms the grace timer when it is due and not armed, and disarms it when
+  /// it is no longer due; a bot that joins meanwhile does not re-arm it.
+  /// Called after every change of the members.
+  void check_grace();
+  /// The grace timer fired: the bot members leave (empty_lobby), if it is
+  /// still due and this instance is on duty; else armed again.
+  void grace_expired(uint64_t generation);
+  /// The store change of the header with had_people set.
+  store_change had_people_change() const;
+  /// A lobby with people whose header does not say so yet (data from before
+  /// the grace): the header is written, so that a restart still knows.
+  void remember_people();
 };
 
 lobby_actor::behavior_type

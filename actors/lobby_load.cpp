@@ -51,6 +51,7 @@ lobby to_lobby(const lobby_image& img, members_view view) {
   result.name = img.name;
   result.is_private = img.is_private;
   result.created_at = img.created_at;
+  result.had_people = img.had_people;
   if (view == members_view::none)
     return result;
   result.sessions.reserve(img.sessions.size());
@@ -74,6 +75,7 @@ lobby_image to_image(lobby value) {
   result.name = std::move(value.name);
   result.is_private = value.is_private;
   result.created_at = value.created_at;
+  result.had_people = value.had_people;
   result.sessions.reserve(value.sessions.size());
   for (auto& s : value.sessions)
     result.sessions.push_back(make_member(std::move(s)));

@@ -1,9 +1,11 @@
-// The lobby's ports (actors/ports.hpp): who may take a join's name, and
-// where lines said here go, embedded and cluster.
+// The lobby's ports (actors/ports.hpp): who may take a join's name, where
+// lines said here go, and who stops an empty lobby's bots, embedded and
+// cluster.
 #include <caf/all.hpp>
 
 #include "actors/lobby.hpp"
 #include "actors/lobby_shared.hpp"
+#include "actors/stats.hpp"
 
 namespace vb {
 
@@ -129,7 +131,39 @@ private:
   line_relay_actor relay_;
 };
 
+class local_duty_port final : public duty_port {
+public:
+  bool on_duty() const override {
+    return true;
+  }
+};
+
+/// The cleanup sweeper's election decides, so that no new election is
+/// needed: the sweeper's lease fences its writes the same way.
+class sweeper_duty_port final : public duty_port {
+public:
+  explicit sweeper_duty_port(std::shared_ptr<const server_stats> stats)
+    : stats_(std::move(stats)) {
+  }
+  bool on_duty() const override {
+    return stats_->sweeper.load(std::memory_order_relaxed);
+  }
+
+private:
+  std::shared_ptr<const server_stats> stats_;
+};
+
 } // namespace
+
+std::shared_ptr<const duty_port> local_duty() {
+  static const auto port = std::make_shared<const local_duty_port>();
+  return port;
+}
+
+std::shared_ptr<const duty_port>
+sweeper_duty(std::shared_ptr<const server_stats> stats) {
+  return std::make_shared<const sweeper_duty_port>(std::move(stats));
+}
 
 std::shared_ptr<const claim_port> local_claims() {
   static const auto port = std::make_shared<const local_claim_port>();

@@ -73,6 +73,7 @@ VB_ADD_ATOM(voice, "voice")
 VB_ADD_ATOM(idle, "idle")
 VB_ADD_ATOM(signal, "signal")
 VB_ADD_ATOM(seats, "seats")
+VB_ADD_ATOM(grace, "grace")
 
 namespace vb {
 
@@ -112,6 +113,8 @@ struct lobby_image {
   std::string name;
   bool is_private = false;
   double created_at = 0;
+  /// A person has been a member (durable: the lobby's header).
+  bool had_people = false;
   std::vector<std::shared_ptr<const member>> sessions;
 };
 using lobby_image_ptr = std::shared_ptr<const lobby_image>;
@@ -311,6 +314,15 @@ enum class move_reason : uint8_t {
 
 const char* to_string(move_reason x);
 
+/// Why a member left, when the lobby's events say it (`member_left`'s
+/// "reason"). Local only: the CAF wire's lobby_event carries no reason.
+enum class leave_reason : uint8_t {
+  asked,       // a leave, a DELETE, an idle timeout: no reason is shown
+  empty_lobby, // a bot stopped after the lobby's people left (the grace)
+};
+
+const char* to_string(leave_reason x);
+
 // -- serialization of local types (CAF 0.17 inspect) -------------------------
 
 /// inspect() of a plain struct: its fields in order, named vb::TYPE (the
@@ -388,4 +400,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(vb_local, caf::id_block::vb_protocol::end)
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_welcome))
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_table_ptr))
   CAF_ADD_TYPE_ID(vb_local, (vb::voice_seat))
+  CAF_ADD_TYPE_ID(vb_local, (vb::leave_reason))
 CAF_END_TYPE_ID_BLOCK(vb_local)

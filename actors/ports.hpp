@@ -21,6 +21,7 @@ namespace vb {
 
 struct lobby_state;
 struct dispatcher_state;
+struct server_stats;
 
 /// Who may take a join's name (lobby, bot, nick).
 class claim_port {
@@ -75,6 +76,22 @@ public:
 std::shared_ptr<const line_port> local_lines();
 /// Cluster: to every other instance, through the link table.
 std::shared_ptr<const line_port> relayed_lines(line_relay_actor relay);
+
+/// Which instance does what a timer of every instance's lobby would do (the
+/// empty-lobby grace stops the bots): one, so that each run is stopped once.
+class duty_port {
+public:
+  virtual ~duty_port() = default;
+  /// Whether this instance acts now; the others arm their timer again.
+  virtual bool on_duty() const = 0;
+};
+
+/// Embedded: this instance, the only one.
+std::shared_ptr<const duty_port> local_duty();
+/// Cluster: the instance holding the sweeper key (cluster/membership.cpp),
+/// elected again when it dies.
+std::shared_ptr<const duty_port>
+sweeper_duty(std::shared_ptr<const server_stats> stats);
 
 /// What a provider answered to one join: its run id or why not.
 using join_answer = std::function<void(caf::expected<std::string>)>;

@@ -110,6 +110,8 @@ struct server_stats {
   std::atomic<uint64_t> rate_limited{0};  // registrations answered 429
   std::atomic<uint64_t> late_acceptances{0}; // joins accepted too late, stopped
   std::atomic<uint64_t> stray_stops{0}; // runs no member held, stopped
+  /// Bot members that left after their lobby's people did (the grace).
+  std::atomic<uint64_t> empty_lobby_stops{0};
   std::atomic<uint64_t> idempotent_replays{0}; // joins answered from a key
   // Voice (SPEC §9).
   std::atomic<uint64_t> voice_peers{0};      // voice peers now

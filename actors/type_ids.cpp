@@ -16,6 +16,14 @@ const char* to_string(move_reason x) {
   return "unknown";
 }
 
+const char* to_string(leave_reason x) {
+  switch (x) {
+    case leave_reason::asked: return "asked";
+    case leave_reason::empty_lobby: return "empty_lobby";
+  }
+  return "unknown";
+}
+
 void add_local_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::vb_local>();
   cfg.add_message_types<caf::id_block::vb_actors>();

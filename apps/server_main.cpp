@@ -296,6 +296,7 @@ int main(int argc, char** argv) {
   peers.max_lobbies = opts.max_lobbies;
   peers.max_voice_peers = opts.max_voice_peers;
   peers.session_idle_timeout = seconds(opts.session_idle_timeout);
+  peers.empty_lobby_grace = seconds(opts.empty_lobby_grace);
   peers.max_members = opts.max_members_per_lobby;
   // Joins with an Idempotency-Key (SPEC §7). Its wait for the directory is
   // above the front end's (every failover at dispatch_timeout, then the

@@ -177,6 +177,9 @@ const flag_row flags[] = {
    "voice_full"},
   {"--session-idle-timeout", bind<&server_options::session_idle_timeout>,
    "seconds a person's session lasts without a socket speaking for it"},
+  {"--empty-lobby-grace", bind<&server_options::empty_lobby_grace>,
+   "seconds a lobby's bots stay once its last person left, then they are "
+   "stopped (fractions allowed); 0: never"},
   {"--stun-url", bind<&server_options::stun_urls>,
    "a STUN server for voice peers (stun:HOST[:PORT]); repeatable"},
   {"--turn-url", bind<&server_options::turn_urls>,

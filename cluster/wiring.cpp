@@ -135,6 +135,7 @@ graph_ports cluster_ports(caf::actor_system& sys, const cluster_instance& c,
   ports.claims = reserved_claims(lobbies.claims);
   ports.lines = relayed_lines(c.links);
   ports.links = remote_links(c.links);
+  ports.duty = sweeper_duty(stats);
   auto relay = c.relay;
   ports.spawned = [relay, providers, lobbies, keys](const graph& g) {
     caf::anon_send(relay, atom::peers_v, g.dispatcher, g.directory);

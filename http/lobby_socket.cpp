@@ -41,13 +41,17 @@ std::string members_message(const lobby& l) {
                    {"at", unix_now()}});
 }
 
-std::string event_message(const lobby_event& ev) {
+std::string event_message(const lobby_event& ev,
+                          leave_reason why = leave_reason::asked) {
   json j{{"type", to_string(ev.type)},
          {"lobby_id", ev.lobby_id},
          {"member", ev.member},
          {"at", ev.at}};
   if (ev.type == lobby_event_type::chat)
     j["text"] = ev.text;
+  // Ordinary leaves keep their shape: only a leave with a reason says it.
+  if (ev.type == lobby_event_type::member_left && why != leave_reason::asked)
+    j["reason"] = to_string(why);
   return dump(j);
 }
 
@@ -409,6 +413,9 @@ lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state
   return {
     [=](atom::subscribe, const lobby& l) { deliver(members_message(l)); },
     [=](atom::event, const lobby_event& ev) { deliver(event_message(ev)); },
+    [=](atom::event, const lobby_event& ev, leave_reason why) {
+      deliver(event_message(ev, why));
+    },
     [=](atom::hello, voice_hello& h) {
       auto me = caf::actor_cast<lobby_subscriber_actor>(self);
       self->request(source, std::chrono::seconds(10), atom::hello_v,

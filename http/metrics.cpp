@@ -276,6 +276,10 @@ const family_row families[] = {
    "Runs a provider's heartbeats listed that no bot member held for the "
    "stray grace (a leave or move whose stop failed), stopped.",
    counter, of_stats<&server_stats::stray_stops>},
+  {"voicebot_empty_lobby_bots_stopped_total",
+   "Bot members that left (their runs stopped) when their lobby had had no "
+   "people for --empty-lobby-grace.",
+   counter, of_stats<&server_stats::empty_lobby_stops>},
   {"voicebot_caf_tls_handshake_failures_total",
    "Connections to the provider gateway whose mutual TLS handshake failed "
    "(no certificate, another CA's, expired, not TLS), closed.",

@@ -60,6 +60,7 @@ json to_json(const server_options& o) {
     {"instance_ttl", o.instance_ttl},
     {"max_voice_peers", o.max_voice_peers},
     {"session_idle_timeout", o.session_idle_timeout},
+    {"empty_lobby_grace", o.empty_lobby_grace},
     {"signal_rate", o.signal_rate},
     {"stun_urls", o.stun_urls},
     {"turn_urls", o.turn_urls},
@@ -190,6 +191,8 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "max_voice_peers", o.max_voice_peers);
     else if (key == "session_idle_timeout")
       err = read_field(value, "session_idle_timeout", o.session_idle_timeout);
+    else if (key == "empty_lobby_grace")
+      err = read_field(value, "empty_lobby_grace", o.empty_lobby_grace);
     else if (key == "signal_rate")
       err = read_field(value, "signal_rate", o.signal_rate);
     else if (key == "stun_urls")
@@ -310,6 +313,8 @@ std::string validate(const server_options& o) {
     return "max_voice_peers must be between 2 and 64";
   if (!positive(o.session_idle_timeout))
     return "session_idle_timeout must be a positive number of seconds";
+  if (!std::isfinite(o.empty_lobby_grace) || o.empty_lobby_grace < 0)
+    return "empty_lobby_grace must be 0 (off) or a positive number of seconds";
   if (!positive(o.signal_rate))
     return "signal_rate must be a positive number of messages per second";
   if (!positive(o.turn_ttl))

@@ -89,6 +89,9 @@ struct server_options {
   std::size_t max_voice_peers = 8;
   /// Seconds a person's session lasts without a socket speaking for it.
   double session_idle_timeout = 120;
+  /// Seconds a lobby's bot members stay once its last person left (it had
+  /// people); then they are stopped. 0: never (bots alone keep a lobby).
+  double empty_lobby_grace = 0;
   /// Messages a lobby WebSocket may send per second; past it, closed (1008).
   double signal_rate = 50;
   /// ICE servers handed out in a welcome: stun:, turn:/turns: URLs, the

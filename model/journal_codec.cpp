@@ -66,6 +66,9 @@ std::string provider_seen_record(
 std::string lobby_header_json(const lobby& header) {
   auto j = lobby_summary(header);
   j.erase("members");
+  // Only when set: files without it (older ones) read as false.
+  if (header.had_people)
+    j["had_people"] = true;
   return compact_json(j);
 }
 

@@ -8,6 +8,7 @@
 //     {"op":"seen","last_seen":{"id":t,...}} heartbeats since the last one
 //   lobbies.journal
 //     {"op":"lobby","lobby":{id,name,private,created_at}}   created
+//     {"op":"lobby","lobby":{...,"had_people":true}}        its first person
 //     {"op":"join","lobby_id":"...","session":{...}}        a bot member
 //     {"op":"leave","lobby_id":"...","session_id":"..."}    a bot left
 //
@@ -39,7 +40,7 @@ std::string leave_record(const std::string& lobby_id,
                          const std::string& session_id);
 
 /// The JSON of a lobby without its members, as a lobbies snapshot holds it
-/// before its sessions.
+/// before its sessions; `had_people` only when set.
 std::string lobby_header_json(const lobby& header);
 
 /// Providers as a snapshot left them, with journal records applied in

@@ -153,6 +153,8 @@ private:
   bool* bool_field() {
     if (here() == where::lobby && key_ == "private")
       return &cur_lobby()->is_private;
+    if (here() == where::lobby && key_ == "had_people")
+      return &cur_lobby()->had_people;
     if (here() == where::session && key_ == "is_bot")
       return &cur_session()->is_bot;
     if (here() == where::session && key_ == "orphaned")
@@ -183,7 +185,8 @@ private:
                || key_ == "session" || key_ == "lobby";
       case where::lobby:
         return key_ == "id" || key_ == "name" || key_ == "private"
-               || key_ == "created_at" || key_ == "sessions";
+               || key_ == "created_at" || key_ == "sessions"
+               || key_ == "had_people";
       case where::session:
         return key_ == "session_id" || key_ == "nick" || key_ == "is_bot"
                || key_ == "bot_name" || key_ == "provider_id"
@@ -197,7 +200,7 @@ private:
 
   /// What a known key holds.
   const char* expected() const {
-    for (auto k : {"private", "is_bot", "orphaned", "voice"})
+    for (auto k : {"private", "is_bot", "orphaned", "voice", "had_people"})
       if (key_ == k)
         return "a boolean";
     for (auto k : {"created_at", "joined_at", "moved_at", "version",

@@ -136,6 +136,9 @@ struct lobby {
   bool is_private = false; // "private" in JSON
   double created_at = 0;   // unix seconds
   std::vector<session> sessions;
+  /// A person has been a member at some time (the empty-lobby grace ends
+  /// its bots only then). In the data files only, never in listings.
+  bool had_people = false;
 };
 
 /// POST /api/lobby.

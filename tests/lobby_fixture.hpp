@@ -131,6 +131,9 @@ struct lobby_fixture : test::fixture {
   size_t max_members = lobby_peers{}.max_members;
   size_t max_voice_peers = lobby_peers{}.max_voice_peers;
   caf::timespan session_idle_timeout = lobby_peers{}.session_idle_timeout;
+  caf::timespan empty_lobby_grace = lobby_peers{}.empty_lobby_grace;
+  /// Which instance stops an empty lobby's bots (cluster: the sweeper).
+  std::shared_ptr<const duty_port> duty = local_duty();
   /// Where lines and voice seats said here go beyond this instance.
   std::shared_ptr<const line_port> lines = local_lines();
   /// Who may take a join's name (cluster mode: a claims actor).
@@ -147,6 +150,8 @@ struct lobby_fixture : test::fixture {
     peers.max_voice_peers = max_voice_peers;
     peers.stats = stats;
     peers.session_idle_timeout = session_idle_timeout;
+    peers.empty_lobby_grace = empty_lobby_grace;
+    peers.duty = duty;
     peers.lines = lines;
     peers.claims = claims;
     aut = sys.spawn(lobby_directory, to_images(std::move(initial)), peers,
@@ -223,6 +228,8 @@ struct feed {
   std::vector<std::string> seen;
   lobby members;
   std::vector<lobby_event> events;
+  /// The reasons of the events that came with one, by index in `events`.
+  std::map<size_t, leave_reason> reasons;
   std::vector<std::pair<std::string, bool>> voice;
   voice_table_ptr table;
   std::vector<std::pair<std::string, std::string>> signals;
@@ -238,6 +245,12 @@ recorder(lobby_subscriber_actor::pointer, std::shared_ptr<feed> f) {
     [=](atom::event, const lobby_event& ev) {
       f->seen.push_back(to_string(ev.type));
       f->events.push_back(ev);
+    },
+    [=](atom::event, const lobby_event& ev, leave_reason why) {
+      f->seen.push_back(to_string(ev.type) + std::string{" ("} + to_string(why)
+                        + ")");
+      f->events.push_back(ev);
+      f->reasons[f->events.size() - 1] = why;
     },
     [=](atom::peers, const voice_table_ptr& t) { f->table = t; },
     [=](atom::signal, const std::string& from, const std::string& data) {

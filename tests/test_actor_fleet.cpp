@@ -80,6 +80,9 @@ lobby_subscriber_actor::behavior_type recorder(lobby_subscriber_actor::pointer,
   return {
     [=](atom::subscribe, const lobby&) {},
     [=](atom::event, const lobby_event& ev) { f->events.push_back(ev); },
+    [=](atom::event, const lobby_event& ev, leave_reason) {
+      f->events.push_back(ev);
+    },
     // Never a voice socket here (no hello).
     [=](atom::peers, const voice_table_ptr&) { FAIL("a voice table"); },
     [=](atom::signal, const std::string&, const std::string&) {

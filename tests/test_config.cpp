@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -269,6 +270,13 @@ TEST_CASE("config: the voice options (SPEC §9) are checked, naming the one "
                "max_voice_peers");
   refused_with([](server_options& o) { o.session_idle_timeout = 0; },
                "session_idle_timeout");
+  refused_with([](server_options& o) { o.empty_lobby_grace = -1; },
+               "empty_lobby_grace");
+  refused_with(
+    [](server_options& o) {
+      o.empty_lobby_grace = std::numeric_limits<double>::infinity();
+    },
+    "empty_lobby_grace");
   refused_with([](server_options& o) { o.signal_rate = -1; }, "signal_rate");
   refused_with([](server_options& o) { o.turn_ttl = 0; }, "turn_ttl");
   refused_with([](server_options& o) { o.stun_urls = {"turn:x"}; },
@@ -284,11 +292,15 @@ TEST_CASE("config: the voice options (SPEC §9) are checked, naming the one "
   o.turn_urls = {"turn:127.0.0.1:3478", "turns:turn.example:5349"};
   o.turn_secret_file = "/etc/voicebot-server/turn-secret";
   CHECK(validate(o).empty());
+  CHECK(o.empty_lobby_grace == 0); // off unless asked for
   CHECK(apply_config_json(R"({"max_voice_peers": 4, "stun_urls": ["stun:a"],
-                              "session_idle_timeout": 30.5})",
+                              "session_idle_timeout": 30.5,
+                              "empty_lobby_grace": 0.5})",
                           o)
           .empty());
   CHECK(o.max_voice_peers == 4);
   CHECK(o.session_idle_timeout == 30.5);
+  CHECK(o.empty_lobby_grace == 0.5);
+  CHECK(validate(o).empty());
   CHECK(o.stun_urls == std::vector<std::string>{"stun:a"});
 }

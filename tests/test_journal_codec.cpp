@@ -205,6 +205,44 @@ TEST_CASE("a member's orphaned mark and move time come back through the "
   CHECK_THAT(why, Catch::Contains("field 'moved_at' must be a number"));
 }
 
+TEST_CASE("that a lobby had people is in its header in the data files only: "
+          "a lobby record again sets it and keeps the members; files without "
+          "it load as false", "[journal_codec][grace]") {
+  auto had = room("l1");
+  had.had_people = true;
+  CHECK(lobby_header_json(room("l1")).find("had_people") == std::string::npos);
+  CHECK(lobby_header_json(had)
+        == R"({"created_at":1700000000.0,"had_people":true,"id":"l1",)"
+           R"("name":"room l1","private":false})");
+  // Not in what clients see.
+  CHECK_FALSE(lobby_summary(had).contains("had_people"));
+  CHECK_FALSE(json(had).contains("had_people"));
+  // Through a snapshot.
+  std::string header = lobby_header_json(had);
+  std::string member = session_json(bot("a", "A"));
+  std::vector<lobby> back;
+  std::string why;
+  REQUIRE(decode_lobbies(encode_lobby_parts({lobby_parts{&header, {&member}}}, 3),
+                         back, why));
+  CHECK(back.at(0).had_people);
+  // Through the journal: the header again, the members kept.
+  lobby_replay r{{room("l1", {bot("a", "A")})}};
+  REQUIRE(r.apply(lobby_record(had), why));
+  auto replayed = r.result();
+  CHECK(replayed.at(0).had_people);
+  CHECK(replayed[0].sessions.size() == 1);
+  // An older file: false.
+  REQUIRE(decode_lobbies(encode_lobbies({room("l1", {bot("a", "A")})}), back,
+                         why));
+  CHECK_FALSE(back.at(0).had_people);
+  // Of the wrong type: refused with the field's name.
+  CHECK_FALSE(decode_lobbies(
+    R"({"format":"voicebot-server/lobbies","version":1,"lobbies":[{"id":"l","name":"n",)"
+    R"("had_people":1,"sessions":[]}]})",
+    back, why));
+  CHECK_THAT(why, Catch::Contains("field 'had_people' must be a boolean"));
+}
+
 TEST_CASE("records replay onto a snapshot's lobbies, and replaying a record "
           "again changes nothing", "[journal_codec]") {
   std::vector<lobby> base{room("l1", {bot("a", "A"), bot("b", "B")})};

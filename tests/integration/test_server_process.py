@@ -120,7 +120,7 @@ class ServerProcessTest(ServerTestCase):
         self.assertEqual(res.returncode, 0)
         for flag in ["--config", "--host", "--port", "--base-path", "--data-dir", "--caf-host",
                      "--caf-port", "--cleanup-interval", "--stale-after", "--max-evict-fraction",
-                     "--provider-key", "--log-level"]:
+                     "--provider-key", "--log-level", "--empty-lobby-grace"]:
             self.assertIn(flag, res.stdout)
 
     def test_version_is_printed_by_both_programs(self):
