@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> ice_addresses;
   std::string phrases_file;
   bool no_voice = false;
+  double connect_timeout = 20;
   app.add_option("--ice-address", ice_addresses,
                  "a local address the bots' voice gathers ICE candidates on "
                  "(repeatable); none: every address but loopback");
@@ -149,6 +150,10 @@ int main(int argc, char** argv) {
                  "(words of pocketsphinx's en-us dictionary)");
   app.add_flag("--no-voice", no_voice,
                "the bots only chat: no WebRTC voice (SPEC §9)");
+  app.add_option("--voice-connect-timeout", connect_timeout,
+                 "seconds a bot's peer connection may take to come up before "
+                 "it is made anew")
+    ->check(CLI::Range(1.0, 3600.0));
   app.add_option("--heartbeat-interval", heartbeat,
                  "seconds between heartbeats")
     ->check(CLI::Range(0.05, 3600.0));
@@ -272,6 +277,8 @@ int main(int argc, char** argv) {
       vb::voice::engine_config vc;
       vc.ice_addresses = ice_addresses;
       vc.listener_phrases = phrases;
+      vc.connect_timeout = std::chrono::milliseconds(
+        static_cast<long>(connect_timeout * 1000));
       cfg.voice = std::make_shared<vb::voice::engine>(std::move(vc));
     } else {
       spdlog::warn("the bots have no voice: GStreamer lacks {} "

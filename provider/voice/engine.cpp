@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -56,6 +58,42 @@ peer_info peer_of(const nlohmann::json& p) {
   info.nick = p.value("nick", std::string{});
   info.is_bot = p.value("is_bot", false);
   return info;
+}
+
+/// GLib's and GStreamer's own messages (g_warning, g_critical) go to the
+/// provider's log, in its order and format, not straight to stderr.
+GLogWriterOutput to_log(GLogLevelFlags level, const GLogField* fields, gsize n, gpointer) {
+  const char* domain = nullptr;
+  const char* text = nullptr;
+  for (gsize i = 0; i < n; ++i) {
+    if (fields[i].length != -1)
+      continue;
+    if (std::string_view{fields[i].key} == "GLIB_DOMAIN")
+      domain = static_cast<const char*>(fields[i].value);
+    else if (std::string_view{fields[i].key} == "MESSAGE")
+      text = static_cast<const char*>(fields[i].value);
+  }
+  if (g_log_writer_default_would_drop(level, domain))
+    return G_LOG_WRITER_HANDLED;
+  domain = domain ? domain : "GLib";
+  text = text ? text : "";
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    spdlog::error("{}-CRITICAL: {}", domain, text);
+  else if (level & G_LOG_LEVEL_WARNING)
+    spdlog::warn("{}-WARNING: {}", domain, text);
+  else
+    spdlog::info("{}: {}", domain, text);
+  return G_LOG_WRITER_HANDLED;
+}
+
+/// gst_init, with GLib's messages routed to the log first (once: GLib
+/// takes its writer once).
+void start_gstreamer() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_log_set_writer_func(to_log, nullptr, nullptr);
+    gst_init(nullptr, nullptr);
+  });
 }
 
 } // namespace
@@ -114,7 +152,7 @@ peer* engine::impl::find(const peer_ref& ref) {
 }
 
 engine::engine(engine_config config) : impl_(std::make_unique<impl>()) {
-  gst_init(nullptr, nullptr);
+  start_gstreamer();
   impl_->config = std::move(config);
   impl_->context = g_main_context_new();
   impl_->loop = g_main_loop_new(impl_->context, FALSE);
@@ -212,9 +250,10 @@ void engine::impl::end(std::string run_id, std::string fenced_why) {
   auto i = runs.find(run_id);
   if (i == runs.end())
     return;
+  runs.erase(i); // closes its peers and its socket
+  // Said once they are closed: what their teardown logged comes before.
   spdlog::info("voice of run {} ends{}{}", run_id, fenced_why.empty() ? "" : ": ",
                fenced_why);
-  runs.erase(i); // closes its peers and its socket
   if (!fenced_why.empty() && fenced)
     fenced(run_id, fenced_why);
 }
@@ -542,7 +581,7 @@ std::vector<std::string> unknown_words(const std::vector<std::string>& phrases) 
 }
 
 bool available(std::string& why) {
-  gst_init(nullptr, nullptr);
+  start_gstreamer();
   std::vector<std::string> missing;
   for (auto* name : {"webrtcbin", "nicesrc", "opusenc", "opusdec", "rtpopuspay",
                      "rtpopusdepay", "audiomixer", "audiotestsrc", "audioconvert",

@@ -31,6 +31,10 @@ struct engine_config {
   std::vector<std::string> ice_addresses;
   /// How late `echo` sends a person's voice back.
   std::chrono::milliseconds echo_delay{500};
+  /// A connection not up this long after it was made is made anew (as
+  /// after ICE failure): ICE can stay "checking" for ever when no pair
+  /// ever answers, and only `failed` would start again.
+  std::chrono::milliseconds connect_timeout{20000};
   /// The phrases `listener` recognizes (one per entry, lower case, words
   /// of pocketsphinx's en-us dictionary).
   std::vector<std::string> listener_phrases;

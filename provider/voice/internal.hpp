@@ -13,6 +13,8 @@
 
 #define GST_USE_UNSTABLE_API
 #include <gst/gst.h>
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 #include <libsoup/soup.h>
@@ -56,6 +58,7 @@ struct peer {
   GstElement* webrtc = nullptr;
   GstElement* mixer = nullptr;
   GSource* bus_watch = nullptr;
+  GSource* deadline = nullptr; // the connection must be up by then
   bool negotiation_needed = false;
   bool wants_to_call = false; // an offer waits for webrtcbin to be ready
   bool connected = false;
@@ -70,6 +73,8 @@ struct peer {
   /// Calls once webrtcbin is ready to make an offer.
   void call();
   void on_state(GstWebRTCPeerConnectionState state);
+  /// The connection did not come up in time: made anew, as after failure.
+  void overdue();
   /// Makes `text`'s speech (espeak-ng) into this connection, held until
   /// the connection is up.
   void prepare_speech(const std::string& text);

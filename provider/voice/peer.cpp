@@ -1,6 +1,7 @@
 // One peer connection of a bot run: a pipeline with webrtcbin, the bot's
 // voice (a live mixer that starts silent) into it, and what the bot does
-// with what it hears: echo sends it back late, listener recognizes it,
+// with what it hears: echo sends it back late (through an appsink and an
+// appsrc, so the graph has no loop), listener recognizes it,
 // greeter only speaks. webrtcbin's callbacks come on GStreamer's threads
 // and are posted to the engine's thread (SPEC §9; STYLE's verified facts).
 #include "provider/voice/internal.hpp"
@@ -99,13 +100,62 @@ std::string hearing(const std::string& bot) {
   if (bot == "echo")
     return decode
            + "audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved ! "
-             "queue max-size-time=3000000000 max-size-buffers=0 max-size-bytes=0";
+             "appsink name=heard sync=false async=false max-buffers=200 drop=true";
   if (bot == "listener")
     return decode
            + "audio/x-raw,format=S16LE,rate=16000,channels=1 ! "
              "queue leaky=downstream max-size-time=2000000000 max-size-buffers=0 "
              "max-size-bytes=0 ! pocketsphinx name=ears ! fakesink sync=false async=false";
   return "queue ! fakesink sync=false async=false";
+}
+
+/// echo's way back: what it heard, pushed into the mixer by an appsrc, so
+/// that webrtcbin's output never links back to its own input (a loop in the
+/// graph GStreamer refuses to sort at every state change).
+constexpr const char* echo_back =
+  "appsrc name=again is-live=true format=time max-bytes=480000 "
+  "caps=\"audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved\" ! "
+  "queue max-size-time=3000000000 max-size-buffers=0 max-size-bytes=0";
+
+// On a streaming thread: a decoded buffer goes to the appsrc, stamped with
+// its running time (the appsrc's segment starts at 0, so that is its time).
+GstFlowReturn pass_back(GstAppSink* sink, gpointer data) {
+  auto* again = static_cast<GstAppSrc*>(data);
+  auto* sample = gst_app_sink_pull_sample(sink);
+  if (!sample)
+    return GST_FLOW_EOS;
+  auto* buffer = gst_sample_get_buffer(sample);
+  auto* segment = gst_sample_get_segment(sample);
+  if (buffer && segment && GST_BUFFER_PTS_IS_VALID(buffer)) {
+    auto at = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+    if (GST_CLOCK_TIME_IS_VALID(at)) {
+      auto* copy = gst_buffer_copy(buffer); // shares the memory
+      GST_BUFFER_PTS(copy) = at;
+      GST_BUFFER_DTS(copy) = GST_CLOCK_TIME_NONE;
+      gst_app_src_push_buffer(again, copy);
+    }
+  }
+  gst_sample_unref(sample);
+  return GST_FLOW_OK;
+}
+
+/// Makes echo's way back into the mixer, `delay` late, fed by `heard`.
+void echo_into_mixer(GstElement* pipeline, GstElement* heard, GstClockTime delay) {
+  GError* err = nullptr;
+  auto* back = gst_parse_bin_from_description(echo_back, TRUE, &err);
+  if (!back) {
+    spdlog::error("voice: cannot echo: {}", err ? err->message : "?");
+    if (err)
+      g_error_free(err);
+    return;
+  }
+  gst_bin_add(GST_BIN(pipeline), back);
+  into_mixer(pipeline, back, delay);
+  gst_element_sync_state_with_parent(back);
+  auto* again = gst_bin_get_by_name(GST_BIN(back), "again");
+  GstAppSinkCallbacks callbacks{};
+  callbacks.new_sample = pass_back;
+  gst_app_sink_set_callbacks(GST_APP_SINK(heard), &callbacks, again, gst_object_unref);
 }
 
 // On a streaming thread: what the person sends arrived.
@@ -131,9 +181,11 @@ void on_pad_added(GstElement* webrtc, GstPad* pad, gpointer data) {
     gst_object_unref(ears);
   }
   gst_bin_add(GST_BIN(pipeline), branch);
-  if (m->bot == "echo")
-    into_mixer(pipeline, branch,
-               std::chrono::duration_cast<std::chrono::nanoseconds>(m->echo_delay).count());
+  if (auto* heard = gst_bin_get_by_name(GST_BIN(branch), "heard")) {
+    echo_into_mixer(pipeline, heard,
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(m->echo_delay).count());
+    gst_object_unref(heard);
+  }
   gst_element_sync_state_with_parent(branch);
   auto* sink = gst_element_get_static_pad(branch, "sink");
   if (gst_pad_link(pad, sink) != GST_PAD_LINK_OK)
@@ -319,10 +371,17 @@ void peer::build() {
   // so that espeak-ng's start is not on the way.
   if (owner.spec.bot_name == "greeter")
     prepare_speech("hello, " + who.nick);
+  deadline = owner.core.after(config.connect_timeout, [r] {
+    if (auto* p = r.core->find(r)) {
+      cancel_source(p->deadline); // fired: our reference goes
+      p->overdue();
+    }
+  });
 }
 
 void peer::teardown() {
   cancel_source(bus_watch);
+  cancel_source(deadline);
   if (speech)
     gst_object_unref(speech);
   speech = nullptr;
@@ -398,6 +457,7 @@ void peer::execute(std::vector<step> steps) {
 void peer::on_state(GstWebRTCPeerConnectionState state) {
   if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !connected) {
     connected = true;
+    cancel_source(deadline);
     spdlog::info("voice of run {}: connected to {}", owner.spec.run_id,
                  who.session_id);
     if (speech) {
@@ -411,6 +471,15 @@ void peer::on_state(GstWebRTCPeerConnectionState state) {
     connected = false;
     execute(neg.failed());
   }
+}
+
+void peer::overdue() {
+  if (connected)
+    return;
+  spdlog::warn("voice of run {}: the connection to {} is not up after {} ms",
+               owner.spec.run_id, who.session_id,
+               owner.core.config.connect_timeout.count());
+  execute(neg.failed());
 }
 
 void peer::prepare_speech(const std::string& text) {

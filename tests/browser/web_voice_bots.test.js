@@ -235,6 +235,18 @@ async function main() {
       check(left.length >= 1 && joined.length >= 1 && left[0].at <= joined[joined.length - 1].at,
         'the page got peer_left, then peer_joined, for greeter\'s session');
     });
+    await step('echo leaves: its connection closes cleanly, and no provider logged a GStreamer warning', async () => {
+      // Where echo runs now (it moved if it shared the killed provider): that provider's last echo run.
+      const now = (await api(port, 'GET', `/api/lobby/${lobbyId}`)).body.sessions.find((x) => x.session_id === echo.id);
+      const host = providers[ids[now.provider_id]];
+      const runId = host.lines.map((x) => /run (\S+) started: echo/.exec(x)).filter((m) => m).pop()[1];
+      const left = await api(port, 'POST', '/api/bots/leave', { session_id: echo.id, lobby_id: lobbyId });
+      check(left.status === 200, `echo left (${left.status})`);
+      await host.waitFor(new RegExp(`voice of run ${runId} ends`));
+      // GLib's own warnings (a loop in the graph, a failed assertion) are not ours to ignore.
+      const warned = Object.values(providers).flatMap((p) => p.lines.filter((x) => /GStreamer-(WARNING|CRITICAL)|GLib-\w*-?CRITICAL/.test(x)));
+      check(warned.length === 0, `no GStreamer or GLib warning in the providers' logs (${warned.slice(0, 3).join(' | ')})`);
+    });
     await screenshot(alice.page, 'voice-bots.png');
     check(alice.errors.length === 0, `no page errors (${alice.errors.join('; ')})`);
   } finally {
