@@ -605,9 +605,13 @@ class ServerTestCase(unittest.TestCase):
         self.providers = []
         # Other processes of a test (voicebot-providers): killed first.
         self.procs = []
+        # Lobby WebSockets (lobby_socket): closed first.
+        self.sockets = []
         self.findings_before = len(SANITIZER_FINDINGS)
 
     def tearDown(self):
+        for ws in self.sockets:
+            ws.close()
         for p in self.procs:
             p.kill()
         if SANITIZE:
@@ -693,6 +697,30 @@ class ServerTestCase(unittest.TestCase):
         status, _, res = self.join(server, lobby_id, bot, nick, **extra)
         self.assertEqual(status, 200, res)
         return res
+
+    def lobby_socket(self, server, lobby_id, members=True, prefix="", **kw):
+        """A lobby WebSocket (SPEC §9), closed in tearDown; with `members`,
+        its first message (the member list) is read and checked."""
+        from wsclient import WebSocket
+        ws = WebSocket(server.port, f"{prefix}/ws/lobby/{lobby_id}", **kw)
+        self.sockets.append(ws)
+        if members:
+            self.assertEqual(ws.recv_json()["type"], "members")
+        return ws
+
+    def person(self, server, lobby_id, nick):
+        """A person's session (POST …/sessions): its answer, token included."""
+        status, _, body = server.request("POST", f"/api/lobby/{lobby_id}/sessions", {"nick": nick})
+        self.assertEqual(status, 201, body)
+        return body
+
+    def hello(self, ws, who, resume=False, token=None):
+        """Says hello as `who`; the welcome or error that answers."""
+        ws.send_json({"type": "hello", "session_id": who["session_id"],
+                      "token": token if token is not None else who["session_token"],
+                      "resume": resume})
+        msg, _ = ws.wait_for(lambda m: m.get("type") in ("welcome", "error"))
+        return msg
 
     def sessions(self, server, lobby_id):
         status, _, res = server.request("GET", f"/api/lobby/{lobby_id}")

@@ -253,37 +253,30 @@ class ClusterTest(ServerTestCase):
         wait_until(lambda: again["run_id"] in prov.runs(), 5, "the run at the provider")
 
     def test_lobby_events_reach_every_instance_subscribers(self):
-        from wsclient import WebSocket
         a, b, fp, lobby = self.pair_with_lobby("events")
-        on_a = WebSocket(a.port, f"/ws/lobby/{lobby['id']}")
-        on_b = WebSocket(b.port, f"/ws/lobby/{lobby['id']}")
-        try:
-            for ws in (on_a, on_b):
-                self.assertEqual(ws.recv_json()["type"], "members")
-            # A join on A: announced on B too (B's lobby applies it from the
-            # watch); a chat line on A's page: broadcast to B.
-            status, _, joined = self.join(a, lobby["id"], "echo", "Echo")
-            self.assertEqual(status, 200, joined)
-            on_a.send_json({"type": "chat", "nick": "alice", "text": "hi from A"})
-            for ws in (on_a, on_b):
-                got = [ws.recv_json(timeout=5) for _ in range(2)]
-                self.assertEqual(sorted(e["type"] for e in got), ["chat", "member_joined"])
-                chat = next(e for e in got if e["type"] == "chat")
-                self.assertEqual(chat["text"], "hi from A")
-                joined_ev = next(e for e in got if e["type"] == "member_joined")
-                self.assertEqual(joined_ev["member"]["session_id"], joined["session_id"])
-            # A leave on B: announced on A.
-            status, _, res = b.request("POST", "/api/bots/leave",
-                                       {"session_id": joined["session_id"],
-                                        "lobby_id": lobby["id"]})
-            self.assertEqual(status, 200, res)
-            for ws in (on_a, on_b):
-                ev = ws.recv_json(timeout=5)
-                self.assertEqual(ev["type"], "member_left")
-                self.assertEqual(ev["member"]["session_id"], joined["session_id"])
-        finally:
-            on_a.close()
-            on_b.close()
+        on_a = self.lobby_socket(a, lobby["id"])
+        on_b = self.lobby_socket(b, lobby["id"])
+        # A join on A: announced on B too (B's lobby applies it from the
+        # watch); a chat line on A's page: broadcast to B.
+        status, _, joined = self.join(a, lobby["id"], "echo", "Echo")
+        self.assertEqual(status, 200, joined)
+        on_a.send_json({"type": "chat", "nick": "alice", "text": "hi from A"})
+        for ws in (on_a, on_b):
+            got = [ws.recv_json(timeout=5) for _ in range(2)]
+            self.assertEqual(sorted(e["type"] for e in got), ["chat", "member_joined"])
+            chat = next(e for e in got if e["type"] == "chat")
+            self.assertEqual(chat["text"], "hi from A")
+            joined_ev = next(e for e in got if e["type"] == "member_joined")
+            self.assertEqual(joined_ev["member"]["session_id"], joined["session_id"])
+        # A leave on B: announced on A.
+        status, _, res = b.request("POST", "/api/bots/leave",
+                                   {"session_id": joined["session_id"],
+                                    "lobby_id": lobby["id"]})
+        self.assertEqual(status, 200, res)
+        for ws in (on_a, on_b):
+            ev = ws.recv_json(timeout=5)
+            self.assertEqual(ev["type"], "member_left")
+            self.assertEqual(ev["member"]["session_id"], joined["session_id"])
 
     def test_voice_peers_on_two_instances_signal_each_other(self):
         """SPEC §9 across instances: a signal reaches a peer whose socket is on
@@ -291,27 +284,13 @@ class ClusterTest(ServerTestCase):
         sockets are offline, and once it is back its sockets are reached again
         (and it reaches the others' at once)."""
         from harness import metric_value
-        from wsclient import WebSocket
         a = self.instance("a")
         b = self.instance("b")
         room = self.create_lobby(a, "voice-room")["id"]
         wait_until(lambda: room in self.lobby_ids(b), 5, "the lobby on B")
-        sockets = []
-
-        def person(s, nick):
-            status, _, body = s.request("POST", f"/api/lobby/{room}/sessions", {"nick": nick})
-            self.assertEqual(status, 201, body)
-            return body
-
-        def ws(s):
-            w = WebSocket(s.port, f"/ws/lobby/{room}")
-            sockets.append(w)
-            return w
 
         def hello(w, who, resume=False):
-            w.send_json({"type": "hello", "session_id": who["session_id"],
-                         "token": who["session_token"], "resume": resume})
-            msg, _ = w.wait_for(lambda m: m.get("type") in ("welcome", "error"))
+            msg = self.hello(w, who, resume)
             self.assertEqual(msg["type"], "welcome", msg)
             return msg
 
@@ -325,54 +304,50 @@ class ClusterTest(ServerTestCase):
                 return False
             return True  # this one or an earlier try's
 
-        try:
-            alice = person(a, "alice")
-            bob = person(b, "bob")
-            on_a, on_b = ws(a), ws(b)
-            self.assertEqual(hello(on_a, alice)["peers"], [])
-            # alice is a voice peer on B once its record came through the watch.
-            wait_until(lambda: metric_value(b, "voicebot_voice_peers") == 1, 5,
-                       "alice a voice peer on B")
-            welcome = hello(on_b, bob)
-            self.assertEqual([p["session_id"] for p in welcome["peers"]], [alice["session_id"]])
-            joined, _ = on_a.wait_for(lambda m: m.get("type") == "peer_joined", 5)
-            self.assertEqual(joined["peer"]["session_id"], bob["session_id"])
-            # B to A and A to B, straight from socket to socket.
-            n = iter(range(1000))
-            wait_until(lambda: reaches(on_b, on_a, alice["session_id"], next(n)), 10,
-                       "bob's signal on alice's socket")
-            wait_until(lambda: reaches(on_a, on_b, bob["session_id"], next(n)), 10,
-                       "alice's signal on bob's socket")
-            for i in range(20):
-                on_b.send_json({"type": "signal", "to": alice["session_id"], "data": {"seq": i}})
-            got = [on_a.wait_for(lambda m: m.get("type") == "signal" and "seq" in m["data"], 5)[0]
-                   for _ in range(20)]
-            self.assertEqual([g["data"]["seq"] for g in got], list(range(20)))
-            self.assertTrue(all(g["from"] == bob["session_id"] for g in got))
+        alice = self.person(a, room, "alice")
+        bob = self.person(b, room, "bob")
+        on_a, on_b = self.lobby_socket(a, room, members=False), self.lobby_socket(b, room, members=False)
+        self.assertEqual(hello(on_a, alice)["peers"], [])
+        # alice is a voice peer on B once its record came through the watch.
+        wait_until(lambda: metric_value(b, "voicebot_voice_peers") == 1, 5,
+                   "alice a voice peer on B")
+        welcome = hello(on_b, bob)
+        self.assertEqual([p["session_id"] for p in welcome["peers"]], [alice["session_id"]])
+        joined, _ = on_a.wait_for(lambda m: m.get("type") == "peer_joined", 5)
+        self.assertEqual(joined["peer"]["session_id"], bob["session_id"])
+        # B to A and A to B, straight from socket to socket.
+        n = iter(range(1000))
+        wait_until(lambda: reaches(on_b, on_a, alice["session_id"], next(n)), 10,
+                   "bob's signal on alice's socket")
+        wait_until(lambda: reaches(on_a, on_b, bob["session_id"], next(n)), 10,
+                   "alice's signal on bob's socket")
+        for i in range(20):
+            on_b.send_json({"type": "signal", "to": alice["session_id"], "data": {"seq": i}})
+        got = [on_a.wait_for(lambda m: m.get("type") == "signal" and "seq" in m["data"], 5)[0]
+               for _ in range(20)]
+        self.assertEqual([g["data"]["seq"] for g in got], list(range(20)))
+        self.assertTrue(all(g["from"] == bob["session_id"] for g in got))
 
-            # B dies: bob is offline for alice (no peer_left), then B comes back.
-            b.kill()
+        # B dies: bob is offline for alice (no peer_left), then B comes back.
+        b.kill()
 
-            def offline():
-                on_a.send_json({"type": "signal", "to": bob["session_id"], "data": {}})
-                try:
-                    msg, _ = on_a.wait_for(lambda m: m.get("type") in ("error", "peer_left"), 0.5)
-                except (AssertionError, TimeoutError):
-                    return False
-                self.assertNotEqual(msg["type"], "peer_left", msg)
-                return msg.get("code") == "peer_offline"
-            wait_until(offline, 10, "bob offline for alice")
-            b.start(timeout=60)
-            on_b2 = ws(b)
-            self.assertIn(alice["session_id"],
-                          [p["session_id"] for p in hello(on_b2, bob, resume=True)["peers"]])
-            wait_until(lambda: reaches(on_b2, on_a, alice["session_id"], next(n)), 10,
-                       "bob's signal on alice's socket after B's restart")
-            wait_until(lambda: reaches(on_a, on_b2, bob["session_id"], next(n)), 10,
-                       "alice's signal on bob's socket after B's restart")
-        finally:
-            for w in sockets:
-                w.close()
+        def offline():
+            on_a.send_json({"type": "signal", "to": bob["session_id"], "data": {}})
+            try:
+                msg, _ = on_a.wait_for(lambda m: m.get("type") in ("error", "peer_left"), 0.5)
+            except (AssertionError, TimeoutError):
+                return False
+            self.assertNotEqual(msg["type"], "peer_left", msg)
+            return msg.get("code") == "peer_offline"
+        wait_until(offline, 10, "bob offline for alice")
+        b.start(timeout=60)
+        on_b2 = self.lobby_socket(b, room, members=False)
+        self.assertIn(alice["session_id"],
+                      [p["session_id"] for p in hello(on_b2, bob, resume=True)["peers"]])
+        wait_until(lambda: reaches(on_b2, on_a, alice["session_id"], next(n)), 10,
+                   "bob's signal on alice's socket after B's restart")
+        wait_until(lambda: reaches(on_a, on_b2, bob["session_id"], next(n)), 10,
+                   "alice's signal on bob's socket after B's restart")
 
     def test_first_start_imports_the_data_directory_once(self):
         # An embedded server's lobby...

@@ -10,31 +10,9 @@ import time
 import unittest
 
 from harness import ServerTestCase, metric_value, scaled
-from wsclient import WebSocket
 
 
 class EmptyLobbyGraceTest(ServerTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.sockets = []
-
-    def tearDown(self):
-        for ws in self.sockets:
-            ws.close()
-        super().tearDown()
-
-    def ws(self, server, lobby_id):
-        ws = WebSocket(server.port, f"/ws/lobby/{lobby_id}")
-        self.sockets.append(ws)
-        self.assertEqual(ws.recv_json()["type"], "members")
-        return ws
-
-    def person(self, server, lobby_id, nick):
-        status, _, body = server.request("POST", f"/api/lobby/{lobby_id}/sessions",
-                                         {"nick": nick})
-        self.assertEqual(status, 201, body)
-        return body
 
     def delete(self, server, lobby_id, session):
         status, _, body = server.request(
@@ -61,7 +39,7 @@ class EmptyLobbyGraceTest(ServerTestCase):
         s = self.start_server("--empty-lobby-grace", str(grace))
         self.register(s, fp)
         room, alice, echo = self.room_with_a_bot(s, fp)
-        ws = self.ws(s, room["id"])
+        ws = self.lobby_socket(s, room["id"])
         self.delete(s, room["id"], alice)
         deleted = time.monotonic()
         # Not before the grace: the bot is still there right after.
@@ -92,8 +70,8 @@ class EmptyLobbyGraceTest(ServerTestCase):
         # A second lobby is the clock: its grace starts after room's and ends
         # after it, so once its bot has left, room's grace has passed too.
         clock, carol, clock_bot = self.room_with_a_bot(s, fp, "clock")
-        clock_ws = self.ws(s, clock["id"])
-        ws = self.ws(s, room["id"])
+        clock_ws = self.lobby_socket(s, clock["id"])
+        ws = self.lobby_socket(s, room["id"])
         self.delete(s, room["id"], alice)
         bob = self.person(s, room["id"], "bob")
         self.delete(s, clock["id"], carol)
@@ -120,8 +98,7 @@ class EmptyLobbyGraceTest(ServerTestCase):
         s.kill()
         self.assertEqual(fp.stops(), [], "the grace ended before the kill")
         s = self.start_server("--empty-lobby-grace", str(grace))
-        ws = WebSocket(s.port, f"/ws/lobby/{room['id']}")
-        self.sockets.append(ws)
+        ws = self.lobby_socket(s, room["id"], members=False)
         members = ws.recv_json()
         self.assertEqual([m["session_id"] for m in members["members"]], [echo["session_id"]])
         self.assertEqual(self.left(ws, echo)["reason"], "empty_lobby")

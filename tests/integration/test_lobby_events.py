@@ -17,23 +17,9 @@ class LobbyEventsTest(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.s = self.start_server()
-        self.sockets = []
-
-    def tearDown(self):
-        for ws in self.sockets:
-            ws.close()
-        super().tearDown()
 
     def ws(self, lobby_id, server=None, prefix="", **kw):
-        server = server or self.s
-        ws = WebSocket(server.port, f"{prefix}/ws/lobby/{lobby_id}", **kw)
-        self.sockets.append(ws)
-        return ws
-
-    def person(self, lobby_id, nick):
-        status, _, body = self.s.request("POST", f"/api/lobby/{lobby_id}/sessions", {"nick": nick})
-        self.assertEqual(status, 201, body)
-        return body
+        return self.lobby_socket(server or self.s, lobby_id, members=False, prefix=prefix, **kw)
 
     def test_unknown_lobby_refuses_the_upgrade(self):
         with self.assertRaises(Refused) as r:
@@ -60,7 +46,7 @@ class LobbyEventsTest(ServerTestCase):
         fp = self.fake_provider(bots=("echo", "greeter"))
         self.register(self.s, fp)
         room = self.create_lobby(self.s)
-        alice = self.person(room["id"], "alice")
+        alice = self.person(self.s, room["id"], "alice")
         status, _, echo = self.join(self.s, room["id"], "echo", "Echo")
         self.assertEqual(status, 200, echo)
 
@@ -75,7 +61,7 @@ class LobbyEventsTest(ServerTestCase):
                              [alice["session_id"], echo["session_id"]])
             self.assertEqual([m["is_bot"] for m in hello["members"]], [False, True])
 
-        bob = self.person(room["id"], "bob")
+        bob = self.person(self.s, room["id"], "bob")
         status, _, greeter = self.join(self.s, room["id"], "greeter", "Greeter")
         self.assertEqual(status, 200, greeter)
         status, _, _ = self.s.request("DELETE", f"/api/lobby/{room['id']}/sessions/{bob['session_id']}")
@@ -144,7 +130,7 @@ class LobbyEventsTest(ServerTestCase):
             ws.sock.close()  # no close frame: just gone
         live = self.ws(room["id"])
         live.recv_json()
-        self.person(room["id"], "alice")
+        self.person(self.s, room["id"], "alice")
         self.assertEqual(live.recv_json()["member"]["nick"], "alice")
 
     def test_pages_that_come_and_go_leave_no_memory_behind(self):

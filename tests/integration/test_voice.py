@@ -18,38 +18,12 @@ from wsclient import Closed, WebSocket
 
 class VoiceTest(ServerTestCase):
 
-    def setUp(self):
-        super().setUp()
-        self.sockets = []
-
-    def tearDown(self):
-        for ws in self.sockets:
-            ws.close()
-        super().tearDown()
-
-    def ws(self, server, lobby_id):
-        ws = WebSocket(server.port, f"/ws/lobby/{lobby_id}")
-        self.sockets.append(ws)
-        self.assertEqual(ws.recv_json()["type"], "members")
-        return ws
-
-    def person(self, server, lobby_id, nick):
-        status, _, body = server.request("POST", f"/api/lobby/{lobby_id}/sessions", {"nick": nick})
-        self.assertEqual(status, 201, body)
-        return body
-
     @staticmethod
     def voice(ws, types=("welcome", "error", "peer_joined", "peer_left", "signal", "replaced"),
               timeout=10):
         """The next voice message (lobby events in between are skipped)."""
         msg, _ = ws.wait_for(lambda m: m.get("type") in types, timeout)
         return msg
-
-    def hello(self, ws, who, resume=False, token=None):
-        ws.send_json({"type": "hello", "session_id": who["session_id"],
-                      "token": token if token is not None else who["session_token"],
-                      "resume": resume})
-        return self.voice(ws, ("welcome", "error"))
 
     def test_sessions_tokens_welcome_signals_and_errors(self):
         s = self.start_server("--max-voice-peers", "3", "--stun-url", "stun:127.0.0.1:3478")
@@ -64,7 +38,7 @@ class VoiceTest(ServerTestCase):
         self.assertNotIn(alice["session_token"], listing)
         self.assertNotIn("token", listing)
 
-        a = self.ws(s, room)
+        a = self.lobby_socket(s, room)
         # Not a peer yet: a signal is refused.
         a.send_json({"type": "signal", "to": bob["session_id"], "data": {"x": 1}})
         self.assertEqual(self.voice(a)["code"], "not_a_peer")
@@ -78,7 +52,7 @@ class VoiceTest(ServerTestCase):
         self.assertEqual(w["peers"], [])
         self.assertEqual(w["ice_servers"], [{"urls": ["stun:127.0.0.1:3478"]}])
 
-        b = self.ws(s, room)
+        b = self.lobby_socket(s, room)
         w = self.hello(b, bob)
         self.assertEqual(w["peers"], [{"session_id": alice["session_id"], "nick": "alice",
                                        "is_bot": False, "bot_name": ""}])
@@ -112,12 +86,12 @@ class VoiceTest(ServerTestCase):
         # bob's socket drops: offline, not gone.
         b.close()
         wait_until(lambda: self._offline(a, bob), what="peer_offline")
-        b2 = self.ws(s, room)
+        b2 = self.lobby_socket(s, room)
         self.assertEqual(self.hello(b2, bob, resume=True)["type"], "welcome")
         a.send_json({"type": "signal", "to": bob["session_id"], "data": {"n": 1}})
         self.assertEqual(self.voice(b2, ("signal",))["data"], {"n": 1})
         # A takeover: the old socket is told, and speaks for no one.
-        b3 = self.ws(s, room)
+        b3 = self.lobby_socket(s, room)
         self.assertEqual(self.hello(b3, bob, resume=True)["type"], "welcome")
         self.assertEqual(self.voice(b2, ("replaced",))["type"], "replaced")
         b2.send_json({"type": "signal", "to": alice["session_id"], "data": {}})
@@ -125,8 +99,8 @@ class VoiceTest(ServerTestCase):
         # The cap: 3 voice peers.
         dave = self.person(s, room, "dave")
         eve = self.person(s, room, "eve")
-        self.assertEqual(self.hello(self.ws(s, room), dave)["type"], "welcome")
-        self.assertEqual(self.hello(self.ws(s, room), eve)["code"], "voice_full")
+        self.assertEqual(self.hello(self.lobby_socket(s, room), dave)["type"], "welcome")
+        self.assertEqual(self.hello(self.lobby_socket(s, room), eve)["code"], "voice_full")
         # A DELETE ends a voice peer: peer_left to the others.
         status, _, _ = s.request("DELETE", f"/api/lobby/{room}/sessions/{dave['session_id']}")
         self.assertEqual(status, 204)
@@ -170,7 +144,7 @@ class VoiceTest(ServerTestCase):
         room = self.create_lobby(s)["id"]
         alice = self.person(s, room, "alice")
         before = time.time()
-        w = self.hello(self.ws(s, room), alice)
+        w = self.hello(self.lobby_socket(s, room), alice)
         (turn,) = w["ice_servers"]
         self.assertEqual(turn["urls"], ["turn:127.0.0.1:3478?transport=udp"])
         expiry, name = turn["username"].split(":")
@@ -198,7 +172,7 @@ class VoiceTest(ServerTestCase):
     def test_rate_limit_closes_with_1008(self):
         s = self.start_server()
         room = self.create_lobby(s)["id"]
-        ws = self.ws(s, room)
+        ws = self.lobby_socket(s, room)
         with self.assertRaises(Closed):
             for _ in range(200):
                 ws.send_json({"type": "chat", "nick": "x", "text": "spam"})
@@ -211,8 +185,8 @@ class VoiceTest(ServerTestCase):
         room = self.create_lobby(s)["id"]
         alice = self.person(s, room, "alice")
         bob = self.person(s, room, "bob")
-        self.assertEqual(self.hello(self.ws(s, room), alice)["type"], "welcome")
-        self.assertEqual(self.hello(self.ws(s, room), bob)["type"], "welcome")
+        self.assertEqual(self.hello(self.lobby_socket(s, room), alice)["type"], "welcome")
+        self.assertEqual(self.hello(self.lobby_socket(s, room), bob)["type"], "welcome")
         s.kill()
         for ws in self.sockets:
             ws.close()
@@ -220,12 +194,12 @@ class VoiceTest(ServerTestCase):
         s.start(same_ports=True)
         ids = [m["session_id"] for m in self.sessions(s, room)]
         self.assertEqual(ids, [alice["session_id"], bob["session_id"]])
-        a = self.ws(s, room)
+        a = self.lobby_socket(s, room)
         w = self.hello(a, alice, resume=True)
         self.assertEqual(w["type"], "welcome", w)
         # bob has not said hello again yet: still a peer (alice keeps her call).
         self.assertEqual([p["session_id"] for p in w["peers"]], [bob["session_id"]])
-        b = self.ws(s, room)
+        b = self.lobby_socket(s, room)
         self.assertEqual(self.hello(b, bob, resume=True)["type"], "welcome")
         a.send_json({"type": "signal", "to": bob["session_id"], "data": {"after": "restart"}})
         self.assertEqual(self.voice(b, ("signal",))["data"], {"after": "restart"})
@@ -239,7 +213,7 @@ class VoiceTest(ServerTestCase):
         s = self.start_server()
         room = self.create_lobby(s)["id"]
         alice = self.person(s, room, "alice")
-        a = self.ws(s, room)
+        a = self.lobby_socket(s, room)
         self.assertEqual(self.hello(a, alice)["type"], "welcome")
         first = self.fake_provider()
         first_id = self.register(s, first, name="first")

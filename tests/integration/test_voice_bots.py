@@ -8,7 +8,6 @@ import re
 import unittest
 
 from harness import Provider, ServerTestCase, scaled
-from wsclient import WebSocket
 
 
 def ufrag(sdp):
@@ -39,13 +38,9 @@ class VoiceBotTest(ServerTestCase):
                             ("--bots", "greeter", "--voice-connect-timeout", str(timeout)))
         self.start_provider(provider)
         room = self.create_lobby(s)["id"]
-        status, _, alice = s.request("POST", f"/api/lobby/{room}/sessions", {"nick": "alice"})
-        self.assertEqual(status, 201, alice)
-        ws = WebSocket(s.port, f"/ws/lobby/{room}")
-        self.addCleanup(ws.close)
-        ws.send_json({"type": "hello", "session_id": alice["session_id"],
-                      "token": alice["session_token"], "resume": False})
-        welcome, _ = ws.wait_for(lambda m: m.get("type") in ("welcome", "error"))
+        alice = self.person(s, room, "alice")
+        ws = self.lobby_socket(s, room)
+        welcome = self.hello(ws, alice)
         self.assertEqual(welcome["type"], "welcome", welcome)
 
         greeter = self.joined(s, room, "greeter", "Greeter")["session_id"]
