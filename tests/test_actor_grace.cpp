@@ -60,6 +60,14 @@ struct grace_fixture : events_fixture {
     return false;
   }
 
+  /// `s` stays until the grace's last second and is gone at its end.
+  void leaves_when_grace_ends(const session& s) {
+    advance(29s);
+    CHECK(is_member(s.session_id));
+    advance(1s);
+    CHECK_FALSE(is_member(s.session_id));
+  }
+
   bool on_disk_member(const std::string& sid) {
     for (auto& l : on_disk())
       for (auto& m : l.sessions)
@@ -140,10 +148,7 @@ TEST_CASE_METHOD(grace_fixture, "grace: a person joining within it keeps the "
   CHECK(is_member(echo.session_id));
   CHECK(script->stops.empty());
   leaves(bob);
-  advance(29s);
-  CHECK(is_member(echo.session_id));
-  advance(1s);
-  CHECK_FALSE(is_member(echo.session_id));
+  leaves_when_grace_ends(echo);
   CHECK(script->stops == strings{echo.run_id});
 }
 
@@ -156,10 +161,7 @@ TEST_CASE_METHOD(grace_fixture, "grace: a person who times out (no socket "
   auto alice = person("alice");
   advance(60s); // alice never said hello: her session ends
   REQUIRE_FALSE(is_member(alice.session_id));
-  advance(29s);
-  CHECK(is_member(echo.session_id));
-  advance(1s);
-  CHECK_FALSE(is_member(echo.session_id));
+  leaves_when_grace_ends(echo);
   CHECK(script->stops == strings{echo.run_id});
 }
 
@@ -204,10 +206,7 @@ TEST_CASE_METHOD(grace_fixture, "grace: a bot joining an empty lobby that had "
   CHECK_FALSE(is_member(greeter.session_id));
   // Empty, no bot: a bot joining now gets the grace, then leaves.
   auto late = bot("Late");
-  advance(29s);
-  CHECK(is_member(late.session_id));
-  advance(1s);
-  CHECK_FALSE(is_member(late.session_id));
+  leaves_when_grace_ends(late);
   CHECK(script->stops.size() == 3);
 }
 
