@@ -2,7 +2,8 @@
 of a raw WebSocket: a connection that never comes up (an answer whose ICE
 never meets a candidate, as a peer behind a dead network would) is made
 anew after --voice-connect-timeout, with a new offer and new ICE
-credentials."""
+credentials; a provider killed and started again (its only provider)
+re-creates its bot's voice on the same session."""
 
 import re
 import unittest
@@ -31,32 +32,40 @@ def answer_without_candidates(offer):
 
 class VoiceBotTest(ServerTestCase):
 
+    def provider(self, server, args=(), state=None):
+        return self.start_provider(Provider(self.tmp.path, server, "voice",
+                                            state or self.state_file("voice"), args))
+
+    def voice_peer(self, server, room, nick):
+        """A person with a lobby socket that said hello: (session, socket)."""
+        who = self.person(server, room, nick)
+        ws = self.lobby_socket(server, room)
+        welcome = self.hello(ws, who)
+        self.assertEqual(welcome["type"], "welcome", welcome)
+        return who, ws
+
+    @staticmethod
+    def offer_from(ws, bot, wait):
+        """The next offer `bot` sends on `ws`: its SDP."""
+        msg, _ = ws.wait_for(
+            lambda m: m.get("type") == "signal" and m.get("from") == bot
+            and m["data"].get("description", {}).get("type") == "offer", wait)
+        return msg["data"]["description"]["sdp"]
+
     def test_a_connection_that_never_comes_up_is_made_anew(self):
         s = self.start_server()
         timeout = 2
-        provider = Provider(self.tmp.path, s, "voice", self.state_file("voice"),
-                            ("--bots", "greeter", "--voice-connect-timeout", str(timeout)))
-        self.start_provider(provider)
+        provider = self.provider(s, ("--bots", "greeter", "--voice-connect-timeout", str(timeout)))
         room = self.create_lobby(s)["id"]
-        alice = self.person(s, room, "alice")
-        ws = self.lobby_socket(s, room)
-        welcome = self.hello(ws, alice)
-        self.assertEqual(welcome["type"], "welcome", welcome)
-
+        alice, ws = self.voice_peer(s, room, "alice")
         greeter = self.joined(s, room, "greeter", "Greeter")["session_id"]
 
-        def offer(wait):
-            msg, _ = ws.wait_for(
-                lambda m: m.get("type") == "signal" and m.get("from") == greeter
-                and m["data"].get("description", {}).get("type") == "offer", wait)
-            return msg["data"]["description"]["sdp"], msg
-
         # The newcomer (the bot) calls the person in its welcome.
-        first, _ = offer(scaled(20))
+        first = self.offer_from(ws, greeter, scaled(20))
         ws.send_json({"type": "signal", "to": greeter,
                       "data": {"description": {"type": "answer",
                                                "sdp": answer_without_candidates(first)}}})
-        second, _ = offer(scaled(timeout + 15))
+        second = self.offer_from(ws, greeter, scaled(timeout + 15))
         self.assertNotEqual(ufrag(second), ufrag(first), "a fresh connection: new ICE credentials")
         # Made anew by the deadline (counted from the connection's making),
         # not by a refusal of the answer.
@@ -64,6 +73,30 @@ class VoiceBotTest(ServerTestCase):
                                rf"{timeout * 1000} ms")
         # The run itself goes on: greeter is still a member, on the same session.
         self.assertIn(greeter, [m["session_id"] for m in self.sessions(s, room)])
+
+    def test_a_restarted_provider_makes_its_bots_voice_anew(self):
+        s = self.start_server()
+        first = self.provider(s, ("--bots", "greeter"))
+        room = self.create_lobby(s)["id"]
+        _, ws = self.voice_peer(s, room, "alice")
+        joined = self.joined(s, room, "greeter", "Greeter")
+        greeter = joined["session_id"]
+        self.offer_from(ws, greeter, scaled(20))
+        first.kill()
+        again = self.provider(s, ("--bots", "greeter"), state=first.state_file)
+        self.assertEqual(again.provider_id, first.provider_id)
+        # Its runs are gone with the process: reconciliation moves the member
+        # (peer_left), its new run says hello with the new token
+        # (peer_joined) and calls alice again, on the same session.
+        ws.wait_for(lambda m: m.get("type") == "peer_left"
+                    and m.get("session_id") == greeter, scaled(20))
+        ws.wait_for(lambda m: m.get("type") == "peer_joined"
+                    and m["peer"]["session_id"] == greeter, scaled(20))
+        self.offer_from(ws, greeter, scaled(20))
+        member = next(m for m in self.sessions(s, room) if m["session_id"] == greeter)
+        self.assertEqual(member["provider_id"], first.provider_id)
+        self.assertNotEqual(member["run_id"], joined["run_id"])
+        self.assertIn(member["run_id"], again.runs())
 
 
 if __name__ == "__main__":
