@@ -14,7 +14,7 @@ import time
 import unittest
 import uuid
 
-from harness import SERVER, Server, ServerTestCase, TempDir, run_server_cli
+from harness import SERVER, Server, ServerTestCase, TempDir, run_server_cli, wait_until
 from test_restarts import preload_dead_providers
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -188,7 +188,12 @@ class MetricsTest(ServerTestCase):
         # The request log line (and the metrics) follow the response's write:
         # wait for the last one before scraping.
         s.wait_for_line(r"POST /api/lobby/\S+/sessions 201")
-        after = self.scrape(s)
+        # The member gauges are the lobby directory's, told by the lobby
+        # beside the answer: awaited.
+        def with_both_members():
+            m = self.scrape(s)
+            return m if m['voicebot_lobby_members'] == 2 else None
+        after = wait_until(with_both_members, 5, "both members in the gauge")
         self.assertEqual(after[health] - before.get(health, 0), 3)
         self.assertEqual(after[created], 1)
         self.assertEqual(after[lobby_404], 1)
