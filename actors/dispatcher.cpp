@@ -1,5 +1,7 @@
 #include "actors/dispatcher.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -239,6 +241,19 @@ bot_host_actor dispatcher_state::host_of(const provider& p) const {
   return i == hosts.end() ? bot_host_actor{} : i->second;
 }
 
+void dispatcher_state::let_go() {
+  // Each provider's link drops (its down_msg follows, and link_down does
+  // what a drop does); the providers move to their next gateway at once.
+  std::vector<caf::node_id> nodes;
+  for (auto& [id, host] : hosts)
+    if (std::find(nodes.begin(), nodes.end(), host.node()) == nodes.end())
+      nodes.push_back(host.node());
+  spdlog::warn("fenced: letting the {} CAF providers linked here go",
+               hosts.size());
+  if (config.close_links && !nodes.empty())
+    config.close_links(std::move(nodes));
+}
+
 void dispatcher_state::link_down(const caf::actor_addr& addr,
                                  const caf::error& reason) {
   for (auto i = hosts.begin(); i != hosts.end(); ++i) {
@@ -421,6 +436,7 @@ dispatcher(dispatcher_actor::stateful_pointer<dispatcher_state> self,
           self->state.config.elsewhere->unlinked(id);
         }
       },
+      [=](atom::fenced) { self->state.let_go(); },
   };
 }
 

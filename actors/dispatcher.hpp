@@ -20,9 +20,11 @@
 #include <string>
 #include <deque>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/node_id.hpp>
 
 #include <caf/typed_response_promise.hpp>
 
@@ -54,6 +56,9 @@ struct dispatcher_config {
   /// The CAF providers whose link another instance holds (actors/ports.hpp):
   /// none (embedded), or the cluster's link table.
   std::shared_ptr<const link_port> elsewhere = local_links();
+  /// Closes this process's CAF connections to the given nodes (the
+  /// middleman's, plain or TLS: apps/caf_links); null: nothing to close.
+  std::function<void(std::vector<caf::node_id>)> close_links;
 };
 
 struct dispatcher_state {
@@ -123,6 +128,8 @@ struct dispatcher_state {
                              bool forwarded);
   /// A CAF provider's link dropped (or it left): forget its actor.
   void link_down(const caf::actor_addr& addr, const caf::error& reason);
+  /// Fenced (cluster): closes the link of every CAF provider linked here.
+  void let_go();
 
   /// Starts an HTTP call whose reply comes back as a message.
   void call(std::string method, std::string url, std::string body,

@@ -78,7 +78,10 @@ using dispatcher_actor = caf::typed_actor<
   // drops, the registry marks the provider unreachable.
   caf::replies_to<atom::registration, std::string, bot_host_actor>::with<bool>,
   // Forget a CAF provider's actor (it deregistered).
-  caf::reacts_to<atom::deregister, std::string>>;
+  caf::reacts_to<atom::deregister, std::string>,
+  // Cluster mode: this instance lost its lease; every CAF provider linked
+  // here is let go at once (its link closed), to register elsewhere.
+  caf::reacts_to<atom::fenced>>;
 
 /// Cluster mode: an owner of state (registry, lobby directory, lobby,
 /// idempotency) takes the changes another instance made, from its store's

@@ -74,6 +74,7 @@ VB_ADD_ATOM(idle, "idle")
 VB_ADD_ATOM(signal, "signal")
 VB_ADD_ATOM(seats, "seats")
 VB_ADD_ATOM(grace, "grace")
+VB_ADD_ATOM(fenced, "fenced")
 
 namespace vb {
 

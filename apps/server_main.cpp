@@ -29,6 +29,7 @@
 #include "actors/registry.hpp"
 #include "actors/snapshot_writer.hpp"
 #include "actors/stats.hpp"
+#include "apps/caf_links.hpp"
 #include "apps/sd_notify.hpp"
 #include "apps/caf_runtime.hpp"
 #include "apps/server_options.hpp"
@@ -288,6 +289,8 @@ int main(int argc, char** argv) {
   gc.dispatcher.dispatch_timeout = seconds(opts.dispatch_timeout);
   gc.dispatcher.failover_attempts
     = static_cast<size_t>(opts.failover_attempts);
+  // A fenced instance (cluster) lets its CAF providers go through this.
+  gc.dispatcher.close_links = vb::link_closer(sys);
   auto& peers = gc.lobbies;
   peers.dispatch_wait
     = seconds((opts.failover_attempts + 1.0) * opts.dispatch_timeout + 5);
@@ -408,7 +411,8 @@ int main(int argc, char** argv) {
           rc = 1;
         });
   }
-  // CAF providers see the link drop and reconnect with backoff.
+  // No new CAF providers (this closes the acceptor only); the links drop
+  // with the process, and the providers reconnect with backoff.
   caf::make_function_view(connections)(caf::unpublish_atom_v,
                                        g.gateway.address(), *caf_port);
   if (cluster)

@@ -103,7 +103,9 @@ std::string cluster_load(cluster_context& ctx,
 using membership_actor = caf::typed_actor<
   // Answers the lease id once the instance key is written with a live
   // lease (at start-up: the instance is live).
-  caf::replies_to<atom::get>::with<int64_t>>;
+  caf::replies_to<atom::get>::with<int64_t>,
+  // Who lets the CAF providers linked here go when the lease is lost.
+  caf::reacts_to<atom::peers, dispatcher_actor>>;
 
 /// The store of one owner in etcd (cluster/store), and, for the lobbies,
 /// the reservations of joins' names (the same actor: a commit checks its

@@ -31,6 +31,8 @@ struct membership_state {
   /// The lease granted and not yet lost (its key may not be written yet).
   int64_t granted = 0;
   std::vector<caf::typed_response_promise<int64_t>> ready;
+  /// Told when the lease is lost (fenced): it closes the provider links.
+  dispatcher_actor dispatcher;
   bool leader = false;
   bool campaigning = false;
   bool was_writable = false;
@@ -101,6 +103,10 @@ struct membership_state {
         ctx->lease = 0;
         leader = false;
         stats->sweeper = false;
+        // Its providers go elsewhere now, not at the end of a partition:
+        // this instance commits nothing for them until a new lease.
+        if (dispatcher)
+          self->send(dispatcher, atom::fenced_v);
         update();
         keep();
         break;
@@ -208,6 +214,7 @@ membership_fn(membership_self::stateful_pointer<membership_state> self,
       self->state.update();
       self->state.campaign();
     },
+    [=](atom::peers, dispatcher_actor d) { self->state.dispatcher = std::move(d); },
     [=](atom::get) -> caf::result<int64_t> {
       auto lease = self->state.ctx->lease.load();
       if (lease != 0)

@@ -137,8 +137,10 @@ graph_ports cluster_ports(caf::actor_system& sys, const cluster_instance& c,
   ports.links = remote_links(c.links);
   ports.duty = sweeper_duty(stats);
   auto relay = c.relay;
-  ports.spawned = [relay, providers, lobbies, keys](const graph& g) {
+  auto membership = c.membership;
+  ports.spawned = [relay, membership, providers, lobbies, keys](const graph& g) {
     caf::anon_send(relay, atom::peers_v, g.dispatcher, g.directory);
+    caf::anon_send(membership, atom::peers_v, g.dispatcher);
     // The other instances' changes, from each store's watch, go to their
     // owners.
     caf::anon_send(providers.owner, atom::peers_v,

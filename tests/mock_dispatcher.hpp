@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <caf/all.hpp>
+#include <catch2/catch.hpp>
 
 #include "actors/interfaces.hpp"
 
@@ -27,6 +28,8 @@ dispatcher_actor::behavior_type mock_dispatcher_of(Handlers... handlers) {
     [](atom::stop, const provider&, const std::string&, atom::remote) {
       return false;
     },
+    // Only cluster mode's membership sends it: no actor test expects it.
+    [](atom::fenced) { FAIL("the mock dispatcher got fenced"); },
   };
 }
 

@@ -47,6 +47,9 @@ struct dispatcher_fixture : test::fixture {
   dispatcher_actor aut;
   std::shared_ptr<std::string> host_mode = std::make_shared<std::string>("accept");
   bot_host_actor host;
+  /// The nodes each close_links call named (a fenced instance's).
+  std::shared_ptr<std::vector<std::vector<caf::node_id>>> closed
+    = std::make_shared<std::vector<std::vector<caf::node_id>>>();
 
   dispatcher_fixture() {
     store = sys.spawn(test::memory_store);
@@ -57,6 +60,9 @@ struct dispatcher_fixture : test::fixture {
     dc.server_url = "http://127.0.0.1:8000";
     dc.registry = reg;
     dc.stats = stats;
+    dc.close_links = [closed = closed](std::vector<caf::node_id> nodes) {
+      closed->push_back(std::move(nodes));
+    };
     aut = sys.spawn(dispatcher, std::shared_ptr<http_link>{link}, dc);
     run();
   }
@@ -319,4 +325,27 @@ TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: a CAF provider that refuses "
   run();
   CHECK(code_of(join_error(p)) == ec::unavailable);
   CHECK(status(p) == provider_status::unreachable);
+}
+
+TEST_CASE_METHOD(dispatcher_fixture, "dispatcher: fenced, it closes the links "
+                 "of the CAF providers linked here (each node once), and "
+                 "nothing when none is", "[dispatcher]") {
+  self->send(aut, atom::fenced_v);
+  run();
+  CHECK(closed->empty());
+  auto a = add_caf("caf-a");
+  auto first = host;
+  auto b = add_caf("caf-b"); // another actor on the same node (this test's)
+  REQUIRE(first.node() == host.node());
+  self->send(aut, atom::fenced_v);
+  run();
+  REQUIRE(closed->size() == 1);
+  CHECK(closed->at(0) == std::vector<caf::node_id>{host.node()});
+  // The links' drop is what ends them here: until then they stay linked.
+  CHECK(status(a) == provider_status::online);
+  self->send_exit(first, caf::exit_reason::remote_link_unreachable);
+  self->send_exit(host, caf::exit_reason::remote_link_unreachable);
+  run();
+  CHECK(status(a) == provider_status::unreachable);
+  CHECK(status(b) == provider_status::unreachable);
 }

@@ -243,6 +243,7 @@ class Provider(Server):
     soon it tries again (MAX_BACKOFF)."""
 
     MAX_BACKOFF = "1"
+    HEARTBEAT = "0.5"
 
     def __init__(self, workdir, server, name, state_file, args=()):
         super().__init__(workdir, args)
@@ -257,7 +258,7 @@ class Provider(Server):
     def start(self, timeout=20, wait_registered=True):
         self._spawn([PROVIDER] + self.gateway_args()
                     + ["--name", self.name, "--state-file", self.state_file,
-                       "--heartbeat-interval", "0.5", "--max-backoff", self.MAX_BACKOFF,
+                       "--heartbeat-interval", self.HEARTBEAT, "--max-backoff", self.MAX_BACKOFF,
                        # The bots' voice gathers ICE candidates on loopback only.
                        "--ice-address", "127.0.0.1"]
                     + self.args)

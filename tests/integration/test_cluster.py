@@ -422,6 +422,31 @@ class ClusterTest(ServerTestCase):
                    1, "A's lobby on B")
         self.assertEqual(len(self.etcd.range_prefix(PREFIX + "instances/")), 2)
 
+    def test_fenced_instance_lets_its_caf_providers_go(self):
+        from test_provider_failover import FailoverProvider
+        a = self.instance("a")
+        b = self.instance("b")
+        # Heartbeats too rare to notice the pause: only A's fencing moves it.
+        prov = FailoverProvider(self.tmp.path, [a, b], "roamer",
+                                os.path.join(self.tmp.path, "roamer.state"))
+        prov.HEARTBEAT = "60"
+        self.servers.append(prov)
+        prov.start()
+        prov.wait_for_line(rf"registered as .* at 127\.0\.0\.1:{a.caf_port}")
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            # Past A's lease: its instance key is gone from etcd.
+            wait_until(lambda: len(self.etcd.range_prefix(PREFIX + "instances/")) == 1,
+                       3 * TTL, "A's lease expired")
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        # A, fenced, closes the link at once: the provider moves to B (its
+        # next gateway, no backoff) and registers there with the same id.
+        a.wait_for_line(r"fenced: letting the 1 CAF providers linked here go", timeout=3 * TTL)
+        prov.wait_for_line(rf"link to the server at 127\.0\.0\.1:{a.caf_port} lost", timeout=5)
+        prov.wait_for_line(
+            rf"registered as {prov.provider_id} .* at 127\.0\.0\.1:{b.caf_port}", timeout=5)
+
 
 if __name__ == "__main__":
     unittest.main()
