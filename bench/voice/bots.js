@@ -255,8 +255,27 @@ function firstLine(p, rx, after = 0) {
 // -- pages ------------------------------------------------------------------------------
 
 /// Records every RTCPeerConnection the page makes (window.benchPcs), for
-/// getStats() fields window.voice.stats() does not give (packetsLost, jitter).
+/// getStats() fields window.voice.stats() does not give (packetsLost, jitter);
+/// window.benchInbound(pcs) sums the inbound audio of live connections.
 const RECORD_PCS = `(() => {
+  window.benchInbound = async (pcs) => {
+    const r = { packetsReceived: 0, packetsLost: 0, jitter: 0, concealed: 0, samples: 0, energy: 0, conns: 0, t: performance.now() };
+    for (const pc of pcs) {
+      if (pc.connectionState === 'closed') continue;
+      r.conns++;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+        r.t = s.timestamp; // when the browser took these figures (ms)
+        r.packetsReceived += s.packetsReceived || 0;
+        r.packetsLost += s.packetsLost || 0;
+        r.jitter = Math.max(r.jitter, s.jitter || 0);
+        r.concealed += s.concealedSamples || 0;
+        r.samples += s.totalSamplesReceived || 0;
+        r.energy += s.totalAudioEnergy || 0;
+      });
+    }
+    return r;
+  };
   const Orig = window.RTCPeerConnection;
   if (!Orig) return;
   window.benchPcs = [];
@@ -433,47 +452,14 @@ const LIGHT_PERSON = `(async ({ base, lobbyId, nick }) => {
 
 /// Light persons' inbound audio, one row per person (its live connections).
 function personsInbound(page) {
-  return page.evaluate(async () => Promise.all((window.persons || []).map(async (me) => {
-    const r = { packetsReceived: 0, packetsLost: 0, jitter: 0, concealed: 0, samples: 0, energy: 0, conns: 0, t: performance.now(),
-      errors: me.errors.slice(-3), events: me.events.slice(-8), now: Math.round(performance.now()) };
-    for (const c of me.conns.values()) {
-      if (c.pc.connectionState === 'closed') continue;
-      r.conns++;
-      (await c.pc.getStats()).forEach((s) => {
-        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
-        r.t = s.timestamp; // when the browser took these figures (ms)
-        r.packetsReceived += s.packetsReceived || 0;
-        r.packetsLost += s.packetsLost || 0;
-        r.jitter = Math.max(r.jitter, s.jitter || 0);
-        r.concealed += s.concealedSamples || 0;
-        r.samples += s.totalSamplesReceived || 0;
-        r.energy += s.totalAudioEnergy || 0;
-      });
-    }
-    return r;
-  })));
+  return page.evaluate(async () => Promise.all((window.persons || []).map(async (me) =>
+    Object.assign(await window.benchInbound([...me.conns.values()].map((c) => c.pc)), {
+      errors: me.errors.slice(-3), events: me.events.slice(-8), now: Math.round(performance.now()) }))));
 }
 
 /// The page's inbound audio over its live RTCPeerConnections (getStats).
 function inbound(p) {
-  return p.page.evaluate(async () => {
-    const r = { packetsReceived: 0, packetsLost: 0, jitter: 0, concealed: 0, samples: 0, energy: 0, conns: 0, t: performance.now() };
-    for (const pc of window.benchPcs || []) {
-      if (pc.connectionState === 'closed') continue;
-      r.conns++;
-      (await pc.getStats()).forEach((s) => {
-        if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
-        r.t = s.timestamp; // when the browser took these figures (ms)
-        r.packetsReceived += s.packetsReceived || 0;
-        r.packetsLost += s.packetsLost || 0;
-        r.jitter = Math.max(r.jitter, s.jitter || 0);
-        r.concealed += s.concealedSamples || 0;
-        r.samples += s.totalSamplesReceived || 0;
-        r.energy += s.totalAudioEnergy || 0;
-      });
-    }
-    return r;
-  });
+  return p.page.evaluate(() => window.benchInbound(window.benchPcs || []));
 }
 
 // -- the bench ----------------------------------------------------------------------------
@@ -719,6 +705,7 @@ class Bench {
     if (!lp) {
       const context = await this.browser.newContext({ viewport: { width: 320, height: 240 } });
       await context.grantPermissions(['microphone'], { origin: this.origin });
+      await context.addInitScript({ content: RECORD_PCS });
       const page = await context.newPage();
       lp = { page, context, name: `light page ${this.light.length}`, errors: [], n: 0 };
       page.on('pageerror', (e) => lp.errors.push(String(e)));
