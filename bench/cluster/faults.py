@@ -522,22 +522,10 @@ def check(cluster, workload, opts, log):
                      "no acknowledgement (it may have been applied)")
 
     # (b) no double: one session per key between leaves, one member per key.
-    per_key = {}
-    for o in joins:
-        if o["ok"]:
-            per_key.setdefault((o["lobby_id"], o["bot"], o["nick"]), []).append(o)
-    leave_invokes = {}
-    for o in leaves:
-        leave_invokes.setdefault(o["session_id"], []).append(o["invoke"])
-    for key, acks in per_key.items():
-        acks.sort(key=lambda o: o["end"])
-        for prev, cur in zip(acks, acks[1:]):
-            s1, s2 = prev["body"]["session_id"], cur["body"]["session_id"]
-            if s1 == s2:
-                continue
-            if not any(t < cur["end"] for t in leave_invokes.get(s1, [])):
-                find("b_double", f"{key}: op {prev['id']} -> {s1}, then op {cur['id']} -> {s2} "
-                     "with no leave of the first in between", ops=[op_view(prev), op_view(cur)])
+    for key, (s1, ops1), (s2, ops2) in double_answers(joins, leaves):
+        find("b_double", f"{key}: ops {[o['id'] for o in ops1]} -> {s1} and ops "
+             f"{[o['id'] for o in ops2]} -> {s2}, with no leave of either between them",
+             ops=[op_view(o) for o in ops1 + ops2])
     # A join invoked after an acknowledged leave of S ended must not answer S.
     for o in joins:
         if o["ok"]:
@@ -655,6 +643,57 @@ def check(cluster, workload, opts, log):
             find("e_run_missing", f"members on an unknown provider {name}: {member_runs[name]}")
     return findings, notes, orphans, {"lobbies": len(lobbies), "members": len(members),
                                       "reservations": len(reservations)}
+
+
+def answered_window(o):
+    """When the answer of a join was made: within the try that got it (its
+    HTTP request and response), else within the whole op."""
+    last = o["tries"][-1] if o.get("tries") else {}
+    return last.get("t", o["invoke"]), last.get("end", o["end"])
+
+
+def double_answers(joins, leaves):
+    """Pairs of sessions answered for one (lobby, bot, nick) that no leave
+    can separate: [(key, (s1, ops1), (s2, ops2))].
+
+    A name holds one session at a time, so of two sessions answered for one
+    key one was left between them: a leave of S1 whose window meets the span
+    from the latest start of S1's answers to the earliest end of S2's (or
+    the same with S2 first). An answer is placed anywhere in the try that
+    got it, not at its end: a join on an instance stopped just after etcd
+    answered it (pause_instance) is answered seconds later, and may answer a
+    session that has since been left and its name taken again. A leave that
+    was not acknowledged may apply at any later time. For each session (in
+    the order of its first answer), the first later one it cannot be told
+    apart from.
+    """
+    inf = float("inf")
+    answers = {}
+    for o in joins:
+        if o["ok"]:
+            key = (o["lobby_id"], o["bot"], o["nick"])
+            answers.setdefault(key, {}).setdefault(o["body"]["session_id"], []).append(o)
+    leave_windows = {}
+    for o in leaves:
+        leave_windows.setdefault(o["session_id"], []).append(
+            (o["invoke"], o["end"] if o["ok"] else inf))
+
+    def left_between(first, ops1, ops2):
+        after = max(answered_window(o)[0] for o in ops1)
+        before = min(answered_window(o)[1] for o in ops2)
+        return any(max(start, after) < min(end, before)
+                   for start, end in leave_windows.get(first, []))
+
+    found = []
+    for key, by_session in answers.items():
+        sessions = sorted(by_session, key=lambda s: min(o["end"] for o in by_session[s]))
+        for i, s1 in enumerate(sessions):
+            for s2 in sessions[i + 1:]:
+                ops1, ops2 = by_session[s1], by_session[s2]
+                if not (left_between(s1, ops1, ops2) or left_between(s2, ops2, ops1)):
+                    found.append((key, (s1, ops1), (s2, ops2)))
+                    break  # the first one for S1 says enough
+    return found
 
 
 def classify_orphans(runs, joins, acked_left):
