@@ -18,6 +18,7 @@
 #include <boost/beast/core/error.hpp>
 
 #include "etcd/codec.hpp"
+#include "link/connection_pool.hpp"
 #include "etcd/etcd_client.hpp"
 #include "model/call_once.hpp"
 
@@ -33,7 +34,11 @@ struct endpoint {
   std::string text; // as given
   std::string host_field;
   tcp::resolver::results_type addresses;
+  round_trip::tls_target tls; // no context: plain http
 };
+
+/// Told once the client holds a token (or has no user), or why not.
+using token_wait = std::function<void(const etcd_error&)>;
 
 /// Logs a callback's exception: one caller's bug must not end the I/O thread.
 void report_callback_threw(const char* what);
@@ -79,6 +84,23 @@ struct etcd_client::impl {
   bool stopping = false;
   std::unordered_map<uint64_t, std::shared_ptr<watch_state>> watches;
   std::unordered_map<uint64_t, std::shared_ptr<keeper_state>> keepers;
+  /// Kept-alive connections by endpoint text, for unary calls.
+  std::shared_ptr<round_trip::connection_pool> pool
+    = std::make_shared<round_trip::connection_pool>(ioc);
+  /// etcd's auth token and the calls waiting for one (auth.cpp); shared
+  /// with the authenticate call in flight, which may end as the client goes.
+  struct token_state {
+    std::string token; // empty: none yet, or no user
+    bool asking = false;
+    std::vector<token_wait> waits;
+  };
+  std::shared_ptr<token_state> auth = std::make_shared<token_state>();
+
+  /// `then` once a token is held (at once when there is one, or no user),
+  /// or with why none could be had; on the I/O thread.
+  void with_token(token_wait then);
+  /// etcd said `used` is invalid: the next call asks for a new one.
+  void forget_token(const std::string& used);
 
   /// Starts a unary call of `path` with `body`; `done` on the I/O thread.
   /// `resend`: whether a request already sent may be sent again (to the
@@ -86,8 +108,9 @@ struct etcd_client::impl {
   /// must not apply twice (a txn whose compares its own first attempt would
   /// fail): then the call ends with `unavailable` and the outcome is
   /// unknown to the caller.
+  /// `anonymous`: sent without a token (authenticate itself).
   void call(std::string path, std::string body, clock_type::time_point deadline,
-            once done, bool resend = true);
+            once done, bool resend = true, bool anonymous = false);
 };
 
 using impl = etcd_client::impl;

@@ -27,6 +27,8 @@ const char* to_string(errc x) {
       return "bad_request";
     case errc::client_stopped:
       return "client_stopped";
+    case errc::refused:
+      return "refused";
   }
   return "?";
 }
@@ -61,31 +63,73 @@ void report_callback_threw(const char* what) {
     spdlog::error("etcd client: a callback threw");
 }
 
+namespace {
+
+/// The TLS context the https endpoints share, or null (`error` says why).
+std::shared_ptr<boost::asio::ssl::context> tls_of(const etcd_options& o,
+                                                  bool https,
+                                                  std::string& error) {
+  bool files = !o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty();
+  if (!https) {
+    if (files)
+      error = "TLS files are given but no etcd endpoint is https://";
+    return nullptr;
+  }
+  if (o.ca_file.empty()) {
+    error = "https etcd endpoints need the CA that signed etcd's "
+            "certificates (--etcd-ca)";
+    return nullptr;
+  }
+  return round_trip::client_context(o.ca_file, o.cert_file, o.key_file, error);
+}
+
+} // namespace
+
 etcd_client::etcd_client(etcd_options options)
   : impl_(std::make_shared<impl>()) {
   impl_->options = std::move(options);
-  if (impl_->options.endpoints.empty())
+  auto& o = impl_->options;
+  if (o.endpoints.empty())
     impl_->config_error = "no etcd endpoints";
-  // Endpoints are resolved once, here (numeric hosts do not wait).
-  tcp::resolver resolver(impl_->ioc);
-  for (auto& text : impl_->options.endpoints) {
+  std::vector<url_parts> urls;
+  bool https = false;
+  for (auto& text : o.endpoints) {
     url_parts parts;
-    if (parse_url(text, parts) != url_error::none || parts.scheme != "http") {
+    if (parse_url(text, parts) != url_error::none) {
       impl_->config_error = "bad etcd endpoint: " + log_text(text);
       break;
     }
+    https = https || parts.scheme == "https";
+    urls.push_back(std::move(parts));
+  }
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (impl_->config_error.empty())
+    tls = tls_of(o, https, impl_->config_error);
+  // Endpoints are resolved once, here (numeric hosts do not wait).
+  tcp::resolver resolver(impl_->ioc);
+  for (std::size_t i = 0; i < urls.size() && impl_->config_error.empty(); ++i) {
+    auto& parts = urls[i];
     boost::system::error_code ec;
     auto addresses = resolver.resolve(parts.host, parts.port, ec);
     if (ec) {
-      impl_->config_error = "cannot resolve " + text + ": " + ec.message();
+      impl_->config_error
+        = "cannot resolve " + o.endpoints[i] + ": " + ec.message();
       break;
     }
-    impl_->endpoints.push_back(
-      {text, round_trip::host_field(parts.host, parts.port), addresses});
+    round_trip::tls_target secure;
+    if (parts.scheme == "https")
+      secure = {tls, parts.host};
+    impl_->endpoints.push_back({o.endpoints[i],
+                                round_trip::host_field(parts.host, parts.port),
+                                addresses, std::move(secure)});
   }
   if (!impl_->config_error.empty())
     spdlog::error("etcd client: {}", impl_->config_error);
   impl_->thread = std::thread([ioc = &impl_->ioc] { ioc->run(); });
+}
+
+std::string etcd_client::config_error() const {
+  return impl_ ? impl_->config_error : std::string{};
 }
 
 etcd_client::~etcd_client() {

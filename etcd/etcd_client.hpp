@@ -48,6 +48,9 @@ enum class errc : uint8_t {
   bad_answer,     // an answer that is not etcd's JSON
   bad_request,    // refused before sending (e.g. no endpoints)
   client_stopped, // the client was destroyed first
+  refused,        // etcd refused this client: TLS (its certificate, our CA
+                  // or client certificate) or authentication (user,
+                  // password); a setting to mend, never retried
 };
 
 /// "none", "unavailable", ... (for logs and test output).
@@ -61,6 +64,7 @@ constexpr int permission_denied = 7;
 constexpr int failed_precondition = 9;
 constexpr int out_of_range = 11; // e.g. "required revision has been compacted"
 constexpr int unavailable = 14;
+constexpr int unauthenticated = 16; // e.g. "invalid auth token"
 } // namespace grpc
 
 struct etcd_error {
@@ -276,8 +280,19 @@ public:
 // -- the client ---------------------------------------------------------------------
 
 struct etcd_options {
-  /// "http://127.0.0.1:2379", ...; http only (no TLS in this build).
+  /// "http://127.0.0.1:2379", or "https://..." with `ca_file`.
   std::vector<std::string> endpoints;
+  /// TLS to https endpoints: the CA that signed etcd's certificates (the
+  /// system's are never trusted), and this client's certificate and key
+  /// (etcd's --client-cert-auth), PEM files.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  /// etcd's authentication (empty user: none): a token from
+  /// /v3/auth/authenticate goes with every call, and is asked for again
+  /// when etcd says it is invalid (expired, or etcd restarted).
+  std::string user;
+  std::string password;
   /// One attempt on one endpoint ends after this (then the next endpoint).
   std::chrono::milliseconds attempt_timeout{2000};
   /// After every endpoint failed once, wait this before the next round.
@@ -300,8 +315,9 @@ public:
   using watch_callback = std::function<void(const watch_update&)>;
   using clock = std::chrono::steady_clock;
 
-  /// Starts the I/O thread. Endpoints that are not http URLs make every
-  /// call fail with bad_request.
+  /// Starts the I/O thread. Endpoints that are not http(s) URLs, https
+  /// without a CA, or TLS files that do not load make every call fail with
+  /// bad_request (config_error() says why).
   explicit etcd_client(etcd_options options);
 
   /// Stops the I/O thread. Calls in flight end with client_stopped (on the
@@ -354,6 +370,9 @@ public:
              std::function<void(int64_t)> on_lost);
   /// Stops a keeper (no more callbacks), revoking its lease when asked.
   virtual void stop_keeper(uint64_t id, bool revoke);
+
+  /// Why every call fails (bad endpoints or TLS files), or empty.
+  std::string config_error() const;
 
   struct impl; // opaque: Beast and Asio stay in etcd/*.cpp
 

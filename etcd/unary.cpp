@@ -25,8 +25,10 @@ bool is_unavailable(const etcd_error& e) {
 class unary_call : public std::enable_shared_from_this<unary_call> {
 public:
   unary_call(impl& owner, std::string path, std::string body,
-             clock_type::time_point deadline, once done, bool resend)
+             clock_type::time_point deadline, once done, bool resend,
+             bool anonymous)
     : resend_(resend),
+      anonymous_(anonymous),
       owner_(owner),
       path_(std::move(path)),
       body_(std::move(body)),
@@ -54,6 +56,22 @@ private:
                  last_.http_status, "no endpoint answered: " + last_.message};
       return done_(std::move(r));
     }
+    if (anonymous_)
+      return send();
+    owner_.with_token([self = shared_from_this()](const etcd_error& e) {
+      if (e.kind == errc::unavailable)
+        return self->next("authentication: " + e.message);
+      if (e) {
+        reply r;
+        r.error = e;
+        return self->done_(std::move(r));
+      }
+      self->send();
+    });
+  }
+
+  /// One attempt on the current endpoint, on a kept connection if any.
+  void send() {
     auto& ep = owner_.endpoints[index_];
     round_trip::request req;
     req.method(bhttp::verb::post);
@@ -61,20 +79,37 @@ private:
     req.version(11);
     req.set(bhttp::field::host, ep.host_field);
     req.set(bhttp::field::content_type, "application/json");
+    token_ = anonymous_ ? std::string{} : owner_.auth->token;
+    if (!token_.empty())
+      req.set(bhttp::field::authorization, token_);
     req.body() = body_;
-    req.keep_alive(false);
+    req.keep_alive(true);
     req.prepare_payload();
     round_trip::peer to;
     to.addresses = ep.addresses;
-    // Any status is read on: interpret() judges the answer.
-    round_trip::reading rules{owner_.options.max_body_bytes, nullptr};
-    round_trip::start(owner_.ioc.get_executor(), std::move(to), std::move(req),
-                      rules,
-                      std::min(deadline_, now + owner_.options.attempt_timeout),
-                      [self = shared_from_this()](round_trip::outcome o) {
-                        self->on_outcome(std::move(o));
-                      },
-                      report_callback_threw);
+    to.tls = ep.tls;
+    // A write that must not apply twice is not sent again on a new
+    // connection once written on a kept one.
+    to.retry_kept = resend_;
+    owner_.pool->take(
+      ep.text, owner_.ioc.get_executor(),
+      [self = shared_from_this(), to = std::move(to), req = std::move(req),
+       key = ep.text](std::shared_ptr<round_trip::connection> kept) mutable {
+        to.kept = std::move(kept);
+        auto& owner = self->owner_;
+        // Any status is read on: interpret() judges the answer.
+        round_trip::reading rules{owner.options.max_body_bytes, nullptr};
+        round_trip::start(
+          owner.ioc.get_executor(), std::move(to), std::move(req), rules,
+          std::min(self->deadline_,
+                   clock_type::now() + owner.options.attempt_timeout),
+          [self, key](round_trip::outcome o) {
+            if (o.kept && !o.dropped)
+              self->owner_.pool->give(key, std::move(o.kept));
+            self->on_outcome(std::move(o));
+          },
+          report_callback_threw);
+      });
   }
 
   void on_outcome(round_trip::outcome o) {
@@ -86,10 +121,27 @@ private:
       r.error = {errc::bad_answer, 0, 0, "answer too large"};
       return done_(std::move(r));
     }
+    if (o.at != round_trip::step::done && round_trip::is_tls_error(o.error)) {
+      // A certificate or an alert: the settings are wrong, not the network.
+      reply r;
+      r.error = {errc::refused, 0, 0,
+                 owner_.endpoints[index_].text + ": TLS "
+                   + round_trip::to_string(o.at) + ": " + o.error.message()};
+      return done_(std::move(r));
+    }
     if (o.at != round_trip::step::done)
       return next(std::string(round_trip::to_string(o.at)) + ": "
                   + o.error.message());
     auto r = interpret(o.res.result_int(), o.res.body());
+    if (r.error.kind == errc::server && r.error.code == grpc::unauthenticated
+        && !token_.empty() && !renewed_) {
+      // The token expired (or etcd restarted and forgot it): not applied,
+      // so sent again with a new one, once.
+      renewed_ = true;
+      sent_ = false; // etcd refused it unapplied
+      owner_.forget_token(token_);
+      return attempt();
+    }
     if (is_unavailable(r.error)) {
       last_ = r.error;
       saw_unavailable_ = true;
@@ -127,6 +179,9 @@ private:
   }
 
   bool resend_ = true;
+  bool anonymous_ = false; // no token (authenticate itself)
+  bool renewed_ = false;   // sent again once with a new token
+  std::string token_;      // the token of the attempt in flight
   bool sent_ = false; // the request was written on this attempt or before
   impl& owner_;
   std::string path_;
@@ -175,9 +230,10 @@ bool txn_resends(const txn_request& r) {
 
 void etcd_client::impl::call(std::string path, std::string body,
                              clock_type::time_point deadline, once done,
-                             bool resend) {
+                             bool resend, bool anonymous) {
   auto c = std::make_shared<unary_call>(*this, std::move(path), std::move(body),
-                                        deadline, std::move(done), resend);
+                                        deadline, std::move(done), resend,
+                                        anonymous);
   net::post(ioc, [c] { c->start(); });
 }
 

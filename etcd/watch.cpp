@@ -50,8 +50,8 @@ public:
   void cancel() {
     ended_ = true;
     timer_.cancel();
-    if (stream_)
-      stream_->close();
+    if (conn_)
+      conn_->close();
   }
 
 private:
@@ -70,10 +70,21 @@ private:
   void connect() {
     if (ended_ || owner_.stopping)
       return;
+    owner_.with_token([self = shared_from_this()](const etcd_error& e) {
+      if (self->ended_ || self->owner_.stopping)
+        return;
+      if (e)
+        return self->broken("authentication: " + e.message);
+      self->open();
+    });
+  }
+
+  void open() {
     auto& ep = owner_.endpoints[index_];
     auto from = have_revision_ ? std::optional<int64_t>(last_revision_ + 1)
                                : std::nullopt;
-    stream_.emplace(owner_.ioc);
+    conn_ = std::make_shared<round_trip::connection>(owner_.ioc.get_executor(),
+                                                     ep.tls);
     parser_.emplace();
     parser_->body_limit(boost::none);
     parser_->on_chunk_body(on_chunk_);
@@ -87,22 +98,32 @@ private:
     http_req_.set(bhttp::field::content_type, "application/json");
     // Without it a member that lost quorum keeps the stream silent (§6.8).
     http_req_.set("Grpc-Metadata-hasleader", "true");
+    token_ = owner_.auth->token;
+    if (!token_.empty())
+      http_req_.set(bhttp::field::authorization, token_);
     http_req_.body() = watch_create_json(req_, from).dump();
     http_req_.prepare_payload();
-    // Connect, write and header are bounded; the stream itself is not.
-    stream_->expires_after(owner_.options.attempt_timeout);
-    stream_->async_connect(ep.addresses,
-                           go_on("connect", &watch_state::write_request));
+    // Connect, handshake, write and header are bounded; the stream is not.
+    conn_->tcp().expires_after(owner_.options.attempt_timeout);
+    conn_->open(ep.addresses, [self = shared_from_this()](beast::error_code ec,
+                                                          bool handshake) {
+      self->go_on(handshake ? "TLS handshake" : "connect",
+                  &watch_state::write_request)(ec, 0);
+    });
   }
 
   void write_request() {
-    bhttp::async_write(*stream_, http_req_,
-                       go_on("write", &watch_state::read_header));
+    conn_->with([&](auto& s) {
+      bhttp::async_write(s, http_req_,
+                         go_on("write", &watch_state::read_header));
+    });
   }
 
   void read_header() {
-    bhttp::async_read_header(*stream_, buffer_, *parser_,
-                             go_on("read", &watch_state::read_stream));
+    conn_->with([&](auto& s) {
+      bhttp::async_read_header(s, buffer_, *parser_,
+                               go_on("read", &watch_state::read_stream));
+    });
   }
 
   /// The header is in: a 200 streams messages until the stream ends.
@@ -110,12 +131,14 @@ private:
     auto status = parser_->get().result_int();
     if (status != 200)
       return broken("HTTP " + std::to_string(status));
-    stream_->expires_never();
-    bhttp::async_read(
-      *stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-        self->on_stream_end(ec);
-      });
+    conn_->tcp().expires_never();
+    conn_->with([&](auto& s) {
+      bhttp::async_read(
+        s, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          self->on_stream_end(ec);
+        });
+    });
   }
 
   /// The read of the body ended: a cut stream, or feed() stopped it.
@@ -161,6 +184,8 @@ private:
       case watch_line::kind::skip:
         return true;
       case watch_line::kind::reconnect:
+        if (m.why.find("auth token") != std::string::npos)
+          owner_.forget_token(token_); // asked for again on reconnecting
         reconnect_why_ = std::move(m.why);
         return false;
       case watch_line::kind::update:
@@ -207,8 +232,8 @@ private:
   void broken(std::string why) {
     if (ended_ || owner_.stopping)
       return;
-    if (stream_)
-      stream_->close();
+    if (conn_)
+      conn_->close();
     pending_.clear(); // a half line is never delivered
     reconnect_why_.clear();
     auto& ep = owner_.endpoints[index_];
@@ -244,7 +269,8 @@ private:
   std::function<std::size_t(std::uint64_t, beast::string_view,
                             beast::error_code&)>
     on_chunk_;
-  std::optional<beast::tcp_stream> stream_;
+  std::shared_ptr<round_trip::connection> conn_;
+  std::string token_; // the token the stream was opened with
   beast::flat_buffer buffer_;
   bhttp::request<bhttp::string_body> http_req_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "link/answer.hpp"
+#include "link/connection_pool.hpp"
 #include "link/round_trip.hpp"
 #include "model/call_once.hpp"
 #include "model/log_text.hpp"
@@ -51,98 +52,6 @@ struct completion : call_once<http_result> {
   }
 };
 
-/// Idle keep-alive connections by "host:port", touched only on the pool's
-/// own strand (no lock). A connection goes back after a complete response
-/// that allows keep-alive; the next request to the same endpoint takes it.
-/// One the provider closed meanwhile fails at once and the request is
-/// retried on a new connection (link/round_trip.hpp's peer::kept). A connection
-/// idle for `idle_timeout` is closed: an endpoint that gets no more
-/// requests (a provider that died or left) keeps no socket open.
-class connection_pool : public std::enable_shared_from_this<connection_pool> {
-public:
-  static constexpr std::size_t max_idle_per_endpoint = 64;
-  static constexpr std::size_t max_endpoints = 1024;
-  static constexpr auto idle_timeout = std::chrono::seconds(30);
-
-  explicit connection_pool(net::io_context& ioc)
-    : strand_(net::make_strand(ioc)), timer_(strand_) {
-  }
-
-  /// Calls `then(optional<socket>)` on `ex` with an idle connection, if any.
-  template <class Executor, class Handler>
-  void take(std::string key, Executor ex, Handler then) {
-    net::post(strand_, [self = shared_from_this(), key = std::move(key), ex,
-                        then = std::move(then)]() mutable {
-      std::optional<tcp::socket> found;
-      if (auto i = self->idle_.find(key); i != self->idle_.end()) {
-        found.emplace(std::move(i->second.back().sock));
-        i->second.pop_back();
-        if (i->second.empty())
-          self->idle_.erase(i);
-      }
-      net::post(ex, [then = std::move(then), found = std::move(found)]() mutable {
-        then(std::move(found));
-      });
-    });
-  }
-
-  /// Keeps a connection for the next request to `key` (or closes it when
-  /// the pool is full).
-  void give(std::string key, tcp::socket sock) {
-    net::post(strand_, [self = shared_from_this(), key = std::move(key),
-                        sock = std::move(sock)]() mutable {
-      auto i = self->idle_.find(key);
-      if (i == self->idle_.end() && self->idle_.size() >= max_endpoints)
-        return; // sock closes here
-      auto& list = self->idle_[key];
-      if (list.size() < max_idle_per_endpoint)
-        list.push_back(idle{std::move(sock), clock::now()});
-      self->arm();
-    });
-  }
-
-private:
-  using clock = std::chrono::steady_clock;
-  struct idle {
-    tcp::socket sock;
-    clock::time_point since;
-  };
-
-  /// On the strand: a sweep in a while, unless one is due already.
-  void arm() {
-    if (armed_)
-      return;
-    armed_ = true;
-    timer_.expires_after(idle_timeout);
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      self->armed_ = false;
-      if (ec)
-        return; // the client stops
-      self->sweep();
-    });
-  }
-
-  /// On the strand: closes the connections idle for idle_timeout.
-  void sweep() {
-    auto cutoff = clock::now() - idle_timeout;
-    for (auto i = idle_.begin(); i != idle_.end();) {
-      auto& list = i->second;
-      // Oldest first: they went back in order.
-      auto fresh = std::find_if(list.begin(), list.end(),
-                                [&](const idle& x) { return x.since > cutoff; });
-      list.erase(list.begin(), fresh); // closes them
-      i = list.empty() ? idle_.erase(i) : std::next(i);
-    }
-    if (!idle_.empty())
-      arm();
-  }
-
-  net::strand<net::io_context::executor_type> strand_;
-  net::steady_timer timer_;
-  bool armed_ = false;
-  std::unordered_map<std::string, std::vector<idle>> idle_;
-};
-
 /// The request to a provider: HTTP/1.1, kept alive, JSON both ways.
 round_trip::request request_to(const url_parts& url, bhttp::verb method,
                                std::string body) {
@@ -164,7 +73,7 @@ round_trip::request request_to(const url_parts& url, bhttp::verb method,
 /// One request on its own strand: an idle connection to the endpoint if the
 /// pool has one, else a new one; after an answer that allows it, the
 /// connection goes back to the pool.
-void send(std::shared_ptr<connection_pool> pool, url_parts url,
+void send(std::shared_ptr<round_trip::connection_pool> pool, url_parts url,
           round_trip::request req,
           std::chrono::steady_clock::time_point deadline,
           net::strand<net::io_context::executor_type> ex, completion done) {
@@ -175,13 +84,13 @@ void send(std::shared_ptr<connection_pool> pool, url_parts url,
   pool->take(key, ex,
              [pool, key, to = std::move(to), req = std::move(req), deadline, ex,
               done = std::make_shared<completion>(std::move(done))](
-               std::optional<tcp::socket> sock) mutable {
-               to.kept = std::move(sock);
+               std::shared_ptr<round_trip::connection> kept) mutable {
+               to.kept = std::move(kept);
                round_trip::start(
                  ex, std::move(to), std::move(req), answer::rules(), deadline,
                  [pool, key, done](round_trip::outcome o) {
                    if (o.kept)
-                     pool->give(key, std::move(*o.kept));
+                     pool->give(key, std::move(o.kept));
                    (*done)(answer::result_of(std::move(o)));
                  },
                  report_completion_threw);
@@ -197,7 +106,8 @@ struct http_client::impl {
   net::executor_work_guard<net::io_context::executor_type> work{
     ioc.get_executor()};
   std::vector<std::thread> threads;
-  std::shared_ptr<connection_pool> pool = std::make_shared<connection_pool>(ioc);
+  std::shared_ptr<round_trip::connection_pool> pool
+    = std::make_shared<round_trip::connection_pool>(ioc);
 
   /// Calls `done` with `error` from an I/O thread, never inline.
   void post_failure(completion done, std::string error) {

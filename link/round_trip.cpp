@@ -50,6 +50,8 @@ const char* to_string(step x) {
       return "resolve";
     case step::connect:
       return "connect";
+    case step::handshake:
+      return "handshake";
     case step::write:
       return "write";
     case step::read:
@@ -75,9 +77,9 @@ class trip : public std::enable_shared_from_this<trip> {
 public:
   trip(net::any_io_executor ex, peer to, request req, reading rules,
        clock_type::time_point deadline, handler done, threw_fn threw)
-    : resolver_(ex),
+    : ex_(ex),
+      resolver_(ex),
       resolve_timer_(ex),
-      stream_(ex),
       to_(std::move(to)),
       req_(std::move(req)),
       rules_(rules),
@@ -87,30 +89,20 @@ public:
   }
 
   void start() {
-    auto kept = std::exchange(to_.kept, std::nullopt);
-    if (!kept || !adopt(*kept))
+    if (auto kept = std::exchange(to_.kept, nullptr))
+      conn_ = kept->on(ex_, kept);
+    if (!conn_)
       return start_fresh();
     reused_ = true;
     phase_ = phase::exchanging;
-    stream_.expires_at(deadline_);
+    conn_->tcp().expires_at(deadline_);
     send();
   }
 
 private:
-  /// The kept connection moves to this round trip's own socket.
-  bool adopt(tcp::socket& sock) {
-    beast::error_code ec;
-    auto protocol = sock.local_endpoint(ec).protocol();
-    if (!ec) {
-      auto fd = sock.release(ec);
-      if (!ec)
-        stream_.socket().assign(protocol, fd, ec);
-    }
-    return !ec;
-  }
-
   /// Resolves (unless the addresses are known) and connects.
   void start_fresh() {
+    conn_ = std::make_shared<connection>(ex_, to_.tls);
     if (!to_.addresses.empty())
       return connect(to_.addresses);
     // The stream's timer does not cover the resolver: a timer of our own
@@ -128,12 +120,10 @@ private:
   bool retry_fresh(const beast::error_code& ec) {
     if (!reused_ || got_header_ || clock_type::now() >= deadline_)
       return false;
-    if (ec == beast::error::timeout)
+    if (ec == beast::error::timeout || (sent_ && !to_.retry_kept))
       return false;
     reused_ = false;
-    beast::error_code ignored;
-    stream_.socket().close(ignored);
-    stream_.socket() = tcp::socket{stream_.get_executor()};
+    conn_->close();
     buffer_.clear();
     parser_.emplace();
     prepare(*parser_, rules_, req_.method() == bhttp::verb::head);
@@ -161,25 +151,27 @@ private:
 
   void connect(const tcp::resolver::results_type& addresses) {
     phase_ = phase::exchanging;
-    // One deadline for connect, write and read together.
-    stream_.expires_at(deadline_);
-    stream_.async_connect(
-      addresses, beast::bind_front_handler(&trip::on_connect, shared_from_this()));
+    // One deadline for connect, handshake, write and read together.
+    conn_->tcp().expires_at(deadline_);
+    conn_->open(addresses, [self = shared_from_this()](beast::error_code ec,
+                                                       bool handshake) {
+      self->on_open(ec, handshake);
+    });
   }
 
-  void on_connect(beast::error_code ec, const tcp::endpoint&) {
+  void on_open(beast::error_code ec, bool handshake) {
     if (phase_ != phase::exchanging)
       return;
     if (ec)
-      return fail(step::connect, ec);
-    beast::error_code ignored;
-    stream_.socket().set_option(tcp::no_delay(true), ignored);
+      return fail(handshake ? step::handshake : step::connect, ec);
     send();
   }
 
   void send() {
-    bhttp::async_write(
-      stream_, req_, beast::bind_front_handler(&trip::on_write, shared_from_this()));
+    conn_->with([&](auto& s) {
+      bhttp::async_write(
+        s, req_, beast::bind_front_handler(&trip::on_write, shared_from_this()));
+    });
   }
 
   /// Before any answer: a failure on a kept connection is retried on a new
@@ -196,9 +188,11 @@ private:
     if (phase_ != phase::exchanging || failed_before_answer(step::write, ec))
       return;
     sent_ = true;
-    bhttp::async_read_header(
-      stream_, buffer_, *parser_,
-      beast::bind_front_handler(&trip::on_header, shared_from_this()));
+    conn_->with([&](auto& s) {
+      bhttp::async_read_header(
+        s, buffer_, *parser_,
+        beast::bind_front_handler(&trip::on_header, shared_from_this()));
+    });
   }
 
   void on_header(beast::error_code ec, std::size_t) {
@@ -211,9 +205,11 @@ private:
       o.refused = std::move(why);
       return finish(std::move(o)); // and the connection closes
     }
-    bhttp::async_read(
-      stream_, buffer_, *parser_,
-      beast::bind_front_handler(&trip::on_read, shared_from_this()));
+    conn_->with([&](auto& s) {
+      bhttp::async_read(
+        s, buffer_, *parser_,
+        beast::bind_front_handler(&trip::on_read, shared_from_this()));
+    });
   }
 
   void on_read(beast::error_code ec, std::size_t) {
@@ -239,22 +235,23 @@ private:
     phase_ = phase::done;
     o.sent = sent_;
     resolve_timer_.cancel();
-    if (keep) {
-      stream_.expires_never();
-      o.kept.emplace(stream_.release_socket());
-    } else {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_.close();
+    if (conn_) {
+      if (keep) {
+        conn_->tcp().expires_never();
+        o.kept = std::move(conn_);
+      } else {
+        conn_->close();
+      }
     }
     done_(std::move(o));
   }
 
   enum class phase { resolving, exchanging, done };
 
+  net::any_io_executor ex_;
   tcp::resolver resolver_;
   net::steady_timer resolve_timer_;
-  beast::tcp_stream stream_;
+  std::shared_ptr<connection> conn_;
   beast::flat_buffer buffer_;
   peer to_;
   request req_;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/system/error_code.hpp>
+
+#include "link/connection.hpp"
 
 namespace vb::round_trip {
 
@@ -59,8 +62,12 @@ std::string host_field(std::string_view host, std::string_view port,
 /// Where a round trip goes.
 struct peer {
   /// A kept-alive connection to try first. If it fails before any answer
-  /// (the server closed it while idle), a new connection replaces it, once.
-  std::optional<tcp::socket> kept;
+  /// (the server closed it while idle), a new connection replaces it, once
+  /// (unless `retry_kept` is false and the request was already written).
+  std::shared_ptr<connection> kept;
+  bool retry_kept = true;
+  /// TLS when `tls.context` is set (a kept connection is already secure).
+  tls_target tls;
   /// The server's addresses; when empty, `host` and `port` are resolved.
   tcp::resolver::results_type addresses;
   std::string host;
@@ -68,9 +75,9 @@ struct peer {
 };
 
 /// The step a round trip ended in.
-enum class step : uint8_t { resolve, connect, write, read, done };
+enum class step : uint8_t { resolve, connect, handshake, write, read, done };
 
-/// "resolve", "connect", "write", "read", "done".
+/// "resolve", "connect", "handshake", "write", "read", "done".
 const char* to_string(step x);
 
 /// How a round trip ended. Exactly one of: a whole answer (`at` is done);
@@ -87,7 +94,7 @@ struct outcome {
   response res; // when done
   /// When done and both sides allow it: the connection, for the next
   /// request to the same server. Otherwise it is closed before the report.
-  std::optional<tcp::socket> kept;
+  std::shared_ptr<connection> kept;
 };
 
 using handler = std::function<void(outcome)>;

@@ -53,13 +53,20 @@ inline uint16_t free_port() {
 /// pid) and removed at the end.
 class etcd_member {
 public:
-  explicit etcd_member(const std::string& binary) {
+  /// Its client URL is https when `tls` names its certificate, key and the
+  /// CA its clients' certificates must come from (--client-cert-auth).
+  struct tls_files {
+    std::string cert, key, ca;
+  };
+
+  explicit etcd_member(const std::string& binary, const tls_files& tls = {}) {
     char dir_template[] = "/tmp/vb-etcd-XXXXXX";
     REQUIRE(::mkdtemp(dir_template) != nullptr);
     dir_ = dir_template;
     auto client_port = std::to_string(free_port());
     auto peer_port = std::to_string(free_port());
-    url_ = "http://127.0.0.1:" + client_port;
+    url_ = (tls.cert.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:")
+           + client_port;
     auto peer = "http://127.0.0.1:" + peer_port;
     std::vector<std::string> args{binary,
                                   "--name", "t",
@@ -71,6 +78,10 @@ public:
                                   "--initial-cluster", "t=" + peer,
                                   "--logger=zap",
                                   "--log-outputs=stderr"};
+    if (!tls.cert.empty())
+      args.insert(args.end(), {"--cert-file", tls.cert, "--key-file", tls.key,
+                               "--trusted-ca-file", tls.ca,
+                               "--client-cert-auth"});
     auto log = dir_ + "/etcd.log";
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);

@@ -31,10 +31,11 @@ public:
   void make_ca(const std::string& name) { issue(name, "", 3600, true); }
 
   /// A certificate `ca` signed: valid from an hour ago for `valid_for`
-  /// seconds from now (negative: expired).
+  /// seconds from now (negative: expired); `san` ("IP:127.0.0.1") names
+  /// the server it is for.
   void make_cert(const std::string& name, const std::string& ca,
-                 long valid_for = 3600) {
-    issue(name, ca, valid_for, false);
+                 long valid_for = 3600, const std::string& san = {}) {
+    issue(name, ca, valid_for, false, san);
   }
 
   std::string path(const std::string& file) const { return (dir_ / file).string(); }
@@ -47,7 +48,7 @@ public:
 
 private:
   void issue(const std::string& name, const std::string& ca, long valid_for,
-             bool is_ca) {
+             bool is_ca, const std::string& san = {}) {
     EVP_PKEY* key = EVP_EC_gen("P-256");
     X509* cert = X509_new();
     X509_set_version(cert, 2);
@@ -67,6 +68,12 @@ private:
                                     is_ca ? "critical,CA:TRUE" : "CA:FALSE");
     X509_add_ext(cert, ext, -1);
     X509_EXTENSION_free(ext);
+    if (!san.empty()) {
+      ext = X509V3_EXT_conf_nid(nullptr, &ext_ctx, NID_subject_alt_name,
+                                san.c_str());
+      X509_add_ext(cert, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
     X509_sign(cert, issuer_key, EVP_sha256());
     write(path(name + ".pem"), [&](FILE* f) { PEM_write_X509(f, cert); });
     write(path(name + ".key"), [&](FILE* f) {
