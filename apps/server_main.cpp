@@ -114,12 +114,13 @@ std::string check_caf_tls(const vb::server_options& o) {
   return {};
 }
 
-/// Reads coturn's static-auth-secret (SPEC §9) into opts.turn_secret; the
-/// error names the file, never what it holds.
-std::string read_turn_secret(vb::server_options& o) {
-  if (o.turn_secret_file.empty())
+/// Reads the secret in `file` (one line; its end of line dropped) into
+/// `out`; the error names the flag and the file, never what it holds.
+std::string read_secret_file(const std::string& flag, const std::string& file,
+                             std::string& out) {
+  if (file.empty())
     return {};
-  std::ifstream in(o.turn_secret_file, std::ios::binary);
+  std::ifstream in(file, std::ios::binary);
   std::ostringstream text;
   if (in)
     text << in.rdbuf();
@@ -127,10 +128,20 @@ std::string read_turn_secret(vb::server_options& o) {
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
     secret.pop_back();
   if (!in || secret.empty())
-    return "--turn-secret-file " + o.turn_secret_file
-           + ": cannot read a secret from it";
-  o.turn_secret = std::move(secret);
+    return flag + " " + file + ": cannot read a secret from it";
+  out = std::move(secret);
   return {};
+}
+
+/// Reads the secrets the options name by file: coturn's static-auth-secret
+/// (SPEC §9), etcd's password.
+std::string read_secrets(vb::server_options& o) {
+  if (auto err = read_secret_file("--turn-secret-file", o.turn_secret_file,
+                                  o.turn_secret);
+      !err.empty())
+    return err;
+  return read_secret_file("--etcd-password-file", o.etcd_password_file,
+                          o.etcd_password);
 }
 
 } // namespace
@@ -147,7 +158,7 @@ int main(int argc, char** argv) {
     std::cerr << "voicebot-server: " << err << "\n";
     return 2;
   }
-  if (auto err = read_turn_secret(opts); !err.empty()) {
+  if (auto err = read_secrets(opts); !err.empty()) {
     std::cerr << "voicebot-server: " << err << "\n";
     return 2;
   }
@@ -250,6 +261,11 @@ int main(int argc, char** argv) {
   if (!opts.etcd_endpoints.empty()) {
     vb::cluster_options co;
     co.endpoints = opts.etcd_endpoints;
+    co.ca = opts.etcd_ca;
+    co.cert = opts.etcd_cert;
+    co.key = opts.etcd_key;
+    co.user = opts.etcd_user;
+    co.password = opts.etcd_password;
     co.prefix = opts.etcd_prefix;
     co.ttl = opts.instance_ttl;
     co.instance_id = opts.instance_id;

@@ -159,8 +159,20 @@ const flag_row flags[] = {
    "the server's public URL (with the base path), sent to HTTP providers as "
    "server_url in joins"},
   {"--etcd-endpoints", bind<&command_line::etcd_endpoints>,
-   "cluster mode: etcd client URLs, comma-separated (http://HOST:PORT,...); "
-   "the state lives in etcd"},
+   "cluster mode: etcd client URLs, comma-separated (http://HOST:PORT or "
+   "https://HOST:PORT,...); the state lives in etcd"},
+  {"--etcd-ca", bind<&server_options::etcd_ca>,
+   "cluster mode: the CA that signed etcd's certificates (PEM), for https "
+   "endpoints"},
+  {"--etcd-cert", bind<&server_options::etcd_cert>,
+   "cluster mode: this instance's client certificate for etcd (PEM), with "
+   "--etcd-key"},
+  {"--etcd-key", bind<&server_options::etcd_key>,
+   "cluster mode: the key of --etcd-cert (PEM)"},
+  {"--etcd-user", bind<&server_options::etcd_user>,
+   "cluster mode: etcd's user name, with --etcd-password-file"},
+  {"--etcd-password-file", bind<&server_options::etcd_password_file>,
+   "cluster mode: a file holding the password of --etcd-user"},
   {"--etcd-prefix", bind<&server_options::etcd_prefix>,
    "cluster mode: the prefix of every key in etcd"},
   {"--instance-id", bind<&server_options::instance_id>,

@@ -82,6 +82,12 @@ bool split_cluster_key(const std::string& owner_prefix,
 /// "idempotency".
 std::string cluster_owner(const std::string& file_name);
 
+/// Start-up, blocking: one read of etcd, tried for up to 60 s while etcd
+/// does not answer; an error at once when it refuses this client (TLS,
+/// authentication, permissions). Returns an error text naming the cause,
+/// or empty.
+std::string cluster_probe(cluster_context& ctx, const std::string& endpoints);
+
 /// Start-up, blocking. Imports the owners' loaded images into an empty etcd
 /// once (guarded by PREFIX meta/schema; another instance importing at the
 /// same time is waited for). Returns an error text, or empty.

@@ -17,6 +17,55 @@ using namespace cluster_detail;
 
 // -- start-up -------------------------------------------------------------------
 
+namespace {
+
+/// Which setting a refusal points at.
+std::string hint(const std::string& why) {
+  if (why.find("certificate verify failed") != std::string::npos)
+    return " (is --etcd-ca the CA that signed etcd's certificate, and does "
+           "that certificate name the endpoint's host?)";
+  if (why.find("alert") != std::string::npos)
+    return " (etcd did not accept this instance's client certificate: "
+           "--etcd-cert and --etcd-key, signed by etcd's --trusted-ca-file)";
+  if (why.find("authentication failed") != std::string::npos)
+    return " (--etcd-user and --etcd-password-file)";
+  if (why.find("user name is empty") != std::string::npos)
+    return " (etcd has authentication on: --etcd-user and "
+           "--etcd-password-file, or a client certificate)";
+  if (why.find("permission denied") != std::string::npos)
+    return " (the etcd user needs a role with readwrite on the prefix)";
+  return {};
+}
+
+} // namespace
+
+std::string cluster_probe(cluster_context& ctx, const std::string& endpoints) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  etcd::range_request get;
+  get.key = ctx.prefix + "meta/schema"; // a read the user must be allowed
+  for (;;) {
+    auto got = wait_for<etcd::range_result>(
+      [&](auto cb) { ctx.client->range(get, read_timeout, cb); });
+    auto& e = got.error;
+    if (!e)
+      return {};
+    // TLS, the password, or a user without rights: no wait mends these.
+    bool settings = e.kind == etcd::errc::refused
+                    || e.kind == etcd::errc::bad_request
+                    || (e.kind == etcd::errc::server
+                        && (e.code == etcd::grpc::invalid_argument
+                            || e.code == etcd::grpc::permission_denied
+                            || e.code == etcd::grpc::unauthenticated));
+    if (settings)
+      return "etcd at " + endpoints + " refuses this instance: " + describe(e)
+             + hint(e.message);
+    if (std::chrono::steady_clock::now() > deadline)
+      return "etcd at " + endpoints + " did not answer within 60 s ("
+             + describe(e) + "): cannot start without etcd";
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+}
+
 std::string cluster_import_once(
   cluster_context& ctx,
   const std::vector<std::pair<std::string, journal_store_seed*>>& seeds) {

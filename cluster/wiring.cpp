@@ -64,8 +64,15 @@ std::string start_cluster(caf::actor_system& sys, const cluster_options& opts,
   auto ctx = std::make_shared<cluster_context>();
   etcd::etcd_options eo;
   eo.endpoints = opts.endpoints;
+  eo.ca_file = opts.ca;
+  eo.cert_file = opts.cert;
+  eo.key_file = opts.key;
+  eo.user = opts.user;
+  eo.password = opts.password;
   eo.attempt_timeout = std::chrono::milliseconds(1000);
   ctx->client = std::make_shared<etcd::etcd_client>(eo);
+  if (auto why = ctx->client->config_error(); !why.empty())
+    return "etcd client: " + why;
   ctx->prefix = opts.prefix;
   ctx->ttl = std::chrono::seconds(static_cast<long>(std::ceil(opts.ttl)));
   ctx->instance_id = opts.instance_id;
@@ -76,6 +83,8 @@ std::string start_cluster(caf::actor_system& sys, const cluster_options& opts,
       return error;
   }
   out.ctx = ctx;
+  if (auto why = cluster_probe(*ctx, endpoints); !why.empty())
+    return why;
   // The relay for the other instances' forwarded joins and stops of the
   // CAF providers linked here (loopback unless configured).
   out.relay = spawn_cluster_relay(sys);

@@ -17,6 +17,8 @@ namespace vb {
 
 struct cluster_options {
   std::vector<std::string> endpoints;
+  /// TLS and authentication to etcd (etcd_options).
+  std::string ca, cert, key, user, password;
   std::string prefix = "/vb/";
   double ttl = 10;
   /// Empty: the one kept in DATA_DIR/instance_id.

@@ -54,6 +54,11 @@ json to_json(const server_options& o) {
     {"public_url", o.public_url},
     {"etcd_endpoints", o.etcd_endpoints},
     {"etcd_prefix", o.etcd_prefix},
+    {"etcd_ca", o.etcd_ca},
+    {"etcd_cert", o.etcd_cert},
+    {"etcd_key", o.etcd_key},
+    {"etcd_user", o.etcd_user},
+    {"etcd_password_file", o.etcd_password_file},
     {"instance_id", o.instance_id},
     {"cluster_host", o.cluster_host},
     {"cluster_port", o.cluster_port},
@@ -179,6 +184,16 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "etcd_endpoints", o.etcd_endpoints);
     else if (key == "etcd_prefix")
       err = read_field(value, "etcd_prefix", o.etcd_prefix);
+    else if (key == "etcd_ca")
+      err = read_field(value, "etcd_ca", o.etcd_ca);
+    else if (key == "etcd_cert")
+      err = read_field(value, "etcd_cert", o.etcd_cert);
+    else if (key == "etcd_key")
+      err = read_field(value, "etcd_key", o.etcd_key);
+    else if (key == "etcd_user")
+      err = read_field(value, "etcd_user", o.etcd_user);
+    else if (key == "etcd_password_file")
+      err = read_field(value, "etcd_password_file", o.etcd_password_file);
     else if (key == "instance_id")
       err = read_field(value, "instance_id", o.instance_id);
     else if (key == "cluster_host")
@@ -279,12 +294,17 @@ std::string validate(const server_options& o) {
       return "public_url '" + o.public_url
              + "' must be an http:// or https:// URL without a query";
   }
+  bool https = false;
   for (auto& e : o.etcd_endpoints) {
-    // http://HOST:PORT with nothing after the port (the JSON gateway's
-    // root); TLS to etcd is not built in (docs/cluster.md).
-    auto ok = e.rfind("http://", 0) == 0 && e.size() > 7;
+    // http(s)://HOST:PORT with nothing after the port (the JSON gateway's
+    // root).
+    auto scheme = e.rfind("https://", 0) == 0 ? 8u
+                  : e.rfind("http://", 0) == 0 ? 7u
+                                               : 0u;
+    auto ok = scheme > 0 && e.size() > scheme;
+    https = https || scheme == 8;
     if (ok) {
-      auto rest = e.substr(7);
+      auto rest = e.substr(scheme);
       auto colon = rest.rfind(':');
       ok = colon != std::string::npos && colon > 0 && colon + 1 < rest.size()
            && rest.find('/') == std::string::npos;
@@ -293,9 +313,20 @@ std::string validate(const server_options& o) {
           ok = ok && c >= '0' && c <= '9';
     }
     if (!ok)
-      return "etcd endpoint '" + e
-             + "' must be http://HOST:PORT (TLS to etcd is not supported)";
+      return "etcd endpoint '" + e + "' must be http://HOST:PORT or "
+             "https://HOST:PORT";
   }
+  if (https && o.etcd_ca.empty())
+    return "https etcd endpoints need etcd_ca (--etcd-ca): the CA that "
+           "signed etcd's certificates";
+  if (!https && !(o.etcd_ca.empty() && o.etcd_cert.empty() && o.etcd_key.empty()))
+    return "etcd_ca, etcd_cert and etcd_key are for https etcd endpoints; "
+           "none is https://";
+  if (o.etcd_cert.empty() != o.etcd_key.empty())
+    return "etcd_cert and etcd_key go together (the client certificate and "
+           "its key)";
+  if (o.etcd_user.empty() != o.etcd_password_file.empty())
+    return "etcd_user and etcd_password_file go together";
   if (o.etcd_prefix.size() < 2 || o.etcd_prefix.front() != '/'
       || o.etcd_prefix.back() != '/')
     return "etcd_prefix must start and end with '/' (e.g. /vb/)";

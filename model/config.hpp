@@ -72,8 +72,19 @@ struct server_options {
   /// as `server_url` in joins; empty: the listener's own address.
   std::string public_url;
   // Cluster mode (SPEC §8): with etcd endpoints, the state lives in etcd.
-  /// etcd's client URLs (http://HOST:PORT); none: the embedded mode.
+  /// etcd's client URLs (http:// or https://HOST:PORT); none: the
+  /// embedded mode.
   std::vector<std::string> etcd_endpoints;
+  /// TLS to https endpoints: the CA of etcd's certificates, and this
+  /// instance's client certificate and key (PEM files).
+  std::string etcd_ca;
+  std::string etcd_cert;
+  std::string etcd_key;
+  /// etcd's authentication: the user, and the file holding its password.
+  std::string etcd_user;
+  std::string etcd_password_file;
+  /// The password read from etcd_password_file at start-up (never printed).
+  std::string etcd_password;
   /// Every key of this service in etcd starts with this.
   std::string etcd_prefix = "/vb/";
   /// This instance's id; empty: the one kept in DATA_DIR/instance_id.

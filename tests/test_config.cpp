@@ -68,8 +68,23 @@ TEST_CASE("config: cluster mode's options are checked", "[config][cluster]") {
   CHECK(validate(o).empty()); // embedded: no endpoints
   o.etcd_endpoints = {"http://127.0.0.1:2379", "http://[::1]:2380"};
   CHECK(validate(o).empty());
-  o.etcd_endpoints = {"https://127.0.0.1:2379"};
+  o.etcd_endpoints = {"ftp://127.0.0.1:2379"};
   CHECK(validate(o).find("must be http://HOST:PORT") != std::string::npos);
+  o.etcd_endpoints = {"https://127.0.0.1:2379"};
+  CHECK(validate(o).find("need etcd_ca") != std::string::npos);
+  o.etcd_ca = "/etc/etcd/ca.pem";
+  CHECK(validate(o).empty());
+  o.etcd_cert = "/etc/etcd/client.pem"; // without its key
+  CHECK(validate(o).find("go together") != std::string::npos);
+  o.etcd_key = "/etc/etcd/client.key";
+  CHECK(validate(o).empty());
+  o.etcd_user = "vb"; // without a password file
+  CHECK(validate(o).find("etcd_password_file") != std::string::npos);
+  o.etcd_password_file = "/etc/etcd/password";
+  CHECK(validate(o).empty());
+  o.etcd_endpoints = {"http://127.0.0.1:2379"}; // TLS files, yet plain
+  CHECK(validate(o).find("none is https") != std::string::npos);
+  o.etcd_ca = o.etcd_cert = o.etcd_key = "";
   o.etcd_endpoints = {"http://127.0.0.1"};
   CHECK_FALSE(validate(o).empty());
   o.etcd_endpoints = {"http://127.0.0.1:2379/v3"};
