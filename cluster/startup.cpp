@@ -32,6 +32,10 @@ std::string hint(const std::string& why) {
   if (why.find("user name is empty") != std::string::npos)
     return " (etcd has authentication on: --etcd-user and "
            "--etcd-password-file, or a client certificate)";
+  if (why.find("CommonName") != std::string::npos)
+    return " (with authentication on, etcd's JSON gateway takes no client "
+           "certificate with a Common Name: issue --etcd-cert without one, "
+           "the user is --etcd-user)";
   if (why.find("permission denied") != std::string::npos)
     return " (the etcd user needs a role with readwrite on the prefix)";
   return {};
@@ -52,6 +56,7 @@ std::string cluster_probe(cluster_context& ctx, const std::string& endpoints) {
     // TLS, the password, or a user without rights: no wait mends these.
     bool settings = e.kind == etcd::errc::refused
                     || e.kind == etcd::errc::bad_request
+                    || (e.http_status >= 400 && e.http_status < 500)
                     || (e.kind == etcd::errc::server
                         && (e.code == etcd::grpc::invalid_argument
                             || e.code == etcd::grpc::permission_denied

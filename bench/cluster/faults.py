@@ -70,6 +70,9 @@ def parse_args(argv=None):
     ap.add_argument("--workdir", default=None, help="keep everything here (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, op log)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    ap.add_argument("--plain-etcd", action="store_true",
+                    help="etcd without TLS or authentication (default: TLS both ways, client "
+                         "certificates and a user, as docs/security.md sets it up)")
     return ap.parse_args(argv)
 
 
@@ -110,11 +113,12 @@ class Cluster:
         self.provider_ids = {}  # name -> provider_id
 
     def start(self):
-        self.etcd = EtcdCluster(os.path.join(self.workdir, "etcd")).start(timeout=scaled(60))
+        self.etcd = EtcdCluster(os.path.join(self.workdir, "etcd"),
+                                secure=not self.opts.plain_etcd,
+                                prefix=PREFIX).start(timeout=scaled(60))
         for i in range(3):
             s = Server(self.workdir, ["--data-dir", os.path.join(self.workdir, f"i{i}"),
-                                      "--etcd-endpoints", self.etcd.endpoints(),
-                                      "--etcd-prefix", PREFIX,
+                                      *self.etcd.server_args(),
                                       "--instance-ttl", str(self.opts.ttl),
                                       "--cluster-port", "0"])
             s.name = f"i{i}"
@@ -806,9 +810,10 @@ def run(opts):
     log = Log(os.path.join(workdir, "ops.jsonl"), t0, opts.quiet)
     cluster = Cluster(opts, workdir, log)
     summary = {"seed": opts.seed, "ttl": opts.ttl, "duration": opts.duration, "rate": opts.rate,
-               "workdir": workdir}
+               "workdir": workdir, "etcd": "plain" if opts.plain_etcd else "TLS and auth"}
     try:
-        log.say(f"starting 3 etcd members, 3 instances, 2 fake providers in {workdir}")
+        log.say(f"starting 3 etcd members ({summary['etcd']}), 3 instances, "
+                f"2 fake providers in {workdir}")
         cluster.start()
         workload = Workload(cluster, opts, log)
         workload.seed_lobbies()

@@ -181,6 +181,9 @@ def main(argv=None):
     ap.add_argument("--ttl", type=int, default=10, help="--instance-ttl of the instances (10)")
     ap.add_argument("--provider", choices=("fast", "python"), default="fast")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--etcd-tls", action="store_true",
+                    help="etcd with TLS both ways, client certificates and a user "
+                         "(docs/security.md); default plain")
     opts = ap.parse_args(argv)
     if not ETCD:
         sys.exit("etcd is not installed (Debian's etcd-server)")
@@ -206,12 +209,13 @@ def main(argv=None):
         emb.kill()
 
         # 3 cluster instances on 3 etcd members.
-        etcd = EtcdCluster(os.path.join(workdir, "etcd")).start(timeout=60)
+        etcd = EtcdCluster(os.path.join(workdir, "etcd"), secure=opts.etcd_tls,
+                           prefix=PREFIX).start(timeout=60)
         cleanup.append(etcd.stop)
         servers = []
         for i in range(3):
             s = Server(workdir, ["--data-dir", os.path.join(workdir, f"i{i}"),
-                                 "--etcd-endpoints", etcd.endpoints(), "--etcd-prefix", PREFIX,
+                                 *etcd.server_args(),
                                  "--instance-ttl", str(opts.ttl), "--cluster-port", "0"] + common)
             cleanup.append(s.kill)
             s.start(timeout=60)

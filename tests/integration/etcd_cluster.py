@@ -1,13 +1,22 @@
 """A real etcd cluster for the cluster-mode tests (SPEC §8): Debian's
 etcd-server started by the test on free loopback ports, one data dir per
 member, killed and restarted by PID (design cluster-etcd.md §6.1), and read
-through its JSON gateway the way the server's own client does."""
+through its JSON gateway the way the server's own client does.
+
+Secure (`secure=True`, docs/security.md): certificates made by the openssl
+CLI; clients and peers speak TLS and must show a certificate of the test's
+CA (--client-cert-auth, --peer-client-cert-auth); authentication is on,
+with a user for the instances whose role may read and write PREFIX only.
+Client certificates carry no Common Name: with authentication on, etcd's
+JSON gateway refuses one that does (it cannot act as that user), so users
+are named by password. The test itself calls as root."""
 
 import base64
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -36,12 +45,52 @@ def prefix_end(prefix):
     return base64.b64encode(bytes(b)).decode()
 
 
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Pki:
+    """A CA and certificates it signs, made by the openssl CLI in `dir`:
+    NAME.pem and NAME.key; `make(name, san)` for a server (SAN IP:...),
+    without `san` for a client."""
+
+    def __init__(self, dir, ca="ca"):
+        self.dir = dir
+        self.ca = ca
+        os.makedirs(dir, exist_ok=True)
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+                "-subj", f"/CN={ca}", cwd=dir)
+
+    def make(self, name, san=None):
+        # A server's certificate names it; a client's has no Common Name.
+        subject = f"/CN={name}" if san else f"/O=voicebot/OU={name}"
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
+                cwd=self.dir)
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    + (f"subjectAltName={san}\n" if san else ""))
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{self.ca}.pem",
+                "-CAkey", f"{self.ca}.key", "-CAcreateserial", "-out", f"{name}.pem",
+                "-days", "2", "-extfile", ext, cwd=self.dir)
+        return self.path(name + ".pem"), self.path(name + ".key")
+
+    def path(self, file):
+        return os.path.join(self.dir, file)
+
+
 class Member:
-    def __init__(self, name, workdir, client_port, peer_port):
+    def __init__(self, name, workdir, client_port, peer_port, tls=None):
         self.name = name
         self.data_dir = os.path.join(workdir, name)
-        self.client_url = f"http://127.0.0.1:{client_port}"
-        self.peer_url = f"http://127.0.0.1:{peer_port}"
+        scheme = "https" if tls else "http"
+        self.client_url = f"{scheme}://127.0.0.1:{client_port}"
+        self.peer_url = f"{scheme}://127.0.0.1:{peer_port}"
+        self.tls = tls  # (cert, key, ca)
         self.proc = None
         self.log = open(os.path.join(workdir, name + ".log"), "ab")
 
@@ -59,8 +108,17 @@ class Member:
              "--initial-cluster-token", "vb-test",
              "--listen-metrics-urls", f"http://127.0.0.1:{free_port()}",
              "--heartbeat-interval", "200", "--election-timeout", "2000",
-             "--pre-vote"],
+             "--pre-vote", *self.tls_args()],
             stdout=self.log, stderr=self.log)
+
+    def tls_args(self):
+        if not self.tls:
+            return []
+        cert, key, ca = self.tls
+        return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca,
+                "--client-cert-auth",
+                "--peer-cert-file", cert, "--peer-key-file", key,
+                "--peer-trusted-ca-file", ca, "--peer-client-cert-auth"]
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -75,10 +133,29 @@ class EtcdCluster:
     """`size` members on loopback. `call` posts to the JSON gateway of the
     first member that answers."""
 
-    def __init__(self, workdir, size=3):
+    USER = "vb"  # the instances' etcd user when secure
+
+    def __init__(self, workdir, size=3, secure=False, prefix="/vb/"):
         self.workdir = workdir
+        self.secure = secure
+        self.prefix = prefix
         os.makedirs(workdir, exist_ok=True)
-        self.members = [Member(f"e{i}", workdir, free_port(), free_port())
+        tls = None
+        self.context = None
+        if secure:
+            self.pki = Pki(os.path.join(workdir, "pki"))
+            cert, key = self.pki.make("etcd", san="IP:127.0.0.1")
+            tls = (cert, key, self.pki.path("ca.pem"))
+            self.pki.make("root")  # the test's own calls
+            self.pki.make(self.USER)
+            self.password_file = os.path.join(workdir, "password")
+            with open(self.password_file, "w") as f:
+                f.write("pw-" + base64.b16encode(os.urandom(8)).decode() + "\n")
+            self.context = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
+            self.context.load_cert_chain(self.pki.path("root.pem"), self.pki.path("root.key"))
+        self.root_password = None  # once authentication is on
+        self.token = None
+        self.members = [Member(f"e{i}", workdir, free_port(), free_port(), tls)
                         for i in range(1, size + 1)]
         self.initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
@@ -86,7 +163,36 @@ class EtcdCluster:
         for m in self.members:
             m.start(self.initial)
         self.wait_healthy(timeout)
+        if self.secure:
+            self.enable_auth()
         return self
+
+    def enable_auth(self):
+        """Users root and USER (a role with readwrite on the prefix), then
+        authentication on, as an operator does with etcdctl."""
+        with open(self.password_file) as f:
+            password = f.read().strip()
+        self.call("/v3/auth/user/add", {"name": "root", "password": "root-" + password})
+        self.call("/v3/auth/role/add", {"name": "root"})
+        self.call("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        self.call("/v3/auth/user/add", {"name": self.USER, "password": password})
+        self.call("/v3/auth/role/add", {"name": self.USER})
+        self.call("/v3/auth/role/grant", {"name": self.USER, "perm": {
+            "permType": "READWRITE", "key": b64(self.prefix),
+            "range_end": prefix_end(self.prefix)}})
+        self.call("/v3/auth/user/grant", {"user": self.USER, "role": self.USER})
+        self.call("/v3/auth/enable", {})
+        self.root_password = "root-" + password
+
+    def server_args(self):
+        """The flags that take an instance to this etcd."""
+        args = ["--etcd-endpoints", self.endpoints(), "--etcd-prefix", self.prefix]
+        if self.secure:
+            cert, key = self.pki.path(self.USER + ".pem"), self.pki.path(self.USER + ".key")
+            args += ["--etcd-ca", self.pki.path("ca.pem"), "--etcd-cert", cert,
+                     "--etcd-key", key, "--etcd-user", self.USER,
+                     "--etcd-password-file", self.password_file]
+        return args
 
     def endpoints(self):
         return ",".join(m.client_url for m in self.members)
@@ -102,17 +208,29 @@ class EtcdCluster:
             m.kill()
             m.log.close()
 
-    def call(self, path, body, timeout=3, members=None):
+    def call(self, path, body, timeout=3, members=None, anonymous=False):
         last = None
         for m in members or self.members:
             if not m.alive():
                 continue
-            req = urllib.request.Request(m.client_url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=timeout) as r:
+                headers = {"Content-Type": "application/json"}
+                if self.root_password and not anonymous:
+                    if not self.token:
+                        self.token = self.call("/v3/auth/authenticate",
+                                               {"name": "root", "password": self.root_password},
+                                               timeout, [m], anonymous=True)["token"]
+                    headers["Authorization"] = self.token
+                req = urllib.request.Request(m.client_url + path, data=json.dumps(body).encode(),
+                                             headers=headers)
+                with urllib.request.urlopen(req, timeout=timeout, context=self.context) as r:
                     return json.loads(r.read())
-            except (OSError, urllib.error.URLError, ValueError) as e:
+            except urllib.error.HTTPError as e:
+                last = e
+                e.close()
+                if e.code == 401:
+                    self.token = None  # invalid (a member restarted): asked for again
+            except (OSError, urllib.error.URLError, ValueError, AssertionError) as e:
                 last = e
         raise AssertionError(f"no etcd member answered {path}: {last}")
 

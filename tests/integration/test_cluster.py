@@ -21,8 +21,8 @@ import threading
 import time
 import unittest
 
-from etcd_cluster import ETCD, EtcdCluster
-from harness import Server, ServerTestCase, scaled, wait_until
+from etcd_cluster import ETCD, EtcdCluster, Pki
+from harness import Server, ServerTestCase, run_server_cli, scaled, wait_until
 
 TTL = 4  # --instance-ttl of the instances here
 PREFIX = "/vbtest/"
@@ -31,9 +31,14 @@ PREFIX = "/vbtest/"
 @unittest.skipUnless(ETCD, "etcd is not installed (Debian's etcd-server; "
                            "scripts/setup-deps installs it): cluster mode untested")
 class ClusterTest(ServerTestCase):
+    # etcd as a deployment across machines runs it: TLS both ways and
+    # authentication (docs/security.md); PlainClusterTest keeps plain HTTP.
+    SECURE = True
+
     def setUp(self):
         super().setUp()
-        self.etcd = EtcdCluster(os.path.join(self.tmp.path, "etcd")).start()
+        self.etcd = EtcdCluster(os.path.join(self.tmp.path, "etcd"), secure=self.SECURE,
+                                prefix=PREFIX).start()
 
     def tearDown(self):
         super().tearDown()
@@ -41,8 +46,7 @@ class ClusterTest(ServerTestCase):
 
     def instance(self, name, *extra):
         s = Server(self.tmp.path, ["--data-dir", os.path.join(self.tmp.path, name),
-                                   "--etcd-endpoints", self.etcd.endpoints(),
-                                   "--etcd-prefix", PREFIX,
+                                   *self.etcd.server_args(),
                                    "--instance-ttl", str(TTL),
                                    "--cluster-port", "0", *extra])
         self.servers.append(s)
@@ -446,6 +450,61 @@ class ClusterTest(ServerTestCase):
         prov.wait_for_line(rf"link to the server at 127\.0\.0\.1:{a.caf_port} lost", timeout=5)
         prov.wait_for_line(
             rf"registered as {prov.provider_id} .* at 127\.0\.0\.1:{b.caf_port}", timeout=5)
+
+    def refused_start(self, change):
+        """The instance's flags changed by `change`: it exits at once, and
+        what it printed."""
+        args = self.etcd.server_args()
+        change(args)
+        r = run_server_cli(["--data-dir", os.path.join(self.tmp.path, "refused"),
+                            "--port", "0", "--cluster-port", "0", *args],
+                           cwd=self.tmp.path, timeout=scaled(20))
+        self.assertNotEqual(r.returncode, 0, r.stderr)
+        return r.stdout + r.stderr
+
+    def test_refused_tls_or_password_fails_at_start_naming_the_cause(self):
+        def replace(flag, value):
+            def change(args):
+                args[args.index(flag) + 1] = value
+            return change
+
+        def drop(*flags):
+            def change(args):
+                for flag in flags:
+                    i = args.index(flag)
+                    del args[i:i + 2]
+            return change
+
+        other = Pki(os.path.join(self.tmp.path, "other-pki"), ca="other-ca")
+        out = self.refused_start(replace("--etcd-ca", other.path("other-ca.pem")))
+        self.assertIn("certificate verify failed", out)
+        self.assertIn("--etcd-ca", out)
+        out = self.refused_start(drop("--etcd-cert", "--etcd-key"))
+        self.assertIn("alert", out)
+        self.assertIn("client certificate", out)
+        wrong = os.path.join(self.tmp.path, "wrong-password")
+        with open(wrong, "w") as f:
+            f.write("not-the-password\n")
+        out = self.refused_start(replace("--etcd-password-file", wrong))
+        self.assertIn("authentication failed", out)
+        self.assertIn("--etcd-password-file", out)
+        self.assertNotIn("not-the-password", out)
+        out = self.refused_start(drop("--etcd-ca"))
+        self.assertIn("need etcd_ca", out)
+        # The instance's own settings start it, as every test here does.
+        self.instance("a")
+
+
+class PlainClusterTest(ClusterTest):
+    """etcd without TLS or authentication (a trusted network): the first
+    test again; the others are the same code paths over TLS."""
+    SECURE = False
+
+
+# Not collected (not callable) in PlainClusterTest: all tests but the first.
+for _name in [n for n in vars(ClusterTest) if n.startswith("test_")]:
+    if _name != "test_same_state_on_every_instance_and_kill_9":
+        setattr(PlainClusterTest, _name, None)
 
 
 if __name__ == "__main__":
