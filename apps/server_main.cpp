@@ -92,26 +92,61 @@ bool is_loopback(const std::string& host) {
   return false;
 }
 
-/// The provider gateway's TLS (SPEC §5): beyond loopback it needs TLS, or
-/// --caf-insecure; the files must be readable PEM. Returns what is wrong.
-std::string check_caf_tls(const vb::server_options& o) {
-  if (o.caf_tls_cert.empty()) {
-    if (!is_loopback(o.caf_host) && !o.caf_insecure)
-      return "the provider gateway would listen beyond loopback on "
-             + o.caf_host
-             + " without TLS: give --caf-tls-cert, --caf-tls-key and "
-               "--caf-tls-ca (mutual TLS), or --caf-insecure to run it "
-               "without TLS on a trusted network";
+/// A CAF port's TLS (the provider gateway's, SPEC §5; the cluster's):
+/// beyond loopback it needs TLS, or its insecure flag; the files must be
+/// readable PEM. `flag` is the flags' stem ("--caf"). Returns what is wrong.
+std::string check_port_tls(const std::string& what, const std::string& flag,
+                           const std::string& host,
+                           const vb::tls::credentials& files, bool insecure) {
+  if (files.certificate.empty()) {
+    if (!is_loopback(host) && !insecure)
+      return "the " + what + " would listen beyond loopback on " + host
+             + " without TLS: give " + flag + "-tls-cert, " + flag
+             + "-tls-key and " + flag + "-tls-ca (mutual TLS), or " + flag
+             + "-insecure to run it without TLS on a trusted network";
     return {};
   }
-  if (!vb::readable_pem(o.caf_tls_cert, "CERTIFICATE"))
-    return "--caf-tls-cert " + o.caf_tls_cert
+  if (!vb::readable_pem(files.certificate, "CERTIFICATE"))
+    return flag + "-tls-cert " + files.certificate
            + ": not a readable PEM certificate";
-  if (!vb::readable_pem(o.caf_tls_key, "PRIVATE KEY"))
-    return "--caf-tls-key " + o.caf_tls_key + ": not a readable PEM private key";
-  if (!vb::readable_pem(o.caf_tls_ca, "CERTIFICATE"))
-    return "--caf-tls-ca " + o.caf_tls_ca + ": not a readable PEM certificate";
+  if (!vb::readable_pem(files.key, "PRIVATE KEY"))
+    return flag + "-tls-key " + files.key + ": not a readable PEM private key";
+  if (!vb::readable_pem(files.ca, "CERTIFICATE"))
+    return flag + "-tls-ca " + files.ca + ": not a readable PEM certificate";
   return {};
+}
+
+vb::tls::credentials gateway_tls(const vb::server_options& o) {
+  return {o.caf_tls_cert, o.caf_tls_key, o.caf_tls_ca};
+}
+
+vb::tls::credentials cluster_tls(const vb::server_options& o) {
+  return {o.cluster_tls_cert, o.cluster_tls_key, o.cluster_tls_ca};
+}
+
+/// Both CAF ports' TLS settings; the cluster's in cluster mode only.
+std::string check_caf_tls(const vb::server_options& o) {
+  if (auto err = check_port_tls("provider gateway", "--caf", o.caf_host,
+                                gateway_tls(o), o.caf_insecure);
+      !err.empty() || o.etcd_endpoints.empty())
+    return err;
+  return check_port_tls("cluster port", "--cluster", o.cluster_host,
+                        cluster_tls(o), o.cluster_insecure);
+}
+
+/// A CAF port's TLS context, whose failed handshakes are logged (and
+/// `counted`); null with the cause in `err`.
+std::shared_ptr<const vb::tls::context>
+load_port_tls(const std::string& what, const vb::tls::credentials& files,
+              std::function<void()> counted, std::string& err) {
+  return vb::tls::context::load(
+    files,
+    [what, counted](const std::string& peer, const std::string& reason) {
+      if (counted)
+        counted();
+      spdlog::warn("{}: TLS handshake with {} failed: {}", what, peer, reason);
+    },
+    err);
 }
 
 /// Reads the secret in `file` (one line; its end of line dropped) into
@@ -235,16 +270,24 @@ int main(int argc, char** argv) {
   std::shared_ptr<const vb::tls::context> tls_context;
   if (caf_tls) {
     std::string err;
-    tls_context = vb::tls::context::load(
-      {opts.caf_tls_cert, opts.caf_tls_key, opts.caf_tls_ca},
-      [stats](const std::string& peer, const std::string& reason) {
+    tls_context = load_port_tls(
+      "provider gateway", gateway_tls(opts),
+      [stats] {
         stats->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("provider gateway: TLS handshake with {} failed: {}",
-                     peer, reason);
       },
       err);
     if (!tls_context) {
       std::cerr << "voicebot-server: --caf-tls-*: " << err << "\n";
+      return 2;
+    }
+  }
+  // Between instances: mutual TLS with the cluster's own CA.
+  std::shared_ptr<const vb::tls::context> cluster_context;
+  if (!opts.etcd_endpoints.empty() && !opts.cluster_tls_cert.empty()) {
+    std::string err;
+    cluster_context = load_port_tls("cluster port", cluster_tls(opts), {}, err);
+    if (!cluster_context) {
+      std::cerr << "voicebot-server: --cluster-tls-*: " << err << "\n";
       return 2;
     }
   }
@@ -253,6 +296,9 @@ int main(int argc, char** argv) {
   auto tls = caf_tls ? vb::tls::caf_transport::start(sys, tls_context) : nullptr;
   // The actor that publishes the gateway: the middleman's, or over TLS.
   auto connections = tls ? tls->actor() : sys.middleman().actor_handle();
+  auto cluster_transport
+    = cluster_context ? vb::tls::caf_transport::start(sys, cluster_context)
+                      : nullptr;
   vb::graph_state state{std::move(providers), std::move(lobbies),
                         std::move(idempotency_keys)};
   // Cluster mode (SPEC §8): the instance goes live in etcd, imports the
@@ -272,6 +318,14 @@ int main(int argc, char** argv) {
     co.data_dir = opts.data_dir;
     co.host = opts.cluster_host;
     co.port = opts.cluster_port;
+    co.transport = cluster_transport ? cluster_transport->actor()
+                                     : sys.middleman().actor_handle();
+    co.mutual_tls = cluster_transport != nullptr;
+    if (!cluster_transport && !is_loopback(opts.cluster_host))
+      spdlog::warn("--cluster-insecure: the cluster port listens beyond "
+                   "loopback on {} without TLS: only trusted networks should "
+                   "reach it",
+                   opts.cluster_host);
     co.server_url = server_url;
     co.version = VB_VERSION;
     cluster.emplace();
@@ -432,7 +486,7 @@ int main(int argc, char** argv) {
   caf::make_function_view(connections)(caf::unpublish_atom_v,
                                        g.gateway.address(), *caf_port);
   if (cluster)
-    sys.middleman().unpublish(cluster->relay, cluster->port);
+    cluster->unpublish();
   g.stop(sys);
   sys.await_all_actors_done();
   http.reset();

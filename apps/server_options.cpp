@@ -180,6 +180,16 @@ const flag_row flags[] = {
    "DATA_DIR/instance_id)"},
   {"--cluster-host", bind<&server_options::cluster_host>,
    "cluster mode: address of the CAF port between instances"},
+  {"--cluster-tls-cert", bind<&server_options::cluster_tls_cert>,
+   "cluster mode: this instance's certificate (PEM) for mutual TLS between "
+   "instances, with --cluster-tls-key and --cluster-tls-ca"},
+  {"--cluster-tls-key", bind<&server_options::cluster_tls_key>,
+   "cluster mode: the key of --cluster-tls-cert (PEM)"},
+  {"--cluster-tls-ca", bind<&server_options::cluster_tls_ca>,
+   "cluster mode: the CA every instance's certificate must come from (PEM)"},
+  {"--cluster-insecure", bind<&server_options::cluster_insecure>,
+   "cluster mode: allow the cluster port beyond loopback without TLS (a "
+   "trusted network only)"},
   {"--cluster-port", bind<&server_options::cluster_port>,
    "cluster mode: the CAF port between instances; 0 picks one"},
   {"--instance-ttl", bind<&server_options::instance_ttl>,

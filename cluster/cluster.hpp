@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <caf/io/middleman_actor.hpp>
+
 #include "actors/interfaces.hpp"
 #include "actors/journal_store.hpp"
 
@@ -146,11 +148,13 @@ membership_actor spawn_membership(caf::actor_system& sys,
 /// over CAF on first use), `probe` whether any instance does. It also sends
 /// the lines said here to every other instance's relay, and the voice
 /// seats (SPEC §9; on a new connection both sides tell theirs). `cluster`
-/// is this instance's cluster port as HOST:PORT, `own` its relay.
+/// is this instance's cluster port as HOST:PORT, `own` its relay;
+/// `transport` connects to the others' (the middleman's, or mutual TLS).
 provider_links_actor spawn_cluster_links(caf::actor_system& sys,
                                          std::shared_ptr<cluster_context> ctx,
                                          std::string cluster,
-                                         cluster_relay_actor own);
+                                         cluster_relay_actor own,
+                                         caf::io::middleman_actor transport);
 
 /// The instance's relay, published on --cluster-port: the joins and stops
 /// of the CAF providers whose link this instance holds, relayed to its

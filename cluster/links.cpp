@@ -50,6 +50,8 @@ struct links_state {
   std::string cluster;
   /// This instance's relay (what the others reach on its cluster port).
   cluster_relay_actor own;
+  /// What connects to the others' relays: plain CAF, or mutual TLS.
+  caf::io::middleman_actor transport;
   std::string prefix;
   /// Links held here, and the lease they were written under.
   std::set<std::string> local;
@@ -131,7 +133,7 @@ struct links_state {
     auto host = addr.substr(0, colon);
     auto port = static_cast<uint16_t>(std::stoul(addr.substr(colon + 1)));
     self
-      ->request(self->system().middleman().actor_handle(), std::chrono::seconds(3),
+      ->request(transport, std::chrono::seconds(3),
                 caf::connect_atom::value, host, port)
       .then(
         [this, addr, then, failed](const caf::node_id&, caf::strong_actor_ptr& ptr,
@@ -317,12 +319,13 @@ struct links_state {
 links_actor::behavior_type
 links_fn(links_actor::stateful_pointer<links_state> self,
                        std::shared_ptr<cluster_context> ctx, std::string cluster,
-                       cluster_relay_actor own) {
+                       cluster_relay_actor own, caf::io::middleman_actor transport) {
   auto& st = self->state;
   st.self = self;
   st.ctx = std::move(ctx);
   st.cluster = std::move(cluster);
   st.own = std::move(own);
+  st.transport = std::move(transport);
   st.prefix = st.ctx->prefix + "links/";
   st.instances_prefix = st.ctx->prefix + "instances/";
   st.start(false);
@@ -396,9 +399,10 @@ links_fn(links_actor::stateful_pointer<links_state> self,
 provider_links_actor spawn_cluster_links(caf::actor_system& sys,
                                          std::shared_ptr<cluster_context> ctx,
                                          std::string cluster,
-                                         cluster_relay_actor own) {
+                                         cluster_relay_actor own,
+                                         caf::io::middleman_actor transport) {
   return sys.spawn(links_fn, std::move(ctx), std::move(cluster),
-                   std::move(own));
+                   std::move(own), std::move(transport));
 }
 
 } // namespace vb

@@ -21,6 +21,11 @@ void cluster_instance::stop() const {
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
+void cluster_instance::unpublish() const {
+  caf::make_function_view(transport)(caf::unpublish_atom_v, relay.address(),
+                                     port);
+}
+
 namespace {
 
 /// The owners' state at one revision of etcd, decoded as their snapshots
@@ -88,22 +93,26 @@ std::string start_cluster(caf::actor_system& sys, const cluster_options& opts,
   // The relay for the other instances' forwarded joins and stops of the
   // CAF providers linked here (loopback unless configured).
   out.relay = spawn_cluster_relay(sys);
-  auto published = sys.middleman().publish(out.relay, opts.port,
-                                           opts.host.c_str(), true);
+  out.transport = opts.transport;
+  auto published = caf::make_function_view(out.transport)(
+    caf::publish_atom_v, opts.port,
+    caf::actor_cast<caf::strong_actor_ptr>(out.relay),
+    sys.message_types(out.relay), opts.host, true);
   if (!published) {
     caf::anon_send_exit(out.relay, caf::exit_reason::user_shutdown);
     return "cannot publish the cluster relay on " + opts.host + ":"
            + std::to_string(opts.port) + ": " + sys.render(published.error());
   }
   out.port = *published;
-  spdlog::info("cluster relay listening on {}:{}", opts.host, out.port);
+  spdlog::info("cluster relay listening on {}:{}{}", opts.host, out.port,
+               opts.mutual_tls ? " (mutual TLS)" : "");
   auto address = opts.host + ":" + std::to_string(out.port);
   nlohmann::json info{{"http", opts.server_url},
                       {"cluster", address},
                       {"started_at", unix_now()},
                       {"version", opts.version}};
   out.membership = spawn_membership(sys, ctx, stats, info.dump());
-  out.links = spawn_cluster_links(sys, ctx, address, out.relay);
+  out.links = spawn_cluster_links(sys, ctx, address, out.relay, out.transport);
   spdlog::info("cluster: instance {} joining etcd at {} (prefix {})",
                ctx->instance_id, endpoints, opts.prefix);
   std::string error;

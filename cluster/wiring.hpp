@@ -24,9 +24,13 @@ struct cluster_options {
   /// Empty: the one kept in DATA_DIR/instance_id.
   std::string instance_id;
   std::string data_dir;
-  /// Where the relay is published (HOST, PORT; 0: any free port).
+  /// Where the relay is published (HOST, PORT; 0: any free port), and what
+  /// publishes it and connects to the others': the middleman, or mutual TLS
+  /// (tls::caf_transport).
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  caf::io::middleman_actor transport;
+  bool mutual_tls = false; // what `transport` is, for the log
   /// The instance key's value: how to reach this instance's HTTP API.
   std::string server_url;
   std::string version;
@@ -40,10 +44,13 @@ struct cluster_instance {
   provider_links_actor links;
   /// The relay's port, and the revision the owners' state was read at.
   uint16_t port = 0;
+  caf::io::middleman_actor transport;
   int64_t revision = 0;
 
   /// Stops its actors (a start-up that failed half way).
   void stop() const;
+  /// Closes the cluster port (at shutdown; the links drop with the process).
+  void unpublish() const;
 };
 
 /// Start-up, blocking: publishes the relay, waits for a live lease, imports

@@ -61,6 +61,10 @@ json to_json(const server_options& o) {
     {"etcd_password_file", o.etcd_password_file},
     {"instance_id", o.instance_id},
     {"cluster_host", o.cluster_host},
+    {"cluster_tls_cert", o.cluster_tls_cert},
+    {"cluster_tls_key", o.cluster_tls_key},
+    {"cluster_tls_ca", o.cluster_tls_ca},
+    {"cluster_insecure", o.cluster_insecure},
     {"cluster_port", o.cluster_port},
     {"instance_ttl", o.instance_ttl},
     {"max_voice_peers", o.max_voice_peers},
@@ -198,6 +202,14 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "instance_id", o.instance_id);
     else if (key == "cluster_host")
       err = read_field(value, "cluster_host", o.cluster_host);
+    else if (key == "cluster_tls_cert")
+      err = read_field(value, "cluster_tls_cert", o.cluster_tls_cert);
+    else if (key == "cluster_tls_key")
+      err = read_field(value, "cluster_tls_key", o.cluster_tls_key);
+    else if (key == "cluster_tls_ca")
+      err = read_field(value, "cluster_tls_ca", o.cluster_tls_ca);
+    else if (key == "cluster_insecure")
+      err = read_field(value, "cluster_insecure", o.cluster_insecure);
     else if (key == "cluster_port")
       err = read_field(value, "cluster_port", o.cluster_port);
     else if (key == "instance_ttl")
@@ -337,6 +349,12 @@ std::string validate(const server_options& o) {
       return "instance_id may hold letters, digits, '-', '_' and '.' only";
   if (o.cluster_host.empty())
     return "cluster_host must not be empty";
+  if ((o.cluster_tls_cert.empty() || o.cluster_tls_key.empty()
+       || o.cluster_tls_ca.empty())
+      && !(o.cluster_tls_cert.empty() && o.cluster_tls_key.empty()
+           && o.cluster_tls_ca.empty()))
+    return "cluster_tls_cert, cluster_tls_key and cluster_tls_ca go together "
+           "(mutual TLS between instances)";
   if (!std::isfinite(o.instance_ttl) || o.instance_ttl < 2
       || o.instance_ttl > 3600)
     return "instance_ttl must be between 2 and 3600 seconds";

@@ -91,6 +91,14 @@ struct server_options {
   std::string instance_id;
   /// The CAF port between instances (loopback by default; 0 picks one).
   std::string cluster_host = "127.0.0.1";
+  /// Mutual TLS on the cluster port (all three, or none): this instance's
+  /// certificate and key, and the CA every instance's certificate is from.
+  /// Beyond loopback without them the server refuses to start, unless
+  /// cluster_insecure (a trusted network).
+  std::string cluster_tls_cert;
+  std::string cluster_tls_key;
+  std::string cluster_tls_ca;
+  bool cluster_insecure = false;
   uint16_t cluster_port = 8002;
   /// Seconds of the instance's lease in etcd: an instance unheard for this
   /// long loses its pending joins and its leadership.

@@ -85,6 +85,13 @@ TEST_CASE("config: cluster mode's options are checked", "[config][cluster]") {
   o.etcd_endpoints = {"http://127.0.0.1:2379"}; // TLS files, yet plain
   CHECK(validate(o).find("none is https") != std::string::npos);
   o.etcd_ca = o.etcd_cert = o.etcd_key = "";
+  o.cluster_tls_cert = "/etc/vb/instance.pem"; // without key and CA
+  CHECK(validate(o).find("go together (mutual TLS between instances)")
+        != std::string::npos);
+  o.cluster_tls_key = "/etc/vb/instance.key";
+  o.cluster_tls_ca = "/etc/vb/cluster-ca.pem";
+  CHECK(validate(o).empty());
+  o.cluster_tls_cert = o.cluster_tls_key = o.cluster_tls_ca = "";
   o.etcd_endpoints = {"http://127.0.0.1"};
   CHECK_FALSE(validate(o).empty());
   o.etcd_endpoints = {"http://127.0.0.1:2379/v3"};

@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
+from etcd_cluster import ETCD, EtcdCluster, Pki  # noqa: E402
 from harness import FakeProvider, Server, scaled  # noqa: E402
 
 PREFIX = "/vbfault/"
@@ -71,8 +71,10 @@ def parse_args(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, op log)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ap.add_argument("--plain-etcd", action="store_true",
-                    help="etcd without TLS or authentication (default: TLS both ways, client "
-                         "certificates and a user, as docs/security.md sets it up)")
+                    help="etcd without TLS or authentication, and no TLS between instances "
+                         "(default: TLS both ways to etcd with client certificates and a "
+                         "user, mutual TLS on the cluster port, as docs/security.md sets "
+                         "it up)")
     return ap.parse_args(argv)
 
 
@@ -116,9 +118,16 @@ class Cluster:
         self.etcd = EtcdCluster(os.path.join(self.workdir, "etcd"),
                                 secure=not self.opts.plain_etcd,
                                 prefix=PREFIX).start(timeout=scaled(60))
+        # Secure: mutual TLS between the instances too, with their own CA.
+        cluster_tls = []
+        if not self.opts.plain_etcd:
+            pki = Pki(os.path.join(self.workdir, "cluster-pki"))
+            cert, key = pki.make("instance", san="IP:127.0.0.1")
+            cluster_tls = ["--cluster-tls-cert", cert, "--cluster-tls-key", key,
+                           "--cluster-tls-ca", pki.path("ca.pem")]
         for i in range(3):
             s = Server(self.workdir, ["--data-dir", os.path.join(self.workdir, f"i{i}"),
-                                      *self.etcd.server_args(),
+                                      *self.etcd.server_args(), *cluster_tls,
                                       "--instance-ttl", str(self.opts.ttl),
                                       "--cluster-port", "0"])
             s.name = f"i{i}"
@@ -810,7 +819,8 @@ def run(opts):
     log = Log(os.path.join(workdir, "ops.jsonl"), t0, opts.quiet)
     cluster = Cluster(opts, workdir, log)
     summary = {"seed": opts.seed, "ttl": opts.ttl, "duration": opts.duration, "rate": opts.rate,
-               "workdir": workdir, "etcd": "plain" if opts.plain_etcd else "TLS and auth"}
+               "workdir": workdir,
+               "etcd": "plain" if opts.plain_etcd else "TLS and auth, cluster mTLS"}
     try:
         log.say(f"starting 3 etcd members ({summary['etcd']}), 3 instances, "
                 f"2 fake providers in {workdir}")

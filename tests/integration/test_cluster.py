@@ -39,6 +39,19 @@ class ClusterTest(ServerTestCase):
         super().setUp()
         self.etcd = EtcdCluster(os.path.join(self.tmp.path, "etcd"), secure=self.SECURE,
                                 prefix=PREFIX).start()
+        # Between instances, mutual TLS with the cluster's own CA.
+        self.cluster_pki = None
+        if self.SECURE:
+            self.cluster_pki = Pki(os.path.join(self.tmp.path, "cluster-pki"))
+            self.cluster_pki.make("instance", san="IP:127.0.0.1")
+
+    def cluster_tls_args(self, pki=None, name="instance"):
+        pki = pki or self.cluster_pki
+        if not pki:
+            return []
+        return ["--cluster-tls-cert", pki.path(name + ".pem"),
+                "--cluster-tls-key", pki.path(name + ".key"),
+                "--cluster-tls-ca", pki.path(pki.ca + ".pem")]
 
     def tearDown(self):
         super().tearDown()
@@ -46,7 +59,7 @@ class ClusterTest(ServerTestCase):
 
     def instance(self, name, *extra):
         s = Server(self.tmp.path, ["--data-dir", os.path.join(self.tmp.path, name),
-                                   *self.etcd.server_args(),
+                                   *self.etcd.server_args(), *self.cluster_tls_args(),
                                    "--instance-ttl", str(TTL),
                                    "--cluster-port", "0", *extra])
         self.servers.append(s)
@@ -491,8 +504,30 @@ class ClusterTest(ServerTestCase):
         self.assertNotIn("not-the-password", out)
         out = self.refused_start(drop("--etcd-ca"))
         self.assertIn("need etcd_ca", out)
+        # The cluster port beyond loopback: mutual TLS, or --cluster-insecure.
+        out = self.refused_start(lambda args: args.extend(["--cluster-host", "0.0.0.0"]))
+        self.assertIn("--cluster-tls-cert", out)
+        self.assertIn("--cluster-insecure", out)
         # The instance's own settings start it, as every test here does.
-        self.instance("a")
+        a = self.instance("a")
+        a.wait_for_line(r"cluster relay listening on 127\.0\.0\.1:\d+ \(mutual TLS\)")
+
+    def test_an_instance_with_another_cas_certificate_is_refused_at_the_cluster_port(self):
+        a = self.instance("a")
+        lobby = self.create_lobby(a, "tls-room")
+        # B's cluster certificate is from another CA: B shares etcd's state,
+        # but A refuses its connection to the cluster port.
+        other = Pki(os.path.join(self.tmp.path, "other-cluster-pki"), ca="other-ca")
+        other.make("stranger", san="IP:127.0.0.1")
+        b = Server(self.tmp.path, ["--data-dir", os.path.join(self.tmp.path, "b"),
+                                   *self.etcd.server_args(),
+                                   *self.cluster_tls_args(other, "stranger"),
+                                   "--instance-ttl", str(TTL), "--cluster-port", "0"])
+        self.servers.append(b)
+        b.start(timeout=60)
+        wait_until(lambda: lobby["id"] in self.lobby_ids(b), 5, "the lobby on B (etcd)")
+        a.wait_for_line(r"cluster port: TLS handshake with 127\.0\.0\.1:\d+ failed",
+                        timeout=scaled(15))
 
 
 class PlainClusterTest(ClusterTest):
