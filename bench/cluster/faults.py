@@ -38,7 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from etcd_cluster import ETCD, EtcdCluster, Pki  # noqa: E402
+from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
+from pki import Pki  # noqa: E402
 from harness import FakeProvider, Server, scaled  # noqa: E402
 
 PREFIX = "/vbfault/"
@@ -121,7 +122,7 @@ class Cluster:
         # Secure: mutual TLS between the instances too, with their own CA.
         cluster_tls = []
         if not self.opts.plain_etcd:
-            pki = Pki(os.path.join(self.workdir, "cluster-pki"))
+            pki = Pki(os.path.join(self.workdir, "cluster-pki")).make_ca()
             cert, key = pki.make("instance", san="IP:127.0.0.1")
             cluster_tls = ["--cluster-tls-cert", cert, "--cluster-tls-key", key,
                            "--cluster-tls-ca", pki.path("ca.pem")]

@@ -22,6 +22,8 @@ import time
 import urllib.error
 import urllib.request
 
+from pki import Pki
+
 ETCD = shutil.which("etcd")
 
 
@@ -43,44 +45,6 @@ def prefix_end(prefix):
     b = bytearray(prefix.encode())
     b[-1] += 1
     return base64.b64encode(bytes(b)).decode()
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-class Pki:
-    """A CA and certificates it signs, made by the openssl CLI in `dir`:
-    NAME.pem and NAME.key; `make(name, san)` for a server (SAN IP:...),
-    without `san` for a client."""
-
-    def __init__(self, dir, ca="ca"):
-        self.dir = dir
-        self.ca = ca
-        os.makedirs(dir, exist_ok=True)
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-                "-subj", f"/CN={ca}", cwd=dir)
-
-    def make(self, name, san=None):
-        # A server's certificate names it; a client's has no Common Name.
-        subject = f"/CN={name}" if san else f"/O=voicebot/OU={name}"
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
-                cwd=self.dir)
-        ext = os.path.join(self.dir, f"{name}.ext")
-        with open(ext, "w") as f:
-            f.write("basicConstraints=CA:FALSE\n"
-                    "extendedKeyUsage=serverAuth,clientAuth\n"
-                    + (f"subjectAltName={san}\n" if san else ""))
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{self.ca}.pem",
-                "-CAkey", f"{self.ca}.key", "-CAcreateserial", "-out", f"{name}.pem",
-                "-days", "2", "-extfile", ext, cwd=self.dir)
-        return self.path(name + ".pem"), self.path(name + ".key")
-
-    def path(self, file):
-        return os.path.join(self.dir, file)
 
 
 class Member:
@@ -143,11 +107,11 @@ class EtcdCluster:
         tls = None
         self.context = None
         if secure:
-            self.pki = Pki(os.path.join(workdir, "pki"))
+            self.pki = Pki(os.path.join(workdir, "pki")).make_ca()
             cert, key = self.pki.make("etcd", san="IP:127.0.0.1")
             tls = (cert, key, self.pki.path("ca.pem"))
-            self.pki.make("root")  # the test's own calls
-            self.pki.make(self.USER)
+            self.pki.make("root", common_name=False)  # the test's own calls
+            self.pki.make(self.USER, common_name=False)
             self.password_file = os.path.join(workdir, "password")
             with open(self.password_file, "w") as f:
                 f.write("pw-" + base64.b16encode(os.urandom(8)).decode() + "\n")

@@ -25,25 +25,7 @@ import unittest
 
 from harness import (PROVIDER, Provider, ServerTestCase, metric_value, run_server_cli,
                      wait_until)
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
-            "-subj", f"/CN={name}", cwd=d)
-
-
-def make_cert(d, name, ca, days=2):
-    """`days` -1: expired since yesterday."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", str(days), cwd=d)
+from pki import Pki
 
 
 def cpu_seconds(pid):
@@ -137,13 +119,12 @@ class CafTlsTest(ServerTestCase):
     def setUp(self):
         super().setUp()
         self.certs = os.path.join(self.tmp.path, "certs")
-        os.mkdir(self.certs)
-        make_ca(self.certs, "ca")
-        make_cert(self.certs, "server", "ca")
-        make_cert(self.certs, "provider", "ca")
-        make_cert(self.certs, "expired", "ca", days=-1)
-        make_ca(self.certs, "other-ca")
-        make_cert(self.certs, "intruder", "other-ca")
+        pki = Pki(self.certs).make_ca("ca")
+        pki.make("server")
+        pki.make("provider")
+        pki.make("expired", days=-1)
+        pki.make_ca("other-ca")
+        pki.make("intruder", ca="other-ca")
 
     def cert(self, name):
         return os.path.join(self.certs, name)

@@ -21,7 +21,8 @@ import threading
 import time
 import unittest
 
-from etcd_cluster import ETCD, EtcdCluster, Pki
+from etcd_cluster import ETCD, EtcdCluster
+from pki import Pki
 from harness import Server, ServerTestCase, run_server_cli, scaled, wait_until
 
 TTL = 4  # --instance-ttl of the instances here
@@ -42,16 +43,16 @@ class ClusterTest(ServerTestCase):
         # Between instances, mutual TLS with the cluster's own CA.
         self.cluster_pki = None
         if self.SECURE:
-            self.cluster_pki = Pki(os.path.join(self.tmp.path, "cluster-pki"))
+            self.cluster_pki = Pki(os.path.join(self.tmp.path, "cluster-pki")).make_ca()
             self.cluster_pki.make("instance", san="IP:127.0.0.1")
 
-    def cluster_tls_args(self, pki=None, name="instance"):
+    def cluster_tls_args(self, pki=None, name="instance", ca="ca"):
         pki = pki or self.cluster_pki
         if not pki:
             return []
         return ["--cluster-tls-cert", pki.path(name + ".pem"),
                 "--cluster-tls-key", pki.path(name + ".key"),
-                "--cluster-tls-ca", pki.path(pki.ca + ".pem")]
+                "--cluster-tls-ca", pki.path(ca + ".pem")]
 
     def tearDown(self):
         super().tearDown()
@@ -440,12 +441,26 @@ class ClusterTest(ServerTestCase):
         self.assertEqual(len(self.etcd.range_prefix(PREFIX + "instances/")), 2)
 
     def test_fenced_instance_lets_its_caf_providers_go(self):
+        self.fenced_instance_lets_its_providers_go(tls=False)
+
+    def test_fenced_instance_lets_its_tls_caf_providers_go(self):
+        self.fenced_instance_lets_its_providers_go(tls=True)
+
+    def fenced_instance_lets_its_providers_go(self, tls):
         from test_provider_failover import FailoverProvider
-        a = self.instance("a")
-        b = self.instance("b")
+        gateway, provider = [], []
+        if tls:  # the provider gateways' mutual TLS (the cluster's CA will do here)
+            pki = self.cluster_pki
+            cert, key = pki.make("gateway")
+            gateway = ["--caf-tls-cert", cert, "--caf-tls-key", key,
+                       "--caf-tls-ca", pki.path("ca.pem")]
+            cert, key = pki.make("provider")
+            provider = ["--tls-cert", cert, "--tls-key", key, "--tls-ca", pki.path("ca.pem")]
+        a = self.instance("a", *gateway)
+        b = self.instance("b", *gateway)
         # Heartbeats too rare to notice the pause: only A's fencing moves it.
         prov = FailoverProvider(self.tmp.path, [a, b], "roamer",
-                                os.path.join(self.tmp.path, "roamer.state"))
+                                os.path.join(self.tmp.path, "roamer.state"), provider)
         prov.HEARTBEAT = "60"
         self.servers.append(prov)
         prov.start()
@@ -488,7 +503,7 @@ class ClusterTest(ServerTestCase):
                     del args[i:i + 2]
             return change
 
-        other = Pki(os.path.join(self.tmp.path, "other-pki"), ca="other-ca")
+        other = Pki(os.path.join(self.tmp.path, "other-pki")).make_ca("other-ca")
         out = self.refused_start(replace("--etcd-ca", other.path("other-ca.pem")))
         self.assertIn("certificate verify failed", out)
         self.assertIn("--etcd-ca", out)
@@ -517,11 +532,11 @@ class ClusterTest(ServerTestCase):
         lobby = self.create_lobby(a, "tls-room")
         # B's cluster certificate is from another CA: B shares etcd's state,
         # but A refuses its connection to the cluster port.
-        other = Pki(os.path.join(self.tmp.path, "other-cluster-pki"), ca="other-ca")
-        other.make("stranger", san="IP:127.0.0.1")
+        other = Pki(os.path.join(self.tmp.path, "other-cluster-pki")).make_ca("other-ca")
+        other.make("stranger", ca="other-ca", san="IP:127.0.0.1")
         b = Server(self.tmp.path, ["--data-dir", os.path.join(self.tmp.path, "b"),
                                    *self.etcd.server_args(),
-                                   *self.cluster_tls_args(other, "stranger"),
+                                   *self.cluster_tls_args(other, "stranger", "other-ca"),
                                    "--instance-ttl", str(TTL), "--cluster-port", "0"])
         self.servers.append(b)
         b.start(timeout=60)
