@@ -7,6 +7,7 @@ Bad `--server` values exit 2."""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -88,6 +89,23 @@ class ProviderFailoverTest(ServerTestCase):
         p = self.provider([b], gateways=[f"127.0.0.1:{dead}", f"127.0.0.1:{b.caf_port}"])
         self.wait_online(b, p.provider_id)
         p.wait_for_line(r"connected to gateway 127\.0\.0\.1:%d \(2 of 2\)" % b.caf_port, 5)
+
+    def test_provider_leaves_a_frozen_server_whose_heartbeats_go_unanswered(self):
+        a = self.instance("a")
+        b = self.instance("b")
+        p = self.provider([a, b])
+        self.wait_online(a, p.provider_id)
+        # Stopped, A keeps its TCP link up and answers nothing: after three
+        # heartbeats unanswered (2 s each at least) the provider leaves it
+        # for B.
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            p.wait_for_line(r"link to the server at 127\.0\.0\.1:%d lost \(.*3 heartbeats "
+                            r"in a row unanswered.*\); moving to gateway 127\.0\.0\.1:%d"
+                            % (a.caf_port, b.caf_port), scaled(20))
+            self.wait_online(b, p.provider_id)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
 
     def run_provider(self, *args):
         return subprocess.run([PROVIDER, "--state-file",
