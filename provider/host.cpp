@@ -395,7 +395,6 @@ void host_state::link_lost(const caf::error& reason) {
   registering = false; // its answer, if any, is for the old connection
   connecting = false;
   ++connection;
-  unanswered = 0;
   tried = 0;
   if (config.gateways.size() == 1) {
     spdlog::warn("link to the server lost ({}); reconnecting",
@@ -434,12 +433,10 @@ void host_state::heartbeat_now(uint64_t conn) {
   if (conn != connection || !gateway || !registered || leaving)
     return;
   self
-    ->request(gateway, config.heartbeat_timeout(), atom::heartbeat_v,
-              provider_id, report())
+    ->request(gateway, config.call_timeout, atom::heartbeat_v, provider_id,
+              report())
     .then(
       [this, conn](double) {
-        if (conn == connection)
-          unanswered = 0;
         if (conn == connection && !leaving)
           self->delayed_send(self, config.heartbeat_interval,
                              provider_atom::tick::value, conn);
@@ -450,19 +447,6 @@ void host_state::heartbeat_now(uint64_t conn) {
 void host_state::heartbeat_failed(uint64_t conn, const caf::error& err) {
   if (conn != connection || !gateway || leaving)
     return;
-  if (err == caf::sec::request_timeout) {
-    if (++unanswered >= config.max_unanswered) {
-      // Frozen but linked (a stopped process, a wedged host): its link may
-      // never drop, so the provider leaves it as lost.
-      unanswered = 0;
-      self->demonitor(gateway.address());
-      return link_lost(make_error(
-        ec::unavailable, std::to_string(config.max_unanswered)
-                           + " heartbeats in a row unanswered"));
-    }
-  } else {
-    unanswered = 0;
-  }
   auto code = code_of(err);
   if (draining && (code == ec::not_found || code == ec::removed)) {
     // The end of a drain: the server deregistered it.

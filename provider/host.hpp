@@ -4,7 +4,6 @@
 // (protocol/protocol.hpp) only, never the server's local vocabulary.
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -73,16 +72,6 @@ struct host_config {
   caf::timespan backoff_max = std::chrono::seconds(5);
   /// How long a call to the server may take.
   caf::timespan call_timeout = std::chrono::seconds(5);
-  /// Heartbeats in a row the gateway leaves unanswered (each within
-  /// heartbeat_timeout()) before the provider leaves it as lost: a frozen
-  /// server whose TCP link stays up.
-  uint32_t max_unanswered = 3;
-  /// A heartbeat's answer is awaited this long: twice the interval, at
-  /// least 2 s (a busy server is not a frozen one), at most call_timeout.
-  caf::timespan heartbeat_timeout() const {
-    return std::clamp<caf::timespan>(2 * heartbeat_interval,
-                                     std::chrono::seconds(2), call_timeout);
-  }
   /// The protocol version this provider says it speaks: protocol_version,
   /// except in tests that play a provider of another version.
   uint32_t protocol_version = vb::protocol_version;
@@ -140,7 +129,6 @@ struct host_state {
   /// is answered (the server may know it by then), then quits.
   bool deregister_when_registered = false;
   uint64_t connection = 0; // counts connections, for heartbeat timers
-  uint32_t unanswered = 0; // heartbeats in a row that timed out
   uint32_t attempt = 0;    // failed rounds since the last registration
   /// The gateway it is connected to, or tries next (index in gateways).
   size_t current = 0;
