@@ -1,5 +1,8 @@
 // The etcd store's reservations of joins' names (claims_actor, design
 // §4.3): reserve before a dispatch, take over a stale one, give it back.
+#include <unordered_set>
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 #include "cluster/store_state.hpp"
@@ -8,43 +11,103 @@
 namespace vb::cluster_detail {
 
 void etcd_store_state::reserve(uint64_t id) {
-  auto i = reserving.find(id);
-  if (i == reserving.end())
-    return;
-  auto& job = i->second;
-  if (!ctx->writable()) {
-    job.rp.deliver(make_error(ec::storage_failed,
-                              "cluster store: etcd is unavailable or this "
-                              "instance holds no live lease (retry later)"));
-    reserving.erase(i);
-    return;
+  reserve_queue.push_back(id);
+  if (reserve_txn == 0)
+    send_reservations();
+}
+
+void etcd_store_state::send_reservations() {
+  // Up to this many names a transaction: each takes a compare, a put and a
+  // read, within etcd's --max-txn-ops (128).
+  constexpr std::size_t max_batch = 32;
+  reserve_batch.clear();
+  std::unordered_set<std::string> keys; // etcd refuses a key twice in a txn
+  std::deque<uint64_t> later;
+  while (!reserve_queue.empty()) {
+    auto id = reserve_queue.front();
+    reserve_queue.pop_front();
+    auto i = reserving.find(id);
+    if (i == reserving.end())
+      continue;
+    auto& job = i->second;
+    if (!ctx->writable()) {
+      job.rp.deliver(make_error(ec::storage_failed,
+                                "cluster store: etcd is unavailable or this "
+                                "instance holds no live lease (retry later)"));
+      reserving.erase(i);
+      continue;
+    }
+    bool alone = job.solo;
+    if (reserve_batch.size() >= max_batch || keys.count(job.key) > 0
+        || (alone && !reserve_batch.empty())) {
+      later.push_back(id);
+      continue;
+    }
+    keys.insert(job.key);
+    reserve_batch.push_back(id);
+    if (alone)
+      break;
   }
+  for (auto i = later.rbegin(); i != later.rend(); ++i)
+    reserve_queue.push_front(*i);
+  if (reserve_batch.empty())
+    return;
   etcd::txn_request t;
-  if (job.takeover != 0)
-    t.compares.push_back({job.key, etcd::compare_target::mod,
-                          etcd::compare_result::equal, {}, job.takeover});
-  else
-    t.compares.push_back({job.key, etcd::compare_target::create,
-                          etcd::compare_result::equal, {}, 0});
+  for (auto id : reserve_batch) {
+    auto& job = reserving.at(id);
+    job.solo = false;
+    if (job.takeover != 0)
+      t.compares.push_back({job.key, etcd::compare_target::mod,
+                            etcd::compare_result::equal, {}, job.takeover});
+    else
+      t.compares.push_back({job.key, etcd::compare_target::create,
+                            etcd::compare_result::equal, {}, 0});
+    job.value = reservation_value(*ctx, job.session_id);
+    etcd::put_request p;
+    p.key = job.key;
+    p.value = job.value;
+    p.lease = ctx->lease.load();
+    t.success.push_back(etcd::txn_op::make(std::move(p)));
+    etcd::range_request r;
+    r.key = job.key;
+    t.failure.push_back(etcd::txn_op::make(std::move(r)));
+  }
+  // Under this instance's live lease only (the names' compares first).
   t.compares.push_back({ctx->instance_key(), etcd::compare_target::lease,
                         etcd::compare_result::equal, {}, ctx->lease.load()});
-  job.value = reservation_value(*ctx, job.session_id);
-  etcd::put_request p;
-  p.key = job.key;
-  p.value = job.value;
-  p.lease = ctx->lease.load();
-  t.success.push_back(etcd::txn_op::make(std::move(p)));
-  etcd::range_request r;
-  r.key = job.key;
-  t.failure.push_back(etcd::txn_op::make(std::move(r)));
   auto me = caf::actor_cast<etcd_store_actor>(self);
-  ctx->client->txn(std::move(t), txn_timeout, [me, id](etcd::txn_result res) {
-    caf::anon_send(me, reserve_done{id, std::move(res)});
+  auto txn = reserve_txn = ++next_job;
+  ctx->client->txn(std::move(t), txn_timeout, [me, txn](etcd::txn_result res) {
+    caf::anon_send(me, reserve_done{txn, std::move(res)});
   });
 }
 
 void etcd_store_state::reserved(reserve_done& d) {
-  auto i = reserving.find(d.job);
+  if (d.job != reserve_txn)
+    return;
+  reserve_txn = 0;
+  auto batch = std::exchange(reserve_batch, {});
+  auto& r = d.result;
+  if (!r.error && !r.succeeded && batch.size() > 1) {
+    // A condition failed: each name again on its own, so that one taken
+    // name fails (or waits for) only its own join.
+    for (auto i = batch.rbegin(); i != batch.rend(); ++i)
+      if (auto j = reserving.find(*i); j != reserving.end()) {
+        j->second.solo = true;
+        reserve_queue.push_front(*i);
+      }
+  } else {
+    for (std::size_t k = 0; k < batch.size(); ++k)
+      settle_reservation(batch[k], r, k);
+  }
+  if (reserve_txn == 0 && !reserve_queue.empty())
+    send_reservations();
+}
+
+void etcd_store_state::settle_reservation(uint64_t id,
+                                          const etcd::txn_result& r,
+                                          std::size_t index) {
+  auto i = reserving.find(id);
   if (i == reserving.end())
     return;
   auto& job = i->second;
@@ -55,7 +118,6 @@ void etcd_store_state::reserved(reserve_done& d) {
       job.rp.deliver(x.error());
     reserving.erase(i);
   };
-  auto& r = d.result;
   if (r.error) {
     // It may have been applied all the same: given back, to be sure.
     held_names[job.key] = {job.session_id, job.value};
@@ -68,14 +130,15 @@ void etcd_store_state::reserved(reserve_done& d) {
     held_names[job.key] = {job.session_id, job.value};
     return answer(std::string{});
   }
+  // Alone in its transaction: its read says who holds the name.
   const etcd::key_value* kv = nullptr;
-  if (!r.responses.empty() && !r.responses[0].range.kvs.empty())
-    kv = &r.responses[0].range.kvs[0];
+  if (index < r.responses.size() && !r.responses[index].range.kvs.empty())
+    kv = &r.responses[index].range.kvs[0];
   if (kv == nullptr && job.takeover != 0) {
     // The holder gave the name back while we took it over: free now,
     // taken afresh.
     job.takeover = 0;
-    return reserve(d.job);
+    return reserve(id);
   }
   if (kv == nullptr) {
     // No key, yet the compare of an absent one failed: only our lease
@@ -101,7 +164,7 @@ void etcd_store_state::reserved(reserve_done& d) {
       && (v.value("owner", "") == ctx->instance_id
           || unix_now() - at > stale_reservation_s)) {
     job.takeover = kv->mod_revision;
-    return reserve(d.job);
+    return reserve(id);
   }
   job.takeover = 0;
   // Pending on another instance: wait for its commit, or for its
@@ -110,8 +173,7 @@ void etcd_store_state::reserved(reserve_done& d) {
     return answer(make_error(ec::storage_failed,
                              "cluster store: this bot and nick are being "
                              "joined on another instance (retry later)"));
-  self->delayed_send(self, std::chrono::milliseconds(100),
-                     reserve_retry{d.job});
+  self->delayed_send(self, std::chrono::milliseconds(100), reserve_retry{id});
 }
 
 void etcd_store_state::release(const std::string& key,

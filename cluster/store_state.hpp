@@ -42,9 +42,18 @@ struct etcd_store_state {
     /// The value it puts; the mod revision of a stale one it takes over.
     std::string value;
     int64_t takeover = 0;
+    /// Sent in a transaction of its own (after a shared one failed on a
+    /// condition: each reservation's own conditions decide).
+    bool solo = false;
   };
   std::unordered_map<uint64_t, reserve_job> reserving;
   uint64_t next_job = 0;
+  /// Reservations wait here while one transaction of them is in flight;
+  /// the next one takes every waiting name at once (design §4.3: the
+  /// reservations of concurrent joins share a quorum commit).
+  std::deque<uint64_t> reserve_queue;
+  uint64_t reserve_txn = 0;            // its id; 0: none in flight
+  std::vector<uint64_t> reserve_batch; // the jobs it carries
   /// The reservations this instance holds, by key: (session id, value), for
   /// the commit's compare and the release.
   std::unordered_map<std::string, std::pair<std::string, std::string>> held_names;
@@ -122,9 +131,16 @@ struct etcd_store_state {
   /// Takes a join's name for `session_id` (answered ""), or answers the
   /// session of the member that holds it; waits while another instance's
   /// join of it is pending.
+  /// Queues job `id`'s reservation; sends the queue unless one is in flight.
   void reserve(uint64_t id);
+  /// Sends the waiting reservations as one transaction.
+  void send_reservations();
 
   void reserved(reserve_done& d);
+  /// One reservation of a transaction that came back: `index` is its read
+  /// among the failure ops (when it went alone).
+  void settle_reservation(uint64_t id, const etcd::txn_result& r,
+                          std::size_t index);
 
   /// Gives back a reservation no member holds; retried while etcd does
   /// not answer (a reservation left pending would hold the name until this

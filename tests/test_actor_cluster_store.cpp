@@ -789,6 +789,55 @@ TEST_CASE_METHOD(two_instances,
 }
 
 TEST_CASE_METHOD(two_instances,
+                 "etcd claims: names reserved while a reservation is in flight "
+                 "share the next transaction; a taken one among them sends "
+                 "each alone",
+                 "[cluster][claims]") {
+  auto r0 = reserve(sa, "s-0", "N0");
+  REQUIRE(a.etcd->txns.size() == 1); // alone: nothing was in flight
+  auto r1 = reserve(sa, "s-1", "N1");
+  auto r2 = reserve(sa, "s-2", "N2");
+  auto r3 = reserve(sa, "s-3", "N3");
+  CHECK(a.etcd->txns.size() == 1); // waiting for the one in flight
+  apply(a, 0);
+  REQUIRE(r0->value);
+  REQUIRE(a.etcd->txns.size() == 2);
+  auto& shared = a.etcd->txns[1].request;
+  CHECK(shared.compares.size() == 4); // three names and the fence
+  CHECK(shared.success.size() == 3);
+  CHECK(is_fence(shared.compares.back(), "/vb/instances/i1", 42));
+
+  SECTION("all free: one commit reserves the three") {
+    apply(a, 1);
+    for (auto& r : {r1, r2, r3}) {
+      REQUIRE(r->value);
+      CHECK(*r->value == "");
+    }
+    CHECK(json::parse(m.get("/vb/joins/L1/echo/N2")->value)["session_id"] == "s-2");
+    CHECK(a.etcd->txns.size() == 2);
+  }
+  SECTION("one is joined already: each goes alone, that one answers the "
+          "member's session, the others are reserved") {
+    m.put("/vb/joins/L1/echo/N2", R"({"state":"joined","session_id":"s-9","session":)"
+                                    + session_of("s-9") + "}");
+    apply(a, 1);
+    CHECK_FALSE(r1->done);
+    REQUIRE(a.etcd->txns.size() == 3);
+    CHECK(a.etcd->txns[2].request.success.size() == 1);
+    apply(a, 2);
+    apply(a, 3);
+    apply(a, 4);
+    REQUIRE(r1->value);
+    CHECK(*r1->value == "");
+    REQUIRE(r2->value);
+    CHECK(json::parse(*r2->value) == json::parse(session_of("s-9")));
+    REQUIRE(r3->value);
+    CHECK(*r3->value == "");
+    CHECK(a.etcd->txns.size() == 5);
+  }
+}
+
+TEST_CASE_METHOD(two_instances,
                  "etcd claims: what the holder of a name decides",
                  "[cluster][claims]") {
   SECTION("a member holds it: its session is the answer") {

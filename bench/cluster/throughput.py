@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
+from etcd_cluster import ETCD, EtcdCluster, b64  # noqa: E402
 from harness import FakeProvider, Server  # noqa: E402
 
 PREFIX = "/vbbench/"
@@ -99,19 +99,18 @@ def setup(servers, provider, lobbies):
     return ids
 
 
-def drive(servers, lobby_ids, clients, seconds, warmup, tag):
-    """`clients` threads doing joins for warmup + seconds; the latencies
-    and counts of the measured part."""
+def drive(connect, op, clients, seconds, warmup):
+    """`clients` threads, each with its own keep-alive connection
+    (`connect(i)`), doing `op(conn, i, k)` (its HTTP status) back to back
+    for warmup + seconds; the latencies and counts of the measured part."""
     lat = [[] for _ in range(clients)]
     errors = [dict() for _ in range(clients)]
     start = time.monotonic() + 0.2
     measure_from = start + warmup
     stop_at = measure_from + seconds
-    counts = [0] * clients
 
     def client(i):
-        s = servers[i % len(servers)]
-        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        conn = connect(i)
         k = 0
         while time.monotonic() < start:
             time.sleep(0.001)
@@ -120,19 +119,16 @@ def drive(servers, lobby_ids, clients, seconds, warmup, tag):
             if t >= stop_at:
                 break
             k += 1
-            lid = lobby_ids[(k * clients + i) % len(lobby_ids)]
             try:
-                status, raw = request(conn, "POST", "/api/bots/echo/join",
-                                      {"lobby_id": lid, "nick": f"{tag}-c{i}-{k}"})
+                status = op(conn, i, k)
             except (OSError, http.client.HTTPException) as e:
                 status = type(e).__name__
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+                conn = connect(i)
             end = time.monotonic()
             if t >= measure_from:
                 if status == 200:
                     lat[i].append(end - t)
-                    counts[i] += 1
                 else:
                     errors[i][str(status)] = errors[i].get(str(status), 0) + 1
         conn.close()
@@ -149,13 +145,57 @@ def drive(servers, lobby_ids, clients, seconds, warmup, tag):
             errs[k] = errs.get(k, 0) + v
     n = len(all_lat)
     return {
-        "joins": n,
-        "joins_per_s": round(n / seconds, 1),
+        "ops": n,
+        "ops_per_s": round(n / seconds, 1),
         "median_ms": round(statistics.median(all_lat) * 1000, 2) if n else None,
         "p99_ms": round(all_lat[min(n - 1, int(n * 0.99))] * 1000, 2) if n else None,
         "max_ms": round(all_lat[-1] * 1000, 2) if n else None,
         "errors": errs,
     }
+
+
+def joins(servers, lobby_ids, clients, seconds, warmup, tag):
+    """Joins of distinct nicks; client i on instance i mod len(servers)."""
+    def connect(i):
+        return http.client.HTTPConnection("127.0.0.1", servers[i % len(servers)].port,
+                                          timeout=10)
+
+    def op(conn, i, k):
+        lid = lobby_ids[(k * clients + i) % len(lobby_ids)]
+        return request(conn, "POST", "/api/bots/echo/join",
+                       {"lobby_id": lid, "nick": f"{tag}{clients}-c{i}-{k}"})[0]
+    return drive(connect, op, clients, seconds, warmup)
+
+
+def etcd_puts(etcd, clients, seconds, warmup):
+    """What etcd alone does: durable puts of distinct keys (~ a member's
+    size) through the same JSON gateway, by a plain client; client i on
+    member i mod 3."""
+    token = None
+    if etcd.secure:
+        etcd.call("/v3/kv/range", {"key": b64(PREFIX)})  # authenticates
+        token = etcd.token
+    value = b64(json.dumps({"session_id": "x" * 36, "bot_name": "echo", "nick": "n" * 12,
+                            "run_id": "r" * 36, "provider_id": "p" * 36}))
+
+    def connect(i):
+        url = etcd.members[i % len(etcd.members)].client_url
+        host, port = url.split("//")[1].rsplit(":", 1)
+        if etcd.secure:
+            return http.client.HTTPSConnection(host, int(port), timeout=10,
+                                               context=etcd.context)
+        return http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def op(conn, i, k):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = token
+        conn.request("POST", "/v3/kv/put", headers=headers, body=json.dumps(
+            {"key": b64(f"{PREFIX}alone/{clients}/{i}/{k}"), "value": value}))
+        res = conn.getresponse()
+        res.read()
+        return res.status
+    return drive(connect, op, clients, seconds, warmup)
 
 
 def measured(procs, fn):
@@ -174,10 +214,12 @@ def measured(procs, fn):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clients", type=int, default=24, help="concurrent clients (24)")
+    ap.add_argument("--clients", default="24,64,256",
+                    help="concurrent clients, a comma list: each setup runs each (24,64,256)")
     ap.add_argument("--seconds", type=float, default=15, help="measured seconds per setup (15)")
     ap.add_argument("--warmup", type=float, default=2, help="seconds not measured first (2)")
-    ap.add_argument("--lobbies", type=int, default=64, help="lobbies the joins spread over (64)")
+    ap.add_argument("--lobbies", type=int, default=256,
+                    help="lobbies the joins spread over (256)")
     ap.add_argument("--ttl", type=int, default=10, help="--instance-ttl of the instances (10)")
     ap.add_argument("--provider", choices=("fast", "python"), default="fast")
     ap.add_argument("--keep", action="store_true")
@@ -187,9 +229,11 @@ def main(argv=None):
     opts = ap.parse_args(argv)
     if not ETCD:
         sys.exit("etcd is not installed (Debian's etcd-server)")
+    counts = [int(c) for c in opts.clients.split(",")]
     workdir = tempfile.mkdtemp(prefix="vb-cluster-bench-")
     common = ["--max-members-per-lobby", "100000"]
-    results = {"clients": opts.clients, "seconds": opts.seconds, "provider": opts.provider,
+    results = {"clients": counts, "seconds": opts.seconds, "provider": opts.provider,
+               "etcd": "TLS and auth" if opts.etcd_tls else "plain",
                "cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0], "setups": {}}
     cleanup = []
     try:
@@ -202,10 +246,11 @@ def main(argv=None):
         cleanup.append(emb.kill)
         emb.start(timeout=60)
         ids = setup([emb], provider, opts.lobbies)
-        r, cpu = measured({"voicebot-server": emb.proc.pid, **prov_proc},
-                          lambda: drive([emb], ids, opts.clients, opts.seconds, opts.warmup, "e"))
-        r["cpu_percent"] = cpu
-        results["setups"]["1 embedded"] = r
+        for c in counts:
+            r, cpu = measured({"voicebot-server": emb.proc.pid, **prov_proc},
+                              lambda: joins([emb], ids, c, opts.seconds, opts.warmup, "e"))
+            r["cpu_percent"] = cpu
+            results["setups"][f"1 embedded, {c} clients"] = r
         emb.kill()
 
         # 3 cluster instances on 3 etcd members.
@@ -224,12 +269,21 @@ def main(argv=None):
         procs = {f"instance {i}": s.proc.pid for i, s in enumerate(servers)}
         procs.update({f"etcd {m.name}": m.proc.pid for m in etcd.members})
         procs.update(prov_proc)
-        r, cpu = measured(procs, lambda: drive(servers, ids, opts.clients, opts.seconds,
-                                               opts.warmup, "c"))
-        r["cpu_percent"] = cpu
+        for c in counts:
+            r, cpu = measured(procs, lambda: joins(servers, ids, c, opts.seconds,
+                                                   opts.warmup, "c"))
+            r["cpu_percent"] = cpu
+            results["setups"][f"3 cluster, {c} clients"] = r
         members = len([k for k in etcd.range_prefix(PREFIX + "lobbies/") if k.count("/") >= 4])
-        r["etcd_members_after"] = members
-        results["setups"]["3 cluster"] = r
+        results["etcd_members_after"] = members
+
+        # etcd alone: the same three members, a plain client's durable puts
+        # (the instances idle meanwhile).
+        etcd_procs = {f"etcd {m.name}": m.proc.pid for m in etcd.members}
+        for c in counts:
+            r, cpu = measured(etcd_procs, lambda: etcd_puts(etcd, c, opts.seconds, opts.warmup))
+            r["cpu_percent"] = cpu
+            results["setups"][f"etcd alone, {c} clients"] = r
     finally:
         for fn in reversed(cleanup):
             try:
@@ -242,22 +296,25 @@ def main(argv=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(json.dumps(results, indent=1))
-    rows = [("setup", "joins/s", "median ms", "p99 ms", "max ms", "errors", "CPU % (per process)")]
+    rows = [("setup", "ops/s", "median ms", "p99 ms", "max ms", "errors", "CPU % (per process)")]
     for name, r in results["setups"].items():
-        rows.append((name, f"{r['joins_per_s']:.0f}", str(r["median_ms"]), str(r["p99_ms"]),
+        rows.append((name, f"{r['ops_per_s']:.0f}", str(r["median_ms"]), str(r["p99_ms"]),
                      str(r["max_ms"]), str(sum(r["errors"].values())),
                      ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items())))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     out.insert(1, "  ".join("-" * w for w in widths))
-    emb_r, cl_r = results["setups"]["1 embedded"], results["setups"]["3 cluster"]
-    if emb_r["joins_per_s"]:
-        out.append(f"3 cluster / 1 embedded: {cl_r['joins_per_s'] / emb_r['joins_per_s']:.2f}x "
-                   f"throughput; {opts.clients} clients, {opts.seconds:.0f} s each, "
-                   f"{os.cpu_count()} cores, {opts.provider} provider")
+    setups = results["setups"]
+    for c in counts:
+        cl = setups[f"3 cluster, {c} clients"]["ops_per_s"]
+        emb = setups[f"1 embedded, {c} clients"]["ops_per_s"]
+        alone = setups[f"etcd alone, {c} clients"]["ops_per_s"]
+        out.append(f"{c} clients: 3 cluster / etcd alone {cl / alone if alone else 0:.2f}x, "
+                   f"3 cluster / 1 embedded {cl / emb if emb else 0:.2f}x")
+    out.append(f"{opts.seconds:.0f} s each, {os.cpu_count()} cores, {opts.provider} provider, "
+               f"etcd {results['etcd']}")
     sys.stderr.write("\n".join(out) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
