@@ -114,12 +114,13 @@ std::string check_caf_tls(const vb::server_options& o) {
   return {};
 }
 
-/// Reads coturn's static-auth-secret (SPEC §9) into opts.turn_secret; the
-/// error names the file, never what it holds.
-std::string read_turn_secret(vb::server_options& o) {
-  if (o.turn_secret_file.empty())
+/// Reads a secret from `file` (trailing newlines cut) into `out`; the error
+/// names the flag and the file, never what it holds.
+std::string read_secret_file(const std::string& file, const char* flag,
+                             std::string& out) {
+  if (file.empty())
     return {};
-  std::ifstream in(o.turn_secret_file, std::ios::binary);
+  std::ifstream in(file, std::ios::binary);
   std::ostringstream text;
   if (in)
     text << in.rdbuf();
@@ -127,9 +128,28 @@ std::string read_turn_secret(vb::server_options& o) {
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
     secret.pop_back();
   if (!in || secret.empty())
-    return "--turn-secret-file " + o.turn_secret_file
-           + ": cannot read a secret from it";
-  o.turn_secret = std::move(secret);
+    return std::string{flag} + " " + file + ": cannot read a secret from it";
+  out = std::move(secret);
+  return {};
+}
+
+/// Reads coturn's static-auth-secret (SPEC §9) into opts.turn_secret.
+std::string read_turn_secret(vb::server_options& o) {
+  return read_secret_file(o.turn_secret_file, "--turn-secret-file",
+                          o.turn_secret);
+}
+
+/// Reads the secret of frontend access tokens into opts.access_secret:
+/// HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
+std::string read_access_secret(vb::server_options& o) {
+  if (auto err = read_secret_file(o.access_secret_file, "--access-secret-file",
+                                  o.access_secret);
+      !err.empty())
+    return err;
+  if (!o.access_secret_file.empty() && o.access_secret.size() < 32)
+    return "--access-secret-file " + o.access_secret_file
+           + ": the secret must be at least 32 bytes (e.g. openssl rand "
+             "-base64 32)";
   return {};
 }
 
@@ -151,6 +171,10 @@ int main(int argc, char** argv) {
     std::cerr << "voicebot-server: " << err << "\n";
     return 2;
   }
+  if (auto err = read_access_secret(opts); !err.empty()) {
+    std::cerr << "voicebot-server: " << err << "\n";
+    return 2;
+  }
   const bool caf_tls = !opts.caf_tls_cert.empty();
   spdlog::set_level(spdlog::level::from_str(opts.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -162,6 +186,16 @@ int main(int argc, char** argv) {
     spdlog::warn("no provider keys configured while listening on {}: anyone "
                  "who reaches this address can register providers",
                  opts.host);
+  // The file is named, never what it holds (docs/security.md).
+  if (!opts.access_secret_file.empty())
+    spdlog::info("frontend access tokens: required for changes{} (secret from "
+                 "{})",
+                 opts.access_required_for_reads ? " and reads" : "",
+                 opts.access_secret_file);
+  spdlog::info("per-client quotas: {} joins a minute, {} lobbies an hour (0: "
+               "none)",
+               opts.max_joins_per_client_per_minute,
+               opts.max_lobbies_per_client_per_hour);
 
   // Snapshots and journals load before anything serves.
   auto stats = std::make_shared<vb::server_stats>();

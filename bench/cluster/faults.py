@@ -39,7 +39,7 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
-from harness import FakeProvider, Server, scaled  # noqa: E402
+from harness import NO_QUOTAS, FakeProvider, Server, scaled  # noqa: E402
 
 PREFIX = "/vbfault/"
 FAULTS = ["kill_instance", "kill_etcd_leader", "kill_etcd_two", "pause_instance",
@@ -116,7 +116,7 @@ class Cluster:
                                       "--etcd-endpoints", self.etcd.endpoints(),
                                       "--etcd-prefix", PREFIX,
                                       "--instance-ttl", str(self.opts.ttl),
-                                      "--cluster-port", "0"])
+                                      "--cluster-port", "0", *NO_QUOTAS])
             s.name = f"i{i}"
             self.servers.append(s)
             self.start_server(s)

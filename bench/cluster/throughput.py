@@ -32,7 +32,7 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
-from harness import FakeProvider, Server  # noqa: E402
+from harness import NO_QUOTAS, FakeProvider, Server  # noqa: E402
 
 PREFIX = "/vbbench/"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -185,7 +185,8 @@ def main(argv=None):
     if not ETCD:
         sys.exit("etcd is not installed (Debian's etcd-server)")
     workdir = tempfile.mkdtemp(prefix="vb-cluster-bench-")
-    common = ["--max-members-per-lobby", "100000"]
+    # Every join comes from this one loopback client: no per-client quotas.
+    common = ["--max-members-per-lobby", "100000", *NO_QUOTAS]
     results = {"clients": opts.clients, "seconds": opts.seconds, "provider": opts.provider,
                "cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0], "setups": {}}
     cleanup = []
