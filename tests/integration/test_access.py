@@ -211,7 +211,7 @@ class AccessTest(ServerTestCase):
         self.assertEqual(self.hello(by_header, bob)["type"], "welcome")
         by_query = self.lobby_socket(s, f"{room}?access_token={here}")
         self.assertEqual(self.hello(by_query, cid)["type"], "welcome")
-        self.assertIn("access_token=REDACTED", s.log())
+        s.wait_for_line(r"/ws/lobby/\S+\?access_token=REDACTED 101")
         self.assertNotIn(here, s.log())
         # A bot's run says hello with the session token its provider got.
         status, _, bot = s.request("POST", "/api/bots/echo/join",
