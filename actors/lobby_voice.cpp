@@ -47,6 +47,9 @@ lobby_state::hello(const voice_hello& h, lobby_subscriber_actor socket) {
   // Unknown and wrong look the same to the caller, and take the same time.
   if (!m || !token_matches(h.token, m->value.token_hash))
     return make_error(ec::bad_token, "bad or stale session token");
+  if (!m->value.is_bot && !h.person_allowed)
+    return make_error(ec::access_required,
+                      "a person's hello needs a frontend access token");
   if (!m->value.voice && voice_peers() >= peers.max_voice_peers)
     return make_error(ec::voice_full, "the lobby has its most voice peers");
   auto sid = h.session_id;

@@ -272,6 +272,10 @@ struct voice_hello {
   std::string token;
   /// The page still holds its peer connections (its socket dropped).
   bool resume = false;
+  /// A person's session may speak: access control is off, or the hello
+  /// came with a frontend access token for this lobby (docs/security.md).
+  /// A bot member's run needs none: its session token is its credential.
+  bool person_allowed = true;
 };
 
 /// The answer to a hello: the other voice peers (the socket adds the ICE
@@ -352,7 +356,8 @@ VB_INSPECT(http_result, x.status, x.body, x.error, x.timed_out)
 VB_INSPECT(lobby_created, x.value, x.created)
 VB_INSPECT(person_session, x.value, x.token)
 VB_INSPECT(voice_peer, x.session_id, x.nick, x.is_bot, x.bot_name)
-VB_INSPECT(voice_hello, x.session_id, x.token, x.resume)
+VB_INSPECT(voice_hello, x.session_id, x.token, x.resume,
+           x.person_allowed)
 VB_INSPECT(voice_seat, x.lobby_id, x.session_id, x.socket, x.online,
            x.renewed)
 VB_INSPECT(voice_welcome, x.session_id, x.peers)

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 #include <caf/response_promise.hpp>
 
 #include "actors/interfaces.hpp"
+#include "model/token_bucket.hpp"
 
 namespace vb {
 
@@ -101,9 +103,9 @@ struct registry_state {
   std::mt19937_64 rng{std::random_device{}()};
   /// Removed instances, by provider id.
   std::unordered_map<std::string, tombstone> tombstones;
-  /// The registration token bucket.
-  double tokens = 0;
-  caf::actor_clock::time_point refilled;
+  /// The registration token bucket (made at the first registration, from
+  /// config).
+  std::optional<token_bucket> registrations;
   /// Told of fleet events (set once at start-up; null in some tests).
   lobby_directory_actor directory;
   dispatcher_actor dispatcher;

@@ -18,23 +18,16 @@ namespace vb {
 // -- admission ----------------------------------------------------------------
 
 bool registry_state::admit(double& retry_after) {
-  auto rate = config.max_registrations_per_second;
-  // A burst of the same size, and never less than one registration.
-  auto burst = std::max(1.0, rate);
-  auto now = self->clock().now();
-  if (refilled == caf::actor_clock::time_point{}) {
-    tokens = burst;
-  } else {
-    auto dt = std::chrono::duration<double>(now - refilled).count();
-    tokens = std::min(burst, tokens + dt * rate);
+  if (!registrations) {
+    auto rate = config.max_registrations_per_second;
+    // A burst of the same size, and never less than one registration.
+    registrations.emplace(rate, std::max(1.0, rate));
   }
-  refilled = now;
-  if (tokens >= 1) {
-    tokens -= 1;
-    return true;
+  if (auto wait = registrations->take(self->clock().now())) {
+    retry_after = *wait;
+    return false;
   }
-  retry_after = (1 - tokens) / rate;
-  return false;
+  return true;
 }
 
 caf::error registry_state::refuse(const provider_registration& reg) {

@@ -2,6 +2,7 @@
 // listener → READY=1 → wait for SIGTERM/SIGINT → STOPPING=1 → in-flight
 // requests answered → final snapshots → exit 0, all within 5 s.
 #include <fstream>
+#include <tuple>
 #include <sstream>
 #include <algorithm>
 #include <chrono>
@@ -169,14 +170,22 @@ std::string read_secret_file(const std::string& flag, const std::string& file,
 }
 
 /// Reads the secrets the options name by file: coturn's static-auth-secret
-/// (SPEC §9), etcd's password.
+/// (SPEC §9), etcd's password, the key of frontend access tokens.
 std::string read_secrets(vb::server_options& o) {
-  if (auto err = read_secret_file("--turn-secret-file", o.turn_secret_file,
-                                  o.turn_secret);
-      !err.empty())
-    return err;
-  return read_secret_file("--etcd-password-file", o.etcd_password_file,
-                          o.etcd_password);
+  for (auto [flag, file, out] :
+       {std::tuple{"--turn-secret-file", &o.turn_secret_file, &o.turn_secret},
+        std::tuple{"--etcd-password-file", &o.etcd_password_file,
+                   &o.etcd_password},
+        std::tuple{"--access-secret-file", &o.access_secret_file,
+                   &o.access_secret}})
+    if (auto err = read_secret_file(flag, *file, *out); !err.empty())
+      return err;
+  // HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
+  if (!o.access_secret_file.empty() && o.access_secret.size() < 32)
+    return "--access-secret-file " + o.access_secret_file
+           + ": the secret must be at least 32 bytes (e.g. openssl rand "
+             "-base64 32)";
+  return {};
 }
 
 } // namespace
@@ -208,6 +217,16 @@ int main(int argc, char** argv) {
     spdlog::warn("no provider keys configured while listening on {}: anyone "
                  "who reaches this address can register providers",
                  opts.host);
+  // The file is named, never what it holds (docs/security.md).
+  if (!opts.access_secret_file.empty())
+    spdlog::info("frontend access tokens: required for changes{} (secret from "
+                 "{})",
+                 opts.access_required_for_reads ? " and reads" : "",
+                 opts.access_secret_file);
+  spdlog::info("per-client quotas: {} joins a minute, {} lobbies an hour (0: "
+               "none)",
+               opts.max_joins_per_client_per_minute,
+               opts.max_lobbies_per_client_per_hour);
 
   // Snapshots and journals load before anything serves.
   auto stats = std::make_shared<vb::server_stats>();

@@ -158,6 +158,22 @@ const flag_row flags[] = {
   {"--public-url", bind<&server_options::public_url>,
    "the server's public URL (with the base path), sent to HTTP providers as "
    "server_url in joins"},
+  {"--access-secret-file", bind<&server_options::access_secret_file>,
+   "file holding the secret that signs frontend access tokens (HS256 JWTs); "
+   "with it, creating lobbies, bot joins and leaves, people's sessions and "
+   "WebSocket hellos need Authorization: Bearer TOKEN"},
+  {"--access-required-for-reads",
+   bind<&server_options::access_required_for_reads>,
+   "with --access-secret-file: reading lobbies, a lobby's events and the bots "
+   "needs a token too"},
+  {"--max-joins-per-client-per-minute",
+   bind<&server_options::max_joins_per_client_per_minute>,
+   "bot joins admitted per client address (or token subject) per minute, "
+   "then 429; 0: no quota"},
+  {"--max-lobbies-per-client-per-hour",
+   bind<&server_options::max_lobbies_per_client_per_hour>,
+   "lobbies created per client address (or token subject) per hour, then "
+   "429; 0: no quota"},
   {"--etcd-endpoints", bind<&command_line::etcd_endpoints>,
    "cluster mode: etcd client URLs, comma-separated (http://HOST:PORT or "
    "https://HOST:PORT,...); the state lives in etcd"},

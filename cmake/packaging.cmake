@@ -57,7 +57,7 @@ if(NOT vb_gzip_result EQUAL 0)
   message(FATAL_ERROR "packaging: gzip changelog: ${vb_gzip_result}")
 endif()
 install(FILES ${VB_DEB_DIR}/copyright ${CMAKE_CURRENT_BINARY_DIR}/packaging/changelog.gz
-              README.md docs/operations.md docs/packaging.md
+              README.md docs/operations.md docs/packaging.md docs/security.md
         DESTINATION ${VB_DOC_DIR})
 
 set(CPACK_GENERATOR DEB)
@@ -79,9 +79,11 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # dpkg-shlibdeps adds the shared libraries' packages (libcaf-*0.17,
 # libspdlog1.10, libfmt9, libprometheus-cpp-core, libstdc++6, libc6, ...);
-# adduser runs in postinst.
+# adduser runs in postinst. libjwt0 from bookworm's security update at
+# least: it compares token signatures in constant time (CVE-2024-25189;
+# shlibdeps alone would accept 1.9.0).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, libjwt0 (>= 1.10.2-1+deb12u1)")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
 "voicebot-server coordinates AI voice bots. Web frontends list lobbies and
 bots and ask the server to make a bot join a lobby; bot providers (separate

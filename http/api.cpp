@@ -8,6 +8,7 @@
 #include "http/openapi.hpp"
 #include "http/routes.hpp"
 #include "http/web_assets.hpp"
+#include "model/access_token.hpp"
 #include "model/validate.hpp"
 
 namespace vb {
@@ -18,10 +19,14 @@ api_reply api::error(unsigned status, std::string_view detail,
 }
 
 api::api(backend be, server_options opts,
-         std::shared_ptr<const http_metrics> metrics)
+         std::shared_ptr<const http_metrics> metrics, quota_hook quotas)
   : ctx_{std::move(be), std::move(opts), std::move(metrics),
          std::chrono::steady_clock::now(), caf::timespan{}, nullptr, nullptr,
-         nullptr} {
+         nullptr, nullptr, std::move(quotas)} {
+  // The verifier keeps the secret; no other copy stays in the options.
+  if (!ctx_.opts.access_secret.empty())
+    ctx_.access = std::make_shared<const access_verifier>(
+      std::exchange(ctx_.opts.access_secret, {}));
   ctx_.join_timeout = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>(
       (static_cast<double>(ctx_.opts.failover_attempts) + 1)

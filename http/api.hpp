@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "actors/interfaces.hpp"
+#include "model/client_quotas.hpp"
 #include "model/config.hpp"
 
 namespace caf {
@@ -26,6 +27,7 @@ namespace vb {
 struct server_stats;
 struct voice_options;
 class http_metrics;
+class access_verifier;
 
 /// The actors and counters the front end talks to.
 struct backend {
@@ -49,6 +51,11 @@ struct api_request {
   /// polled listings answer 304 or gzip with them (http/catalog_cache.hpp).
   std::string_view if_none_match;
   std::string_view accept_encoding;
+  /// The Authorization header (a frontend's access token, docs/security.md).
+  std::string_view authorization;
+  /// The client: the peer's address, or the one a trusted proxy forwarded
+  /// for (what the per-client quotas count without access tokens).
+  std::string_view client;
 };
 
 struct api_reply {
@@ -64,6 +71,13 @@ struct api_reply {
 
 using api_respond = std::function<void(api_reply)>;
 
+/// Takes one of a client's quota (docs/security.md, "Quotas") and calls the
+/// verdict with nullopt (admitted) or the seconds to wait, once, on any
+/// thread. The server keeps the buckets on a strand of their own
+/// (http/quota_keeper.hpp); none: no quotas.
+using quota_verdict = std::function<void(std::optional<double>)>;
+using quota_hook = std::function<void(quota, std::string, quota_verdict)>;
+
 /// What every route's handler works with: the actors, the options, and
 /// what the API rendered once. Built by api's constructor.
 struct api_context {
@@ -78,6 +92,10 @@ struct api_context {
   std::shared_ptr<const std::string> docs;
   /// The lobby WebSocket's voice settings (SPEC §9).
   std::shared_ptr<const voice_options> voice;
+  /// Frontend access tokens (--access-secret-file); null: off.
+  std::shared_ptr<const access_verifier> access;
+  /// The per-client quotas; empty: none.
+  quota_hook quotas;
 };
 
 /// One matched request, handed to its route's handler (http/routes.hpp).
@@ -90,9 +108,10 @@ struct route_call {
 
 class api {
 public:
-  /// `metrics` are the front end's request counters, reported by /metrics.
+  /// `metrics` are the front end's request counters, reported by /metrics;
+  /// `quotas` takes the per-client quotas (none: no quotas).
   api(backend be, server_options opts,
-      std::shared_ptr<const http_metrics> metrics);
+      std::shared_ptr<const http_metrics> metrics, quota_hook quotas = {});
 
   /// Handles one request; `respond` is called exactly once. Returns the
   /// matched route's index in route_table(), or -1 when none matched (the
@@ -108,6 +127,21 @@ public:
 
   std::shared_ptr<const voice_options> voice() const {
     return ctx_.voice;
+  }
+
+  /// The frontend access tokens' verifier; null when access control is off.
+  std::shared_ptr<const access_verifier> access() const {
+    return ctx_.access;
+  }
+
+  /// Whether reading a lobby (its WebSocket too) needs an access token.
+  bool reads_need_access() const {
+    return ctx_.access && ctx_.opts.access_required_for_reads;
+  }
+
+  /// The front end's counters (access refusals, quotas).
+  const http_metrics& metrics() const {
+    return *ctx_.metrics;
   }
 
   caf::actor_system& system() const {

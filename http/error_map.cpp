@@ -89,13 +89,7 @@ api_reply error_reply(const caf::error& err) {
       auto& ctx = err.context();
       if (ctx.size() == 2 && ctx.match_element<double>(1))
         wait = ctx.get_as<double>(1);
-      auto r = api::error(429, "Too many registrations, retry later",
-                          "rate_limited");
-      r.headers.emplace_back(
-        "Retry-After",
-        std::to_string(std::max<long long>(1, static_cast<long long>(
-                                                std::ceil(wait)))));
-      return r;
+      return rate_limited_reply("Too many registrations, retry later", wait);
     }
     case ec::idempotency_key_reused: {
       // A 422 in FastAPI's validation shape, like every 422 here, with its
@@ -118,12 +112,22 @@ api_reply error_reply(const caf::error& err) {
     case ec::protocol_mismatch: // only between the gateway and a provider
     case ec::bad_token:         // only on the lobby WebSocket
     case ec::voice_full:
+    case ec::access_required:
     case ec::none:
       break;
   }
   if (err == caf::sec::request_timeout)
     return api::error(504, "Timed out", "timeout");
   return api::error(500, "Internal error", "internal_error");
+}
+
+api_reply rate_limited_reply(std::string_view detail, double wait) {
+  auto r = api::error(429, detail, "rate_limited");
+  auto seconds = std::isfinite(wait) ? std::ceil(wait) : 1.0;
+  r.headers.emplace_back(
+    "Retry-After",
+    std::to_string(std::max<long long>(1, static_cast<long long>(seconds))));
+  return r;
 }
 
 api_reply error_reply(const request_error& err) {

@@ -24,4 +24,8 @@ api_reply error_reply(const request_error& err);
 /// 422 for one refused field (a path parameter, a header).
 api_reply error_reply(field_error err);
 
+/// 429 {"code": "rate_limited"} with Retry-After: `wait` seconds rounded
+/// up, at least 1 (registrations, SPEC §7; per-client quotas).
+api_reply rate_limited_reply(std::string_view detail, double wait);
+
 } // namespace vb

@@ -2,7 +2,9 @@
 // itself (health, the OpenAPI document, /docs, /metrics), lobbies,
 // providers, bots. A handler checks what it can without an actor (path
 // parameters, the body), then asks one actor through the bridge
-// (http/bridge.hpp); the actor's answer or error becomes the reply.
+// (http/bridge.hpp); the actor's answer or error becomes the reply. The
+// routes that change state for a frontend (and, when configured, its reads)
+// pass the gate first (http/gate.hpp: access token, scope, quota).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,8 +16,9 @@
 #include "http/api.hpp"
 #include "http/bridge.hpp"
 #include "http/catalog_cache.hpp"
-#include "http/lobby_cache.hpp"
 #include "http/error_map.hpp"
+#include "http/gate.hpp"
+#include "http/lobby_cache.hpp"
 #include "http/metrics.hpp"
 #include "http/routes.hpp"
 #include "model/idempotency_codec.hpp"
@@ -159,6 +162,8 @@ std::vector<route_entry> routes() {
 namespace lobbies {
 
 void list(route_call& c) {
+  if (!authenticate_read(c))
+    return;
   ask<lobby_listing_ptr>(
     *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
     [cond = conditions(c.req)](lobby_listing_ptr& ls) {
@@ -168,17 +173,30 @@ void list(route_call& c) {
 }
 
 void create(route_call& c) {
-  auto parsed = parse_lobby_create(c.req.body);
-  if (refused(c, parsed))
+  auto who = authenticate(c);
+  if (!who)
     return;
-  ask<lobby_created>(
-    *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
-    [](lobby_created& r) { return ok(r.created ? 201 : 200, json(r.value)); },
-    atom::create_v, *parsed.value);
+  auto parsed = parse_lobby_create(c.req.body);
+  if (refused(c, parsed)
+      || forbidden(c, *who, [](auto& a) { return a.forbids_create(); }))
+    return;
+  within_quota(
+    c, quota::lobbies, *who,
+    [ctx = &c.ctx, respond = c.respond, value = *parsed.value] {
+      ask<lobby_created>(
+        *ctx->be.sys, ctx->be.lobbies, respond,
+        [](lobby_created& r) {
+          return ok(r.created ? 201 : 200, json(r.value));
+        },
+        atom::create_v, value);
+    });
 }
 
 void get(route_call& c) {
-  if (refused(c, check_id_path(c.params[0], "lobby_id")))
+  auto who = authenticate_read(c);
+  if (!who || refused(c, check_id_path(c.params[0], "lobby_id"))
+      || forbidden(c, *who,
+                   [&](auto& a) { return a.forbids_lobby(c.params[0]); }))
     return;
   ask<lobby>(
     *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
@@ -186,10 +204,13 @@ void get(route_call& c) {
 }
 
 void add_session(route_call& c) {
-  if (refused(c, check_id_path(c.params[0], "lobby_id")))
+  auto who = authenticate(c);
+  if (!who || refused(c, check_id_path(c.params[0], "lobby_id")))
     return;
   auto parsed = parse_session_create(c.req.body);
-  if (refused(c, parsed))
+  if (refused(c, parsed)
+      || forbidden(c, *who,
+                   [&](auto& a) { return a.forbids_lobby(c.params[0]); }))
     return;
   auto lobby_id = c.params[0];
   ask<person_session>(
@@ -205,8 +226,11 @@ void add_session(route_call& c) {
 }
 
 void remove_session(route_call& c) {
-  if (refused(c, check_id_path(c.params[0], "lobby_id"))
-      || refused(c, check_id_path(c.params[1], "session_id")))
+  auto who = authenticate(c);
+  if (!who || refused(c, check_id_path(c.params[0], "lobby_id"))
+      || refused(c, check_id_path(c.params[1], "session_id"))
+      || forbidden(c, *who,
+                   [&](auto& a) { return a.forbids_lobby(c.params[0]); }))
     return;
   ask<bool>(
     *c.ctx.be.sys, c.ctx.be.lobbies, c.respond,
@@ -331,6 +355,8 @@ std::vector<route_entry> routes() {
 namespace bots {
 
 void list(route_call& c) {
+  if (!authenticate_read(c))
+    return;
   ask<provider_catalog_ptr>(
     *c.ctx.be.sys, c.ctx.be.registry, c.respond,
     [cond = conditions(c.req)](provider_catalog_ptr& cat) {
@@ -387,16 +413,11 @@ void join_via_lobby(caf::event_based_actor* self, lobby_join_ptr j,
           });
 }
 
-void join(route_call& c) {
-  auto& name = c.params[0];
-  auto& key = c.req.idempotency_key;
-  if (refused(c, check_bot_name_path(name))
-      || (key && refused(c, check_idempotency_key(*key))))
-    return;
-  auto parsed = parse_join_request(c.req.body);
-  if (refused(c, parsed))
-    return;
-  auto& j = *parsed.value;
+/// A join that passed its checks (and its quota), on its way: to the key's
+/// owner with an Idempotency-Key, else to the lobby.
+void start_join(const api_context& ctx, const api_respond& respond,
+                const std::string& name, const std::optional<std::string>& key,
+                const join_request& j) {
   // Without a nick, the bot is known by its name.
   bot_join bj{name, j.nick.empty() ? name : j.nick, j.provider_id};
   auto lobby_id = j.lobby_id;
@@ -409,16 +430,17 @@ void join(route_call& c) {
                         {"run_id", s.run_id},
                         {"nick", s.nick}});
   };
-  auto& be = c.ctx.be;
+  auto& be = ctx.be;
   // With an Idempotency-Key (SPEC §7) the key's owner answers: the first
   // accepted answer again, or the join as the directory answers.
   if (key && be.idempotency)
-    return ask_within<session>(c.ctx.join_timeout, *be.sys, be.idempotency,
-                               c.respond, joined, atom::join_v,
-                               std::string{*key}, join_fingerprint(name, j),
-                               lobby_id, bj);
+    return ask_within<session>(ctx.join_timeout, *be.sys, be.idempotency,
+                               respond, joined, atom::join_v, *key,
+                               join_fingerprint(name, j), lobby_id, bj);
   auto call = std::make_shared<const lobby_join>(
-    lobby_join{c.ctx.join_timeout, be.lobbies, lobby_id, bj, c.respond, joined});
+    lobby_join{ctx.join_timeout, be.lobbies, lobby_id, bj, respond, joined});
+  // cached_lobby reads this thread's cache: on the quota's strand it may
+  // miss, and the join goes through the directory.
   be.sys->spawn(
     [call, lobby = cached_lobby(lobby_id)](caf::event_based_actor* self) {
       if (lobby)
@@ -428,9 +450,40 @@ void join(route_call& c) {
     });
 }
 
+void join(route_call& c) {
+  auto who = authenticate(c);
+  if (!who)
+    return;
+  auto& name = c.params[0];
+  auto& key = c.req.idempotency_key;
+  if (refused(c, check_bot_name_path(name))
+      || (key && refused(c, check_idempotency_key(*key))))
+    return;
+  auto parsed = parse_join_request(c.req.body);
+  if (refused(c, parsed) || forbidden(c, *who, [&](auto& a) {
+        return a.forbids_join(parsed.value->lobby_id, name);
+      }))
+    return;
+  auto owned_key = key ? std::optional<std::string>{std::string{*key}}
+                       : std::nullopt;
+  within_quota(c, quota::joins, *who,
+               [ctx = &c.ctx, respond = c.respond, name, key = std::move(owned_key),
+                j = *parsed.value] { start_join(*ctx, respond, name, key, j); });
+}
+
 void leave(route_call& c) {
+  auto who = authenticate(c);
+  if (!who)
+    return;
   auto parsed = parse_leave_request(c.req.body);
-  if (refused(c, parsed))
+  // A token for one lobby must name it: the session's lobby is not known
+  // before the lobby directory is asked.
+  if (refused(c, parsed) || forbidden(c, *who, [&](auto& a) {
+        if (parsed.value->lobby_id.empty() && !a.any_lobby)
+          return std::optional<std::string>{
+            "This access token is good for one lobby: name its lobby_id"};
+        return a.forbids_lobby(parsed.value->lobby_id);
+      }))
     return;
   auto session_id = parsed.value->session_id;
   ask<std::string>(

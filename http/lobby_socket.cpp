@@ -13,6 +13,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/stats.hpp"
+#include "http/metrics.hpp"
+#include "model/access_token.hpp"
 #include "model/clock.hpp"
 #include "model/json.hpp"
 #include "model/validate.hpp"
@@ -85,12 +87,15 @@ struct lobby_subscriber_state {
   static inline constexpr const char* name = "lobby-subscriber";
   std::weak_ptr<lobby_socket> socket;
   std::shared_ptr<const voice_options> voice;
+  /// Counts hellos refused for want of an access token (null in tests).
+  std::shared_ptr<const http_metrics> metrics;
 };
 
 lobby_subscriber_actor::behavior_type
 lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state> self,
                  std::weak_ptr<lobby_socket> socket, lobby_actor source,
-                 std::shared_ptr<const voice_options> voice);
+                 std::shared_ptr<const voice_options> voice,
+                 std::shared_ptr<const http_metrics> metrics);
 
 // -- one WebSocket ---------------------------------------------------------------
 
@@ -169,10 +174,11 @@ private:
       spdlog::info("websocket for lobby events refused: {}", ec.message());
       return;
     }
-    spdlog::info("GET {} 101 (lobby events)", std::string{req_.target()});
+    spdlog::info("GET {} 101 (lobby events)",
+                 redact_access_token({req_.target().data(), req_.target().size()}));
     req_ = {};
     subscriber_ = sys_.spawn(lobby_subscriber, weak_from_this(), lobby_,
-                             limits_.voice);
+                             limits_.voice, limits_.metrics);
     window_start_ = std::chrono::steady_clock::now();
     do_read();
   }
@@ -208,6 +214,11 @@ private:
   }
 
   void on_chat(const std::string& text) {
+    // With access tokens, a line comes from a voice peer (its hello was
+    // cleared) or a socket whose upgrade carried a token for this lobby.
+    if (limits_.access && speaks_for_.empty()
+        && !cleared(limits_.upgrade_token))
+      return;
     auto parsed = parse_chat_line(text);
     if (!parsed)
       push(error_message(parsed.error));
@@ -225,15 +236,48 @@ private:
                && i->get_ref<const std::string&>().size() <= 256;
     };
     auto resume = j.find("resume");
+    auto access = j.find("access_token");
     if (!str("session_id") || !str("token")
-        || (resume != j.end() && !resume->is_boolean()))
+        || (resume != j.end() && !resume->is_boolean())
+        || (access != j.end() && !str("access_token")))
       return push(voice_error("invalid",
                               "a hello has a session_id and a token "
-                              "(strings) and may have resume (a boolean)"));
+                              "(strings) and may have resume (a boolean) "
+                              "and access_token (a string)"));
+    // A person speaks with a frontend's access token for this lobby (the
+    // hello's, else the upgrade's); a bot's run needs none: its session
+    // token came with its dispatch. The lobby tells them apart.
+    auto person_allowed = true;
+    if (limits_.access) {
+      auto& token = access != j.end() ? access->get_ref<const std::string&>()
+                                      : limits_.upgrade_token;
+      if (token.empty())
+        person_allowed = false;
+      else if (!cleared(token))
+        return;
+    }
     caf::anon_send(subscriber_, atom::hello_v,
                    voice_hello{j["session_id"].get<std::string>(),
                                j["token"].get<std::string>(),
-                               resume != j.end() && resume->get<bool>()});
+                               resume != j.end() && resume->get<bool>(),
+                               person_allowed});
+  }
+
+  /// Whether `token` is a good access token for this lobby now; if not,
+  /// the socket is told why (and the refusal counted).
+  bool cleared(const std::string& token) {
+    auto check = limits_.access->verify(token, unix_now());
+    if (check)
+      if (auto why = check.claims.forbids_lobby(limits_.lobby_id)) {
+        check.error = access_error::forbidden;
+        check.detail = *why;
+      }
+    if (check)
+      return true;
+    if (limits_.metrics)
+      limits_.metrics->refused(check.error);
+    push(voice_error(to_string(check.error), check.detail));
+    return false;
   }
 
   /// {"type":"signal","to":S2,"data":{...}}: straight to S2's socket (its
@@ -380,9 +424,11 @@ private:
 lobby_subscriber_actor::behavior_type
 lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state> self,
                  std::weak_ptr<lobby_socket> socket, lobby_actor source,
-                 std::shared_ptr<const voice_options> voice) {
+                 std::shared_ptr<const voice_options> voice,
+                 std::shared_ptr<const http_metrics> metrics) {
   self->state.socket = std::move(socket);
   self->state.voice = std::move(voice);
+  self->state.metrics = std::move(metrics);
   // The lobby gone (shutdown): nothing more will come.
   self->monitor(source);
   self->set_down_handler([=](caf::down_msg&) { self->quit(); });
@@ -442,6 +488,13 @@ lobby_subscriber(lobby_subscriber_actor::stateful_pointer<lobby_subscriber_state
                 ++stats->hellos_bad_token;
               return deliver(voice_error("bad_token",
                                          "unknown session or wrong token"));
+            }
+            if (code == ec::access_required) {
+              if (auto& m = self->state.metrics)
+                m->refused(access_error::missing);
+              return deliver(voice_error(
+                "access_token_missing",
+                "a person's hello needs an access token for this lobby"));
             }
             if (code == ec::voice_full) {
               if (stats)

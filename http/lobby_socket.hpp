@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
@@ -25,6 +26,9 @@ class actor_system;
 
 namespace vb {
 
+class access_verifier;
+class http_metrics;
+
 struct lobby_socket_limits {
   /// The largest message a page may send: a signal of max_signal_bytes
   /// and its envelope (past it the socket is closed, 1009).
@@ -34,6 +38,14 @@ struct lobby_socket_limits {
   std::size_t max_queued = 256;
   std::shared_ptr<const voice_options> voice
     = std::make_shared<const voice_options>();
+  /// Frontend access tokens (docs/security.md): the verifier (null: off),
+  /// the lobby's id (a token's scope), and the token the upgrade carried
+  /// (empty: none), for hellos that carry none themselves.
+  std::shared_ptr<const access_verifier> access;
+  std::string lobby_id;
+  std::string upgrade_token;
+  /// Where refused hellos are counted (voicebot_access_refused_total).
+  std::shared_ptr<const http_metrics> metrics;
 };
 
 /// Accepts the WebSocket of an upgrade request for `lobby` on `stream`

@@ -151,6 +151,21 @@ void of_stats(pm::MetricFamily& f, const scrape& s) {
   f.metric.push_back(sample(f, s.stats.*member));
 }
 
+void access_refused(pm::MetricFamily& f, const scrape& s) {
+  for (auto e : {access_error::missing, access_error::invalid,
+                 access_error::expired, access_error::forbidden})
+    f.metric.push_back(
+      sample(f, s.http.access_refusals[static_cast<std::size_t>(e)],
+             {{"code", to_string(e)}}));
+}
+
+void quota_refused(pm::MetricFamily& f, const scrape& s) {
+  for (auto q : {quota::joins, quota::lobbies})
+    f.metric.push_back(
+      sample(f, s.http.quota_refusals[static_cast<std::size_t>(q)],
+             {{"quota", to_string(q)}}));
+}
+
 void hellos_refused(pm::MetricFamily& f, const scrape& s) {
   f.metric.push_back(sample(f, s.stats.hellos_bad_token, {{"code", "bad_token"}}));
   f.metric.push_back(
@@ -230,6 +245,15 @@ const family_row families[] = {
    "Responses not delivered: the client did not take them within "
    "write_timeout, or went away while they were written.",
    counter, of_http<&http_metrics::abandoned_responses>},
+  {"voicebot_access_refused_total",
+   "Requests, and lobby WebSocket hellos and chat lines, refused for their "
+   "frontend access token, by code: access_token_missing, access_token_invalid, "
+   "access_token_expired (401), access_forbidden (403).",
+   counter, access_refused},
+  {"voicebot_quota_refused_total",
+   "Requests answered 429 rate_limited by a per-client quota, by quota: "
+   "joins (a minute), lobbies (created an hour).",
+   counter, quota_refused},
 
   // -- registry, lobbies, cleanup --
   {"voicebot_providers", "Registered bot providers, by status.", gauge,

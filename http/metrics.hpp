@@ -15,6 +15,8 @@
 #include <string>
 
 #include "actors/stats.hpp"
+#include "model/access_token.hpp"
+#include "model/client_quotas.hpp"
 
 namespace vb {
 
@@ -50,6 +52,21 @@ public:
   /// or went away while the response was being written. Not counted as
   /// answered.
   std::atomic<uint64_t> abandoned_responses{0};
+
+  /// Requests (and WebSocket hellos and chat lines) refused for their
+  /// frontend access token, by access_error; requests answered 429 by a
+  /// per-client quota, by quota (docs/security.md). Counted from the API,
+  /// which holds these metrics const: relaxed atomic adds, hence mutable.
+  mutable std::array<std::atomic<uint64_t>, 5> access_refusals{};
+  mutable std::array<std::atomic<uint64_t>, 2> quota_refusals{};
+  void refused(access_error e) const {
+    access_refusals[static_cast<std::size_t>(e)].fetch_add(
+      1, std::memory_order_relaxed);
+  }
+  void refused(quota q) const {
+    quota_refusals[static_cast<std::size_t>(q)].fetch_add(
+      1, std::memory_order_relaxed);
+  }
 
   /// The request families (voicebot_http_*), read by render_metrics.
   struct slot_view {

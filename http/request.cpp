@@ -154,6 +154,8 @@ api_request api_view(const request_t& req, std::string_view path,
   ar.if_none_match = std::string_view{inm.data(), inm.size()};
   auto ae = req[bhttp::field::accept_encoding];
   ar.accept_encoding = std::string_view{ae.data(), ae.size()};
+  auto auth = req[bhttp::field::authorization];
+  ar.authorization = std::string_view{auth.data(), auth.size()};
   return ar;
 }
 

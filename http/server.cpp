@@ -21,11 +21,14 @@
 #include <spdlog/spdlog.h>
 
 #include "http/api.hpp"
+#include "http/gate.hpp"
 #include "http/lobby_socket.hpp"
-#include "model/address.hpp"
 #include "http/metrics.hpp"
+#include "http/quota_keeper.hpp"
 #include "http/request.hpp"
 #include "http/routes.hpp"
+#include "model/access_token.hpp"
+#include "model/address.hpp"
 
 namespace vb {
 
@@ -341,7 +344,8 @@ private:
   void handle(request_t& req) {
     method_ = std::string{req.method_string()};
     auto target = std::string_view{req.target().data(), req.target().size()};
-    target_ = std::string{target};
+    // What the log shows: never a WebSocket's access token.
+    target_ = redact_access_token(target);
     origin_ = std::string{req[bhttp::field::origin]};
     // HEAD is GET without the body (RFC 9110 §9.3.2).
     head_ = req.method() == bhttp::verb::head;
@@ -353,14 +357,16 @@ private:
     if (!head_ && boost::beast::websocket::is_upgrade(req)) {
       auto m = api_router().match("GET", path_);
       if (m.route && m.route->kind == route_kind::websocket)
-        return upgrade(req, m.params.at(0));
+        return upgrade(req, m.params.at(0), query);
     }
     // A reply from a CAF thread is posted to this connection's strand, the
     // only place that writes; one given inline (health, a validation error)
     // is written at once, on the strand already.
     handling_ = true;
+    auto view = api_view(req, path_, query);
+    view.client = client_;
     route_ = srv_.api->handle(
-      api_view(req, path_, query),
+      view,
       [self = shared_from_this(), tid = std::this_thread::get_id()](api_reply r) {
         if (std::this_thread::get_id() == tid && self->handling_.load()) {
           self->write(std::move(r));
@@ -377,11 +383,18 @@ private:
   /// GET /ws/lobby/{id} with a WebSocket upgrade: once the lobby is known,
   /// the socket goes to a lobby socket (http/lobby_socket.cpp); an unknown
   /// lobby is an ordinary 404 answer.
-  void upgrade(request_t& req, const std::string& lobby_id) {
+  void upgrade(request_t& req, const std::string& lobby_id,
+               std::string_view query) {
     // A page of another site may not open it (cross-site WebSocket use),
     // unless its origin is allowed for CORS.
     if (!origin_.empty() && !same_origin(req) && !origin_allowed())
       return write(api::error(403, "Origin not allowed", "origin_not_allowed"));
+    // A frontend's access token, for the socket's hellos (and its reads).
+    auto auth = req[bhttp::field::authorization];
+    upgrade_token_ = socket_token({auth.data(), auth.size()}, query);
+    if (auto r = socket_refusal(*srv_.api, upgrade_token_, lobby_id))
+      return write(std::move(*r));
+    lobby_id_ = lobby_id;
     srv_.api->find_lobby(
       lobby_id, [self = shared_from_this()](api_reply err, lobby_actor l) {
         net::post(self->stream_.get_executor(),
@@ -399,6 +412,10 @@ private:
     release_client();
     lobby_socket_limits limits;
     limits.voice = srv_.api->voice();
+    limits.access = srv_.api->access();
+    limits.metrics = metrics_;
+    limits.lobby_id = std::move(lobby_id_);
+    limits.upgrade_token = std::move(upgrade_token_);
     start_lobby_socket(std::move(stream_), parser_->release(), srv_.api->system(),
                        std::move(l), metrics_->connections,
                        metrics_->sockets, limits);
@@ -521,6 +538,9 @@ private:
   std::string scheme_ = "http";
   /// The forwarded client counted in per_address_ for the current request.
   std::string counted_client_;
+  /// A WebSocket upgrade's lobby and frontend access token, for its hellos.
+  std::string lobby_id_;
+  std::string upgrade_token_;
   /// The whole request must be in by then (read_timeout).
   std::chrono::steady_clock::time_point request_deadline_;
   /// The current request is HEAD: answered as GET without the body.
@@ -629,7 +649,13 @@ uint16_t http_server::bind() {
 
 void http_server::start(backend be) {
   auto& s = *impl_;
-  s.api.emplace(std::move(be), s.opts, s.metrics);
+  // Per-client quotas on a strand of their own (none when both are 0).
+  quota_hook quotas;
+  quota_limits limits{s.opts.max_joins_per_client_per_minute,
+                      s.opts.max_lobbies_per_client_per_hour};
+  if (limits.joins_per_minute > 0 || limits.lobbies_per_hour > 0)
+    quotas = make_quota_hook(s.ioc, limits);
+  s.api.emplace(std::move(be), s.opts, s.metrics, std::move(quotas));
   s.work.emplace(s.ioc.get_executor());
   s.do_accept();
   auto n = s.opts.http_threads;

@@ -52,6 +52,10 @@ json to_json(const server_options& o) {
     {"cors_origins", o.cors_origins},
     {"trusted_proxies", o.trusted_proxies},
     {"public_url", o.public_url},
+    {"access_secret_file", o.access_secret_file},
+    {"access_required_for_reads", o.access_required_for_reads},
+    {"max_joins_per_client_per_minute", o.max_joins_per_client_per_minute},
+    {"max_lobbies_per_client_per_hour", o.max_lobbies_per_client_per_hour},
     {"etcd_endpoints", o.etcd_endpoints},
     {"etcd_prefix", o.etcd_prefix},
     {"etcd_ca", o.etcd_ca},
@@ -184,6 +188,17 @@ std::string apply_config_json(const std::string& text, server_options& o) {
       err = read_field(value, "trusted_proxies", o.trusted_proxies);
     else if (key == "public_url")
       err = read_field(value, "public_url", o.public_url);
+    else if (key == "access_secret_file")
+      err = read_field(value, "access_secret_file", o.access_secret_file);
+    else if (key == "access_required_for_reads")
+      err = read_field(value, "access_required_for_reads",
+                       o.access_required_for_reads);
+    else if (key == "max_joins_per_client_per_minute")
+      err = read_field(value, "max_joins_per_client_per_minute",
+                       o.max_joins_per_client_per_minute);
+    else if (key == "max_lobbies_per_client_per_hour")
+      err = read_field(value, "max_lobbies_per_client_per_hour",
+                       o.max_lobbies_per_client_per_hour);
     else if (key == "etcd_endpoints")
       err = read_field(value, "etcd_endpoints", o.etcd_endpoints);
     else if (key == "etcd_prefix")
@@ -300,6 +315,14 @@ std::string validate(const server_options& o) {
     if (!parse_address_prefix(t))
       return "trusted proxy '" + t
              + "' must be an IP address or a CIDR prefix (10.0.0.0/8, ::1/128)";
+  if (o.access_required_for_reads && o.access_secret_file.empty())
+    return "access_required_for_reads needs access_secret_file (the secret "
+           "that signs access tokens)";
+  if (o.max_joins_per_client_per_minute > 1000000
+      || o.max_lobbies_per_client_per_hour > 1000000)
+    return "max_joins_per_client_per_minute and "
+           "max_lobbies_per_client_per_hour must be at most 1000000 (0: no "
+           "quota)";
   if (!o.public_url.empty()) {
     url_parts u;
     if (parse_url(o.public_url, u) != url_error::none)

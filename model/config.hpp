@@ -71,6 +71,17 @@ struct server_options {
   /// The server's public URL (with the base path), sent to HTTP providers
   /// as `server_url` in joins; empty: the listener's own address.
   std::string public_url;
+  // Frontend access tokens and per-client quotas (docs/security.md).
+  /// The file holding the secret that signs frontend access tokens (HS256
+  /// JWTs); empty: no access control (the original protocol).
+  std::string access_secret_file;
+  /// With access tokens: reading lobbies and bots needs one too.
+  bool access_required_for_reads = false;
+  /// Bot joins admitted per client (or token subject) per minute, and
+  /// lobbies created per client per hour (token buckets with a burst of the
+  /// same size); past them 429. 0: no quota.
+  std::size_t max_joins_per_client_per_minute = 60;
+  std::size_t max_lobbies_per_client_per_hour = 20;
   // Cluster mode (SPEC §8): with etcd endpoints, the state lives in etcd.
   /// etcd's client URLs (http:// or https://HOST:PORT); none: the
   /// embedded mode.
@@ -121,6 +132,8 @@ struct server_options {
   double turn_ttl = 86400;
   /// The secret read from turn_secret_file at start-up (never printed).
   std::string turn_secret;
+  /// The secret read from access_secret_file at start-up (never printed).
+  std::string access_secret;
   /// Command line only: print this journal's records and exit.
   std::string dump_journal;
   /// Command line only, benchmarks only: journal appends skip fdatasync

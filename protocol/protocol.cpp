@@ -22,6 +22,7 @@ const char* to_string(ec x) {
     case ec::full: return "full";
     case ec::bad_token: return "bad_token";
     case ec::voice_full: return "voice_full";
+    case ec::access_required: return "access_required";
   }
   return "unknown";
 }

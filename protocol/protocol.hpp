@@ -83,6 +83,8 @@ enum class ec : uint8_t {
   // -- voice (SPEC §9), on the lobby WebSocket only --
   bad_token,  // a hello with an unknown session or a wrong token
   voice_full, // a hello past max_voice_peers
+  // -- frontend access tokens (docs/security.md), on the lobby WebSocket --
+  access_required, // a person's hello without an access token
 };
 
 const char* to_string(ec x);

@@ -123,9 +123,11 @@ struct voice_fixture : events_fixture {
 
   caf::expected<voice_welcome> hello(const socket& s, const std::string& sid,
                                      const std::string& token,
-                                     bool resume = false) {
+                                     bool resume = false,
+                                     bool person_allowed = true) {
     auto h = self->request(lobby_of(room), caf::infinite, atom::hello_v,
-                           voice_hello{sid, token, resume}, s.actor);
+                           voice_hello{sid, token, resume, person_allowed},
+                           s.actor);
     run();
     caf::expected<voice_welcome> out{caf::error{}};
     h.receive([&](voice_welcome& w) { out = std::move(w); },
@@ -211,6 +213,36 @@ TEST_CASE_METHOD(voice_fixture, "voice: a hello with a wrong token or an "
   auto disk = on_disk();
   for (auto& m : disk.at(0).sessions)
     CHECK_FALSE(m.voice);
+}
+
+TEST_CASE_METHOD(voice_fixture, "voice: with frontend access tokens, a "
+                 "person's hello without one is access_required and changes "
+                 "nothing; a bot's run needs none", "[voice][access]") {
+  use_real_dispatcher();
+  std::vector<std::string> tokens;
+  link->script = [&](const test::scripted_link::call& c) {
+    tokens.push_back(json::parse(c.body).at("session_token").get<std::string>());
+    return test::accepted("r-1");
+  };
+  open();
+  add_provider("alpha", {"echo"});
+  auto alice = join_person("alice");
+  auto s = connect();
+  auto err = hello(s, alice.value.session_id, alice.token, false, false).error();
+  CHECK(code_of(err) == ec::access_required);
+  CHECK(s.f->voice.empty());
+  CHECK(stats->voice_peers == 0);
+  for (auto& m : on_disk().at(0).sessions)
+    CHECK_FALSE(m.voice);
+  // A wrong session token is still bad_token: nothing is told before it.
+  CHECK(code_of(hello(s, alice.value.session_id, "x", false, false).error())
+        == ec::bad_token);
+  auto bot = join(room, "echo", "Echo");
+  REQUIRE(tokens.size() == 1);
+  auto run = connect();
+  CHECK(hello(run, bot.session_id, tokens[0], false, false));
+  // With the socket's access cleared, the person speaks.
+  CHECK(hello(s, alice.value.session_id, alice.token, false, true));
 }
 
 TEST_CASE_METHOD(voice_fixture, "voice: the first hello makes a voice peer "

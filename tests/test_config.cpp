@@ -326,3 +326,31 @@ TEST_CASE("config: the voice options (SPEC §9) are checked, naming the one "
   CHECK(validate(o).empty());
   CHECK(o.stun_urls == std::vector<std::string>{"stun:a"});
 }
+
+TEST_CASE("config: frontend access and quotas: off and 60 joins a minute, 20 "
+          "lobbies an hour by default; reads need a secret to guard them",
+          "[config][access]") {
+  server_options o;
+  CHECK(o.access_secret_file.empty());
+  CHECK_FALSE(o.access_required_for_reads);
+  CHECK(o.max_joins_per_client_per_minute == 60);
+  CHECK(o.max_lobbies_per_client_per_hour == 20);
+  CHECK(apply_config_json(R"({"access_secret_file": "/etc/vb/access",
+    "access_required_for_reads": true, "max_joins_per_client_per_minute": 0,
+    "max_lobbies_per_client_per_hour": 5})", o).empty());
+  CHECK(validate(o).empty());
+  CHECK(o.max_joins_per_client_per_minute == 0);
+  CHECK(o.max_lobbies_per_client_per_hour == 5);
+  o.access_secret_file.clear();
+  CHECK(validate(o).find("access_required_for_reads needs access_secret_file")
+        != std::string::npos);
+  o.access_required_for_reads = false;
+  o.max_joins_per_client_per_minute = 2000000;
+  CHECK_FALSE(validate(o).empty());
+  CHECK_FALSE(apply_config_json(R"({"max_joins_per_client_per_minute": -1})", o)
+                .empty());
+  // Only the file's name is an option: the secret is no config key.
+  CHECK_FALSE(nlohmann::json::parse(default_config_json()).contains("access_secret"));
+  CHECK(apply_config_json(R"({"access_secret": "x"})", o)
+        == "unknown option 'access_secret'");
+}

@@ -144,6 +144,10 @@ TEST_CASE("metrics: every family in its place, each value from its own counter",
   m.connections = 2;
   m.refused_connections = 3;
   m.abandoned_responses = 4;
+  m.refused(vb::access_error::missing);
+  m.refused(vb::access_error::forbidden);
+  m.refused(vb::access_error::forbidden);
+  m.refused(vb::quota::lobbies);
   vb::server_stats stats;
   auto& lobbies = stats.journal("lobbies.json");
   // Each counter of the actors, and the series that reports it.
@@ -209,6 +213,8 @@ TEST_CASE("metrics: every family in its place, each value from its own counter",
     "voicebot_http_connections gauge",
     "voicebot_http_connections_refused_total counter",
     "voicebot_http_responses_abandoned_total counter",
+    "voicebot_access_refused_total counter",
+    "voicebot_quota_refused_total counter",
     "voicebot_providers gauge",
     "voicebot_lobbies gauge",
     "voicebot_lobby_members gauge",
@@ -250,6 +256,12 @@ TEST_CASE("metrics: every family in its place, each value from its own counter",
   CHECK(sample(text, "voicebot_http_connections") == 2);
   CHECK(sample(text, "voicebot_http_connections_refused_total") == 3);
   CHECK(sample(text, "voicebot_http_responses_abandoned_total") == 4);
+  CHECK(sample(text, R"(voicebot_access_refused_total{code="access_token_missing"})") == 1);
+  CHECK(sample(text, R"(voicebot_access_refused_total{code="access_token_invalid"})") == 0);
+  CHECK(sample(text, R"(voicebot_access_refused_total{code="access_token_expired"})") == 0);
+  CHECK(sample(text, R"(voicebot_access_refused_total{code="access_forbidden"})") == 2);
+  CHECK(sample(text, R"(voicebot_quota_refused_total{quota="joins"})") == 0);
+  CHECK(sample(text, R"(voicebot_quota_refused_total{quota="lobbies"})") == 1);
   for (auto& [counter, series] : counters) {
     INFO(series);
     CHECK(sample(text, series) == static_cast<double>(counter->load()));

@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 from etcd_cluster import ETCD, EtcdCluster  # noqa: E402
 from pki import Pki  # noqa: E402
-from harness import FakeProvider, Server, scaled  # noqa: E402
+from harness import NO_QUOTAS, FakeProvider, Server, scaled  # noqa: E402
 
 PREFIX = "/vbfault/"
 FAULTS = ["kill_instance", "kill_etcd_leader", "kill_etcd_two", "pause_instance",
@@ -130,7 +130,7 @@ class Cluster:
             s = Server(self.workdir, ["--data-dir", os.path.join(self.workdir, f"i{i}"),
                                       *self.etcd.server_args(), *cluster_tls,
                                       "--instance-ttl", str(self.opts.ttl),
-                                      "--cluster-port", "0"])
+                                      "--cluster-port", "0", *NO_QUOTAS])
             s.name = f"i{i}"
             self.servers.append(s)
             self.start_server(s)

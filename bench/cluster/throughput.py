@@ -32,7 +32,7 @@ REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 from etcd_cluster import ETCD, EtcdCluster, b64  # noqa: E402
-from harness import FakeProvider, Server  # noqa: E402
+from harness import NO_QUOTAS, FakeProvider, Server  # noqa: E402
 
 PREFIX = "/vbbench/"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -231,7 +231,8 @@ def main(argv=None):
         sys.exit("etcd is not installed (Debian's etcd-server)")
     counts = [int(c) for c in opts.clients.split(",")]
     workdir = tempfile.mkdtemp(prefix="vb-cluster-bench-")
-    common = ["--max-members-per-lobby", "100000"]
+    # Every join comes from this one loopback client: no per-client quotas.
+    common = ["--max-members-per-lobby", "100000", *NO_QUOTAS]
     results = {"clients": counts, "seconds": opts.seconds, "provider": opts.provider,
                "etcd": "TLS and auth" if opts.etcd_tls else "plain",
                "cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0], "setups": {}}

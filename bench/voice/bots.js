@@ -80,7 +80,7 @@ const os = require('os');
 const path = require('path');
 const { execFileSync } = require('child_process');
 const {
-  PROVIDER, BASE, log, requireBinaries, startServer, api, until, launchBrowser, run,
+  PROVIDER, BASE, NO_QUOTAS, log, requireBinaries, startServer, api, until, launchBrowser, run,
   sleep, makeSpeech, voiceFlags, joinVoice, median, Proc,
 } = require('../../tests/browser/harness');
 
@@ -494,7 +494,7 @@ class Bench {
   async use(kind) {
     if (!this.sites[kind]) {
       const server = await startServer(path.join(this.tmp, `data-${kind}`), 0, 0,
-        { caf: true, extra: kind === 'gap' ? SERVER_FLAGS : [], name: `voicebot-server (${kind})` });
+        { caf: true, extra: [...(kind === 'gap' ? SERVER_FLAGS : []), ...NO_QUOTAS], name: `voicebot-server (${kind})` });
       this.sites[kind] = { kind, server, providers: {} };
     }
     this.site = this.sites[kind];

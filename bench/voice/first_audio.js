@@ -25,7 +25,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  log, requireBinaries, startServer, api, until, launchBrowser, run,
+  NO_QUOTAS, log, requireBinaries, startServer, api, until, launchBrowser, run,
   makeSpeech, voiceFlags, openPage, joinVoice, median,
 } = require('../../tests/browser/harness');
 
@@ -68,7 +68,7 @@ async function main() {
   let browser = null;
   try {
     const wav = makeSpeech(tmp);
-    server = await startServer(path.join(tmp, 'data'), 0, 0);
+    server = await startServer(path.join(tmp, 'data'), 0, 0, { extra: NO_QUOTAS });
     const port = server.port;
     const origin = `http://127.0.0.1:${port}`;
     log(`server on port ${port}; ${RUNS} runs, stats() every ${POLL_MS} ms`);

@@ -29,7 +29,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-  log, check, requireBinaries, startServer, until, run,
+  NO_QUOTAS, log, check, requireBinaries, startServer, until, run,
   sleep, makeSpeech, peersOf, welcomed, joinVoice, connected, hears,
   startSampler, stopSampler, largestGap, voiceRoom, median, stepOf,
 } = require('../../tests/browser/harness');
@@ -47,7 +47,7 @@ async function main() {
   const step = (name, fn) => stepOf(ctx, name, fn);
   try {
     const wav = makeSpeech(tmp);
-    ctx.server = await startServer(dataDir, 0, 0);
+    ctx.server = await startServer(dataDir, 0, 0, { extra: NO_QUOTAS });
     const port = ctx.server.port;
     log(`server on port ${port}; ${RUNS} kills, ${DOWNTIME_MS} ms down each`);
     const room = await voiceRoom(port, 'Kill gap lobby', wav);
@@ -73,7 +73,7 @@ async function main() {
         await sleep(DOWNTIME_MS);
         // The end of the downtime in each page's clock (the samples' clock).
         const [aUp, bUp] = await Promise.all([alice, bob].map((p) => p.page.evaluate(() => performance.now())));
-        ctx.server = await startServer(dataDir, port, 0);
+        ctx.server = await startServer(dataDir, port, 0, { extra: NO_QUOTAS });
         await until('both pages in the voice room again', async () => (await welcomed(alice)) && (await welcomed(bob)), 30000);
         const [sa, sb] = await Promise.all([stopSampler(alice), stopSampler(bob)]);
         for (const p of [alice, bob]) {

@@ -16,6 +16,9 @@ const SERVER = path.join(BUILD, 'voicebot-server');
 const PROVIDER = path.join(BUILD, 'voicebot-provider');
 const CHROMIUM = '/usr/bin/chromium';
 const BASE = '/ai-voicebot';
+// The per-client quotas off (docs/security.md), for the benchmarks whose one
+// loopback client makes many joins and lobbies.
+const NO_QUOTAS = ['--max-joins-per-client-per-minute', '0', '--max-lobbies-per-client-per-hour', '0'];
 const started = Date.now();
 
 function log(...args) {
@@ -485,7 +488,7 @@ function run(main, limitMs = 110000) {
 }
 
 module.exports = {
-  SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE,
+  SKIP, BUILD, SERVER, PROVIDER, CHROMIUM, BASE, NO_QUOTAS,
   log, skip, check, requireBinaries, Proc, startServer, api, until, fakeProvider, registerFake,
   launchBrowser, screenshot, run,
   sleep, makeSpeech, voiceFlags, openPage, peersOf, statsOf, welcomed, sentSince, joinVoice, connected, hears,

@@ -87,6 +87,12 @@ def _port_holder(port):
     return h
 
 
+# The per-client quotas off (docs/security.md, "Quotas"): for the tests that
+# make many joins or lobbies from one loopback client; the others run with
+# the defaults (60 joins a minute, 20 lobbies an hour).
+NO_QUOTAS = ("--max-joins-per-client-per-minute", "0", "--max-lobbies-per-client-per-hour", "0")
+
+
 class Server:
     """One voicebot-server process. Its log is collected line by line, so a
     test can wait for a line instead of sleeping."""

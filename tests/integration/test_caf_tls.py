@@ -23,8 +23,8 @@ import threading
 import time
 import unittest
 
-from harness import (PROVIDER, Provider, ServerTestCase, metric_value, run_server_cli,
-                     wait_until)
+from harness import (NO_QUOTAS, PROVIDER, Provider, ServerTestCase, metric_value,
+                     run_server_cli, wait_until)
 from pki import Pki
 
 
@@ -196,7 +196,7 @@ class CafTlsTest(ServerTestCase):
         self.assertEqual(s.stop(), 0, s.log())
 
     def test_a_linked_provider_stays_linked_while_strangers_knock(self):
-        s = self.tls_server()
+        s = self.tls_server(*NO_QUOTAS)  # joins for 10 s from one client
         good = self.provider(s, "good", self.tls_args() + ["--max-runs", "100000"])
         self.wait_online(s, good.provider_id)
         lobby = self.create_lobby(s)

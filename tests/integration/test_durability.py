@@ -29,7 +29,7 @@ import threading
 import time
 import unittest
 
-from harness import ServerTestCase, crc32c, run_server_cli
+from harness import NO_QUOTAS, ServerTestCase, crc32c, run_server_cli
 
 # -- journal files -------------------------------------------------------------
 
@@ -168,6 +168,10 @@ def seed_rng(test):
 
 
 class DurabilityCase(ServerTestCase):
+    def start_server(self, *args):
+        # Hundreds of joins from one loopback client: no per-client quotas.
+        return super().start_server(*NO_QUOTAS, *args)
+
     def kill(self, s):
         s.kill()
         self.assertEqual(s.proc.returncode, -signal.SIGKILL, s.log())

@@ -115,6 +115,7 @@ class PackageTest(unittest.TestCase):
             "./" + DOC + "README.md": "-rw-r--r--",
             "./" + DOC + "operations.md": "-rw-r--r--",
             "./" + DOC + "packaging.md": "-rw-r--r--",
+            "./" + DOC + "security.md": "-rw-r--r--",
             "./usr/share/man/man1/voicebot-server.1.gz": "-rw-r--r--",
             "./usr/share/man/man1/voicebot-provider.1.gz": "-rw-r--r--",
         }
@@ -144,7 +145,7 @@ class PackageTest(unittest.TestCase):
         names = [d.split()[0] for d in depends]
         print("Depends:", ", ".join(depends))
         for lib in ("adduser", "libcaf-core0.17", "libcaf-io0.17", "libssl3",
-                    "libc6", "libstdc++6"):
+                    "libjwt0", "libc6", "libstdc++6"):
             with self.subTest(depends=lib):
                 self.assertIn(lib, names)
         self.assertTrue(any(n.startswith("libspdlog") for n in names), depends)

@@ -120,7 +120,9 @@ class ServerProcessTest(ServerTestCase):
         self.assertEqual(res.returncode, 0)
         for flag in ["--config", "--host", "--port", "--base-path", "--data-dir", "--caf-host",
                      "--caf-port", "--cleanup-interval", "--stale-after", "--max-evict-fraction",
-                     "--provider-key", "--log-level", "--empty-lobby-grace"]:
+                     "--provider-key", "--log-level", "--empty-lobby-grace",
+                     "--access-secret-file", "--access-required-for-reads",
+                     "--max-joins-per-client-per-minute", "--max-lobbies-per-client-per-hour"]:
             self.assertIn(flag, res.stdout)
 
     def test_version_is_printed_by_both_programs(self):
