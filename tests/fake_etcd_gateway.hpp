@@ -258,6 +258,17 @@ R await(Start start) {
   return f.get();
 }
 
+/// A real member's status once it serves (bounded; each probe is too).
+inline status_result await_serving(etcd_client& c) {
+  status_result st;
+  auto until = steady::now() + 30s;
+  do {
+    st = await<status_result>([&](auto done) { c.status(1s, done); });
+  } while (st.error && steady::now() < until);
+  REQUIRE_FALSE(st.error);
+  return st;
+}
+
 /// Collects watch updates and wakes a waiter.
 /// A watch of a prefix from a revision.
 inline watch_request watch_from(std::string prefix, int64_t revision) {

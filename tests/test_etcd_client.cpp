@@ -658,13 +658,7 @@ TEST_CASE("against a real etcd member: put, range, txn, lease, watch",
   etcd_member member(binary);
   etcd_client c(options_for({member.url()}));
 
-  // Wait until it serves (bounded; each probe is bounded too).
-  status_result st;
-  auto until = steady::now() + 30s;
-  do {
-    st = await<status_result>([&](auto done) { c.status(1s, done); });
-  } while (st.error && steady::now() < until);
-  REQUIRE_FALSE(st.error);
+  auto st = await_serving(c);
   CHECK(st.version == "3.4.23");
   CHECK(st.leader != 0);
   CHECK(st.leader == st.member_id);

@@ -136,12 +136,7 @@ TEST_CASE("against a real etcd member over TLS with client certificates: "
   o.key_file = certs.path("client.key");
   etcd_client c(o);
   REQUIRE(c.config_error().empty());
-  status_result st;
-  auto until = steady::now() + 30s;
-  do {
-    st = await<status_result>([&](auto done) { c.status(1s, done); });
-  } while (st.error && steady::now() < until);
-  REQUIRE_FALSE(st.error);
+  auto st = await_serving(c);
 
   watch_log log;
   c.watch(watch_from("/tls/", st.revision + 1), log.callback());
