@@ -231,8 +231,10 @@ def main(argv=None):
         sys.exit("etcd is not installed (Debian's etcd-server)")
     counts = [int(c) for c in opts.clients.split(",")]
     workdir = tempfile.mkdtemp(prefix="vb-cluster-bench-")
-    # Every join comes from this one loopback client: no per-client quotas.
-    common = ["--max-members-per-lobby", "100000", *NO_QUOTAS]
+    # Every join comes from this one loopback client: no per-client quotas,
+    # and room for 256 connections from one address.
+    common = ["--max-members-per-lobby", "100000", *NO_QUOTAS,
+              "--max-connections-per-address", "1000"]
     results = {"clients": counts, "seconds": opts.seconds, "provider": opts.provider,
                "etcd": "TLS and auth" if opts.etcd_tls else "plain",
                "cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0], "setups": {}}
