@@ -821,9 +821,9 @@ def run(opts):
     cluster = Cluster(opts, workdir, log)
     summary = {"seed": opts.seed, "ttl": opts.ttl, "duration": opts.duration, "rate": opts.rate,
                "workdir": workdir,
-               "etcd": "plain" if opts.plain_etcd else "TLS and auth, cluster mTLS"}
+               "security": "plain" if opts.plain_etcd else "TLS and auth, cluster mTLS"}
     try:
-        log.say(f"starting 3 etcd members ({summary['etcd']}), 3 instances, "
+        log.say(f"starting 3 etcd members ({summary['security']}), 3 instances, "
                 f"2 fake providers in {workdir}")
         cluster.start()
         workload = Workload(cluster, opts, log)
