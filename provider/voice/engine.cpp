@@ -11,6 +11,8 @@
 #include <string_view>
 #include <thread>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 namespace vb::voice {
@@ -157,13 +159,20 @@ engine::engine(engine_config config) : impl_(std::make_unique<impl>()) {
   impl_->context = g_main_context_new();
   impl_->loop = g_main_loop_new(impl_->context, FALSE);
   if (!impl_->config.listener_phrases.empty()) {
+    // Unlinked at once and read through /proc/self/fd: nothing is left in
+    // the temp directory, not even after a kill -9.
     gchar* path = nullptr;
     auto fd = g_file_open_tmp("voicebot-listener-XXXXXX.fsg", &path, nullptr);
     if (fd >= 0) {
-      close(fd);
-      impl_->grammar_file = path;
-      std::ofstream{impl_->grammar_file}
-        << phrase_grammar(impl_->config.listener_phrases);
+      auto text = phrase_grammar(impl_->config.listener_phrases);
+      auto written = ::write(fd, text.data(), text.size());
+      ::unlink(path);
+      if (written == static_cast<ssize_t>(text.size())) {
+        impl_->grammar_fd = fd;
+        impl_->grammar_file = "/proc/self/fd/" + std::to_string(fd);
+      } else {
+        ::close(fd);
+      }
     }
     g_free(path);
   }
@@ -194,8 +203,8 @@ engine::~engine() {
   shutdown();
   g_main_loop_unref(impl_->loop);
   g_main_context_unref(impl_->context);
-  if (!impl_->grammar_file.empty())
-    std::remove(impl_->grammar_file.c_str());
+  if (impl_->grammar_fd >= 0)
+    ::close(impl_->grammar_fd);
 }
 
 void engine::shutdown() {

@@ -117,6 +117,7 @@ struct engine::impl {
   std::thread thread;
   SoupSession* session = nullptr;
   std::string grammar_file; // the listener's FSG, written at start
+  int grammar_fd = -1;      // it, open and unlinked
   std::map<std::string, std::unique_ptr<run>> runs;
   uint64_t next_gen = 0;
   std::mt19937_64 rng{std::random_device{}()};
