@@ -224,8 +224,12 @@ private:
       }
       cv_.notify_all();
       handler_(fd, r, nth);
-      if (!keep_open_)
-        ::shutdown(fd, SHUT_WR); // one request per connection
+      if (!keep_open_) {
+        // One request per connection: closed both ways, so that a client
+        // reusing it fails at once and never has a request read here.
+        ::shutdown(fd, SHUT_RDWR);
+        return;
+      }
     }
   }
 
