@@ -109,6 +109,9 @@ ip_bytes bytes_of(const net::ip::address& a) {
 struct http_server::impl {
   server_options opts;
   std::optional<vb::api> api;
+  // The api goes first: its quota hook holds a strand of the io_context,
+  // whose service must outlive it.
+  ~impl() { api.reset(); }
   // Declared before the io_context: sessions still queued in it when it is
   // destroyed decrement its counters of connections and requests in flight.
   std::shared_ptr<http_metrics> metrics = std::make_shared<http_metrics>();
