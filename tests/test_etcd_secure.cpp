@@ -36,6 +36,14 @@ void with_auth(int fd, const http_request& r, int nth) {
   send_all(fd, out);
 }
 
+/// The client's options for `gw` as user "vb" with `password`.
+etcd_options as_user(fake_gateway& gw, const std::string& password) {
+  auto o = options_for({gw.url()});
+  o.user = "vb";
+  o.password = password;
+  return o;
+}
+
 put_result put(etcd_client& c, const std::string& key) {
   return await<put_result>([&](auto done) { c.put({key, "v"}, 3s, done); });
 }
@@ -45,10 +53,7 @@ put_result put(etcd_client& c, const std::string& key) {
 TEST_CASE("unary calls to one endpoint share a kept-alive connection",
           "[etcd]") {
   fake_gateway gw(with_auth, true);
-  auto o = options_for({gw.url()});
-  o.user = "vb";
-  o.password = "right";
-  etcd_client c(o);
+  etcd_client c(as_user(gw, "right"));
   for (int i = 0; i < 5; ++i)
     REQUIRE_FALSE(put(c, "k").error);
   CHECK(gw.requests("/v3/kv/put").size() == 6); // one refused for its token
@@ -58,10 +63,7 @@ TEST_CASE("unary calls to one endpoint share a kept-alive connection",
 TEST_CASE("with a user, each call carries etcd's token: asked for once, asked "
           "for again when etcd calls it invalid", "[etcd]") {
   fake_gateway gw(with_auth);
-  auto o = options_for({gw.url()});
-  o.user = "vb";
-  o.password = "right";
-  etcd_client c(o);
+  etcd_client c(as_user(gw, "right"));
   // Calls at once wait for one authentication.
   std::vector<std::future<put_result>> puts;
   for (int i = 0; i < 4; ++i) {
@@ -91,10 +93,7 @@ TEST_CASE("with a user, each call carries etcd's token: asked for once, asked "
 TEST_CASE("a wrong password is refused, naming the user and never the "
           "password", "[etcd]") {
   fake_gateway gw(with_auth);
-  auto o = options_for({gw.url()});
-  o.user = "vb";
-  o.password = "wrong-pw";
-  etcd_client c(o);
+  etcd_client c(as_user(gw, "wrong-pw"));
   auto r = put(c, "k");
   CHECK(r.error.kind == errc::refused);
   CHECK_THAT(r.error.message, Catch::Contains("user 'vb'")
