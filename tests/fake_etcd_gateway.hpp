@@ -273,7 +273,6 @@ inline status_result await_serving(etcd_client& c) {
   return st;
 }
 
-/// Collects watch updates and wakes a waiter.
 /// A watch of a prefix from a revision.
 inline watch_request watch_from(std::string prefix, int64_t revision) {
   watch_request w;
@@ -282,40 +281,53 @@ inline watch_request watch_from(std::string prefix, int64_t revision) {
   return w;
 }
 
-struct watch_log {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<watch_update> updates;
+/// Collects watch updates and wakes a waiter. The updates live as long as
+/// the client's callback: a client destroyed after the log may still call it.
+class watch_log {
+  struct state {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<watch_update> updates;
+  };
+  std::shared_ptr<state> s_ = std::make_shared<state>();
 
+public:
   etcd_client::watch_callback callback() {
-    return [this](const watch_update& u) {
+    return [s = s_](const watch_update& u) {
       {
-        std::lock_guard<std::mutex> g(mu);
-        updates.push_back(u);
+        std::lock_guard<std::mutex> g(s->mu);
+        s->updates.push_back(u);
       }
-      cv.notify_all();
+      s->cv.notify_all();
     };
   }
 
   /// Waits until `pred(updates)` holds (bounded).
   bool wait(std::function<bool(const std::vector<watch_update>&)> pred) {
-    std::unique_lock<std::mutex> g(mu);
-    return cv.wait_for(g, wait_limit, [&] { return pred(updates); });
+    std::unique_lock<std::mutex> g(s_->mu);
+    return s_->cv.wait_for(g, wait_limit, [&] { return pred(s_->updates); });
+  }
+
+  /// The latest update (there must be one).
+  watch_update last() {
+    std::lock_guard<std::mutex> g(s_->mu);
+    REQUIRE_FALSE(s_->updates.empty());
+    return s_->updates.back();
   }
 
   std::vector<watch_event> events() {
-    std::lock_guard<std::mutex> g(mu);
+    std::lock_guard<std::mutex> g(s_->mu);
     std::vector<watch_event> out;
-    for (auto& u : updates)
+    for (auto& u : s_->updates)
       for (auto& e : u.events)
         out.push_back(e);
     return out;
   }
 
   std::size_t count(watch_update::kind k) {
-    std::lock_guard<std::mutex> g(mu);
+    std::lock_guard<std::mutex> g(s_->mu);
     return static_cast<std::size_t>(std::count_if(
-      updates.begin(), updates.end(),
+      s_->updates.begin(), s_->updates.end(),
       [&](const watch_update& u) { return u.what == k; }));
   }
 };

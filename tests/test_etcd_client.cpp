@@ -431,8 +431,7 @@ TEST_CASE("a watch delivers the recorded events however the stream is chunked",
   CHECK(ev[2].kv.mod_revision == 8);
   REQUIRE(ev[2].prev_kv);
   CHECK(ev[2].prev_kv->value == R"({"session_id":"s1","v":2})");
-  std::lock_guard<std::mutex> g(log.mu);
-  CHECK(log.updates.back().revision == 9);
+  CHECK(log.last().revision == 9);
 }
 
 TEST_CASE("a streamed error mid-watch reconnects to the next endpoint from "
@@ -490,10 +489,7 @@ TEST_CASE("a compaction cancel ends the watch as compacted, not resumed",
   REQUIRE(log.wait([](auto& u) {
     return !u.empty() && u.back().what == watch_update::kind::compacted;
   }));
-  {
-    std::lock_guard<std::mutex> g(log.mu);
-    CHECK(log.updates.back().compact_revision == 7);
-  }
+  CHECK(log.last().compact_revision == 7);
   // No second create_request: the caller resyncs. (Bounded: far longer
   // than the 20 ms reconnect backoff.)
   CHECK_FALSE(gw.wait_requests("/v3/watch", 2, 300ms));
