@@ -122,6 +122,8 @@ struct server_stats {
   std::atomic<uint64_t> turn_credentials{0}; // TURN credentials handed out
   // -- provider gateway (SPEC §5) --
   std::atomic<uint64_t> tls_handshake_failures{0}; // connections refused at TLS
+  // -- cluster port (SPEC §8) --
+  std::atomic<uint64_t> cluster_tls_handshake_failures{0}; // to or from an instance
 
   /// Per file, for /metrics: the snapshot files by name, then any other.
   static constexpr std::array<std::string_view, 4> snapshot_files{

@@ -304,7 +304,13 @@ int main(int argc, char** argv) {
   std::shared_ptr<const vb::tls::context> cluster_context;
   if (!opts.etcd_endpoints.empty() && !opts.cluster_tls_cert.empty()) {
     std::string err;
-    cluster_context = load_port_tls("cluster port", cluster_tls(opts), {}, err);
+    cluster_context = load_port_tls(
+      "cluster port", cluster_tls(opts),
+      [stats] {
+        stats->cluster_tls_handshake_failures.fetch_add(
+          1, std::memory_order_relaxed);
+      },
+      err);
     if (!cluster_context) {
       std::cerr << "voicebot-server: --cluster-tls-*: " << err << "\n";
       return 2;

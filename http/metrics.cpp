@@ -308,6 +308,10 @@ const family_row families[] = {
    "Connections to the provider gateway whose mutual TLS handshake failed "
    "(no certificate, another CA's, expired, not TLS), closed.",
    counter, of_stats<&server_stats::tls_handshake_failures>},
+  {"voicebot_cluster_tls_handshake_failures_total",
+   "Connections on the cluster port, to or from another instance, whose "
+   "mutual TLS handshake failed (another CA's certificate, none, expired).",
+   counter, of_stats<&server_stats::cluster_tls_handshake_failures>},
 
   // -- voice (SPEC §9) --
   {"voicebot_voice_peers", "Voice peers in all lobbies.", gauge,

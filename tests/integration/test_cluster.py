@@ -23,7 +23,7 @@ import unittest
 
 from etcd_cluster import ETCD, EtcdCluster
 from pki import Pki
-from harness import Server, ServerTestCase, run_server_cli, scaled, wait_until
+from harness import Server, ServerTestCase, metric_value, run_server_cli, scaled, wait_until
 
 TTL = 4  # --instance-ttl of the instances here
 PREFIX = "/vbtest/"
@@ -301,7 +301,6 @@ class ClusterTest(ServerTestCase):
         the other instance, in order; peer_joined crosses; a killed instance's
         sockets are offline, and once it is back its sockets are reached again
         (and it reaches the others' at once)."""
-        from harness import metric_value
         a = self.instance("a")
         b = self.instance("b")
         room = self.create_lobby(a, "voice-room")["id"]
@@ -543,6 +542,8 @@ class ClusterTest(ServerTestCase):
         wait_until(lambda: lobby["id"] in self.lobby_ids(b), 5, "the lobby on B (etcd)")
         a.wait_for_line(r"cluster port: TLS handshake with 127\.0\.0\.1:\d+ failed",
                         timeout=scaled(15))
+        wait_until(lambda: (metric_value(a, "voicebot_cluster_tls_handshake_failures_total")
+                            or 0) >= 1, 5, "A's count of failed cluster handshakes")
 
 
 class PlainClusterTest(ClusterTest):
