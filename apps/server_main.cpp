@@ -136,15 +136,16 @@ std::string check_caf_tls(const vb::server_options& o) {
 }
 
 /// A CAF port's TLS context, whose failed handshakes are logged (and
-/// `counted`); null with the cause in `err`.
+/// counted in `stats`' `counted`); null with the cause in `err`.
 std::shared_ptr<const vb::tls::context>
 load_port_tls(const std::string& what, const vb::tls::credentials& files,
-              std::function<void()> counted, std::string& err) {
+              std::shared_ptr<vb::server_stats> stats,
+              std::atomic<uint64_t> vb::server_stats::*counted,
+              std::string& err) {
   return vb::tls::context::load(
     files,
-    [what, counted](const std::string& peer, const std::string& reason) {
-      if (counted)
-        counted();
+    [what, stats, counted](const std::string& peer, const std::string& reason) {
+      ((*stats).*counted).fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("{}: TLS handshake with {} failed: {}", what, peer, reason);
     },
     err);
@@ -289,12 +290,8 @@ int main(int argc, char** argv) {
   std::shared_ptr<const vb::tls::context> tls_context;
   if (caf_tls) {
     std::string err;
-    tls_context = load_port_tls(
-      "provider gateway", gateway_tls(opts),
-      [stats] {
-        stats->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
-      },
-      err);
+    tls_context = load_port_tls("provider gateway", gateway_tls(opts), stats,
+                                &vb::server_stats::tls_handshake_failures, err);
     if (!tls_context) {
       std::cerr << "voicebot-server: --caf-tls-*: " << err << "\n";
       return 2;
@@ -304,13 +301,9 @@ int main(int argc, char** argv) {
   std::shared_ptr<const vb::tls::context> cluster_context;
   if (!opts.etcd_endpoints.empty() && !opts.cluster_tls_cert.empty()) {
     std::string err;
-    cluster_context = load_port_tls(
-      "cluster port", cluster_tls(opts),
-      [stats] {
-        stats->cluster_tls_handshake_failures.fetch_add(
-          1, std::memory_order_relaxed);
-      },
-      err);
+    cluster_context
+      = load_port_tls("cluster port", cluster_tls(opts), stats,
+                      &vb::server_stats::cluster_tls_handshake_failures, err);
     if (!cluster_context) {
       std::cerr << "voicebot-server: --cluster-tls-*: " << err << "\n";
       return 2;

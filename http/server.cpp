@@ -108,10 +108,6 @@ ip_bytes bytes_of(const net::ip::address& a) {
 
 struct http_server::impl {
   server_options opts;
-  std::optional<vb::api> api;
-  // The api goes first: its quota hook holds a strand of the io_context,
-  // whose service must outlive it.
-  ~impl() { api.reset(); }
   // Declared before the io_context: sessions still queued in it when it is
   // destroyed decrement its counters of connections and requests in flight.
   std::shared_ptr<http_metrics> metrics = std::make_shared<http_metrics>();
@@ -121,6 +117,9 @@ struct http_server::impl {
   /// strand only): a flood is logged once a second, not once a connection.
   std::chrono::steady_clock::time_point last_refusal_log;
   net::io_context ioc;
+  // Declared after the io_context, so destroyed before it: its quota hook
+  // holds a strand of the io_context, whose service must outlive it.
+  std::optional<vb::api> api;
   /// On a strand of its own: accepts, and the list of connections below,
   /// are only touched there.
   std::optional<tcp::acceptor> acceptor;

@@ -167,12 +167,10 @@ engine::engine(engine_config config) : impl_(std::make_unique<impl>()) {
       auto text = phrase_grammar(impl_->config.listener_phrases);
       auto written = ::write(fd, text.data(), text.size());
       ::unlink(path);
-      if (written == static_cast<ssize_t>(text.size())) {
+      if (written == static_cast<ssize_t>(text.size()))
         impl_->grammar_fd = fd;
-        impl_->grammar_file = "/proc/self/fd/" + std::to_string(fd);
-      } else {
+      else
         ::close(fd);
-      }
     }
     g_free(path);
   }

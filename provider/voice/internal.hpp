@@ -116,8 +116,13 @@ struct engine::impl {
   GMainLoop* loop = nullptr;
   std::thread thread;
   SoupSession* session = nullptr;
-  std::string grammar_file; // the listener's FSG, written at start
-  int grammar_fd = -1;      // it, open and unlinked
+  int grammar_fd = -1; // the listener's FSG, written at start and unlinked
+
+  /// Where the recognizer reads the FSG: empty without one.
+  std::string grammar_file() const {
+    return grammar_fd < 0 ? std::string{}
+                          : "/proc/self/fd/" + std::to_string(grammar_fd);
+  }
   std::map<std::string, std::unique_ptr<run>> runs;
   uint64_t next_gen = 0;
   std::mt19937_64 rng{std::random_device{}()};

@@ -356,7 +356,7 @@ void peer::build() {
   connect("notify::connection-state", G_CALLBACK(on_connection_state));
   g_signal_connect_data(webrtc, "pad-added", G_CALLBACK(on_pad_added),
                         new media_ref{r, owner.spec.bot_name, config.echo_delay,
-                                      owner.core.grammar_file},
+                                      owner.core.grammar_file()},
                         free_ref<media_ref>, GConnectFlags(0));
   auto* bus = gst_element_get_bus(pipeline);
   bus_watch = gst_bus_create_watch(bus);
